@@ -1,0 +1,25 @@
+"""MLOps Workbench: the Streamlit entry point (``streamlit run streamlit_app.py``).
+
+Pages are grouped by stage. A page is listed only once it works.
+"""
+
+import streamlit as st
+
+from workbench.ui.shell import sidebar
+
+st.set_page_config(page_title="MLOps Workbench", page_icon=":material/hub:", layout="wide")
+
+PAGES = {
+    "Workbench": [
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    ],
+    "Design": [
+        st.Page("pages/data.py", title="Data", icon=":material/table_chart:"),
+    ],
+    "Train": [],
+    "Operate": [],
+}
+
+navigation = st.navigation({group: pages for group, pages in PAGES.items() if pages})
+sidebar()
+navigation.run()

@@ -1,0 +1,60 @@
+"""Shared pieces of the CLI: JSON output, the actor name and waiting on a job with a progress bar."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import click
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+def actor() -> str:
+    """Who is running the command, recorded on every change."""
+    return os.environ.get("WORKBENCH_USER") or getpass.getuser()
+
+
+def emit(data: Any, *, as_json: bool, text: str | None = None) -> None:
+    """Print ``data`` as JSON, or ``text`` (default: a readable rendering of ``data``)."""
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+    elif text is not None:
+        click.echo(text)
+    else:
+        click.echo(json.dumps(data, indent=2, default=str))
+
+
+def wait_for_job(job_id: str, *, show_progress: bool, poll_seconds: float = 0.5) -> dict[str, Any]:
+    """Poll a job until it ends; draw a progress bar on a terminal. Returns the job as a dict."""
+    from workbench.db import session_scope
+    from workbench.jobs import FINAL_STATUSES, get_job, job_dict
+
+    bar = None
+    if show_progress and sys.stderr.isatty():
+        bar = click.progressbar(length=1000, label=f"job {job_id}", file=sys.stderr, show_eta=True)
+        bar.__enter__()
+    shown = 0
+    try:
+        while True:
+            with session_scope() as session:
+                job = get_job(session, job_id=job_id)
+                data = job_dict(job)
+            if bar is not None:
+                target = int(data["progress"] * 1000)
+                if target > shown:
+                    bar.label = f"job {job_id}: {data['message'][:50]}"
+                    bar.update(target - shown)
+                    shown = target
+            elif show_progress:
+                click.echo(f"[{data['progress']:6.1%}] {data['message']}", err=True)
+            if data["status"] in FINAL_STATUSES:
+                return data
+            time.sleep(poll_seconds)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)

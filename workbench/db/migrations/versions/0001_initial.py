@@ -1,0 +1,135 @@
+"""Initial schema: projects, datasets, jobs, canvas revisions and splits.
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-27
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "projects",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("slug", sa.String(80), nullable=False),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("task_type", sa.String(20), nullable=False),
+        sa.Column("target", sa.String(200), nullable=False),
+        sa.Column("time_column", sa.String(200), nullable=True),
+        sa.Column("archived", sa.Boolean(), nullable=False),
+        sa.Column("heuristic", sa.JSON(), nullable=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("created_by", sa.String(120), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.Column("updated_by", sa.String(120), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_projects"),
+    )
+    op.create_index("ix_projects_slug", "projects", ["slug"], unique=True)
+
+    op.create_table(
+        "datasets",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("source", sa.String(500), nullable=False),
+        sa.Column("path", sa.String(1000), nullable=False),
+        sa.Column("content_hash", sa.String(64), nullable=False),
+        sa.Column("n_rows", sa.Integer(), nullable=False),
+        sa.Column("n_cols", sa.Integer(), nullable=False),
+        sa.Column("size_bytes", sa.Integer(), nullable=False),
+        sa.Column("columns", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("created_by", sa.String(120), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_datasets"),
+        sa.ForeignKeyConstraint(
+            ["project_id"], ["projects.id"], name="fk_datasets_project_id_projects", ondelete="CASCADE"
+        ),
+        sa.UniqueConstraint("project_id", "version", name="uq_datasets_project_version"),
+    )
+    op.create_index("ix_datasets_project_id", "datasets", ["project_id"])
+    op.create_index("ix_datasets_content_hash", "datasets", ["content_hash"])
+
+    op.create_table(
+        "jobs",
+        sa.Column("id", sa.String(32), nullable=False),
+        sa.Column("project_id", sa.Integer(), nullable=True),
+        sa.Column("kind", sa.String(40), nullable=False),
+        sa.Column("params", sa.JSON(), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("progress", sa.Float(), nullable=False),
+        sa.Column("message", sa.Text(), nullable=False),
+        sa.Column("pid", sa.Integer(), nullable=True),
+        sa.Column("heartbeat_at", sa.DateTime(), nullable=True),
+        sa.Column("log_path", sa.String(1000), nullable=False),
+        sa.Column("result", sa.JSON(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("mlflow_run_id", sa.String(64), nullable=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("started_at", sa.DateTime(), nullable=True),
+        sa.Column("finished_at", sa.DateTime(), nullable=True),
+        sa.Column("created_by", sa.String(120), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_jobs"),
+        sa.ForeignKeyConstraint(
+            ["project_id"], ["projects.id"], name="fk_jobs_project_id_projects", ondelete="CASCADE"
+        ),
+    )
+    op.create_index("ix_jobs_project_id", "jobs", ["project_id"])
+    op.create_index("ix_jobs_kind", "jobs", ["kind"])
+    op.create_index("ix_jobs_status", "jobs", ["status"])
+    op.create_index("ix_jobs_created_at", "jobs", ["created_at"])
+
+    op.create_table(
+        "canvas_revisions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(40), nullable=False),
+        sa.Column("revision", sa.Integer(), nullable=False),
+        sa.Column("content", sa.JSON(), nullable=False),
+        sa.Column("author", sa.String(120), nullable=False),
+        sa.Column("note", sa.String(500), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_canvas_revisions"),
+        sa.ForeignKeyConstraint(
+            ["project_id"],
+            ["projects.id"],
+            name="fk_canvas_revisions_project_id_projects",
+            ondelete="CASCADE",
+        ),
+        sa.UniqueConstraint("project_id", "kind", "revision", name="uq_canvas_revisions_project_kind_rev"),
+    )
+    op.create_index("ix_canvas_revisions_project_id", "canvas_revisions", ["project_id"])
+
+    op.create_table(
+        "splits",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("dataset_id", sa.Integer(), nullable=False),
+        sa.Column("strategy", sa.String(20), nullable=False),
+        sa.Column("seed", sa.Integer(), nullable=False),
+        sa.Column("holdout_fraction", sa.Float(), nullable=False),
+        sa.Column("holdout_path", sa.String(1000), nullable=False),
+        sa.Column("n_train", sa.Integer(), nullable=False),
+        sa.Column("n_holdout", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_splits"),
+        sa.ForeignKeyConstraint(
+            ["project_id"], ["projects.id"], name="fk_splits_project_id_projects", ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["dataset_id"], ["datasets.id"], name="fk_splits_dataset_id_datasets", ondelete="CASCADE"
+        ),
+        sa.UniqueConstraint("project_id", "dataset_id", name="uq_splits_project_dataset"),
+    )
+    op.create_index("ix_splits_project_id", "splits", ["project_id"])
+
+
+def downgrade() -> None:
+    for table in ("splits", "canvas_revisions", "jobs", "datasets", "projects"):
+        op.drop_table(table)

@@ -1,0 +1,62 @@
+"""The project's journey: which stages are done, computed from what the stores hold."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from workbench.db.models import CanvasRevision, Dataset, Job, Project
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the journey, with the page that does it."""
+
+    id: str
+    stage: str
+    title: str
+    done: bool
+    detail: str
+    page: str
+
+
+def _succeeded(session: Session, project: Project, kind: str) -> int:
+    return session.scalar(
+        select(func.count()).select_from(Job).where(
+            Job.project_id == project.id, Job.kind == kind, Job.status == "succeeded"
+        )
+    ) or 0
+
+
+def journey(session: Session, *, project: Project) -> list[Step]:
+    """Every step of the journey in order; the first step not done is the next one to take."""
+    datasets = session.scalar(select(func.count()).select_from(Dataset).where(Dataset.project_id == project.id)) or 0
+    canvases = set(
+        session.scalars(
+            select(CanvasRevision.kind).where(CanvasRevision.project_id == project.id).distinct()
+        )
+    )
+    profiles = _succeeded(session, project, "profile")
+    baselines = _succeeded(session, project, "baseline")
+    trainings = _succeeded(session, project, "train")
+    return [
+        Step("data", "Design", "Add data", datasets > 0, f"{datasets} dataset version(s)", "pages/data.py"),
+        Step("profile", "Design", "Profile the data", profiles > 0, f"{profiles} profile job(s)", "pages/data.py"),
+        Step(
+            "canvases",
+            "Design",
+            "Fill in the canvases",
+            {"ml_canvas", "mlops_stack"} <= canvases,
+            f"{len(canvases)} of 3 canvases saved",
+            "pages/ml_canvas.py",
+        ),
+        Step("baselines", "Design", "Compute baselines", baselines > 0, f"{baselines} baseline job(s)", "pages/baselines.py"),
+        Step("train", "Train", "Tune a model", trainings > 0, f"{trainings} tuning job(s)", "pages/tuning.py"),
+    ]
+
+
+def next_step(steps: list[Step]) -> Step | None:
+    """The first step that is not done, or None when every step is."""
+    return next((step for step in steps if not step.done), None)

@@ -1,0 +1,149 @@
+"""The one Settings object: environment variables over ``workbench.toml`` over defaults.
+
+Defaults keep every store embedded under one home folder (SQLite files and local folders);
+a team points each store at a URL instead. Nothing here touches the disk until asked.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where every store lives and the limits the workbench enforces.
+
+    Each field can be set by the environment variable in its metadata, or by the key of the
+    same name in ``workbench.toml`` (looked up in ``WORKBENCH_CONFIG`` or the working folder).
+    """
+
+    home: Path = field(default=Path(".workbench"), metadata={"env": "WORKBENCH_HOME"})
+    db_url: str = field(default="", metadata={"env": "WORKBENCH_DB_URL"})
+    mlflow_tracking_uri: str = field(default="", metadata={"env": "MLFLOW_TRACKING_URI"})
+    optuna_storage: str = field(default="", metadata={"env": "WORKBENCH_OPTUNA_STORAGE"})
+    nats_url: str = field(default="", metadata={"env": "WORKBENCH_NATS_URL"})
+    mlflow_ui_url: str = field(default="", metadata={"env": "WORKBENCH_MLFLOW_UI_URL"})
+    max_upload_mb: float = field(default=200.0, metadata={"env": "WORKBENCH_MAX_UPLOAD_MB"})
+    max_classes: int = field(default=50, metadata={"env": "WORKBENCH_MAX_CLASSES"})
+    heartbeat_seconds: float = field(default=2.0, metadata={"env": "WORKBENCH_HEARTBEAT_SECONDS"})
+    lost_after_seconds: float = field(default=4.0, metadata={"env": "WORKBENCH_LOST_AFTER_SECONDS"})
+    webhook_url: str = field(default="", metadata={"env": "WORKBENCH_WEBHOOK_URL"})
+
+    def __post_init__(self) -> None:
+        home = Path(self.home).expanduser().resolve()
+        object.__setattr__(self, "home", home)
+        defaults = {
+            "db_url": f"sqlite:///{home / 'workbench.db'}",
+            "mlflow_tracking_uri": f"sqlite:///{home / 'mlflow.db'}",
+            "optuna_storage": f"sqlite:///{home / 'optuna.db'}",
+        }
+        for name, value in defaults.items():
+            if not getattr(self, name):
+                object.__setattr__(self, name, value)
+        if self.max_upload_mb <= 0:
+            raise InvalidInput(
+                f"max_upload_mb must be a positive number of megabytes; got {self.max_upload_mb!r}. "
+                "Fix WORKBENCH_MAX_UPLOAD_MB or max_upload_mb in workbench.toml.",
+                field="max_upload_mb",
+            )
+        if self.lost_after_seconds < self.heartbeat_seconds:
+            raise InvalidInput(
+                "lost_after_seconds must be at least heartbeat_seconds "
+                f"({self.heartbeat_seconds}); got {self.lost_after_seconds}.",
+                field="lost_after_seconds",
+            )
+
+    @property
+    def datasets_dir(self) -> Path:
+        """Folder holding every stored dataset as Parquet."""
+        return self.home / "datasets"
+
+    @property
+    def jobs_dir(self) -> Path:
+        """Folder holding each job's log file."""
+        return self.home / "jobs"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Root of the MLflow artifact store used by experiments the workbench creates."""
+        return self.home / "mlartifacts"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def embedded_db(self) -> bool:
+        """True when the workbench DB is a SQLite file (which is then upgraded automatically)."""
+        return self.db_url.startswith("sqlite")
+
+    def ensure_home(self) -> None:
+        """Create the home folder and its sub-folders; called by commands, never at import."""
+        for folder in (self.home, self.datasets_dir, self.jobs_dir, self.artifacts_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def public_dict(self) -> dict[str, Any]:
+        """The settings as plain values, for ``workbench up --json`` and the README."""
+        return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+
+
+def _coerce(name: str, raw: Any, default: Any) -> Any:
+    try:
+        if isinstance(default, Path):
+            return Path(str(raw))
+        if isinstance(default, bool):
+            return str(raw).lower() in {"1", "true", "yes", "on"}
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(
+            f"Setting {name} must be a {type(default).__name__}; got {raw!r}.", field=name
+        ) from exc
+    return str(raw)
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Build Settings from ``environ`` (default ``os.environ``) and an optional ``workbench.toml``."""
+    env = dict(os.environ if environ is None else environ)
+    config_path = Path(env.get("WORKBENCH_CONFIG", "workbench.toml"))
+    from_file: dict[str, Any] = {}
+    if config_path.is_file():
+        try:
+            from_file = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise InvalidInput(f"{config_path} is not valid TOML: {exc}. Fix the file or remove it.") from exc
+        from_file = from_file.get("workbench", from_file)
+    known = {f.name: f for f in fields(Settings)}
+    unknown = sorted(set(from_file) - set(known))
+    if unknown:
+        raise InvalidInput(
+            f"{config_path} has unknown setting(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(sorted(known))}.",
+            field=unknown[0],
+        )
+    values: dict[str, Any] = {}
+    for name, f in known.items():
+        raw = env.get(f.metadata["env"]) or from_file.get(name)
+        if raw not in (None, ""):
+            values[name] = _coerce(name, raw, f.default)
+    return Settings(**values)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once. Tests call ``get_settings.cache_clear()``."""
+    return load_settings()
+
+
+def override(**changes: Any) -> Settings:
+    """A copy of the current settings with ``changes`` applied (for tests and sub-commands)."""
+    return replace(get_settings(), **changes)
