@@ -57,7 +57,7 @@ class JobCancelled(WorkbenchError):
     http_status = 409
 
 
-def check_choice(field: str, value: object, allowed: "tuple[object, ...] | list[object]") -> None:
+def check_choice(field: str, value: object, allowed: tuple[object, ...] | list[object]) -> None:
     """Raise :class:`InvalidInput` naming ``field``, the allowed values and the value received."""
     if value not in allowed:
         choices = ", ".join(repr(a) for a in allowed)

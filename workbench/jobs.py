@@ -8,6 +8,7 @@ pipeline; ``workbench.job_runner`` does, by name, inside the job's own process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -211,10 +212,8 @@ def cancel(session: Session, *, job_id: str) -> Job:
     if job.status not in ACTIVE_STATUSES:
         raise Conflict(f"Job {job_id} is already {job.status}; only queued or running jobs can be cancelled.")
     if job.pid and _pid_alive(job.pid):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(os.getpgid(job.pid), signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         job.message = "cancelling…"
     else:
         job.status = "cancelled"

@@ -52,7 +52,14 @@ def journey(session: Session, *, project: Project) -> list[Step]:
             f"{len(canvases)} of 3 canvases saved",
             "pages/ml_canvas.py",
         ),
-        Step("baselines", "Design", "Compute baselines", baselines > 0, f"{baselines} baseline job(s)", "pages/baselines.py"),
+        Step(
+            "baselines",
+            "Design",
+            "Compute baselines",
+            baselines > 0,
+            f"{baselines} baseline job(s)",
+            "pages/baselines.py",
+        ),
         Step("train", "Train", "Tune a model", trainings > 0, f"{trainings} tuning job(s)", "pages/tuning.py"),
     ]
 

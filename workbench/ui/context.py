@@ -48,8 +48,8 @@ def sync_url() -> None:
 
 def current_project() -> Project | None:
     """The current project row (detached), or None when there is none or it vanished."""
-    from workbench.projects import get_project
     from workbench.errors import NotFound
+    from workbench.projects import get_project
 
     slug = current_slug()
     if not slug:
