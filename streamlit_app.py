@@ -15,6 +15,10 @@ PAGES = {
     ],
     "Design": [
         st.Page("pages/data.py", title="Data", icon=":material/table_chart:"),
+        st.Page("pages/ml_canvas.py", title="ML Canvas", icon=":material/dashboard:"),
+        st.Page("pages/mlops_stack.py", title="MLOps Stack Canvas", icon=":material/stacks:"),
+        st.Page("pages/crisp_dm.py", title="CRISP-DM", icon=":material/checklist:"),
+        st.Page("pages/baselines.py", title="Baselines", icon=":material/flag:"),
     ],
     "Train": [],
     "Operate": [],

@@ -182,6 +182,21 @@ def jobs_cancel(job_id: str, as_json: bool) -> None:
 from workbench.commands import data as _data_commands  # noqa: E402
 
 _data_commands.register(main)
+from workbench.commands import demo as _demo_commands  # noqa: E402
+
+_demo_commands.register(main)
+from workbench.commands import baseline as _baseline_commands  # noqa: E402
+
+_baseline_commands.register(main)
+from workbench.commands import serving as _serving_commands  # noqa: E402
+
+_serving_commands.register(main)
+from workbench.commands import train as _train_commands  # noqa: E402
+
+_train_commands.register(main)
+from workbench.commands import canvas as _canvas_commands  # noqa: E402
+
+_canvas_commands.register(main)
 
 if __name__ == "__main__":
     main()

@@ -31,6 +31,9 @@ JOB_KINDS: dict[str, str] = {
     "profile": "pipelines.profile",
     "baseline": "pipelines.baseline",
     "train": "pipelines.train",
+    "score": "pipelines.score",
+    "serve": "pipelines.serve",
+    "stream": "pipelines.stream",
 }
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "lost")

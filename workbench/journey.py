@@ -39,11 +39,15 @@ def journey(session: Session, *, project: Project) -> list[Step]:
         )
     )
     profiles = _succeeded(session, project, "profile")
+    # The Data page profiles small data inline (no job), so a stored profile of the latest version counts too.
+    from workbench.profiling import project_has_profile
+
+    profiled = profiles > 0 or (datasets > 0 and project_has_profile(session, project=project))
     baselines = _succeeded(session, project, "baseline")
     trainings = _succeeded(session, project, "train")
     return [
         Step("data", "Design", "Add data", datasets > 0, f"{datasets} dataset version(s)", "pages/data.py"),
-        Step("profile", "Design", "Profile the data", profiles > 0, f"{profiles} profile job(s)", "pages/data.py"),
+        Step("profile", "Design", "Profile the data", profiled, f"{profiles} profile job(s)", "pages/data.py"),
         Step(
             "canvases",
             "Design",

@@ -106,6 +106,20 @@ def _field_value(content: dict[str, Any], box: str, name: str) -> Any:
     return None if value in ("", None) else value
 
 
+# Bounds of the quality floor per primary metric: scores in [0, 1], errors >= 0, R² <= 1.
+QUALITY_FLOOR_RANGES: dict[str, tuple[float, float]] = {
+    **{m: (0.0, 1.0) for m in ("accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc", "pr_auc")},
+    **{m: (0.0, float("inf")) for m in ("log_loss", "mae", "rmse", "mape")},
+    "r2": (float("-inf"), 1.0),
+}
+NUMBER_RANGES: dict[str, tuple[float, float]] = {
+    "decision_threshold": (0.0, 1.0),
+    "drift_threshold": (0.0, 1.0),
+    "min_uplift": (0.0, 1e9),
+    "latency_budget_ms": (0.0, 1e9),
+}
+
+
 def validate_config(values: dict[str, Any]) -> None:
     """Check that the decisions fit together; raise InvalidInput naming the field and the fix."""
     task = values["task_type"]
@@ -115,7 +129,7 @@ def validate_config(values: dict[str, Any]) -> None:
             f"primary_metric must be one of {', '.join(PRIMARY_METRICS)}; got {metric!r}.",
             field="primary_metric",
         )
-    metric_task, _ = PRIMARY_METRICS[metric]
+    metric_task, natural_direction = PRIMARY_METRICS[metric]
     if metric_task != task:
         allowed = [m for m, (t, _) in PRIMARY_METRICS.items() if t == task]
         raise InvalidInput(
@@ -128,48 +142,96 @@ def validate_config(values: dict[str, Any]) -> None:
             f"metric_direction must be 'maximize' or 'minimize'; got {values['metric_direction']!r}.",
             field="metric_direction",
         )
-    ranges = {
-        "decision_threshold": (0.0, 1.0),
-        "drift_threshold": (0.0, 1.0),
-        "min_uplift": (0.0, 1e9),
-        "latency_budget_ms": (0.0, 1e9),
-    }
-    for name, (low, high) in ranges.items():
+    if values["metric_direction"] != natural_direction:
+        raise InvalidInput(
+            f"metric_direction must be {natural_direction!r} for {metric}; got {values['metric_direction']!r}. "
+            "Change the direction, or leave it empty to use the metric's own.",
+            field="metric_direction",
+        )
+    for name, (low, high) in NUMBER_RANGES.items():
         value = values[name]
-        if not isinstance(value, int | float) or not low <= float(value) <= high:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= float(value) <= high:
             raise InvalidInput(f"{name} must be a number in [{low:g}, {high:g}]; got {value!r}.", field=name)
+    floor = values.get("quality_floor")
+    if floor is not None:
+        low, high = QUALITY_FLOOR_RANGES[metric]
+        if isinstance(floor, bool) or not isinstance(floor, int | float) or not low <= float(floor) <= high:
+            raise InvalidInput(
+                f"quality_floor must lie in [{low:g}, {high:g}] for {metric}; got {floor!r}.", field="quality_floor"
+            )
     check_choice("deployment_mode", values["deployment_mode"], DEPLOYMENT_MODES)
     check_choice("retrain_policy", values["retrain_policy"], RETRAIN_POLICIES)
 
 
-def project_config(session: Session, *, project: Project) -> ProjectConfig:
-    """The validated decisions of ``project``'s canvases, with defaults where a field is empty."""
-    content = latest_canvas_content(session, project=project, kind="ml_canvas")
+def resolve_values(content: dict[str, Any], *, task_type: str, target: str) -> tuple[dict[str, Any], set[str]]:
+    """The decision values of an ML Canvas content, with defaults where a field is empty.
+
+    Returns the values (not yet validated) and the names of the values that are defaults.
+    """
     values: dict[str, Any] = {}
     defaults_used: set[str] = set()
     for name, (box, field_name) in CANVAS_FIELDS.items():
         values[name] = _field_value(content, box, field_name)
     # The project row is the source of truth for task and target; the canvas mirrors them.
-    values["task_type"] = project.task_type
-    values["target"] = project.target
+    values["task_type"] = task_type
+    values["target"] = target
     if values["primary_metric"] is None:
-        values["primary_metric"] = DEFAULT_METRIC[project.task_type]
+        values["primary_metric"] = DEFAULT_METRIC[task_type]
         defaults_used.add("primary_metric")
     if values["metric_direction"] is None:
         metric_info = PRIMARY_METRICS.get(values["primary_metric"])
         values["metric_direction"] = metric_info[1] if metric_info else "maximize"
         defaults_used.add("metric_direction")
     for name, default in DEFAULTS.items():
-        if values[name] is None and default is not None:
+        if values[name] is None:
             values[name] = default
             defaults_used.add(name)
-        elif values[name] is None:
-            defaults_used.add(name)
     for name in ("decision_threshold", "min_uplift", "latency_budget_ms", "drift_threshold", "quality_floor"):
-        if values[name] is not None:
+        if values[name] is not None and not isinstance(values[name], bool):
             try:
                 values[name] = float(values[name])
             except (TypeError, ValueError) as exc:
                 raise InvalidInput(f"{name} must be a number; got {values[name]!r}.", field=name) from exc
+    return values, defaults_used
+
+
+def canvas_field_path(name: str) -> str:
+    """Where a config value lives in the ML Canvas, as ``box.field`` (e.g. ``impact_simulation.primary_metric``)."""
+    box, field_name = CANVAS_FIELDS[name]
+    return f"{box}.{field_name}"
+
+
+def validate_canvas_fields(content: dict[str, Any], *, task_type: str, target: str = "") -> None:
+    """Check the structured fields of an ML Canvas content before it is saved.
+
+    The same rules as :func:`project_config`; the error names the canvas field
+    (``box.field``) so that the form can point at it.
+    """
+    canvas_task = _field_value(content, *CANVAS_FIELDS["task_type"])
+    if canvas_task is not None and canvas_task != task_type:
+        raise InvalidInput(
+            f"{canvas_field_path('task_type')} is {canvas_task!r} but the project is {task_type}; set it to "
+            f"{task_type!r} or leave it empty (the project's task type is changed on the Data page).",
+            field=canvas_field_path("task_type"),
+        )
+    values, _ = resolve_values(content, task_type=task_type, target=target)
+    try:
+        validate_config(values)
+    except InvalidInput as exc:
+        name = exc.field or ""
+        if name in CANVAS_FIELDS:
+            path = canvas_field_path(name)
+            raise InvalidInput(f"{path}: {exc}", field=path) from None
+        raise
+
+
+def project_config(session: Session, *, project: Project) -> ProjectConfig:
+    """The validated decisions of ``project``'s canvases, with defaults where a field is empty.
+
+    Defaults (``DEFAULTS``, and ``DEFAULT_METRIC`` per task type with the metric's own direction)
+    apply to every empty field; ``defaults_used`` lists them. The project row gives task and target.
+    """
+    content = latest_canvas_content(session, project=project, kind="ml_canvas")
+    values, defaults_used = resolve_values(content, task_type=project.task_type, target=project.target)
     validate_config(values)
     return ProjectConfig(**values, defaults_used=frozenset(defaults_used))

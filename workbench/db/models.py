@@ -11,10 +11,12 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -141,3 +143,64 @@ class Split(Base):
     n_train: Mapped[int] = mapped_column(Integer)
     n_holdout: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+# SQLite only auto-increments an "INTEGER PRIMARY KEY"; PostgreSQL gets a real BIGINT.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Deployment(Base):
+    """One way the project's registered model is served: a batch run, a web service or a stream consumer."""
+
+    __tablename__ = "deployments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    mode: Mapped[str] = mapped_column(String(10))
+    alias: Mapped[str] = mapped_column(String(80), default="champion")
+    # The registered-model version the deployment resolved its alias to when it (last) loaded.
+    model_version: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="created")
+    job_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    port: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    created_by: Mapped[str] = mapped_column(String(120), default="")
+
+
+class PredictionLog(Base):
+    """Every prediction any deployment made; monitoring reads only this table and its labels."""
+
+    __tablename__ = "prediction_log"
+    __table_args__ = (Index("ix_prediction_log_deployment_ts", "deployment_id", "ts"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    ts: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Unique, so that a re-delivered stream message or a retried batch never logs twice.
+    request_id: Mapped[str] = mapped_column(String(80), unique=True)
+    features: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prediction: Mapped[Any] = mapped_column(JSON)
+    proba: Mapped[dict[str, float] | None] = mapped_column(JSON, nullable=True)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    label: Mapped[Any] = mapped_column(JSON, nullable=True)
+    labelled_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class DeploymentMetric(Base):
+    """A sample of a serving process's health: CPU, memory and request/error counts since the last sample."""
+
+    __tablename__ = "deployment_metrics"
+    __table_args__ = (Index("ix_deployment_metrics_deployment_ts", "deployment_id", "ts"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    ts: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cpu_percent: Mapped[float] = mapped_column(Float, default=0.0)
+    rss_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)

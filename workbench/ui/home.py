@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
@@ -56,6 +58,125 @@ def recent_jobs(project: Project) -> None:
     )
 
 
+SOURCE_UPLOAD = "Upload a CSV or Parquet file"
+SOURCE_NAMED = "Built-in or synthetic dataset"
+TASKS = ["classification", "regression"]
+CREATED_STATE = "home.created"
+
+
+def _create_from_form(
+    *,
+    name: str,
+    source: str,
+    uploaded: Any,
+    spec: str | None,
+    params: str,
+    target: str,
+    task: str | None,
+    time_column: str,
+) -> str:
+    """Validate the form's values and create the project with its first dataset; returns the slug."""
+    from workbench.datasets import create_project_with_dataset, read_upload, resolve_spec, suggested_setup
+    from workbench.errors import InvalidInput
+    from workbench.projects import validate_name
+    from workbench.ui.context import display_name
+
+    validate_name(name)
+    if source == SOURCE_UPLOAD:
+        if uploaded is None:
+            raise InvalidInput("file: choose a CSV or Parquet file to upload.", field="file")
+        frame = read_upload(filename=uploaded.name, data=uploaded.getvalue())
+        label = f"upload:{uploaded.name}"
+        suggestion = None
+    else:
+        if not spec:
+            raise InvalidInput("dataset: choose a built-in or synthetic dataset.", field="dataset")
+        full_spec = spec
+        if params.strip():
+            if not spec.startswith("synthetic:"):
+                raise InvalidInput(
+                    f"dataset: only synthetic datasets take parameters; {spec} does not. Clear the parameters box.",
+                    field="dataset",
+                )
+            full_spec = f"{spec}?{params.strip().lstrip('?')}"
+        frame, label = resolve_spec(full_spec)
+        suggestion = suggested_setup(full_spec)
+    # A built-in or synthetic dataset knows its usual setup; blanks take it.
+    target = target.strip() or (suggestion["target"] if suggestion else "")
+    task = task or (suggestion["task_type"] if suggestion else None)
+    time_col = time_column.strip() or (suggestion or {}).get("time_column")
+    if task is None:
+        raise InvalidInput("task: choose classification or regression.", field="task_type")
+    with session_scope() as session:
+        project = create_project_with_dataset(
+            session,
+            name=name,
+            dataset_spec_or_frame=frame,
+            source=label,
+            target=target,
+            task_type=task,
+            time_column=time_col or None,
+            actor=display_name(),
+        )
+        return project.slug
+
+
 def create_project_form() -> None:
-    """Placeholder until the datasets module lands; replaced by the full form."""
-    raise NotImplementedError
+    """The create-project form: name, dataset (upload or named), target, task, time column."""
+    from workbench.datasets import dataset_choices
+    from workbench.ui.context import key, set_current
+    from workbench.ui.errors import shown_errors
+
+    created = st.session_state.pop(CREATED_STATE, None)
+    if created:
+        st.success(f"Created project **{created}**; it is now the current project.", icon=":material/check_circle:")
+    choices = dataset_choices()
+    st.subheader("Create a project")
+    with st.form(key("home", "create_form")):
+        name = st.text_input("Project name", key=key("home", "name"), placeholder="e.g. Churn model")
+        source = st.radio("Dataset", [SOURCE_UPLOAD, SOURCE_NAMED], key=key("home", "source"), horizontal=True)
+        uploaded = st.file_uploader(
+            "CSV or Parquet file (when uploading)",
+            type=["csv", "parquet", "pq", "txt", "tsv"],
+            key=key("home", "upload"),
+        )
+        left, right = st.columns([2, 1])
+        spec = left.selectbox(
+            "Built-in or synthetic dataset (when not uploading)",
+            list(choices),
+            format_func=lambda s: f"{s}: {choices[s]}",
+            key=key("home", "spec"),
+        )
+        params = right.text_input(
+            "Synthetic parameters",
+            key=key("home", "params"),
+            placeholder="rows=5000&drift=0.5&seed=1",
+            help="Only for synthetic datasets: rows, seed, drift, drift_start, drift_kinds, start, freq, missing.",
+        )
+        a, b, c = st.columns(3)
+        target = a.text_input(
+            "Target column",
+            key=key("home", "target"),
+            help="The column to predict. Leave blank for a built-in/synthetic dataset's usual target.",
+        )
+        task = b.selectbox(
+            "Task", TASKS, index=None, key=key("home", "task"), placeholder="classification or regression"
+        )
+        time_column = c.text_input("Time column (optional)", key=key("home", "time_column"))
+        submitted = st.form_submit_button("Create project", type="primary", icon=":material/add:")
+    if not submitted:
+        return
+    with shown_errors():
+        slug = _create_from_form(
+            name=name,
+            source=source,
+            uploaded=uploaded,
+            spec=spec,
+            params=params,
+            target=target,
+            task=task,
+            time_column=time_column,
+        )
+        set_current(slug)
+        st.session_state[CREATED_STATE] = slug
+        st.rerun()

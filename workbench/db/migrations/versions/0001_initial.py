@@ -129,7 +129,75 @@ def upgrade() -> None:
     )
     op.create_index("ix_splits_project_id", "splits", ["project_id"])
 
+    big_id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+    op.create_table(
+        "deployments",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("mode", sa.String(10), nullable=False),
+        sa.Column("alias", sa.String(80), nullable=False),
+        sa.Column("model_version", sa.String(20), nullable=True),
+        sa.Column("config", sa.JSON(), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("job_id", sa.String(32), nullable=True),
+        sa.Column("pid", sa.Integer(), nullable=True),
+        sa.Column("host", sa.String(255), nullable=True),
+        sa.Column("port", sa.Integer(), nullable=True),
+        sa.Column("started_at", sa.DateTime(), nullable=False),
+        sa.Column("stopped_at", sa.DateTime(), nullable=True),
+        sa.Column("created_by", sa.String(120), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_deployments"),
+        sa.ForeignKeyConstraint(
+            ["project_id"], ["projects.id"], name="fk_deployments_project_id_projects", ondelete="CASCADE"
+        ),
+    )
+    op.create_index("ix_deployments_project_id", "deployments", ["project_id"])
+    op.create_index("ix_deployments_job_id", "deployments", ["job_id"])
+
+    op.create_table(
+        "prediction_log",
+        sa.Column("id", big_id, nullable=False),
+        sa.Column("deployment_id", sa.Integer(), nullable=False),
+        sa.Column("ts", sa.DateTime(), nullable=False),
+        sa.Column("request_id", sa.String(80), nullable=False),
+        sa.Column("features", sa.JSON(), nullable=False),
+        sa.Column("prediction", sa.JSON(), nullable=False),
+        sa.Column("proba", sa.JSON(), nullable=True),
+        sa.Column("latency_ms", sa.Float(), nullable=False),
+        sa.Column("label", sa.JSON(), nullable=True),
+        sa.Column("labelled_at", sa.DateTime(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name="pk_prediction_log"),
+        sa.ForeignKeyConstraint(
+            ["deployment_id"],
+            ["deployments.id"],
+            name="fk_prediction_log_deployment_id_deployments",
+            ondelete="CASCADE",
+        ),
+        sa.UniqueConstraint("request_id", name="uq_prediction_log_request_id"),
+    )
+    op.create_index("ix_prediction_log_deployment_ts", "prediction_log", ["deployment_id", "ts"])
+
+    op.create_table(
+        "deployment_metrics",
+        sa.Column("id", big_id, nullable=False),
+        sa.Column("deployment_id", sa.Integer(), nullable=False),
+        sa.Column("ts", sa.DateTime(), nullable=False),
+        sa.Column("pid", sa.Integer(), nullable=True),
+        sa.Column("cpu_percent", sa.Float(), nullable=False),
+        sa.Column("rss_bytes", sa.BigInteger(), nullable=False),
+        sa.Column("requests", sa.Integer(), nullable=False),
+        sa.Column("errors", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_deployment_metrics"),
+        sa.ForeignKeyConstraint(
+            ["deployment_id"],
+            ["deployments.id"],
+            name="fk_deployment_metrics_deployment_id_deployments",
+            ondelete="CASCADE",
+        ),
+    )
+    op.create_index("ix_deployment_metrics_deployment_ts", "deployment_metrics", ["deployment_id", "ts"])
+
 
 def downgrade() -> None:
-    for table in ("splits", "canvas_revisions", "jobs", "datasets", "projects"):
+    for table in ("deployment_metrics", "prediction_log", "deployments", "splits", "canvas_revisions", "jobs", "datasets", "projects"):
         op.drop_table(table)

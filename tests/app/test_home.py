@@ -1,0 +1,130 @@
+"""Home's create-project form through AppTest: upload or named dataset, and every bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from bad_inputs import CASES, BadCase, good_csv
+from conftest import REPO_ROOT, reset_workbench_caches
+from streamlit.testing.v1 import AppTest
+
+from workbench.datasets import latest_dataset, load_frame
+from workbench.db import session_scope
+from workbench.projects import get_project, list_projects
+from workbench.ui.home import SOURCE_NAMED, SOURCE_UPLOAD
+
+APP = str(REPO_ROOT / "streamlit_app.py")
+
+
+def _app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _fill(
+    at: AppTest,
+    *,
+    name: str,
+    upload: tuple[str, bytes] | None = None,
+    spec: str | None = None,
+    params: str = "",
+    target: str = "",
+    task: str | None = None,
+    time_column: str = "",
+) -> AppTest:
+    at.text_input(key="home.name").input(name)
+    at.radio(key="home.source").set_value(SOURCE_UPLOAD if spec is None else SOURCE_NAMED)
+    if upload is not None:
+        at.file_uploader(key="home.upload").set_value((upload[0], upload[1], "text/csv"))
+    if spec is not None:
+        at.selectbox(key="home.spec").set_value(spec)
+    at.text_input(key="home.params").input(params)
+    at.text_input(key="home.target").input(target)
+    at.selectbox(key="home.task").set_value(task)
+    at.text_input(key="home.time_column").input(time_column)
+    next(b for b in at.button if b.label == "Create project").click()
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def test_create_project_by_uploading_a_csv(workbench_home: Path) -> None:
+    at = _fill(
+        _app(),
+        name="Upload Demo",
+        upload=("sales.csv", good_csv(40)),
+        target="label",
+        task="classification",
+        time_column="day",
+    )
+    assert _errors(at) == []
+    assert any("upload-demo" in s.value for s in at.success)
+    assert at.session_state["shell.project"] == "upload-demo"
+    assert at.query_params["project"] == ["upload-demo"] or at.query_params["project"] == "upload-demo"
+    # The page now shows the new project and its journey.
+    assert any(h.value == "Upload Demo" for h in at.header)
+    with session_scope() as session:
+        project = get_project(session, slug="upload-demo")
+        dataset = latest_dataset(session, project=project)
+    assert (project.target, project.task_type, project.time_column) == ("label", "classification", "day")
+    assert dataset.source == "upload:sales.csv" and len(load_frame(dataset)) == 40
+
+
+def test_create_project_from_a_synthetic_dataset_uses_its_setup(workbench_home: Path) -> None:
+    at = _fill(_app(), name="Synthetic demand", spec="synthetic:demand", params="rows=300&drift=0.5")
+    assert _errors(at) == []
+    with session_scope() as session:
+        project = get_project(session, slug="synthetic-demand")
+        dataset = latest_dataset(session, project=project)
+    assert (project.target, project.task_type, project.time_column) == ("units_sold", "regression", "timestamp")
+    assert dataset.n_rows == 300 and dataset.source == "synthetic:demand?rows=300&drift=0.5"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_every_bad_upload_shows_its_message(
+    case: BadCase, workbench_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in case.env.items():
+        monkeypatch.setenv(name, value)
+    reset_workbench_caches()
+    at = _fill(_app(), name="Bad", upload=(case.filename, case.content), target=case.target, task=case.task)
+    errors = _errors(at)
+    assert len(errors) == 1 and case.message in errors[0], errors
+    with session_scope() as session:
+        assert list_projects(session, include_archived=True) == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"name": "  ", "spec": "builtin:iris"}, "name must not be empty"),
+        ({"name": "No file", "target": "label", "task": "classification"}, "choose a CSV or Parquet file"),
+        ({"name": "Iris", "spec": "builtin:iris", "params": "rows=5"}, "only synthetic datasets take parameters"),
+        ({"name": "Churn", "spec": "synthetic:churn", "params": "rows=lots"}, "rows must be a int"),
+        ({"name": "No task", "upload": ("a.csv", good_csv()), "target": "label"}, "choose classification or regression"),
+        (
+            {"name": "Bad time", "upload": ("a.csv", good_csv()), "target": "label", "task": "classification",
+             "time_column": "colour"},
+            "does not parse as dates",
+        ),
+    ],
+)  # fmt: skip
+def test_other_bad_form_input_shows_its_message(fields: dict, message: str, workbench_home: Path) -> None:
+    at = _fill(_app(), **fields)
+    errors = _errors(at)
+    assert len(errors) == 1 and message in errors[0], errors
+
+
+def test_duplicate_name_shows_a_conflict(workbench_home: Path) -> None:
+    at = _fill(_app(), name="Iris", spec="builtin:iris")
+    assert _errors(at) == []
+    at = _fill(at, name="IRIS", spec="builtin:iris")
+    errors = _errors(at)
+    assert len(errors) == 1 and "already exists" in errors[0]

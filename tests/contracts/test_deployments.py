@@ -1,0 +1,113 @@
+"""Deployments repository and prediction log over SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from workbench.db import session_scope
+from workbench.db.models import Deployment, Job, PredictionLog, utcnow
+from workbench.deployments import (
+    batch_deployment,
+    create_deployment,
+    deployment_dict,
+    get_deployment,
+    list_deployments,
+    mark_running,
+    mark_stopped,
+    record_metric_sample,
+    start_deployment,
+)
+from workbench.errors import Conflict, InvalidInput, NotFound
+from workbench.prediction_log import count_rows, insert_rows, make_row, record_feedback
+from workbench.projects import create_project
+
+
+def _project(session, name: str = "Contract churn"):
+    return create_project(session, name=name, task_type="classification", target="y")
+
+
+def test_batch_deployment_is_created_once_per_alias(db_url: str) -> None:
+    with session_scope(db_url) as session:
+        project = _project(session)
+        first = batch_deployment(session, project=project, alias="champion")
+        again = batch_deployment(session, project=project, alias="champion")
+        other = batch_deployment(session, project=project, alias="challenger")
+        assert first.id == again.id
+        assert other.id != first.id
+        assert {d.mode for d in list_deployments(session, project=project)} == {"batch"}
+
+
+def test_lifecycle_and_validation(db_url: str) -> None:
+    with session_scope(db_url) as session:
+        project = _project(session)
+        with pytest.raises(InvalidInput, match="mode must be one of 'batch', 'web', 'stream'; got 'ftp'"):
+            create_deployment(session, project=project, mode="ftp")
+        with pytest.raises(InvalidInput, match="alias"):
+            create_deployment(session, project=project, mode="web", alias="bad alias!")
+        deployment = start_deployment(session, project=project, mode="web", config={"port": 8123})
+        assert deployment.status == "starting"
+        job = session.get(Job, deployment.job_id)
+        assert job is not None and job.kind == "serve"
+        assert job.params["deployment_id"] == deployment.id and job.params["port"] == 8123
+        with pytest.raises(Conflict, match="already has an active web deployment"):
+            start_deployment(session, project=project, mode="web")
+        mark_running(session, deployment_id=deployment.id, model_version="3", pid=123, host="127.0.0.1", port=8123)
+        data = deployment_dict(get_deployment(session, deployment_id=deployment.id))
+        assert data["url"] == "http://127.0.0.1:8123"
+        assert data["model_version"] == "3"
+        record_metric_sample(
+            session, deployment_id=deployment.id, pid=123, cpu_percent=12.5, rss_bytes=10_000_000, requests=7, errors=1
+        )
+        mark_stopped(session, deployment_id=deployment.id)
+        assert get_deployment(session, deployment_id=deployment.id).stopped_at is not None
+        with pytest.raises(NotFound):
+            get_deployment(session, deployment_id=999_999)
+
+
+def test_deployment_of_a_failed_job_is_marked_failed(db_url: str) -> None:
+    with session_scope(db_url) as session:
+        project = _project(session)
+        deployment = start_deployment(session, project=project, mode="stream")
+        job = session.get(Job, deployment.job_id)
+        job.status = "failed"
+        session.flush()
+        rows = list_deployments(session, project=project)
+        assert rows[0].status == "failed"
+
+
+def test_prediction_log_insert_is_idempotent(db_url: str) -> None:
+    with session_scope(db_url) as session:
+        deployment = create_deployment(session, project=_project(session), mode="stream")
+        deployment_id = deployment.id
+    rows = [
+        make_row(deployment_id=deployment_id, request_id=f"msg-{i}", features={"x": i}, prediction=i % 2,
+                 latency_ms=0.5, ts=utcnow() - timedelta(seconds=i))
+        for i in range(50)
+    ]
+    with session_scope(db_url) as session:
+        insert_rows(session, rows[:30])
+    with session_scope(db_url) as session:
+        insert_rows(session, rows)  # 30 duplicates + 20 new: no error, no duplicate
+        insert_rows(session, rows[:5])
+    with session_scope(db_url) as session:
+        assert count_rows(session, deployment_id=deployment_id) == 50
+        record_feedback(session, request_id="msg-3", label=1)
+    with session_scope(db_url) as session:
+        row = session.scalar(select(PredictionLog).where(PredictionLog.request_id == "msg-3"))
+        assert row.label == 1 and row.features == {"x": 3}
+        with pytest.raises(InvalidInput, match="request_id"):
+            insert_rows(session, [make_row(deployment_id=deployment_id, request_id="", features={}, prediction=0)])
+
+
+def test_deleting_a_project_cascades(db_url: str) -> None:
+    with session_scope(db_url) as session:
+        project = _project(session)
+        deployment = create_deployment(session, project=project, mode="batch")
+        insert_rows(session, [make_row(deployment_id=deployment.id, request_id="a", features={}, prediction=1)])
+        session.delete(project)
+    with session_scope(db_url) as session:
+        assert session.scalar(select(Deployment)) is None
+        assert count_rows(session) == 0

@@ -1,0 +1,128 @@
+"""The profile job for real: a detached process that profiles a large-ish dataset, and cancel."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from workbench.datasets import add_dataset, create_project_with_dataset, list_datasets
+from workbench.db import session_scope
+from workbench.errors import WorkbenchError
+from workbench.job_runner import run_job
+from workbench.jobs import cancel, create_job, get_job, job_dict, launch, log_tail
+from workbench.profiling import load_profile
+from workbench.projects import get_project
+
+
+def _wait(job_id: str, *, until: Any, timeout: float = 60.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        with session_scope() as session:
+            data = job_dict(get_job(session, job_id=job_id))
+        if until(data):
+            return data
+        assert time.monotonic() < deadline, f"job {job_id} stuck: {data}"
+        time.sleep(0.2)
+
+
+def _finished(data: dict[str, Any]) -> bool:
+    return data["status"] in ("succeeded", "failed", "cancelled", "lost")
+
+
+def test_detached_profile_job_succeeds_on_large_data(workbench_home: Path) -> None:
+    with session_scope() as session:
+        project = create_project_with_dataset(
+            session,
+            name="Big churn",
+            dataset_spec_or_frame="synthetic:churn?rows=100000&missing=0.05",
+            target="churned",
+            task_type="classification",
+            time_column="timestamp",
+        )
+        dataset = list_datasets(session, project=project)[0]
+    job_id = launch(kind="profile", project_slug="big-churn", actor="tester")
+    seen_running = _wait(job_id, until=lambda d: d["status"] != "queued")
+    assert seen_running["status"] in ("running", "succeeded")
+    done = _wait(job_id, until=_finished)
+    assert done["status"] == "succeeded", done
+    assert done["progress"] == 1.0
+    assert done["result"]["n_rows"] == 100_000 and done["result"]["version"] == 1
+    profile = load_profile(dataset)
+    assert profile is not None and profile["n_rows"] == 100_000
+    tenure = next(c for c in profile["columns"] if c["name"] == "tenure_months")
+    assert 0.04 < tenure["missing_share"] < 0.06
+    with session_scope() as session:
+        tail = log_tail(get_job(session, job_id=job_id))
+    # Progress was reported per column while it ran.
+    assert "profiled 9/9 columns" in tail
+
+
+def test_profile_job_for_an_older_version(workbench_home: Path) -> None:
+    with session_scope() as session:
+        project = create_project_with_dataset(
+            session,
+            name="Two versions",
+            dataset_spec_or_frame="synthetic:demand?rows=300",
+            target="units_sold",
+            task_type="regression",
+        )
+        add_dataset(session, project=project, frame=pd.DataFrame({"units_sold": [1.0, 2.0], "x": [3, 4]}), source="s")
+        older = list_datasets(session, project=project)[-1]
+        job_id = create_job(session, kind="profile", project=project, params={"dataset_id": older.id}).id
+    assert run_job(job_id) == "succeeded"
+    with session_scope() as session:
+        result = job_dict(get_job(session, job_id=job_id))["result"]
+    assert result["version"] == 1 and result["n_rows"] == 300
+    profile = load_profile(older)
+    assert profile is not None and profile["n_cols"] == 7
+
+
+def _wide_frame(rows: int, numeric: int, categorical: int) -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    columns: dict[str, Any] = {f"x{i}": rng.normal(size=rows).round(2) for i in range(numeric)}
+    levels = np.array([f"level_{j}" for j in range(40)])
+    columns.update({f"c{i}": levels[rng.integers(0, 40, rows)] for i in range(categorical)})
+    columns["y"] = rng.choice(["a", "b"], rows)
+    return pd.DataFrame(columns)
+
+
+def test_cancel_ends_the_job_cancelled(workbench_home: Path) -> None:
+    # Wide data: many columns means many progress reports, each a cancellation point.
+    with session_scope() as session:
+        create_project_with_dataset(
+            session,
+            name="Wide",
+            dataset_spec_or_frame=_wide_frame(30_000, 100, 50),
+            target="y",
+            task_type="classification",
+        )
+    job_id = launch(kind="profile", project_slug="wide", actor="tester")
+    _wait(job_id, until=lambda d: _finished(d) or (d["status"] == "running" and d["progress"] >= 0.1))
+    with session_scope() as session:
+        cancel(session, job_id=job_id)
+    done = _wait(job_id, until=_finished)
+    assert done["status"] == "cancelled", done
+    assert done["progress"] < 1.0
+    with session_scope() as session:
+        dataset = list_datasets(session, project=get_project(session, slug="wide"))[0]
+    # Nothing half-written: the profile was never stored.
+    assert load_profile(dataset) is None
+
+
+def test_profile_job_without_data_fails_with_a_hint(workbench_home: Path) -> None:
+    from workbench.projects import create_project
+
+    with session_scope() as session:
+        project = create_project(session, name="Empty", task_type="regression", target="y")
+        job_id = create_job(session, kind="profile", project=project).id
+    assert run_job(job_id) == "failed"
+    with session_scope() as session:
+        data = job_dict(get_job(session, job_id=job_id))
+    assert "has no dataset yet" in data["error"]
+    with pytest.raises(WorkbenchError, match="cannot be started again"):
+        run_job(job_id)

@@ -1,0 +1,84 @@
+"""MLflow access through an explicit client, on a real SQLite tracking store under a tmp home."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import plotly.graph_objects as go
+from mlflow import MlflowClient
+
+from workbench.settings import get_settings, override
+from workbench.tracking import (
+    MAX_PARAM_VALUE_LENGTH,
+    TAG_JOB,
+    TAG_KIND,
+    TAG_PROJECT,
+    TRUNCATION_MARK,
+    ensure_experiment,
+    experiment_name,
+    get_client,
+    log_figure_artifact,
+    log_json_artifact,
+    log_run_batch,
+    mlflow_ui_link,
+)
+
+
+def test_client_uses_the_settings_uris_and_is_cached(workbench_home: Path) -> None:
+    settings = get_settings()
+    client = get_client(settings)
+    assert client is get_client(settings)
+    assert client.tracking_uri == settings.mlflow_tracking_uri
+    assert client._registry_uri == settings.mlflow_tracking_uri
+    other = override(mlflow_tracking_uri=f"sqlite:///{workbench_home / 'other.db'}")
+    assert get_client(other) is not client
+
+
+def test_experiment_is_created_once_with_artifacts_under_home(workbench_home: Path) -> None:
+    settings = get_settings()
+    first = ensure_experiment(project_slug="churn", settings=settings)
+    assert ensure_experiment(project_slug="churn", settings=settings) == first
+    # A plain client on the same URI sees it under the conventional name and tag.
+    plain = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    experiment = plain.get_experiment_by_name(experiment_name("churn"))
+    assert experiment is not None and experiment.experiment_id == first
+    assert experiment.tags[TAG_PROJECT] == "churn"
+    assert experiment.artifact_location == (settings.artifacts_dir / "churn").resolve().as_uri()
+    plain.delete_experiment(first)
+    assert ensure_experiment(project_slug="churn", settings=settings) == first
+    assert plain.get_experiment(first).lifecycle_stage == "active"
+
+
+def test_batch_logging_and_artifacts(workbench_home: Path) -> None:
+    settings = get_settings()
+    client = get_client(settings)
+    experiment_id = ensure_experiment(project_slug="p", settings=settings)
+    run_id = client.create_run(experiment_id).info.run_id
+    log_run_batch(
+        client,
+        run_id,
+        params={"model": "ridge", "grid": {"alpha": [1, 2]}, "long": "x" * (MAX_PARAM_VALUE_LENGTH + 50)},
+        metrics={"rmse": 1.5, "skipped": float("nan"), "none": None},
+        tags={TAG_KIND: "baseline", TAG_JOB: "abc", TAG_PROJECT: "p"},
+    )
+    fig = go.Figure(go.Bar(x=["a"], y=[1]))
+    log_figure_artifact(client, run_id, fig, "residuals")
+    log_json_artifact(client, run_id, {"b": 1}, "summary")
+    run = MlflowClient(tracking_uri=settings.mlflow_tracking_uri).get_run(run_id)
+    assert run.data.params["model"] == "ridge"
+    assert run.data.params["grid"] == '{"alpha": [1, 2]}'
+    assert len(run.data.params["long"]) == MAX_PARAM_VALUE_LENGTH
+    assert run.data.params["long"].endswith(TRUNCATION_MARK)
+    assert run.data.metrics == {"rmse": 1.5}
+    assert run.data.tags[TAG_KIND] == "baseline"
+    paths = {a.path for a in client.list_artifacts(run_id, "plots")} | {a.path for a in client.list_artifacts(run_id)}
+    assert {"plots/residuals.json", "plots/residuals.html", "summary.json"} <= paths
+    found = client.search_runs([experiment_id], filter_string=f"tags.`{TAG_KIND}` = 'baseline'")
+    assert [r.info.run_id for r in found] == [run_id]
+
+
+def test_ui_link_only_when_configured(workbench_home: Path) -> None:
+    assert mlflow_ui_link(get_settings(), "1", "abc") is None
+    settings = override(mlflow_ui_url="http://localhost:5000/")
+    assert mlflow_ui_link(settings, "1", "abc") == "http://localhost:5000/#/experiments/1/runs/abc"
+    assert mlflow_ui_link(settings, "1") == "http://localhost:5000/#/experiments/1"

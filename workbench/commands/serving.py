@@ -1,0 +1,120 @@
+"""CLI commands that serve the registered model: ``score`` (batch), ``serve`` (web), ``stream``.
+
+Heavy libraries (mlflow, fastapi, uvicorn, nats) are imported inside the commands so that
+``workbench --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from workbench.commands.common import actor, emit, json_option, wait_for_job
+
+
+def register(main: click.Group) -> None:
+    """Add ``score``, ``serve`` and the ``stream`` group to ``main``."""
+    main.add_command(score)
+    main.add_command(serve)
+    main.add_command(stream)
+
+
+@click.command("score")
+@click.argument("project_slug", metavar="PROJECT")
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", "output_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output file (.parquet or .csv); written only when every row scored.")
+@click.option("--alias", default="champion", show_default=True, help="Registered-model alias to score with.")
+@click.option("--chunk-rows", default=50_000, show_default=True, type=int, help="Rows per chunk (bounds memory).")
+@json_option
+def score(project_slug: str, input_path: Path, output_path: Path, alias: str, chunk_rows: int, as_json: bool) -> None:
+    """Score INPUT (CSV or Parquet) with PROJECT's registered model into OUTPUT.
+
+    The run is recorded as a ``score`` job (visible on the Deployments page) but runs in this
+    process, so there is no process start-up to wait for and Ctrl-C stops it.
+    """
+    import threading
+
+    from workbench.db import session_scope
+    from workbench.errors import JobFailed
+    from workbench.job_runner import run_job
+    from workbench.jobs import create_job
+    from workbench.projects import get_project
+
+    params = {
+        "input_path": str(input_path.resolve()),
+        "output_path": str(output_path.resolve()),
+        "alias": alias,
+        "chunk_rows": chunk_rows,
+    }
+    from workbench.serving.batch import file_format
+
+    file_format(output_path, field="output_path")  # fail fast, before the job exists
+    with session_scope() as session:
+        project = get_project(session, slug=project_slug)
+        job_id = create_job(session, kind="score", project=project, params=params, actor=actor()).id
+    worker = threading.Thread(target=run_job, args=(job_id,), name=f"score-{job_id}", daemon=True)
+    worker.start()
+    data = wait_for_job(job_id, show_progress=not as_json, poll_seconds=0.2)
+    worker.join()
+    if data["status"] != "succeeded":
+        raise JobFailed(f"score job {job_id} {data['status']}: {data['error'] or data['message']}")
+    result = {"job_id": job_id, **(data["result"] or {})}
+    emit(
+        result,
+        as_json=as_json,
+        text=(
+            f"Scored {result.get('rows', 0):,} rows with {project_slug}@{alias} "
+            f"(version {result.get('model_version')}) into {result.get('output_path')}."
+        ),
+    )
+
+
+@click.command("serve")
+@click.argument("project_slug", metavar="PROJECT")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--alias", default="champion", show_default=True, help="Registered-model alias to serve.")
+@click.option("--token", default=None, envvar="WORKBENCH_SERVE_TOKEN",
+              help="Require 'Authorization: Bearer TOKEN' on every call but /health.")
+@click.option("--poll-seconds", default=5.0, show_default=True, type=float, help="How often to re-check the alias.")
+def serve(project_slug: str, host: str, port: int, alias: str, token: str | None, poll_seconds: float) -> None:
+    """Serve PROJECT's registered model as a web service (FastAPI + uvicorn) in the foreground."""
+    from workbench.serving.web import run_server
+
+    run_server(project_slug, host=host, port=port, alias=alias, token=token, poll_seconds=poll_seconds,
+               actor=actor())
+
+
+@click.group("stream", invoke_without_command=True)
+@click.argument("project_slug", metavar="PROJECT", required=False)
+@click.option("--nats", "nats_url", default=None, help="NATS URL; default: a nats-server the workbench starts.")
+@click.option("--alias", default="champion", show_default=True, help="Registered-model alias to serve.")
+@click.option("--batch-size", default=100, show_default=True, type=int, help="Messages per micro-batch.")
+@click.pass_context
+def stream(ctx: click.Context, project_slug: str | None, nats_url: str | None, alias: str, batch_size: int) -> None:
+    """Consume PROJECT's feature events from NATS JetStream and publish predictions (foreground)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not project_slug:
+        raise click.UsageError("PROJECT is required: workbench stream PROJECT [--nats URL]")
+    from workbench.serving.stream import run_consumer
+
+    run_consumer(project_slug, nats_url=nats_url, alias=alias, batch_size=batch_size, actor=actor())
+
+
+@stream.command("send")
+@click.argument("project_slug", metavar="PROJECT")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--rate", default=0.0, show_default=True, type=float, help="Events per second (0: as fast as possible).")
+@click.option("--nats", "nats_url", default=None, help="NATS URL; default: the workbench's own nats-server.")
+@click.option("--limit", default=None, type=int, help="Send at most this many rows.")
+@json_option
+def stream_send(project_slug: str, file: Path, rate: float, nats_url: str | None, limit: int | None,
+                as_json: bool) -> None:
+    """Publish FILE's rows (CSV or Parquet) as feature events of PROJECT."""
+    from workbench.serving.stream import send_file
+
+    data = send_file(project_slug, file, rate=rate, nats_url=nats_url, limit=limit)
+    emit(data, as_json=as_json, text=f"Sent {data['sent']:,} events to {data['subject']}.")

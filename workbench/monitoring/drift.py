@@ -1,0 +1,536 @@
+"""Per-column data drift, computed the way Evidently's ``DataDriftPreset`` does, but fast.
+
+Evidently 0.7.23 (``evidently.legacy.calculations``) picks one statistical test per column
+and these functions reproduce its statistics and its drift decisions (tested against
+Evidently to 1e-9 in ``tests/unit/test_drift_vs_evidently.py``). What Evidently does, and
+so what this module does:
+
+- **Column type** is inferred from the *current* data (``evidently.core.datasets.
+  infer_column_type``): ``float*`` -> numerical; ``int*`` -> categorical when it has at most
+  10 distinct values, else numerical; ``bool`` and ``category`` -> categorical; strings ->
+  text when more than half of the non-missing values are distinct, else categorical;
+  anything else (datetimes, lists, nullable ``Int64``, ``uint*``) is not tested for drift.
+- **Cleaning**: infinities become missing, missing values are dropped, per column.
+- **Test choice** (``registry._get_default_stattest``), with ``n_values`` the number of
+  distinct values of reference and current together:
+
+  =====================  ===========================================  ==================
+  reference rows         numerical                                    categorical
+  =====================  ===========================================  ==================
+  > 1000                 ``n_values <= 5``: Jensen-Shannon, else       Jensen-Shannon
+                         Wasserstein normed by the reference std
+  <= 1000                ``n_values <= 5``: chi-square (> 2 values)    chi-square, or the
+                         or Z-test (<= 2 values); else K-S              Z-test (<= 2)
+  =====================  ===========================================  ==================
+
+- **Statistics**: Wasserstein-1 distance divided by ``max(std(reference), 0.001)``
+  (population std); Jensen-Shannon distance (natural log, scipy) between the value
+  frequencies; K-S and chi-square p-values from scipy (chi-square expects the reference
+  counts scaled to the current size); the two-proportion Z-test on "is the smallest value".
+  Distances drift at ``>= 0.1``, K-S at ``p <= 0.05``, chi-square and Z at ``p < 0.05``.
+
+Why not just call Evidently: it computes each column's drift three times and renders HTML
+widgets as it goes. Here each column is sorted or hashed once: the Wasserstein distance
+comes from one merge of the two sorted samples, which also yields the distinct-value count,
+and categorical frequencies come from one ``pd.factorize`` and two ``bincount`` calls.
+Columns are processed one at a time, so the extra memory stays around a few copies of one
+column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from workbench.errors import InvalidInput, check_choice
+
+KINDS = ("numerical", "categorical", "text", "datetime", "list", "unknown")
+TESTED_KINDS = ("numerical", "categorical")
+
+# Evidently's constants (core/datasets.py, legacy/calculations/stattests/registry.py).
+INTEGER_CARDINALITY_LIMIT = 10
+TEXT_UNIQUE_SHARE = 0.5
+SMALL_REFERENCE_ROWS = 1000
+LOW_CARDINALITY_VALUES = 5
+STD_FLOOR = 0.001
+DEFAULT_DRIFT_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class StatTestSpec:
+    """One drift test: Evidently's name and label, default threshold and decision rule."""
+
+    name: str
+    label: str
+    default_threshold: float
+    # "distance": drift when statistic >= threshold; "p_value_le"/"p_value_lt": p <= / < threshold.
+    rule: str
+
+    def drifted(self, statistic: float, threshold: float) -> bool:
+        """The drift decision for ``statistic`` at ``threshold``, exactly as Evidently takes it."""
+        if self.rule == "distance":
+            return bool(statistic >= threshold)
+        if self.rule == "p_value_le":
+            return bool(statistic <= threshold)
+        return bool(statistic < threshold)
+
+
+STATTESTS: dict[str, StatTestSpec] = {
+    "wasserstein": StatTestSpec("wasserstein", "Wasserstein distance (normed)", 0.1, "distance"),
+    "jensenshannon": StatTestSpec("jensenshannon", "Jensen-Shannon distance", 0.1, "distance"),
+    "ks": StatTestSpec("ks", "K-S p_value", 0.05, "p_value_le"),
+    "chisquare": StatTestSpec("chisquare", "chi-square p_value", 0.05, "p_value_lt"),
+    "z": StatTestSpec("z", "Z-test p_value", 0.05, "p_value_lt"),
+}
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """The drift test of one column."""
+
+    column: str
+    kind: str
+    stattest: str
+    statistic: float
+    threshold: float
+    drifted: bool
+    n_reference: int
+    n_current: int
+    n_values: int
+
+    @property
+    def stattest_label(self) -> str:
+        return STATTESTS[self.stattest].label
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "column": self.column,
+            "kind": self.kind,
+            "stattest": self.stattest,
+            "stattest_label": self.stattest_label,
+            "statistic": self.statistic,
+            "threshold": self.threshold,
+            "drifted": self.drifted,
+            "n_reference": self.n_reference,
+            "n_current": self.n_current,
+            "n_values": self.n_values,
+        }
+
+
+@dataclass(frozen=True)
+class SkippedColumn:
+    """A column that was not tested, and why."""
+
+    column: str
+    kind: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """Per-column drift plus the dataset-level summary Evidently reports."""
+
+    columns: tuple[ColumnDrift, ...]
+    skipped: tuple[SkippedColumn, ...] = ()
+    drift_share: float = DEFAULT_DRIFT_SHARE
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_columns(self) -> int:
+        return len(self.columns)
+
+    @property
+    def n_drifted(self) -> int:
+        return sum(1 for c in self.columns if c.drifted)
+
+    @property
+    def share_drifted(self) -> float:
+        """Share of tested columns that drifted (0.0 when no column was tested)."""
+        return self.n_drifted / self.n_columns if self.columns else 0.0
+
+    @property
+    def dataset_drift(self) -> bool:
+        """Evidently's dataset drift flag: the drifted share reaches ``drift_share``."""
+        return bool(self.columns) and self.share_drifted >= self.drift_share
+
+    def column(self, name: str) -> ColumnDrift:
+        """The result of one column; raise InvalidInput when it was not tested."""
+        for c in self.columns:
+            if c.column == name:
+                return c
+        tested = ", ".join(c.column for c in self.columns)
+        raise InvalidInput(f"column {name!r} was not tested for drift; tested columns: {tested}.", field="column")
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (stored with the report, printed by ``workbench monitor --json``)."""
+        return {
+            "n_columns": self.n_columns,
+            "n_drifted": self.n_drifted,
+            "share_drifted": self.share_drifted,
+            "drift_share": self.drift_share,
+            "dataset_drift": self.dataset_drift,
+            "columns": [c.as_dict() for c in self.columns],
+            "skipped": [{"column": s.column, "kind": s.kind, "reason": s.reason} for s in self.skipped],
+        }
+
+    def metric_rows(self, prefix: str = "drift") -> list[tuple[str, float]]:
+        """Flattened ``(metric, value)`` rows for the history table."""
+        rows: list[tuple[str, float]] = [
+            (f"{prefix}.share", self.share_drifted),
+            (f"{prefix}.count", float(self.n_drifted)),
+            (f"{prefix}.columns", float(self.n_columns)),
+            (f"{prefix}.dataset_drift", 1.0 if self.dataset_drift else 0.0),
+        ]
+        rows.extend((f"{prefix}.column.{c.column}", c.statistic) for c in self.columns)
+        return rows
+
+
+# --------------------------------------------------------------------------- type inference
+
+
+def _object_first_last(values: np.ndarray, valid: np.ndarray) -> tuple[Any, Any] | None:
+    idx = np.flatnonzero(valid)
+    if idx.size == 0:
+        return None
+    return values[idx[0]], values[idx[-1]]
+
+
+def _dtype_family(series: pd.Series) -> str:
+    """The first step of Evidently's inference: which rule applies to this dtype."""
+    name = series.dtype.name
+    if name.startswith("float"):
+        return "numerical"
+    if name.startswith("int"):
+        return "int"
+    if name in ("string", "str"):
+        return "string"
+    if name == "object":
+        values = series.to_numpy()
+        ends = _object_first_last(values, ~pd.isna(values))
+        if ends is None:
+            return "unknown"
+        if isinstance(ends[0], str) and isinstance(ends[1], str):
+            return "string"
+        if isinstance(ends[0], list | tuple) and isinstance(ends[1], list | tuple):
+            return "list"
+        return "unknown"
+    if name in ("bool", "category"):
+        return "categorical"
+    if name.startswith("datetime"):
+        return "datetime"
+    return "unknown"
+
+
+def infer_column_kind(series: pd.Series) -> str:
+    """The column type Evidently infers for ``series`` (one of :data:`KINDS`)."""
+    family = _dtype_family(series)
+    if family == "int":
+        return "categorical" if series.nunique() <= INTEGER_CARDINALITY_LIMIT else "numerical"
+    if family == "string":
+        return "text" if series.nunique() > series.count() * TEXT_UNIQUE_SHARE else "categorical"
+    return family
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def _sorted_finite(series: pd.Series) -> np.ndarray:
+    """The finite values of a numeric column as a sorted float64 array (a fresh copy)."""
+    values = series.to_numpy()
+    if values.dtype.kind == "f":
+        finite = np.isfinite(values)
+        if not finite.all():
+            values = values[finite]
+    out = np.array(values, dtype=np.float64)  # always a copy, sorted in place below
+    out.sort()
+    return out
+
+
+def _merge_sorted(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge two sorted samples: the merged values and the running count of current values.
+
+    ``cur_before[i]`` is how many current values are among the first ``i + 1`` merged values.
+    With ties the reference values come first; ties only sit between equal values, where the
+    CDF gap has width zero, so the Wasserstein integral does not depend on their order.
+    """
+    n_ref, n_cur = ref_sorted.size, cur_sorted.size
+    positions = ref_sorted.searchsorted(cur_sorted, side="right")
+    positions += np.arange(n_cur)
+    is_cur = np.zeros(n_ref + n_cur, dtype=bool)
+    is_cur[positions] = True
+    merged = np.empty(n_ref + n_cur, dtype=np.float64)
+    merged[positions] = cur_sorted
+    del positions
+    merged[~is_cur] = ref_sorted
+    cur_before = np.cumsum(is_cur, dtype=np.int64)
+    return merged, cur_before
+
+
+def _wasserstein(merged: np.ndarray, cur_before: np.ndarray, n_ref: int, n_cur: int) -> float:
+    """First Wasserstein distance: the integral of |F_ref - F_cur| over the merged sample."""
+    n = merged.size
+    deltas = np.diff(merged)
+    # F_ref - F_cur at merged[i] is (i + 1 - c) / n_ref - c / n_cur with c = cur_before[i];
+    # computed in place in one float64 buffer to keep the memory to a few column copies.
+    gap = cur_before[:-1].astype(np.float64)
+    gap *= -(1.0 / n_ref + 1.0 / n_cur)
+    gap += np.arange(1, n, dtype=np.float64) * (1.0 / n_ref)
+    np.abs(gap, out=gap)
+    return float(np.dot(gap, deltas))
+
+
+def _sorted_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values and their counts of a sorted array."""
+    starts = np.concatenate(([0], np.flatnonzero(values[1:] != values[:-1]) + 1))
+    counts = np.diff(np.concatenate((starts, [values.size])))
+    return values[starts], counts
+
+
+def _aligned_counts(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> tuple[list[Any], np.ndarray, np.ndarray]:
+    """Counts of reference and current over the sorted union of their values."""
+    ref_values, ref_n = _sorted_counts(ref_sorted)
+    cur_values, cur_n = _sorted_counts(cur_sorted)
+    keys = np.union1d(ref_values, cur_values)
+    ref_counts = np.zeros(keys.size, dtype=np.int64)
+    cur_counts = np.zeros(keys.size, dtype=np.int64)
+    ref_counts[keys.searchsorted(ref_values)] = ref_n
+    cur_counts[keys.searchsorted(cur_values)] = cur_n
+    return keys.tolist(), ref_counts, cur_counts
+
+
+def _jensenshannon(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
+    from scipy.spatial import distance
+
+    n_ref, n_cur = int(ref_counts.sum()), int(cur_counts.sum())
+    return float(distance.jensenshannon(ref_counts / n_ref, cur_counts / n_cur))
+
+
+def _chisquare(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
+    from scipy.stats import chisquare
+
+    n_ref, n_cur = int(ref_counts.sum()), int(cur_counts.sum())
+    expected = ref_counts * (n_cur / n_ref)
+    # A value absent from the reference makes the statistic infinite and p = 0, as in Evidently.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(chisquare(cur_counts, expected)[1])
+
+
+def _ztest(keys: Sequence[Any], ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
+    """Two-proportion Z-test on 'the value differs from the smallest value' (Evidently's z)."""
+    from scipy.stats import norm
+
+    if np.count_nonzero(ref_counts) == 1 and np.count_nonzero(cur_counts) == 1:
+        if int(np.argmax(ref_counts)) == int(np.argmax(cur_counts)):
+            return 1.0
+    try:
+        first = min(range(len(keys)), key=lambda i: keys[i])
+    except TypeError:  # mixed types cannot be ordered; order them by their text instead
+        first = min(range(len(keys)), key=lambda i: str(keys[i]))
+    n1, n2 = int(ref_counts.sum()), int(cur_counts.sum())
+    p1 = float(n1 - ref_counts[first]) / n1
+    p2 = float(n2 - cur_counts[first]) / n2
+    pooled = float(p1 * n1 + p2 * n2) / (n1 + n2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (p1 - p2) / np.sqrt(pooled * (1 - pooled) * (1.0 / n1 + 1.0 / n2))
+    return float(2 * (1 - norm.cdf(np.abs(z))))
+
+
+def _counts_test(
+    n_ref: int, keys: Sequence[Any], ref_counts: np.ndarray, cur_counts: np.ndarray
+) -> tuple[str, float]:
+    """The test Evidently applies to value counts, and its statistic."""
+    if n_ref > SMALL_REFERENCE_ROWS:
+        return "jensenshannon", _jensenshannon(ref_counts, cur_counts)
+    if len(keys) > 2:
+        return "chisquare", _chisquare(ref_counts, cur_counts)
+    return "z", _ztest(keys, ref_counts, cur_counts)
+
+
+def _result(
+    column: str,
+    kind: str,
+    stattest: str,
+    statistic: float,
+    thresholds: Mapping[str, float],
+    n_ref: int,
+    n_cur: int,
+    n_values: int,
+) -> ColumnDrift:
+    spec = STATTESTS[stattest]
+    threshold = float(thresholds.get(stattest, spec.default_threshold))
+    return ColumnDrift(
+        column=column,
+        kind=kind,
+        stattest=stattest,
+        statistic=statistic,
+        threshold=threshold,
+        drifted=spec.drifted(statistic, threshold),
+        n_reference=n_ref,
+        n_current=n_cur,
+        n_values=n_values,
+    )
+
+
+def _numerical_drift(
+    column: str, ref: pd.Series, cur: pd.Series, *, integer_inference: bool, thresholds: Mapping[str, float]
+) -> ColumnDrift | SkippedColumn:
+    ref_sorted = _sorted_finite(ref)
+    cur_sorted = _sorted_finite(cur)
+    kind = "numerical"
+    if integer_inference:
+        # An int column is categorical in Evidently when the current data has <= 10 values.
+        n_cur_values = 1 + int(np.count_nonzero(cur_sorted[1:] != cur_sorted[:-1])) if cur_sorted.size else 0
+        if n_cur_values <= INTEGER_CARDINALITY_LIMIT:
+            kind = "categorical"
+    n_ref, n_cur = ref_sorted.size, cur_sorted.size
+    if n_ref == 0 or n_cur == 0:
+        side = "reference" if n_ref == 0 else "current"
+        return SkippedColumn(column, kind, f"no finite value in the {side} data")
+    if kind == "categorical":
+        keys, ref_counts, cur_counts = _aligned_counts(ref_sorted, cur_sorted)
+        stattest, statistic = _counts_test(n_ref, keys, ref_counts, cur_counts)
+        return _result(column, kind, stattest, statistic, thresholds, n_ref, n_cur, len(keys))
+
+    merged, cur_before = _merge_sorted(ref_sorted, cur_sorted)
+    n_values = 1 + int(np.count_nonzero(merged[1:] != merged[:-1]))
+    if n_values <= LOW_CARDINALITY_VALUES:
+        del merged, cur_before
+        keys, ref_counts, cur_counts = _aligned_counts(ref_sorted, cur_sorted)
+        stattest, statistic = _counts_test(n_ref, keys, ref_counts, cur_counts)
+        return _result(column, kind, stattest, statistic, thresholds, n_ref, n_cur, n_values)
+    if n_ref <= SMALL_REFERENCE_ROWS:
+        from scipy.stats import ks_2samp
+
+        del merged, cur_before
+        statistic = float(ks_2samp(ref_sorted, cur_sorted)[1])
+        return _result(column, kind, "ks", statistic, thresholds, n_ref, n_cur, n_values)
+    norm = max(float(np.std(ref_sorted)), STD_FLOOR)
+    distance = _wasserstein(merged, cur_before, n_ref, n_cur) / norm
+    return _result(column, kind, "wasserstein", distance, thresholds, n_ref, n_cur, n_values)
+
+
+def _categorical_counts(ref: pd.Series, cur: pd.Series) -> tuple[list[Any], np.ndarray, np.ndarray, int]:
+    """Value counts of reference and current over their union (missing and inf dropped).
+
+    Also returns the number of non-missing current values, which the text rule needs.
+    """
+    combined = pd.concat([ref, cur], ignore_index=True)
+    codes, uniques = pd.factorize(combined, use_na_sentinel=True)
+    uniques_list = list(uniques)
+    n_ref = len(ref)
+    n_cur_present = int(np.count_nonzero(codes[n_ref:] >= 0))
+    k = len(uniques_list)
+    # bincount of code + 1 puts the missing values (-1) in slot 0, which is dropped.
+    ref_counts = np.bincount(codes[:n_ref] + 1, minlength=k + 1)[1:]
+    cur_counts = np.bincount(codes[n_ref:] + 1, minlength=k + 1)[1:]
+    keep = [i for i, v in enumerate(uniques_list) if not (isinstance(v, float) and np.isinf(v))]
+    if len(keep) != k:  # Evidently turns +-inf into missing values before counting
+        uniques_list = [uniques_list[i] for i in keep]
+        ref_counts, cur_counts = ref_counts[keep], cur_counts[keep]
+    return uniques_list, ref_counts.astype(np.int64), cur_counts.astype(np.int64), n_cur_present
+
+
+def _categorical_drift(
+    column: str, ref: pd.Series, cur: pd.Series, *, text_inference: bool, thresholds: Mapping[str, float]
+) -> ColumnDrift | SkippedColumn:
+    keys, ref_counts, cur_counts, n_cur_present = _categorical_counts(ref, cur)
+    if text_inference and np.count_nonzero(cur_counts) > n_cur_present * TEXT_UNIQUE_SHARE:
+        return SkippedColumn(
+            column,
+            "text",
+            "text column (more than half of the current values are distinct): Evidently tests it with a "
+            "text-content classifier, which is only in the full Evidently report",
+        )
+    n_ref, n_cur = int(ref_counts.sum()), int(cur_counts.sum())
+    if n_ref == 0 or n_cur == 0:
+        side = "reference" if n_ref == 0 else "current"
+        return SkippedColumn(column, "categorical", f"no value in the {side} data")
+    stattest, statistic = _counts_test(n_ref, keys, ref_counts, cur_counts)
+    return _result(column, "categorical", stattest, statistic, thresholds, n_ref, n_cur, len(keys))
+
+
+def column_drift(
+    column: str,
+    reference: pd.Series,
+    current: pd.Series,
+    *,
+    kind: str | None = None,
+    thresholds: Mapping[str, float] | None = None,
+) -> ColumnDrift | SkippedColumn:
+    """Drift of one column, or the reason it was not tested.
+
+    ``kind`` forces the column type ("numerical" or "categorical"); by default it is inferred
+    from the current data as Evidently does.
+    """
+    thresholds = thresholds or {}
+    if kind is not None:
+        check_choice("kind", kind, KINDS)
+        if kind == "numerical":
+            if not (pd.api.types.is_numeric_dtype(reference) and pd.api.types.is_numeric_dtype(current)):
+                return SkippedColumn(column, kind, "declared numerical but holds non-numeric values")
+            return _numerical_drift(column, reference, current, integer_inference=False, thresholds=thresholds)
+        if kind == "categorical":
+            return _categorical_drift(column, reference, current, text_inference=False, thresholds=thresholds)
+        return SkippedColumn(column, kind, f"{kind} columns are not tested for drift")
+    family = _dtype_family(current)
+    if family in ("numerical", "int"):
+        if not pd.api.types.is_numeric_dtype(reference):
+            return SkippedColumn(column, "numerical", "numeric in the current data but not in the reference")
+        return _numerical_drift(column, reference, current, integer_inference=family == "int", thresholds=thresholds)
+    if family in ("categorical", "string"):
+        return _categorical_drift(column, reference, current, text_inference=family == "string", thresholds=thresholds)
+    return SkippedColumn(column, family, f"{family} columns are not tested for drift")
+
+
+def compute_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    *,
+    columns: Iterable[str] | None = None,
+    kinds: Mapping[str, str] | None = None,
+    thresholds: Mapping[str, float] | None = None,
+    drift_share: float = DEFAULT_DRIFT_SHARE,
+) -> DriftResult:
+    """Per-column drift of ``current`` against ``reference``, as Evidently's DataDriftPreset.
+
+    Args:
+        reference: the reference sample (the champion's training reference).
+        current: the current window.
+        columns: the columns to test (default: every column of ``current``).
+        kinds: optional forced column types, ``{column: "numerical" | "categorical"}``.
+        thresholds: optional per-test thresholds, ``{"wasserstein": 0.1, "ks": 0.05, ...}``.
+        drift_share: the share of drifted columns at which the dataset counts as drifted.
+    """
+    if not isinstance(reference, pd.DataFrame) or not isinstance(current, pd.DataFrame):
+        raise InvalidInput(
+            "reference and current must be pandas DataFrames; got "
+            f"{type(reference).__name__} and {type(current).__name__}.",
+            field="reference",
+        )
+    names = list(current.columns) if columns is None else list(columns)
+    missing = [c for c in names if c not in reference.columns or c not in current.columns]
+    if missing:
+        raise InvalidInput(
+            f"columns {missing} are missing from the reference or the current data; both must hold every "
+            "tested column (pass columns=... to test fewer).",
+            field="columns",
+        )
+    thresholds = dict(thresholds or {})
+    for name, value in thresholds.items():
+        check_choice("thresholds", name, tuple(STATTESTS))
+        if not isinstance(value, int | float) or value < 0:
+            raise InvalidInput(f"thresholds[{name!r}] must be a non-negative number; got {value!r}.", field="thresholds")
+    if not 0.0 <= float(drift_share) <= 1.0:
+        raise InvalidInput(f"drift_share must be in [0, 1]; got {drift_share!r}.", field="drift_share")
+    kinds = kinds or {}
+    tested: list[ColumnDrift] = []
+    skipped: list[SkippedColumn] = []
+    for name in names:
+        outcome = column_drift(name, reference[name], current[name], kind=kinds.get(name), thresholds=thresholds)
+        (tested if isinstance(outcome, ColumnDrift) else skipped).append(outcome)  # type: ignore[arg-type]
+    return DriftResult(columns=tuple(tested), skipped=tuple(skipped), drift_share=float(drift_share))

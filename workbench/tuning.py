@@ -1,0 +1,1055 @@
+"""Hyper-parameter tuning: settings validation, the Optuna study, trial tracking and the refit.
+
+- :func:`validate_tuning` checks every setting before anything starts and raises
+  :class:`InvalidInput` naming the field.
+- :func:`open_study` opens the study ``<project-slug>/<job-id>`` on ``settings.optuna_storage``.
+  On an RDB storage trials carry a heartbeat; a trial whose worker died is failed and retried
+  (``RetryFailedTrialCallback``).
+- :func:`run_study` runs trials until the study holds exactly ``n_trials`` finished trials in
+  total, whichever workers ran them (the cap of ``MaxTrialsCallback`` plus a guard against
+  the race where two workers start the last trial at once), or the time budget ends.
+- :class:`TrialRunWriter` logs one MLflow child run per trial from a background thread, in
+  groups, so MLflow's write latency stays off the trial's path.
+- :func:`refit_and_register` refits the best params on the train split, evaluates on the
+  holdout, logs the whole Pipeline with everything needed to reproduce and monitor it, and
+  registers it as a new version of the project's model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from workbench.errors import InvalidInput, check_choice
+from workbench.model_families import FAMILIES, FAMILY_IDS, get_family
+
+if TYPE_CHECKING:
+    import optuna
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    from workbench.settings import Settings
+
+SAMPLERS = ("tpe", "random", "cmaes")
+PRUNERS = ("none", "median", "successive_halving")
+MAX_WORKERS = 8
+MAX_FOLDS = 20
+# Trial user attrs (read by the page's chart and by the MLflow writer).
+ATTR_CV_MEAN = "cv_mean"
+ATTR_CV_STD = "cv_std"
+ATTR_FIT_SECONDS = "fit_seconds"
+ATTR_FAMILY = "family"
+ATTR_WORKER = "worker"
+ATTR_SURPLUS = "workbench.surplus"
+# MLflow tags on trial runs, so a resumed job can tell which trials are already logged.
+TAG_STUDY = "workbench.study"
+TAG_TRIAL_NUMBER = "workbench.trial_number"
+TAG_FLAG = "workbench.flag"
+CHAMPION = "champion"
+REFERENCE_ROWS = 2000
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    """Validated tuning settings (what a job's params become)."""
+
+    models: tuple[str, ...]
+    n_trials: int | None
+    timeout_seconds: float | None
+    folds: int
+    sampler: str
+    pruner: str
+    workers: int
+    seed: int
+    metric: str
+    direction: str
+    task_type: str
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["models"] = list(self.models)
+        return data
+
+    @property
+    def pruning(self) -> bool:
+        return self.pruner != "none"
+
+
+def _int_field(name: str, value: Any, *, low: int, high: int | None = None, hint: str = "") -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+        raise InvalidInput(f"{name} must be a whole number; got {value!r}.{hint}", field=name)
+    number = int(value)
+    if number < low or (high is not None and number > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise InvalidInput(f"{name} must be {bound}; got {number}.{hint}", field=name)
+    return number
+
+
+def validate_tuning(
+    *,
+    models: Sequence[str] | str | None,
+    n_trials: int | None,
+    timeout_seconds: float | None,
+    folds: int,
+    sampler: str,
+    pruner: str,
+    workers: int,
+    seed: int,
+    metric: str,
+    task_type: str,
+    y_train: Any = None,
+) -> TuningConfig:
+    """Check every tuning setting before anything starts.
+
+    ``y_train`` (the train split's target) lets the folds be checked against the smallest
+    class. Raises :class:`InvalidInput` whose ``field`` names the setting at fault.
+    """
+    from workbench.metrics import METRICS
+
+    if isinstance(models, str):
+        models = [m.strip() for m in models.split(",") if m.strip()]
+    chosen = tuple(dict.fromkeys(models or ()))
+    if not chosen:
+        raise InvalidInput(
+            f"models is empty: choose at least one model family among {', '.join(FAMILY_IDS)}.", field="models"
+        )
+    for family_id in chosen:
+        get_family(family_id)
+    timeout = None if timeout_seconds in (None, "", 0) else timeout_seconds
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not math.isfinite(timeout) or timeout < 0:
+            raise InvalidInput(
+                f"timeout_seconds must be a positive number of seconds; got {timeout_seconds!r}.",
+                field="timeout_seconds",
+            )
+        timeout = float(timeout)
+    if n_trials is None or n_trials == 0:
+        if timeout is None:
+            raise InvalidInput(
+                f"n_trials is {n_trials!r} and there is no time budget, so the study would not run any trial. "
+                "Set n_trials to at least 1, or give timeout_seconds.",
+                field="n_trials",
+            )
+        trials: int | None = None
+    else:
+        trials = _int_field("n_trials", n_trials, low=1, high=100_000)
+    check_choice("sampler", sampler, SAMPLERS)
+    check_choice("pruner", pruner, PRUNERS)
+    fold_count = _int_field("folds", folds, low=2, high=MAX_FOLDS, hint=" Use 3 to 5 folds.")
+    worker_count = _int_field("workers", workers, low=1, high=MAX_WORKERS)
+    seed_value = _int_field("seed", seed, low=0, high=2**32 - 1)
+    if metric not in METRICS:
+        raise InvalidInput(f"metric must be one of {', '.join(METRICS)}; got {metric!r}.", field="metric")
+    spec = METRICS[metric]
+    if spec.task_type != task_type:
+        fitting = [m.name for m in METRICS.values() if m.task_type == task_type]
+        raise InvalidInput(
+            f"metric {metric!r} is a {spec.task_type} metric but the project is {task_type}; "
+            f"use one of {', '.join(fitting)} (set it in the ML Canvas, Impact Simulation).",
+            field="metric",
+        )
+    if sampler == "cmaes":
+        categorical = [f for f in chosen if not FAMILIES[f].numeric_only]
+        if len(chosen) > 1 or categorical:
+            reason = (
+                "several families make the family choice categorical"
+                if len(chosen) > 1
+                else f"{', '.join(categorical)} has categorical params"
+            )
+            numeric = [f.id for f in FAMILIES.values() if f.numeric_only]
+            raise InvalidInput(
+                f"sampler 'cmaes' needs an all-numeric search space, but {reason}. "
+                f"Choose one family among {', '.join(numeric)}, or use sampler 'tpe'.",
+                field="sampler",
+            )
+    if pruner != "none" and not any(FAMILIES[f].supports_pruning for f in chosen):
+        prunable = [f.id for f in FAMILIES.values() if f.supports_pruning]
+        raise InvalidInput(
+            f"pruner {pruner!r} needs a family that reports intermediate scores ({', '.join(prunable)}); "
+            f"{', '.join(chosen)} do not. Add one, or set pruner 'none'.",
+            field="pruner",
+        )
+    if task_type == "classification" and y_train is not None:
+        import pandas as pd
+
+        counts = pd.Series(y_train).value_counts()
+        if len(counts) < 2:
+            raise InvalidInput(
+                "The train split holds a single class, so there is nothing to learn; check the target.",
+                field="target",
+            )
+        smallest = int(counts.min())
+        if fold_count > smallest:
+            raise InvalidInput(
+                f"folds must be at most {smallest}: the smallest class ({counts.idxmin()!r}) has only "
+                f"{smallest} rows in the train split; got {fold_count}. Use fewer folds.",
+                field="folds",
+            )
+    elif y_train is not None and fold_count > len(y_train):
+        raise InvalidInput(
+            f"folds must be at most {len(y_train)} (the rows of the train split); got {fold_count}.", field="folds"
+        )
+    return TuningConfig(
+        models=chosen,
+        n_trials=trials,
+        timeout_seconds=timeout,
+        folds=fold_count,
+        sampler=sampler,
+        pruner=pruner,
+        workers=worker_count,
+        seed=seed_value,
+        metric=metric,
+        direction=spec.direction,
+        task_type=task_type,
+    )
+
+
+# --------------------------------------------------------------------------- the study
+
+
+def study_name(project_slug: str, job_id: str) -> str:
+    """The Optuna study name of a tuning job."""
+    return f"{project_slug}/{job_id}"
+
+
+def is_rdb_url(url: str) -> bool:
+    return url.split(":", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "postgres", "mysql")
+
+
+def open_storage(url: str, *, heartbeat_seconds: float = 2.0) -> Any:
+    """The Optuna storage at ``url``: an RDB storage with heartbeats and retries, or Optuna's default.
+
+    On SQLite the file is switched to WAL mode so that local workers and the page can read
+    while a trial is written.
+    """
+    import optuna
+
+    if not is_rdb_url(url):
+        return url
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite:///"):
+        import sqlite3
+        from pathlib import Path
+
+        path = Path(url[len("sqlite:///") :])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(path, timeout=30) as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
+        engine_kwargs = {"connect_args": {"timeout": 30}}
+    else:
+        engine_kwargs = {"pool_pre_ping": True}
+    interval = max(1, round(heartbeat_seconds))
+    import warnings
+
+    with warnings.catch_warnings():
+        # heartbeat_interval is flagged experimental by Optuna; it is what makes dead workers' trials retry.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=interval,
+            grace_period=interval * 2,
+            heartbeat_stale_trial_callback=_retry_callback(),
+        )
+
+
+def _retry_callback() -> Any:
+    """Optuna's callback that re-enqueues a trial whose worker stopped beating (renamed in 4.9)."""
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+        if retry is None:
+            retry = optuna.storages.RetryFailedTrialCallback
+        return retry(max_retry=2)
+
+
+def make_sampler(config: TuningConfig) -> optuna.samplers.BaseSampler:
+    """The sampler a config names, seeded."""
+    import optuna
+
+    if config.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=config.seed)
+    if config.sampler == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=config.seed, warn_independent_sampling=False)
+    return optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=min(10, max(2, (config.n_trials or 20) // 3)))
+
+
+def make_pruner(config: TuningConfig) -> optuna.pruners.BasePruner:
+    """The pruner a config names (NopPruner for 'none')."""
+    import optuna
+
+    if config.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+    if config.pruner == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner()
+    return optuna.pruners.NopPruner()
+
+
+def open_study(
+    *, name: str, config: TuningConfig, settings: Settings, create: bool = True
+) -> optuna.Study:
+    """Create (or load) the study ``name`` on the settings' Optuna storage."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(settings.optuna_storage, heartbeat_seconds=settings.heartbeat_seconds)
+    if not create:
+        try:
+            return optuna.load_study(
+                study_name=name, storage=storage, sampler=make_sampler(config), pruner=make_pruner(config)
+            )
+        except KeyError:
+            from workbench.errors import NotFound
+
+            raise NotFound(f"No Optuna study named {name!r} in {settings.optuna_storage}.") from None
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage,
+        sampler=make_sampler(config),
+        pruner=make_pruner(config),
+        direction=config.direction,
+        load_if_exists=True,
+    )
+    study.set_user_attr("workbench.config", config.as_dict())
+    return study
+
+
+def config_from_study(name: str, *, settings: Settings) -> TuningConfig:
+    """The tuning config stored on study ``name`` by the job that created it (for workers)."""
+    import optuna
+
+    from workbench.errors import NotFound
+
+    storage = open_storage(settings.optuna_storage, heartbeat_seconds=settings.heartbeat_seconds)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        raise NotFound(f"No Optuna study named {name!r} in {settings.optuna_storage}.") from None
+    data = study.user_attrs.get("workbench.config")
+    if not data:
+        raise InvalidInput(f"Study {name!r} was not created by a workbench job.", field="job_id")
+    data = dict(data)
+    data["models"] = tuple(data["models"])
+    return TuningConfig(**data)
+
+
+FINISHED_STATES = ("COMPLETE", "PRUNED")
+
+
+def study_counts(study: optuna.Study) -> dict[str, int]:
+    """Trials per state name (COMPLETE, PRUNED, RUNNING, WAITING, FAIL)."""
+    counts: dict[str, int] = {}
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
+    return counts
+
+
+def finished_trials(study: optuna.Study) -> int:
+    counts = study_counts(study)
+    return sum(counts.get(state, 0) for state in FINISHED_STATES)
+
+
+def best_trial_or_none(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    try:
+        return study.best_trial
+    except ValueError:
+        return None
+
+
+class _Surplus(Exception):
+    """A trial started after the study's budget was already taken by other workers."""
+
+
+def _guard(objective: Callable[[Any], float], n_trials: int | None) -> Callable[[Any], float]:
+    """Fail (and stop) a trial that would exceed the budget; makes the total exact under races."""
+    if n_trials is None:
+        return objective
+
+    from optuna.trial import TrialState
+
+    live = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+
+    def guarded(trial: Any) -> float:
+        before = [t for t in trial.study.get_trials(deepcopy=False, states=live) if t.number < trial.number]
+        if len(before) >= n_trials:
+            trial.set_user_attr(ATTR_SURPLUS, True)
+            trial.study.stop()
+            raise _Surplus(f"trial {trial.number} is beyond the budget of {n_trials}")
+        return objective(trial)
+
+    return guarded
+
+
+def run_study(
+    study: optuna.Study,
+    objective: Callable[[Any], float],
+    *,
+    n_trials: int | None,
+    timeout_seconds: float | None,
+    cancel_event: threading.Event | None = None,
+    on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
+    poll_seconds: float = 0.2,
+) -> str:
+    """Run trials until the study holds ``n_trials`` finished trials, time runs out or a cancel.
+
+    Several processes may run this on the same study at once: they share the budget. Returns
+    why it stopped: ``"budget"``, ``"timeout"`` or ``"cancelled"``.
+    """
+    import optuna
+    from optuna.study import MaxTrialsCallback
+    from optuna.trial import TrialState
+
+    started = time.monotonic()
+    callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = []
+    if n_trials is not None:
+        callbacks.append(MaxTrialsCallback(n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+    if on_trial is not None:
+        callbacks.append(on_trial)
+    guarded = _guard(objective, n_trials)
+    while True:
+        if cancel_event is not None and cancel_event.is_set():
+            return "cancelled"
+        remaining = None if timeout_seconds is None else timeout_seconds - (time.monotonic() - started)
+        if remaining is not None and remaining <= 0:
+            return "timeout"
+        if n_trials is not None:
+            counts = study_counts(study)
+            done = sum(counts.get(state, 0) for state in FINISHED_STATES)
+            if done >= n_trials:
+                return "budget"
+            if done + counts.get("RUNNING", 0) >= n_trials:
+                # Other workers hold the rest of the budget; wait, in case one of them dies and
+                # its trial comes back (failed by its stale heartbeat, then retried).
+                optuna.storages.fail_stale_trials(study)
+                time.sleep(poll_seconds)
+                continue
+        study.optimize(guarded, n_trials=1, callbacks=callbacks, catch=(_Surplus,), gc_after_trial=False)
+
+
+# --------------------------------------------------------------------------- the objective
+
+
+def _proba_for(pipeline: Any, X: pd.DataFrame, classes: list[Any]) -> Any:
+    """predict_proba aligned to ``classes`` (a fold may miss a class the model never saw)."""
+    import numpy as np
+
+    proba = pipeline.predict_proba(X)
+    fitted = list(pipeline.classes_)
+    if fitted == classes:
+        return proba
+    aligned = np.zeros((len(X), len(classes)))
+    for column, label in enumerate(fitted):
+        aligned[:, classes.index(label)] = proba[:, column]
+    return aligned
+
+
+def score_pipeline(
+    pipeline: Any, X: pd.DataFrame, y: pd.Series, *, task_type: str, classes: list[Any] | None
+) -> dict[str, float]:
+    """All standard metrics of a fitted pipeline on ``(X, y)``."""
+    from workbench.metrics import compute_metrics
+
+    y_pred = pipeline.predict(X)
+    y_proba = None
+    if task_type == "classification" and hasattr(pipeline, "predict_proba") and classes is not None:
+        y_proba = _proba_for(pipeline, X, classes)
+    return compute_metrics(task_type=task_type, y_true=y, y_pred=y_pred, y_proba=y_proba, classes=classes)
+
+
+class CVObjective:
+    """Cross-validated score of one trial's pipeline on the train split.
+
+    Reports the running CV mean after each fold (so a pruner can stop a poor trial) for
+    families that support pruning, and records CV mean, std and fit time as user attrs.
+    """
+
+    def __init__(self, *, X: pd.DataFrame, y: pd.Series, config: TuningConfig, worker: str = "job") -> None:
+        from sklearn.model_selection import KFold, StratifiedKFold
+
+        self.X = X
+        self.y = y
+        self.config = config
+        self.worker = worker
+        self.classes: list[Any] | None = (
+            sorted(y.unique().tolist(), key=str) if config.task_type == "classification" else None
+        )
+        splitter: Any = (
+            StratifiedKFold(n_splits=config.folds, shuffle=True, random_state=config.seed)
+            if config.task_type == "classification"
+            else KFold(n_splits=config.folds, shuffle=True, random_state=config.seed)
+        )
+        # Folds are fixed per study, so every trial is scored on the same rows.
+        self.folds = list(splitter.split(X, y))
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        import numpy as np
+        import optuna
+
+        from workbench.model_families import build_pipeline, suggest_params
+
+        family_id, params = suggest_params(trial, self.config.models)
+        family = FAMILIES[family_id]
+        report = self.config.pruning and family.supports_pruning
+        scores: list[float] = []
+        fit_seconds = 0.0
+        for step, (train_rows, valid_rows) in enumerate(self.folds):
+            pipeline = build_pipeline(
+                family, params, self.X, self.config.task_type, seed=self.config.seed, n_rows=len(train_rows)
+            )
+            started = time.perf_counter()
+            pipeline.fit(self.X.iloc[train_rows], self.y.iloc[train_rows])
+            fit_seconds += time.perf_counter() - started
+            metrics = score_pipeline(
+                pipeline,
+                self.X.iloc[valid_rows],
+                self.y.iloc[valid_rows],
+                task_type=self.config.task_type,
+                classes=self.classes,
+            )
+            if self.config.metric not in metrics:
+                raise InvalidInput(
+                    f"metric {self.config.metric!r} is undefined on a CV fold (for example a fold with one class).",
+                    field="metric",
+                )
+            scores.append(metrics[self.config.metric])
+            if report:
+                trial.report(float(np.mean(scores)), step)
+                if trial.should_prune():
+                    self._record(trial, family_id, scores, fit_seconds)
+                    raise optuna.TrialPruned()
+        return self._record(trial, family_id, scores, fit_seconds)
+
+    def _record(self, trial: optuna.Trial, family_id: str, scores: list[float], fit_seconds: float) -> float:
+        import numpy as np
+
+        mean = float(np.mean(scores))
+        trial.set_user_attr(ATTR_CV_MEAN, mean)
+        trial.set_user_attr(ATTR_CV_STD, float(np.std(scores)))
+        trial.set_user_attr(ATTR_FIT_SECONDS, round(fit_seconds, 4))
+        trial.set_user_attr(ATTR_FAMILY, family_id)
+        trial.set_user_attr(ATTR_WORKER, self.worker)
+        return mean
+
+
+# --------------------------------------------------------------------------- MLflow tracking
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """What a finished trial's child run holds (copied out of Optuna on the trial's thread)."""
+
+    number: int
+    state: str
+    value: float | None
+    params: dict[str, Any]
+    user_attrs: dict[str, Any]
+    start_ms: int | None
+    end_ms: int | None
+
+    @classmethod
+    def from_trial(cls, trial: optuna.trial.FrozenTrial) -> TrialRecord:
+        def ms(moment: Any) -> int | None:
+            return int(moment.timestamp() * 1000) if moment is not None else None
+
+        return cls(
+            number=trial.number,
+            state=trial.state.name,
+            value=trial.value if trial.state.name == "COMPLETE" else None,
+            params=dict(trial.params),
+            user_attrs=dict(trial.user_attrs),
+            start_ms=ms(trial.datetime_start),
+            end_ms=ms(trial.datetime_complete),
+        )
+
+
+class TrialRunWriter(threading.Thread):
+    """Logs one MLflow child run per trial from a background thread.
+
+    The trial's thread only puts a small record on a queue; this thread drains the queue in
+    groups and, per trial, creates the child run with its tags, logs params and metrics in
+    one ``log_batch`` and closes it. :meth:`close` flushes what is left (called at the end of
+    a study and on cancel). A failed write is retried once, then counted in ``errors``.
+    """
+
+    def __init__(
+        self,
+        client: MlflowClient,
+        *,
+        experiment_id: str,
+        parent_run_id: str,
+        study: str,
+        project_slug: str,
+        job_id: str,
+        metric: str,
+        group_size: int = 50,
+    ) -> None:
+        super().__init__(name=f"mlflow-trials-{job_id}", daemon=True)
+        self.client = client
+        self.experiment_id = experiment_id
+        self.parent_run_id = parent_run_id
+        self.study = study
+        self.project_slug = project_slug
+        self.job_id = job_id
+        self.metric = metric
+        self.group_size = group_size
+        self.queue: queue.Queue[TrialRecord | None] = queue.Queue()
+        self.logged = 0
+        self.errors: list[str] = []
+
+    def submit(self, record: TrialRecord) -> None:
+        """Queue a finished trial (never blocks on MLflow)."""
+        self.queue.put(record)
+
+    def callback(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        """An Optuna callback that queues every finished trial."""
+        if trial.user_attrs.get(ATTR_SURPLUS):
+            return
+        self.submit(TrialRecord.from_trial(trial))
+
+    def run(self) -> None:
+        closing = False
+        while not closing:
+            first = self.queue.get()
+            group = [first]
+            while len(group) < self.group_size:
+                try:
+                    group.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            for record in group:
+                if record is None:
+                    closing = True
+                    continue
+                self._write(record)
+
+    def _write(self, record: TrialRecord) -> None:
+        from workbench.tracking import TAG_JOB, TAG_KIND, TAG_PROJECT, log_run_batch
+
+        status = {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}.get(record.state, "FAILED")
+        metrics: dict[str, float] = {}
+        for attr, key in ((ATTR_CV_MEAN, f"cv_{self.metric}_mean"), (ATTR_CV_STD, f"cv_{self.metric}_std")):
+            if attr in record.user_attrs:
+                metrics[key] = float(record.user_attrs[attr])
+        if ATTR_FIT_SECONDS in record.user_attrs:
+            metrics["fit_seconds"] = float(record.user_attrs[ATTR_FIT_SECONDS])
+        if record.value is not None:
+            metrics["value"] = float(record.value)
+        tags = {
+            "mlflow.parentRunId": self.parent_run_id,
+            TAG_KIND: "trial",
+            TAG_PROJECT: self.project_slug,
+            TAG_JOB: self.job_id,
+            TAG_STUDY: self.study,
+            TAG_TRIAL_NUMBER: str(record.number),
+            "optuna.state": record.state,
+            ATTR_FAMILY: str(record.user_attrs.get(ATTR_FAMILY, "")),
+            ATTR_WORKER: str(record.user_attrs.get(ATTR_WORKER, "")),
+        }
+        for attempt in (1, 2):
+            try:
+                run = self.client.create_run(
+                    self.experiment_id, start_time=record.start_ms, tags=tags, run_name=f"trial-{record.number}"
+                )
+                run_id = run.info.run_id
+                log_run_batch(self.client, run_id, params=record.params, metrics=metrics)
+                self.client.set_terminated(run_id, status=status, end_time=record.end_ms)
+                self.logged += 1
+                return
+            except Exception as exc:  # MLflow hiccup: retry once, then record it and carry on
+                if attempt == 2:
+                    self.errors.append(f"trial {record.number}: {exc}")
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush every queued trial and stop the thread."""
+        if self.is_alive():
+            self.queue.put(None)
+            self.join(timeout)
+
+
+def logged_trial_numbers(client: MlflowClient, *, experiment_id: str, study: str) -> set[int]:
+    """Numbers of the trials of ``study`` that already have a child run."""
+    from mlflow.entities import ViewType
+
+    numbers: set[int] = set()
+    token = None
+    while True:
+        page = client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{TAG_STUDY}` = '{study}'",
+            run_view_type=ViewType.ALL,
+            max_results=1000,
+            page_token=token,
+        )
+        for run in page:
+            value = run.data.tags.get(TAG_TRIAL_NUMBER)
+            if value is not None:
+                numbers.add(int(value))
+        token = page.token
+        if not token:
+            return numbers
+
+
+def backfill_trial_runs(study: optuna.Study, writer: TrialRunWriter) -> int:
+    """Queue child runs for finished trials that have none (lost when a worker was killed)."""
+    logged = logged_trial_numbers(writer.client, experiment_id=writer.experiment_id, study=writer.study)
+    missing = [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if t.state.name in (*FINISHED_STATES, "FAIL") and t.number not in logged and not t.user_attrs.get(ATTR_SURPLUS)
+    ]
+    for trial in missing:
+        writer.submit(TrialRecord.from_trial(trial))
+    return len(missing)
+
+
+# --------------------------------------------------------------------------- refit and register
+
+
+@dataclass(frozen=True)
+class RegistrationResult:
+    """What :func:`refit_and_register` produced."""
+
+    holdout_metrics: dict[str, float]
+    model_name: str
+    model_version: str
+    champion: bool
+    flag: str | None
+    beat_baseline: bool | None
+    bar: dict[str, Any] | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that decide a model's behaviour."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"python": platform.python_version()}
+    for name in ("scikit-learn", "optuna", "mlflow", "pandas", "numpy", "skops", "mlops-workbench"):
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return versions
+
+
+def git_commit() -> str | None:
+    """The git commit of the working folder's repository, when there is one."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = out.stdout.strip()
+    return commit if out.returncode == 0 and len(commit) == 40 else None
+
+
+def _feature_importance(pipeline: Any, X: pd.DataFrame, y: pd.Series, *, seed: int, scoring: str | None) -> Any:
+    """Feature importance as a frame (feature, importance, method): native when the model has it."""
+    import numpy as np
+    import pandas as pd
+
+    model = pipeline.named_steps["model"]
+    native = getattr(model, "feature_importances_", None)
+    if native is None and getattr(model, "coef_", None) is not None:
+        coef = np.asarray(model.coef_)
+        native = np.abs(coef).mean(axis=0) if coef.ndim == 2 else np.abs(coef)
+    if native is not None:
+        try:
+            names = list(pipeline.named_steps["preprocess"].get_feature_names_out())
+        except Exception:  # a transformer without feature names: number the columns
+            names = [f"x{i}" for i in range(len(native))]
+        if len(names) == len(native):
+            frame = pd.DataFrame({"feature": names, "importance": np.asarray(native, dtype=float)})
+            frame["method"] = "native"
+            return frame.sort_values("importance", ascending=False, ignore_index=True)
+    from sklearn.inspection import permutation_importance
+
+    rows = X.iloc[:1000]
+    result = permutation_importance(
+        pipeline, rows, y.iloc[:1000], n_repeats=5, random_state=seed, scoring=scoring, n_jobs=1
+    )
+    frame = pd.DataFrame({"feature": list(X.columns), "importance": result.importances_mean})
+    frame["method"] = "permutation"
+    return frame.sort_values("importance", ascending=False, ignore_index=True)
+
+
+def _evaluation_figures(pipeline: Any, X: pd.DataFrame, y: pd.Series, *, task_type: str, classes: list[Any] | None) -> dict[str, Any]:
+    """Plotly figures: confusion matrix and ROC curve, or residual plots."""
+    import numpy as np
+    import plotly.graph_objects as go
+
+    figures: dict[str, Any] = {}
+    y_pred = pipeline.predict(X)
+    if task_type == "classification" and classes is not None:
+        from workbench.metrics import confusion
+
+        matrix = confusion(y, y_pred, classes)
+        labels = [str(c) for c in classes]
+        figures["confusion_matrix"] = go.Figure(
+            go.Heatmap(z=matrix, x=labels, y=labels, colorscale="Blues", text=matrix, texttemplate="%{text}"),
+            layout={"title": "Confusion matrix (holdout)", "xaxis_title": "predicted", "yaxis_title": "true"},
+        )
+        if hasattr(pipeline, "predict_proba"):
+            from sklearn.metrics import roc_curve
+
+            proba = _proba_for(pipeline, X, classes)
+            roc = go.Figure(layout={"title": "ROC curve (holdout)", "xaxis_title": "false positive rate",
+                                    "yaxis_title": "true positive rate"})
+            positives = [len(classes) - 1] if len(classes) == 2 else range(len(classes))
+            for column in positives:
+                truth = np.asarray(y) == classes[column]
+                if truth.all() or not truth.any():
+                    continue
+                fpr, tpr, _ = roc_curve(truth, proba[:, column])
+                roc.add_scatter(x=fpr, y=tpr, mode="lines", name=str(classes[column]))
+            roc.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot"}, name="chance")
+            figures["roc_curve"] = roc
+    else:
+        residuals = np.asarray(y, dtype=float) - np.asarray(y_pred, dtype=float)
+        figures["residuals_vs_predicted"] = go.Figure(
+            go.Scatter(x=y_pred, y=residuals, mode="markers"),
+            layout={"title": "Residuals vs predicted (holdout)", "xaxis_title": "predicted", "yaxis_title": "residual"},
+        )
+        figures["residuals_histogram"] = go.Figure(
+            go.Histogram(x=residuals), layout={"title": "Residuals (holdout)", "xaxis_title": "residual"}
+        )
+    return figures
+
+
+def _skops_trusted_types(pipeline: Any) -> list[str]:
+    """The non-default types skops must trust to load ``pipeline`` (so the saved model loads)."""
+    import skops.io
+
+    return sorted(skops.io.get_untrusted_types(data=skops.io.dumps(pipeline)))
+
+
+def _ensure_registered_model(client: MlflowClient, name: str, project_slug: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        try:
+            client.create_registered_model(name, tags={"workbench.project": project_slug})
+        except MlflowException as exc:  # created by another process meanwhile
+            if "already exists" not in str(exc).lower() and "RESOURCE_ALREADY_EXISTS" not in str(exc):
+                raise
+
+
+def current_champion(client: MlflowClient, name: str) -> str | None:
+    """The version the ``champion`` alias points at, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, CHAMPION).version)
+    except MlflowException:
+        return None
+
+
+def refit_and_register(
+    *,
+    client: MlflowClient,
+    run_id: str,
+    project_slug: str,
+    frames: Any,
+    config: TuningConfig,
+    family_id: str,
+    params: dict[str, Any],
+    bar: Any,
+    min_uplift: float,
+    extra_config: dict[str, Any] | None = None,
+) -> RegistrationResult:
+    """Refit the best params on the train split, evaluate on the holdout, log and register.
+
+    ``frames`` is :class:`workbench.splits.SplitFrames`; ``bar`` the project's bar to beat
+    (``workbench.baselines.BarToBeat`` or None). The model is saved with
+    ``mlflow.sklearn.save_model`` into a temporary folder and uploaded to ``run_id`` with
+    ``client.log_artifacts``, so no fluent MLflow state is touched.
+    """
+    import tempfile
+    from pathlib import Path
+
+    import mlflow.data
+    import mlflow.sklearn
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.models import infer_signature
+
+    from workbench.metrics import beats
+    from workbench.model_families import build_pipeline
+    from workbench.tracking import log_run_batch
+
+    X_train, y_train = frames.X_train, frames.y_train
+    X_holdout, y_holdout = frames.X_holdout, frames.y_holdout
+    classes = sorted(y_train.unique().tolist(), key=str) if config.task_type == "classification" else None
+    pipeline = build_pipeline(family_id, params, X_train, config.task_type, seed=config.seed, n_rows=len(X_train))
+    started = time.perf_counter()
+    pipeline.fit(X_train, y_train)
+    fit_seconds = time.perf_counter() - started
+    holdout = score_pipeline(pipeline, X_holdout, y_holdout, task_type=config.task_type, classes=classes)
+    dataset = frames.dataset
+    versions = package_versions()
+    commit = git_commit()
+    full_config = {
+        "tuning": config.as_dict(),
+        "family": family_id,
+        "params": params,
+        "seed": config.seed,
+        "dataset": {"id": dataset.id, "version": dataset.version, "content_hash": dataset.content_hash},
+        "split": {"id": frames.split.id, "strategy": frames.split.strategy, "seed": frames.split.seed,
+                  "holdout_fraction": frames.split.holdout_fraction},
+        "features": list(frames.feature_columns),
+        "target": frames.target,
+        "package_versions": versions,
+        "git_commit": commit,
+        **(extra_config or {}),
+    }
+    tags = {
+        "workbench.family": family_id,
+        "workbench.dataset_hash": dataset.content_hash,
+        "workbench.reference_artifact": "reference/reference.parquet",
+        **{f"workbench.version.{k}": v for k, v in versions.items()},
+    }
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    log_run_batch(
+        client,
+        run_id,
+        params={"family": family_id, "seed": config.seed, "folds": config.folds, "sampler": config.sampler,
+                "metric": config.metric, **{f"best.{k}": v for k, v in params.items()}},
+        metrics={**{f"holdout_{k}": v for k, v in holdout.items()}, "refit_seconds": fit_seconds},
+        tags=tags,
+    )
+    # The dataset's content hash as an MLflow dataset input (digest is capped at 36 chars by MLflow).
+    reference = frames.train.sample(n=min(REFERENCE_ROWS, len(frames.train)), random_state=config.seed)
+    ml_dataset = mlflow.data.from_pandas(
+        reference, name=f"{project_slug}-v{dataset.version}", targets=frames.target,
+        digest=dataset.content_hash[:36],
+    )
+    client.log_inputs(
+        run_id,
+        datasets=[DatasetInput(ml_dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")])],
+    )
+    importance = _feature_importance(
+        pipeline, X_holdout, y_holdout, seed=config.seed,
+        scoring=None,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        model_dir = root / "model"
+        sample = X_train.head(5)
+        signature = infer_signature(sample, pipeline.predict(sample))
+        mlflow.sklearn.save_model(
+            pipeline,
+            str(model_dir),
+            signature=signature,
+            input_example=sample,
+            serialization_format="skops",
+            skops_trusted_types=_skops_trusted_types(pipeline),
+            metadata={"workbench.project": project_slug, "workbench.family": family_id},
+        )
+        client.log_artifacts(run_id, str(model_dir), "model")
+        extras = root / "extras"
+        (extras / "reference").mkdir(parents=True)
+        (extras / "evaluation").mkdir()
+        # Reference sample for monitoring: the features and the target of train rows, plus the
+        # model's prediction on them.
+        ref = reference[[*frames.feature_columns, frames.target]].copy()
+        ref["prediction"] = pipeline.predict(reference[frames.feature_columns])
+        ref.to_parquet(extras / "reference" / "reference.parquet", index=False)
+        importance.to_csv(extras / "evaluation" / "feature_importance.csv", index=False)
+        (extras / "config.json").write_text(json.dumps(full_config, indent=2, default=str, sort_keys=True))
+        (extras / "evaluation" / "holdout_metrics.json").write_text(json.dumps(holdout, indent=2, sort_keys=True))
+        for name, figure in _evaluation_figures(
+            pipeline, X_holdout, y_holdout, task_type=config.task_type, classes=classes
+        ).items():
+            (extras / "evaluation" / f"{name}.json").write_text(figure.to_json())
+            (extras / "evaluation" / f"{name}.html").write_text(figure.to_html(include_plotlyjs="cdn"))
+        client.log_artifacts(run_id, str(extras))
+    # Register a new version of the project's model.
+    name = project_slug
+    _ensure_registered_model(client, name, project_slug)
+    source = f"{client.get_run(run_id).info.artifact_uri}/model"
+    version = client.create_model_version(
+        name, source=source, run_id=run_id,
+        tags={"workbench.family": family_id, "workbench.dataset_hash": dataset.content_hash,
+              f"holdout.{config.metric}": str(holdout.get(config.metric))},
+    )
+    value = holdout.get(config.metric)
+    bar_dict: dict[str, Any] | None = None
+    beat: bool | None = None
+    if bar is not None:
+        bar_dict = bar.as_dict() if hasattr(bar, "as_dict") else {
+            "metric": bar.metric, "value": bar.value, "direction": bar.direction}
+        bar_value = holdout.get(bar.metric)
+        beat = bar_value is not None and beats(bar_value, bar.value, direction=bar.direction, min_uplift=min_uplift)
+    champion_version = current_champion(client, name)
+    flag: str | None = None
+    if champion_version is not None:
+        flag = f"version {champion_version} is already the champion; compare them before promoting this one"
+    elif bar is None:
+        flag = "there is no bar to beat yet (run the baselines), so it was not made champion"
+    elif not beat:
+        flag = (
+            f"holdout {bar.metric} {holdout.get(bar.metric, float('nan')):.4f} does not beat the bar "
+            f"{bar.value:.4f} by the minimum uplift {min_uplift:g}"
+        )
+    elif value is None:
+        flag = f"holdout {config.metric} is undefined"
+    champion = flag is None
+    if champion:
+        client.set_registered_model_alias(name, CHAMPION, version.version)
+    else:
+        assert flag is not None
+        client.set_model_version_tag(name, version.version, TAG_FLAG, flag)
+    return RegistrationResult(
+        holdout_metrics=holdout,
+        model_name=name,
+        model_version=str(version.version),
+        champion=champion,
+        flag=flag,
+        beat_baseline=beat,
+        bar=bar_dict,
+    )
+
+
+def history_frame(study: optuna.Study) -> pd.DataFrame:
+    """Every finished trial of the study (all workers): number, value, best so far, family, worker."""
+    import pandas as pd
+
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state.name != "COMPLETE" or trial.value is None:
+            continue
+        rows.append(
+            {
+                "number": trial.number,
+                "value": float(trial.value),
+                "family": trial.user_attrs.get(ATTR_FAMILY, ""),
+                "worker": trial.user_attrs.get(ATTR_WORKER, ""),
+                "completed_at": trial.datetime_complete,
+            }
+        )
+    frame = pd.DataFrame(rows, columns=["number", "value", "family", "worker", "completed_at"])
+    if frame.empty:
+        frame["best"] = []
+        return frame
+    frame = frame.sort_values("number", ignore_index=True)
+    maximize = study.direction.name == "MAXIMIZE"
+    frame["best"] = frame["value"].cummax() if maximize else frame["value"].cummin()
+    return frame
