@@ -63,11 +63,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("project", help="project slug")
     parser.add_argument("--dataset-id", type=int, default=None, help="dataset id (default: the latest version)")
     args = parser.parse_args(argv)
+    from workbench.commands.common import actor
+    from workbench.errors import WorkbenchError
+
     settings = get_settings()
     settings.ensure_home()
     params = {"dataset_id": args.dataset_id} if args.dataset_id is not None else {}
-    with session_scope(settings.db_url) as session:
-        job_id = create_job(session, kind="profile", project=get_project(session, slug=args.project), params=params).id
+    try:
+        with session_scope(settings.db_url) as session:
+            project = get_project(session, slug=args.project)
+            job_id = create_job(session, kind="profile", project=project, params=params, actor=actor()).id
+    except WorkbenchError as exc:
+        sys.stderr.write(f"Error: {exc}\n")
+        return 2
     status = run_job(job_id, settings=settings)
     with session_scope(settings.db_url) as session:
         sys.stdout.write(json.dumps(job_dict(get_job(session, job_id=job_id)), indent=2, default=str) + "\n")

@@ -395,6 +395,27 @@ def run(
         client.set_terminated(parent_id, status=outcome)
 
 
+def _job_state(settings: Settings, job_id: str) -> tuple[str, str | None, str]:
+    """``(status, parent run id, project slug)`` of a train job a worker may join."""
+    from workbench.db.models import Project
+
+    with session_scope(settings.db_url) as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise NotFound(f"No job with id {job_id!r}. List train jobs with `workbench jobs list`.")
+        if job.kind != "train":
+            raise InvalidInput(f"Job {job_id} is a {job.kind} job; tune-worker joins train jobs.", field="job_id")
+        project = session.get(Project, job.project_id) if job.project_id is not None else None
+        if project is None:
+            raise InvalidInput(f"Job {job_id} has no project.", field="job_id")
+        if job.status not in ("queued", "running"):
+            raise InvalidInput(
+                f"Job {job_id} is {job.status}; a worker can only join a queued or running train job.",
+                field="job_id",
+            )
+        return job.status, job.mlflow_run_id, project.slug
+
+
 def work(
     job_id: str,
     *,
@@ -422,37 +443,21 @@ def work(
     )
 
     worker_name = name or f"{socket.gethostname()}-{os.getpid()}"
+    status, parent_id, slug = _job_state(settings, job_id)
+    # Load the data first (the slow part), so the worker is ready when the job opens its study.
+    inputs = load_inputs(settings, slug)
+    if log is not None:
+        log(f"[{worker_name}] ready: waiting for job {job_id} to open its study")
     deadline = time.monotonic() + wait_seconds
-    while True:
-        with session_scope(settings.db_url) as session:
-            job = session.get(Job, job_id)
-            if job is None:
-                raise NotFound(f"No job with id {job_id!r}. List train jobs with `workbench jobs list`.")
-            if job.kind != "train":
-                raise InvalidInput(f"Job {job_id} is a {job.kind} job; tune-worker joins train jobs.", field="job_id")
-            status, parent_id = job.status, job.mlflow_run_id
-            slug = None
-            if job.project_id is not None:
-                from workbench.db.models import Project
-
-                row = session.get(Project, job.project_id)
-                slug = row.slug if row else None
-        if status not in ("queued", "running"):
-            raise InvalidInput(
-                f"Job {job_id} is {status}; a worker can only join a queued or running train job.", field="job_id"
-            )
-        if parent_id:
-            break
+    while not parent_id:
         if time.monotonic() > deadline:
             raise NotFound(f"Job {job_id} has not started its study after {wait_seconds:g}s; is it running?")
-        time.sleep(0.5)
-    if slug is None:
-        raise InvalidInput(f"Job {job_id} has no project.", field="job_id")
+        time.sleep(0.25)
+        status, parent_id, slug = _job_state(settings, job_id)
     name_of_study = study_name(slug, root_job_id(settings, job_id))
     config = config_from_study(name_of_study, settings=settings)
     study = open_study(name=name_of_study, config=config, settings=settings, create=False)
     target = study.user_attrs.get(TARGET_ATTR)
-    inputs = load_inputs(settings, slug)
     from workbench.tuning import CVObjective
 
     objective = CVObjective(X=inputs.frames.X_train, y=inputs.frames.y_train, config=config, worker=worker_name)

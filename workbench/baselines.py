@@ -122,7 +122,7 @@ def _make_estimator(spec: BaselineSpec, frames: SplitFrames) -> Any:
     return Pipeline([("preprocess", preprocessor), ("model", estimator)])
 
 
-def _aligned_proba(model: Any, X: Any, classes: list[Any]) -> np.ndarray:  # noqa: N803
+def _aligned_proba(model: Any, X: Any, classes: list[Any]) -> np.ndarray:
     """predict_proba with one column per project class, in ``classes`` order (0 for unseen ones)."""
     import numpy as np
 

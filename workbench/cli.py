@@ -197,6 +197,9 @@ _train_commands.register(main)
 from workbench.commands import canvas as _canvas_commands  # noqa: E402
 
 _canvas_commands.register(main)
+from workbench.commands import monitor as _monitor_commands  # noqa: E402
+
+_monitor_commands.register(main)
 
 if __name__ == "__main__":
     main()

@@ -16,6 +16,7 @@ Dataset specs (the ``--dataset`` argument and the Home form) are strings:
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import difflib
 import hashlib
@@ -280,6 +281,8 @@ class Param:
     high: float | None = None
 
 
+TYPE_NAMES = {int: "a whole number", float: "a number", str: "text"}
+
 SYNTHETIC_PARAMS: dict[str, Param] = {
     "rows": Param(int, 2000, "number of rows", 10, 5_000_000),
     "seed": Param(int, 0, "random seed (same seed, same data)", 0, 2**32 - 1),
@@ -306,7 +309,7 @@ def parse_synthetic_params(query: str) -> dict[str, Any]:
             value = param.kind(raw)
         except ValueError as exc:
             raise InvalidInput(
-                f"synthetic parameter {name} must be a {param.kind.__name__} ({param.help}); got {raw!r}.",
+                f"synthetic parameter {name} must be {TYPE_NAMES[param.kind]} ({param.help}); got {raw!r}.",
                 field="dataset",
             ) from exc
         if param.low is not None and param.high is not None and not param.low <= value <= param.high:
@@ -704,8 +707,12 @@ _PENDING_FILES = "workbench.pending_dataset_files"
 
 
 def _remove_pending(session: Session) -> None:
-    for path in session.info.pop(_PENDING_FILES, []):
-        Path(path).unlink(missing_ok=True)
+    for name in session.info.pop(_PENDING_FILES, []):
+        path = Path(name)
+        path.unlink(missing_ok=True)
+        # The project's folder too, when this was its only file (nothing is left behind).
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()
 
 
 def _forget_pending(session: Session) -> None:

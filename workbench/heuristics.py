@@ -273,7 +273,11 @@ def _parse_value(text: str) -> Any:
 def parse_condition(text: str) -> dict[str, Any]:
     """``"support_calls > 3"`` or ``"region in north,south"`` as a condition dict (CLI ``--when``)."""
     match = _WHEN.match(text or "")
-    if match is None or not match.group("value"):
+    # "a => 3" or "a >> 3" would otherwise split at the wrong place; refuse doubled operators.
+    doubled = match is not None and (
+        match.group("column").endswith(tuple("<>=!")) or match.group("value").startswith(tuple("<>=!"))
+    )
+    if match is None or not match.group("value") or doubled:
         raise InvalidInput(
             f"--when must read 'COLUMN OPERATOR VALUE' with an operator among {', '.join(OPERATORS)} "
             f"(e.g. 'tenure < 12' or 'region in north,south'); got {text!r}.",
@@ -300,7 +304,9 @@ def project_classes(session: Session, *, project: Project) -> list[Any] | None:
     return sorted(values, key=str)
 
 
-def set_heuristic(session: Session, *, project: Project, rule: Rule | dict[str, Any] | None, actor: str = "") -> Project:
+def set_heuristic(
+    session: Session, *, project: Project, rule: Rule | dict[str, Any] | None, actor: str = ""
+) -> Project:
     """Validate ``rule`` against the project's newest data and store it (``None`` removes it)."""
     from workbench.datasets import latest_dataset
     from workbench.projects import get_project

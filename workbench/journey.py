@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from workbench.db.models import CanvasRevision, Dataset, Job, Project
+from workbench.db.models import Dataset, Job, Project
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,9 @@ def _succeeded(session: Session, project: Project, kind: str) -> int:
 def journey(session: Session, *, project: Project) -> list[Step]:
     """Every step of the journey in order; the first step not done is the next one to take."""
     datasets = session.scalar(select(func.count()).select_from(Dataset).where(Dataset.project_id == project.id)) or 0
-    canvases = set(
-        session.scalars(
-            select(CanvasRevision.kind).where(CanvasRevision.project_id == project.id).distinct()
-        )
-    )
+    from workbench.canvases.store import canvases_progress
+
+    canvases_done, canvases_detail = canvases_progress(session, project=project)
     profiles = _succeeded(session, project, "profile")
     # The Data page profiles small data inline (no job), so a stored profile of the latest version counts too.
     from workbench.profiling import project_has_profile
@@ -52,8 +50,8 @@ def journey(session: Session, *, project: Project) -> list[Step]:
             "canvases",
             "Design",
             "Fill in the canvases",
-            {"ml_canvas", "mlops_stack"} <= canvases,
-            f"{len(canvases)} of 3 canvases saved",
+            canvases_done,
+            canvases_detail,
             "pages/ml_canvas.py",
         ),
         Step(

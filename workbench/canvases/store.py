@@ -162,6 +162,8 @@ def save_canvas(
     the canvas has moved on since, :class:`CanvasConflict` is raised with the other person's
     changes. ``None`` skips the check: only for explicit overwrites (restore, import).
     Saving content equal to the newest revision creates nothing and returns that revision.
+    When a concurrent save wins the race for the same revision number, the session's
+    transaction is rolled back before the conflict is raised.
     """
     check_kind(kind)
     canonical = normalize_content(kind, content)
@@ -204,12 +206,15 @@ def save_canvas(
     )
     # Two saves from the same base can pass the check above at the same moment; the unique
     # (project, kind, revision) constraint lets only one of them in. The loser gets the same
-    # conflict as if it had come a moment later.
+    # conflict as if it had come a moment later. No SAVEPOINT here: with pysqlite a savepoint
+    # opened before any write starts the transaction, and releasing it commits everything the
+    # caller did so far (an import would no longer be all or nothing).
+    session.add(row)
     try:
-        with session.begin_nested():
-            session.add(row)
-            session.flush()
+        session.flush()
     except IntegrityError:
+        # The caller's transaction is lost anyway (the error propagates); roll back to read the winner.
+        session.rollback()
         winner = _latest_row(session, project=project, kind=kind)
         if winner is None or base_revision is None:
             raise
@@ -341,3 +346,20 @@ def suggestions_for_task(task_id: str, artefacts: list[ArtefactLink]) -> list[Ar
     """The artefacts whose kind documents the CRISP-DM task ``task_id``."""
     kinds = CRISP_DM.task(task_id).artefact_kinds
     return [artefact for artefact in artefacts if artefact.kind in kinds]
+
+
+# --- journey ----------------------------------------------------------------------------------
+
+
+def canvases_progress(session: Session, *, project: Project) -> tuple[bool, str]:
+    """The Home journey's canvas step: done when every box of the ML Canvas and the MLOps Stack
+    Canvas is filled; the detail gives the completeness of all three (CRISP-DM: tasks done)."""
+    parts: list[str] = []
+    done = True
+    for kind, short in (("ml_canvas", "ML Canvas"), ("mlops_stack", "MLOps Stack"), ("crisp_dm", "CRISP-DM")):
+        _, content = load_canvas(session, project=project, kind=kind)
+        filled, total = completeness(content, kind)
+        parts.append(f"{short} {filled}/{total}")
+        if kind != "crisp_dm" and filled < total:
+            done = False
+    return done, " · ".join(parts)

@@ -204,3 +204,57 @@ class DeploymentMetric(Base):
     rss_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     requests: Mapped[int] = mapped_column(Integer, default=0)
     errors: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MonitoringReport(Base):
+    """One monitoring run over a window of a deployment's prediction log."""
+
+    __tablename__ = "monitoring_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # The window as asked and as resolved: {"spec": "24h", "kind": "hours", "since": ..., "n_rows": ...}.
+    window: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Gzipped Evidently snapshots (workbench.monitoring.reports), so the HTML can be drawn later.
+    snapshot_path: Mapped[str] = mapped_column(String(1000), default="")
+    # Drift table, check results and headline figures: what the page and `--json` show.
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(10), default="pass")
+    created_by: Mapped[str] = mapped_column(String(120), default="")
+
+
+class MonitoringMetric(Base):
+    """One flattened metric of one report: the narrow history table the charts draw."""
+
+    __tablename__ = "monitoring_metrics"
+    __table_args__ = (Index("ix_monitoring_metrics_deployment_metric_ts", "deployment_id", "metric", "ts"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ts: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    report_id: Mapped[int] = mapped_column(ForeignKey("monitoring_reports.id", ondelete="CASCADE"), index=True)
+    metric: Mapped[str] = mapped_column(String(255))
+    value: Mapped[float] = mapped_column(Float)
+
+
+class Alert(Base):
+    """A failed monitoring check, shown on Home and on the Monitoring page until acknowledged."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    deployment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    report_id: Mapped[int | None] = mapped_column(
+        ForeignKey("monitoring_reports.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    check: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(10))
+    message: Mapped[str] = mapped_column(Text, default="")
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(120), nullable=True)

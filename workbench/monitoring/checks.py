@@ -86,7 +86,7 @@ class Thresholds:
 
 def thresholds_from_config(config: Any, **overrides: Any) -> Thresholds:
     """Thresholds from a :class:`~workbench.project_config.ProjectConfig`, with optional overrides."""
-    values = {
+    values: dict[str, Any] = {
         "drift_threshold": float(config.drift_threshold),
         "quality_floor": None if config.quality_floor is None else float(config.quality_floor),
         "latency_budget_ms": float(config.latency_budget_ms),
@@ -95,9 +95,7 @@ def thresholds_from_config(config: Any, **overrides: Any) -> Thresholds:
     }
     unknown = sorted(set(overrides) - set(values))
     if unknown:
-        raise InvalidInput(
-            f"unknown threshold(s) {unknown}; the thresholds are {sorted(values)}.", field="thresholds"
-        )
+        raise InvalidInput(f"unknown threshold(s) {unknown}; the thresholds are {sorted(values)}.", field="thresholds")
     values.update({k: v for k, v in overrides.items() if v is not None or k == "quality_floor"})
     return Thresholds(**values)
 
@@ -182,7 +180,9 @@ def check_quality(value: float | None, thresholds: Thresholds, *, n_labelled: in
             "quality", "skipped", value, None, f"No quality floor is set for {metric}; set one in the ML Canvas."
         )
     if value is None or not np.isfinite(value):
-        return CheckResult("quality", "skipped", None, limit, f"No labelled prediction in this window to compute {metric}.")
+        return CheckResult(
+            "quality", "skipped", None, limit, f"No labelled prediction in this window to compute {metric}."
+        )
     bound = "lower" if thresholds.metric_direction == "maximize" else "upper"
     if bound == "upper":
         # A minimised metric breaches its ceiling when strictly above it.
@@ -219,7 +219,9 @@ def check_latency(p95_ms: float | None, thresholds: Thresholds) -> CheckResult:
     else:
         status = "pass"
     verdict = {"fail": "over", "warn": "close to", "pass": "within"}[status]
-    return CheckResult("latency", status, float(p95_ms), limit, f"p95 latency {p95_ms:.1f} ms is {verdict} the budget {limit:g} ms.")
+    return CheckResult(
+        "latency", status, float(p95_ms), limit, f"p95 latency {p95_ms:.1f} ms is {verdict} the budget {limit:g} ms."
+    )
 
 
 def run_checks(

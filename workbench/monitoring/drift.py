@@ -324,9 +324,9 @@ def _ztest(keys: Sequence[Any], ref_counts: np.ndarray, cur_counts: np.ndarray) 
     """Two-proportion Z-test on 'the value differs from the smallest value' (Evidently's z)."""
     from scipy.stats import norm
 
-    if np.count_nonzero(ref_counts) == 1 and np.count_nonzero(cur_counts) == 1:
-        if int(np.argmax(ref_counts)) == int(np.argmax(cur_counts)):
-            return 1.0
+    single = np.count_nonzero(ref_counts) == 1 and np.count_nonzero(cur_counts) == 1
+    if single and int(np.argmax(ref_counts)) == int(np.argmax(cur_counts)):
+        return 1.0
     try:
         first = min(range(len(keys)), key=lambda i: keys[i])
     except TypeError:  # mixed types cannot be ordered; order them by their text instead
@@ -340,9 +340,7 @@ def _ztest(keys: Sequence[Any], ref_counts: np.ndarray, cur_counts: np.ndarray) 
     return float(2 * (1 - norm.cdf(np.abs(z))))
 
 
-def _counts_test(
-    n_ref: int, keys: Sequence[Any], ref_counts: np.ndarray, cur_counts: np.ndarray
-) -> tuple[str, float]:
+def _counts_test(n_ref: int, keys: Sequence[Any], ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[str, float]:
     """The test Evidently applies to value counts, and its statistic."""
     if n_ref > SMALL_REFERENCE_ROWS:
         return "jensenshannon", _jensenshannon(ref_counts, cur_counts)
@@ -524,7 +522,9 @@ def compute_drift(
     for name, value in thresholds.items():
         check_choice("thresholds", name, tuple(STATTESTS))
         if not isinstance(value, int | float) or value < 0:
-            raise InvalidInput(f"thresholds[{name!r}] must be a non-negative number; got {value!r}.", field="thresholds")
+            raise InvalidInput(
+                f"thresholds[{name!r}] must be a non-negative number; got {value!r}.", field="thresholds"
+            )
     if not 0.0 <= float(drift_share) <= 1.0:
         raise InvalidInput(f"drift_share must be in [0, 1]; got {drift_share!r}.", field="drift_share")
     kinds = kinds or {}

@@ -197,14 +197,19 @@ class ServedModel:
 
     def predict_frame(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
         """Check ``frame`` against the signature and predict; returns (predictions, probabilities or None)."""
+        import sklearn
+
         x = conform_frame(frame, self.columns)
-        if self.classes is not None:
-            proba = np.asarray(self.pipeline.predict_proba(x))
-            # The arg-max of the probabilities is the prediction of every sklearn classifier
-            # with a 0.5 / arg-max decision, and it saves a second pass through the pipeline.
-            predictions = np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)]
-            return predictions, proba
-        return np.asarray(self.pipeline.predict(x)), None
+        # The parameters were validated when the model was fitted; re-validating them on every
+        # call costs more than the prediction of a single record.
+        with sklearn.config_context(skip_parameter_validation=True):
+            if self.classes is not None:
+                proba = np.asarray(self.pipeline.predict_proba(x))
+                # The arg-max of the probabilities is the prediction of every sklearn classifier
+                # with an arg-max decision, and it saves a second pass through the pipeline.
+                predictions = np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)]
+                return predictions, proba
+            return np.asarray(self.pipeline.predict(x)), None
 
     def predict_records(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Predict a list of records; each result is ``{"prediction": ..., "proba": {class: p} | None}``."""

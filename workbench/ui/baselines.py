@@ -133,7 +133,8 @@ def rule_section(project: Project, dataset: Dataset) -> None:
     current = Rule.from_dict(project.heuristic) if project.heuristic else None
     if current is not None:
         st.markdown(f"Current rule: `{current.describe()}`")
-    columns = [c for c in dataset.columns if c["name"] not in (project.target,)]
+    # The rule looks at model inputs only: not the target, not the time column.
+    columns = [c for c in dataset.columns if c["name"] not in (project.target, project.time_column)]
     if not columns:
         st.info("The dataset has no input column to build a rule on.")
         return
@@ -275,9 +276,13 @@ def results_section(project: Project) -> None:
     from workbench.tracking import mlflow_ui_link
 
     st.subheader("Results")
-    with session_scope() as session, shown_errors():
+    latest: tuple[str, dict[str, Any]] | None = None
+    bar = None
+    with session_scope() as session:
         latest = latest_baseline_result(session, project=project)
-        bar = bar_to_beat(session, project=project) if latest else None
+        # An invalid canvas choice (say, a regression metric on a classifier) must not hide the results.
+        with shown_errors():
+            bar = bar_to_beat(session, project=project) if latest else None
     if latest is None:
         st.info("No baseline results yet: press **Run baselines**.", icon=":material/info:")
         return

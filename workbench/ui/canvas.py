@@ -215,6 +215,12 @@ def _save(kind: str, project: Project, content: dict[str, Any], base: int | None
 
 def _on_save(kind: str, project: Project) -> None:
     sync_from_widgets(kind, project.slug)
+    if not is_dirty(kind, project.slug):
+        # Nothing of mine to save: show the newest revision instead of a conflict with no changes of mine.
+        revision, content, _ = _load(kind, project)
+        _set_draft(kind, project.slug, content=content, base=revision, base_content=content)
+        _flash(kind, project.slug, "info", f"Nothing to save: no unsaved changes. Showing revision {revision}.")
+        return
     draft = st.session_state[_k(kind, project.slug, "draft")]
     _save(kind, project, draft, st.session_state[_k(kind, project.slug, "base")])
 
@@ -486,7 +492,7 @@ def status_bar(kind: str, project: Project, *, revision: int, author: str) -> No
         )
     if is_dirty(kind, slug):
         st.warning(f"{UNSAVED_BANNER}: save them, or they stay only in this browser session.", icon=":material/edit:")
-    if revision > base and is_dirty(kind, slug):
+    if revision > base and is_dirty(kind, slug) and not st.session_state.get(_k(kind, slug, "conflict")):
         st.info(
             f"{author or 'Someone'} saved revision {revision} after you started from revision {base}. "
             "Saving will show their changes and let you merge.",

@@ -275,9 +275,11 @@ def distribution_chart(column: dict[str, Any]) -> Any:
             values.append(column["other_count"])
         trace = go.Bar(x=labels, y=values)
     figure = go.Figure(trace)
-    missing = f", {column['missing_share']:.1%} missing" if column["missing"] else ""
+    missing = f" · {column['missing_share']:.1%} missing" if column["missing"] else ""
     figure.update_layout(
-        title=f"{column['name']} ({column['kind']}{missing})",
+        # The name alone as the title (narrow grid cells cut long titles); the kind goes below the axis.
+        title=str(column["name"]),
+        xaxis_title=f"{column['kind']}{missing}",
         height=260,
         margin=dict(l=10, r=10, t=40, b=10),
         bargap=0.05,

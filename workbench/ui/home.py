@@ -84,7 +84,9 @@ def _create_from_form(
     validate_name(name)
     if source == SOURCE_UPLOAD:
         if uploaded is None:
-            raise InvalidInput("file: choose a CSV or Parquet file to upload.", field="file")
+            raise InvalidInput(
+                f"file: choose a CSV or Parquet file to upload, or pick '{SOURCE_NAMED}' above.", field="file"
+            )
         frame = read_upload(filename=uploaded.name, data=uploaded.getvalue())
         label = f"upload:{uploaded.name}"
         suggestion = None

@@ -197,7 +197,84 @@ def upgrade() -> None:
     )
     op.create_index("ix_deployment_metrics_deployment_ts", "deployment_metrics", ["deployment_id", "ts"])
 
+    op.create_table(
+        "monitoring_reports",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("deployment_id", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("window", sa.JSON(), nullable=False),
+        sa.Column("snapshot_path", sa.String(1000), nullable=False),
+        sa.Column("summary", sa.JSON(), nullable=False),
+        sa.Column("status", sa.String(10), nullable=False),
+        sa.Column("created_by", sa.String(120), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_monitoring_reports"),
+        sa.ForeignKeyConstraint(
+            ["project_id"], ["projects.id"], name="fk_monitoring_reports_project_id_projects", ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["deployment_id"],
+            ["deployments.id"],
+            name="fk_monitoring_reports_deployment_id_deployments",
+            ondelete="CASCADE",
+        ),
+    )
+    op.create_index("ix_monitoring_reports_project_id", "monitoring_reports", ["project_id"])
+    op.create_index("ix_monitoring_reports_deployment_id", "monitoring_reports", ["deployment_id"])
+
+    op.create_table(
+        "monitoring_metrics",
+        sa.Column("id", big_id, nullable=False),
+        sa.Column("ts", sa.DateTime(), nullable=False),
+        sa.Column("deployment_id", sa.Integer(), nullable=False),
+        sa.Column("report_id", sa.Integer(), nullable=False),
+        sa.Column("metric", sa.String(255), nullable=False),
+        sa.Column("value", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_monitoring_metrics"),
+        sa.ForeignKeyConstraint(
+            ["deployment_id"],
+            ["deployments.id"],
+            name="fk_monitoring_metrics_deployment_id_deployments",
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["report_id"],
+            ["monitoring_reports.id"],
+            name="fk_monitoring_metrics_report_id_monitoring_reports",
+            ondelete="CASCADE",
+        ),
+    )
+    op.create_index(
+        "ix_monitoring_metrics_deployment_metric_ts", "monitoring_metrics", ["deployment_id", "metric", "ts"]
+    )
+    op.create_index("ix_monitoring_metrics_report_id", "monitoring_metrics", ["report_id"])
+
+    op.create_table(
+        "alerts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("deployment_id", sa.Integer(), nullable=True),
+        sa.Column("report_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("check", sa.String(40), nullable=False),
+        sa.Column("status", sa.String(10), nullable=False),
+        sa.Column("message", sa.Text(), nullable=False),
+        sa.Column("acknowledged_at", sa.DateTime(), nullable=True),
+        sa.Column("acknowledged_by", sa.String(120), nullable=True),
+        sa.PrimaryKeyConstraint("id", name="pk_alerts"),
+        sa.ForeignKeyConstraint(["project_id"], ["projects.id"], name="fk_alerts_project_id_projects", ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["deployment_id"], ["deployments.id"], name="fk_alerts_deployment_id_deployments", ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["report_id"], ["monitoring_reports.id"], name="fk_alerts_report_id_monitoring_reports", ondelete="SET NULL"
+        ),
+    )
+    op.create_index("ix_alerts_project_id", "alerts", ["project_id"])
+    op.create_index("ix_alerts_deployment_id", "alerts", ["deployment_id"])
+    op.create_index("ix_alerts_created_at", "alerts", ["created_at"])
+
 
 def downgrade() -> None:
-    for table in ("deployment_metrics", "prediction_log", "deployments", "splits", "canvas_revisions", "jobs", "datasets", "projects"):
+    for table in ("alerts", "monitoring_metrics", "monitoring_reports", "deployment_metrics", "prediction_log", "deployments", "splits", "canvas_revisions", "jobs", "datasets", "projects"):
         op.drop_table(table)

@@ -1,0 +1,146 @@
+"""The train pipeline for real: a small Optuna study tracked in MLflow, refit, evaluated and registered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from tests.helpers.mlflow_store import seed_mlflow_store
+from workbench.datasets import create_project_with_dataset
+from workbench.db import session_scope
+from workbench.job_runner import run_job
+from workbench.jobs import create_job, get_job
+from workbench.projects import get_project
+from workbench.settings import get_settings
+from workbench.tracking import TAG_JOB, TAG_KIND, experiment_name
+from workbench.tuning import CHAMPION, TAG_FLAG, TAG_TRIAL_NUMBER
+
+PARAMS: dict[str, Any] = {"models": ["knn"], "n_trials": 4, "folds": 3, "seed": 7}
+
+
+def xor_frame(n: int = 240, seed: int = 0) -> pd.DataFrame:
+    """A target no linear model can learn (XOR of two signs), so a tuned k-NN beats the baselines."""
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.uniform(-1, 1, n), rng.uniform(-1, 1, n)
+    return pd.DataFrame(
+        {
+            "x1": x1.round(4),
+            "x2": x2.round(4),
+            "colour": rng.choice(["red", "green", "blue"], n),
+            "label": np.where((x1 > 0) ^ (x2 > 0), "yes", "no"),
+        }
+    )
+
+
+def _project(home: Path, name: str = "Xor") -> str:
+    seed_mlflow_store(home)
+    with session_scope() as session:
+        project = create_project_with_dataset(
+            session, name=name, dataset_spec_or_frame=xor_frame(), target="label", task_type="classification"
+        )
+        return project.slug
+
+
+def _run(slug: str, kind: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    with session_scope() as session:
+        job_id = create_job(session, kind=kind, project=get_project(session, slug=slug), params=params or {}).id
+    status = run_job(job_id)
+    with session_scope() as session:
+        job = get_job(session, job_id=job_id)
+        assert status == "succeeded", job.error
+        return {"id": job_id, "result": dict(job.result or {}), "run_id": job.mlflow_run_id}
+
+
+def _client() -> MlflowClient:
+    uri = get_settings().mlflow_tracking_uri
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def test_train_tracks_trials_registers_a_loadable_champion(workbench_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    slug = _project(workbench_home)
+    _run(slug, "baseline")  # the bar to beat: best of class prior, stratified random, logistic
+    job = _run(slug, "train", PARAMS)
+    result = job["result"]
+    client = _client()
+    experiment = client.get_experiment_by_name(experiment_name(slug))
+    assert experiment is not None
+
+    # One parent run for the job, FINISHED, tagged best; one child run per trial.
+    parent = client.get_run(job["run_id"])
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags[TAG_KIND] == "best"
+    children = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+    )
+    assert len(children) == PARAMS["n_trials"] == result["trials_finished"]
+    assert sorted(int(c.data.tags[TAG_TRIAL_NUMBER]) for c in children) == list(range(PARAMS["n_trials"]))
+    for child in children:
+        assert child.data.tags[TAG_KIND] == "trial" and child.data.tags[TAG_JOB] == job["id"]
+        assert {"knn__n_neighbors", "knn__weights", "knn__p"} <= set(child.data.params)
+        assert {"cv_balanced_accuracy_mean", "cv_balanced_accuracy_std", "fit_seconds"} <= set(child.data.metrics)
+        assert child.info.status == "FINISHED"
+    best_child = max(children, key=lambda c: c.data.metrics["cv_balanced_accuracy_mean"])
+    assert result["best_cv"] == pytest.approx(best_child.data.metrics["cv_balanced_accuracy_mean"])
+
+    # Reproducibility record, dataset input, reference data and evaluation plots on the parent run.
+    assert parent.data.tags["workbench.dataset_hash"]
+    assert parent.data.tags["workbench.version.scikit-learn"]
+    assert parent.data.params["seed"] == "7"
+    assert parent.inputs.dataset_inputs, "the dataset's content hash is logged as an MLflow dataset input"
+    assert parent.inputs.dataset_inputs[0].dataset.digest == parent.data.tags["workbench.dataset_hash"][:36]
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)} | {
+        a.path for folder in ("evaluation", "reference") for a in client.list_artifacts(parent.info.run_id, folder)
+    }
+    for path in ("model", "config.json", "reference/reference.parquet", "evaluation/feature_importance.csv",
+                 "evaluation/confusion_matrix.json", "evaluation/roc_curve.json"):
+        assert path in artifacts, path
+    reference = pd.read_parquet(client.download_artifacts(parent.info.run_id, "reference/reference.parquet"))
+    assert {"x1", "x2", "colour", "label", "prediction"} <= set(reference.columns)
+
+    # Registered as version 1; it beats the logistic baseline by far, and there was no champion.
+    assert result["bar"] is not None and result["beat_baseline"] is True
+    assert result["model_version"] == "1" and result["champion"] is True
+    version = client.get_model_version_by_alias(slug, CHAMPION)
+    assert str(version.version) == "1" and version.run_id == parent.info.run_id
+
+    # The registered model is the whole Pipeline: it scores raw rows (categorical text included).
+    import mlflow.pyfunc
+    import mlflow.sklearn
+
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
+    local = client.download_artifacts(parent.info.run_id, "model", str(workbench_home / "dl"))
+    raw = xor_frame(n=20, seed=99).drop(columns=["label"])
+    pipeline = mlflow.sklearn.load_model(local)
+    assert set(pipeline.predict(raw)) <= {"yes", "no"}
+    pyfunc = mlflow.pyfunc.load_model(local)
+    assert list(pyfunc.predict(raw)) == list(pipeline.predict(raw))
+    assert pyfunc.metadata.get_input_schema().input_names() == ["x1", "x2", "colour"]
+    holdout_score = result["holdout_metrics"]["balanced_accuracy"]
+    assert holdout_score > result["bar"]["value"]
+
+    # A second job: registered as version 2 but flagged, since a champion exists.
+    second = _run(slug, "train", {**PARAMS, "n_trials": 2})["result"]
+    assert second["model_version"] == "2" and second["champion"] is False
+    assert "already the champion" in second["flag"]
+    assert client.get_model_version(slug, "2").tags[TAG_FLAG] == second["flag"]
+    assert str(client.get_model_version_by_alias(slug, CHAMPION).version) == "1"
+
+
+def test_same_seed_same_result_and_no_bar_means_flagged(workbench_home: Path) -> None:
+    slug = _project(workbench_home, name="Xor again")
+    params = {"models": ["linear", "knn"], "n_trials": 4, "folds": 2, "seed": 11}
+    first = _run(slug, "train", params)["result"]
+    second = _run(slug, "train", params)["result"]
+    assert first["study"] != second["study"]
+    assert (first["family"], first["best_params"]) == (second["family"], second["best_params"])
+    assert first["holdout_metric"] == second["holdout_metric"]
+    assert first["best_cv"] == second["best_cv"]
+    # No baselines were run: there is no bar, so the version is registered but not champion.
+    assert first["champion"] is False and "no bar to beat" in first["flag"]
+    different = _run(slug, "train", {**params, "seed": 12})["result"]
+    assert different["study"] != first["study"]

@@ -1,0 +1,235 @@
+"""The web service against a real registered model: endpoints, bad input, token, metrics, alias hot-swap."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from tests.helpers.registered_model import (
+    RegisteredModel,
+    create_project_with_model,
+    module_home,
+    register_model,
+    set_alias,
+)
+from workbench.db import session_scope
+from workbench.db.models import Deployment, DeploymentMetric, PredictionLog
+from workbench.serving.web import build_server, create_app, free_port
+
+RECORD = {"age": 30, "plan": "basic", "monthly_fee": 20.5}
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegisteredModel]:
+    with module_home(tmp_path_factory, "web"):
+        yield create_project_with_model(name="Web churn")
+
+
+@pytest.fixture()
+def client(model: RegisteredModel) -> Iterator[Any]:
+    from fastapi.testclient import TestClient
+
+    app = create_app(model.name, token=TOKEN, log_flush_ms=20, poll_seconds=0, metrics_seconds=0.2)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def test_predict_one_and_many_then_feedback(client: Any, model: RegisteredModel) -> None:
+    one = client.post("/predict", json=RECORD, headers=AUTH)
+    assert one.status_code == 200
+    body = one.json()
+    assert body["model_version"] == model.version and body["prediction"] in ("yes", "no")
+    assert sum(body["proba"].values()) == pytest.approx(1.0)
+    many = client.post("/predict", json=[RECORD, {**RECORD, "plan": "pro", "age": 70}], headers=AUTH)
+    assert many.status_code == 200
+    ids = [p["request_id"] for p in many.json()["predictions"]]
+    assert len(set(ids)) == 2
+    # Feedback right away: the row may still sit in the log buffer; the service flushes and finds it.
+    fb = client.post("/feedback", json={"request_id": body["request_id"], "label": "no"}, headers=AUTH)
+    assert fb.status_code == 200, fb.text
+    assert client.post("/feedback", json={"request_id": "unknown", "label": "no"}, headers=AUTH).status_code == 404
+    deployment_id = client.app.state.deployment["deployment_id"]
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with session_scope() as session:
+            rows = {r.request_id: r for r in session.scalars(
+                select(PredictionLog).where(PredictionLog.deployment_id == deployment_id))}
+        if len(rows) == 3:
+            break
+        time.sleep(0.05)
+    assert set(rows) == {body["request_id"], *ids}
+    assert rows[body["request_id"]].label == "no"
+    assert rows[body["request_id"]].features == RECORD
+    assert rows[ids[1]].prediction == many.json()["predictions"][1]["prediction"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({**RECORD, "age": "old"}, "age"),
+        ({"age": 30, "plan": "basic"}, "monthly_fee"),
+        ({**RECORD, "monthly_fee": "cheap"}, "monthly_fee"),
+        ([RECORD, {**RECORD, "plan": None}], "plan"),
+    ],
+)
+def test_bad_input_is_422_naming_the_field(client: Any, payload: Any, field: str) -> None:
+    response = client.post("/predict", json=payload, headers=AUTH)
+    assert response.status_code == 422
+    assert field in response.json()["detail"]
+    assert field in {e["field"] for e in response.json()["errors"]}
+
+
+def test_garbage_oversized_and_token(client: Any) -> None:
+    garbage = client.post("/predict", content=b"{not json", headers={**AUTH, "content-type": "application/json"})
+    assert garbage.status_code == 422 and "not valid JSON" in garbage.text
+    assert client.post("/predict", json=[], headers=AUTH).status_code == 422
+    big = client.post("/predict", content=b"[" + b"1," * 600_000 + b"1]", headers=AUTH)
+    assert big.status_code == 413
+    assert client.post("/predict", json=RECORD).status_code == 401
+    assert client.post("/predict", json=RECORD, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/health").status_code == 200  # liveness needs no token
+
+
+def test_metrics_text(client: Any, model: RegisteredModel) -> None:
+    for _ in range(3):
+        client.post("/predict", json=RECORD, headers=AUTH)
+    client.post("/predict", json={"age": "x"}, headers=AUTH)
+    text = client.get("/metrics", headers=AUTH).text
+    assert 'workbench_requests_total{path="/predict",status="200"} 3' in text
+    assert 'workbench_requests_total{path="/predict",status="422"} 1' in text
+    assert "workbench_request_errors_total 1" in text
+    assert 'workbench_predict_latency_seconds_bucket{le="+Inf"} 3' in text
+    assert f'version="{model.version}"' in text
+    assert "process_resident_memory_bytes" in text
+    time.sleep(0.5)  # the sampler stores CPU / memory / counts every 0.2 s here
+    deployment_id = client.app.state.deployment["deployment_id"]
+    with session_scope() as session:
+        samples = list(session.scalars(select(DeploymentMetric).where(DeploymentMetric.deployment_id == deployment_id)))
+    assert samples and sum(s.requests for s in samples) >= 4 and samples[-1].rss_bytes > 0
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    payload=st.one_of(
+        st.dictionaries(st.sampled_from(["age", "plan", "monthly_fee", "x", ""]),
+                        st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=5),
+                                  st.lists(st.integers(), max_size=2))),
+        st.lists(st.dictionaries(st.sampled_from(["age", "plan", "monthly_fee"]),
+                                 st.one_of(st.integers(-10**20, 10**20), st.floats(), st.text(max_size=3))),
+                 max_size=3),
+        st.integers(), st.text(max_size=10), st.none(),
+    )
+)
+def test_fuzzed_bodies_never_give_a_server_error(client: Any, payload: Any) -> None:
+    response = client.post("/predict", json=payload, headers=AUTH)
+    assert response.status_code < 500, response.text
+
+
+def _serve_in_thread(app: Any) -> tuple[Any, threading.Thread, str]:
+    port = free_port()
+    server = build_server(app, host="127.0.0.1", port=port)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+def test_alias_switch_under_traffic_fails_no_request(model: RegisteredModel) -> None:
+    from workbench.settings import get_settings
+
+    app = create_app(model.name, poll_seconds=0.2, log_flush_ms=50)
+    server, thread, url = _serve_in_thread(app)
+    statuses: list[int] = []
+    versions: list[str] = []
+    stop = threading.Event()
+
+    def traffic() -> None:
+        with httpx.Client(base_url=url, timeout=10) as http:
+            while not stop.is_set():
+                response = http.post("/predict", json=RECORD)
+                statuses.append(response.status_code)
+                if response.status_code == 200:
+                    versions.append(response.json()["model_version"])
+
+    sender = threading.Thread(target=traffic)
+    sender.start()
+    try:
+        time.sleep(0.3)
+        settings_ = get_settings()
+        second = register_model(model.name, tracking_uri=settings_.mlflow_tracking_uri,
+                                artifacts_dir=settings_.artifacts_dir, variant=1, alias=None)
+        set_alias(model, "champion", second.version)
+        deadline = time.monotonic() + 20
+        while (not versions or versions[-1] != second.version) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        sender.join()
+        server.should_exit = True
+        thread.join(timeout=10)
+        set_alias(model, "champion", model.version)  # after the server stopped, so it keeps version 2
+    assert statuses and set(statuses) == {200}
+    assert versions[0] == model.version and versions[-1] == second.version
+    with session_scope() as session:
+        deployment = session.get(Deployment, app.state.deployment["deployment_id"])
+        assert deployment.model_version == second.version
+        assert deployment.status == "stopped"
+
+
+def test_managed_serve_job_starts_and_stops_by_pid(model: RegisteredModel) -> None:
+    from workbench.deployments import start_deployment
+    from workbench.jobs import cancel, spawn
+    from workbench.projects import get_project
+
+    with session_scope() as session:
+        project = get_project(session, slug=model.name)
+        deployment = start_deployment(session, project=project, mode="web",
+                                      config={"poll_seconds": 0, "metrics_seconds": 1})
+        deployment_id, job_id = deployment.id, deployment.job_id
+    pid = spawn(job_id)
+    try:
+        deadline = time.monotonic() + 90
+        row = None
+        while time.monotonic() < deadline:
+            with session_scope() as session:
+                row = session.get(Deployment, deployment_id)
+            if row.status == "running" and row.port:
+                break
+            time.sleep(0.2)
+        assert row is not None and row.status == "running", "the serve job did not start in 90 s"
+        assert row.host == "127.0.0.1" and row.model_version == model.version
+        response = httpx.post(f"http://127.0.0.1:{row.port}/predict", json=RECORD, timeout=10)
+        assert response.status_code == 200
+        with session_scope() as session:
+            cancel(session, job_id=job_id)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with session_scope() as session:
+                row = session.get(Deployment, deployment_id)
+            if row.status == "stopped":
+                break
+            time.sleep(0.2)
+        assert row.status == "stopped"
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass

@@ -1,0 +1,251 @@
+"""Monitoring runs over the real prediction log: windows, stored reports, history, alerts, CLI exit code."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from workbench.db.engine import session_scope
+from workbench.db.models import Alert, MonitoringMetric
+from workbench.errors import InvalidInput
+from workbench.monitoring.checks import Thresholds
+from workbench.monitoring.service import (
+    acknowledge_alert,
+    get_report,
+    list_alerts,
+    list_reports,
+    load_snapshots,
+    metric_history,
+    parse_window,
+    run_monitoring,
+)
+
+START = datetime(2026, 11, 1, 12, 0, 0)
+
+
+def _features(rng: np.random.Generator, n: int, *, drifted: bool) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "age": rng.normal(55 if drifted else 40, 10, n),
+            "plan": rng.choice(["basic", "pro", "team"], n, p=[0.1, 0.3, 0.6] if drifted else [0.6, 0.3, 0.1]),
+            "visits": rng.integers(0, 30, n),
+        }
+    )
+
+
+def _predict(frame: pd.DataFrame) -> np.ndarray:
+    return np.where(frame["age"] > 45, "yes", "no")
+
+
+def _truth(rng: np.random.Generator, frame: pd.DataFrame, *, flipped: bool) -> np.ndarray:
+    truth = np.where(frame["age"] + rng.normal(0, 5, len(frame)) > 45, "yes", "no")
+    return np.where(truth == "yes", "no", "yes") if flipped else truth
+
+
+def _reference(rng: np.random.Generator) -> pd.DataFrame:
+    ref = _features(rng, 2000, drifted=False)
+    ref["churned"] = _truth(rng, ref, flipped=False)
+    ref["prediction"] = _predict(ref)
+    return ref
+
+
+def _log(session: Any, deployment_id: int, frame: pd.DataFrame, *, start: datetime, prefix: str, latency: float) -> None:
+    from workbench.prediction_log import insert_rows, make_row
+
+    predictions = _predict(frame)
+    rows = [
+        make_row(
+            deployment_id=deployment_id,
+            request_id=f"{prefix}-{i}",
+            features=record,
+            prediction=predictions[i],
+            latency_ms=latency + (i % 10),
+            ts=start + timedelta(seconds=i),
+        )
+        for i, record in enumerate(frame.to_dict(orient="records"))
+    ]
+    insert_rows(session, rows)
+
+
+def _label(session: Any, prefix: str, labels: np.ndarray, every: int = 2) -> None:
+    from workbench.prediction_log import record_feedback
+
+    for i in range(0, len(labels), every):
+        record_feedback(session, request_id=f"{prefix}-{i}", label=str(labels[i]))
+
+
+@pytest.fixture()
+def project_setup(workbench_home: Path) -> dict[str, Any]:
+    """A classification project: a stable deployment (1000 logged predictions) and a drifted one (300)."""
+    from workbench.deployments import create_deployment
+    from workbench.projects import create_project
+
+    rng = np.random.default_rng(1)
+    with session_scope() as session:
+        project = create_project(session, name="Churn", task_type="classification", target="churned")
+        stable = create_deployment(session, project=project, mode="web", status="running")
+        drifted = create_deployment(session, project=project, mode="stream", status="running")
+        stable_frame = _features(rng, 1000, drifted=False)
+        drifted_frame = _features(rng, 300, drifted=True)
+        _log(session, stable.id, stable_frame, start=START, prefix="s", latency=20.0)
+        _log(session, drifted.id, drifted_frame, start=START, prefix="d", latency=150.0)
+        _label(session, "s", _truth(rng, stable_frame, flipped=False))
+        _label(session, "d", _truth(rng, drifted_frame, flipped=True))
+        ids = {"slug": project.slug, "stable": stable.id, "drifted": drifted.id}
+    return {**ids, "reference": _reference(rng)}
+
+
+def _thresholds(**kw: Any) -> Thresholds:
+    values: dict[str, Any] = {
+        "drift_threshold": 0.3,
+        "quality_floor": 0.7,
+        "latency_budget_ms": 100.0,
+        "primary_metric": "balanced_accuracy",
+        "metric_direction": "maximize",
+    }
+    return Thresholds(**{**values, **kw})
+
+
+def test_parse_window_forms_and_errors() -> None:
+    assert parse_window("300").records == 300
+    assert parse_window("24h").hours == 24.0
+    assert parse_window("7d").hours == 168.0
+    since, until, limit = parse_window("24h").bounds(START)
+    assert since == START - timedelta(hours=24) and until is None and limit > 0
+    window = parse_window("2026-11-01..2026-11-07")
+    assert window.since == datetime(2026, 11, 1) and window.until == datetime(2026, 11, 8)
+    assert parse_window("2026-11-01T10:00..2026-11-01T12:30").until == datetime(2026, 11, 1, 12, 30)
+    for bad in ("", "abc", "0", "-3h", "2026-11-07..2026-11-01", "2026-13-01..2026-13-02"):
+        with pytest.raises(InvalidInput) as info:
+            parse_window(bad)
+        assert info.value.field == "window"
+
+
+def test_drifted_window_fails_stores_history_and_opens_one_alert(project_setup: dict[str, Any]) -> None:
+    from workbench.deployments import get_deployment
+    from workbench.monitoring.reports import evidently_html
+    from workbench.projects import get_project
+
+    with session_scope() as session:
+        project = get_project(session, slug=project_setup["slug"])
+        deployment = get_deployment(session, deployment_id=project_setup["drifted"])
+        first = run_monitoring(
+            session, project=project, deployment=deployment, window="300", reference=project_setup["reference"],
+            thresholds=_thresholds(),
+        )
+    summary = first["summary"]
+    assert first["status"] == "fail"
+    assert summary["n_rows"] == 300 and summary["n_labelled"] == 150
+    statuses = {c["check"]: c["status"] for c in summary["checks"]}
+    assert statuses == {"drift": "fail", "quality": "fail", "latency": "fail"}
+    drifted = {c["column"] for c in summary["drift"]["columns"] if c["drifted"]}
+    assert drifted == {"age", "plan"}
+    assert summary["prediction_drift"]["drifted"] is True
+    assert summary["quality"]["balanced_accuracy"] < 0.5  # the labels were flipped
+    assert sorted(a["check"] for a in summary["alerts"]) == ["drift", "latency", "quality"]
+    assert all(a["new"] for a in summary["alerts"])
+
+    with session_scope() as session:
+        project = get_project(session, slug=project_setup["slug"])
+        deployment = get_deployment(session, deployment_id=project_setup["drifted"])
+        second = run_monitoring(
+            session, project=project, deployment=deployment, window="300", reference=project_setup["reference"],
+            thresholds=_thresholds(), with_evidently=False,
+        )
+        # A long drift does not open a second alert per check while the first is open.
+        assert not any(a["new"] for a in second["summary"]["alerts"])
+        assert session.scalar(select(func.count(Alert.id))) == 3
+        history = metric_history(
+            session, deployment_id=deployment.id, metrics=["drift.share", "quality.balanced_accuracy"]
+        )
+        assert len(history) == 4
+        share = history[history["metric"] == "drift.share"]["value"].tolist()
+        assert share == [pytest.approx(2 / 3)] * 2
+        evidently_rows = session.scalar(
+            select(func.count(MonitoringMetric.id)).where(
+                MonitoringMetric.report_id == first["id"], MonitoringMetric.metric.like("evidently.%")
+            )
+        )
+        assert evidently_rows and evidently_rows > 10
+        alert_id = list_alerts(session, project=project)[0].id
+        acknowledge_alert(session, alert_id=alert_id, actor="ana")
+        assert len(list_alerts(session, project=project)) == 2
+        assert len(list_reports(session, project=project)) == 2
+        snapshots = load_snapshots(get_report(session, report_id=first["id"]))
+        assert set(snapshots.snapshots) == {"data", "quality"}
+        assert "<html" in evidently_html(snapshots, section="data")[:2000].lower()
+
+
+def test_stable_window_passes_and_time_windows_select_rows(project_setup: dict[str, Any]) -> None:
+    from workbench.deployments import get_deployment
+    from workbench.projects import get_project
+
+    with session_scope() as session:
+        project = get_project(session, slug=project_setup["slug"])
+        deployment = get_deployment(session, deployment_id=project_setup["stable"])
+        result = run_monitoring(
+            session, project=project, deployment=deployment, window="1h", now=START + timedelta(hours=1, minutes=2),
+            reference=project_setup["reference"], thresholds=_thresholds(), with_evidently=False,
+        )
+        assert result["summary"]["n_rows"] == 880  # one row a second from START: the last 880 are within the hour
+        assert result["status"] == "pass", result["summary"]["checks"]
+        ranged = run_monitoring(
+            session, project=project, deployment=deployment, window="2026-11-02..2026-11-03",
+            reference=project_setup["reference"], thresholds=_thresholds(), with_evidently=False,
+        )
+        assert ranged["summary"]["n_rows"] == 0
+        assert ranged["status"] == "skipped"
+        assert result["snapshot_path"] == ""
+
+
+def _register_reference(reference: pd.DataFrame, slug: str, tmp_path: Path) -> None:
+    """Log the reference as the champion's artifact, the way the train pipeline does."""
+    from workbench.tracking import ensure_experiment, get_client
+
+    client = get_client()
+    experiment_id = ensure_experiment(project_slug=slug)
+    run = client.create_run(experiment_id)
+    folder = tmp_path / "extras" / "reference"
+    folder.mkdir(parents=True)
+    reference.to_parquet(folder / "reference.parquet", index=False)
+    client.log_artifacts(run.info.run_id, str(tmp_path / "extras"))
+    client.set_terminated(run.info.run_id)
+    client.create_registered_model(slug)
+    version = client.create_model_version(slug, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+    client.set_registered_model_alias(slug, "champion", version.version)
+
+
+def test_cli_exit_code_follows_the_checks(project_setup: dict[str, Any], tmp_path: Path) -> None:
+    from workbench.cli import main
+
+    slug = project_setup["slug"]
+    _register_reference(project_setup["reference"], slug, tmp_path)
+    runner = CliRunner()
+    ok = runner.invoke(main, ["monitor", slug, "--deployment", str(project_setup["stable"]), "--window", "1000", "--fast"])
+    assert ok.exit_code == 0, ok.output
+    assert "drift" in ok.output and "FAIL" not in ok.output
+
+    failed = runner.invoke(
+        main, ["monitor", slug, "--deployment", str(project_setup["drifted"]), "--window", "300", "--fast", "--json"]
+    )
+    assert failed.exit_code == 1, failed.output
+    data = json.loads(failed.output)
+    assert data[0]["summary"]["reference"]["model_version"] == "1"
+    assert {c["check"]: c["status"] for c in data[0]["summary"]["checks"]}["drift"] == "fail"
+
+    both = runner.invoke(main, ["monitor", slug, "--window", "300", "--fast", "--json"])
+    assert both.exit_code == 1
+    assert sorted(r["deployment_id"] for r in json.loads(both.output)) == sorted(
+        [project_setup["stable"], project_setup["drifted"]]
+    )
+
+    bad = runner.invoke(main, ["monitor", slug, "--window", "yesterday"])
+    assert bad.exit_code == 2 and "window must be" in bad.output

@@ -1,0 +1,80 @@
+"""``workbench monitor PROJECT``: the cron-style monitoring check.
+
+It monitors a window of each deployment's prediction log (or of one, ``--deployment``),
+stores the report, its metric history and alerts exactly as the Monitoring page does, and
+exits 0 when no check failed, 1 when one did (2 on an error, like every command).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from workbench.commands.common import actor, emit, json_option
+
+STATUS_MARKS = {"pass": "ok  ", "warn": "WARN", "fail": "FAIL", "skipped": "--  "}
+
+
+def register(main: click.Group) -> None:
+    """Add ``monitor`` to ``main``."""
+    main.add_command(monitor)
+
+
+def _text(results: list[dict[str, Any]]) -> str:
+    lines = []
+    for report in results:
+        summary = report["summary"]
+        window = report["window"]
+        drift = summary["drift"]
+        lines.append(
+            f"deployment {report['deployment_id']}: {summary['status'].upper()} "
+            f"(report {report['id']}, window {window['spec']}: {summary['n_rows']} predictions, "
+            f"{summary['n_labelled']} labelled; {drift['n_drifted']}/{drift['n_columns']} columns drifted)"
+        )
+        for check in summary["checks"]:
+            lines.append(f"  [{STATUS_MARKS.get(check['status'], check['status'])}] {check['check']}: {check['message']}")
+        for alert in summary.get("alerts", []):
+            state = "new alert" if alert.get("new") else "alert still open"
+            lines.append(f"  {state} #{alert['id']} ({alert['check']})")
+        if summary.get("evidently_error"):
+            lines.append(f"  Evidently report failed: {summary['evidently_error']}")
+    return "\n".join(lines)
+
+
+@click.command("monitor")
+@click.argument("project_slug", metavar="PROJECT")
+@click.option("--deployment", "deployment_id", type=int, default=None, help="Check only this deployment id.")
+@click.option(
+    "--window",
+    default=None,
+    metavar="W",
+    help="300 (last 300 records), 24h (last 24 hours), 7d, or 2026-11-01..2026-11-07. Default: 24h.",
+)
+@click.option("--fast", is_flag=True, help="Skip the Evidently report (drift, checks and history only).")
+@json_option
+@click.pass_context
+def monitor(
+    ctx: click.Context, project_slug: str, deployment_id: int | None, window: str | None, fast: bool, as_json: bool
+) -> None:
+    """Check PROJECT's deployments: drift, quality and latency against the canvas thresholds.
+
+    Exits 0 when every check passed (or had nothing to check), 1 when one failed.
+    """
+    from workbench.db import session_scope
+    from workbench.monitoring.service import monitor_project
+    from workbench.projects import get_project
+
+    with session_scope() as session:
+        project = get_project(session, slug=project_slug)
+        results = monitor_project(
+            session,
+            project=project,
+            deployment_id=deployment_id,
+            window=window,
+            with_evidently=not fast,
+            actor=actor(),
+        )
+    emit(results, as_json=as_json, text=_text(results))
+    failed = any(check["status"] == "fail" for report in results for check in report["summary"]["checks"])
+    ctx.exit(1 if failed else 0)

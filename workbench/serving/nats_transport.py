@@ -1,0 +1,152 @@
+"""NATS JetStream transport: one stream per project, a durable pull consumer, de-duplicated publishes.
+
+Stream ``WORKBENCH_<SLUG>`` holds the subjects ``workbench.<slug>.features`` (in),
+``.predictions`` (out) and ``.dlq`` (dead letters). The durable consumer acks explicitly,
+so a message fetched by a consumer that dies is redelivered after ``ack_wait`` seconds,
+at most ``max_deliver`` times. Predictions are published with a ``Nats-Msg-Id`` equal to
+the input's id, so the redelivery of an already-published prediction is dropped by the server.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from workbench.errors import InvalidInput
+from workbench.serving.transport import InMessage, subjects
+
+DEFAULT_MAX_DELIVER = 5
+DEFAULT_ACK_WAIT_SECONDS = 30.0
+
+
+def stream_name(project_slug: str) -> str:
+    """``WORKBENCH_<SLUG>``: JetStream names may not hold '.', '*', '>' or spaces."""
+    return "WORKBENCH_" + re.sub(r"[^A-Za-z0-9_]", "_", project_slug).upper()
+
+
+class NatsTransport:
+    """:class:`~workbench.serving.transport.Transport` over NATS JetStream (nats-py)."""
+
+    def __init__(
+        self,
+        url: str,
+        project_slug: str,
+        *,
+        durable: str | None = None,
+        max_deliver: int = DEFAULT_MAX_DELIVER,
+        ack_wait_seconds: float = DEFAULT_ACK_WAIT_SECONDS,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        if max_deliver < 1:
+            raise InvalidInput(f"max_deliver must be at least 1; got {max_deliver!r}.", field="max_deliver")
+        if ack_wait_seconds <= 0:
+            raise InvalidInput(f"ack_wait_seconds must be positive; got {ack_wait_seconds!r}.",
+                               field="ack_wait_seconds")
+        self.url = url
+        self.project_slug = project_slug
+        names = subjects(project_slug)
+        self.features_subject = names["features"]
+        self.predictions_subject = names["predictions"]
+        self.dlq_subject = names["dlq"]
+        self.stream = stream_name(project_slug)
+        self.durable = durable or f"{self.stream}_scorer"
+        self.max_deliver = max_deliver
+        self.ack_wait_seconds = ack_wait_seconds
+        self.connect_timeout = connect_timeout
+        self._nc: Any = None
+        self._js: Any = None
+        self._sub: Any = None
+
+    async def connect(self, *, consumer: bool = True) -> None:
+        """Connect, create the stream when missing and (with ``consumer``) bind the durable pull consumer."""
+        import nats
+        from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
+        from nats.js.errors import NotFoundError
+
+        try:
+            self._nc = await nats.connect(self.url, connect_timeout=self.connect_timeout, max_reconnect_attempts=3,
+                                          allow_reconnect=True)
+        except Exception as exc:
+            raise InvalidInput(
+                f"Cannot reach NATS at {self.url}: {exc}. Start a nats-server with JetStream (-js) or drop --nats "
+                "to let the workbench start its own.",
+                field="nats_url",
+            ) from exc
+        self._js = self._nc.jetstream()
+        wanted = [self.features_subject, self.predictions_subject, self.dlq_subject]
+        try:
+            info = await self._js.stream_info(self.stream)
+            if set(info.config.subjects or []) != set(wanted):
+                await self._js.update_stream(StreamConfig(name=self.stream, subjects=wanted))
+        except NotFoundError:
+            await self._js.add_stream(StreamConfig(name=self.stream, subjects=wanted))
+        if consumer:
+            config = ConsumerConfig(
+                durable_name=self.durable,
+                ack_policy=AckPolicy.EXPLICIT,
+                max_deliver=self.max_deliver,
+                ack_wait=self.ack_wait_seconds,
+                filter_subject=self.features_subject,
+                max_ack_pending=10_000,
+            )
+            self._sub = await self._js.pull_subscribe(self.features_subject, durable=self.durable,
+                                                      stream=self.stream, config=config)
+
+    async def fetch(self, batch_size: int, timeout: float) -> list[InMessage]:
+        """Up to ``batch_size`` messages from the durable consumer."""
+        from nats.errors import TimeoutError as NatsTimeout
+
+        try:
+            raw = await self._sub.fetch(batch_size, timeout=timeout)
+        except (NatsTimeout, TimeoutError):
+            return []
+        messages = []
+        for msg in raw:
+            meta = msg.metadata
+            messages.append(InMessage(
+                id=f"nats:{self.stream}:{meta.sequence.stream}",
+                data=msg.data,
+                deliveries=int(meta.num_delivered),
+                handle=msg,
+            ))
+        return messages
+
+    async def publish(self, subject: str, data: bytes, *, msg_id: str | None = None) -> None:
+        """Publish through JetStream and wait for the server's ack (de-duplicated on ``msg_id``)."""
+        headers = {"Nats-Msg-Id": msg_id} if msg_id else None
+        await self._js.publish(subject, data, headers=headers, stream=self.stream)
+
+    async def publish_many(self, subject: str, items: list[tuple[bytes, str | None]], *, window: int = 256) -> None:
+        """Publish many messages, waiting for their acks in windows (much faster than one by one)."""
+        import asyncio
+
+        for start in range(0, len(items), window):
+            chunk = items[start : start + window]
+            await asyncio.gather(*(self.publish(subject, data, msg_id=msg_id) for data, msg_id in chunk))
+
+    async def ack(self, message: InMessage) -> None:
+        await message.handle.ack()
+
+    async def nak(self, message: InMessage, *, delay: float = 1.0) -> None:
+        await message.handle.nak(delay=delay)
+
+    async def subject_counts(self) -> dict[str, int]:
+        """Messages stored per subject of the project's stream (tests and the page use it)."""
+        info = await self._js.stream_info(self.stream, subjects_filter=">")
+        return dict(info.state.subjects or {})
+
+    async def pending(self) -> int:
+        """Messages the durable consumer has not yet had acked (waiting + in flight)."""
+        info = await self._js.consumer_info(self.stream, self.durable)
+        return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
+    async def delete_stream(self) -> None:
+        """Remove the project's stream and its consumers (tests clean up with it)."""
+        await self._js.delete_stream(self.stream)
+
+    async def close(self) -> None:
+        if self._nc is not None and not self._nc.is_closed:
+            try:
+                await self._nc.drain()
+            except Exception:
+                await self._nc.close()

@@ -1,0 +1,363 @@
+"""The stream consumer: micro-batches of feature events in, predictions out, at-least-once.
+
+Per micro-batch:
+
+1. predict every valid event (one frame, one pass through the pipeline);
+2. write the prediction log in one transaction, idempotently (unique on the message id);
+3. publish the predictions (with the message id as de-duplication id);
+4. only then ack.
+
+A consumer killed anywhere in that sequence leaves its messages unacked; they come back
+after the ack wait, are predicted again, logged as no-ops (already there) and published
+again (dropped by the broker's de-duplication). So every event gets exactly one logged
+prediction. An event that is not a valid record goes straight to the dead-letter subject;
+one whose processing keeps failing goes there after ``max_deliver`` deliveries.
+
+The logic talks only to :class:`~workbench.serving.transport.Transport`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import InvalidInput
+from workbench.serving.model_loader import ModelHolder, ServedModel
+from workbench.serving.transport import InMessage, Transport, subjects
+from workbench.settings import Settings, get_settings
+
+logger = logging.getLogger("workbench.serving.stream")
+
+DEFAULT_BATCH_SIZE = 100
+FETCH_TIMEOUT_SECONDS = 1.0
+RETRY_DELAY_SECONDS = 1.0
+
+
+@dataclass
+class StreamStats:
+    """Counters of a consumer (thread-safe enough: one writer, sampled by another thread)."""
+
+    events: int = 0
+    predicted: int = 0
+    dead_lettered: int = 0
+    failed_batches: int = 0
+    batches: int = 0
+    _sampled: tuple[int, int] = (0, 0)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take_sample(self) -> tuple[int, int]:
+        """Events and errors (dead letters + failures) since the previous call."""
+        with self.lock:
+            errors = self.dead_lettered + self.failed_batches
+            out = (self.events - self._sampled[0], errors - self._sampled[1])
+            self._sampled = (self.events, errors)
+            return out
+
+
+def _decode(message: InMessage) -> dict[str, Any]:
+    try:
+        record = json.loads(message.data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"event {message.id} is not JSON: {exc}", field="body") from exc
+    if not isinstance(record, dict):
+        raise InvalidInput(f"event {message.id} must be a JSON object of features; got {type(record).__name__}.",
+                           field="body")
+    return record
+
+
+async def _dead_letter(transport: Transport, message: InMessage, reason: str, field_name: str | None) -> None:
+    payload = {
+        "message_id": message.id,
+        "reason": reason,
+        "field": field_name,
+        "deliveries": message.deliveries,
+        "data": message.data.decode("utf-8", errors="replace"),
+    }
+    await transport.publish(transport.dlq_subject, json.dumps(payload).encode(), msg_id=f"dlq:{message.id}")
+    await transport.ack(message)
+
+
+async def process_batch(
+    messages: list[InMessage],
+    *,
+    model: ServedModel,
+    transport: Transport,
+    write_log: Callable[[list[dict[str, Any]]], None],
+    deployment_id: int,
+    stats: StreamStats | None = None,
+) -> dict[str, int]:
+    """Predict, log, publish, then ack one micro-batch; returns counts of what happened."""
+    from workbench.prediction_log import json_safe, make_row
+
+    stats = stats or StreamStats()
+    started = time.perf_counter()
+    valid: list[tuple[InMessage, dict[str, Any]]] = []
+    dead = 0
+    for message in messages:
+        try:
+            valid.append((message, _decode(message)))
+        except InvalidInput as exc:
+            await _dead_letter(transport, message, str(exc), exc.field)
+            dead += 1
+    results: list[dict[str, Any]] = []
+    if valid:
+        try:
+            results = model.predict_records([record for _, record in valid])
+        except InvalidInput:
+            # One bad record fails the frame: find it (and any other) record by record.
+            kept: list[tuple[InMessage, dict[str, Any]]] = []
+            for message, record in valid:
+                try:
+                    results.append(model.predict_records([record])[0])
+                    kept.append((message, record))
+                except InvalidInput as exc:
+                    await _dead_letter(transport, message, str(exc), exc.field)
+                    dead += 1
+            valid = kept
+    per_row_ms = (time.perf_counter() - started) * 1000 / max(1, len(valid))
+    if valid:
+        rows = [
+            make_row(deployment_id=deployment_id, request_id=message.id, features=record,
+                     prediction=result["prediction"], proba=result["proba"], latency_ms=per_row_ms)
+            for (message, record), result in zip(valid, results, strict=True)
+        ]
+        # Blocking DB work off the event loop, committed before anything is published or acked.
+        await asyncio.get_running_loop().run_in_executor(None, write_log, rows)
+        payloads = [
+            json.dumps({"request_id": message.id, "model_version": model.version, **json_safe(result)}).encode()
+            for (message, _), result in zip(valid, results, strict=True)
+        ]
+        await asyncio.gather(*(
+            transport.publish(transport.predictions_subject, payload, msg_id=message.id)
+            for (message, _), payload in zip(valid, payloads, strict=True)
+        ))
+        await asyncio.gather(*(transport.ack(message) for message, _ in valid))
+    with stats.lock:
+        stats.events += len(messages)
+        stats.predicted += len(valid)
+        stats.dead_lettered += dead
+        stats.batches += 1
+    return {"events": len(messages), "predicted": len(valid), "dead_lettered": dead}
+
+
+async def consume(
+    transport: Transport,
+    *,
+    holder: ModelHolder,
+    deployment_id: int,
+    write_log: Callable[[list[dict[str, Any]]], None],
+    stop: threading.Event,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    stats: StreamStats | None = None,
+    on_batch: Callable[[dict[str, int]], None] | None = None,
+) -> StreamStats:
+    """Fetch and process micro-batches until ``stop`` is set."""
+    stats = stats or StreamStats()
+    while not stop.is_set():
+        messages = await transport.fetch(batch_size, FETCH_TIMEOUT_SECONDS)
+        if not messages:
+            continue
+        try:
+            counts = await process_batch(messages, model=holder.model, transport=transport, write_log=write_log,
+                                         deployment_id=deployment_id, stats=stats)
+        except Exception as exc:  # e.g. the DB is down: retry later, dead-letter after max_deliver
+            logger.warning("micro-batch of %d failed: %s", len(messages), exc)
+            with stats.lock:
+                stats.failed_batches += 1
+            for message in messages:
+                try:
+                    if message.deliveries >= transport.max_deliver:
+                        await _dead_letter(transport, message, f"failed {message.deliveries} times: {exc}", None)
+                        with stats.lock:
+                            stats.dead_lettered += 1
+                    else:
+                        await transport.nak(message, delay=RETRY_DELAY_SECONDS)
+                except Exception as inner:  # the broker itself is failing; redelivery will follow
+                    logger.warning("could not nak/dead-letter %s: %s", message.id, inner)
+            continue
+        if on_batch is not None:
+            on_batch(counts)
+    return stats
+
+
+def _log_writer(db_url: str) -> Callable[[list[dict[str, Any]]], None]:
+    from workbench.db import get_engine
+    from workbench.prediction_log import insert_rows
+
+    def write(rows: list[dict[str, Any]]) -> None:
+        with get_engine(db_url).begin() as connection:
+            insert_rows(connection, rows)
+
+    return write
+
+
+def run_consumer(
+    project_slug: str,
+    *,
+    nats_url: str | None = None,
+    alias: str = "champion",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    deployment_id: int | None = None,
+    stop: threading.Event | None = None,
+    settings: Settings | None = None,
+    max_deliver: int = 5,
+    ack_wait_seconds: float = 30.0,
+    poll_seconds: float = 5.0,
+    metrics_seconds: float = 5.0,
+    actor: str = "",
+    on_batch: Callable[[dict[str, int]], None] | None = None,
+) -> dict[str, Any]:
+    """Run the consumer until ``stop`` is set (or SIGTERM/SIGINT in the foreground); returns its counts."""
+    from workbench.db import session_scope
+    from workbench.deployments import create_deployment, mark_running, mark_stopped, set_model_version
+    from workbench.projects import get_project
+    from workbench.serving.nats_server import ensure_server
+    from workbench.serving.nats_transport import NatsTransport
+    from workbench.serving.sampler import MetricsSampler
+
+    if batch_size < 1:
+        raise InvalidInput(f"batch_size must be at least 1; got {batch_size!r}.", field="batch_size")
+    settings = settings or get_settings()
+    url = nats_url or ensure_server(settings)
+    foreground = stop is None and threading.current_thread() is threading.main_thread()
+    stop_event = stop if stop is not None else threading.Event()
+    if foreground:  # `workbench stream PROJECT`: Ctrl-C or SIGTERM finishes the batch, then stops
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop_event.set())
+
+    with session_scope(settings.db_url) as session:
+        project = get_project(session, slug=project_slug)
+        if deployment_id is None:
+            deployment_id = create_deployment(session, project=project, mode="stream", alias=alias,
+                                              status="starting", actor=actor,
+                                              config={"nats_url": url, "batch_size": batch_size}).id
+
+    def on_swap(model: ServedModel) -> None:
+        with session_scope(settings.db_url) as session:
+            set_model_version(session, deployment_id=deployment_id, model_version=model.version)
+
+    try:
+        holder = ModelHolder(project_slug, alias=alias, settings=settings, poll_seconds=poll_seconds, on_swap=on_swap)
+    except Exception:
+        with session_scope(settings.db_url) as session:
+            mark_stopped(session, deployment_id=deployment_id, status="failed")
+        raise
+    stats = StreamStats()
+    sampler = MetricsSampler(deployment_id=deployment_id, take_counts=stats.take_sample, settings=settings,
+                             seconds=metrics_seconds)
+    transport = NatsTransport(url, project_slug, max_deliver=max_deliver, ack_wait_seconds=ack_wait_seconds)
+
+    async def main() -> None:
+        await transport.connect()
+        with session_scope(settings.db_url) as session:
+            mark_running(session, deployment_id=deployment_id, model_version=holder.model.version, pid=os.getpid(),
+                         host=url)
+        try:
+            await consume(transport, holder=holder, deployment_id=deployment_id, write_log=_log_writer(settings.db_url),
+                          stop=stop_event, batch_size=batch_size, stats=stats, on_batch=on_batch)
+        finally:
+            await transport.close()
+
+    status = "failed"
+    holder.start_polling()
+    sampler.start()
+    try:
+        asyncio.run(main())
+        status = "stopped"
+    finally:
+        holder.stop()
+        sampler.stop()
+        with session_scope(settings.db_url) as session:
+            mark_stopped(session, deployment_id=deployment_id, status=status)
+    return {
+        "deployment_id": deployment_id,
+        "events": stats.events,
+        "predicted": stats.predicted,
+        "dead_lettered": stats.dead_lettered,
+        "failed_batches": stats.failed_batches,
+        "model_version": holder.model.version,
+    }
+
+
+def read_rows(path: Path, *, limit: int | None = None, chunk_rows: int = 10_000) -> Any:
+    """Yield a file's rows (CSV or Parquet) as JSON-safe dicts, chunk by chunk."""
+    from workbench.prediction_log import json_safe
+    from workbench.serving.batch import open_input
+
+    _, chunks, _ = open_input(Path(path), chunk_rows=chunk_rows)
+    sent = 0
+    for frame in chunks:
+        for record in frame.to_dict("records"):
+            if limit is not None and sent >= limit:
+                return
+            yield json_safe(record)
+            sent += 1
+
+
+def send_records(
+    project_slug: str,
+    records: Any,
+    *,
+    rate: float = 0.0,
+    nats_url: str | None = None,
+    settings: Settings | None = None,
+    window: int = 256,
+) -> dict[str, Any]:
+    """Publish records (dicts) as feature events; ``rate`` > 0 paces them (events per second)."""
+    from workbench.serving.nats_server import ensure_server
+    from workbench.serving.nats_transport import NatsTransport
+
+    if rate < 0:
+        raise InvalidInput(f"rate must be 0 (as fast as possible) or a positive number; got {rate!r}.", field="rate")
+    settings = settings or get_settings()
+    url = nats_url or ensure_server(settings)
+    transport = NatsTransport(url, project_slug)
+    run_id = uuid.uuid4().hex[:12]
+
+    async def main() -> int:
+        await transport.connect(consumer=False)
+        sent = 0
+        started = time.monotonic()
+        batch: list[tuple[bytes, str | None]] = []
+        step = max(1, min(window, int(rate))) if rate > 0 else window
+        try:
+            for record in records:
+                batch.append((json.dumps(record).encode(), f"send:{run_id}:{sent}"))
+                sent += 1
+                if len(batch) >= step:
+                    await transport.publish_many(transport.features_subject, batch, window=window)
+                    batch = []
+                    if rate > 0:
+                        ahead = sent / rate - (time.monotonic() - started)
+                        if ahead > 0:
+                            await asyncio.sleep(ahead)
+            if batch:
+                await transport.publish_many(transport.features_subject, batch, window=window)
+        finally:
+            await transport.close()
+        return sent
+
+    began = time.perf_counter()
+    sent = asyncio.run(main())
+    seconds = time.perf_counter() - began
+    return {"sent": sent, "subject": subjects(project_slug)["features"], "nats_url": url,
+            "seconds": round(seconds, 3), "events_per_second": round(sent / seconds, 1) if seconds > 0 else None}
+
+
+def send_file(project_slug: str, path: str | Path, *, rate: float = 0.0, nats_url: str | None = None,
+              limit: int | None = None, settings: Settings | None = None) -> dict[str, Any]:
+    """Publish a CSV/Parquet file's rows as feature events of ``project_slug`` (``workbench stream send``)."""
+    if limit is not None and limit < 1:
+        raise InvalidInput(f"limit must be a positive number of rows; got {limit!r}.", field="limit")
+    return send_records(project_slug, read_rows(Path(path), limit=limit), rate=rate, nats_url=nats_url,
+                        settings=settings)

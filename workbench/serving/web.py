@@ -1,0 +1,497 @@
+"""The web service: a FastAPI app serving ``models:/<project>@<alias>``.
+
+Endpoints: ``POST /predict`` (one record or a list), ``POST /feedback`` (the true label of a
+logged prediction), ``GET /health`` and ``GET /metrics`` (Prometheus text). The request
+model is generated from the model signature, so bad input gets a 422 naming the field.
+
+The prediction log is written off the request path by a :class:`PredictionLogWriter`
+(in batches every few hundred rows or 200 ms): a crash loses at most the rows not yet
+flushed. The alias is polled and the model swapped atomically when it moves.
+"""
+
+# No ``from __future__ import annotations``: FastAPI must resolve the endpoint annotations,
+# which name classes built inside create_app.
+import json
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from workbench.errors import InvalidInput, NotFound, WorkbenchError
+from workbench.serving.model_loader import InputColumn, ModelHolder, ServedModel
+from workbench.serving.sampler import MetricsSampler
+from workbench.settings import Settings, get_settings
+
+logger = logging.getLogger("workbench.serving.web")
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_MAX_RECORDS = 10_000
+# Latency histogram buckets in seconds (Prometheus convention).
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+METRICS_SAMPLE_SECONDS = 5.0
+
+PYTHON_TYPES: dict[str, Any] = {"integer": int, "number": float, "string": str, "boolean": bool, "datetime": datetime}
+
+
+@dataclass
+class ServiceStats:
+    """Counters behind /metrics and the deployment_metrics samples (thread-safe)."""
+
+    started: float = field(default_factory=time.time)
+    requests: dict[tuple[str, int], int] = field(default_factory=dict)
+    predictions: int = 0
+    errors: int = 0
+    latency_buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    latency_sum: float = 0.0
+    latency_count: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    sampled_requests: int = 0
+    sampled_errors: int = 0
+
+    def observe(self, path: str, status: int, seconds: float | None = None, predictions: int = 0) -> None:
+        with self.lock:
+            key = (path, status)
+            self.requests[key] = self.requests.get(key, 0) + 1
+            if status >= 400:
+                self.errors += 1
+            self.predictions += predictions
+            if seconds is not None:
+                self.latency_sum += seconds
+                self.latency_count += 1
+                for i, bound in enumerate(LATENCY_BUCKETS):
+                    if seconds <= bound:
+                        self.latency_buckets[i] += 1
+                        break
+                else:
+                    self.latency_buckets[-1] += 1
+
+    def total_requests(self) -> int:
+        with self.lock:
+            return sum(self.requests.values())
+
+    def take_sample(self) -> tuple[int, int]:
+        """Requests and errors since the previous call."""
+        with self.lock:
+            total = sum(self.requests.values())
+            requests, errors = total - self.sampled_requests, self.errors - self.sampled_errors
+            self.sampled_requests, self.sampled_errors = total, self.errors
+            return requests, errors
+
+
+def _identifier(name: str, index: int, taken: set[str]) -> str:
+    ident = re.sub(r"\W", "_", name)
+    if not ident or ident[0].isdigit() or ident.startswith("_") or ident in taken:
+        ident = f"f{index}_{ident}".rstrip("_")
+    taken.add(ident)
+    return ident
+
+
+def request_model(name: str, columns: list[InputColumn]) -> Any:
+    """A pydantic model of one record, generated from the signature's columns.
+
+    Field names keep the column names (as aliases, so any column name works); unknown keys
+    are ignored; a missing or mistyped field gives a 422 whose ``loc`` names it.
+    """
+    from pydantic import ConfigDict, Field, create_model
+
+    fields: dict[str, Any] = {}
+    taken: set[str] = set()
+    for i, column in enumerate(columns):
+        python_type = PYTHON_TYPES.get(column.kind, str)
+        ident = _identifier(column.name, i, taken)
+        if column.required:
+            fields[ident] = (python_type, Field(..., alias=column.name))
+        else:
+            fields[ident] = (python_type | None, Field(None, alias=column.name))
+    model_name = re.sub(r"\W", "", name.title()) or "Model"
+    return create_model(
+        f"{model_name}Record",
+        __config__=ConfigDict(extra="ignore", populate_by_name=True, allow_inf_nan=False),
+        **fields,
+    )
+
+
+def _check_token(expected: str | None, header: str | None) -> bool:
+    if not expected:
+        return True
+    if not header or not header.lower().startswith("bearer "):
+        return False
+    return secrets.compare_digest(header[7:].strip().encode(), expected.encode())
+
+
+class BodyLimit:
+    """ASGI middleware: refuse bodies over ``max_bytes`` with 413 before the app parses them."""
+
+    def __init__(self, app: Any, max_bytes: int, stats: ServiceStats) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.stats = stats
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
+                       send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.max_bytes
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    await self._refuse(scope, send)
+                    return
+        # No (or a small) Content-Length: count what arrives, buffer it and replay it.
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.max_bytes:
+                await self._refuse(scope, send)
+                return
+            chunks.append(body)
+            more = message.get("more_body", False)
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: dict[str, Any], send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        self.stats.observe(scope.get("path", ""), 413)
+        body = json.dumps(
+            {"detail": f"Request body is larger than {self.max_bytes} bytes; send fewer records per call."}
+        ).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def create_app(
+    project_slug: str,
+    *,
+    alias: str = "champion",
+    token: str | None = None,
+    settings: Settings | None = None,
+    deployment_id: int | None = None,
+    poll_seconds: float = 5.0,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_records: int = DEFAULT_MAX_RECORDS,
+    log_flush_rows: int = 500,
+    log_flush_ms: float = 200.0,
+    metrics_seconds: float = METRICS_SAMPLE_SECONDS,
+    host: str | None = None,
+    port: int | None = None,
+    actor: str = "",
+) -> Any:
+    """Build the FastAPI app serving ``models:/<project_slug>@<alias>``.
+
+    The model is loaded here (so a missing model fails at start-up, not on the first
+    request). On start-up the app records the deployment as running (creating the row when
+    ``deployment_id`` is None) and starts the log writer, the alias poller and the metrics
+    sampler; on shut-down it flushes the log and marks the deployment stopped.
+    """
+    from fastapi import Body, Depends, FastAPI, Header, HTTPException, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse, PlainTextResponse
+    from pydantic import BaseModel, Field
+
+    from workbench.db import session_scope
+    from workbench.deployments import create_deployment, mark_running, mark_stopped, set_model_version
+    from workbench.prediction_log import PredictionLogWriter, make_row, record_feedback
+    from workbench.projects import get_project
+
+    settings = settings or get_settings()
+    with session_scope(settings.db_url) as session:
+        project_id = get_project(session, slug=project_slug).id
+    state: dict[str, Any] = {"deployment_id": deployment_id}
+
+    def on_swap(model: ServedModel) -> None:
+        if state["deployment_id"] is not None:
+            with session_scope(settings.db_url) as session:
+                set_model_version(session, deployment_id=state["deployment_id"], model_version=model.version)
+
+    holder = ModelHolder(project_slug, alias=alias, settings=settings, poll_seconds=poll_seconds, on_swap=on_swap)
+    record = request_model(project_slug, holder.model.columns)
+    stats = ServiceStats()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        from workbench.db.models import Project
+
+        with session_scope(settings.db_url) as session:
+            if state["deployment_id"] is None:
+                project = session.get(Project, project_id)
+                assert project is not None
+                state["deployment_id"] = create_deployment(
+                    session, project=project, mode="web", alias=alias, status="starting", actor=actor,
+                    config={"poll_seconds": poll_seconds, "auth": bool(token)},
+                ).id
+            mark_running(session, deployment_id=state["deployment_id"], model_version=holder.model.version,
+                         pid=os.getpid(), host=host, port=port)
+        writer = PredictionLogWriter(settings.db_url, flush_rows=log_flush_rows, flush_ms=log_flush_ms)
+        sampler = MetricsSampler(deployment_id=state["deployment_id"], take_counts=stats.take_sample,
+                                 settings=settings, seconds=metrics_seconds)
+        app.state.writer = writer
+        holder.start_polling()
+        sampler.start()
+        try:
+            yield
+        finally:
+            holder.stop()
+            writer.close()
+            sampler.stop()
+            try:
+                with session_scope(settings.db_url) as session:
+                    mark_stopped(session, deployment_id=state["deployment_id"])
+            except Exception as exc:  # shutting down anyway; say why the record may be stale
+                logger.warning("could not record the deployment as stopped: %s", exc)
+
+    app = FastAPI(
+        title=f"Workbench model service: {project_slug}@{alias}",
+        description=(
+            f"Serves the registered model `{project_slug}` at alias `{alias}`. The request schema comes "
+            "from the model signature. Predictions are logged for monitoring."
+        ),
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.holder = holder
+    app.state.stats = stats
+    app.state.deployment = state
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes, stats=stats)
+
+    def authorized(authorization: str | None = Header(default=None)) -> None:
+        if not _check_token(token, authorization):
+            raise HTTPException(status_code=401, detail="Missing or wrong bearer token.",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for error in exc.errors():
+            kind = str(error.get("type", ""))
+            if kind == "json_invalid":
+                errors.append({"field": None, "loc": ["body"], "msg": "Request body is not valid JSON.", "type": kind})
+                continue
+            loc = [str(part) for part in error.get("loc", ()) if part not in ("body",)]
+            # Drop pydantic's union-branch names so "loc" ends with the field itself.
+            loc = [part for part in loc if not part.endswith("Record") and not part.startswith("list[")]
+            errors.append({"field": loc[-1] if loc else None, "loc": loc, "msg": error.get("msg", ""), "type": kind})
+        named = [e for e in errors if e["field"]]
+        # A record sent as an object also fails the "list of records" branch; that error is noise.
+        errors = named or errors
+        stats.observe(request.url.path, 422)
+        fields_named = ", ".join(sorted({e["field"] for e in named})) or "body"
+        return JSONResponse(status_code=422, content={"detail": f"Invalid input in: {fields_named}", "errors": errors})
+
+    @app.exception_handler(WorkbenchError)
+    async def _workbench_error(request: Request, exc: WorkbenchError) -> JSONResponse:
+        status = exc.http_status if 400 <= exc.http_status < 600 else 400
+        stats.observe(request.url.path, status)
+        content: dict[str, Any] = {"detail": str(exc)}
+        if isinstance(exc, InvalidInput) and exc.field:
+            content["field"] = exc.field
+        return JSONResponse(status_code=status, content=content)
+
+    class Prediction(BaseModel):
+        request_id: str
+        prediction: Any
+        proba: dict[str, float] | None = None
+        model_version: str
+
+    class Predictions(BaseModel):
+        predictions: list[Prediction]
+        model_version: str
+
+    class Feedback(BaseModel):
+        request_id: str = Field(..., min_length=1, max_length=80)
+        label: str | int | float | bool
+
+    records_type: Any = record | list[record]  # type: ignore[valid-type]
+
+    @app.post("/predict", dependencies=[Depends(authorized)], response_model=Prediction | Predictions)
+    async def predict(request: Request, body: records_type = Body(...)) -> Any:  # type: ignore[valid-type]
+        """Predict one record (an object) or several (a list of objects)."""
+        started = time.perf_counter()
+        single = not isinstance(body, list)
+        items = [body] if single else list(body)
+        if not items:
+            raise InvalidInput("Send at least one record.", field="body")
+        if len(items) > max_records:
+            raise InvalidInput(f"Send at most {max_records} records per call; got {len(items)}.", field="body")
+        model = holder.model  # one read: a swap in between does not mix versions
+        features = [item.model_dump(by_alias=True) for item in items]
+        results = model.predict_records(features)
+        latency = time.perf_counter() - started
+        per_row_ms = latency * 1000 / len(items)
+        base = uuid.uuid4().hex
+        request_ids = [base] if single else [f"{base}-{i}" for i in range(len(items))]
+        dep_id = state["deployment_id"]
+        writer: PredictionLogWriter = request.app.state.writer
+        writer.extend([
+            make_row(deployment_id=dep_id, request_id=rid, features=feat, prediction=res["prediction"],
+                     proba=res["proba"], latency_ms=per_row_ms)
+            for rid, feat, res in zip(request_ids, features, results, strict=True)
+        ])
+        stats.observe("/predict", 200, latency, predictions=len(items))
+        out = [{"request_id": rid, **res, "model_version": model.version}
+               for rid, res in zip(request_ids, results, strict=True)]
+        if single:
+            return out[0]
+        return {"predictions": out, "model_version": model.version}
+
+    @app.post("/feedback", dependencies=[Depends(authorized)])
+    def feedback(request: Request, body: Feedback) -> dict[str, Any]:
+        """Record the true label of a logged prediction (by its request id)."""
+        writer: PredictionLogWriter = request.app.state.writer
+        for attempt in range(2):
+            try:
+                with session_scope(settings.db_url) as session:
+                    row = record_feedback(session, request_id=body.request_id, label=body.label)
+                    result = {"request_id": row.request_id, "label": row.label, "recorded": True}
+                stats.observe("/feedback", 200)
+                return result
+            except NotFound:
+                if attempt == 0 and writer.pending:
+                    writer.flush()  # the prediction may still sit in the log buffer
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        """Liveness and what is being served (no token needed)."""
+        model = holder.model
+        return {
+            "status": "ok",
+            "project": project_slug,
+            **model.describe(),
+            "deployment_id": state["deployment_id"],
+            "uptime_seconds": round(time.time() - stats.started, 1),
+        }
+
+    @app.get("/metrics", dependencies=[Depends(authorized)], response_class=PlainTextResponse)
+    def metrics(request: Request) -> str:
+        """Prometheus text format: requests, latency histogram, errors, model version, process."""
+        writer = getattr(request.app.state, "writer", None)
+        return prometheus_text(stats, holder.model, writer)
+
+    return app
+
+
+def prometheus_text(stats: ServiceStats, model: ServedModel, writer: Any) -> str:
+    """Render the service's counters in the Prometheus text exposition format (0.0.4)."""
+    import psutil
+
+    lines = [
+        "# HELP workbench_requests_total HTTP requests by path and status.",
+        "# TYPE workbench_requests_total counter",
+    ]
+    with stats.lock:
+        requests = dict(stats.requests)
+        buckets = list(stats.latency_buckets)
+        latency_sum, latency_count, errors, predictions = (
+            stats.latency_sum, stats.latency_count, stats.errors, stats.predictions)
+    for (path, status), count in sorted(requests.items()):
+        lines.append(f'workbench_requests_total{{path="{path}",status="{status}"}} {count}')
+    lines += [
+        "# HELP workbench_request_errors_total Requests answered with a 4xx or 5xx status.",
+        "# TYPE workbench_request_errors_total counter",
+        f"workbench_request_errors_total {errors}",
+        "# HELP workbench_predictions_total Records predicted.",
+        "# TYPE workbench_predictions_total counter",
+        f"workbench_predictions_total {predictions}",
+        "# HELP workbench_predict_latency_seconds Latency of /predict, model and validation included.",
+        "# TYPE workbench_predict_latency_seconds histogram",
+    ]
+    cumulative = 0
+    for bound, count in zip(LATENCY_BUCKETS, buckets, strict=False):
+        cumulative += count
+        lines.append(f'workbench_predict_latency_seconds_bucket{{le="{bound}"}} {cumulative}')
+    cumulative += buckets[-1]
+    lines += [
+        f'workbench_predict_latency_seconds_bucket{{le="+Inf"}} {cumulative}',
+        f"workbench_predict_latency_seconds_sum {latency_sum:.6f}",
+        f"workbench_predict_latency_seconds_count {latency_count}",
+        "# HELP workbench_model_info The registered model version being served.",
+        "# TYPE workbench_model_info gauge",
+        f'workbench_model_info{{model="{model.name}",alias="{model.alias}",version="{model.version}"}} 1',
+        "# HELP workbench_model_version The served version as a number.",
+        "# TYPE workbench_model_version gauge",
+        f"workbench_model_version {int(model.version) if model.version.isdigit() else 0}",
+    ]
+    if writer is not None:
+        lines += [
+            "# HELP workbench_prediction_log_rows Prediction-log rows by state.",
+            "# TYPE workbench_prediction_log_rows gauge",
+            f'workbench_prediction_log_rows{{state="written"}} {writer.written}',
+            f'workbench_prediction_log_rows{{state="pending"}} {writer.pending}',
+            f'workbench_prediction_log_rows{{state="dropped"}} {writer.dropped}',
+        ]
+    process = psutil.Process()
+    cpu = process.cpu_times()
+    lines += [
+        "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.",
+        "# TYPE process_cpu_seconds_total counter",
+        f"process_cpu_seconds_total {cpu.user + cpu.system:.3f}",
+        "# HELP process_resident_memory_bytes Resident memory size in bytes.",
+        "# TYPE process_resident_memory_bytes gauge",
+        f"process_resident_memory_bytes {process.memory_info().rss}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` right now."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def build_server(app: Any, *, host: str, port: int) -> Any:
+    """A uvicorn Server for ``app`` (access log off: the prediction log and /metrics cover it)."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
+    return uvicorn.Server(config)
+
+
+def run_server(
+    project_slug: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    alias: str = "champion",
+    token: str | None = None,
+    poll_seconds: float = 5.0,
+    deployment_id: int | None = None,
+    actor: str = "",
+    settings: Settings | None = None,
+) -> None:
+    """Serve in the foreground until interrupted (``workbench serve``)."""
+    if not 0 < port < 65536:
+        raise InvalidInput(f"port must be in 1-65535; got {port!r}.", field="port")
+    app = create_app(project_slug, alias=alias, token=token, settings=settings, deployment_id=deployment_id,
+                     poll_seconds=poll_seconds, host=host, port=port, actor=actor)
+    build_server(app, host=host, port=port).run()
