@@ -176,8 +176,11 @@ def _read_parquet(raw: bytes, filename: str) -> pd.DataFrame:
             field="file",
         ) from exc
     frame = table.to_pandas()
+    # A named index written by pandas (e.g. an id) is data; an unnamed range index is not.
+    named_index = any(name is not None for name in frame.index.names)
+    frame = frame.reset_index(drop=not named_index)
     frame.columns = [str(c) for c in frame.columns]
-    return frame.reset_index(drop=True)
+    return frame
 
 
 def read_upload(

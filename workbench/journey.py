@@ -45,7 +45,14 @@ def journey(session: Session, *, project: Project) -> list[Step]:
     trainings = _succeeded(session, project, "train")
     return [
         Step("data", "Design", "Add data", datasets > 0, f"{datasets} dataset version(s)", "pages/data.py"),
-        Step("profile", "Design", "Profile the data", profiled, f"{profiles} profile job(s)", "pages/data.py"),
+        Step(
+            "profile",
+            "Design",
+            "Profile the data",
+            profiled,
+            f"{profiles} profile job(s)" if profiles or not profiled else "profile stored",
+            "pages/data.py",
+        ),
         Step(
             "canvases",
             "Design",

@@ -65,6 +65,12 @@ def test_profile_shows_types_missing_values_and_a_chart_per_column(workbench_hom
     # A numeric column is a histogram of all its non-missing values; a category a bar per value.
     assert sum(charts["x1"]["data"][0]["y"]) == 45
     assert set(charts["colour"]["data"][0]["x"]) == {"red", "green", "blue"}
+    # The inline profile was stored, so Home's journey counts the data as profiled.
+    from workbench.journey import journey
+
+    with session_scope() as session:
+        steps = {step.id: step for step in journey(session, project=get_project(session, slug="shop"))}
+    assert steps["profile"].done and steps["profile"].detail == "profile stored"
     types = at.dataframe[-1].value.set_index("column")
     assert types.loc["x1", "kind"] == "numeric" and types.loc["x1", "missing"] == 15
     assert types.loc["day", "kind"] == "datetime" and types.loc["colour", "kind"] == "categorical"
@@ -72,6 +78,8 @@ def test_profile_shows_types_missing_values_and_a_chart_per_column(workbench_hom
 
 def test_upload_a_new_version(workbench_home: Path) -> None:
     at = _data_page(_project())
+    at = _submit(at, "Add as new version")
+    assert "choose a CSV or Parquet file" in at.error[0].value
     at.file_uploader(key="data.upload").set_value(("more.csv", good_csv(70), "text/csv"))
     at = _submit(at, "Add as new version")
     assert [e.value for e in at.error] == []

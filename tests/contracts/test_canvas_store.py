@@ -195,3 +195,29 @@ def test_artefact_suggestions_list_succeeded_jobs_and_datasets(db_url: str) -> N
         tracker["tasks"]["describe_data"]["status"] = "done"
         row = save_canvas(session, project=project, kind="crisp_dm", content=tracker, base_revision=0, author="ann")
         assert row.content["tasks"]["describe_data"]["links"] == [found[0].as_link()]
+
+
+def test_home_journey_uses_completeness(db_url: str) -> None:
+    from workbench.canvases.definitions import ML_CANVAS, MLOPS_STACK
+    from workbench.journey import journey
+
+    _project()
+
+    def step() -> tuple[bool, str]:
+        with session_scope() as session:
+            found = next(s for s in journey(session, project=get_project(session, slug="churn")) if s.id == "canvases")
+            return found.done, found.detail
+
+    assert step() == (False, "ML Canvas 0/10 · MLOps Stack 0/12 · CRISP-DM 0/24")
+    ml = empty_content("ml_canvas")
+    for box in ML_CANVAS.boxes:
+        ml["boxes"][box.id]["text"] = f"about {box.id}"
+    _save("ml_canvas", ml, 0, "ann")
+    stack = empty_content("mlops_stack")
+    for box in MLOPS_STACK.boxes[:-1]:
+        stack["boxes"][box.id]["text"] = "x"
+    _save("mlops_stack", stack, 0, "ann")
+    assert step() == (False, "ML Canvas 10/10 · MLOps Stack 11/12 · CRISP-DM 0/24")
+    stack["boxes"][MLOPS_STACK.boxes[-1].id]["text"] = "x"
+    _save("mlops_stack", stack, 1, "ann")
+    assert step()[0] is True

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from e2e_harness import StreamlitServer, wait_for_app, wait_for_idle
+from e2e_harness import StreamlitServer, save_screenshot, wait_for_app, wait_for_idle
 
 SLUG = "canvas-team"
 ANN_TEXT = "Sales managers call customers who are about to leave"
@@ -72,17 +72,20 @@ def test_two_people_edit_the_same_canvas_and_merge(
 
         _save(ann)
         ann.get_by_text("Saved revision 1.").wait_for(state="visible")
+        wait_for_idle(ann)
 
         _save(bo)
         bo.get_by_text("Not saved: Ann saved revision 1").wait_for(state="visible")
         # the conflict shows Ann's change, box by box, beside Bo's own
         bo.get_by_text(ANN_TEXT).first.wait_for(state="visible")
+        wait_for_idle(bo)
         shown = json.loads(streamlit_server.cli("canvas", "show", SLUG, "--kind", "ml_canvas", "--json").stdout)
         assert shown["revision"] == 1 and shown["content"]["boxes"]["features"]["text"] == ""
 
         bo.get_by_role("button", name="Merge (keep theirs where I didn't change)").click()
         wait_for_idle(bo)
         bo.get_by_text("Saved revision 2.").wait_for(state="visible")
+        wait_for_idle(bo)
         assert bo.get_by_role("textbox", name="Value Proposition", exact=True).input_value() == ANN_TEXT
 
         shown = json.loads(streamlit_server.cli("canvas", "show", SLUG, "--kind", "ml_canvas", "--json").stdout)
@@ -110,6 +113,27 @@ def test_two_people_edit_the_same_canvas_and_merge(
         assert downloaded == exported
         assert "- Revision: 2\n" in downloaded and "- Author: Bo\n" in downloaded
         assert ANN_TEXT in downloaded and BO_TEXT in downloaded
+        with bo.expect_download() as bundle_info:
+            bo.get_by_role("button", name="Download project bundle (.md)").click()
+        bundle = Path(bundle_info.value.path()).read_text(encoding="utf-8")
+        assert bundle.startswith("# Project bundle: Canvas team\n")
+        assert "# MLOps Stack Canvas: Canvas team" in bundle and "# CRISP-DM: Canvas team" in bundle
+
+        # importing an edited download through the page creates the next revision
+        edited = tmp_path / "edited.md"
+        edited.write_text(downloaded.replace(BO_TEXT, BO_TEXT + "\n| and | pipes |"), encoding="utf-8", newline="")
+        uploader = bo.get_by_test_id("stFileUploader").filter(has_text="Import a canvas or a bundle")
+        uploader.locator('input[type="file"]').set_input_files(str(edited))
+        uploader.get_by_text("edited.md").wait_for(state="visible")
+        bo.get_by_role("button", name="Import", exact=True).click()
+        bo.get_by_text("Imported edited.md").wait_for(state="visible")
+        wait_for_idle(bo)
+        shown = json.loads(streamlit_server.cli("canvas", "show", SLUG, "--kind", "ml_canvas", "--json").stdout)
+        assert shown["revision"] == 3 and shown["note"] == "Imported from Markdown: edited.md"
+        assert shown["content"]["boxes"]["features"]["text"] == BO_TEXT + "\n| and | pipes |"
+        assert bo.get_by_role("textbox", name="Features", exact=True).input_value() == BO_TEXT + "\n| and | pipes |"
+        bo.evaluate("window.scrollTo(0, 0)")
+        save_screenshot(bo, "ml_canvas")
     finally:
         ann_context.close()
         bo_context.close()

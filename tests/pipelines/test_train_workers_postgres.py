@@ -55,9 +55,11 @@ def test_job_and_two_workers_share_one_budget(
         for worker in workers:  # wait until both have loaded the data, so they take part
             assert worker.stderr is not None
             line = b""
+            seen = []
             while b"ready" not in line:
                 line = worker.stderr.readline()
-                assert line, f"worker exited early: {worker.wait()}"
+                seen.append(line.decode())
+                assert line, f"worker exited early ({worker.wait()}): {''.join(seen)[-3000:]}"
         assert run_job(job_id) == "succeeded"
         outputs = [w.communicate(timeout=240) for w in workers]
     finally:

@@ -39,6 +39,7 @@ def wait_for_job(job_id: str, *, show_progress: bool, poll_seconds: float = 0.5)
         bar = click.progressbar(length=1000, label=f"job {job_id}", file=sys.stderr, show_eta=True)
         bar.__enter__()
     shown = 0
+    last_line = ""
     try:
         while True:
             with session_scope() as session:
@@ -51,7 +52,10 @@ def wait_for_job(job_id: str, *, show_progress: bool, poll_seconds: float = 0.5)
                     bar.update(target - shown)
                     shown = target
             elif show_progress:
-                click.echo(f"[{data['progress']:6.1%}] {data['message']}", err=True)
+                line = f"[{data['progress']:6.1%}] {data['message']}"
+                if line != last_line:
+                    click.echo(line, err=True)
+                    last_line = line
             if data["status"] in FINAL_STATUSES:
                 return data
             time.sleep(poll_seconds)

@@ -87,21 +87,41 @@ def serve(project_slug: str, host: str, port: int, alias: str, token: str | None
                actor=actor())
 
 
-@click.group("stream", invoke_without_command=True)
-@click.argument("project_slug", metavar="PROJECT", required=False)
+class _StreamGroup(click.Group):
+    """``workbench stream PROJECT …`` runs the consumer; ``workbench stream send …`` publishes a file.
+
+    A first argument that is not a sub-command is a project: it is routed to ``run``.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("stream", cls=_StreamGroup)
+def stream() -> None:
+    """Stream deployment: `workbench stream PROJECT [--nats URL]` consumes events; `stream send` publishes."""
+
+
+@stream.command("run")
+@click.argument("project_slug", metavar="PROJECT")
 @click.option("--nats", "nats_url", default=None, help="NATS URL; default: a nats-server the workbench starts.")
 @click.option("--alias", default="champion", show_default=True, help="Registered-model alias to serve.")
 @click.option("--batch-size", default=100, show_default=True, type=int, help="Messages per micro-batch.")
-@click.pass_context
-def stream(ctx: click.Context, project_slug: str | None, nats_url: str | None, alias: str, batch_size: int) -> None:
+@click.option("--ack-wait", default=30.0, show_default=True, type=float,
+              help="Seconds before an unacked message is redelivered.")
+@click.option("--max-deliver", default=5, show_default=True, type=int,
+              help="Deliveries before a failing message goes to the dead-letter subject.")
+def stream_run(project_slug: str, nats_url: str | None, alias: str, batch_size: int, ack_wait: float,
+               max_deliver: int) -> None:
     """Consume PROJECT's feature events from NATS JetStream and publish predictions (foreground)."""
-    if ctx.invoked_subcommand is not None:
-        return
-    if not project_slug:
-        raise click.UsageError("PROJECT is required: workbench stream PROJECT [--nats URL]")
     from workbench.serving.stream import run_consumer
 
-    run_consumer(project_slug, nats_url=nats_url, alias=alias, batch_size=batch_size, actor=actor())
+    click.echo(f"Consuming workbench.{project_slug}.features (Ctrl-C to stop)…", err=True)
+    data = run_consumer(project_slug, nats_url=nats_url, alias=alias, batch_size=batch_size, actor=actor(),
+                        ack_wait_seconds=ack_wait, max_deliver=max_deliver)
+    emit(data, as_json=False, text=f"Stopped after {data['events']:,} events ({data['dead_lettered']} dead-lettered).")
 
 
 @stream.command("send")

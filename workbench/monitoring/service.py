@@ -24,8 +24,11 @@ the same kinds are given to Evidently, so both paths test every column the same 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -141,6 +144,21 @@ def parse_window(spec: str | int | None) -> Window:
 # --------------------------------------------------------------------------- inputs
 
 
+@contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """Silence MLflow's download progress bar (cron output and ``--json`` stay clean)."""
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(name)
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
 def load_reference(
     project_slug: str, *, alias: str = "champion", settings: Any = None
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -157,7 +175,7 @@ def load_reference(
             f"The registered model {project_slug!r} has no version with alias {alias!r}, so there is no reference "
             "to monitor against. Train a model and promote it to champion first."
         ) from exc
-    with tempfile.TemporaryDirectory(prefix="wb-reference-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="wb-reference-") as tmp, _no_progress_bar():
         try:
             local = client.download_artifacts(str(version.run_id), REFERENCE_ARTIFACT, tmp)
         except (MlflowException, OSError) as exc:

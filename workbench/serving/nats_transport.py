@@ -145,8 +145,12 @@ class NatsTransport:
         await self._js.delete_stream(self.stream)
 
     async def close(self) -> None:
+        """Flush what is buffered (acks included), then close.
+
+        Not ``drain()``: draining a pull subscription waits out its whole drain timeout.
+        """
         if self._nc is not None and not self._nc.is_closed:
             try:
-                await self._nc.drain()
-            except Exception:
+                await self._nc.flush(timeout=5)
+            finally:
                 await self._nc.close()

@@ -90,7 +90,7 @@ def upload_version(project: Project) -> None:
         if uploaded is None:
             from workbench.errors import InvalidInput
 
-            raise InvalidInput("file: choose a CSV or Parquet file to upload first.", field="file")
+            raise InvalidInput("choose a CSV or Parquet file to upload first.", field="file")
         frame = read_upload(filename=uploaded.name, data=uploaded.getvalue())
         validate_target(frame, target=project.target, task_type=project.task_type, time_column=project.time_column)
         with session_scope() as session:

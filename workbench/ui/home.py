@@ -84,20 +84,18 @@ def _create_from_form(
     validate_name(name)
     if source == SOURCE_UPLOAD:
         if uploaded is None:
-            raise InvalidInput(
-                f"file: choose a CSV or Parquet file to upload, or pick '{SOURCE_NAMED}' above.", field="file"
-            )
+            raise InvalidInput(f"choose a CSV or Parquet file to upload, or pick '{SOURCE_NAMED}' above.", field="file")
         frame = read_upload(filename=uploaded.name, data=uploaded.getvalue())
         label = f"upload:{uploaded.name}"
         suggestion = None
     else:
         if not spec:
-            raise InvalidInput("dataset: choose a built-in or synthetic dataset.", field="dataset")
+            raise InvalidInput("choose a built-in or synthetic dataset.", field="dataset")
         full_spec = spec
         if params.strip():
             if not spec.startswith("synthetic:"):
                 raise InvalidInput(
-                    f"dataset: only synthetic datasets take parameters; {spec} does not. Clear the parameters box.",
+                    f"only synthetic datasets take parameters; {spec} does not. Clear the parameters box.",
                     field="dataset",
                 )
             full_spec = f"{spec}?{params.strip().lstrip('?')}"
@@ -108,7 +106,7 @@ def _create_from_form(
     task = task or (suggestion["task_type"] if suggestion else None)
     time_col = time_column.strip() or (suggestion or {}).get("time_column")
     if task is None:
-        raise InvalidInput("task: choose classification or regression.", field="task_type")
+        raise InvalidInput("choose classification or regression as the task.", field="task_type")
     with session_scope() as session:
         project = create_project_with_dataset(
             session,
