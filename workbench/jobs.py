@@ -34,6 +34,7 @@ JOB_KINDS: dict[str, str] = {
     "score": "pipelines.score",
     "serve": "pipelines.serve",
     "stream": "pipelines.stream",
+    "monitor": "pipelines.monitor",
 }
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "lost")
@@ -133,9 +134,9 @@ def launch(
         job_id = job.id
     pid = spawn(job_id, settings=settings)
     with session_scope(settings.db_url) as session:
-        job = session.get(Job, job_id)
-        if job is not None and job.pid is None:
-            job.pid = pid
+        started = session.get(Job, job_id)
+        if started is not None and started.pid is None:
+            started.pid = pid
     return job_id
 
 

@@ -57,7 +57,9 @@ def _reference(rng: np.random.Generator) -> pd.DataFrame:
     return ref
 
 
-def _log(session: Any, deployment_id: int, frame: pd.DataFrame, *, start: datetime, prefix: str, latency: float) -> None:
+def _log(
+    session: Any, deployment_id: int, frame: pd.DataFrame, *, start: datetime, prefix: str, latency: float
+) -> None:
     from workbench.prediction_log import insert_rows, make_row
 
     predictions = _predict(frame)
@@ -138,7 +140,11 @@ def test_drifted_window_fails_stores_history_and_opens_one_alert(project_setup: 
         project = get_project(session, slug=project_setup["slug"])
         deployment = get_deployment(session, deployment_id=project_setup["drifted"])
         first = run_monitoring(
-            session, project=project, deployment=deployment, window="300", reference=project_setup["reference"],
+            session,
+            project=project,
+            deployment=deployment,
+            window="300",
+            reference=project_setup["reference"],
             thresholds=_thresholds(),
         )
     summary = first["summary"]
@@ -157,8 +163,13 @@ def test_drifted_window_fails_stores_history_and_opens_one_alert(project_setup: 
         project = get_project(session, slug=project_setup["slug"])
         deployment = get_deployment(session, deployment_id=project_setup["drifted"])
         second = run_monitoring(
-            session, project=project, deployment=deployment, window="300", reference=project_setup["reference"],
-            thresholds=_thresholds(), with_evidently=False,
+            session,
+            project=project,
+            deployment=deployment,
+            window="300",
+            reference=project_setup["reference"],
+            thresholds=_thresholds(),
+            with_evidently=False,
         )
         # A long drift does not open a second alert per check while the first is open.
         assert not any(a["new"] for a in second["summary"]["alerts"])
@@ -192,14 +203,25 @@ def test_stable_window_passes_and_time_windows_select_rows(project_setup: dict[s
         project = get_project(session, slug=project_setup["slug"])
         deployment = get_deployment(session, deployment_id=project_setup["stable"])
         result = run_monitoring(
-            session, project=project, deployment=deployment, window="1h", now=START + timedelta(hours=1, minutes=2),
-            reference=project_setup["reference"], thresholds=_thresholds(), with_evidently=False,
+            session,
+            project=project,
+            deployment=deployment,
+            window="1h",
+            now=START + timedelta(hours=1, minutes=2),
+            reference=project_setup["reference"],
+            thresholds=_thresholds(),
+            with_evidently=False,
         )
         assert result["summary"]["n_rows"] == 880  # one row a second from START: the last 880 are within the hour
         assert result["status"] == "pass", result["summary"]["checks"]
         ranged = run_monitoring(
-            session, project=project, deployment=deployment, window="2026-11-02..2026-11-03",
-            reference=project_setup["reference"], thresholds=_thresholds(), with_evidently=False,
+            session,
+            project=project,
+            deployment=deployment,
+            window="2026-11-02..2026-11-03",
+            reference=project_setup["reference"],
+            thresholds=_thresholds(),
+            with_evidently=False,
         )
         assert ranged["summary"]["n_rows"] == 0
         assert ranged["status"] == "skipped"
@@ -229,7 +251,9 @@ def test_cli_exit_code_follows_the_checks(project_setup: dict[str, Any], tmp_pat
     slug = project_setup["slug"]
     _register_reference(project_setup["reference"], slug, tmp_path)
     runner = CliRunner()
-    ok = runner.invoke(main, ["monitor", slug, "--deployment", str(project_setup["stable"]), "--window", "1000", "--fast"])
+    ok = runner.invoke(
+        main, ["monitor", slug, "--deployment", str(project_setup["stable"]), "--window", "1000", "--fast"]
+    )
     assert ok.exit_code == 0, ok.output
     assert "drift" in ok.output and "FAIL" not in ok.output
 
@@ -249,3 +273,21 @@ def test_cli_exit_code_follows_the_checks(project_setup: dict[str, Any], tmp_pat
 
     bad = runner.invoke(main, ["monitor", slug, "--window", "yesterday"])
     assert bad.exit_code == 2 and "window must be" in bad.output
+
+    # The background job (Monitoring page, schedule) runs the same check and stores the same report.
+    from workbench.job_runner import run_job
+    from workbench.jobs import create_job, get_job
+    from workbench.projects import get_project
+
+    with session_scope() as session:
+        project = get_project(session, slug=slug)
+        params = {"deployment_id": project_setup["drifted"], "window": "300", "with_evidently": False}
+        job_id = create_job(session, kind="monitor", project=project, params=params, actor="cron").id
+    assert run_job(job_id) == "succeeded"
+    with session_scope() as session:
+        result = get_job(session, job_id=job_id).result
+        assert result is not None
+        assert result["statuses"] == {str(project_setup["drifted"]): "fail"}
+        assert "drift" in result["failed_checks"]
+        report = get_report(session, report_id=result["report_ids"][0])
+        assert report.created_by == "cron" and report.deployment_id == project_setup["drifted"]

@@ -33,7 +33,9 @@ def _text(results: list[dict[str, Any]]) -> str:
             f"{summary['n_labelled']} labelled; {drift['n_drifted']}/{drift['n_columns']} columns drifted)"
         )
         for check in summary["checks"]:
-            lines.append(f"  [{STATUS_MARKS.get(check['status'], check['status'])}] {check['check']}: {check['message']}")
+            lines.append(
+                f"  [{STATUS_MARKS.get(check['status'], check['status'])}] {check['check']}: {check['message']}"
+            )
         for alert in summary.get("alerts", []):
             state = "new alert" if alert.get("new") else "alert still open"
             lines.append(f"  {state} #{alert['id']} ({alert['check']})")
