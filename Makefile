@@ -46,12 +46,14 @@ chromium:
 	elif ! command -v apt-get >/dev/null 2>&1; then \
 		echo "WARNING: $(CHROMIUM) is missing and apt-get is not available; the real-browser tests will skip." >&2; \
 	elif [ "$$(id -u)" = "0" ]; then \
+		echo "chromium: installing Debian chromium with apt-get"; \
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation || \
 		echo "WARNING: apt-get could not install chromium; the real-browser tests will skip." >&2; \
 	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		echo "chromium: installing Debian chromium with sudo apt-get"; \
 		sudo -n env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-		sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium || \
+		sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation || \
 		echo "WARNING: apt-get could not install chromium; the real-browser tests will skip." >&2; \
 	else \
 		echo "WARNING: $(CHROMIUM) is missing and apt-get needs root (no passwordless sudo); the real-browser tests will skip. Install it with: sudo apt-get install chromium" >&2; \

@@ -20,8 +20,10 @@ PAGES = {
         st.Page("pages/crisp_dm.py", title="CRISP-DM", icon=":material/checklist:"),
         st.Page("pages/baselines.py", title="Baselines", icon=":material/flag:"),
     ],
-    "Train": [],
-    "Operate": [],
+    "Train": [
+        st.Page("pages/tuning.py", title="Tuning", icon=":material/tune:"),
+    ],
+    "Operate": [st.Page("pages/deployments.py", title="Deployments", icon=":material/rocket_launch:")],
 }
 
 navigation = st.navigation({group: pages for group, pages in PAGES.items() if pages})

@@ -12,13 +12,14 @@ import json
 import sys
 from typing import Any
 
-from workbench.db import session_scope
+from workbench.db import get_engine, session_scope
+from workbench.db.models import utcnow
 from workbench.deployments import batch_deployment, mark_running, mark_stopped
 from workbench.errors import InvalidInput
 from workbench.job_runner import JobContext
-from workbench.prediction_log import insert_rows
+from workbench.prediction_log import insert_encoded
 from workbench.projects import get_project
-from workbench.serving.batch import DEFAULT_CHUNK_ROWS, score_file
+from workbench.serving.batch import DEFAULT_CHUNK_ROWS, LogChunk, score_file
 from workbench.serving.model_loader import load_model
 
 
@@ -42,13 +43,13 @@ def run(
         deployment_id = deployment.id
     ctx.log(f"scoring {input_path} with {model.name} version {model.version} (deployment #{deployment_id})")
 
-    def log_chunk(rows: list[dict[str, Any]]) -> None:
-        for row in rows:
-            row["deployment_id"] = deployment_id
-        from workbench.db import get_engine
-
+    def log_chunk(chunk: LogChunk) -> None:
         with get_engine(ctx.settings.db_url).begin() as connection:
-            insert_rows(connection, rows)
+            insert_encoded(
+                connection, deployment_id=deployment_id, ts=utcnow(), request_ids=chunk.request_ids,
+                features_json=chunk.features_json, prediction_json=chunk.prediction_json,
+                proba_json=chunk.proba_json, latency_ms=chunk.latency_ms,
+            )
 
     def on_progress(done: int, total: int, chunks: int) -> None:
         fraction = min(0.99, done / total) if total else 0.99

@@ -7,6 +7,7 @@ the job ends ``cancelled``.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from workbench.errors import InvalidInput, JobCancelled
@@ -33,10 +34,9 @@ def run(
 
     def on_batch(counts: dict[str, int]) -> None:
         total["events"] += counts["events"]
-        try:
+        # The cancel flag is the consumer's stop flag: it stops after this batch.
+        with contextlib.suppress(JobCancelled):
             ctx.progress(0.5, f"consuming: {total['events']:,} events")
-        except JobCancelled:
-            pass  # the cancel flag is the consumer's stop flag: it stops after this batch
 
     result = run_consumer(
         ctx.project_slug, nats_url=nats_url or None, alias=alias, batch_size=int(batch_size),

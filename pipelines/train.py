@@ -18,148 +18,31 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from workbench.db import session_scope
 from workbench.db.models import Job
 from workbench.errors import InvalidInput, JobCancelled, NotFound
 from workbench.projects import get_project
+from workbench.train_jobs import (
+    DEFAULTS,
+    JOB_ATTR,
+    LOAD_SHARE,
+    PARENT_ATTR,
+    REFIT_SHARE,
+    TARGET_ATTR,
+    load_inputs,
+    mark_run_failed,
+    root_job_id,
+)
 
 if TYPE_CHECKING:
     import optuna
 
     from workbench.job_runner import JobContext
     from workbench.settings import Settings
-    from workbench.splits import SplitFrames
-    from workbench.tuning import TuningConfig
 
 KINDS = ("best", "retrain")
-TARGET_ATTR = "workbench.target_trials"
-PARENT_ATTR = "workbench.parent_run_id"
-JOB_ATTR = "workbench.job_id"
-# Share of the progress bar for loading/splitting and for the refit, around the trials.
-LOAD_SHARE = 0.05
-REFIT_SHARE = 0.1
-DEFAULTS: dict[str, Any] = {
-    "models": ["linear", "random_forest", "hist_gradient_boosting"],
-    "n_trials": 20,
-    "timeout_seconds": None,
-    "folds": 3,
-    "sampler": "tpe",
-    "pruner": "none",
-    "workers": 1,
-    "seed": 42,
-}
-
-
-@dataclass
-class Inputs:
-    """What the load and split steps give the tuning step."""
-
-    frames: SplitFrames
-    metric: str
-    min_uplift: float
-    bar: Any
-    task_type: str
-
-
-def load_inputs(settings: Settings, project_slug: str) -> Inputs:
-    """Load the project's train/holdout split, its primary metric and its bar to beat."""
-    from workbench.baselines import bar_to_beat
-    from workbench.project_config import project_config
-    from workbench.splits import load_split_frames
-
-    with session_scope(settings.db_url) as session:
-        project = get_project(session, slug=project_slug)
-        config = project_config(session, project=project)
-        frames = load_split_frames(session, project=project)
-        bar = bar_to_beat(session, project=project)
-        session.expunge(frames.split)
-        session.expunge(frames.dataset)
-        return Inputs(
-            frames=frames,
-            metric=config.primary_metric,
-            min_uplift=config.min_uplift,
-            bar=bar,
-            task_type=project.task_type,
-        )
-
-
-def check_params(settings: Settings, project_slug: str, params: dict[str, Any]) -> TuningConfig:
-    """Validate a train job's params against the project before launching it (page and CLI).
-
-    Raises :class:`InvalidInput` naming the field at fault; nothing is started.
-    """
-    from workbench.tuning import validate_tuning
-
-    inputs = load_inputs(settings, project_slug)
-    merged = {**DEFAULTS, **{k: v for k, v in params.items() if k in DEFAULTS}}
-    if params.get("resume_of"):
-        root_job_id(settings, str(params["resume_of"]))
-    return validate_tuning(
-        models=merged["models"],
-        n_trials=merged["n_trials"],
-        timeout_seconds=merged["timeout_seconds"],
-        folds=merged["folds"],
-        sampler=merged["sampler"],
-        pruner=merged["pruner"],
-        workers=merged["workers"],
-        seed=merged["seed"],
-        metric=inputs.metric,
-        task_type=inputs.task_type,
-        y_train=inputs.frames.y_train,
-    )
-
-
-def root_job_id(settings: Settings, job_id: str) -> str:
-    """The job whose study a chain of resumes continues (``resume_of`` followed to its start)."""
-    seen: set[str] = set()
-    current = job_id
-    with session_scope(settings.db_url) as session:
-        while current not in seen:
-            seen.add(current)
-            job = session.get(Job, current)
-            if job is None:
-                raise NotFound(f"No job with id {current!r}; resume_of must name an earlier train job.")
-            if job.kind != "train":
-                raise InvalidInput(f"resume_of must name a train job; job {current} is a {job.kind} job.",
-                                   field="resume_of")
-            parent = (job.params or {}).get("resume_of")
-            if not parent:
-                return current
-            current = str(parent)
-    return current
-
-
-def mark_run_failed(client: Any, run_id: str | None, *, reason: str) -> bool:
-    """Mark a parent run that is still RUNNING as FAILED (its process died); True when changed."""
-    if not run_id:
-        return False
-    from workbench.tracking import log_run_batch
-
-    try:
-        run = client.get_run(run_id)
-    except Exception:  # the run is gone: nothing to mark
-        return False
-    if run.info.status != "RUNNING":
-        return False
-    log_run_batch(client, run_id, tags={"workbench.failure": reason})
-    client.set_terminated(run_id, status="FAILED")
-    return True
-
-
-def reconcile_lost_job(settings: Settings, job_id: str) -> bool:
-    """If ``job_id`` is lost, mark its parent run FAILED. Pages and resume call this."""
-    from workbench.jobs import get_job
-    from workbench.tracking import get_client
-
-    with session_scope(settings.db_url) as session:
-        job = get_job(session, job_id=job_id)
-        status, run_id = job.status, job.mlflow_run_id
-    if status != "lost":
-        return False
-    return mark_run_failed(get_client(settings), run_id, reason=f"job {job_id} was lost (its process died)")
 
 
 def warm_start(value: dict[str, Any], models: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
@@ -268,9 +151,11 @@ def run(
     name = study_name(ctx.project_slug, root)
     client = get_client(settings)
     if resume_of:
+        from workbench.jobs import get_job
+
         with session_scope(settings.db_url) as session:
-            old = session.get(Job, resume_of)
-            old_status, old_run = (old.status, old.mlflow_run_id) if old else (None, None)
+            old = get_job(session, job_id=resume_of)  # also turns a dead job into ``lost``
+            old_status, old_run = old.status, old.mlflow_run_id
         if old_status in ("queued", "running"):
             raise InvalidInput(f"Job {resume_of} is still {old_status}; cancel it before resuming.", field="resume_of")
         mark_run_failed(client, old_run, reason=f"job {resume_of} ended {old_status}; resumed by {ctx.job_id}")
@@ -343,8 +228,8 @@ def run(
                 field="timeout_seconds",
             )
         done = finished_trials(study)
-        ctx.progress(1 - REFIT_SHARE, f"refitting the best trial ({_progress_message(done, target, best.value, config.metric)})",
-                     force=True)
+        summary = _progress_message(done, target, best.value, config.metric)
+        ctx.progress(1 - REFIT_SHARE, f"refitting the best trial ({summary})", force=True)
         family_id, params = split_params(best.params, config.models)
         writer.close()
         registration = refit_and_register(
@@ -443,7 +328,7 @@ def work(
     )
 
     worker_name = name or f"{socket.gethostname()}-{os.getpid()}"
-    status, parent_id, slug = _job_state(settings, job_id)
+    _, parent_id, slug = _job_state(settings, job_id)
     # Load the data first (the slow part), so the worker is ready when the job opens its study.
     inputs = load_inputs(settings, slug)
     if log is not None:
@@ -453,7 +338,7 @@ def work(
         if time.monotonic() > deadline:
             raise NotFound(f"Job {job_id} has not started its study after {wait_seconds:g}s; is it running?")
         time.sleep(0.25)
-        status, parent_id, slug = _job_state(settings, job_id)
+        _, parent_id, slug = _job_state(settings, job_id)
     name_of_study = study_name(slug, root_job_id(settings, job_id))
     config = config_from_study(name_of_study, settings=settings)
     study = open_study(name=name_of_study, config=config, settings=settings, create=False)

@@ -33,6 +33,11 @@ REQUEST_ID_MAX = 80
 
 def json_safe(value: Any) -> Any:
     """``value`` with numpy scalars unwrapped and NaN/inf as None (PostgreSQL JSON rejects NaN)."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value  # the common cases first: this runs once per logged value
+    if kind is float:
+        return value if math.isfinite(value) else None
     if isinstance(value, dict):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -120,6 +125,56 @@ def insert_rows(bind: Session | Connection, rows: Sequence[dict[str, Any]]) -> i
     ]
     bind.execute(statement, clean)
     return len(clean)
+
+
+# The bulk path for batch scoring: JSON already encoded (vectorised by pandas), one DBAPI executemany.
+_ENCODED_SQL = {
+    "sqlite": (
+        "INSERT INTO prediction_log (deployment_id, ts, request_id, features, prediction, proba, latency_ms) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING"
+    ),
+    "postgresql": (
+        "INSERT INTO prediction_log (deployment_id, ts, request_id, features, prediction, proba, latency_ms) "
+        "VALUES (%s, %s, %s, %s::json, %s::json, %s::json, %s) ON CONFLICT (request_id) DO NOTHING"
+    ),
+}
+
+
+def insert_encoded(
+    bind: Connection,
+    *,
+    deployment_id: int,
+    ts: datetime,
+    request_ids: Sequence[str],
+    features_json: Sequence[str],
+    prediction_json: Sequence[str],
+    proba_json: Sequence[str | None] | None,
+    latency_ms: float,
+) -> int:
+    """Insert many rows whose JSON columns are already encoded, skipping logged request ids.
+
+    Row for row the same result as :func:`insert_rows`, several times faster: no per-value
+    Python JSON encoding and no per-row SQLAlchemy parameter processing. Used by batch scoring.
+    """
+    dialect = bind.dialect.name
+    sql = _ENCODED_SQL.get(dialect)
+    if sql is None:
+        _insert_statement(dialect)  # raises the explanatory error
+    n = len(request_ids)
+    if not (len(features_json) == len(prediction_json) == n) or (proba_json is not None and len(proba_json) != n):
+        raise InvalidInput("request_ids, features, predictions and probabilities must have the same length.",
+                           field="rows")
+    # SQLite stores DateTime as this text (SQLAlchemy's format); PostgreSQL takes the datetime itself.
+    ts_value: Any = ts.strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" else ts
+    probas = proba_json if proba_json is not None else [None] * n
+    latency = float(latency_ms)
+    params = [
+        (deployment_id, ts_value, rid, feat, pred, proba, latency)
+        for rid, feat, pred, proba in zip(request_ids, features_json, prediction_json, probas, strict=True)
+    ]
+    if params:
+        bind.exec_driver_sql(sql, params)  # type: ignore[arg-type]
+    return n
 
 
 def logged_request_ids(session: Session, request_ids: Iterable[str]) -> set[str]:

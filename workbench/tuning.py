@@ -124,7 +124,8 @@ def validate_tuning(
         get_family(family_id)
     timeout = None if timeout_seconds in (None, "", 0) else timeout_seconds
     if timeout is not None:
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not math.isfinite(timeout) or timeout < 0:
+        numeric = isinstance(timeout, int | float) and not isinstance(timeout, bool)
+        if not numeric or not math.isfinite(timeout) or timeout < 0:
             raise InvalidInput(
                 f"timeout_seconds must be a positive number of seconds; got {timeout_seconds!r}.",
                 field="timeout_seconds",
@@ -163,10 +164,10 @@ def validate_tuning(
                 if len(chosen) > 1
                 else f"{', '.join(categorical)} has categorical params"
             )
-            numeric = [f.id for f in FAMILIES.values() if f.numeric_only]
+            numeric_ids = [f.id for f in FAMILIES.values() if f.numeric_only]
             raise InvalidInput(
                 f"sampler 'cmaes' needs an all-numeric search space, but {reason}. "
-                f"Choose one family among {', '.join(numeric)}, or use sampler 'tpe'.",
+                f"Choose one family among {', '.join(numeric_ids)}, or use sampler 'tpe'.",
                 field="sampler",
             )
     if pruner != "none" and not any(FAMILIES[f].supports_pruning for f in chosen):
@@ -223,6 +224,38 @@ def is_rdb_url(url: str) -> bool:
     return url.split(":", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "postgres", "mysql")
 
 
+def sqlite_fast_writes(engine: Any) -> None:
+    """Make an SQLite engine's connections use WAL with ``synchronous=NORMAL``.
+
+    Each commit then appends to the write-ahead log without an fsync (a checkpoint syncs), which
+    is what makes per-trial writes cheap: 4-10x faster commits on a busy disk. A commit survives
+    the process being killed (``kill -9``); only an OS crash may lose the last ones. Other
+    engines are left alone.
+    """
+    from sqlalchemy import event
+
+    if engine is None or getattr(engine.dialect, "name", "") != "sqlite":
+        return
+    if getattr(engine, "_workbench_fast_writes", False):
+        return
+
+    def on_connect(connection: Any, _record: Any) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    event.listen(engine, "connect", on_connect)
+    engine._workbench_fast_writes = True
+    engine.dispose()  # connections opened before the listener get replaced
+
+
+def mlflow_fast_writes(client: MlflowClient) -> None:
+    """:func:`sqlite_fast_writes` for the engine behind an MlflowClient on an SQLite tracking URI."""
+    store = getattr(getattr(client, "_tracking_client", None), "store", None)
+    sqlite_fast_writes(getattr(store, "engine", None))
+
+
 def open_storage(url: str, *, heartbeat_seconds: float = 2.0) -> Any:
     """The Optuna storage at ``url``: an RDB storage with heartbeats and retries, or Optuna's default.
 
@@ -249,13 +282,15 @@ def open_storage(url: str, *, heartbeat_seconds: float = 2.0) -> Any:
     with warnings.catch_warnings():
         # heartbeat_interval is flagged experimental by Optuna; it is what makes dead workers' trials retry.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
+        storage = optuna.storages.RDBStorage(
             url,
             engine_kwargs=engine_kwargs,
             heartbeat_interval=interval,
             grace_period=interval * 2,
             heartbeat_stale_trial_callback=_retry_callback(),
         )
+    sqlite_fast_writes(storage.engine)
+    return storage
 
 
 def _retry_callback() -> Any:
@@ -314,7 +349,7 @@ def open_study(
         storage=storage,
         sampler=make_sampler(config),
         pruner=make_pruner(config),
-        direction=config.direction,
+        direction="maximize" if config.direction == "maximize" else "minimize",
         load_if_exists=True,
     )
     study.set_user_attr("workbench.config", config.as_dict())
@@ -602,6 +637,7 @@ class TrialRunWriter(threading.Thread):
         self.metric = metric
         self.group_size = group_size
         self.queue: queue.Queue[TrialRecord | None] = queue.Queue()
+        mlflow_fast_writes(client)
         self.logged = 0
         self.errors: list[str] = []
 
@@ -795,7 +831,9 @@ def _feature_importance(pipeline: Any, X: pd.DataFrame, y: pd.Series, *, seed: i
     return frame.sort_values("importance", ascending=False, ignore_index=True)
 
 
-def _evaluation_figures(pipeline: Any, X: pd.DataFrame, y: pd.Series, *, task_type: str, classes: list[Any] | None) -> dict[str, Any]:
+def _evaluation_figures(
+    pipeline: Any, X: pd.DataFrame, y: pd.Series, *, task_type: str, classes: list[Any] | None
+) -> dict[str, Any]:
     """Plotly figures: confusion matrix and ROC curve, or residual plots."""
     import numpy as np
     import plotly.graph_objects as go
@@ -943,7 +981,7 @@ def refit_and_register(
     )
     # The dataset's content hash as an MLflow dataset input (digest is capped at 36 chars by MLflow).
     reference = frames.train.sample(n=min(REFERENCE_ROWS, len(frames.train)), random_state=config.seed)
-    ml_dataset = mlflow.data.from_pandas(
+    ml_dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
         reference, name=f"{project_slug}-v{dataset.version}", targets=frames.target,
         digest=dataset.content_hash[:36],
     )

@@ -7,11 +7,12 @@ Markdown download of the page is the same text the CLI exports.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
 
-from e2e_harness import StreamlitServer, save_screenshot, wait_for_app, wait_for_idle
+from e2e_harness import ARTIFACTS_DIR, StreamlitServer, save_screenshot, wait_for_app, wait_for_idle
 
 SLUG = "canvas-team"
 ANN_TEXT = "Sales managers call customers who are about to leave"
@@ -125,6 +126,7 @@ def test_two_people_edit_the_same_canvas_and_merge(
         uploader = bo.get_by_test_id("stFileUploader").filter(has_text="Import a canvas or a bundle")
         uploader.locator('input[type="file"]').set_input_files(str(edited))
         uploader.get_by_text("edited.md").wait_for(state="visible")
+        wait_for_idle(bo)
         bo.get_by_role("button", name="Import", exact=True).click()
         bo.get_by_text("Imported edited.md").wait_for(state="visible")
         wait_for_idle(bo)
@@ -132,8 +134,17 @@ def test_two_people_edit_the_same_canvas_and_merge(
         assert shown["revision"] == 3 and shown["note"] == "Imported from Markdown: edited.md"
         assert shown["content"]["boxes"]["features"]["text"] == BO_TEXT + "\n| and | pipes |"
         assert bo.get_by_role("textbox", name="Features", exact=True).input_value() == BO_TEXT + "\n| and | pipes |"
-        bo.evaluate("window.scrollTo(0, 0)")
+        bo.get_by_test_id("stMain").get_by_role(
+            "heading", name="Machine Learning Canvas"
+        ).first.scroll_into_view_if_needed()
         save_screenshot(bo, "ml_canvas")
+    except Exception:
+        # Keep both people's views of a failure, like the harness's ``page`` fixture does.
+        ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+        for name, view in (("ann", ann), ("bo", bo)):
+            with contextlib.suppress(Exception):
+                view.screenshot(path=str(ARTIFACTS_DIR / f"canvas_conflict_{name}.png"), full_page=True)
+        raise
     finally:
         ann_context.close()
         bo_context.close()

@@ -129,18 +129,27 @@ def register_model(
     variant: int = 0,
     alias: str | None = "champion",
     frame: pd.DataFrame | None = None,
+    pipeline: Any = None,
+    features: tuple[str, ...] | list[str] = FEATURES,
+    target: str = "churned",
 ) -> RegisteredModel:
-    """Fit a tiny Pipeline, log it with a signature, create a model version and point ``alias`` at it."""
+    """Fit a Pipeline (default: a tiny one), log it with a signature, create a version, point ``alias`` at it.
+
+    ``pipeline`` is an unfitted sklearn Pipeline to use instead (the benchmarks pass bigger models).
+    """
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
     frame = tiny_frame(task=task) if frame is None else frame
-    x = frame[list(FEATURES)]
-    y = frame["churned"]
-    pipeline = build_pipeline(task, variant=variant).fit(x, y)
-    output = pipeline.predict_proba(x) if task == "classification" else pipeline.predict(x)
+    x = frame[list(features)]
+    y = frame[target]
+    pipeline = (pipeline if pipeline is not None else build_pipeline(task, variant=variant)).fit(x, y)
     signature = infer_signature(x, pipeline.predict(x))
-    del output
+    import skops.io
+
+    # skops refuses to load types it does not trust (random forests' trees, for example);
+    # MLflow records this list in the MLmodel file and passes it back at load time.
+    trusted = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline)) or None
     seed_mlflow_store(tracking_uri)
     client, experiment_id = _client_and_experiment(tracking_uri, name, artifacts_dir)
     run = client.create_run(experiment_id, tags={"workbench.project": name, "workbench.kind": "best"})
@@ -150,7 +159,8 @@ def register_model(
 
         # Explicit requirements: inferring them starts a subprocess that re-imports the model (20 s+).
         mlflow.sklearn.save_model(
-            pipeline, str(path), signature=signature, pip_requirements=[f"scikit-learn=={sklearn.__version__}"]
+            pipeline, str(path), signature=signature, pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+            skops_trusted_types=trusted,
         )
         client.log_artifacts(run.info.run_id, str(path), "model")
     client.set_terminated(run.info.run_id)
@@ -169,7 +179,7 @@ def register_model(
         run_id=run.info.run_id,
         tracking_uri=tracking_uri,
         frame=frame,
-        target="churned",
+        target=target,
     )
 
 

@@ -67,7 +67,8 @@ def test_csv_in_chunks_to_parquet_with_log(model: RegisteredModel, tmp_path: Pat
     pipeline, _ = _raw_pipeline(model)
     expected = pipeline.predict(source[list(FEATURES)])
     assert out["prediction"].tolist() == expected.tolist()
-    np.testing.assert_allclose(out[["proba_no", "proba_yes"]].to_numpy(), pipeline.predict_proba(source[list(FEATURES)]))
+    expected_proba = pipeline.predict_proba(source[list(FEATURES)])
+    np.testing.assert_allclose(out[["proba_no", "proba_yes"]].to_numpy(), expected_proba)
     assert out["request_id"].is_unique
     with session_scope() as session:
         deployment = session.get(Deployment, job.result["deployment_id"])

@@ -61,7 +61,9 @@ def _client() -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def test_train_tracks_trials_registers_a_loadable_champion(workbench_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_train_tracks_trials_registers_a_loadable_champion(
+    workbench_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     slug = _project(workbench_home)
     _run(slug, "baseline")  # the bar to beat: best of class prior, stratified random, logistic
     job = _run(slug, "train", PARAMS)

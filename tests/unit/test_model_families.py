@@ -115,13 +115,13 @@ def test_pipelines_fit_and_score_raw_rows(family_id: str, task_type: str) -> Non
 
 
 def test_knn_neighbours_are_capped_by_the_rows() -> None:
-    X, y, _ = _frame(n=12)
+    X, y_cls, _ = _frame(n=12)
     pipeline = build_pipeline("knn", {"n_neighbors": 50, "weights": "uniform", "p": 2}, X, "classification", n_rows=8)
     assert pipeline.named_steps["model"].n_neighbors == 8
-    pipeline.fit(X.head(8), y.head(8))
+    pipeline.fit(X.head(8), y_cls.head(8))
 
 
 def test_linear_regression_maps_c_to_ridge_alpha() -> None:
-    X, _, y = _frame()
+    X, _, _ = _frame()
     pipeline = build_pipeline("linear", {"C": 4.0}, X, "regression")
     assert pipeline.named_steps["model"].alpha == pytest.approx(0.25)

@@ -46,7 +46,8 @@ def _summary(job: dict[str, Any]) -> dict[str, Any]:
 
 @click.command("train")
 @click.argument("project_slug", metavar="PROJECT")
-@click.option("--trials", "n_trials", type=int, default=20, show_default=True, help="Trials in total (0: time budget only).")
+@click.option("--trials", "n_trials", type=int, default=20, show_default=True,
+              help="Trials in total (0: time budget only).")
 @click.option("--timeout", "timeout_seconds", type=float, default=None, help="Time budget in seconds.")
 @click.option("--models", default="linear,random_forest,hist_gradient_boosting", show_default=True,
               help="Comma-separated families: linear, random_forest, extra_trees, hist_gradient_boosting, knn.")
@@ -74,9 +75,9 @@ def train(
     as_json: bool,
 ) -> None:
     """Tune, refit and register a model for PROJECT (an Optuna study tracked in MLflow)."""
-    from pipelines.train import check_params
     from workbench.jobs import launch
     from workbench.settings import get_settings
+    from workbench.train_jobs import check_params
 
     settings = get_settings()
     settings.ensure_home()
@@ -132,8 +133,8 @@ def tune_worker(job_id: str, max_trials: int | None, name: str, wait_seconds: fl
     settings = get_settings()
 
     def log(message: str) -> None:
-        if not as_json:
-            click.echo(message, err=True)
+        # Progress goes to stderr even with --json, which keeps stdout for the JSON result.
+        click.echo(message, err=True)
 
     result = work(job_id, settings=settings, max_trials=max_trials, name=name, wait_seconds=wait_seconds, log=log)
     emit(result, as_json=as_json,

@@ -258,3 +258,84 @@ class Alert(Base):
     message: Mapped[str] = mapped_column(Text, default="")
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     acknowledged_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
+
+
+class RunProjection(Base):
+    """An indexed copy of one MLflow run of a project (``workbench.runs``), so the Experiments page
+    queries 10,000 runs in SQL instead of through MLflow's ``search_runs``.
+
+    ``fingerprint`` summarises what the run holds in MLflow (status, times, every tag, param and
+    latest metric); a sync re-reads only the runs whose fingerprint changed.
+    """
+
+    __tablename__ = "run_projection"
+    __table_args__ = (
+        Index("ix_run_projection_project_start", "project_id", "start_time"),
+        Index("ix_run_projection_project_kind", "project_id", "kind"),
+        Index("ix_run_projection_project_job", "project_id", "job_id"),
+    )
+
+    run_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    experiment_id: Mapped[str] = mapped_column(String(32))
+    job_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    kind: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default="")
+    lifecycle_stage: Mapped[str] = mapped_column(String(20), default="active")
+    run_name: Mapped[str] = mapped_column(String(250), default="")
+    parent_run_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    start_time: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    end_time: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The params that parse as numbers, as floats: what makes ``params.x > 3`` a SQL comparison.
+    params_num: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    tags: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    fingerprint: Mapped[str] = mapped_column(String(64), default="")
+    synced_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class RunSyncState(Base):
+    """The sync cursor of a project's run projection: what the last sync saw in MLflow."""
+
+    __tablename__ = "run_sync_state"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    experiment_id: Mapped[str] = mapped_column(String(32), default="")
+    n_runs: Mapped[int] = mapped_column(Integer, default=0)
+    # Digest of every run's fingerprint: equal digests mean nothing changed since the last sync.
+    fingerprint: Mapped[str] = mapped_column(String(64), default="")
+    max_start_time: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    source: Mapped[str] = mapped_column(String(20), default="")
+    synced_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SavedView(Base):
+    """A named filter + column choice of the Experiments page (and ``workbench runs --view``)."""
+
+    __tablename__ = "saved_views"
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_saved_views_project_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    filter_expr: Mapped[str] = mapped_column(Text, default="")
+    columns: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_by: Mapped[str] = mapped_column(String(120), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Promotion(Base):
+    """One change of a registered-model alias: who moved it, when, from which version to which, and why."""
+
+    __tablename__ = "promotions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    alias: Mapped[str] = mapped_column(String(40))
+    from_version: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    to_version: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    action: Mapped[str] = mapped_column(String(10))
+    actor: Mapped[str] = mapped_column(String(120), default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)

@@ -28,6 +28,15 @@ so what this module does:
   frequencies; K-S and chi-square p-values from scipy (chi-square expects the reference
   counts scaled to the current size); the two-proportion Z-test on "is the smallest value".
   Distances drift at ``>= 0.1``, K-S at ``p <= 0.05``, chi-square and Z at ``p < 0.05``.
+  "Reference rows" counts the rows left after cleaning. (Evidently bins a numerical column
+  into a Sturges histogram for Jensen-Shannon when the reference has more than 20 values;
+  its default choice never gets there, since it uses Jensen-Shannon only up to 5 values.)
+- **Dataset drift**: the share of tested columns that drifted, at ``>= 0.5`` by default.
+
+One difference, on purpose: Evidently also tests *text* columns, with a classifier over the
+words; here they are listed in ``skipped`` with the reason and left out of the share. The
+workbench's Evidently report (:mod:`workbench.monitoring.reports`) leaves them out of its
+drift table too, so the stored snapshot and the fast path agree.
 
 Why not just call Evidently: it computes each column's drift three times and renders HTML
 widgets as it goes. Here each column is sorted or hashed once: the Wasserstein distance

@@ -537,7 +537,7 @@ def run_monitoring(
         deployment_id=deployment.id,
         window=window_info,
         summary=summary,
-        status=analysis.status if analysis.status != "skipped" else "skipped",
+        status=analysis.status,
         created_by=actor,
         created_at=now or utcnow(),
     )

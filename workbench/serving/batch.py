@@ -210,12 +210,12 @@ def score_file(
     output_path: str | Path,
     *,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    log_chunk: Callable[[list[dict[str, Any]]], None] | None = None,
+    log_chunk: Callable[[LogChunk], None] | None = None,
     on_progress: Callable[[int, int, int], None] | None = None,
 ) -> ScoreResult:
     """Score ``input_path`` into ``output_path`` with ``model``.
 
-    ``log_chunk`` receives each chunk's prediction-log rows (without ``deployment_id``);
+    ``log_chunk`` receives each chunk's prediction-log rows (:class:`LogChunk`, JSON encoded);
     ``on_progress(rows_done, total_rows, chunks_done)`` is called after each chunk and may
     raise to stop (the partial output is then removed).
     """
@@ -238,12 +238,18 @@ def score_file(
     labels = model.class_labels
     done = 0
     n_chunks = 0
+    # The log of chunk k is written on a worker thread while chunk k+1 is predicted (SQLite and
+    # psycopg release the GIL while they work); at most one write is in flight, so memory stays bounded.
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-log") if log_chunk is not None else None
+    pending: Future[None] | None = None
     try:
         for frame in chunks:
             t0 = time.perf_counter()
             predictions, proba = model.predict_frame(frame)
             latency_ms = (time.perf_counter() - t0) * 1000 / max(1, len(frame))
-            request_ids = [f"{token}-{i}" for i in range(done, done + len(frame))]
+            request_ids = np.char.add(f"{token}-", np.arange(done, done + len(frame)).astype(str)).tolist()
             out = frame.copy(deep=False)
             out.insert(0, REQUEST_ID_COLUMN, request_ids)
             out[PREDICTION_COLUMN] = predictions
@@ -251,16 +257,24 @@ def score_file(
                 for j, label in enumerate(labels):
                     out[f"{PROBA_PREFIX}{label}"] = proba[:, j]
             writer.write(out)
-            if log_chunk is not None:
-                log_chunk(_log_rows(frame, feature_names, request_ids, predictions, proba, labels, latency_ms))
+            if pool is not None and log_chunk is not None:
+                encoded = encode_chunk(frame, feature_names, request_ids, predictions, proba, labels, latency_ms)
+                if pending is not None:
+                    pending.result()  # re-raises a failed write here, before more work is done
+                pending = pool.submit(log_chunk, encoded)
             done += len(frame)
             n_chunks += 1
             if on_progress is not None:
                 on_progress(done, total, n_chunks)
+        if pending is not None:
+            pending.result()
         writer.commit()
     except BaseException:
         writer.abort()
         raise
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
     return ScoreResult(
         output_path=str(output_path),
         rows=done,
@@ -271,35 +285,57 @@ def score_file(
     )
 
 
-def _log_rows(
-    frame: Any,
-    feature_names: list[str],
-    request_ids: list[str],
-    predictions: np.ndarray,
-    proba: np.ndarray | None,
-    labels: list[str],
-    latency_ms: float,
-) -> list[dict[str, Any]]:
-    from workbench.db.models import utcnow
+@dataclass
+class LogChunk:
+    """One chunk's prediction-log rows, JSON already encoded (see ``insert_encoded``)."""
+
+    request_ids: list[str]
+    features_json: list[str]
+    prediction_json: list[str]
+    proba_json: list[str] | None
+    latency_ms: float
+
+
+def _json_lines(frame: Any) -> list[str]:
+    if frame.shape[1] == 0:
+        return ["{}"] * len(frame)
+    text = frame.to_json(orient="records", lines=True, date_format="iso", double_precision=15)
+    lines = text.split("\n")
+    return lines[: len(frame)]
+
+
+def _encode_values(values: np.ndarray) -> list[str]:
+    import json
+
+    from workbench.prediction_log import json_safe
+
+    cache: dict[Any, str] = {}
+    out = []
+    for item in values.tolist():  # python scalars (str, int, float): hashable
+        # Class labels repeat: encode each distinct one once.
+        encoded = cache.get(item)
+        if encoded is None:
+            encoded = cache[item] = json.dumps(json_safe(item))
+        out.append(encoded)
+    return out
+
+
+def encode_chunk(frame: Any, feature_names: list[str], request_ids: list[str], predictions: np.ndarray,
+                 proba: np.ndarray | None, labels: list[str], latency_ms: float) -> LogChunk:
+    """The prediction-log rows of one scored chunk, encoded column-wise by pandas."""
+    import pandas as pd
 
     present = [name for name in feature_names if name in frame.columns]
-    features = frame[present].astype(object).where(frame[present].notna(), None).to_dict("records")
-    values = predictions.tolist()
-    probas = proba.tolist() if proba is not None else None
-    now = utcnow()
-    rows = []
-    for i, request_id in enumerate(request_ids):
-        rows.append(
-            {
-                "ts": now,
-                "request_id": request_id,
-                "features": features[i],
-                "prediction": values[i],
-                "proba": dict(zip(labels, probas[i], strict=True)) if probas is not None else None,
-                "latency_ms": latency_ms,
-            }
-        )
-    return rows
+    proba_json = None
+    if proba is not None:
+        proba_json = _json_lines(pd.DataFrame(proba, columns=labels))
+    return LogChunk(
+        request_ids=request_ids,
+        features_json=_json_lines(frame[present]),
+        prediction_json=_encode_values(predictions),
+        proba_json=proba_json,
+        latency_ms=latency_ms,
+    )
 
 
 def cron_line(project_slug: str, input_path: str, output_path: str, *, alias: str = "champion",

@@ -286,7 +286,7 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = []
+        errors: list[dict[str, Any]] = []
         for error in exc.errors():
             kind = str(error.get("type", ""))
             if kind == "json_invalid":

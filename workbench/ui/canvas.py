@@ -307,10 +307,16 @@ def _init_widget(kind: str, slug: str, unit: str, part: str) -> str:
     return wkey
 
 
-def _field_widget(kind: str, slug: str, box: BoxDef, spec: FieldDef) -> None:
-    wkey = _init_widget(kind, slug, box.id, f"fields.{spec.id}")
+# Structured fields that mirror a project setting: when empty, the project's value applies.
+PROJECT_MIRRORS = {"task_type": "task_type", "target_column": "target"}
+
+
+def _field_widget(kind: str, project: Project, box: BoxDef, spec: FieldDef) -> None:
+    wkey = _init_widget(kind, project.slug, box.id, f"fields.{spec.id}")
     default = f"default: {spec.default:g}" if isinstance(spec.default, float) else f"default: {spec.default}"
     placeholder = default if spec.default is not None else "not set"
+    if spec.id in PROJECT_MIRRORS:
+        placeholder = f"project: {getattr(project, PROJECT_MIRRORS[spec.id])}"
     help_text = f"{spec.help} Empty: {placeholder}." if spec.help else None
     if spec.type == "select":
         st.selectbox(spec.label, list(spec.choices), index=None, key=wkey, placeholder=placeholder, help=help_text)
@@ -330,16 +336,16 @@ def _field_widget(kind: str, slug: str, box: BoxDef, spec: FieldDef) -> None:
         st.text_input(spec.label, key=wkey, placeholder=placeholder, help=help_text)
 
 
-def _box(kind: str, slug: str, box: BoxDef) -> None:
+def _box(kind: str, project: Project, box: BoxDef) -> None:
     with st.container(border=True):
         st.caption(box.group)
-        wkey = _init_widget(kind, slug, box.id, "text")
+        wkey = _init_widget(kind, project.slug, box.id, "text")
         st.text_area(box.heading, key=wkey, help=box.prompt, height=110 + 150 * (box.rows - 1))
         for spec in box.fields:
-            _field_widget(kind, slug, box, spec)
+            _field_widget(kind, project, box, spec)
 
 
-def canvas_grid(canvas: CanvasDef, slug: str) -> None:
+def canvas_grid(canvas: CanvasDef, project: Project) -> None:
     """The boxes of a text canvas in ``st.columns`` that mirror the paper grid."""
     for band in layout_bands(canvas):
         if all(box.span == 1 for box in band):
@@ -347,12 +353,12 @@ def canvas_grid(canvas: CanvasDef, slug: str) -> None:
             for index, column in enumerate(columns):
                 with column:
                     for box in sorted((b for b in band if b.col == index), key=lambda b: b.row):
-                        _box(canvas.kind, slug, box)
+                        _box(canvas.kind, project, box)
         else:
             ordered = sorted(band, key=lambda b: b.col)
             for column, box in zip(st.columns([b.span for b in ordered]), ordered, strict=True):
                 with column:
-                    _box(canvas.kind, slug, box)
+                    _box(canvas.kind, project, box)
 
 
 def tracker_grid(project: Project) -> None:
@@ -490,10 +496,13 @@ def status_bar(kind: str, project: Project, *, revision: int, author: str) -> No
             icon=":material/save:",
             width="stretch",
         )
+    banners = st.container()
     if is_dirty(kind, slug):
-        st.warning(f"{UNSAVED_BANNER}: save them, or they stay only in this browser session.", icon=":material/edit:")
+        banners.warning(
+            f"{UNSAVED_BANNER}: save them, or they stay only in this browser session.", icon=":material/edit:"
+        )
     if revision > base and is_dirty(kind, slug) and not st.session_state.get(_k(kind, slug, "conflict")):
-        st.info(
+        banners.info(
             f"{author or 'Someone'} saved revision {revision} after you started from revision {base}. "
             "Saving will show their changes and let you merge.",
             icon=":material/group:",
@@ -509,7 +518,9 @@ def history_panel(kind: str, project: Project) -> None:
         rows = history(session, project=project, kind=kind)
         table = [revision_dict(row) for row in rows]
         contents = {row.revision: normalize_content(kind, row.content) for row in rows}
-    with st.expander(f"History ({len(table)} revisions)", icon=":material/history:"):
+    with st.expander(
+        f"History ({len(table)} revisions)", icon=":material/history:", key=_k(kind, slug, "history_panel")
+    ):
         if not table:
             st.caption("Not saved yet.")
             return
@@ -547,7 +558,7 @@ def markdown_panel(kind: str, project: Project) -> None:
     with session_scope() as session:
         single = canvas_markdown(session, project=project, kind=kind)
         bundle = bundle_markdown(session, project=project)
-    with st.expander("Markdown export and import", icon=":material/download:"):
+    with st.expander("Markdown export and import", icon=":material/download:", key=_k(kind, slug, "markdown_panel")):
         st.caption("The download holds the newest saved revision (not unsaved edits).")
         left, right = st.columns(2)
         left.download_button(
@@ -557,6 +568,7 @@ def markdown_panel(kind: str, project: Project) -> None:
             mime="text/markdown",
             key=_k(kind, slug, "download"),
             icon=":material/download:",
+            on_click="ignore",
         )
         right.download_button(
             "Download project bundle (.md)",
@@ -565,6 +577,7 @@ def markdown_panel(kind: str, project: Project) -> None:
             mime="text/markdown",
             key=_k(kind, slug, "download_bundle"),
             icon=":material/folder_zip:",
+            on_click="ignore",
         )
         uploader_key = _k(kind, slug, "upload")
         st.file_uploader(
@@ -582,7 +595,11 @@ def decisions_panel(project: Project) -> None:
     from workbench.project_config import CANVAS_FIELDS, canvas_field_path, resolve_values, validate_canvas_fields
 
     draft = st.session_state[_k("ml_canvas", project.slug, "draft")]
-    with st.expander("Decisions the later stages use", icon=":material/tune:"):
+    with st.expander(
+        "Decisions the later stages use",
+        icon=":material/tune:",
+        key=key("ml_canvas", f"{project.slug}.decisions_panel"),
+    ):
         try:
             validate_canvas_fields(draft, task_type=project.task_type, target=project.target)
         except InvalidInput as exc:
@@ -608,13 +625,17 @@ def decisions_panel(project: Project) -> None:
 def canvas_editor(kind: str, project: Project) -> None:
     """Everything a canvas page shows below its title."""
     revision, author = prepare(kind, project)
-    _show_flash(kind, project.slug)
-    conflict_panel(kind, project)
+    # Messages and the conflict panel come and go; fixed containers keep the position of every
+    # later element stable, so expanders and widgets keep their state from run to run.
+    with st.container():
+        _show_flash(kind, project.slug)
+    with st.container():
+        conflict_panel(kind, project)
     status_bar(kind, project, revision=revision, author=author)
     if kind == "crisp_dm":
         tracker_grid(project)
     else:
-        canvas_grid(canvas_def(kind), project.slug)
+        canvas_grid(canvas_def(kind), project)
         if kind == "ml_canvas":
             decisions_panel(project)
     history_panel(kind, project)

@@ -274,7 +274,86 @@ def upgrade() -> None:
     op.create_index("ix_alerts_deployment_id", "alerts", ["deployment_id"])
     op.create_index("ix_alerts_created_at", "alerts", ["created_at"])
 
+    op.create_table(
+        "run_projection",
+        sa.Column("run_id", sa.String(32), nullable=False),
+        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("experiment_id", sa.String(32), nullable=False),
+        sa.Column("job_id", sa.String(64), nullable=True),
+        sa.Column("kind", sa.String(20), nullable=True),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("lifecycle_stage", sa.String(20), nullable=False),
+        sa.Column("run_name", sa.String(250), nullable=False),
+        sa.Column("parent_run_id", sa.String(32), nullable=True),
+        sa.Column("start_time", sa.BigInteger(), nullable=True),
+        sa.Column("end_time", sa.BigInteger(), nullable=True),
+        sa.Column("params", sa.JSON(), nullable=False),
+        sa.Column("params_num", sa.JSON(), nullable=False),
+        sa.Column("metrics", sa.JSON(), nullable=False),
+        sa.Column("tags", sa.JSON(), nullable=False),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("synced_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("run_id", name="pk_run_projection"),
+        sa.ForeignKeyConstraint(
+            ["project_id"], ["projects.id"], name="fk_run_projection_project_id_projects", ondelete="CASCADE"
+        ),
+    )
+    op.create_index("ix_run_projection_project_start", "run_projection", ["project_id", "start_time"])
+    op.create_index("ix_run_projection_project_kind", "run_projection", ["project_id", "kind"])
+    op.create_index("ix_run_projection_project_job", "run_projection", ["project_id", "job_id"])
+
+    op.create_table(
+        "run_sync_state",
+        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("experiment_id", sa.String(32), nullable=False),
+        sa.Column("n_runs", sa.Integer(), nullable=False),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("max_start_time", sa.BigInteger(), nullable=True),
+        sa.Column("source", sa.String(20), nullable=False),
+        sa.Column("synced_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("project_id", name="pk_run_sync_state"),
+        sa.ForeignKeyConstraint(
+            ["project_id"], ["projects.id"], name="fk_run_sync_state_project_id_projects", ondelete="CASCADE"
+        ),
+    )
+
+    op.create_table(
+        "saved_views",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(120), nullable=False),
+        sa.Column("filter_expr", sa.Text(), nullable=False),
+        sa.Column("columns", sa.JSON(), nullable=False),
+        sa.Column("created_by", sa.String(120), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_saved_views"),
+        sa.ForeignKeyConstraint(
+            ["project_id"], ["projects.id"], name="fk_saved_views_project_id_projects", ondelete="CASCADE"
+        ),
+        sa.UniqueConstraint("project_id", "name", name="uq_saved_views_project_name"),
+    )
+    op.create_index("ix_saved_views_project_id", "saved_views", ["project_id"])
+
+    op.create_table(
+        "promotions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("alias", sa.String(40), nullable=False),
+        sa.Column("from_version", sa.String(20), nullable=True),
+        sa.Column("to_version", sa.String(20), nullable=True),
+        sa.Column("action", sa.String(10), nullable=False),
+        sa.Column("actor", sa.String(120), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_promotions"),
+        sa.ForeignKeyConstraint(
+            ["project_id"], ["projects.id"], name="fk_promotions_project_id_projects", ondelete="CASCADE"
+        ),
+    )
+    op.create_index("ix_promotions_project_id", "promotions", ["project_id"])
+    op.create_index("ix_promotions_created_at", "promotions", ["created_at"])
+
 
 def downgrade() -> None:
-    for table in ("alerts", "monitoring_metrics", "monitoring_reports", "deployment_metrics", "prediction_log", "deployments", "splits", "canvas_revisions", "jobs", "datasets", "projects"):
+    for table in ("promotions", "saved_views", "run_sync_state", "run_projection", "alerts", "monitoring_metrics", "monitoring_reports", "deployment_metrics", "prediction_log", "deployments", "splits", "canvas_revisions", "jobs", "datasets", "projects"):
         op.drop_table(table)

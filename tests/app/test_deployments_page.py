@@ -1,0 +1,142 @@
+"""The Deployments page in AppTest: champion shown, batch cron line and job, start/replay/stop a web service,
+DevOps charts with the canvas's latency budget."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from tests.helpers.registered_model import FEATURES, RegisteredModel, module_home, register_model, tiny_frame
+from workbench.db import session_scope
+from workbench.db.models import Deployment, Job
+from workbench.prediction_log import count_rows
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "deployments.py")
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegisteredModel]:
+    from workbench.datasets import create_project_with_dataset
+    from workbench.settings import get_settings
+
+    with module_home(tmp_path_factory, "deploy_page"):
+        settings = get_settings()
+        settings.ensure_home()
+        frame = tiny_frame()
+        with session_scope() as session:
+            slug = create_project_with_dataset(session, name="Deploy page", dataset_spec_or_frame=frame,
+                                               target="churned", task_type="classification").slug
+        yield register_model(slug, tracking_uri=settings.mlflow_tracking_uri, artifacts_dir=settings.artifacts_dir,
+                             frame=frame)
+
+
+def _app(slug: str) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.session_state["shell.project"] = slug
+    at.query_params["project"] = slug
+    return at.run()
+
+
+def _button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def test_page_shows_champion_and_canvas_mode_first(model: RegisteredModel) -> None:
+    at = _app(model.name)
+    assert not at.exception
+    assert any(f"version **{model.version}**" in m.value for m in at.markdown)
+    # No canvas saved: the default deployment mode (batch) comes first.
+    assert [t.label for t in at.tabs] == ["Batch scoring", "Web service", "Stream consumer"]
+    assert any("No deployment yet" in i.value for i in at.info)
+
+
+def test_batch_from_a_server_path_shows_cron_and_runs(model: RegisteredModel, tmp_path: Path) -> None:
+    source = tmp_path / "to score.csv"
+    model.frame[list(FEATURES)].head(25).to_csv(source, index=False)
+    out = tmp_path / "scored.parquet"
+    at = _app(model.name)
+    at.radio(key="deployments.batch_source").set_value("Server path").run()
+    at.text_input(key="deployments.batch_path").set_value(str(source)).run()
+    at.text_input(key="deployments.batch_out").set_value(str(out)).run()
+    cron = [c.value for c in at.code if "workbench score" in c.value]
+    assert cron and cron[0].startswith("0 2 * * * workbench score") and f"'{source}'" in cron[0]
+    _button(at, "Score").click().run()
+    assert not at.exception
+    job_id = at.session_state["deployments.batch_job"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with session_scope() as session:
+            job = session.get(Job, job_id)
+            if job.status in ("succeeded", "failed", "cancelled", "lost"):
+                break
+        time.sleep(0.5)
+    assert job.status == "succeeded", job.error
+    assert out.exists() and job.result["rows"] == 25
+
+
+def test_start_replay_metrics_stop_web(model: RegisteredModel) -> None:
+    at = _app(model.name)
+    web_tab = 1
+    assert at.tabs[web_tab].label == "Web service"
+    at.tabs[web_tab].button[0].click().run()  # the form's "Start web service"
+    assert not at.exception
+    with session_scope() as session:
+        deployment = session.scalar(select(Deployment).where(Deployment.mode == "web"))
+        deployment_id, job_id = deployment.id, deployment.job_id
+    with session_scope() as session:
+        pid = session.get(Job, job_id).pid
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with session_scope() as session:
+                row = session.get(Deployment, deployment_id)
+            if row.status in ("running", "failed", "stopped"):
+                break
+            time.sleep(0.3)
+        assert row.status == "running" and row.port
+        at = _app(model.name)
+        at.number_input(key="deployments.replay_rows").set_value(30).run()
+        _button(at, "Replay holdout").click().run()
+        assert not at.exception
+        assert any("Sent" in s.value for s in at.success)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with session_scope() as session:
+                logged = count_rows(session, deployment_id=deployment_id)
+            if logged >= 24:
+                break
+            time.sleep(0.2)
+        assert logged >= 24  # the holdout of 120 rows is 24 rows
+        at = _app(model.name)
+        at.selectbox(key="deployments.metrics_target").set_value(
+            next(o for o in at.selectbox(key="deployments.metrics_target").options if o.startswith(f"#{deployment_id}"))
+        ).run()
+        charts = at.get("plotly_chart")
+        assert len(charts) == 4
+        latency = json.loads(charts[0].proto.spec)
+        assert latency["layout"]["shapes"][0]["y0"] == 100.0  # the default latency budget line
+        assert sum(len(trace.get("y") or []) for trace in latency["data"]) > 0
+        _button(at, "Stop web service").click().run()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with session_scope() as session:
+                row = session.get(Deployment, deployment_id)
+            if row.status == "stopped":
+                break
+            time.sleep(0.3)
+        assert row.status == "stopped"
+    finally:
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass

@@ -1,0 +1,95 @@
+"""The Tuning page in AppTest: a bad choice is refused, Launch starts a real job, the page follows it."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from tests.pipelines.test_train import _project
+from workbench.db import session_scope
+from workbench.jobs import FINAL_STATUSES, get_job, list_jobs
+from workbench.projects import get_project
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "tuning.py")
+
+
+def _app(slug: str) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state["shell.project"] = slug
+    at.query_params["project"] = slug
+    return at.run()
+
+
+def _launch(at: AppTest) -> AppTest:
+    return next(b for b in at.button if b.label == "Launch tuning").click().run()
+
+
+def _train_jobs(slug: str) -> list:
+    with session_scope() as session:
+        return list_jobs(session, project=get_project(session, slug=slug), kind="train")
+
+
+def _wait(job_id: str, timeout: float = 180.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with session_scope() as session:
+            job = get_job(session, job_id=job_id)
+            if job.status in FINAL_STATUSES:
+                return job.status
+        time.sleep(0.5)
+    raise AssertionError("the train job did not finish in time")
+
+
+def _charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def test_launch_follow_and_see_the_result(workbench_home: Path) -> None:
+    slug = _project(workbench_home, name="Tuning page")
+    at = _app(slug)
+    assert not at.exception, at.exception
+    assert any("No tuning job yet" in i.value for i in at.info)
+
+    # A bad choice is refused before anything starts, naming the field.
+    at.multiselect(key="tuning.models").set_value([])
+    at = _launch(at)
+    assert any("models" in e.value for e in at.error), [e.value for e in at.error]
+    assert _train_jobs(slug) == []
+
+    at.multiselect(key="tuning.models").set_value(["knn"])
+    at.number_input(key="tuning.n_trials").set_value(3)
+    at.number_input(key="tuning.folds").set_value(2)
+    at = _launch(at)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    jobs = _train_jobs(slug)
+    assert len(jobs) == 1 and jobs[0].params["models"] == ["knn"] and jobs[0].params["n_trials"] == 3
+    job_id = jobs[0].id
+
+    # While it runs: the live panel (trials done, best vs bar, time left) and the history chart.
+    at.run()
+    assert not at.exception, at.exception
+    labels = [m.label for m in at.metric]
+    assert "Trials done" in labels and "Time left" in labels
+    assert _charts(at), "the optimisation-history chart is on the page"
+
+    assert _wait(job_id) == "succeeded"
+    at.run()
+    assert not at.exception, at.exception
+    trials_done = next(m for m in at.metric if m.label == "Trials done")
+    assert trials_done.value == "3/3"
+    chart = _charts(at)[0]
+    points = next(t for t in chart["data"] if t.get("name") == "trial")
+    assert sorted(points["x"]) == [0, 1, 2]
+    assert next(m for m in at.metric if m.label == "Registered version").value == f"{slug} v1"
+    # No baselines were run: the version is registered but flagged, with the reason.
+    assert any("no bar to beat" in w.value for w in at.warning)
+
+    # Launch again puts the earlier job's settings back into the form.
+    at.multiselect(key="tuning.models").set_value(["linear"])
+    at.run()
+    next(b for b in at.button if b.label == "Launch again").click().run()
+    assert at.multiselect(key="tuning.models").value == ["knn"]
+    assert at.number_input(key="tuning.n_trials").value == 3

@@ -1,0 +1,138 @@
+"""The run projection stays exact when MLflow runs are added, updated, deleted, restored and purged.
+
+Real MLflow (SQLite tracking store copied from a migrated template) and the workbench DB on
+SQLite and PostgreSQL (``db_url``). Each check compares the projection with what
+``MlflowClient.search_runs`` returns for the same filter.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers.mlflow_store import seed_mlflow_store
+from workbench.db.engine import session_scope
+from workbench.projects import create_project, get_project
+from workbench.runs import available_columns, get_run, query_runs, sync_runs
+
+
+def _client_and_experiment(slug: str) -> tuple[Any, str]:
+    from workbench.tracking import ensure_experiment, get_client
+
+    return get_client(), ensure_experiment(project_slug=slug)
+
+
+def _log(client: Any, experiment_id: str, *, kind: str, job: str, accuracy: float, model: str,
+         status: str = "FINISHED") -> str:
+    from workbench.tracking import log_run_batch
+
+    run = client.create_run(experiment_id, tags={"workbench.kind": kind, "workbench.job_id": job,
+                                                 "workbench.project": "churn"})
+    log_run_batch(client, run.info.run_id, params={"model": model, "C": accuracy * 10},
+                  metrics={"accuracy": accuracy})
+    client.set_terminated(run.info.run_id, status=status)
+    return str(run.info.run_id)
+
+
+def _mlflow_ids(client: Any, experiment_id: str, filter_string: str = "") -> set[str]:
+    return {r.info.run_id for r in client.search_runs([experiment_id], filter_string=filter_string, max_results=1000)}
+
+
+def _projected_ids(filter_expr: str = "") -> set[str]:
+    with session_scope() as session:
+        project = get_project(session, slug="churn")
+        sync_runs(session, project=project)
+        rows, total = query_runs(session, project=project, filter_expr=filter_expr, page_size=1000)
+    assert total == len(rows)
+    return {row["run_id"] for row in rows}
+
+
+@pytest.fixture()
+def store(db_url: str, workbench_home: Path) -> tuple[Any, str]:
+    seed_mlflow_store(workbench_home)
+    with session_scope() as session:
+        create_project(session, name="Churn", task_type="classification", target="churned", actor="test")
+    return _client_and_experiment("churn")
+
+
+def test_sync_is_exact_when_runs_are_added_updated_deleted_and_purged(store: tuple[Any, str]) -> None:
+    client, experiment_id = store
+    ids = [_log(client, experiment_id, kind=k, job=j, accuracy=a, model=m) for k, j, a, m in (
+        ("baseline", "j1", 0.61, "dummy"), ("trial", "j2", 0.82, "random_forest"), ("trial", "j2", 0.91, "linear"),
+        ("best", "j2", 0.93, "random_forest"))]
+    assert _projected_ids() == _mlflow_ids(client, experiment_id) == set(ids)
+
+    # An unchanged store writes nothing.
+    with session_scope() as session:
+        result = sync_runs(session, project=get_project(session, slug="churn"))
+    assert not result.changed and result.unchanged == 4
+
+    # Updated: a metric re-logged, a tag overwritten with a value of the same length, a new param.
+    client.log_metric(ids[1], "accuracy", 0.95)
+    client.set_tag(ids[2], "workbench.kind", "retr")  # same length as "best"/"tria" does not matter: hashed
+    client.log_param(ids[3], "extra", "1")
+    with session_scope() as session:
+        result = sync_runs(session, project=get_project(session, slug="churn"))
+        assert (result.added, result.updated, result.removed) == (0, 3, 0)
+        project = get_project(session, slug="churn")
+        assert get_run(session, project=project, run_id=ids[1])["metrics"]["accuracy"] == 0.95
+        assert get_run(session, project=project, run_id=ids[2])["kind"] == "retr"
+        assert get_run(session, project=project, run_id=ids[3])["params"]["extra"] == "1"
+    for expr in ("metrics.accuracy > 0.9", "tags.workbench.kind = 'retr'", "params.extra = '1'"):
+        assert _projected_ids(expr) == _mlflow_ids(client, experiment_id, expr), expr
+
+    # Deleted runs disappear from the default view, come back when restored, and vanish when purged.
+    client.delete_run(ids[0])
+    assert _projected_ids() == _mlflow_ids(client, experiment_id) == set(ids[1:])
+    client.restore_run(ids[0])
+    assert _projected_ids() == set(ids)
+    client.delete_run(ids[0])
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    from workbench.settings import get_settings
+
+    SqlAlchemyStore(get_settings().mlflow_tracking_uri, str(get_settings().artifacts_dir))._hard_delete_run(ids[0])
+    with session_scope() as session:
+        result = sync_runs(session, project=get_project(session, slug="churn"))
+    assert result.removed == 1
+    assert _projected_ids() == set(ids[1:])
+
+    # Added later.
+    new = _log(client, experiment_id, kind="trial", job="j3", accuracy=0.5, model="linear")
+    assert _projected_ids("tags.workbench.job_id = 'j3'") == {new}
+
+
+def test_query_filters_sorts_and_paginates_in_sql(store: tuple[Any, str]) -> None:
+    client, experiment_id = store
+    values = [0.5, 0.9, 0.7, 0.95, 0.6, 0.8]
+    ids = [_log(client, experiment_id, kind="trial" if i % 2 else "baseline", job=f"j{i % 3}", accuracy=v,
+                model="random_forest" if v > 0.75 else "linear") for i, v in enumerate(values)]
+    with session_scope() as session:
+        project = get_project(session, slug="churn")
+        sync_runs(session, project=project)
+        rows, total = query_runs(session, project=project, order_by=["metrics.accuracy DESC"], page=1, page_size=4,
+                                 columns=["metrics.accuracy", "params.model"])
+        assert total == 6
+        assert [r["metrics.accuracy"] for r in rows] == sorted(values, reverse=True)[:4]
+        page2, _ = query_runs(session, project=project, order_by=["metrics.accuracy DESC"], page=2, page_size=4,
+                              columns=["metrics.accuracy"])
+        assert [r["metrics.accuracy"] for r in page2] == sorted(values, reverse=True)[4:]
+        # OR and parentheses, kind quick filter, param range (extension) compiled to SQL.
+        rows, total = query_runs(
+            session, project=project,
+            filter_expr="(metrics.accuracy >= 0.9 or metrics.accuracy < 0.55) and params.model != 'x'",
+            page_size=100)
+        assert {r["run_id"] for r in rows} == {ids[0], ids[1], ids[3]} and total == 3
+        rows, _ = query_runs(session, project=project, kinds=["trial"], filter_expr="params.C > 6.5",
+                             page_size=100)
+        assert {r["run_id"] for r in rows} == {ids[1], ids[3], ids[5]}  # trials with C = 10 * accuracy > 6.5
+        rows, _ = query_runs(session, project=project, filter_expr="params.model LIKE 'random%'", page_size=100)
+        assert len(rows) == 3
+        rows, _ = query_runs(session, project=project, filter_expr="params.model LIKE 'RANDOM%'", page_size=100)
+        assert rows == []  # LIKE is case-sensitive, as in MLflow
+        rows, _ = query_runs(session, project=project, filter_expr="params.model ILIKE 'RANDOM%'", page_size=100)
+        assert len(rows) == 3
+        columns = available_columns(session, project=project)
+        assert columns["metrics"] == ["accuracy"] and "model" in columns["params"]

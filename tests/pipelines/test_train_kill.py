@@ -1,0 +1,104 @@
+"""``kill -9`` of a train job mid-study: lost within two heartbeats, trials kept, parent FAILED, resume continues."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import reset_workbench_caches
+from tests.pipelines.test_train import _project
+from workbench.db import session_scope
+from workbench.job_runner import run_job
+from workbench.jobs import create_job, get_job, launch
+from workbench.projects import get_project
+from workbench.settings import get_settings
+from workbench.tracking import experiment_name
+from workbench.tuning import TAG_TRIAL_NUMBER, study_name
+
+HEARTBEAT = 1.0
+
+
+def _children(client: MlflowClient, slug: str, parent_run_id: str) -> list[int]:
+    experiment = client.get_experiment_by_name(experiment_name(slug))
+    assert experiment is not None
+    runs = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'"
+    )
+    return sorted(int(r.data.tags[TAG_TRIAL_NUMBER]) for r in runs)
+
+
+def test_kill_9_mid_study_then_resume(workbench_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKBENCH_HEARTBEAT_SECONDS", str(HEARTBEAT))
+    monkeypatch.setenv("WORKBENCH_LOST_AFTER_SECONDS", str(2 * HEARTBEAT))
+    reset_workbench_caches()
+    slug = _project(workbench_home, name="Killed study")
+    settings = get_settings()
+    job_id = launch(kind="train", project_slug=slug,
+                    params={"models": ["random_forest"], "n_trials": 40, "folds": 2, "seed": 5})
+    name = study_name(slug, job_id)
+    storage = settings.optuna_storage
+
+    # Wait until the study has a few finished trials and another one running, then kill -9.
+    deadline = time.monotonic() + 180
+    while True:
+        assert time.monotonic() < deadline, "the job did not get going"
+        try:
+            trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+        except KeyError:
+            trials = []
+        states = [t.state.name for t in trials]
+        if states.count("COMPLETE") >= 3 and "RUNNING" in states:
+            break
+        time.sleep(0.2)
+    with session_scope() as session:
+        job = get_job(session, job_id=job_id)
+        pid, parent_run_id = job.pid, job.mlflow_run_id
+    assert pid and parent_run_id
+    os.killpg(os.getpgid(pid), signal.SIGKILL)
+    killed_at = time.monotonic()
+
+    # The job shows lost within two heartbeat intervals (polling as the page does).
+    while True:
+        with session_scope() as session:
+            status = get_job(session, job_id=job_id).status
+        if status == "lost":
+            break
+        assert time.monotonic() - killed_at < 2 * HEARTBEAT + 1.0, "not lost within two heartbeats"
+        time.sleep(0.1)
+    lost_after = time.monotonic() - killed_at
+    assert lost_after <= 2 * HEARTBEAT + 1.0
+
+    # Completed trials stay in Optuna; the ones already logged stay in MLflow.
+    study = optuna.load_study(study_name=name, storage=storage)
+    complete_before = sorted(t.number for t in study.trials if t.state.name == "COMPLETE")
+    assert len(complete_before) >= 3
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    logged_before = _children(client, slug, parent_run_id)
+    assert logged_before and set(logged_before) <= set(complete_before)
+
+    # Resume: same study, two more trials; the dead job's parent run is marked FAILED.
+    with session_scope() as session:
+        resumed = create_job(session, kind="train", project=get_project(session, slug=slug),
+                             params={"models": ["random_forest"], "n_trials": 2, "folds": 2, "seed": 5,
+                                     "resume_of": job_id}).id
+    assert run_job(resumed) == "succeeded"
+    assert client.get_run(parent_run_id).info.status == "FAILED"
+    with session_scope() as session:
+        result = get_job(session, job_id=resumed).result
+    assert result is not None and result["study"] == name
+    study = optuna.load_study(study_name=name, storage=storage)
+    complete_after = sorted(t.number for t in study.trials if t.state.name == "COMPLETE")
+    assert set(complete_before) < set(complete_after)
+    assert len(complete_after) == len(complete_before) + 2 == result["trials_finished"]
+    # The trial that was running when the process died is failed by its stale heartbeat.
+    assert "RUNNING" not in [t.state.name for t in study.trials]
+    # Every completed trial now has exactly one child run: the new job logged those the dead one had not.
+    logged = _children(client, slug, parent_run_id) + _children(client, slug, result["parent_run_id"])
+    assert sorted(n for n in logged if n in complete_after) == complete_after
+    assert len(logged) == len(set(logged))

@@ -1,0 +1,317 @@
+"""Deployments page helpers: list, start/stop web and stream, batch runs, traffic replay and DevOps charts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from workbench.db import session_scope
+from workbench.db.models import Project
+from workbench.ui.context import display_name, key
+from workbench.ui.errors import shown_errors
+
+PAGE = "deployments"
+MODE_LABELS = {"web": "Web service", "stream": "Stream consumer", "batch": "Batch scoring"}
+STATUS_ICONS = {
+    "created": ":material/radio_button_unchecked:",
+    "starting": ":material/hourglass_top:",
+    "running": ":material/play_circle:",
+    "stopped": ":material/stop_circle:",
+    "failed": ":material/error:",
+}
+
+
+def canvas_config(project: Project) -> Any:
+    """The project's canvas decisions (deployment mode, latency budget), or None when unreadable."""
+    from workbench.errors import WorkbenchError
+    from workbench.project_config import project_config
+
+    try:
+        with session_scope() as session:
+            return project_config(session, project=project)
+    except WorkbenchError:
+        return None
+
+
+def served_version(project: Project, alias: str = "champion") -> str | None:
+    """The version ``alias`` points at, or None (with an explanation shown) when nothing is registered."""
+    from workbench.errors import NotFound
+    from workbench.serving.model_loader import resolve_alias
+
+    try:
+        return resolve_alias(project.slug, alias)
+    except NotFound:
+        return None
+    except Exception as exc:  # the registry store may be unreachable; the page must still render
+        st.warning(f"Could not read the model registry: {exc}")
+        return None
+
+
+def ordered_modes(config: Any) -> list[str]:
+    """The modes with the canvas's deployment mode first."""
+    modes = ["web", "stream", "batch"]
+    preferred = getattr(config, "deployment_mode", None)
+    if preferred in modes:
+        modes.remove(preferred)
+        modes.insert(0, preferred)
+    return modes
+
+
+def deployments(project: Project) -> list[dict[str, Any]]:
+    """The project's deployments as dicts (statuses refreshed from their jobs)."""
+    from workbench.deployments import deployment_dict, list_deployments
+
+    with session_scope() as session:
+        return [deployment_dict(d) for d in list_deployments(session, project=project)]
+
+
+def deployments_table(rows: list[dict[str, Any]]) -> None:
+    """One line per deployment with its live status."""
+    if not rows:
+        st.info("No deployment yet. Start one below.", icon=":material/info:")
+        return
+    table = [
+        {
+            "id": r["id"],
+            "mode": MODE_LABELS[r["mode"]],
+            "status": r["status"],
+            "alias": r["alias"],
+            "version": r["model_version"],
+            "where": r["url"] or (r["host"] if r["mode"] == "stream" else ""),
+            "pid": r["pid"],
+            "job": r["job_id"],
+            "started": r["started_at"],
+            "stopped": r["stopped_at"],
+        }
+        for r in rows
+    ]
+    st.dataframe(table, hide_index=True, width="stretch")
+
+
+def start_section(project: Project, mode: str, rows: list[dict[str, Any]]) -> None:
+    """Start or stop the project's web service or stream consumer (a managed background job)."""
+    from workbench.deployments import ACTIVE_STATUSES
+
+    active = [r for r in rows if r["mode"] == mode and r["status"] in ACTIVE_STATUSES]
+    if active:
+        row = active[0]
+        icon = STATUS_ICONS.get(row["status"], "")
+        where = f" at {row['url']}" if row["url"] else ""
+        st.markdown(f"{icon} {MODE_LABELS[mode]} #{row['id']} is **{row['status']}**{where}, "
+                    f"serving version **{row['model_version'] or '…'}** of `{project.slug}@{row['alias']}`.")
+        if st.button(f"Stop {MODE_LABELS[mode].lower()}", key=key(PAGE, f"stop_{mode}"), icon=":material/stop:"):
+            stop_deployment(row)
+        return
+    with st.form(key(PAGE, f"start_{mode}_form")):
+        alias = st.text_input("Alias", value="champion", key=key(PAGE, f"{mode}_alias"))
+        config: dict[str, Any] = {}
+        if mode == "web":
+            port = st.number_input("Port (0 picks a free one)", min_value=0, max_value=65535, value=0,
+                                   key=key(PAGE, "web_port"))
+            token = st.text_input("Bearer token (optional)", type="password", key=key(PAGE, "web_token"))
+            config = {"port": int(port) or None, "token": token or None}
+        else:
+            from workbench.settings import get_settings
+
+            url = st.text_input("NATS URL (empty: the workbench's own nats-server)",
+                                value=get_settings().nats_url, key=key(PAGE, "stream_nats"))
+            batch = st.number_input("Micro-batch size", min_value=1, max_value=10_000, value=100,
+                                    key=key(PAGE, "stream_batch"))
+            config = {"nats_url": url or None, "batch_size": int(batch)}
+        submitted = st.form_submit_button(f"Start {MODE_LABELS[mode].lower()}", icon=":material/play_arrow:")
+    if submitted:
+        with shown_errors():
+            deployment_id = start(project, mode=mode, alias=alias, config=config)
+            st.toast(f"{MODE_LABELS[mode]} #{deployment_id} is starting.")
+            st.rerun()
+
+
+def start(project: Project, *, mode: str, alias: str, config: dict[str, Any]) -> int:
+    """Create the deployment and its job, then start the job's process; returns the deployment id."""
+    from workbench.deployments import start_deployment
+    from workbench.errors import NotFound
+    from workbench.jobs import spawn
+    from workbench.serving.model_loader import resolve_alias
+
+    resolve_alias(project.slug, alias)  # fail here, clearly, when there is no such model version
+    if mode == "stream" and not config.get("nats_url"):
+        from workbench.serving.nats_server import ensure_server
+
+        ensure_server()  # start the embedded server once, outside the consumer job
+    with session_scope() as session:
+        from workbench.projects import get_project
+
+        row = get_project(session, slug=project.slug)
+        deployment = start_deployment(session, project=row, mode=mode, alias=alias,
+                                      config={k: v for k, v in config.items() if v is not None}, actor=display_name())
+        deployment_id, job_id = deployment.id, deployment.job_id
+    if job_id is None:
+        raise NotFound("the deployment has no job to start")
+    spawn(job_id)
+    return deployment_id
+
+
+def stop_deployment(row: dict[str, Any]) -> None:
+    """Cancel the deployment's job (SIGTERM to its process group); it marks itself stopped."""
+    from workbench.deployments import mark_stopped
+    from workbench.errors import Conflict
+    from workbench.jobs import cancel
+
+    with shown_errors(), session_scope() as session:
+        try:
+            cancel(session, job_id=row["job_id"])
+        except Conflict:  # the job already ended: just record the deployment as stopped
+            mark_stopped(session, deployment_id=row["id"])
+    st.toast(f"Stop sent to deployment #{row['id']}.")
+    st.rerun()
+
+
+def batch_section(project: Project) -> None:
+    """Run a batch scoring job on an uploaded file or a server path, and show its cron line."""
+    from workbench.serving.batch import cron_line
+    from workbench.settings import get_settings
+
+    settings = get_settings()
+    source = st.radio("Input", ["Upload a file", "Server path"], horizontal=True, key=key(PAGE, "batch_source"))
+    input_path: str | None = None
+    if source == "Upload a file":
+        upload = st.file_uploader("CSV or Parquet to score", type=["csv", "parquet"], key=key(PAGE, "batch_upload"))
+        if upload is not None:
+            folder = settings.home / "uploads" / project.slug
+            folder.mkdir(parents=True, exist_ok=True)
+            target = folder / Path(upload.name).name
+            target.write_bytes(upload.getvalue())
+            input_path = str(target)
+    else:
+        input_path = st.text_input("Input path on the server", key=key(PAGE, "batch_path")) or None
+    default_out = str(settings.home / "scores" / project.slug / "predictions.parquet")
+    output_path = st.text_input("Output path (.parquet or .csv)", value=default_out, key=key(PAGE, "batch_out"))
+    alias = st.text_input("Alias", value="champion", key=key(PAGE, "batch_alias"))
+    if input_path:
+        st.caption("To run it every night, add this line to the crontab (`crontab -e`):")
+        st.code(cron_line(project.slug, input_path, output_path, alias=alias), language="bash")
+    if st.button("Score", key=key(PAGE, "batch_run"), icon=":material/play_arrow:", disabled=not input_path):
+        from workbench.jobs import launch
+
+        with shown_errors():
+            Path(output_path).parent.mkdir(parents=True, exist_ok=True)
+            st.session_state[key(PAGE, "batch_job")] = launch(
+                kind="score", project_slug=project.slug,
+                params={"input_path": input_path, "output_path": output_path, "alias": alias},
+                actor=display_name(),
+            )
+    job_id = st.session_state.get(key(PAGE, "batch_job"))
+    if job_id:
+        from workbench.ui.jobs import job_progress
+
+        job_progress(job_id, key=key(PAGE, "batch_job_status"))
+
+
+def holdout_records(project: Project, *, limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` holdout rows of the project (features only), as JSON-safe records."""
+    from workbench.prediction_log import json_safe
+    from workbench.splits import load_split_frames
+
+    with session_scope() as session:
+        from workbench.projects import get_project
+
+        frames = load_split_frames(session, project=get_project(session, slug=project.slug))
+    x = frames.X_holdout.head(limit)
+    return [json_safe(r) for r in x.astype(object).where(x.notna(), None).to_dict("records")]
+
+
+def replay(project: Project, row: dict[str, Any], *, limit: int) -> dict[str, Any]:
+    """Send the holdout as traffic to a running web service (HTTP) or stream consumer (NATS)."""
+    from workbench.errors import InvalidInput
+
+    records = holdout_records(project, limit=limit)
+    if row["mode"] == "web":
+        import httpx
+
+        token = (row["config"] or {}).get("token")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        ok = failed = 0
+        with httpx.Client(base_url=row["url"], timeout=10, headers=headers) as client:
+            for record in records:
+                response = client.post("/predict", json=record)
+                ok += response.status_code == 200
+                failed += response.status_code != 200
+        return {"sent": len(records), "ok": ok, "failed": failed}
+    if row["mode"] == "stream":
+        from workbench.serving.stream import send_records
+
+        return send_records(project.slug, records, nats_url=(row["config"] or {}).get("nats_url"))
+    raise InvalidInput("replay needs a running web or stream deployment.", field="deployment")
+
+
+def replay_section(project: Project, rows: list[dict[str, Any]]) -> None:
+    """A button that replays the holdout to a running deployment, so the metrics move."""
+    running = [r for r in rows if r["status"] == "running" and r["mode"] in ("web", "stream")]
+    if not running:
+        st.caption("Start a web service or a stream consumer to replay the holdout as traffic.")
+        return
+    labels = {f"#{r['id']} {MODE_LABELS[r['mode']]}": r for r in running}
+    choice = st.selectbox("Send traffic to", list(labels), key=key(PAGE, "replay_target"))
+    limit = st.number_input("Rows", min_value=1, max_value=5000, value=200, key=key(PAGE, "replay_rows"))
+    if st.button("Replay holdout", key=key(PAGE, "replay"), icon=":material/replay:"):
+        with shown_errors(), st.spinner("Sending…"):
+            result = replay(project, labels[choice], limit=int(limit))
+            st.success(f"Sent {result['sent']} rows to deployment {choice}.")
+
+
+def metrics_section(project: Project, rows: list[dict[str, Any]], *, latency_budget_ms: float | None) -> None:
+    """Headline numbers and plotly charts over time for one deployment."""
+    from workbench.serving import devops
+
+    if not rows:
+        return
+    labels = {f"#{r['id']} {MODE_LABELS[r['mode']]} ({r['status']})": r for r in rows}
+    choice = st.selectbox("Deployment", list(labels), key=key(PAGE, "metrics_target"))
+    window = st.select_slider("Window (minutes)", options=[5, 15, 60, 240, 1440], value=60,
+                              key=key(PAGE, "metrics_window"))
+    row = labels[choice]
+    with session_scope() as session:
+        head = devops.summary(session, deployment_id=row["id"], window_minutes=5)
+        latency = devops.latency_series(devops.latency_frame(session, deployment_id=row["id"], window_minutes=window))
+        process = devops.process_frame(session, deployment_id=row["id"], window_minutes=window)
+
+    def fmt(value: float | None, unit: str = "") -> str:
+        return "–" if value is None else f"{value:,.1f}{unit}"
+
+    cols = st.columns(6)
+    cols[0].metric("Predictions/s (5 min)", fmt(head["per_second"]))
+    cols[1].metric("p50 latency", fmt(head["p50_ms"], " ms"))
+    cols[2].metric("p95 latency", fmt(head["p95_ms"], " ms"),
+                   delta=None if head["p95_ms"] is None or latency_budget_ms is None
+                   else f"{head['p95_ms'] - latency_budget_ms:+.1f} ms vs budget", delta_color="inverse")
+    cols[3].metric("p99 latency", fmt(head["p99_ms"], " ms"))
+    cols[4].metric("Error rate", f"{head['error_rate']:.1%}")
+    cols[5].metric("CPU / RSS", f"{fmt(head['cpu_percent'], '%')} / {fmt(head['rss_mb'], ' MB')}")
+    figs = devops.figures(latency, process, latency_budget_ms=latency_budget_ms)
+    left, right = st.columns(2)
+    left.plotly_chart(figs["latency"], key=key(PAGE, "fig_latency"))
+    right.plotly_chart(figs["throughput"], key=key(PAGE, "fig_throughput"))
+    left.plotly_chart(figs["resources"], key=key(PAGE, "fig_resources"))
+    right.plotly_chart(figs["errors"], key=key(PAGE, "fig_errors"))
+
+
+def live_table(project: Project) -> list[dict[str, Any]]:
+    """The deployments table; while one is starting it refreshes itself every two seconds."""
+    from datetime import timedelta
+
+    rows = deployments(project)
+    if not any(r["status"] == "starting" for r in rows):
+        deployments_table(rows)
+        return rows
+
+    @st.fragment(run_every=timedelta(seconds=2))
+    def _poll() -> None:
+        fresh = deployments(project)
+        deployments_table(fresh)
+        if not any(r["status"] == "starting" for r in fresh):
+            st.rerun()
+
+    _poll()
+    return rows

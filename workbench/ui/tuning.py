@@ -1,0 +1,283 @@
+"""Pieces of the Tuning page: the choices form, the live view of a train job, resume, launch again, results.
+
+The live view reads the Optuna storage, so it shows every worker's trials (local workers and
+``workbench tune-worker`` processes on other machines alike).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from workbench.db import session_scope
+from workbench.db.models import Project
+from workbench.ui.context import display_name, key
+from workbench.ui.errors import shown_errors
+
+PAGE = "tuning"
+TRIAL_COLOUR = "#90a4ae"
+BEST_COLOUR = "#1565c0"
+SAMPLER_LABELS = {"tpe": "TPE (default)", "random": "Random", "cmaes": "CMA-ES (numeric spaces only)"}
+PRUNER_LABELS = {"none": "No pruning", "median": "Median", "successive_halving": "Successive halving"}
+
+
+def _job_key(project: Project) -> str:
+    return key(PAGE, f"job.{project.slug}")
+
+
+def bar_to_beat(project: Project) -> Any:
+    """The project's bar to beat (None before the baselines ran)."""
+    from workbench.baselines import bar_to_beat as compute
+
+    with session_scope() as session:
+        return compute(session, project=project)
+
+
+def train_jobs(project: Project, *, limit: int = 20) -> list[dict[str, Any]]:
+    """The project's train jobs, newest first, as dicts."""
+    from workbench.jobs import job_dict, list_jobs
+
+    with session_scope() as session:
+        return [job_dict(j) for j in list_jobs(session, project=project, kind="train", limit=limit)]
+
+
+def _form_state() -> None:
+    """Put the form's values in session state: the defaults the first time, or the settings
+    chosen with "Launch again" (set before the widgets exist, so they show them)."""
+    from workbench.train_jobs import DEFAULTS
+
+    prefill = st.session_state.pop(key(PAGE, "prefill"), None)
+    if not prefill and key(PAGE, "models") in st.session_state:
+        return
+    values = {**DEFAULTS, **(prefill or {})}
+    st.session_state[key(PAGE, "models")] = list(values["models"])
+    st.session_state[key(PAGE, "n_trials")] = int(values["n_trials"] or 0)
+    st.session_state[key(PAGE, "timeout")] = int(values["timeout_seconds"] or 0)
+    st.session_state[key(PAGE, "folds")] = int(values["folds"])
+    st.session_state[key(PAGE, "sampler")] = values["sampler"]
+    st.session_state[key(PAGE, "pruner")] = values["pruner"]
+    st.session_state[key(PAGE, "workers")] = int(values["workers"])
+    st.session_state[key(PAGE, "seed")] = int(values["seed"])
+
+
+def choices_form(project: Project) -> None:
+    """Families, budget, folds, sampler, pruner, workers and seed; Launch starts a train job."""
+    from workbench.model_families import FAMILIES
+
+    _form_state()
+    st.subheader("Choices")
+    with st.form(key(PAGE, "form")):
+        models = st.multiselect(
+            "Model families",
+            list(FAMILIES),
+            format_func=lambda f: FAMILIES[f].label,
+            key=key(PAGE, "models"),
+            help="Each family has its own search space; a study with several also chooses the family.",
+        )
+        left, middle, right = st.columns(3)
+        n_trials = left.number_input("Trials (0: time budget only)", min_value=0, max_value=10_000, step=1,
+                                     key=key(PAGE, "n_trials"))
+        timeout = middle.number_input("Time budget, seconds (0: none)", min_value=0, max_value=7 * 24 * 3600,
+                                      step=30, key=key(PAGE, "timeout"))
+        folds = right.number_input("CV folds", min_value=2, max_value=20, step=1, key=key(PAGE, "folds"))
+        left, middle, right = st.columns(3)
+        sampler = left.selectbox("Sampler", list(SAMPLER_LABELS), format_func=SAMPLER_LABELS.get,
+                                 key=key(PAGE, "sampler"))
+        pruner = middle.selectbox("Pruner", list(PRUNER_LABELS), format_func=PRUNER_LABELS.get,
+                                  key=key(PAGE, "pruner"),
+                                  help="Stops poor trials after a CV fold (forests and gradient boosting).")
+        workers = right.number_input("Local parallel workers", min_value=1, max_value=8, step=1,
+                                     key=key(PAGE, "workers"))
+        seed = st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=key(PAGE, "seed"))
+        submitted = st.form_submit_button("Launch tuning", icon=":material/rocket_launch:", type="primary")
+    if submitted:
+        params = {
+            "models": list(models),
+            "n_trials": int(n_trials) or None,
+            "timeout_seconds": float(timeout) or None,
+            "folds": int(folds),
+            "sampler": sampler,
+            "pruner": pruner,
+            "workers": int(workers),
+            "seed": int(seed),
+        }
+        launch_job(project, params)
+
+
+def launch_job(project: Project, params: dict[str, Any]) -> str | None:
+    """Validate ``params`` against the project, then launch a train job and follow it on this page."""
+    from workbench.jobs import launch
+    from workbench.settings import get_settings
+    from workbench.train_jobs import check_params
+
+    with shown_errors():
+        settings = get_settings()
+        check_params(settings, project.slug, params)
+        job_id = launch(kind="train", project_slug=project.slug, params=params, actor=display_name(),
+                        settings=settings)
+        st.session_state[_job_key(project)] = job_id
+        st.toast(f"Tuning job {job_id} started.")
+        return job_id
+    return None
+
+
+def history_chart(history: Any, bar: Any, *, metric: str, direction: str | None) -> Any:
+    """Optimisation history: each finished trial, the best so far, and the bar to beat as a line."""
+    import plotly.graph_objects as go
+
+    from workbench.metrics import METRICS
+    from workbench.ui.baselines import bar_to_beat_line
+
+    label = METRICS[metric].label if metric in METRICS else metric
+    fig = go.Figure()
+    if history is not None and not history.empty:
+        text = [f"{f} · {w}" for f, w in zip(history["family"], history["worker"], strict=True)]
+        fig.add_scatter(x=history["number"], y=history["value"], mode="markers", name="trial",
+                        marker={"color": TRIAL_COLOUR}, text=text, hovertemplate="trial %{x}: %{y:.4f}<br>%{text}")
+        fig.add_scatter(x=history["number"], y=history["best"], mode="lines", name="best so far",
+                        line={"color": BEST_COLOUR, "shape": "hv"})
+    if bar is not None and bar.metric == metric:
+        bar_to_beat_line(fig, bar)
+    fig.update_layout(
+        title=f"Optimisation history ({label}, CV on the train split{'; lower is better' if direction == 'minimize' else ''})",
+        xaxis_title="trial", yaxis_title=label, height=360, margin={"t": 50, "b": 40},
+    )
+    return fig
+
+
+def _time_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(seconds)
+    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def live_panel(project: Project, bar: Any, metric: str) -> Any:
+    """The ``extra`` callback of the job-progress fragment: trials, best vs bar, time left, chart."""
+    from workbench.settings import get_settings
+    from workbench.train_jobs import live_status
+
+    def render(job: dict[str, Any]) -> None:
+        if job.get("kind") != "train":
+            return
+        status = live_status(get_settings(), job, project_slug=project.slug)
+        cols = st.columns(4)
+        target = status["target"]
+        cols[0].metric("Trials done", f"{status['done']}/{target if target is not None else '∞'}")
+        best = status["best"]
+        delta = None
+        if best is not None and bar is not None and bar.metric == metric:
+            delta = f"{best - bar.value:+.4f} vs bar"
+        cols[1].metric(f"Best {metric} so far (CV)", f"{best:.4f}" if best is not None else "–", delta=delta,
+                       delta_color="normal" if (status["direction"] or "maximize") == "maximize" else "inverse")
+        cols[2].metric("Bar to beat (holdout)", f"{bar.value:.4f}" if bar is not None else "none yet",
+                       help="Best baseline on the holdout; run the baselines to set it." if bar is None else None)
+        cols[3].metric("Time left", _time_text(status["seconds_left"]))
+        st.plotly_chart(history_chart(status["history"], bar, metric=metric, direction=status["direction"]),
+                        key=key(PAGE, f"history.{job['id']}"))
+        st.caption(f"Study `{status['study']}`: every worker's trials, read from the Optuna storage.")
+
+    return render
+
+
+def job_section(project: Project) -> None:
+    """The followed train job: live progress, Cancel, Resume, and its results when done."""
+    from workbench.train_jobs import load_metric
+    from workbench.ui.jobs import cancel_button, job_progress
+
+    jobs = train_jobs(project)
+    job_id = st.session_state.get(_job_key(project)) or (jobs[0]["id"] if jobs else None)
+    if not job_id:
+        st.info("No tuning job yet for this project: choose the settings above and launch one.")
+        return
+    st.subheader("Tuning job")
+    bar = bar_to_beat(project)
+    metric = load_metric(project.slug)
+    with shown_errors():
+        state = job_progress(job_id, key=key(PAGE, "job_done"), extra=live_panel(project, bar, metric))
+        job = next((j for j in train_jobs(project) if j["id"] == job_id), None)
+        if state["status"] in ("queued", "running"):
+            cancel_button(job_id, key=key(PAGE, "cancel"))
+        elif job is not None:
+            if job["status"] in ("cancelled", "lost", "failed"):
+                resume_controls(project, job)
+            if job["status"] == "succeeded":
+                results(job)
+
+
+def resume_controls(project: Project, job: dict[str, Any]) -> None:
+    """Continue a cancelled or lost study with more trials (a new job on the same study)."""
+    from workbench.settings import get_settings
+    from workbench.train_jobs import reconcile_lost_job
+
+    if job["status"] == "lost":
+        reconcile_lost_job(get_settings(), job["id"])  # its MLflow parent run becomes FAILED
+    left, right = st.columns([1, 2])
+    more = left.number_input("More trials", min_value=1, max_value=10_000, value=10, step=1,
+                             key=key(PAGE, "resume.trials"))
+    if right.button("Resume the study", key=key(PAGE, "resume"), icon=":material/play_circle:"):
+        params = {**(job["params"] or {}), "n_trials": int(more), "resume_of": job["id"]}
+        launch_job(project, params)
+        st.rerun()
+
+
+def results(job: dict[str, Any]) -> None:
+    """Holdout metrics, the registered version and its champion status or flag."""
+    from workbench.metrics import METRICS
+
+    result = job.get("result") or {}
+    if not result:
+        return
+    st.subheader("Result")
+    metric = result.get("metric", "")
+    cols = st.columns(4)
+    cols[0].metric("Best family", result.get("family", "–"))
+    cols[1].metric(f"CV {metric}", f"{result['best_cv']:.4f}" if result.get("best_cv") is not None else "–")
+    cols[2].metric(f"Holdout {metric}",
+                   f"{result['holdout_metric']:.4f}" if result.get("holdout_metric") is not None else "–")
+    cols[3].metric("Registered version", f"{result.get('model_name')} v{result.get('model_version')}")
+    if result.get("champion"):
+        st.success(f"Version {result['model_version']} is the **champion**: it beats the bar to beat.",
+                   icon=":material/emoji_events:")
+    else:
+        st.warning(f"Version {result.get('model_version')} is registered but not champion: {result.get('flag')}.",
+                   icon=":material/flag:")
+    rows = [
+        {"metric": METRICS[name].label if name in METRICS else name, "holdout": value}
+        for name, value in (result.get("holdout_metrics") or {}).items()
+    ]
+    st.dataframe(rows, hide_index=True, width="stretch")
+    with st.expander("Best params"):
+        st.json(result.get("best_params") or {})
+
+
+def earlier_jobs(project: Project) -> None:
+    """Earlier train jobs, with "Launch again" using one's settings."""
+    jobs = train_jobs(project)
+    if not jobs:
+        return
+    st.subheader("Earlier tuning jobs")
+    rows = [
+        {
+            "job": j["id"],
+            "status": j["status"],
+            "models": ", ".join((j["params"] or {}).get("models") or []),
+            "trials": (j["params"] or {}).get("n_trials"),
+            "holdout": (j["result"] or {}).get("holdout_metric"),
+            "version": (j["result"] or {}).get("model_version"),
+            "champion": (j["result"] or {}).get("champion"),
+            "started": j["created_at"],
+        }
+        for j in jobs
+    ]
+    st.dataframe(rows, hide_index=True, width="stretch")
+    left, middle, right = st.columns([2, 1, 1])
+    chosen = left.selectbox("Job", [j["id"] for j in jobs], key=key(PAGE, "again.job"))
+    if middle.button("Launch again", key=key(PAGE, "again"), icon=":material/replay:"):
+        params = next(j["params"] for j in jobs if j["id"] == chosen) or {}
+        st.session_state[key(PAGE, "prefill")] = {k: v for k, v in params.items() if k != "resume_of"}
+        st.rerun()
+    if right.button("Follow this job", key=key(PAGE, "follow")):
+        st.session_state[_job_key(project)] = chosen
+        st.rerun()
