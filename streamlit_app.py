@@ -22,6 +22,8 @@ PAGES = {
     ],
     "Train": [
         st.Page("pages/tuning.py", title="Tuning", icon=":material/tune:"),
+        st.Page("pages/experiments.py", title="Experiments", icon=":material/science:"),
+        st.Page("pages/registry.py", title="Registry", icon=":material/inventory_2:"),
     ],
     "Operate": [st.Page("pages/deployments.py", title="Deployments", icon=":material/rocket_launch:")],
 }

@@ -109,6 +109,7 @@ def score_in_process(slug: str, input_path: Path, output_path: Path) -> dict[str
     seconds = time.perf_counter() - started
     with session_scope() as session:
         job = session.get(Job, job_id)
+        assert job is not None
         if status != "succeeded":
             raise RuntimeError(f"score job {status}: {job.error}")
         return {"seconds": seconds, **(job.result or {})}
@@ -182,8 +183,9 @@ def main() -> int:
     for kind in args.models.split(","):
         row = compare(kind, args.rows, base)
         report["speed"].append(row)
-        print(f"{kind:>4}: raw {row['raw_rows_per_second']:>9,} rows/s   workbench {row['workbench_rows_per_second']:>9,} "
-              f"rows/s   ratio {row['ratio']:.2f} (goal >= {GOAL_RATIO})", flush=True)
+        print(f"{kind:>4}: raw {row['raw_rows_per_second']:>9,} rows/s   "
+              f"workbench {row['workbench_rows_per_second']:>9,} rows/s   "
+              f"ratio {row['ratio']:.2f} (goal >= {GOAL_RATIO})", flush=True)
     memory_rows = [int(r) for r in args.memory_rows.split(",") if r]
     if memory_rows:
         slug = report["speed"][0]["slug"]
@@ -192,7 +194,8 @@ def main() -> int:
                                  capture_output=True, text=True, env={**os.environ}, check=True)
             data = json.loads(out.stdout.strip().splitlines()[-1])
             report["memory"].append(data)
-            print(f"memory: {rows:>10,} rows -> peak RSS {data['peak_rss_mb']:.0f} MiB ({data['seconds']} s)", flush=True)
+            print(f"memory: {rows:>10,} rows -> peak RSS {data['peak_rss_mb']:.0f} MiB ({data['seconds']} s)",
+                  flush=True)
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(report, indent=2))
     return 0

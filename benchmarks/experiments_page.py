@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file("pages/experiments.py", default_timeout=300)
+    at = AppTest.from_file(str(REPO / "pages" / "experiments.py"), default_timeout=300)
     at.session_state["shell.project"] = slug
     at.query_params["project"] = slug
     t0 = time.perf_counter()

@@ -116,9 +116,11 @@ def run(
     from workbench.tracking import TAG_JOB, TAG_KIND, TAG_PROJECT, ensure_experiment, get_client, log_run_batch
     from workbench.tuning import (
         TAG_STUDY,
+        StudyProgress,
         TrialRunWriter,
         backfill_trial_runs,
         best_trial_or_none,
+        fail_orphaned_trials,
         finished_trials,
         open_study,
         refit_and_register,
@@ -160,6 +162,8 @@ def run(
             raise InvalidInput(f"Job {resume_of} is still {old_status}; cancel it before resuming.", field="resume_of")
         mark_run_failed(client, old_run, reason=f"job {resume_of} ended {old_status}; resumed by {ctx.job_id}")
     study = open_study(name=name, config=config, settings=settings)
+    if resume_of:
+        fail_orphaned_trials(study)
     already = finished_trials(study)
     target = None if config.n_trials is None else already + config.n_trials
     study.set_user_attr(TARGET_ATTR, target)
@@ -199,16 +203,19 @@ def run(
         if config.workers > 1:
             workers_started = _start_local_workers(ctx, config.workers - 1)
 
-        def on_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            writer.callback(study, trial)
-            done = finished_trials(study)
-            best = best_trial_or_none(study)
+        def report(done: int, best: float | None) -> None:
             if target is not None:
                 fraction = (done - already) / max(1, target - already)
             else:
                 fraction = (time.monotonic() - started) / (config.timeout_seconds or 1)
             fraction = LOAD_SHARE + (1 - LOAD_SHARE - REFIT_SHARE) * min(1.0, fraction)
-            ctx.progress(fraction, _progress_message(done, target, best.value if best else None, config.metric))
+            ctx.progress(fraction, _progress_message(done, target, best, config.metric))
+
+        progress = StudyProgress(report, direction=config.direction, done=already)
+
+        def on_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            writer.callback(study, trial)
+            progress(study, trial)
 
         from workbench.tuning import CVObjective
 

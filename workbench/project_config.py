@@ -214,6 +214,13 @@ def validate_canvas_fields(content: dict[str, Any], *, task_type: str, target: s
             f"{task_type!r} or leave it empty (the project's task type is changed on the Data page).",
             field=canvas_field_path("task_type"),
         )
+    canvas_target = _field_value(content, *CANVAS_FIELDS["target"])
+    if canvas_target is not None and target and canvas_target != target:
+        raise InvalidInput(
+            f"{canvas_field_path('target')} is {canvas_target!r} but the project predicts {target!r}; set it to "
+            f"{target!r} or leave it empty (the project's target is changed on the Data page).",
+            field=canvas_field_path("target"),
+        )
     values, _ = resolve_values(content, task_type=task_type, target=target)
     try:
         validate_config(values)

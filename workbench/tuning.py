@@ -264,6 +264,16 @@ def open_storage(url: str, *, heartbeat_seconds: float = 2.0) -> Any:
     """
     import optuna
 
+    if url.startswith("journal:"):
+        # An append-only journal file (one machine, several processes): ~5x faster trials than
+        # SQLite, but without heartbeats, so a dead worker's trial is failed on resume instead.
+        from pathlib import Path
+
+        from optuna.storages.journal import JournalFileBackend
+
+        path = Path(url[len("journal:") :].removeprefix("//"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     if not is_rdb_url(url):
         return url
     engine_kwargs: dict[str, Any] = {}
@@ -398,6 +408,60 @@ def best_trial_or_none(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
         return None
 
 
+def fail_orphaned_trials(study: optuna.Study) -> int:
+    """Fail RUNNING trials on a storage without heartbeats (their worker is known to be dead).
+
+    Called when resuming a lost or cancelled job: on an RDB storage the heartbeat does this,
+    and the failed trial is retried.
+    """
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+    from optuna.trial import TrialState
+
+    if is_heartbeat_enabled(study._storage):
+        return 0
+    orphans = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in orphans:
+        study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+        study.enqueue_trial(trial.params, user_attrs={"workbench.retry_of": trial.number})
+    return len(orphans)
+
+
+class StudyProgress:
+    """An Optuna callback that keeps ``(finished trials, best value)`` of the whole study for progress.
+
+    It counts this process's trials locally and re-reads the study-wide figures (every
+    worker's trials) from the storage at most every ``interval`` seconds, so reporting
+    progress adds no storage query to most trials. ``report(done, best)`` gets the figures.
+    """
+
+    def __init__(
+        self, report: Callable[[int, float | None], None], *, direction: str, done: int = 0, interval: float = 0.5
+    ) -> None:
+        self.report = report
+        self.maximize = direction == "maximize"
+        self.done = done
+        self.best: float | None = None
+        self.interval = interval
+        self._refreshed = 0.0
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.user_attrs.get(ATTR_SURPLUS):
+            return
+        if trial.state.name in FINISHED_STATES:
+            self.done += 1
+        if trial.state.name == "COMPLETE" and trial.value is not None and (
+            self.best is None or (trial.value > self.best if self.maximize else trial.value < self.best)
+        ):
+            self.best = float(trial.value)
+        now = time.monotonic()
+        if now - self._refreshed >= self.interval:
+            self._refreshed = now
+            self.done = finished_trials(study)
+            best = best_trial_or_none(study)
+            self.best = float(best.value) if best is not None and best.value is not None else self.best
+        self.report(self.done, self.best)
+
+
 class _Surplus(Exception):
     """A trial started after the study's budget was already taken by other workers."""
 
@@ -412,6 +476,10 @@ def _guard(objective: Callable[[Any], float], n_trials: int | None) -> Callable[
     live = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 
     def guarded(trial: Any) -> float:
+        # A trial numbered below the budget cannot be surplus (its rank is at most its number),
+        # so the storage is only asked near the end of the study.
+        if trial.number < n_trials:
+            return objective(trial)
         before = [t for t in trial.study.get_trials(deepcopy=False, states=live) if t.number < trial.number]
         if len(before) >= n_trials:
             trial.set_user_attr(ATTR_SURPLUS, True)
@@ -448,13 +516,22 @@ def run_study(
     if on_trial is not None:
         callbacks.append(on_trial)
     guarded = _guard(objective, n_trials)
+    # Highest trial number seen here; while the next number stays below the budget the budget
+    # cannot be spent yet, so the counts are read from the storage only near the end.
+    last_number: int | None = None
+
+    def remember(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        nonlocal last_number
+        last_number = max(trial.number, last_number if last_number is not None else -1)
+
+    callbacks.insert(0, remember)
     while True:
         if cancel_event is not None and cancel_event.is_set():
             return "cancelled"
         remaining = None if timeout_seconds is None else timeout_seconds - (time.monotonic() - started)
         if remaining is not None and remaining <= 0:
             return "timeout"
-        if n_trials is not None:
+        if n_trials is not None and (last_number is None or last_number + 1 >= n_trials):
             counts = study_counts(study)
             done = sum(counts.get(state, 0) for state in FINISHED_STATES)
             if done >= n_trials:

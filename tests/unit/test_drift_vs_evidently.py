@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from workbench.errors import InvalidInput
 from workbench.monitoring.drift import (
@@ -209,3 +211,22 @@ def test_empty_columns_and_bad_input() -> None:
     with pytest.raises(InvalidInput, match="thresholds"):
         compute_drift(ref, ref, thresholds={"psi": 0.1})
     assert set(STATTESTS) == {"wasserstein", "jensenshannon", "ks", "chisquare", "z"}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    ref=st.lists(st.integers(-20, 20) | st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=60),
+    cur=st.lists(st.integers(-20, 20) | st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=60),
+)
+def test_sort_merge_wasserstein_equals_scipy_on_any_sample(ref: list[float], cur: list[float]) -> None:
+    """The one-merge Wasserstein distance is scipy's, ties and unequal sizes included."""
+    from scipy import stats
+
+    from workbench.monitoring.drift import _merge_sorted, _wasserstein
+
+    r = np.sort(np.asarray(ref, dtype=np.float64))
+    c = np.sort(np.asarray(cur, dtype=np.float64))
+    merged, cur_before = _merge_sorted(r, c)
+    assert np.array_equal(merged, np.sort(np.concatenate((r, c))))
+    expected = stats.wasserstein_distance(r, c)
+    assert math.isclose(_wasserstein(merged, cur_before, r.size, c.size), expected, rel_tol=1e-9, abs_tol=1e-9)

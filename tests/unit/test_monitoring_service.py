@@ -291,3 +291,39 @@ def test_cli_exit_code_follows_the_checks(project_setup: dict[str, Any], tmp_pat
         assert "drift" in result["failed_checks"]
         report = get_report(session, report_id=result["report_ids"][0])
         assert report.created_by == "cron" and report.deployment_id == project_setup["drifted"]
+
+
+def test_integer_classes_with_probabilities_and_labels_as_floats() -> None:
+    """Labels may come back from JSON as 1.0 for a class 1; probabilities give ROC-AUC."""
+    from workbench.monitoring.service import analyse_window
+
+    rng = np.random.default_rng(12)
+    n = 1200
+    x = rng.normal(size=n)
+    truth = (x + rng.normal(0, 0.7, n) > 0).astype(int)
+    proba1 = 1 / (1 + np.exp(-2 * x))
+    reference = pd.DataFrame({"x": x[:600], "y": truth[:600], "prediction": (proba1[:600] > 0.5).astype(int)})
+    log = pd.DataFrame(
+        {
+            "x": x[600:],
+            "prediction": (proba1[600:] > 0.5).astype(int),
+            "proba_0": 1 - proba1[600:],
+            "proba_1": proba1[600:],
+            "label": pd.Series(truth[600:].astype(float)).where(np.arange(600) % 3 == 0),  # a third labelled
+            "latency_ms": np.full(600, 5.0),
+        }
+    )
+    analysis = analyse_window(
+        reference, log, target="y", task_type="classification", thresholds=_thresholds(primary_metric="roc_auc")
+    )
+    labelled = log[log["label"].notna()]
+    accuracy = float((labelled["label"].astype(int) == labelled["prediction"]).mean())
+    assert analysis.n_labelled == 200
+    assert analysis.quality["accuracy"] == pytest.approx(accuracy)
+    assert 0.8 < analysis.quality["roc_auc"] <= 1.0
+    assert {c.check: c.status for c in analysis.checks}["quality"] == "pass"
+    assert analysis.kinds == {"x": "numerical"}
+    assert analysis.evidently is not None and set(analysis.evidently.snapshots) == {"data", "quality"}
+    rows = dict(analysis.evidently.metric_rows())
+    key = next(k for k in rows if k.startswith("quality.Accuracy("))
+    assert rows[key] == pytest.approx(accuracy)

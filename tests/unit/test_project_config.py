@@ -124,13 +124,14 @@ def test_canvas_values_are_read_and_typed(workbench_home: Path) -> None:
             "prediction_task.task_type",
             "project is regression",
         ),
+        ("regression", {"prediction_task__target_column": "price"}, "prediction_task.target_column", "predicts 'y'"),
     ],
 )
 def test_saving_the_canvas_validates_the_structured_fields(
     task: str, values: dict[str, Any], field: str, message: str
 ) -> None:
     with pytest.raises(InvalidInput) as info:
-        validate_canvas_fields(_fields(**values), task_type=task)
+        validate_canvas_fields(_fields(**values), task_type=task, target="y")
     assert info.value.field == field
     assert message in str(info.value)
     assert str(info.value).startswith(field)
@@ -157,8 +158,20 @@ def test_r2_quality_floor_may_be_negative_but_not_above_one() -> None:
         )
 
 
-def test_project_row_wins_for_task_and_target(workbench_home: Path) -> None:
-    content = _fields(prediction_task__target_column="other")
+def test_project_row_gives_task_and_target(workbench_home: Path) -> None:
+    content = _fields(prediction_task__target_column="y", prediction_task__task_type="classification")
     config = _config(workbench_home, "classification", content)
-    assert config.target == "y"
-    assert "task_type" not in config.defaults_used
+    assert (config.task_type, config.target) == ("classification", "y")
+    assert "task_type" not in config.defaults_used and "target" not in config.defaults_used
+    with session_scope() as session:
+        project = get_project(session, slug="cfg")
+        with pytest.raises(InvalidInput) as info:
+            save_canvas(
+                session,
+                project=project,
+                kind="ml_canvas",
+                content=_fields(prediction_task__target_column="other"),
+                base_revision=1,
+                author="t",
+            )
+    assert info.value.field == "prediction_task.target_column"

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from workbench.errors import InvalidInput, check_choice
@@ -173,6 +174,28 @@ def data_report(
     )
 
 
+def _label_text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _class_labels(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Class labels Evidently accepts (int or str, one type for target and prediction).
+
+    Labels that went through JSON may be floats (1.0 for class 1), which Evidently rejects.
+    """
+    out = frame.copy()
+    numeric = all(pd.api.types.is_numeric_dtype(out[c]) for c in columns)
+    if numeric and all(np.all(np.mod(out[c].to_numpy(dtype=float), 1) == 0) for c in columns):
+        for c in columns:
+            out[c] = out[c].astype("int64")
+    else:
+        for c in columns:
+            out[c] = out[c].map(_label_text)
+    return out
+
+
 def quality_report(
     current: pd.DataFrame,
     reference: pd.DataFrame | None = None,
@@ -205,6 +228,9 @@ def quality_report(
         _check_columns(reference, [target, prediction], which="reference")
         ref = reference.loc[reference[target].notna(), [target, prediction]]
     definition: Any
+    if task_type == "classification":
+        labelled = _class_labels(labelled, [target, prediction])
+        ref = _class_labels(ref, [target, prediction]) if ref is not None else None
     if task_type == "regression":
         definition = DataDefinition(
             numerical_columns=[target, prediction], regression=[Regression(target=target, prediction=prediction)]

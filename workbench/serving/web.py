@@ -38,6 +38,7 @@ DEFAULT_MAX_RECORDS = 10_000
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 METRICS_SAMPLE_SECONDS = 5.0
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 PYTHON_TYPES: dict[str, Any] = {"integer": int, "number": float, "string": str, "boolean": bool, "datetime": datetime}
 
 
@@ -107,10 +108,12 @@ def request_model(name: str, columns: list[InputColumn]) -> Any:
     for i, column in enumerate(columns):
         python_type = PYTHON_TYPES.get(column.kind, str)
         ident = _identifier(column.name, i, taken)
+        # Integers must fit the model's int64 column: a bigger one is a 422, not an overflow later.
+        low, high = (INT64_MIN, INT64_MAX) if column.kind == "integer" else (None, None)
         if column.required:
-            fields[ident] = (python_type, Field(..., alias=column.name))
+            fields[ident] = (python_type, Field(..., alias=column.name, ge=low, le=high))
         else:
-            fields[ident] = (python_type | None, Field(None, alias=column.name))
+            fields[ident] = (python_type | None, Field(None, alias=column.name, ge=low, le=high))
     model_name = re.sub(r"\W", "", name.title()) or "Model"
     return create_model(
         f"{model_name}Record",
@@ -340,7 +343,7 @@ def create_app(
             raise InvalidInput(f"Send at most {max_records} records per call; got {len(items)}.", field="body")
         model = holder.model  # one read: a swap in between does not mix versions
         features = [item.model_dump(by_alias=True) for item in items]
-        results = model.predict_records(features)
+        results = model.predict_records(features, validated=True)
         latency = time.perf_counter() - started
         per_row_ms = latency * 1000 / len(items)
         base = uuid.uuid4().hex

@@ -35,9 +35,11 @@ from workbench.canvases.definitions import (
     BoxDef,
     CanvasDef,
     FieldDef,
+    TaskDef,
     canvas_def,
     layout_bands,
 )
+from workbench.canvases.store import ArtefactLink
 from workbench.db import session_scope
 from workbench.db.models import Project
 from workbench.errors import WorkbenchError
@@ -202,7 +204,10 @@ def _save(kind: str, project: Project, content: dict[str, Any], base: int | None
         return
     except WorkbenchError as exc:
         field = getattr(exc, "field", None)
-        _flash(kind, slug, "error", f"{'**' + field + '**: ' if field else ''}{exc}")
+        message = str(exc)
+        if field and message.startswith(f"{field}: "):
+            message = message[len(field) + 2 :]
+        _flash(kind, slug, "error", f"{'**' + field + '**: ' if field else ''}{message}")
         return
     previous = st.session_state.get(_k(kind, slug, "base"))
     st.session_state.pop(_k(kind, slug, "conflict"), None)
@@ -285,10 +290,26 @@ def _on_import(kind: str, project: Project, uploader_key: str) -> None:
     except WorkbenchError as exc:
         _flash(kind, slug, "error", f"Import failed, nothing was saved: {exc}")
         return
+    sync_from_widgets(kind, slug)
+    kept = []
     for result in results:
-        # Every imported canvas now shows the imported revision (its own page refreshes on the next visit).
-        st.session_state.pop(_k(result.kind, slug, "draft"), None)
-        _reset_widgets(result.kind, slug)
+        if not result.changed:
+            continue
+        if is_dirty(result.kind, slug):
+            # Unsaved edits are never dropped: they stay, and saving them shows the import as the other side.
+            kept.append(KIND_TITLES[result.kind])
+        else:
+            # The canvas shows the imported revision (another canvas's page refreshes on its next visit).
+            st.session_state.pop(_k(result.kind, slug, "draft"), None)
+            _reset_widgets(result.kind, slug)
+    if kept:
+        _flash(
+            kind,
+            slug,
+            "warning",
+            f"Your unsaved changes on {', '.join(kept)} are kept; saving them shows the imported revision "
+            "as the other side, to merge or overwrite.",
+        )
     summary = ", ".join(
         f"{KIND_TITLES[r.kind]}: revision {r.revision}" if r.changed else f"{KIND_TITLES[r.kind]}: unchanged"
         for r in results
@@ -332,8 +353,27 @@ def _field_widget(kind: str, project: Project, box: BoxDef, spec: FieldDef) -> N
             help=help_text,
             format="%g",
         )
+    elif spec.id == "target_column":
+        # A column of the project's data, picked rather than typed.
+        columns = _dataset_columns(project)
+        current = st.session_state.get(wkey)
+        options = [*columns, *([current] if current and current not in columns else [])]
+        st.selectbox(spec.label, options, index=None, key=wkey, placeholder=placeholder, help=help_text)
     else:
         st.text_input(spec.label, key=wkey, placeholder=placeholder, help=help_text)
+
+
+def _dataset_columns(project: Project) -> list[str]:
+    """Column names of the project's newest dataset version ([] when it has none)."""
+    from sqlalchemy import select
+
+    from workbench.db.models import Dataset
+
+    with session_scope() as session:
+        dataset = session.scalar(
+            select(Dataset).where(Dataset.project_id == project.id).order_by(Dataset.version.desc()).limit(1)
+        )
+        return [str(c["name"]) for c in dataset.columns] if dataset is not None else []
 
 
 def _box(kind: str, project: Project, box: BoxDef) -> None:
@@ -382,36 +422,39 @@ def tracker_grid(project: Project) -> None:
             st.caption(f"{done} of {len(phase.tasks)} tasks done")
             for task in phase.tasks:
                 with st.container(border=True):
-                    st.markdown(f"**{task.title}**")
-                    st.caption("Outputs: " + "; ".join(task.outputs))
-                    left, right = st.columns(2)
-                    with left:
-                        st.selectbox(
-                            "Status",
-                            list(TASK_STATUSES),
-                            key=_init_widget(kind, slug, task.id, "status"),
-                            format_func=lambda s: STATUS_LABELS[s],
-                        )
-                    with right:
-                        st.text_input("Owner", key=_init_widget(kind, slug, task.id, "owner"))
-                    st.text_area("Notes", key=_init_widget(kind, slug, task.id, "notes"), height=80)
-                    suggested = suggestions_for_task(task.id, artefacts)
-                    linked = {_link_key(link) for link in draft["tasks"][task.id]["links"]}
-                    choices = list(dict.fromkeys([*linked, *(f"{a.kind}|{a.ref}" for a in suggested)]))
-                    st.multiselect(
-                        "Linked artefacts",
-                        choices,
-                        key=_init_widget(kind, slug, task.id, "links"),
-                        format_func=lambda item: f"{ARTEFACT_KINDS[options[item]['kind']]}: {options[item]['label']}",
-                        placeholder="No artefact of this kind yet" if not choices else "Link an artefact",
-                        help="Workbench artefacts that document this task. Linking does not mark the task done.",
-                    )
-                    unlinked = [a for a in suggested if f"{a.kind}|{a.ref}" not in linked]
-                    if unlinked:
-                        st.caption(
-                            f":material/link: {len(unlinked)} artefact(s) could be linked: "
-                            + ", ".join(a.label for a in unlinked[:3])
-                        )
+                    _task_row(project, task, draft["tasks"][task.id], suggestions_for_task(task.id, artefacts))
+
+
+def _task_row(project: Project, task: TaskDef, data: dict[str, Any], suggested: list[ArtefactLink]) -> None:
+    """One CRISP-DM task: status, owner and links on one row, the notes below."""
+    kind, slug = "crisp_dm", project.slug
+    options = _link_options(kind, slug)
+    st.markdown(f"**{task.title}** · :small[{'; '.join(task.outputs)}]")
+    status, owner, links = st.columns([1, 1, 2])
+    status.selectbox(
+        "Status",
+        list(TASK_STATUSES),
+        key=_init_widget(kind, slug, task.id, "status"),
+        format_func=lambda s: STATUS_LABELS[s],
+    )
+    owner.text_input("Owner", key=_init_widget(kind, slug, task.id, "owner"))
+    linked = [_link_key(link) for link in data["links"]]
+    choices = list(dict.fromkeys([*linked, *(f"{a.kind}|{a.ref}" for a in suggested)]))
+    links.multiselect(
+        "Linked artefacts",
+        choices,
+        key=_init_widget(kind, slug, task.id, "links"),
+        format_func=lambda item: f"{ARTEFACT_KINDS[options[item]['kind']]}: {options[item]['label']}",
+        placeholder="Link an artefact" if choices else "No artefact of this kind yet",
+        help="Workbench artefacts that document this task. Linking does not mark the task done: "
+        f"kinds that fit: {', '.join(ARTEFACT_KINDS[k] for k in task.artefact_kinds)}.",
+    )
+    st.text_area("Notes", key=_init_widget(kind, slug, task.id, "notes"), height=68)
+    unlinked = [a for a in suggested if f"{a.kind}|{a.ref}" not in linked]
+    if unlinked:
+        st.caption(
+            f":material/link: {len(unlinked)} artefact(s) could be linked: " + ", ".join(a.label for a in unlinked[:3])
+        )
 
 
 def _render_changes(changes: list[Change], *, labels: tuple[str, str]) -> None:
@@ -548,6 +591,8 @@ def history_panel(kind: str, project: Project) -> None:
             help="Saves that revision's content as a new revision; nothing in the history is lost. "
             "Unsaved edits on this canvas are replaced.",
         )
+        if is_dirty(kind, slug):
+            st.caption(":material/warning: Restoring replaces your unsaved changes on this canvas.")
 
 
 def markdown_panel(kind: str, project: Project) -> None:

@@ -262,7 +262,9 @@ def upgrade() -> None:
         sa.Column("acknowledged_at", sa.DateTime(), nullable=True),
         sa.Column("acknowledged_by", sa.String(120), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_alerts"),
-        sa.ForeignKeyConstraint(["project_id"], ["projects.id"], name="fk_alerts_project_id_projects", ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["project_id"], ["projects.id"], name="fk_alerts_project_id_projects", ondelete="CASCADE"
+        ),
         sa.ForeignKeyConstraint(
             ["deployment_id"], ["deployments.id"], name="fk_alerts_deployment_id_deployments", ondelete="CASCADE"
         ),

@@ -1,0 +1,166 @@
+"""Benchmark: ``workbench serve`` (prediction log on) against ``mlflow models serve --env-manager local``.
+
+The same HistGradientBoosting Pipeline (8 numeric + 2 categorical features) is registered in
+a throw-away workbench home and served by both, each in its own process on a free port of
+127.0.0.1 with ``OMP_NUM_THREADS=1``. The same httpx client sends one-record requests, first
+over one connection (sequential), then over 8 connections (8 threads). It reports p50 and p99
+latency and requests per second for each server, and the throughput ratio workbench/mlflow.
+
+    .venv/bin/python benchmarks/serving.py --requests 2000
+    .venv/bin/python benchmarks/serving.py --requests 500 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ["OMP_NUM_THREADS"] = "1"
+
+GOAL_RATIO = 2.5
+GOAL_P99_MS = 5.0
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: server exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} not ready in {timeout}s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)  # the process group: mlflow starts uvicorn workers
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+def measure(url: str, payload: Any, *, requests: int, connections: int) -> dict[str, float]:
+    latencies: list[float] = []
+    failures = [0]
+    lock = threading.Lock()
+    per_thread = requests // connections
+
+    def worker() -> None:
+        local: list[float] = []
+        with httpx.Client(timeout=10) as client:
+            for _ in range(10):  # warm-up
+                client.post(url, json=payload)
+            for _ in range(per_thread):
+                started = time.perf_counter()
+                response = client.post(url, json=payload)
+                local.append(time.perf_counter() - started)
+                if response.status_code != 200:
+                    failures[0] += 1
+        with lock:
+            latencies.extend(local)
+
+    threads = [threading.Thread(target=worker) for _ in range(connections)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    values = np.array(latencies) * 1000
+    return {
+        "requests": len(latencies),
+        "failures": failures[0],
+        "rps": round(len(latencies) / wall, 1),
+        "p50_ms": round(float(np.percentile(values, 50)), 2),
+        "p99_ms": round(float(np.percentile(values, 99)), 2),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--json", dest="json_path", default=None)
+    args = parser.parse_args()
+    from batch import FEATURES, make_frame, register, setup_home
+
+    base = Path(tempfile.mkdtemp(prefix="wb-bench-serving-"))
+    setup_home(base)
+    slug = register("hgb", make_frame(20_000, seed=1))
+    from workbench.settings import get_settings
+
+    settings = get_settings()
+    record = {k: (v.item() if hasattr(v, "item") else v) for k, v in make_frame(1, seed=9)[FEATURES].iloc[0].items()}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri, "OMP_NUM_THREADS": "1",
+           "WORKBENCH_HOME": str(settings.home),
+           # mlflow models serve runs `uvicorn` from PATH.
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    wb_port, ml_port = free_port(), free_port()
+    log = (base / "servers.log").open("ab")
+    workbench = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", slug, "--port", str(wb_port)],
+                                 cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    mlflow_server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", f"models:/{slug}@champion",
+         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(ml_port), "-w", "1"],
+        cwd=base, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    report: dict[str, Any] = {"requests": args.requests}
+    try:
+        wait_ready(f"http://127.0.0.1:{wb_port}/health", workbench)
+        wait_ready(f"http://127.0.0.1:{ml_port}/ping", mlflow_server)
+        for connections in (1, 8):
+            wb = measure(f"http://127.0.0.1:{wb_port}/predict", record, requests=args.requests,
+                         connections=connections)
+            ml = measure(f"http://127.0.0.1:{ml_port}/invocations", {"dataframe_records": [record]},
+                         requests=args.requests, connections=connections)
+            ratio = round(wb["rps"] / ml["rps"], 2) if ml["rps"] else None
+            report[f"{connections}_connection"] = {"workbench": wb, "mlflow": ml, "throughput_ratio": ratio}
+            print(f"{connections} connection(s): "
+                  f"workbench {wb['rps']} req/s p50 {wb['p50_ms']} ms p99 {wb['p99_ms']} ms"
+                  f" | mlflow {ml['rps']} req/s p50 {ml['p50_ms']} ms p99 {ml['p99_ms']} ms | ratio {ratio}"
+                  f" (goal >= {GOAL_RATIO})", flush=True)
+        with httpx.Client() as client:
+            metrics = client.get(f"http://127.0.0.1:{wb_port}/metrics").text
+        logged = [line for line in metrics.splitlines() if line.startswith("workbench_prediction_log_rows")]
+        report["prediction_log"] = logged
+        print("prediction log:", "; ".join(logged))
+    finally:
+        stop(workbench)
+        stop(mlflow_server)
+        log.close()
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

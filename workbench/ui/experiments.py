@@ -1,0 +1,372 @@
+"""Experiments page helpers: sync the run projection, the runs table with filter and views, the
+charts (every run drawn, WebGL) and the compare view."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from workbench.db import session_scope
+from workbench.db.models import Project
+from workbench.errors import WorkbenchError
+from workbench.ui.context import display_name, key
+
+PAGE = "experiments"
+PAGE_SIZES = (25, 50, 100, 200)
+DIFF_STYLE = "background-color: #fff3cd; font-weight: 600"
+
+
+@dataclass
+class Query:
+    """What the filter bar selected."""
+
+    filter_expr: str = ""
+    kinds: list[str] = field(default_factory=list)
+    jobs: list[str] = field(default_factory=list)
+    digest: str = ""
+    n_runs: int = 0
+
+
+def _project(session: Any, project: Project) -> Project:
+    from workbench.projects import get_project
+
+    return get_project(session, slug=project.slug)
+
+
+def sync(project: Project) -> tuple[str, int]:
+    """Bring the projection up to date with MLflow; returns its digest and run count."""
+    from workbench.runs import projection_state, sync_runs
+
+    with session_scope() as session:
+        row = _project(session, project)
+        result = sync_runs(session, project=row)
+        digest, n_runs = projection_state(session, project=row)
+    if result.changed:
+        st.caption(f"Synced from MLflow: {result.added} new, {result.updated} updated, {result.removed} removed runs.")
+    return digest, n_runs
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _columns(slug: str, digest: str) -> dict[str, list[str]]:
+    from workbench.runs import available_columns
+
+    with session_scope() as session:
+        from workbench.projects import get_project
+
+        return available_columns(session, project=get_project(session, slug=slug))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _jobs(slug: str, digest: str) -> list[str]:
+    from workbench.runs import job_ids
+
+    with session_scope() as session:
+        from workbench.projects import get_project
+
+        return job_ids(session, project=get_project(session, slug=slug))
+
+
+def _load_view(slug: str) -> None:
+    from workbench.runs import get_view
+
+    name = st.session_state.get(key(PAGE, "view"))
+    if not name:
+        return
+    with session_scope() as session:
+        from workbench.projects import get_project
+
+        view = get_view(session, project=get_project(session, slug=slug), name=name)
+        st.session_state[key(PAGE, "filter")] = view.filter_expr
+        if view.columns:
+            st.session_state[key(PAGE, "columns")] = list(view.columns)
+    st.session_state[key(PAGE, "page")] = 1
+
+
+def filter_bar(project: Project, digest: str, n_runs: int) -> Query:
+    """Kind and job quick filters, the filter box (MLflow syntax with OR and parentheses) and saved views."""
+    from workbench.run_filter import parse
+    from workbench.runs import list_views
+
+    jobs = _jobs(project.slug, digest)
+    left, middle, right = st.columns([1, 1, 2])
+    kinds = left.multiselect("Kind", ["baseline", "trial", "best", "retrain"], key=key(PAGE, "kinds"),
+                             placeholder="all kinds")
+    chosen_jobs = middle.multiselect("Job", jobs, key=key(PAGE, "jobs"), placeholder="all jobs")
+    with session_scope() as session:
+        views = [v.name for v in list_views(session, project=_project(session, project))]
+    with right:
+        view_col, load_col = st.columns([3, 1])
+        view_col.selectbox("Saved views", views, index=None, key=key(PAGE, "view"), placeholder="pick a view")
+        load_col.button("Load view", key=key(PAGE, "load_view"), on_click=_load_view, args=(project.slug,),
+                        disabled=not views)
+    text = st.text_input(
+        "Filter",
+        key=key(PAGE, "filter"),
+        placeholder="metrics.cv_accuracy_mean > 0.9 and (params.family = 'random_forest' or tags.workbench.kind "
+                    "= 'baseline')",
+        help="MLflow's search syntax (metrics., params., tags., attributes.) with AND, OR, parentheses, "
+             "=, !=, <, <=, >, >=, LIKE, ILIKE, IN, NOT IN. The same text works in `workbench runs --filter`.",
+    )
+    parse(text)  # a syntax error is shown here, with its column
+    with st.popover("Save this view", icon=":material/bookmark_add:"):
+        name = st.text_input("View name", key=key(PAGE, "view_name"))
+        replace = st.checkbox("Replace a view of that name", key=key(PAGE, "view_replace"))
+        if st.button("Save view", key=key(PAGE, "save_view"), type="primary"):
+            from workbench.runs import save_view
+
+            with session_scope() as session:
+                save_view(session, project=_project(session, project), name=name, filter_expr=text,
+                          columns=st.session_state.get(key(PAGE, "columns")) or [], actor=display_name(),
+                          replace=replace)
+            st.toast(f"View {name!r} saved.")
+    return Query(filter_expr=text, kinds=list(kinds), jobs=list(chosen_jobs), digest=digest, n_runs=n_runs)
+
+
+def _default_columns(columns: dict[str, list[str]]) -> list[str]:
+    metrics = [f"metrics.{m}" for m in columns["metrics"]][:6]
+    params = [f"params.{p}" for p in columns["params"]][:4]
+    return ["run_name", "kind", "job_id", "status", "start_time", *metrics, *params]
+
+
+def runs_table(project: Project, query: Query) -> list[dict[str, Any]]:
+    """The paginated, sortable runs table; returns the rows shown."""
+    from workbench.runs import ATTRIBUTE_COLUMNS, query_runs
+    from workbench.settings import get_settings
+    from workbench.tracking import mlflow_ui_link
+
+    columns = _columns(project.slug, query.digest)
+    options = [*ATTRIBUTE_COLUMNS] + [f"{entity}.{k}" for entity in ("metrics", "params", "tags")
+                                      for k in columns[entity]]
+    state_key = key(PAGE, "columns")
+    if state_key in st.session_state:
+        st.session_state[state_key] = [c for c in st.session_state[state_key] if c in options]
+    else:
+        st.session_state[state_key] = _default_columns(columns)
+    chosen = st.multiselect("Columns", options, key=state_key)
+    sort_col, dir_col, size_col, page_col = st.columns([3, 1, 1, 1])
+    sort_options = [c for c in options if c != "run_id"]
+    sort_by = sort_col.selectbox("Sort by", sort_options, index=sort_options.index("start_time"),
+                                 key=key(PAGE, "sort"))
+    descending = dir_col.toggle("Descending", value=True, key=key(PAGE, "desc"))
+    page_size = size_col.selectbox("Page size", PAGE_SIZES, index=1, key=key(PAGE, "page_size"))
+    sort_name = sort_by if "." in sort_by else f"attributes.{sort_by}"
+    with session_scope() as session:
+        row = _project(session, project)
+        _, total = query_runs(session, project=row, filter_expr=query.filter_expr, kinds=query.kinds,
+                              job_ids=query.jobs, page=1, page_size=1)
+        pages = max(1, -(-total // page_size))
+        page_key = key(PAGE, "page")
+        if st.session_state.get(page_key, 1) > pages:
+            st.session_state[page_key] = pages
+        page = page_col.number_input("Page", min_value=1, max_value=pages, step=1, key=page_key)
+        rows, total = query_runs(
+            session, project=row, filter_expr=query.filter_expr, kinds=query.kinds, job_ids=query.jobs,
+            order_by=[f"{sort_name} {'DESC' if descending else 'ASC'}"], columns=chosen, page=int(page),
+            page_size=int(page_size),
+        )
+    st.caption(f"{total} of {query.n_runs} runs match · page {page} of {pages}")
+    frame = pd.DataFrame(rows, columns=["run_id", *[c for c in chosen if c != "run_id"], "experiment_id"])
+    for column in ("start_time", "end_time"):
+        if column in frame.columns:
+            frame[column] = pd.to_datetime(frame[column], unit="ms", errors="coerce")
+    column_config: dict[str, Any] = {"experiment_id": None}
+    settings = get_settings()
+    if settings.mlflow_ui_url:
+        frame["mlflow"] = [mlflow_ui_link(settings, r["experiment_id"], r["run_id"]) for r in rows]
+        column_config["mlflow"] = st.column_config.LinkColumn("MLflow", display_text="open")
+    st.dataframe(frame, hide_index=True, column_config=column_config, key=key(PAGE, "table"))
+    return rows
+
+
+# --------------------------------------------------------------------------- charts
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _frame(slug: str, digest: str, filter_expr: str, kinds: tuple[str, ...], jobs: tuple[str, ...]) -> pd.DataFrame:
+    from workbench.projects import get_project
+    from workbench.runs import runs_frame
+
+    with session_scope() as session:
+        return runs_frame(session, project=get_project(session, slug=slug), filter_expr=filter_expr,
+                          kinds=list(kinds), job_ids=list(jobs))
+
+
+def _load_study(slug: str, job_id: str) -> Any:
+    """The job's Optuna study ``<slug>/<job_id>``, or None when the storage has no such study."""
+    from pathlib import Path
+
+    from workbench.settings import get_settings
+
+    url = get_settings().optuna_storage
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
+        return None
+    import optuna
+
+    try:
+        return optuna.load_study(study_name=f"{slug}/{job_id}", storage=url)
+    except KeyError:
+        return None
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _importance(slug: str, digest: str, job_id: str, metric: str, params: tuple[str, ...], direction: str) -> Any:
+    from workbench.experiment_charts import param_importance
+
+    frame = _frame(slug, digest, "", (), (job_id,))
+    study = _load_study(slug, job_id)
+    if study is not None and metric != "metrics.value":
+        study = None  # the study's value is the trial objective; other metrics come from the runs
+    return param_importance(frame, metric, list(params), direction=_study_direction(study, direction),
+                            study=study, study_label=f"{slug}/{job_id}")
+
+
+def _study_direction(study: Any, default: str) -> str:
+    if study is None:
+        return default
+    return "maximize" if study.direction.name == "MAXIMIZE" else "minimize"
+
+
+def _chart(fig: Any, name: str) -> None:
+    st.plotly_chart(fig, key=key(PAGE, f"chart_{name}"), config={"displaylogo": False})
+
+
+def _safe(name: str, build: Any) -> None:
+    try:
+        _chart(build(), name)
+    except WorkbenchError as exc:
+        st.info(str(exc), icon=":material/info:")
+
+
+def charts(project: Project, query: Query) -> None:
+    """Every chart over the filtered runs, the bar to beat drawn where it applies."""
+    from workbench import experiment_charts as ec
+    from workbench.baselines import bar_to_beat
+    from workbench.metrics import METRICS
+    from workbench.project_config import project_config
+
+    frame = _frame(project.slug, query.digest, query.filter_expr, tuple(query.kinds), tuple(query.jobs))
+    if frame.empty:
+        st.info("No run matches the filter, so there is nothing to chart.")
+        return
+    with session_scope() as session:
+        row = _project(session, project)
+        bar = bar_to_beat(session, project=row)
+        config = project_config(session, project=row)
+    metrics = [c for c in frame.columns if c.startswith("metrics.") and frame[c].notna().any()]
+    if not metrics:
+        st.info("The runs shown have no metrics to chart.")
+        return
+    default = ec.default_metric(frame, primary=config.primary_metric) or metrics[0]
+    metric = st.selectbox("Metric", metrics, index=metrics.index(default), key=key(PAGE, "metric"),
+                          format_func=lambda c: c.removeprefix("metrics."))
+    base = ec.metric_base(metric)
+    direction = METRICS[base].direction if base in METRICS else config.metric_direction
+    if metric == "metrics.value":
+        direction = config.metric_direction
+    # Params that vary among the runs that have this metric (baselines' params are not a trial's).
+    with_metric = frame[frame[metric].notna()]
+    params = [c for c in frame.columns if c.startswith("params.") and with_metric[c].nunique(dropna=True) > 1]
+    st.caption(f"{int(frame[metric].notna().sum())} runs with {metric.removeprefix('metrics.')} · every run is drawn "
+               "(WebGL)" + (f" · bar to beat: {bar.metric} {bar.value:.4g} ({bar.label or bar.baseline})" if bar
+                            else " · no bar to beat yet (run the baselines)"))
+    history, parallel, importance, slices, contour, fit_time = st.tabs(
+        ["History", "Parallel coordinates", "Importance", "Slices", "Contour", "Metric vs fit time"])
+    with history:
+        _safe("history", lambda: ec.history_figure(frame, metric, direction=direction, bar=bar))
+    with parallel:
+        _safe("parallel", lambda: ec.parallel_figure(frame, metric, params, bar=bar))
+    with importance:
+        job_options = [j for j in frame["job_id"].dropna().unique().tolist()]
+        if not job_options:
+            st.info("Parameter importance is computed per tuning job; no run shown belongs to a job.")
+        else:
+            counts = frame["job_id"].value_counts()
+            job = st.selectbox("Study (job)", job_options, index=job_options.index(counts.index[0]),
+                               key=key(PAGE, "importance_job"),
+                               format_func=lambda j: f"{j} ({int(counts.get(j, 0))} runs)")
+            job_params = tuple(p for p in params if frame.loc[frame["job_id"] == job, p].notna().all())
+            _safe("importance", lambda: ec.importance_figure(
+                _importance(project.slug, query.digest, job, metric, job_params, direction)))
+    with slices:
+        _safe("slices", lambda: ec.slice_figure(frame, metric, params, bar=bar))
+    with contour:
+        numeric = [p for p in params if ec._numeric(with_metric[p]) is not None]
+        if len(numeric) < 2:
+            st.info("A contour needs two numeric parameters; the runs shown have "
+                    f"{len(numeric)}.")
+        else:
+            x_col, y_col = st.columns(2)
+            x_param = x_col.selectbox("x", numeric, index=0, key=key(PAGE, "contour_x"),
+                                      format_func=lambda c: c.removeprefix("params."))
+            y_param = y_col.selectbox("y", numeric, index=1, key=key(PAGE, "contour_y"),
+                                      format_func=lambda c: c.removeprefix("params."))
+            _safe("contour", lambda: ec.contour_figure(frame, metric, x_param, y_param, direction=direction, bar=bar))
+    with fit_time:
+        _safe("fit_time", lambda: ec.fit_time_figure(frame, metric, bar=bar))
+
+
+# --------------------------------------------------------------------------- compare
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _figures(run_id: str) -> dict[str, str]:
+    from workbench.runs import run_figures
+
+    return {name: fig.to_json() for name, fig in run_figures(run_id).items()}
+
+
+def compare(project: Project, rows: list[dict[str, Any]]) -> None:
+    """Pick 2-4 runs, then see params (differences highlighted), metrics and evaluation plots side by side."""
+    import plotly.io as pio
+
+    from workbench.runs import COMPARE_MAX, compare_runs
+    from workbench.settings import get_settings
+    from workbench.tracking import mlflow_ui_link
+
+    st.subheader("Compare runs")
+    pick_key = key(PAGE, "compare_pick")
+    labels = {r["run_id"]: f"{r.get('run_name') or r['run_id'][:8]} · {r['run_id'][:8]}" for r in rows}
+    for run_id in st.session_state.get(pick_key, []):
+        labels.setdefault(run_id, run_id[:8])
+    picked = st.multiselect("Runs to compare (2 to 4; from this page, across jobs)", list(labels),
+                            format_func=lambda r: labels.get(r, r), max_selections=COMPARE_MAX, key=pick_key)
+    if st.button("Compare", key=key(PAGE, "compare_go"), disabled=len(picked) < 2, type="primary"):
+        st.session_state[key(PAGE, "compared")] = list(picked)
+    compared = st.session_state.get(key(PAGE, "compared"))
+    if not compared:
+        return
+    with session_scope() as session:
+        comparison = compare_runs(session, project=_project(session, project), run_ids=compared)
+    settings = get_settings()
+    links = [mlflow_ui_link(settings, run["experiment_id"], run["run_id"]) for run in comparison.runs]
+    if any(links):
+        st.markdown(" · ".join(f"[{label} in MLflow]({link})" for label, link in zip(comparison.labels, links,
+                                                                                      strict=True) if link))
+    st.markdown("**Parameters** (differing ones highlighted): "
+                + (", ".join(f"`{p}`" for p in comparison.differing) or "none differ"))
+    differing = set(comparison.differing)
+    styled = comparison.params.astype("string").style.apply(
+        lambda r: [DIFF_STYLE if r.name in differing else "" for _ in r], axis=1)
+    st.dataframe(styled, key=key(PAGE, "compare_params"))
+    st.markdown("**Metrics**")
+    st.dataframe(comparison.metrics, key=key(PAGE, "compare_metrics"))
+    figures = {run_id: _figures(run_id) for run_id in comparison.run_ids}
+    names = [n for n in ("confusion matrix", "ROC curve", "PR curve", "residuals", "residual histogram")
+             if any(n in f for f in figures.values())]
+    if not names:
+        st.caption("None of these runs logged evaluation plots (tuning trials log none; baselines and refit best "
+                   "models do).")
+    for name in names:
+        st.markdown(f"**{name}**")
+        for column, run_id, label in zip(st.columns(len(comparison.run_ids)), comparison.run_ids,
+                                         comparison.labels, strict=True):
+            with column:
+                if name in figures[run_id]:
+                    fig = pio.from_json(figures[run_id][name])
+                    fig.update_layout(title=label, height=320)
+                    st.plotly_chart(fig, key=key(PAGE, f"compare_{name}_{run_id}"))
+                else:
+                    st.caption(f"{label}: no {name} logged")

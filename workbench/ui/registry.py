@@ -1,0 +1,199 @@
+"""Registry page helpers: versions and aliases, promote / rollback behind a confirmation with a reason,
+the promotion history, compare with the champion, and the model card."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from workbench.db import session_scope
+from workbench.db.models import Project
+from workbench.ui.context import display_name, key
+
+PAGE = "registry"
+
+
+def _project(session: Any, project: Project) -> Project:
+    from workbench.projects import get_project
+
+    return get_project(session, slug=project.slug)
+
+
+def flash(message: str) -> None:
+    """Show ``message`` after the next rerun."""
+    st.session_state[key(PAGE, "flash")] = message
+
+
+def show_flash() -> None:
+    """Show (once) the message left by the last action."""
+    message = st.session_state.pop(key(PAGE, "flash"), None)
+    if message:
+        st.success(message, icon=":material/check_circle:")
+
+
+def load_versions(project: Project) -> list[Any]:
+    """The project's model versions, newest first."""
+    from workbench.registry import list_versions
+
+    with session_scope() as session:
+        return list_versions(session, project=_project(session, project))
+
+
+def versions_table(versions: list[Any]) -> None:
+    """Versions with aliases, holdout metrics, source run and job, dataset hash, creation time, beat-baseline."""
+    metric_names = sorted({m for v in versions for m in v.holdout_metrics})
+    rows = []
+    for v in versions:
+        row: dict[str, Any] = {
+            "version": v.version,
+            "aliases": ", ".join(v.aliases),
+            "beat baseline": {True: "yes", False: "no", None: "—"}[v.beat_baseline],
+            **{f"holdout {m}": v.holdout_metrics.get(m) for m in metric_names},
+            "family": v.family,
+            "run": v.run_id,
+            "job": v.job_id,
+            "dataset hash": (v.dataset_hash or "")[:12],
+            "created": v.created_at,
+            "flag": v.flag or "",
+        }
+        if v.mlflow_link:
+            row["mlflow"] = v.mlflow_link
+        rows.append(row)
+    config: dict[str, Any] = {"mlflow": st.column_config.LinkColumn("MLflow", display_text="open")}
+    st.dataframe(pd.DataFrame(rows), hide_index=True, column_config=config, key=key(PAGE, "versions"))
+
+
+def alias_summary(versions: list[Any]) -> dict[str, str]:
+    """Metrics showing which version each alias points at."""
+    current = {alias: v.version for v in versions for alias in v.aliases}
+    left, right = st.columns(2)
+    left.metric("champion", f"v{current['champion']}" if "champion" in current else "none")
+    right.metric("challenger", f"v{current['challenger']}" if "challenger" in current else "none")
+    return current
+
+
+def promote_section(project: Project, versions: list[Any], current: dict[str, str]) -> None:
+    """Promote a version to champion or challenger; a confirmation asks for the reason."""
+    from workbench.registry import ALIASES, promote
+
+    st.subheader("Promote")
+    version_col, alias_col = st.columns(2)
+    version = version_col.selectbox("Version", [v.version for v in versions], key=key(PAGE, "promote_version"),
+                                    format_func=lambda v: f"v{v}")
+    alias = alias_col.radio("Alias", ALIASES, horizontal=True, key=key(PAGE, "promote_alias"))
+    if st.button("Promote…", key=key(PAGE, "promote_open")):
+        st.session_state[key(PAGE, "confirm")] = ("promote", version, alias)
+    pending = st.session_state.get(key(PAGE, "confirm"))
+    if pending and pending[0] == "promote":
+        _, version, alias = pending
+        with st.container(border=True):
+            st.markdown(f"Make **v{version}** the **{alias}** (now: "
+                        f"{'v' + current[alias] if alias in current else 'none'})?")
+            reason = st.text_area("Reason (kept in the promotion history)", key=key(PAGE, "promote_reason"))
+            ok, cancel = st.columns(2)
+            if ok.button("Confirm promotion", type="primary", key=key(PAGE, "promote_confirm")):
+                with session_scope() as session:
+                    promote(session, project=_project(session, project), version=version, alias=alias,
+                            reason=reason, actor=display_name())
+                st.session_state.pop(key(PAGE, "confirm"), None)
+                flash(f"v{version} is now the {alias}.")
+                st.rerun()
+            if cancel.button("Cancel", key=key(PAGE, "promote_cancel")):
+                st.session_state.pop(key(PAGE, "confirm"), None)
+                st.rerun()
+
+
+def rollback_section(project: Project, current: dict[str, str]) -> None:
+    """Roll the champion back to the previous one, behind a confirmation with a reason."""
+    from workbench.registry import rollback, rollback_target
+
+    st.subheader("Roll back")
+    with session_scope() as session:
+        target = rollback_target(session, project=_project(session, project))
+    previous = target.from_version if target is not None else None
+    if previous is None:
+        st.caption("No earlier champion in the promotion history to roll back to.")
+        return
+    st.caption(f"Rolling back makes v{previous} the champion again (now: v{current.get('champion', '—')}).")
+    if st.button("Roll back…", key=key(PAGE, "rollback_open")):
+        st.session_state[key(PAGE, "confirm")] = ("rollback", previous, "champion")
+    pending = st.session_state.get(key(PAGE, "confirm"))
+    if pending and pending[0] == "rollback":
+        with st.container(border=True):
+            st.markdown(f"Make **v{previous}** the **champion** again?")
+            reason = st.text_area("Reason (kept in the promotion history)", key=key(PAGE, "rollback_reason"))
+            ok, cancel = st.columns(2)
+            if ok.button("Confirm rollback", type="primary", key=key(PAGE, "rollback_confirm")):
+                with session_scope() as session:
+                    row = rollback(session, project=_project(session, project), reason=reason, actor=display_name())
+                    to_version = row.to_version
+                st.session_state.pop(key(PAGE, "confirm"), None)
+                flash(f"Rolled back: v{to_version} is the champion again.")
+                st.rerun()
+            if cancel.button("Cancel", key=key(PAGE, "rollback_cancel")):
+                st.session_state.pop(key(PAGE, "confirm"), None)
+                st.rerun()
+
+
+def history_section(project: Project) -> None:
+    """Every alias change: who, when, from which version to which, and why."""
+    from workbench.registry import history, promotion_dict
+
+    st.subheader("Promotion history")
+    with session_scope() as session:
+        rows = [promotion_dict(r) for r in history(session, project=_project(session, project))]
+    if not rows:
+        st.caption("No promotion yet.")
+        return
+    st.dataframe(pd.DataFrame(rows)[["created_at", "action", "alias", "from_version", "to_version", "actor",
+                                     "reason"]], hide_index=True, key=key(PAGE, "history"))
+
+
+def compare_section(project: Project, versions: list[Any], current: dict[str, str]) -> None:
+    """Score a version and the champion on the project holdout, side by side."""
+    from workbench.registry import compare_with_champion
+
+    st.subheader("Compare with the champion")
+    if "champion" not in current:
+        st.caption("There is no champion yet.")
+        return
+    options = [v.version for v in versions]
+    version = st.selectbox("Version", options, key=key(PAGE, "compare_version"), format_func=lambda v: f"v{v}")
+    if st.button("Compare on the holdout", key=key(PAGE, "compare_go")):
+        with st.spinner("Scoring both models on the holdout…"), session_scope() as session:
+            st.session_state[key(PAGE, "comparison")] = compare_with_champion(
+                session, project=_project(session, project), version=version)
+    result = st.session_state.get(key(PAGE, "comparison"))
+    if result is None:
+        return
+    verdict = ("better than" if result.better else "not better than") if result.better is not None else "unlike"
+    st.markdown(f"On {result.n_holdout} holdout rows, **v{result.version}** is **{verdict}** the champion "
+                f"v{result.champion} on {result.metric}"
+                + (f" (uplift {result.uplift:+.4g})." if result.uplift is not None else "."))
+    st.dataframe(pd.DataFrame(result.metrics).rename(columns=lambda v: f"v{v}"), key=key(PAGE, "compare_metrics"))
+    for name, by_version in result.figures.items():
+        st.markdown(f"**{name}**")
+        for column, (label, fig) in zip(st.columns(len(by_version)), by_version.items(), strict=True):
+            with column:
+                st.plotly_chart(fig, key=key(PAGE, f"compare_{name}_{label}"))
+
+
+def model_card_section(project: Project, versions: list[Any]) -> None:
+    """Generate the model card of a version, download it, and log it on the version's run."""
+    from workbench.registry import log_model_card, model_card
+
+    st.subheader("Model card")
+    version = st.selectbox("Version", [v.version for v in versions], key=key(PAGE, "card_version"),
+                           format_func=lambda v: f"v{v}")
+    with session_scope() as session:
+        card = model_card(session, project=_project(session, project), version=version)
+    st.download_button("Download model card (Markdown)", card, file_name=f"{project.slug}-v{version}-model-card.md",
+                       mime="text/markdown", key=key(PAGE, "card_download"))
+    if st.button("Log it on the version's MLflow run", key=key(PAGE, "card_log")):
+        with session_scope() as session:
+            _, run_id = log_model_card(session, project=_project(session, project), version=version)
+        st.success(f"Logged as model_card.md on run {run_id}.")
+    with st.expander("Preview"):
+        st.markdown(card)
