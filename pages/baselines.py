@@ -1,5 +1,9 @@
 """Baselines: the project's split, its rule baseline, and the simple models every real model must beat."""
 
+from workbench.ui.shell import ensure_app_shell
+
+ensure_app_shell()
+
 import streamlit as st
 
 from workbench.ui import baselines as ui

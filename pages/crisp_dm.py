@@ -1,5 +1,9 @@
 """CRISP-DM: a tracker of the six phases' generic tasks, with status, owner, notes and linked artefacts."""
 
+from workbench.ui.shell import ensure_app_shell
+
+ensure_app_shell()
+
 import streamlit as st
 
 from workbench.ui.canvas import canvas_editor

@@ -1,5 +1,9 @@
 """Data: the project's dataset versions, a new upload, the target and task, and the profile."""
 
+from workbench.ui.shell import ensure_app_shell
+
+ensure_app_shell()
+
 import streamlit as st
 
 from workbench.ui import data as ui

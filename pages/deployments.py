@@ -1,5 +1,9 @@
 """Deployments: serve the registered model as a web service, a stream consumer or batch jobs, and watch it run."""
 
+from workbench.ui.shell import ensure_app_shell
+
+ensure_app_shell()
+
 import streamlit as st
 
 from workbench.ui import deployments as ui

@@ -1,5 +1,9 @@
 """Experiments: every run of the project (baselines, trials, best models, retrains), filtered, charted and compared."""
 
+from workbench.ui.shell import ensure_app_shell
+
+ensure_app_shell()
+
 import streamlit as st
 
 from workbench.ui import experiments as ui

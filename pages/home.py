@@ -1,5 +1,9 @@
 """Home: pick or create a project, follow its journey, and see recent jobs."""
 
+from workbench.ui.shell import ensure_app_shell
+
+ensure_app_shell()
+
 import streamlit as st
 
 from workbench.ui import home as ui

@@ -1,5 +1,9 @@
 """ML Canvas: the Machine Learning Canvas laid out as on paper (Predict | Goal | Learn, Evaluate below)."""
 
+from workbench.ui.shell import ensure_app_shell
+
+ensure_app_shell()
+
 import streamlit as st
 
 from workbench.ui.canvas import canvas_editor

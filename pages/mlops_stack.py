@@ -1,5 +1,9 @@
 """MLOps Stack Canvas: value and dilemmas in the centre; Data & Code, Model and Metadata Management around."""
 
+from workbench.ui.shell import ensure_app_shell
+
+ensure_app_shell()
+
 import streamlit as st
 
 from workbench.ui.canvas import canvas_editor

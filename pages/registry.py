@@ -1,5 +1,9 @@
 """Registry: the project's model versions, the champion and challenger aliases, their history, and the model card."""
 
+from workbench.ui.shell import ensure_app_shell
+
+ensure_app_shell()
+
 import streamlit as st
 
 from workbench.ui import registry as ui

@@ -1,5 +1,9 @@
 """Tuning: an Optuna study over model families, tracked in MLflow, whose best model is registered."""
 
+from workbench.ui.shell import ensure_app_shell
+
+ensure_app_shell()
+
 import streamlit as st
 
 from workbench.ui import tuning as ui

@@ -277,6 +277,9 @@ def run(
             "seconds": round(seconds, 2),
             "config": config.as_dict(),
         }
+    except JobCancelled:
+        outcome = "KILLED"  # a cancel seen at a progress report inside the study
+        raise
     finally:
         writer.close(timeout=120)
         if workers_started:
@@ -316,11 +319,13 @@ def work(
     name: str = "",
     wait_seconds: float = 60.0,
     log: Any = None,
+    stop: threading.Event | None = None,
 ) -> dict[str, Any]:
     """Join the study of train job ``job_id`` and run trials until its budget is spent.
 
     ``max_trials`` caps how many trials this worker runs. Waits up to ``wait_seconds`` for
-    the job to create its study and parent run.
+    the job to create its study and parent run. Setting ``stop`` (SIGTERM in the CLI) ends
+    the worker after its current trial.
     """
     import socket
 
@@ -360,7 +365,7 @@ def work(
     )
     writer.start()
     mine = 0
-    stop = threading.Event()
+    stop = stop or threading.Event()
 
     def on_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         nonlocal mine
@@ -387,7 +392,7 @@ def work(
         "trials_run": mine,
         "study_trials_finished": finished_trials(study),
         "target_trials": target,
-        "stopped": "max_trials" if stopped == "cancelled" else stopped,
+        "stopped": "max_trials" if max_trials is not None and mine >= max_trials else stopped,
         "mlflow_errors": writer.errors[:5],
     }
 

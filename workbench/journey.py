@@ -70,7 +70,23 @@ def journey(session: Session, *, project: Project) -> list[Step]:
             "pages/baselines.py",
         ),
         Step("train", "Train", "Tune a model", trainings > 0, f"{trainings} tuning job(s)", "pages/tuning.py"),
+        _deploy_step(session, project),
     ]
+
+
+def _deploy_step(session: Session, project: Project) -> Step:
+    """Done once any deployment of the project has logged a prediction."""
+    from workbench.db.models import Deployment, PredictionLog
+
+    deployments = session.scalar(
+        select(func.count()).select_from(Deployment).where(Deployment.project_id == project.id)
+    ) or 0
+    served = session.scalar(
+        select(PredictionLog.id).join(Deployment, Deployment.id == PredictionLog.deployment_id)
+        .where(Deployment.project_id == project.id).limit(1)
+    ) is not None
+    return Step("deploy", "Operate", "Deploy and send traffic", served, f"{deployments} deployment(s)",
+                "pages/deployments.py")
 
 
 def next_step(steps: list[Step]) -> Step | None:

@@ -61,7 +61,7 @@ def test_every_chart_has_its_figure_with_every_run_and_the_bar(project: dict[str
     at = _app(project["slug"])
     figures = _figures(at)
     for title in CHART_TITLES:
-        assert any(title in t for t in figures), (title, list(figures))
+        assert any(title in t for t in figures), (title, list(figures), [i.value for i in at.info])
     trials = _mlflow_runs(project["slug"], "tags.`workbench.kind` = 'trial'")
     history = next(spec for t, spec in figures.items() if t.startswith("Optimisation history"))
     assert history["data"][0]["type"] == "scattergl"
@@ -73,7 +73,7 @@ def test_every_chart_has_its_figure_with_every_run_and_the_bar(project: dict[str
     parallel = next(spec for t, spec in figures.items() if t.startswith("Parallel coordinates"))
     assert parallel["data"][0]["type"] == "parcoords"
     labels = [d["label"] for d in parallel["data"][0]["dimensions"]]
-    assert "knn__n_neighbors" in labels and labels[-1] == "cv_balanced_accuracy_mean"
+    assert "hist_gradient_boosting__learning_rate" in labels and labels[-1] == "cv_balanced_accuracy_mean"
     importance = next(spec for t, spec in figures.items() if "Parameter importance" in t)
     assert "fANOVA" in importance["layout"]["title"]["text"]  # 4 trials: a small study
     assert importance["data"][0]["y"], "importances of the study's params"
@@ -85,15 +85,18 @@ def test_filter_with_or_kind_quick_filter_and_bad_syntax(project: dict[str, Any]
     total = len(_mlflow_runs(slug))
     assert _match_count(at) == (total, total)
 
-    expr = "tags.workbench.kind = 'baseline' OR (metrics.cv_balanced_accuracy_mean > 0.5 and params.knn__p = '2')"
+    expr = ("tags.workbench.kind = 'baseline' OR (metrics.cv_balanced_accuracy_mean > 0.5 "
+            "and params.hist_gradient_boosting__max_iter > 100)")
     at.text_input(key="experiments.filter").input(expr).run()
     assert not at.exception
-    # MLflow has no OR: the expected set is the union of two MLflow searches.
+    # MLflow has no OR and no numeric param ranges: the expected set is a union of two MLflow searches,
+    # the param range applied in Python.
     expected = {r.info.run_id for r in _mlflow_runs(slug, "tags.`workbench.kind` = 'baseline'")} | {
-        r.info.run_id for r in _mlflow_runs(
-            slug, "metrics.cv_balanced_accuracy_mean > 0.5 and params.knn__p = '2'")}
+        r.info.run_id for r in _mlflow_runs(slug, "metrics.cv_balanced_accuracy_mean > 0.5")
+        if float(r.data.params.get("hist_gradient_boosting__max_iter", "0")) > 100}
+    assert len(expected) > len(project["baseline"]["result"]["baselines"]), "the OR branch adds trials"
     assert _match_count(at) == (len(expected), total)
-    shown = set(at.dataframe(key="experiments.table").value["run_id"])
+    shown = set(at.dataframe[0].value["run_id"])
     assert shown == expected
 
     at.text_input(key="experiments.filter").input("").run()
@@ -126,7 +129,7 @@ def test_compare_two_baselines_side_by_side(project: dict[str, Any]) -> None:
     assert not at.exception, at.exception
     params_note = next(m.value for m in at.markdown if m.value.startswith("**Parameters**"))
     assert "`baseline`" in params_note  # the two baselines differ in their name param
-    assert at.dataframe(key="experiments.compare_params").value.shape[1] == 2
+    assert at.dataframe[1].value.shape[1] == 2
     figures = _figures(at)
     compared = [spec for spec in figures.values() if spec["data"] and spec["data"][0]["type"] == "heatmap"]
     assert len(compared) == 2, "a confusion matrix per compared run, side by side"

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-TRAIN_PARAMS: dict[str, Any] = {"models": ["knn"], "n_trials": 4, "folds": 2, "seed": 3}
+TRAIN_PARAMS: dict[str, Any] = {"models": ["hist_gradient_boosting"], "n_trials": 4, "folds": 2, "seed": 3}
 
 
 def xor_frame(n: int = 200, seed: int = 0) -> pd.DataFrame:

@@ -100,6 +100,10 @@ def train(
              text=f"Started train job {job_id}. Follow it with `workbench jobs show {job_id} --wait`.")
         return
     job = wait_for_job(job_id, show_progress=not as_json)
+    if job["status"] == "lost":
+        from workbench.train_jobs import reconcile_lost_job
+
+        reconcile_lost_job(settings, job_id)  # its MLflow parent run becomes FAILED
     data = _summary(job)
     if data["status"] == "succeeded":
         verdict = "champion" if data["champion"] else f"flagged: {data['flag']}"
@@ -136,7 +140,15 @@ def tune_worker(job_id: str, max_trials: int | None, name: str, wait_seconds: fl
         # Progress goes to stderr even with --json, which keeps stdout for the JSON result.
         click.echo(message, err=True)
 
-    result = work(job_id, settings=settings, max_trials=max_trials, name=name, wait_seconds=wait_seconds, log=log)
+    import signal
+    import threading
+
+    stop = threading.Event()
+    # A cancel of the job (SIGTERM to its process group) or a plain `kill` ends the worker
+    # after its current trial, so the trial is not left running.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    result = work(job_id, settings=settings, max_trials=max_trials, name=name, wait_seconds=wait_seconds, log=log,
+                  stop=stop)
     emit(result, as_json=as_json,
          text=f"Worker {result['worker']} ran {result['trials_run']} trial(s); study has "
               f"{result['study_trials_finished']}/{result['target_trials']} ({result['stopped']}).")

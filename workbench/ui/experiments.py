@@ -217,8 +217,9 @@ def _importance(slug: str, digest: str, job_id: str, metric: str, params: tuple[
 
     frame = _frame(slug, digest, "", (), (job_id,))
     study = _load_study(slug, job_id)
-    if study is not None and metric != "metrics.value":
-        study = None  # the study's value is the trial objective; other metrics come from the runs
+    if study is not None and not (metric == "metrics.value" or (metric.startswith("metrics.cv_")
+                                                               and metric.endswith("_mean"))):
+        study = None  # the study's value is the trials' CV mean; other metrics come from the runs
     return param_importance(frame, metric, list(params), direction=_study_direction(study, direction),
                             study=study, study_label=f"{slug}/{job_id}")
 

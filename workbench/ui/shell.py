@@ -46,3 +46,19 @@ def sidebar() -> None:
         placeholder="shown on your changes",
         help="Recorded on every change you make (or your login, when Streamlit auth is configured).",
     )
+
+
+def ensure_app_shell() -> None:
+    """Re-run through ``streamlit_app.py`` when Streamlit ran this page file on its own.
+
+    Streamlit treats a ``pages/`` folder as a v1 multipage app until the first ``st.navigation``
+    call of the server's life. So the very first visitor of a deep link such as
+    ``/ml_canvas?project=x`` would get the bare page without the shell (sidebar, picker,
+    grouped navigation). Switching the flag and re-running hands the request to
+    ``st.navigation``, which resolves the same page by its URL path.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()

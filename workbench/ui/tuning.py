@@ -82,9 +82,9 @@ def choices_form(project: Project) -> None:
                                       step=30, key=key(PAGE, "timeout"))
         folds = right.number_input("CV folds", min_value=2, max_value=20, step=1, key=key(PAGE, "folds"))
         left, middle, right = st.columns(3)
-        sampler = left.selectbox("Sampler", list(SAMPLER_LABELS), format_func=SAMPLER_LABELS.get,
+        sampler = left.selectbox("Sampler", list(SAMPLER_LABELS), format_func=lambda s: SAMPLER_LABELS[s],
                                  key=key(PAGE, "sampler"))
-        pruner = middle.selectbox("Pruner", list(PRUNER_LABELS), format_func=PRUNER_LABELS.get,
+        pruner = middle.selectbox("Pruner", list(PRUNER_LABELS), format_func=lambda p: PRUNER_LABELS[p],
                                   key=key(PAGE, "pruner"),
                                   help="Stops poor trials after a CV fold (forests and gradient boosting).")
         workers = right.number_input("Local parallel workers", min_value=1, max_value=8, step=1,
@@ -140,7 +140,8 @@ def history_chart(history: Any, bar: Any, *, metric: str, direction: str | None)
     if bar is not None and bar.metric == metric:
         bar_to_beat_line(fig, bar)
     fig.update_layout(
-        title=f"Optimisation history ({label}, CV on the train split{'; lower is better' if direction == 'minimize' else ''})",
+        title=f"Optimisation history ({label}, CV on the train split"
+              f"{'; lower is better' if direction == 'minimize' else ''})",
         xaxis_title="trial", yaxis_title=label, height=360, margin={"t": 50, "b": 40},
     )
     return fig

@@ -1,0 +1,48 @@
+"""``workbench train`` for real: bad settings refused before a job exists; a good run prints the JSON summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from tests.pipelines.test_train import _project
+from workbench.cli import main
+from workbench.db import session_scope
+from workbench.jobs import list_jobs
+
+
+def _job_count() -> int:
+    with session_scope() as session:
+        return len(list_jobs(session, kind="train"))
+
+
+def test_bad_settings_fail_before_any_job(workbench_home: Path) -> None:
+    slug = _project(workbench_home, name="Cli bad")
+    runner = CliRunner()
+    cases = [
+        (["--models", ""], "models is empty"),
+        (["--trials", "0"], "n_trials is None and there is no time budget"),
+        (["--models", "linear,knn", "--sampler", "cmaes"], "sampler 'cmaes' needs an all-numeric search space"),
+        (["--folds", "500"], "folds must be between 2 and 20"),
+    ]
+    for args, words in cases:
+        result = runner.invoke(main, ["train", slug, *args])
+        assert result.exit_code == 2, result.output
+        assert words in result.output
+    assert _job_count() == 0
+
+
+def test_train_json_summary(workbench_home: Path) -> None:
+    slug = _project(workbench_home, name="Cli good")
+    result = CliRunner().invoke(
+        main, ["train", slug, "--trials", "2", "--models", "linear", "--folds", "2", "--seed", "1", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output[result.output.index("{"):])
+    assert data["status"] == "succeeded"
+    assert set(data["best_params"]) == {"C"} and data["family"] == "linear"
+    assert data["model_version"] == "1" and data["trials_finished"] == 2
+    assert 0.0 <= data["holdout_metric"] <= 1.0
+    assert data["beat_baseline"] is None and data["champion"] is False  # no baselines: no bar
