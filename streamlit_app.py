@@ -25,7 +25,8 @@ PAGES = {
         st.Page("pages/experiments.py", title="Experiments", icon=":material/science:"),
         st.Page("pages/registry.py", title="Registry", icon=":material/inventory_2:"),
     ],
-    "Operate": [st.Page("pages/deployments.py", title="Deployments", icon=":material/rocket_launch:")],
+    "Operate": [st.Page("pages/deployments.py", title="Deployments", icon=":material/rocket_launch:"),
+                st.Page("pages/monitoring.py", title="Monitoring", icon=":material/monitor_heart:")],
 }
 
 navigation = st.navigation({group: pages for group, pages in PAGES.items() if pages})

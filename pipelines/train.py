@@ -109,8 +109,14 @@ def run(
     warm_start_params: dict[str, Any] | None = None,
     kind: str = "best",
     resume_of: str | None = None,
+    inputs: Any = None,
 ) -> dict[str, Any]:
-    """Tune, refit and register a model for the job's project; returns the job result."""
+    """Tune, refit and register a model for the job's project; returns the job result.
+
+    ``inputs`` (a :class:`workbench.train_jobs.Inputs`, in-process callers only) replaces the
+    project's split: retraining passes the training data plus recent labelled rows, with a
+    fresh holdout.
+    """
     from workbench.errors import check_choice
     from workbench.model_families import flat_params, split_params
     from workbench.tracking import TAG_JOB, TAG_KIND, TAG_PROJECT, ensure_experiment, get_client, log_run_batch
@@ -135,7 +141,8 @@ def run(
     settings = ctx.settings
     started = time.monotonic()
     ctx.progress(0.0, "loading the train/holdout split", force=True)
-    inputs = load_inputs(settings, ctx.project_slug)
+    custom_inputs = inputs is not None
+    inputs = inputs if inputs is not None else load_inputs(settings, ctx.project_slug)
     config = validate_tuning(
         models=models if models is not None else DEFAULTS["models"],
         n_trials=n_trials,
@@ -149,6 +156,9 @@ def run(
         task_type=inputs.task_type,
         y_train=inputs.frames.y_train,
     )
+    if custom_inputs and config.workers > 1:
+        # Extra workers load the project's own split, not the data given here.
+        raise InvalidInput("workers must be 1 when the training data is passed in (retraining).", field="workers")
     root = root_job_id(settings, resume_of) if resume_of else ctx.job_id
     name = study_name(ctx.project_slug, root)
     client = get_client(settings)

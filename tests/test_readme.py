@@ -33,8 +33,8 @@ def test_every_cli_command_is_in_the_reference() -> None:
     assert "workbench project create" in paths, "the walk reaches nested commands"
     missing = [path for path in paths if path not in documented]
     assert not missing, (
-        f"README.md's CLI reference lacks {', '.join(missing)}: add a row per command to its table "
-        "(`workbench COMMAND --help` gives the text)."
+        f"README.md's CLI reference lacks {', '.join(missing)}: refresh its table with "
+        "`.venv/bin/python docs/cli_reference.py --write`."
     )
 
 

@@ -200,6 +200,12 @@ _canvas_commands.register(main)
 from workbench.commands import monitor as _monitor_commands  # noqa: E402
 
 _monitor_commands.register(main)
+from workbench.commands import retrain as _retrain_commands  # noqa: E402
+
+_retrain_commands.register(main)
+from workbench.commands import registry as _registry_commands  # noqa: E402
+
+_registry_commands.register(main)
 
 if __name__ == "__main__":
     main()

@@ -161,6 +161,20 @@ def refresh_statuses(session: Session) -> list[int]:
             deployment.status = "failed" if job_status in ("failed", "lost") else "stopped"
             deployment.stopped_at = deployment.stopped_at or utcnow()
             changed.append(deployment.id)
+    # Foreground deployments (`workbench serve`, `workbench stream`) have no job: their process is the
+    # only sign of life. The launcher is local, so a PID that no longer exists means the process died.
+    from workbench.jobs import _pid_alive
+
+    orphans = session.scalars(
+        select(Deployment).where(
+            Deployment.status.in_(ACTIVE_STATUSES), Deployment.job_id.is_(None), Deployment.pid.is_not(None)
+        )
+    )
+    for deployment in orphans:
+        if not _pid_alive(deployment.pid):
+            deployment.status = "failed"
+            deployment.stopped_at = utcnow()
+            changed.append(deployment.id)
     return changed
 
 

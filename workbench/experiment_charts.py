@@ -287,7 +287,7 @@ def _study_from_frame(frame: pd.DataFrame, metric: str, params: list[str], direc
             distributions=distributions, value=float(values[i]))
         for i in range(len(values))
     ]
-    study = optuna.create_study(direction=direction)
+    study = optuna.create_study(direction="maximize" if direction == "maximize" else "minimize")
     study.add_trials(trials)
     return study
 

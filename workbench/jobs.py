@@ -35,6 +35,7 @@ JOB_KINDS: dict[str, str] = {
     "serve": "pipelines.serve",
     "stream": "pipelines.stream",
     "monitor": "pipelines.monitor",
+    "retrain": "pipelines.retrain",
 }
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "lost")

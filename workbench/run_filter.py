@@ -131,8 +131,9 @@ _TOKEN_RE = re.compile(
 
 
 def _error(message: str, position: int, text: str) -> InvalidInput:
-    pointer = f"\n  {text}\n  {' ' * (position - 1)}^"
-    return InvalidInput(f"Filter syntax error at column {position}: {message}.{pointer}", field=FIELD)
+    # One line (the CLI prints errors on one line): the column, what was wrong, and where.
+    where = f" (at {text[position - 1 : position + 19]!r})" if position <= len(text) else " (at the end)"
+    return InvalidInput(f"Filter syntax error at column {position}: {message}{where}.", field=FIELD)
 
 
 def _tokenize(text: str) -> list[_Token]:

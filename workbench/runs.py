@@ -335,7 +335,7 @@ def sync_runs(session: Session, *, project: Project, settings: Settings | None =
                 return _apply(session, project, result, None, {}, [])
         # Read before anything else, so a write that lands during this sync is seen by the next one.
         data_version = _sqlite_data_version(uri)
-        seen_key = (uri, str(session.get_bind().url), project.id)
+        seen_key = (uri, str(session.get_bind().engine.url), project.id)
         seen = _seen_versions.get(seen_key)
         if data_version is not None and seen is not None and seen[0] == data_version:
             state = session.get(RunSyncState, project.id)

@@ -35,6 +35,11 @@ class Settings:
     heartbeat_seconds: float = field(default=2.0, metadata={"env": "WORKBENCH_HEARTBEAT_SECONDS"})
     lost_after_seconds: float = field(default=4.0, metadata={"env": "WORKBENCH_LOST_AFTER_SECONDS"})
     webhook_url: str = field(default="", metadata={"env": "WORKBENCH_WEBHOOK_URL"})
+    # Minutes between scheduled monitoring checks while the app is up (0: off).
+    monitor_every_minutes: float = field(default=0.0, metadata={"env": "WORKBENCH_MONITOR_EVERY_MINUTES"})
+    # Retraining: the smaller tuning budget and the pause between two retrains of a project.
+    retrain_trials: int = field(default=5, metadata={"env": "WORKBENCH_RETRAIN_TRIALS"})
+    retrain_cooldown_minutes: float = field(default=60.0, metadata={"env": "WORKBENCH_RETRAIN_COOLDOWN_MINUTES"})
 
     def __post_init__(self) -> None:
         home = Path(self.home).expanduser().resolve()

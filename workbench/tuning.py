@@ -134,7 +134,7 @@ def validate_tuning(
     if n_trials is None or n_trials == 0:
         if timeout is None:
             raise InvalidInput(
-                f"n_trials is {n_trials!r} and there is no time budget, so the study would not run any trial. "
+                f"n_trials is {n_trials or 0} and there is no time budget, so the study would not run any trial. "
                 "Set n_trials to at least 1, or give timeout_seconds.",
                 field="n_trials",
             )

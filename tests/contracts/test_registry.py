@@ -50,7 +50,7 @@ def _setup(home: Path, *, extra_versions: int) -> list[str]:
     for model, score in ((first, 0.71), (second, 0.74)):
         client.log_metric(model.run_id, "holdout_balanced_accuracy", score)
         client.set_tag(model.run_id, "workbench.dataset_hash", "abc123")
-    source = client.get_model_version("churn", first.version).source
+    source = str(client.get_model_version("churn", first.version).source)
     versions = [first.version, second.version]
     for _ in range(extra_versions):
         versions.append(str(client.create_model_version("churn", source=source, run_id=first.run_id).version))

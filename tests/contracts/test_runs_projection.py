@@ -136,3 +136,29 @@ def test_query_filters_sorts_and_paginates_in_sql(store: tuple[Any, str]) -> Non
         assert len(rows) == 3
         columns = available_columns(session, project=project)
         assert columns["metrics"] == ["accuracy"] and "model" in columns["params"]
+
+
+@pytest.mark.postgres
+def test_sync_reads_a_postgresql_tracking_store(postgres_url: str, workbench_home: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow itself on PostgreSQL: the fingerprints are computed by PostgreSQL (md5), not by SQLite."""
+    from tests.conftest import reset_workbench_caches
+    from workbench.runs import reset_engines
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", postgres_url.replace("postgresql://", "postgresql+psycopg://"))
+    reset_workbench_caches()
+    try:
+        with session_scope() as session:
+            create_project(session, name="Churn", task_type="classification", target="churned", actor="test")
+        client, experiment_id = _client_and_experiment("churn")
+        ids = [_log(client, experiment_id, kind="trial", job="j1", accuracy=a, model="linear") for a in (0.1, 0.5, 0.9)]
+        assert _projected_ids() == set(ids)
+        client.set_tag(ids[0], "workbench.kind", "trail")  # an overwrite of the same length
+        client.delete_run(ids[1])
+        with session_scope() as session:
+            result = sync_runs(session, project=get_project(session, slug="churn"))
+        assert (result.source, result.updated, result.added, result.removed) == ("sql", 2, 0, 0)
+        expr = "tags.workbench.kind = 'trail' or metrics.accuracy > 0.8"
+        assert _projected_ids(expr) == {ids[0], ids[2]}
+    finally:
+        reset_engines()

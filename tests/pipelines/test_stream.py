@@ -194,3 +194,41 @@ def test_kill_9_mid_batch_then_restart_logs_each_event_exactly_once(model: Regis
     # Re-published predictions of redelivered events were de-duplicated by the server.
     assert counts[predictions_subject] - predictions_before == total
     assert pending == 0
+
+
+def test_managed_stream_job_consumes_then_stops_on_cancel(model: RegisteredModel) -> None:
+    from workbench.deployments import start_deployment
+    from workbench.jobs import cancel, spawn
+    from workbench.projects import get_project
+    from workbench.serving.stream import send_records
+
+    with session_scope() as session:
+        deployment = start_deployment(
+            session, project=get_project(session, slug=model.name), mode="stream",
+            config={"nats_url": NATS_URL, "batch_size": 10, "ack_wait_seconds": 5, "metrics_seconds": 0.5},
+        )
+        deployment_id, job_id = deployment.id, deployment.job_id
+    pid = spawn(job_id)
+    try:
+        send_records(model.name, _records(model, 25), nats_url=NATS_URL)
+        _wait(lambda: len(_logged([deployment_id])) >= 25, 120, "the stream job logged nothing in 120 s")
+        with session_scope() as session:
+            row = session.get(Deployment, deployment_id)
+            assert row.status == "running" and row.model_version == model.version and row.pid == pid
+            cancel(session, job_id=job_id)
+        _wait(lambda: _status(deployment_id) == "stopped", 60, "the stream job did not stop on cancel")
+        from workbench.db.models import Job
+
+        with session_scope() as session:
+            assert session.get(Job, job_id).status == "cancelled"
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
+
+def _status(deployment_id: int) -> str:
+    with session_scope() as session:
+        return session.get(Deployment, deployment_id).status

@@ -23,7 +23,7 @@ def test_bad_settings_fail_before_any_job(workbench_home: Path) -> None:
     runner = CliRunner()
     cases = [
         (["--models", ""], "models is empty"),
-        (["--trials", "0"], "n_trials is None and there is no time budget"),
+        (["--trials", "0"], "n_trials is 0 and there is no time budget"),
         (["--models", "linear,knn", "--sampler", "cmaes"], "sampler 'cmaes' needs an all-numeric search space"),
         (["--folds", "500"], "folds must be between 2 and 20"),
     ]

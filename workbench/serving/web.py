@@ -213,9 +213,11 @@ def create_app(
     sampler; on shut-down it flushes the log and marks the deployment stopped.
     """
     from fastapi import Body, Depends, FastAPI, Header, HTTPException, Request
+    from fastapi.exception_handlers import http_exception_handler
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, PlainTextResponse
     from pydantic import BaseModel, Field
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from workbench.db import session_scope
     from workbench.deployments import create_deployment, mark_running, mark_stopped, set_model_version
@@ -305,6 +307,11 @@ def create_app(
         stats.observe(request.url.path, 422)
         fields_named = ", ".join(sorted({e["field"] for e in named})) or "body"
         return JSONResponse(status_code=422, content={"detail": f"Invalid input in: {fields_named}", "errors": errors})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Any:
+        stats.observe(request.url.path, exc.status_code)  # 401, 404, 405…: counted as errors too
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(WorkbenchError)
     async def _workbench_error(request: Request, exc: WorkbenchError) -> JSONResponse:

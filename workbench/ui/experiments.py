@@ -367,7 +367,7 @@ def compare(project: Project, rows: list[dict[str, Any]]) -> None:
             with column:
                 if name in figures[run_id]:
                     fig = pio.from_json(figures[run_id][name])
-                    fig.update_layout(title=label, height=320)
+                    fig.update_layout(title=f"{name} · {label}", height=320)
                     st.plotly_chart(fig, key=key(PAGE, f"compare_{name}_{run_id}"))
                 else:
                     st.caption(f"{label}: no {name} logged")

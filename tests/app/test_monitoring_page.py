@@ -1,0 +1,210 @@
+"""The Monitoring page in AppTest: window choice, Run check, the report as plotly specs, history with
+thresholds, Acknowledge an alert, thresholds saved as an ML Canvas revision, the Evidently download."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from tests.helpers.registered_model import FEATURES, RegisteredModel, module_home, register_model, tiny_frame
+from workbench.db import session_scope
+from workbench.db.models import Alert, MonitoringReport, utcnow
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "monitoring.py")
+
+
+def _log_reference(model: RegisteredModel) -> None:
+    """The reference sample the train pipeline logs with a model (features, target, prediction)."""
+    from mlflow import MlflowClient
+
+    from tests.helpers.registered_model import build_pipeline
+
+    frame = model.frame
+    pipeline = build_pipeline().fit(frame[list(FEATURES)], frame["churned"])
+    reference = frame.copy()
+    reference["prediction"] = pipeline.predict(frame[list(FEATURES)])
+    client = MlflowClient(tracking_uri=model.tracking_uri, registry_uri=model.tracking_uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "reference.parquet"
+        reference.to_parquet(path, index=False)
+        client.log_artifact(model.run_id, str(path), "reference")
+
+
+def _drifted_traffic(deployment_id: int, n: int = 200) -> None:
+    """Predictions whose features drifted (older, all 'pro') and whose labels disagree with them."""
+    from workbench.prediction_log import insert_rows, make_row, record_feedback
+
+    rng = np.random.default_rng(3)
+    now = utcnow()
+    rows = [
+        make_row(
+            deployment_id=deployment_id,
+            request_id=f"mon-{i}",
+            features={"age": int(rng.integers(60, 90)), "plan": "pro", "monthly_fee": float(rng.normal(80, 5))},
+            prediction="no",
+            latency_ms=5.0,
+            ts=now - timedelta(minutes=n - i),
+        )
+        for i in range(n)
+    ]
+    with session_scope() as session:
+        insert_rows(session, rows)
+    with session_scope() as session:
+        for i in range(0, n, 2):
+            record_feedback(session, request_id=f"mon-{i}", label="yes")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    from workbench.datasets import create_project_with_dataset
+    from workbench.deployments import create_deployment
+    from workbench.projects import get_project
+    from workbench.settings import get_settings
+
+    with module_home(tmp_path_factory, "monitoring_page"):
+        settings = get_settings()
+        settings.ensure_home()
+        frame = tiny_frame()
+        with session_scope() as session:
+            slug = create_project_with_dataset(session, name="Monitor page", dataset_spec_or_frame=frame,
+                                               target="churned", task_type="classification").slug
+        model = register_model(slug, tracking_uri=settings.mlflow_tracking_uri,
+                               artifacts_dir=settings.artifacts_dir, frame=frame)
+        _log_reference(model)
+        with session_scope() as session:
+            deployment = create_deployment(session, project=get_project(session, slug=slug), mode="web",
+                                           status="running")
+            deployment_id = deployment.id
+        _drifted_traffic(deployment_id)
+        yield {"slug": slug, "deployment_id": deployment_id, "model": model}
+
+
+def _app(slug: str) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state["shell.project"] = slug
+    at.query_params["project"] = slug
+    return at.run()
+
+
+def _button(at: AppTest, label: str) -> Any:
+    return next(b for b in at.button if b.label == label)
+
+
+def _figures(at: AppTest) -> list[dict[str, Any]]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def _title(figure: dict[str, Any]) -> str:
+    title = figure.get("layout", {}).get("title", {})
+    return title.get("text", "") if isinstance(title, dict) else str(title)
+
+
+def test_window_choices_give_the_cli_window_forms(setup: dict[str, Any]) -> None:
+    from workbench.monitoring.service import parse_window
+
+    at = _app(setup["slug"])
+    assert not at.exception
+    assert any("No report for this deployment yet" in c.value for c in at.caption)
+    at.radio(key="monitoring.window_kind").set_value("Last N hours").run()
+    at.number_input(key="monitoring.window_hours").set_value(6).run()
+    assert not at.exception
+    at.radio(key="monitoring.window_kind").set_value("Date range").run()
+    assert not at.exception
+    dates = at.date_input(key="monitoring.window_dates").value
+    assert len(dates) == 2
+    # The page's window for the same choices is what `workbench monitor --window` parses.
+    from workbench.ui import monitoring as ui
+
+    assert parse_window(f"{dates[0]}..{dates[1]}").kind == "range"
+    assert ui.window_size(setup["deployment_id"], "6h") == 200  # all traffic is in the last 200 minutes
+    assert 58 <= ui.window_size(setup["deployment_id"], "1h") <= 60  # one per minute; the edge moves with time
+
+
+def test_run_check_draws_native_charts_opens_alert_and_acknowledges(setup: dict[str, Any]) -> None:
+    at = _app(setup["slug"])
+    at.radio(key="monitoring.window_kind").set_value("Last N records").run()
+    at.number_input(key="monitoring.window_records").set_value(150).run()
+    at.checkbox(key="monitoring.with_evidently").set_value(False).run()
+    _button(at, "Run check").click().run()
+    assert not at.exception, at.exception
+
+    with session_scope() as session:
+        report = session.scalars(select(MonitoringReport).order_by(MonitoringReport.id.desc())).first()
+        assert report is not None and report.window["spec"] == "150" and report.summary["n_rows"] == 150
+        alerts = list(session.scalars(select(Alert).where(Alert.acknowledged_at.is_(None))))
+    assert report.status == "fail"
+    assert {a.check for a in alerts} >= {"drift"}
+
+    figures = _figures(at)
+    titles = [_title(f) for f in figures]
+    drift = figures[titles.index("Drift score per column")]
+    assert [bar["x"] for bar in drift["data"]][0]  # one bar per tested column
+    assert set(drift["data"][0]["x"]) == set(FEATURES)
+    column_thresholds = {c["threshold"] for c in report.summary["drift"]["columns"]}
+    assert {shape.get("y0") for shape in drift["layout"]["shapes"]} == column_thresholds  # the tests' threshold lines
+    assert "Prediction drift: reference vs current" in titles
+    history = figures[titles.index("Share of drifted columns")]
+    assert history["data"][0]["y"] and any(
+        shape.get("y0") == pytest.approx(report.summary["thresholds"]["drift_threshold"])
+        for shape in history["layout"]["shapes"]
+    )
+    assert any(t.startswith("Primary metric") for t in titles) and "Prediction volume" in titles
+    # The drift table names the statistical test and the threshold per column.
+    tables = [df.value for df in at.dataframe]
+    drift_table = next(t for t in tables if "test" in t.columns and "statistic" in t.columns)
+    assert set(drift_table["column"]) == set(FEATURES) and drift_table["threshold"].notna().all()
+    assert any("metric" in t.columns and "balanced_accuracy" in set(t["metric"]) for t in tables)
+    # The check statuses are shown; no HTML iframe is embedded.
+    assert any("drift · fail" in m.label for m in at.metric)
+    assert not at.get("iframe")
+
+    # Acknowledge the drift alert.
+    drift_alert = next(a for a in alerts if a.check == "drift")
+    _button_by_key = at.button(key=f"monitoring.ack_{drift_alert.id}")
+    _button_by_key.click().run()
+    assert not at.exception
+    with session_scope() as session:
+        acknowledged = session.get(Alert, drift_alert.id)
+        assert acknowledged.acknowledged_at is not None
+    assert any("acknowledged" in s.value for s in at.success)
+
+
+def test_thresholds_are_saved_as_a_canvas_revision(setup: dict[str, Any]) -> None:
+    from workbench.project_config import project_config
+    from workbench.projects import get_project
+
+    at = _app(setup["slug"])
+    # Form widgets send their values with the submit (no run in between).
+    at.number_input(key="monitoring.t_drift").set_value(0.5)
+    at.text_input(key="monitoring.t_floor").set_value("0.8")
+    at.selectbox(key="monitoring.t_policy").set_value("on_alert")
+    _button(at, "Save thresholds").click().run()
+    assert not at.exception
+    assert any("new ML Canvas revision" in s.value for s in at.success)
+    with session_scope() as session:
+        config = project_config(session, project=get_project(session, slug=setup["slug"]))
+    assert config.drift_threshold == 0.5 and config.quality_floor == 0.8 and config.retrain_policy == "on_alert"
+    at.text_input(key="monitoring.t_floor").set_value("not a number")
+    _button(at, "Save thresholds").click().run()
+    assert any("quality_floor" in e.value for e in at.error)
+
+
+def test_evidently_report_is_a_download(setup: dict[str, Any]) -> None:
+    at = _app(setup["slug"])
+    at.number_input(key="monitoring.window_records").set_value(100).run()
+    _button(at, "Run check").click().run()
+    assert not at.exception, at.exception
+    _button(at, "Prepare Evidently report (HTML)").click().run()
+    assert not at.exception, at.exception
+    downloads = at.get("download_button")
+    assert downloads, "no download button"
+    assert not at.get("iframe")

@@ -1,0 +1,97 @@
+"""The Registry page in AppTest over two real tuning jobs (v1 champion, v2 not): versions, promote and
+rollback behind a confirmation with a reason, the history, compare with the champion and the model card."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.helpers.experiments_project import seed_experiments_project
+from tests.helpers.registered_model import module_home
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "registry.py")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    with module_home(tmp_path_factory) as home:
+        yield seed_experiments_project(home, train_jobs=2)
+
+
+def _app(slug: str) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state["shell.project"] = slug
+    at.query_params["project"] = slug
+    at.session_state["shell.display_name"] = "carol"
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _champion(slug: str) -> str:
+    from workbench.tracking import get_client
+
+    return str(get_client().get_model_version_by_alias(slug, "champion").version)
+
+
+def _metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_versions_promote_and_rollback_with_reasons(project: dict[str, Any]) -> None:
+    slug = project["slug"]
+    at = _app(slug)
+    versions = at.dataframe[0].value
+    assert list(versions["version"]) == ["2", "1"]
+    assert list(versions["aliases"]) == ["", "champion"]
+    assert list(versions["beat baseline"]) == ["yes" if j["result"]["beat_baseline"] else "no"
+                                               for j in reversed(project["train"])]
+    assert list(versions["run"]) == [j["run_id"] for j in reversed(project["train"])]
+    assert list(versions["job"]) == [j["id"] for j in reversed(project["train"])]
+    assert _metric(at, "champion") == "v1"
+
+    # Promote v2: a confirmation asks for the reason; an empty one is refused.
+    at.selectbox(key="registry.promote_version").set_value("2")
+    at.radio(key="registry.promote_alias").set_value("champion")
+    at.button(key="registry.promote_open").click().run()
+    at.button(key="registry.promote_confirm").click().run()
+    assert any("reason is required" in e.value for e in at.error)
+    assert _champion(slug) == "1"
+    at.text_area(key="registry.promote_reason").input("v2 wins on the fresh holdout").run()
+    at.button(key="registry.promote_confirm").click().run()
+    assert not at.exception, at.exception
+    assert _champion(slug) == "2" and _metric(at, "champion") == "v2"
+    history = at.dataframe[1].value
+    assert list(history[["action", "from_version", "to_version", "actor", "reason"]].iloc[0]) == [
+        "promote", "1", "2", "carol", "v2 wins on the fresh holdout"]
+
+    # Roll back: v1 is champion again, with its reason in the history.
+    at.button(key="registry.rollback_open").click().run()
+    at.text_area(key="registry.rollback_reason").input("latency regression").run()
+    at.button(key="registry.rollback_confirm").click().run()
+    assert not at.exception, at.exception
+    assert _champion(slug) == "1"
+    history = at.dataframe[1].value
+    assert list(history["action"]) == ["rollback", "promote"]
+    assert history["reason"].iloc[0] == "latency regression" and history["to_version"].iloc[0] == "1"
+
+
+def test_compare_with_champion_and_model_card(project: dict[str, Any]) -> None:
+    at = _app(project["slug"])
+    at.selectbox(key="registry.compare_version").set_value("2")
+    at.button(key="registry.compare_go").click().run()
+    assert not at.exception, at.exception
+    verdict = next(m.value for m in at.markdown if "holdout rows" in m.value)
+    assert "**v2**" in verdict and "champion v1" in verdict
+    titles = [c.proto.spec for c in at.get("plotly_chart")]
+    assert sum('"v2"' in t for t in titles) >= 3 and sum("v1 (champion)" in t for t in titles) >= 3
+    card = next(m.value for m in at.markdown if m.value.startswith("# Model card"))
+    for section in ("## Model details", "## Intended use", "## Factors", "## Metrics and decision threshold",
+                    "## Evaluation data", "## Training data", "## Quantitative analyses",
+                    "## Ethical considerations", "## Caveats and recommendations"):
+        assert section in card
+    assert at.get("download_button"), "the model card can be downloaded"

@@ -1,0 +1,576 @@
+"""Monitoring page helpers: window choice, run a check, the report as native charts and tables,
+history with thresholds, alerts with Acknowledge/Retrain, thresholds saved to the ML Canvas,
+champion vs challenger with Promote, and the monitoring schedule."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, timedelta
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from workbench.db import session_scope
+from workbench.db.models import Project
+from workbench.ui.context import display_name, key
+
+PAGE = "monitoring"
+WINDOW_KINDS = ("Last N records", "Last N hours", "Date range")
+# A records window up to this size is checked in the page; larger windows run as a job.
+INLINE_MAX_RECORDS = 5000
+STATUS_ICONS = {
+    "pass": ":material/check_circle:",
+    "warn": ":material/warning:",
+    "fail": ":material/error:",
+    "skipped": ":material/remove_circle_outline:",
+}
+
+
+def _project(session: Any, project: Project) -> Project:
+    from workbench.projects import get_project
+
+    return get_project(session, slug=project.slug)
+
+
+def flash(message: str) -> None:
+    """Show ``message`` after the next rerun."""
+    st.session_state[key(PAGE, "flash")] = message
+
+
+def show_flash() -> None:
+    """Show (once) the message left by the last action."""
+    message = st.session_state.pop(key(PAGE, "flash"), None)
+    if message:
+        st.success(message, icon=":material/check_circle:")
+
+
+# --------------------------------------------------------------------------- deployment and window
+
+
+def deployment_picker(project: Project) -> dict[str, Any] | None:
+    """Pick one of the project's deployments; None (and a hint) when there is none."""
+    from workbench.deployments import deployment_dict, list_deployments
+
+    with session_scope() as session:
+        rows = [deployment_dict(d) for d in list_deployments(session, project=_project(session, project))]
+    if not rows:
+        st.info(
+            "No deployment yet. Deploy the champion on the Deployments page; its predictions are what is monitored.",
+            icon=":material/info:",
+        )
+        st.page_link("pages/deployments.py", label="Go to Deployments", icon=":material/rocket_launch:")
+        return None
+    rows.sort(key=lambda r: r["id"])
+    by_id = {r["id"]: r for r in rows}
+    chosen = st.selectbox(
+        "Deployment",
+        list(by_id),
+        format_func=lambda i: f"#{i} · {by_id[i]['mode']} · {by_id[i]['alias']} · {by_id[i]['status']}",
+        key=key(PAGE, "deployment"),
+    )
+    return by_id[chosen]
+
+
+def window_picker() -> str:
+    """The window as ``workbench monitor --window`` takes it: ``300``, ``24h`` or ``A..B``."""
+    kind = st.radio("Window", WINDOW_KINDS, horizontal=True, key=key(PAGE, "window_kind"))
+    if kind == WINDOW_KINDS[0]:
+        records = st.number_input("Records", min_value=1, max_value=100_000, value=500, step=100,
+                                  key=key(PAGE, "window_records"))
+        return str(int(records))
+    if kind == WINDOW_KINDS[1]:
+        hours = st.number_input("Hours", min_value=1, max_value=24 * 365, value=24, step=1,
+                                key=key(PAGE, "window_hours"))
+        return f"{int(hours)}h"
+    today = date.today()
+    picked = st.date_input("Dates", value=(today - timedelta(days=7), today), key=key(PAGE, "window_dates"))
+    if isinstance(picked, tuple | list) and len(picked) == 2:
+        return f"{picked[0].isoformat()}..{picked[1].isoformat()}"
+    first = picked[0] if isinstance(picked, tuple | list) else picked
+    return f"{first.isoformat()}..{first.isoformat()}"
+
+
+def window_size(deployment_id: int, window: str) -> int:
+    """How many logged predictions the window holds (decides inline check or job)."""
+    from sqlalchemy import func, select
+
+    from workbench.db.models import PredictionLog
+    from workbench.monitoring.service import parse_window
+
+    since, until, limit = parse_window(window).bounds()
+    query = select(func.count(PredictionLog.id)).where(PredictionLog.deployment_id == deployment_id)
+    if since is not None:
+        query = query.where(PredictionLog.ts >= since)
+    if until is not None:
+        query = query.where(PredictionLog.ts < until)
+    with session_scope() as session:
+        return min(int(session.scalar(query) or 0), limit)
+
+
+def run_check(project: Project, deployment_id: int, window: str, *, with_evidently: bool) -> dict[str, Any] | None:
+    """The Run check button: inline for a small records window, else a ``monitor`` job.
+
+    Returns the stored report when it ran inline (None when a job was launched).
+    """
+    from workbench.monitoring.service import parse_window, report_dict
+
+    parsed = parse_window(window)  # a bad window is shown before anything runs
+    inline = window_size(deployment_id, window) <= INLINE_MAX_RECORDS
+    if inline:
+        from workbench.deployments import get_deployment
+        from workbench.monitoring.service import get_report, run_monitoring
+
+        with st.spinner("Checking the window…"):
+            with session_scope() as session:
+                report = run_monitoring(
+                    session,
+                    project=_project(session, project),
+                    deployment=get_deployment(session, deployment_id=deployment_id),
+                    window=parsed,
+                    with_evidently=with_evidently,
+                    actor=display_name(),
+                )
+            with session_scope() as session:
+                stored = report_dict(get_report(session, report_id=report["id"]))
+        _after_check(project, [stored])
+        st.session_state[key(PAGE, "report")] = stored["id"]
+        flash(f"Check done: report #{stored['id']} is **{stored['status']}**.")
+        st.rerun()  # the alerts at the top of the page include this check's
+        return stored
+    from workbench.jobs import launch
+
+    job_id = launch(
+        kind="monitor",
+        project_slug=project.slug,
+        params={"deployment_id": deployment_id, "window": window, "with_evidently": with_evidently},
+        actor=display_name(),
+    )
+    st.session_state[key(PAGE, "job")] = job_id
+    return None
+
+
+def _after_check(project: Project, reports: list[dict[str, Any]]) -> None:
+    """The ``on_alert`` / ``automatic`` policies start a retrain when a check failed."""
+    from workbench.retraining import retrain_on_alert
+
+    outcome = retrain_on_alert(project_slug=project.slug, reports=reports, actor=display_name())
+    if outcome["started"]:
+        st.session_state[key(PAGE, "retrain_job")] = outcome["started"]
+        st.toast(f"Retrain job {outcome['started']} started: {outcome['reason']}")
+
+
+def check_job(project: Project) -> None:
+    """Progress of the last monitor job launched from this page."""
+    from workbench.ui.jobs import job_progress
+
+    job_id = st.session_state.get(key(PAGE, "job"))
+    if not job_id:
+        return
+
+    def extra(job: dict[str, Any]) -> None:
+        result = job.get("result") or {}
+        if job["status"] == "succeeded" and result.get("report_ids"):
+            st.session_state[key(PAGE, "report")] = result["report_ids"][0]
+
+    job_progress(job_id, key=key(PAGE, "job_status"), extra=extra)
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def latest_report(project: Project, deployment_id: int) -> dict[str, Any] | None:
+    """The report picked on the page (the newest of the deployment by default)."""
+    from workbench.monitoring.service import list_reports, report_dict
+
+    with session_scope() as session:
+        rows = [report_dict(r) for r in list_reports(session, project=_project(session, project),
+                                                     deployment_id=deployment_id, limit=30)]
+    if not rows:
+        st.caption("No report for this deployment yet: pick a window and run a check.")
+        return None
+    ids = [r["id"] for r in rows]
+    wanted = st.session_state.get(key(PAGE, "report"))
+    index = ids.index(wanted) if wanted in ids else 0
+    by_id = {r["id"]: r for r in rows}
+    chosen = st.selectbox(
+        "Report",
+        ids,
+        index=index,
+        format_func=lambda i: f"#{i} · {by_id[i]['created_at'][:19]} · {by_id[i]['window']['spec']} · "
+        f"{by_id[i]['status']}",
+        key=key(PAGE, "report_pick"),
+    )
+    return by_id[chosen]
+
+
+def checks_section(report: dict[str, Any]) -> None:
+    """The check statuses as metric tiles plus the messages."""
+    summary = report["summary"]
+    checks = summary.get("checks") or []
+    st.markdown(
+        f"{STATUS_ICONS.get(report['status'], '')} Overall: **{report['status']}** · "
+        f"{summary['n_rows']} predictions, {summary['n_labelled']} labelled · window `{report['window']['spec']}`"
+    )
+    for column, check in zip(st.columns(max(1, len(checks))), checks, strict=False):
+        with column:
+            value = check.get("value")
+            st.metric(
+                f"{check['check']} · {check['status']}",
+                "—" if value is None else f"{value:.4g}",
+                help=check["message"],
+            )
+            st.caption(f"{STATUS_ICONS.get(check['status'], '')} {check['message']}")
+    for alert in summary.get("alerts") or []:
+        if alert.get("new"):
+            st.error(f"Alert #{alert['id']} ({alert['check']}): {alert['message']}", icon=":material/notifications:")
+
+
+def _report_log(project: Project, report: dict[str, Any]) -> pd.DataFrame:
+    """The rows of the prediction log the report read (its stored first and last time)."""
+    from datetime import datetime
+
+    from workbench.prediction_log import log_frame
+
+    window = report["window"]
+    since = datetime.fromisoformat(window["from"]) if window.get("from") else None
+    until = datetime.fromisoformat(window["to"]) + timedelta(microseconds=1) if window.get("to") else None
+    with session_scope() as session:
+        return log_frame(session, deployment_id=report["deployment_id"], since=since, until=until,
+                         limit=max(1, int(window.get("n_rows") or 1)))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _reference(project_slug: str, alias: str, version: str) -> pd.DataFrame | None:
+    """The reference sample (cached per model version)."""
+    from workbench.errors import WorkbenchError
+    from workbench.monitoring.service import load_reference
+
+    try:
+        return load_reference(project_slug, alias=alias)[0]
+    except WorkbenchError:
+        return None
+
+
+def report_section(project: Project, report: dict[str, Any]) -> None:
+    """Drift table and chart, prediction drift, data quality, quality metrics, Evidently download."""
+    from workbench.monitoring import views
+
+    summary = report["summary"]
+    drift = summary.get("drift") or {}
+    st.markdown(
+        f"**Data drift**: {drift.get('n_drifted', 0)} of {drift.get('n_columns', 0)} columns drifted "
+        f"(share {drift.get('share_drifted', 0):.2f}; canvas threshold "
+        f"{summary['thresholds']['drift_threshold']:g})."
+    )
+    table = views.drift_table(summary)
+    if len(table):
+        st.plotly_chart(views.drift_figure(summary), key=key(PAGE, f"drift_fig_{report['id']}"))
+        st.dataframe(table, hide_index=True, key=key(PAGE, f"drift_table_{report['id']}"),
+                     column_config={"statistic": st.column_config.NumberColumn(format="%.4f")})
+    for skipped in drift.get("skipped") or []:
+        st.caption(f"Not tested: {skipped['column']} ({skipped['reason']})")
+    if summary.get("missing_features"):
+        st.warning(f"Features missing from the log: {', '.join(summary['missing_features'])}")
+
+    st.markdown("**Prediction drift**")
+    st.caption(views.prediction_drift_text(summary))
+    log = _report_log(project, report)
+    reference_info = summary.get("reference") or {}
+    reference = _reference(project.slug, reference_info.get("alias", "champion"),
+                           str(reference_info.get("model_version", "")))
+    st.plotly_chart(views.prediction_figure(reference, log, task_type=project.task_type),
+                    key=key(PAGE, f"pred_fig_{report['id']}"))
+
+    st.markdown("**Data quality**")
+    st.dataframe(views.data_quality(log, summary.get("features") or []), hide_index=True,
+                 key=key(PAGE, f"dq_{report['id']}"))
+
+    st.markdown(f"**Model quality** ({summary['primary_metric']})")
+    quality = views.quality_table(summary)
+    if len(quality):
+        st.dataframe(quality, hide_index=True, key=key(PAGE, f"quality_{report['id']}"))
+    else:
+        st.caption("No labels in this window yet; send them through /feedback to see quality.")
+    if summary.get("evidently_error"):
+        st.warning(f"The Evidently report failed: {summary['evidently_error']}")
+    evidently_download(report)
+
+
+def evidently_download(report: dict[str, Any]) -> None:
+    """Evidently's own HTML of the report, as a download (built only when asked)."""
+    if not report.get("snapshot_path"):
+        st.caption("This check ran without the Evidently report; tick the box and run it again to get it.")
+        return
+    sections = report["summary"].get("evidently_sections") or ["data"]
+    cache_key = key(PAGE, f"html_{report['id']}")
+    html = st.session_state.get(cache_key)
+    if html is None:
+        if st.button("Prepare Evidently report (HTML)", key=key(PAGE, f"prep_{report['id']}"),
+                     icon=":material/description:"):
+            from workbench.monitoring.reports import evidently_html
+            from workbench.monitoring.service import get_report, load_snapshots
+
+            with st.spinner("Rendering Evidently's HTML…"), session_scope() as session:
+                snapshots = load_snapshots(get_report(session, report_id=report["id"]))
+            st.session_state[cache_key] = {s: evidently_html(snapshots, section=s) for s in sections}
+            st.rerun()
+        return
+    for section, text in html.items():
+        st.download_button(
+            f"Download Evidently {section} report",
+            data=text,
+            file_name=f"monitoring-report-{report['id']}-{section}.html",
+            mime="text/html",
+            key=key(PAGE, f"dl_{report['id']}_{section}"),
+            icon=":material/download:",
+        )
+
+
+def history_section(project: Project, deployment_id: int, thresholds: dict[str, Any]) -> None:
+    """Drift share, primary metric, volume and latency over time, with the threshold lines."""
+    from workbench.monitoring import views
+    from workbench.monitoring.service import metric_history
+
+    charts = views.history_metrics(thresholds["primary_metric"])
+    with session_scope() as session:
+        history = metric_history(session, deployment_id=deployment_id, metrics=[m for _, m, _ in charts])
+    if history.empty:
+        st.caption("No history yet: each check adds one point.")
+        return
+    columns = st.columns(2)
+    for index, (title, metric, field) in enumerate(charts):
+        with columns[index % 2]:
+            threshold = thresholds.get(field) if field else None
+            label = "floor" if field == "quality_floor" else ("budget" if field == "latency_budget_ms" else
+                                                              "threshold")
+            st.plotly_chart(
+                views.history_figure(history, metric=metric, title=title, threshold=threshold,
+                                     threshold_label=label),
+                key=key(PAGE, f"history_{metric}"),
+            )
+
+
+# --------------------------------------------------------------------------- alerts
+
+
+def open_alerts(project: Project) -> list[dict[str, Any]]:
+    """The project's unacknowledged alerts, newest first."""
+    from workbench.monitoring.service import alert_dict, list_alerts
+
+    with session_scope() as session:
+        return [alert_dict(a) for a in list_alerts(session, project=_project(session, project))]
+
+
+def alerts_section(project: Project) -> None:
+    """Open alerts, each with Acknowledge and Retrain."""
+    from workbench.ui.errors import shown_errors
+
+    alerts = open_alerts(project)
+    if not alerts:
+        st.caption("No open alert.")
+        return
+    for alert in alerts:
+        with st.container(border=True):
+            st.markdown(
+                f":material/notifications: **#{alert['id']} · {alert['check']}** on deployment "
+                f"#{alert['deployment_id']} · {alert['created_at'][:19]}  \n{alert['message']}"
+            )
+            left, right = st.columns(2)
+            if left.button("Acknowledge", key=key(PAGE, f"ack_{alert['id']}"), icon=":material/done:"):
+                from workbench.monitoring.service import acknowledge_alert
+
+                with shown_errors():
+                    with session_scope() as session:
+                        acknowledge_alert(session, alert_id=alert["id"], actor=display_name())
+                    flash(f"Alert #{alert['id']} acknowledged.")
+                    st.rerun()
+            if right.button("Retrain", key=key(PAGE, f"retrain_alert_{alert['id']}"), icon=":material/model_training:"):
+                with shown_errors():
+                    start_retrain_from_page(project)
+
+
+# --------------------------------------------------------------------------- thresholds (ML Canvas)
+
+
+def thresholds_form(project: Project) -> dict[str, Any]:
+    """The canvas thresholds and retrain policy; saving writes a new ML Canvas revision."""
+    from workbench.project_config import RETRAIN_POLICIES, project_config
+    from workbench.ui.errors import shown_errors
+
+    with session_scope() as session:
+        config = project_config(session, project=_project(session, project))
+    with st.form(key(PAGE, "thresholds_form")):
+        st.caption(
+            "These live in the ML Canvas (Monitoring, Making Predictions, Building Models and Impact Simulation "
+            "boxes); saving here adds a canvas revision."
+        )
+        a, b, c = st.columns(3)
+        drift = a.number_input("Drift threshold (share of drifted columns)", min_value=0.0, max_value=1.0,
+                               value=float(config.drift_threshold), step=0.05, key=key(PAGE, "t_drift"))
+        floor_text = b.text_input(f"Quality floor ({config.primary_metric})",
+                                  value="" if config.quality_floor is None else f"{config.quality_floor:g}",
+                                  key=key(PAGE, "t_floor"), help="Empty: no quality check.")
+        latency = c.number_input("Latency budget (ms)", min_value=0.1, value=float(config.latency_budget_ms),
+                                 key=key(PAGE, "t_latency"))
+        d, e = st.columns(2)
+        policy = d.selectbox("Retrain policy", RETRAIN_POLICIES, index=RETRAIN_POLICIES.index(config.retrain_policy),
+                             key=key(PAGE, "t_policy"),
+                             help="manual: a person retrains and promotes; on_alert: a failing check starts a "
+                             "retrain, promotion stays manual; automatic: promote when the challenger wins.")
+        uplift = e.number_input("Minimum uplift to promote", min_value=0.0, value=float(config.min_uplift),
+                                step=0.005, format="%.3f", key=key(PAGE, "t_uplift"))
+        saved = st.form_submit_button("Save thresholds", icon=":material/save:")
+    if saved:
+        with shown_errors():
+            save_thresholds(project, drift_threshold=drift, quality_floor=floor_text, latency_budget_ms=latency,
+                            retrain_policy=policy, min_uplift=uplift)
+            flash("Thresholds saved as a new ML Canvas revision.")
+            st.rerun()
+    return {
+        "drift_threshold": config.drift_threshold,
+        "quality_floor": config.quality_floor,
+        "latency_budget_ms": config.latency_budget_ms,
+        "primary_metric": config.primary_metric,
+        "retrain_policy": config.retrain_policy,
+        "min_uplift": config.min_uplift,
+    }
+
+
+def save_thresholds(
+    project: Project,
+    *,
+    drift_threshold: float,
+    quality_floor: str | float | None,
+    latency_budget_ms: float,
+    retrain_policy: str,
+    min_uplift: float,
+) -> int:
+    """Write the thresholds into the ML Canvas's structured fields as a new revision; returns it."""
+    from workbench.canvases.store import load_canvas, save_canvas
+    from workbench.errors import InvalidInput
+    from workbench.project_config import CANVAS_FIELDS
+
+    floor: float | None
+    if quality_floor in (None, ""):
+        floor = None
+    else:
+        try:
+            floor = float(str(quality_floor).strip())
+        except ValueError as exc:
+            raise InvalidInput(f"quality_floor must be a number or empty; got {quality_floor!r}.",
+                               field="quality_floor") from exc
+    values = {"drift_threshold": float(drift_threshold), "quality_floor": floor,
+              "latency_budget_ms": float(latency_budget_ms), "retrain_policy": retrain_policy,
+              "min_uplift": float(min_uplift)}
+    with session_scope() as session:
+        row = _project(session, project)
+        revision, content = load_canvas(session, project=row, kind="ml_canvas")
+        for name, value in values.items():
+            box, field = CANVAS_FIELDS[name]
+            content.setdefault("boxes", {}).setdefault(box, {"text": "", "fields": {}}).setdefault("fields", {})
+            content["boxes"][box]["fields"][field] = value
+        saved = save_canvas(session, project=row, kind="ml_canvas", content=content, base_revision=revision,
+                            author=display_name(), note="Monitoring thresholds edited on the Monitoring page")
+        return int(saved.revision)
+
+
+# --------------------------------------------------------------------------- retraining
+
+
+def start_retrain_from_page(project: Project) -> str:
+    """Launch a retrain job (refused within the cooldown) and remember it for the page."""
+    from workbench.retraining import start_retrain
+
+    job_id = start_retrain(project_slug=project.slug, actor=display_name())
+    st.session_state[key(PAGE, "retrain_job")] = job_id
+    flash(f"Retrain job {job_id} started.")
+    st.rerun()
+    return job_id
+
+
+def retrain_section(project: Project) -> None:
+    """Retrain button, the running retrain, and champion vs challenger side by side with Promote."""
+    from workbench.jobs import job_dict
+    from workbench.monitoring import views
+    from workbench.retraining import latest_retrain_job
+    from workbench.ui.errors import shown_errors
+    from workbench.ui.jobs import job_progress
+
+    if st.button("Retrain", type="primary", key=key(PAGE, "retrain"), icon=":material/model_training:",
+                 help="Training data plus recent labelled predictions; warm-started from the champion."):
+        with shown_errors():
+            start_retrain_from_page(project)
+    with session_scope() as session:
+        job = latest_retrain_job(session, project=_project(session, project))
+        data = job_dict(job) if job is not None else None
+    if data is None:
+        st.caption("No retrain yet.")
+        return
+    if data["status"] in ("queued", "running"):
+        job_progress(data["id"], key=key(PAGE, "retrain_status"))
+        return
+    result = data.get("result") or {}
+    if data["status"] != "succeeded" or not result:
+        st.warning(f"Last retrain job {data['id']} {data['status']}: {data.get('error') or data.get('message')}")
+        return
+    decision = result.get("decision") or {}
+    st.markdown(
+        f"Last retrain (job `{data['id']}`): challenger **v{result['challenger_version']}** vs champion "
+        f"**v{result.get('champion_version')}** on the same fresh holdout of {result['n_fresh_holdout']} rows "
+        f"(trained on {result['n_training_rows']} + {result['n_recent_rows']} recent rows)."
+    )
+    left, right = st.columns(2)
+    left.metric(f"Champion v{result.get('champion_version')} · {decision.get('metric')}",
+                "—" if decision.get("champion_value") is None else f"{decision['champion_value']:.4f}")
+    right.metric(f"Challenger v{result['challenger_version']} · {decision.get('metric')}",
+                 "—" if decision.get("challenger_value") is None else f"{decision['challenger_value']:.4f}",
+                 delta=None if decision.get("uplift") is None else f"{decision['uplift']:+.1%}")
+    st.dataframe(views.comparison_table(result), hide_index=True, key=key(PAGE, "comparison"))
+    st.caption(decision.get("reason", ""))
+    from workbench.registry import aliases
+
+    current = aliases(project=project)
+    if result.get("promoted") or current.get("champion") == str(result["challenger_version"]):
+        st.success(f"v{result['challenger_version']} is the champion.", icon=":material/emoji_events:")
+        return
+    if current.get("challenger") == str(result["challenger_version"]) and st.button(
+        f"Promote v{result['challenger_version']} to champion", key=key(PAGE, "promote"), icon=":material/upgrade:"
+    ):
+        from workbench.retraining import promote_challenger
+
+        with shown_errors(), session_scope() as session:
+            promote_challenger(session, project=_project(session, project), actor=display_name(),
+                               reason=f"promoted on the Monitoring page after retrain job {data['id']}")
+            flash(f"v{result['challenger_version']} promoted to champion.")
+            st.rerun()
+
+
+# --------------------------------------------------------------------------- schedule
+
+
+@st.cache_resource
+def monitor_schedule() -> Any:
+    """The one monitoring scheduler of this server process (a daemon thread), or None when off."""
+    from workbench.schedule import MonitorScheduler
+    from workbench.settings import get_settings
+
+    settings = get_settings()
+    if settings.monitor_every_minutes <= 0:
+        return None
+    scheduler = MonitorScheduler(settings=settings, stop=threading.Event())
+    scheduler.start()
+    return scheduler
+
+
+def schedule_caption() -> None:
+    """Say whether scheduled checks run."""
+    from workbench.settings import get_settings
+
+    every = get_settings().monitor_every_minutes
+    monitor_schedule()
+    if every > 0:
+        st.caption(f":material/schedule: A check of every deployment runs every {every:g} minutes while the app is up.")
+    else:
+        st.caption("Scheduled checks are off (set WORKBENCH_MONITOR_EVERY_MINUTES, or use `workbench monitor` "
+                   "from cron).")
