@@ -17,6 +17,7 @@ if project is None:
 else:
     st.header(project.name)
     ui.journey(project)
+    ui.open_alerts(project)
     ui.recent_jobs(project)
 
 ui.create_project_form()

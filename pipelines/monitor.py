@@ -41,6 +41,11 @@ def run(
             settings=ctx.settings,
         )
     failed = [c["check"] for r in reports for c in r["summary"]["checks"] if c["status"] == "fail"]
+    from workbench.retraining import retrain_on_alert  # the on_alert / automatic policies retrain by themselves
+
+    retrain = retrain_on_alert(project_slug=ctx.project_slug, reports=reports, actor=ctx.actor, settings=ctx.settings)
+    if retrain["started"]:
+        ctx.log(f"retrain job {retrain['started']} started: {retrain['reason']}")
     for report in reports:
         ctx.log(f"deployment {report['deployment_id']}: {report['status']} (report {report['id']})")
     ctx.progress(1.0, f"{len(reports)} deployment(s) checked; {len(failed)} failed check(s)", force=True)
@@ -49,6 +54,7 @@ def run(
         "statuses": {str(r["deployment_id"]): r["status"] for r in reports},
         "failed_checks": failed,
         "alerts": [a["id"] for r in reports for a in r["summary"].get("alerts", []) if a.get("new")],
+        "retrain_job": retrain["started"],
     }
 
 

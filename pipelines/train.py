@@ -341,6 +341,7 @@ def work(
 
     from workbench.tracking import ensure_experiment, get_client
     from workbench.tuning import (
+        ATTR_SURPLUS,
         TrialRunWriter,
         config_from_study,
         finished_trials,
@@ -380,7 +381,10 @@ def work(
     def on_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         nonlocal mine
         writer.callback(study, trial)
-        mine += 1
+        if trial.user_attrs.get(ATTR_SURPLUS):
+            return  # started after the budget was spent elsewhere: not a trial of the study's budget
+        if trial.state.name in ("COMPLETE", "PRUNED"):
+            mine += 1
         if log is not None:
             log(f"[{worker_name}] trial {trial.number} {trial.state.name} value={trial.value} "
                 f"(study: {finished_trials(study)}/{target})")

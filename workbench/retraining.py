@@ -112,28 +112,29 @@ def validate_params(params: dict[str, Any], *, settings: Settings) -> dict[str, 
     unknown = sorted(set(params) - allowed)
     if unknown:
         raise InvalidInput(f"unknown retrain parameter(s) {unknown}; allowed: {sorted(allowed)}.", field=unknown[0])
-    out = {
-        "window": str(params.get("window") or DEFAULT_WINDOW),
-        "n_trials": int(params.get("n_trials") or settings.retrain_trials),
-        "holdout_fraction": float(params.get("holdout_fraction") or DEFAULT_HOLDOUT_FRACTION),
-        "models": params.get("models"),
-        "seed": int(params.get("seed") or 42),
-        "cooldown_minutes": float(
-            settings.retrain_cooldown_minutes if params.get("cooldown_minutes") is None else params["cooldown_minutes"]
-        ),
-    }
-    parse_window(out["window"])
-    if not 1 <= out["n_trials"] <= 200:
-        raise InvalidInput(f"n_trials must be between 1 and 200; got {out['n_trials']}.", field="n_trials")
-    if not 0.05 <= out["holdout_fraction"] <= 0.9:
+    def number(name: str, default: float, cast: type) -> Any:
+        raw = params.get(name)
+        try:
+            return cast(default if raw is None or raw == "" else raw)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"{name} must be a number; got {raw!r}.", field=name) from exc
+
+    window = str(params.get("window") or DEFAULT_WINDOW)
+    n_trials: int = number("n_trials", settings.retrain_trials, int)
+    holdout_fraction: float = number("holdout_fraction", DEFAULT_HOLDOUT_FRACTION, float)
+    seed: int = number("seed", 42, int)
+    cooldown: float = number("cooldown_minutes", settings.retrain_cooldown_minutes, float)
+    parse_window(window)
+    if not 1 <= n_trials <= 200:
+        raise InvalidInput(f"n_trials must be between 1 and 200; got {n_trials}.", field="n_trials")
+    if not 0.05 <= holdout_fraction <= 0.9:
         raise InvalidInput(
-            f"holdout_fraction must be between 0.05 and 0.9; got {out['holdout_fraction']}.", field="holdout_fraction"
+            f"holdout_fraction must be between 0.05 and 0.9; got {holdout_fraction}.", field="holdout_fraction"
         )
-    if out["cooldown_minutes"] < 0:
-        raise InvalidInput(
-            f"cooldown_minutes must be >= 0; got {out['cooldown_minutes']}.", field="cooldown_minutes"
-        )
-    return out
+    if cooldown < 0:
+        raise InvalidInput(f"cooldown_minutes must be >= 0; got {cooldown}.", field="cooldown_minutes")
+    return {"window": window, "n_trials": n_trials, "holdout_fraction": holdout_fraction,
+            "models": params.get("models"), "seed": seed, "cooldown_minutes": cooldown}
 
 
 def start_retrain(

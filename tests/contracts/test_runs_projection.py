@@ -162,3 +162,23 @@ def test_sync_reads_a_postgresql_tracking_store(postgres_url: str, workbench_hom
         assert _projected_ids(expr) == {ids[0], ids[2]}
     finally:
         reset_engines()
+
+
+def test_bulk_and_per_run_readers_agree(store: tuple[Any, str]) -> None:
+    """The whole-experiment reader (used when most runs changed) returns what the per-run reader does."""
+    from workbench.runs import _sql_read_experiment, _sql_read_runs, mlflow_engine
+    from workbench.settings import get_settings
+
+    client, experiment_id = store
+    ids = [_log(client, experiment_id, kind="trial", job="j", accuracy=a, model=m)
+           for a, m in ((0.3, "a"), (0.6, "b"), (0.9, "c"))]
+    client.log_metric(ids[0], "loss", float("nan"))
+    engine = mlflow_engine(get_settings().mlflow_tracking_uri)
+    wanted = set(ids[:2])
+
+    def key(runs: list[dict[str, Any]]) -> list[str]:
+        return sorted(repr(sorted((k, repr(v)) for k, v in run.items())) for run in runs)
+
+    bulk = _sql_read_experiment(engine, experiment_id, wanted)
+    assert {run["run_id"] for run in bulk} == wanted
+    assert key(bulk) == key(_sql_read_runs(engine, sorted(wanted)))

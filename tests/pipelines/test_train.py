@@ -114,7 +114,6 @@ def test_train_tracks_trials_registers_a_loadable_champion(
     import mlflow.pyfunc
     import mlflow.sklearn
 
-    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
     local = client.download_artifacts(parent.info.run_id, "model", str(workbench_home / "dl"))
     raw = xor_frame(n=20, seed=99).drop(columns=["label"])
     pipeline = mlflow.sklearn.load_model(local)

@@ -77,6 +77,11 @@ def monitor(
             with_evidently=not fast,
             actor=actor(),
         )
-    emit(results, as_json=as_json, text=_text(results))
+    from workbench.retraining import retrain_on_alert  # the on_alert / automatic policies retrain by themselves
+
+    retrain = retrain_on_alert(project_slug=project_slug, reports=results, actor=actor())
+    text = _text(results) + (f"\nretrain job {retrain['started']} started: {retrain['reason']}"
+                             if retrain["started"] else "")
+    emit(results, as_json=as_json, text=text)
     failed = any(check["status"] == "fail" for report in results for check in report["summary"]["checks"])
     ctx.exit(1 if failed else 0)

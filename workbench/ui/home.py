@@ -11,7 +11,22 @@ from workbench.db import session_scope
 from workbench.db.models import Project
 from workbench.ui.context import current_project
 
-__all__ = ["create_project_form", "current_project", "journey", "recent_jobs"]
+__all__ = ["create_project_form", "current_project", "journey", "open_alerts", "recent_jobs"]
+
+
+def open_alerts(project: Project) -> None:
+    """The project's open monitoring alerts, with a link to the Monitoring page (nothing when none)."""
+    from workbench.monitoring.service import list_alerts
+
+    with session_scope() as session:
+        alerts = [(a.id, a.check, a.message, a.created_at) for a in list_alerts(session, project=project, limit=5)]
+    if not alerts:
+        return
+    st.subheader("Open alerts")
+    for alert_id, check, message, created_at in alerts:
+        st.error(f"#{alert_id} · {check} · {created_at:%Y-%m-%d %H:%M}: {message}", icon=":material/notifications:")
+    if _page_exists("pages/monitoring.py"):
+        st.page_link("pages/monitoring.py", label="Open Monitoring", icon=":material/monitor_heart:")
 
 
 def _page_exists(page: str) -> bool:

@@ -85,10 +85,10 @@ def window_picker() -> str:
         return f"{int(hours)}h"
     today = date.today()
     picked = st.date_input("Dates", value=(today - timedelta(days=7), today), key=key(PAGE, "window_dates"))
-    if isinstance(picked, tuple | list) and len(picked) == 2:
-        return f"{picked[0].isoformat()}..{picked[1].isoformat()}"
-    first = picked[0] if isinstance(picked, tuple | list) else picked
-    return f"{first.isoformat()}..{first.isoformat()}"
+    days = [d for d in (picked if isinstance(picked, tuple | list) else [picked]) if d is not None]
+    if not days:  # the range is being picked (one click so far): today only until it is complete
+        days = [today]
+    return f"{days[0].isoformat()}..{days[-1].isoformat()}"
 
 
 def window_size(deployment_id: int, window: str) -> int:
@@ -190,16 +190,19 @@ def latest_report(project: Project, deployment_id: int) -> dict[str, Any] | None
         st.caption("No report for this deployment yet: pick a window and run a check.")
         return None
     ids = [r["id"] for r in rows]
-    wanted = st.session_state.get(key(PAGE, "report"))
-    index = ids.index(wanted) if wanted in ids else 0
+    wanted = st.session_state.pop(key(PAGE, "report"), None)
+    pick = key(PAGE, "report_pick")
+    if wanted in ids:  # a check just ran: show its report
+        st.session_state[pick] = wanted
+    elif st.session_state.get(pick) not in ids:
+        st.session_state.pop(pick, None)
     by_id = {r["id"]: r for r in rows}
     chosen = st.selectbox(
         "Report",
         ids,
-        index=index,
         format_func=lambda i: f"#{i} · {by_id[i]['created_at'][:19]} · {by_id[i]['window']['spec']} · "
         f"{by_id[i]['status']}",
-        key=key(PAGE, "report_pick"),
+        key=pick,
     )
     return by_id[chosen]
 
