@@ -180,11 +180,16 @@ def promote(
     check_choice("alias", alias, ALIASES)
     text = _check_reason(reason)
     info = get_version(session, project=project, version=version, settings=settings)
-    current = aliases(project=project, settings=settings).get(alias)
+    held = aliases(project=project, settings=settings)
+    current = held.get(alias)
     if current == info.version:
         raise Conflict(f"Version {info.version} is already the {alias} of {model_name(project)!r}; pick another "
                        "version.")
-    _client(settings).set_registered_model_alias(model_name(project), alias, info.version)
+    client = _client(settings)
+    client.set_registered_model_alias(model_name(project), alias, info.version)
+    if alias == "champion" and held.get("challenger") == info.version:
+        # The challenger won: it is the champion now, so nothing is left challenging it.
+        client.delete_registered_model_alias(model_name(project), "challenger")
     row = Promotion(project_id=project.id, alias=alias, from_version=current, to_version=info.version,
                     action="promote", actor=actor or "", reason=text)
     session.add(row)
