@@ -236,3 +236,52 @@ def test_home_lists_open_alerts_with_a_link(setup: dict[str, Any]) -> None:
     assert {f"#{i}" for i in open_ids} <= {e.value.split(" ")[0] for e in at.error}
     links = at.get("page_link")
     assert any("Monitoring" in link.proto.label for link in links), [link.proto for link in links]
+
+
+def test_a_large_window_runs_as_a_monitor_job(setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above the inline limit the check is a background ``monitor`` job, shown with its progress."""
+    import time
+
+    from workbench.db.models import Job
+    from workbench.ui import monitoring as ui
+
+    monkeypatch.setattr(ui, "INLINE_MAX_RECORDS", 10)  # the page module is shared with AppTest's script runs
+    at = _app(setup["slug"])
+    at.radio(key="monitoring.window_kind").set_value("Last N hours").run()
+    at.number_input(key="monitoring.window_hours").set_value(24).run()
+    at.checkbox(key="monitoring.with_evidently").set_value(False).run()
+    _button(at, "Run check").click().run()
+    assert not at.exception, at.exception
+    job_id = at.session_state["monitoring.job"]
+    with session_scope() as session:
+        assert session.get(Job, job_id).kind == "monitor"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with session_scope() as session:
+            job = session.get(Job, job_id)
+            if job.status not in ("queued", "running"):
+                break
+        time.sleep(0.5)
+    assert job.status == "succeeded", job.error
+    at.run()  # the polling fragment's rerun does not fire in AppTest
+    assert not at.exception
+    assert any(f"Job `{job_id}`" in m.value and "succeeded" in m.value for m in at.markdown)
+    report_id = job.result["report_ids"][0]
+    at.run()
+    assert at.selectbox(key="monitoring.report_pick").value == report_id
+
+
+def test_the_page_is_under_operate_and_guides_without_a_deployment(setup: dict[str, Any]) -> None:
+    from workbench.projects import create_project
+
+    with session_scope() as session:
+        slug = create_project(session, name="No deployment yet", task_type="regression", target="y").slug
+    at = AppTest.from_file(str(Path(PAGE).parents[1] / "streamlit_app.py"), default_timeout=60)
+    at.session_state["shell.project"] = slug
+    at.query_params["project"] = slug
+    at.run()
+    at.switch_page("pages/monitoring.py").run()
+    assert not at.exception, at.exception
+    assert any(t.value == "Monitoring · No deployment yet" for t in at.title)
+    assert any("No deployment yet" in i.value for i in at.info)
+    assert any("No retrain yet" in c.value for c in at.caption)

@@ -61,9 +61,15 @@ def set_canvas_fields(slug: str, fields: dict[tuple[str, str], Any]) -> None:
 
 
 def log_traffic(slug: str, deployment_id: int, rows: pd.DataFrame, *, prefix: str, alias: str = "champion") -> str:
-    """Score ``rows`` with the model ``alias`` points at, log them one hour apart ending now, label them."""
+    """Score ``rows`` with the model ``alias`` points at, log them a minute apart, label them.
+
+    They end now, or start just after the deployment's newest logged row when that is later, so
+    "the last N records" of the log are the rows logged last.
+    """
+    from sqlalchemy import func, select
+
     from workbench.db import session_scope
-    from workbench.db.models import utcnow
+    from workbench.db.models import PredictionLog, utcnow
     from workbench.prediction_log import insert_rows, make_row, record_feedback
     from workbench.projects import get_project
     from workbench.registry import aliases, load_version_model
@@ -72,12 +78,16 @@ def log_traffic(slug: str, deployment_id: int, rows: pd.DataFrame, *, prefix: st
         project = get_project(session, slug=slug)
         version = aliases(project=project)[alias]
         model = load_version_model(project=project, version=version)
+        newest = session.scalar(select(func.max(PredictionLog.ts)).where(PredictionLog.deployment_id == deployment_id))
     features = [c for c in rows.columns if c not in ("churned", "timestamp")]
     predictions = model.predict(rows[features])
-    start = utcnow() - timedelta(hours=len(rows))
+    step = timedelta(minutes=1)
+    start = utcnow() - step * len(rows)
+    if newest is not None and newest + step > start:
+        start = newest + step
     logged = [
         make_row(deployment_id=deployment_id, request_id=f"{prefix}{i}", features=record,
-                 prediction=str(predictions[i]), latency_ms=3.0, ts=start + timedelta(hours=i))
+                 prediction=str(predictions[i]), latency_ms=3.0, ts=start + step * i)
         for i, record in enumerate(rows[features].to_dict(orient="records"))
     ]
     with session_scope() as session:

@@ -5,6 +5,7 @@ on one fresh holdout, promotion per policy, the cooldown, and ``workbench retrai
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,9 @@ def test_retrain_gates_on_a_fresh_holdout_promotes_per_policy_and_cools_down(
         project = get_project(session, slug=slug)
         current = aliases(project=project)
         moves = [(p.alias, p.to_version, p.action) for p in history(session, project=project)]
-    assert current["challenger"] == current["champion"] == result["challenger_version"] != drifted_project["champion"]
+    # The challenger won and is the champion now; the registry leaves nothing challenging it.
+    assert current["champion"] == result["challenger_version"] != drifted_project["champion"]
+    assert "challenger" not in current
     assert ("challenger", result["challenger_version"], "promote") in moves
     assert ("champion", result["challenger_version"], "promote") in moves
 
@@ -126,6 +129,25 @@ def test_retrain_gates_on_a_fresh_holdout_promotes_per_policy_and_cools_down(
     with session_scope() as session:
         current = aliases(project=get_project(session, slug=slug))
     assert current["challenger"] == data["result"]["challenger_version"] != current["champion"]
+
+    # on_alert: a monitor job whose check fails starts a retrain job by itself; promotion stays manual.
+    _set_policy(slug, "on_alert")
+    monitored = _run(slug, "monitor", {"window": "100", "with_evidently": False})
+    assert monitored["status"] == "succeeded" and monitored["result"]["failed_checks"]
+    retrain_id = monitored["result"]["retrain_job"]
+    assert retrain_id
+    from workbench.jobs import FINAL_STATUSES, get_job
+
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        with session_scope() as session:
+            started = get_job(session, job_id=retrain_id)
+            status, started_result, error = started.status, dict(started.result or {}), started.error
+        if status in FINAL_STATUSES:
+            break
+        time.sleep(0.5)
+    assert status == "succeeded", error
+    assert started_result["decision"]["policy"] == "on_alert" and started_result["promoted"] is False
 
 
 def test_decide_follows_each_policy() -> None:

@@ -24,6 +24,7 @@ from workbench.serving.model_loader import KIND_LABELS, InputColumn, ServedModel
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 DEFAULT_CHUNK_ROWS = 50_000
+CSV_BLOCK_BYTES = 8 << 20
 REQUEST_ID_COLUMN = "request_id"
 PREDICTION_COLUMN = "prediction"
 PROBA_PREFIX = "proba_"
@@ -133,7 +134,14 @@ def open_input(path: Path, *, chunk_rows: int) -> tuple[Any, Any, int]:
     if not path.is_file():
         raise InvalidInput(f"input_path {str(path)!r} does not exist or is not a file.", field="input_path")
     try:
-        dataset = ds.dataset(str(path), format=fmt)
+        if fmt == "csv":
+            import pyarrow.csv as pacsv
+
+            # 8 MiB blocks: chunks of tens of thousands of rows, and types inferred from that many rows.
+            source_format: Any = ds.CsvFileFormat(read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES))
+        else:
+            source_format = fmt
+        dataset = ds.dataset(str(path), format=source_format)
         schema = dataset.schema
     except Exception as exc:  # pyarrow raises ArrowInvalid and friends on unreadable files
         raise InvalidInput(f"input_path {str(path)!r} is not a readable {fmt.upper()} file: {exc}",
@@ -141,7 +149,9 @@ def open_input(path: Path, *, chunk_rows: int) -> tuple[Any, Any, int]:
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
-        parquet = pq.ParquetFile(str(path))
+        # pre_buffer=False: with pyarrow's default pre-buffering, iter_batches keeps every row group's
+        # buffers alive and memory grows with the file (measured: +70 MB per million rows).
+        parquet = pq.ParquetFile(str(path), pre_buffer=False, buffer_size=1 << 20)
         total = parquet.metadata.num_rows
         # One row group at a time, no read-ahead: a dataset scanner reads ahead faster than the
         # model scores, and its buffer then grows with the file (1.3 GB peak at 5M rows).

@@ -11,7 +11,14 @@ from workbench.db import session_scope
 from workbench.db.models import Project
 from workbench.ui.context import current_project
 
-__all__ = ["create_project_form", "current_project", "journey", "open_alerts", "recent_jobs"]
+__all__ = ["create_project_form", "current_project", "journey", "monitor_schedule", "open_alerts", "recent_jobs"]
+
+
+def monitor_schedule() -> None:
+    """Start the monitoring schedule of this server process (a no-op when it is off or already running)."""
+    from workbench.ui.monitoring import monitor_schedule as start
+
+    start()
 
 
 def open_alerts(project: Project) -> None:

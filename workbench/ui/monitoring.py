@@ -170,7 +170,9 @@ def check_job(project: Project) -> None:
 
     def extra(job: dict[str, Any]) -> None:
         result = job.get("result") or {}
-        if job["status"] == "succeeded" and result.get("report_ids"):
+        shown = key(PAGE, "job_report_shown")
+        if job["status"] == "succeeded" and result.get("report_ids") and st.session_state.get(shown) != job["id"]:
+            st.session_state[shown] = job["id"]  # once: later the picker is the user's again
             st.session_state[key(PAGE, "report")] = result["report_ids"][0]
 
     job_progress(job_id, key=key(PAGE, "job_status"), extra=extra)
