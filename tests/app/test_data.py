@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-from bad_inputs import CASES, BadCase, good_csv, good_frame
-from conftest import REPO_ROOT, reset_workbench_caches
+from tests.bad_inputs import CASES, BadCase, good_csv, good_frame
+from tests.conftest import REPO_ROOT, reset_workbench_caches
 from streamlit.testing.v1 import AppTest
 
 from workbench.datasets import create_project_with_dataset, list_datasets

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from bad_inputs import CASES, BadCase, good_csv
-from conftest import REPO_ROOT, reset_workbench_caches
+from tests.bad_inputs import CASES, BadCase, good_csv
+from tests.conftest import REPO_ROOT, reset_workbench_caches
 from streamlit.testing.v1 import AppTest
 
 from workbench.datasets import latest_dataset, load_frame

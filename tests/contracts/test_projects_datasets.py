@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from bad_inputs import good_frame
+from tests.bad_inputs import good_frame
 from sqlalchemy import func, select
 
 from workbench.datasets import (

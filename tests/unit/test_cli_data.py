@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from bad_inputs import CASES, BadCase, good_csv
+from tests.bad_inputs import CASES, BadCase, good_csv
 from click.testing import CliRunner, Result
-from conftest import reset_workbench_caches
+from tests.conftest import reset_workbench_caches
 
 from workbench.cli import main
 

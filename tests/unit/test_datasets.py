@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from bad_inputs import CASES, BadCase, good_csv, good_frame
+from tests.bad_inputs import CASES, BadCase, good_csv, good_frame
 from sqlalchemy import func, select
 
 from workbench.datasets import (
@@ -43,7 +43,7 @@ def _frame_or_error(case: BadCase) -> pd.DataFrame:
 def test_every_bad_input_is_refused_with_its_message(
     case: BadCase, workbench_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from conftest import reset_workbench_caches
+    from tests.conftest import reset_workbench_caches
 
     for name, value in case.env.items():
         monkeypatch.setenv(name, value)
@@ -57,7 +57,7 @@ def test_every_bad_input_is_refused_with_its_message(
 
 
 def test_size_limit_names_limit_and_setting(workbench_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from conftest import reset_workbench_caches
+    from tests.conftest import reset_workbench_caches
 
     monkeypatch.setenv("WORKBENCH_MAX_UPLOAD_MB", "0.001")
     reset_workbench_caches()
@@ -138,7 +138,7 @@ def test_validate_target_time_column_and_close_names() -> None:
 
 
 def test_max_classes_follows_the_setting(workbench_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from conftest import reset_workbench_caches
+    from tests.conftest import reset_workbench_caches
 
     frame = good_frame(60)
     frame["label"] = [f"c{i % 8}" for i in range(60)]
