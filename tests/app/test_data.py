@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.bad_inputs import CASES, BadCase, good_csv, good_frame
-from tests.conftest import REPO_ROOT, reset_workbench_caches
 from streamlit.testing.v1 import AppTest
 
+from tests.bad_inputs import CASES, BadCase, good_csv, good_frame
+from tests.conftest import REPO_ROOT, reset_workbench_caches
 from workbench.datasets import create_project_with_dataset, list_datasets
 from workbench.db import session_scope
 from workbench.projects import create_project, get_project

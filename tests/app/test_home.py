@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.bad_inputs import CASES, BadCase, good_csv
-from tests.conftest import REPO_ROOT, reset_workbench_caches
 from streamlit.testing.v1 import AppTest
 
+from tests.bad_inputs import CASES, BadCase, good_csv
+from tests.conftest import REPO_ROOT, reset_workbench_caches
 from workbench.datasets import latest_dataset, load_frame
 from workbench.db import session_scope
 from workbench.projects import get_project, list_projects

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.bad_inputs import good_frame
 from sqlalchemy import func, select
 
+from tests.bad_inputs import good_frame
 from workbench.datasets import (
     add_dataset,
     create_project_with_dataset,

@@ -140,7 +140,7 @@ def test_compare_with_champion_and_model_card(workbench_home: Path) -> None:
 
 
 def test_a_challenger_promoted_to_champion_stops_being_the_challenger(db_url: str, workbench_home: Path) -> None:
-    v1, v2 = _setup(workbench_home, extra_versions=0)
+    _v1, v2 = _setup(workbench_home, extra_versions=0)
     _promote(v2, "retrained on fresh data", alias="challenger")
     _promote(v2, "challenger won on the fresh holdout")
     with session_scope() as session:

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.bad_inputs import CASES, BadCase, good_csv
 from click.testing import CliRunner, Result
-from tests.conftest import reset_workbench_caches
 
+from tests.bad_inputs import CASES, BadCase, good_csv
+from tests.conftest import reset_workbench_caches
 from workbench.cli import main
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from tests.bad_inputs import CASES, BadCase, good_csv, good_frame
 from sqlalchemy import func, select
 
+from tests.bad_inputs import CASES, BadCase, good_csv, good_frame
 from workbench.datasets import (
     BUILTINS,
     SYNTHETIC,

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from tests.bad_inputs import good_frame
 
+from tests.bad_inputs import good_frame
 from workbench.datasets import create_project_with_dataset, latest_dataset
 from workbench.db import session_scope
 from workbench.profiling import (

@@ -357,5 +357,21 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("promotions", "saved_views", "run_sync_state", "run_projection", "alerts", "monitoring_metrics", "monitoring_reports", "deployment_metrics", "prediction_log", "deployments", "splits", "canvas_revisions", "jobs", "datasets", "projects"):
+    for table in (
+        "promotions",
+        "saved_views",
+        "run_sync_state",
+        "run_projection",
+        "alerts",
+        "monitoring_metrics",
+        "monitoring_reports",
+        "deployment_metrics",
+        "prediction_log",
+        "deployments",
+        "splits",
+        "canvas_revisions",
+        "jobs",
+        "datasets",
+        "projects",
+    ):
         op.drop_table(table)
