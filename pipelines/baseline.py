@@ -7,7 +7,6 @@ the canvas's primary metric; :func:`workbench.baselines.bar_to_beat` reads it ba
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from typing import Any
@@ -75,21 +74,13 @@ def run(
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m pipelines.baseline PROJECT``: run a baseline job in the foreground, print its JSON."""
-    from workbench.job_runner import run_job
-    from workbench.jobs import create_job, get_job, job_dict
-    from workbench.settings import get_settings
-
     parser = argparse.ArgumentParser(prog="python -m pipelines.baseline", description=__doc__)
     parser.add_argument("project", help="project slug")
     args = parser.parse_args(argv)
-    settings = get_settings()
-    settings.ensure_home()
-    with session_scope(settings.db_url) as session:
-        job_id = create_job(session, kind="baseline", project=get_project(session, slug=args.project)).id
-    status = run_job(job_id, settings=settings)
-    with session_scope(settings.db_url) as session:
-        sys.stdout.write(json.dumps(job_dict(get_job(session, job_id=job_id)), indent=2, default=str) + "\n")
-    return 0 if status == "succeeded" else 1
+    from workbench.commands.common import actor
+    from workbench.job_runner import run_in_foreground
+
+    return run_in_foreground(kind="baseline", project_slug=args.project, params={}, actor=actor())
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ check ``workbench monitor`` runs, storing the same report, history and alerts.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -60,32 +59,17 @@ def run(
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m pipelines.monitor PROJECT [--deployment D] [--window W]``: run in the foreground."""
-    from workbench.commands.common import actor
-    from workbench.errors import WorkbenchError
-    from workbench.job_runner import run_job
-    from workbench.jobs import create_job, get_job, job_dict
-    from workbench.settings import get_settings
-
     parser = argparse.ArgumentParser(prog="python -m pipelines.monitor", description=__doc__)
     parser.add_argument("project", help="project slug")
     parser.add_argument("--deployment", type=int, default=None, help="deployment id (default: all)")
     parser.add_argument("--window", default=None, help="300, 24h or 2026-11-01..2026-11-07")
     parser.add_argument("--fast", action="store_true", help="skip the Evidently report")
     args = parser.parse_args(argv)
-    settings = get_settings()
-    settings.ensure_home()
+    from workbench.commands.common import actor
+    from workbench.job_runner import run_in_foreground
+
     params = {"deployment_id": args.deployment, "window": args.window, "with_evidently": not args.fast}
-    try:
-        with session_scope(settings.db_url) as session:
-            project = get_project(session, slug=args.project)
-            job_id = create_job(session, kind="monitor", project=project, params=params, actor=actor()).id
-    except WorkbenchError as exc:
-        sys.stderr.write(f"Error: {exc}\n")
-        return 2
-    status = run_job(job_id, settings=settings)
-    with session_scope(settings.db_url) as session:
-        sys.stdout.write(json.dumps(job_dict(get_job(session, job_id=job_id)), indent=2, default=str) + "\n")
-    return 0 if status == "succeeded" else 1
+    return run_in_foreground(kind="monitor", project_slug=args.project, params=params, actor=actor())
 
 
 if __name__ == "__main__":

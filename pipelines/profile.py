@@ -7,7 +7,6 @@ report is also a cancellation point) and stores it beside the dataset as JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from typing import Any
@@ -55,31 +54,16 @@ def run(ctx: JobContext, dataset_id: int | None = None) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m pipelines.profile PROJECT [--dataset-id N]``: run a profile job in the foreground."""
-    from workbench.job_runner import run_job
-    from workbench.jobs import create_job, get_job, job_dict
-    from workbench.settings import get_settings
-
     parser = argparse.ArgumentParser(prog="python -m pipelines.profile", description=__doc__)
     parser.add_argument("project", help="project slug")
     parser.add_argument("--dataset-id", type=int, default=None, help="dataset id (default: the latest version)")
     args = parser.parse_args(argv)
-    from workbench.commands.common import actor
-    from workbench.errors import WorkbenchError
 
-    settings = get_settings()
-    settings.ensure_home()
+    from workbench.commands.common import actor
+    from workbench.job_runner import run_in_foreground
+
     params = {"dataset_id": args.dataset_id} if args.dataset_id is not None else {}
-    try:
-        with session_scope(settings.db_url) as session:
-            project = get_project(session, slug=args.project)
-            job_id = create_job(session, kind="profile", project=project, params=params, actor=actor()).id
-    except WorkbenchError as exc:
-        sys.stderr.write(f"Error: {exc}\n")
-        return 2
-    status = run_job(job_id, settings=settings)
-    with session_scope(settings.db_url) as session:
-        sys.stdout.write(json.dumps(job_dict(get_job(session, job_id=job_id)), indent=2, default=str) + "\n")
-    return 0 if status == "succeeded" else 1
+    return run_in_foreground(kind="profile", project_slug=args.project, params=params, actor=actor())
 
 
 if __name__ == "__main__":

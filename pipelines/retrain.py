@@ -9,7 +9,6 @@ refitted and registered exactly like any tuning job.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -139,31 +138,16 @@ def run(
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m pipelines.retrain PROJECT [--window W] [--trials N]``: run a retrain in the foreground."""
-    from workbench.commands.common import actor
-    from workbench.errors import WorkbenchError
-    from workbench.job_runner import run_job
-    from workbench.jobs import create_job, get_job, job_dict
-    from workbench.settings import get_settings
-
     parser = argparse.ArgumentParser(prog="python -m pipelines.retrain", description=__doc__)
     parser.add_argument("project", help="project slug")
     parser.add_argument("--window", default=None, help="labelled log window (default 30d)")
     parser.add_argument("--trials", type=int, default=None, help="tuning budget (default: the setting)")
     args = parser.parse_args(argv)
-    settings = get_settings()
-    settings.ensure_home()
-    try:
-        with session_scope(settings.db_url) as session:
-            project = get_project(session, slug=args.project)
-            job_id = create_job(session, kind="retrain", project=project,
-                                params={"window": args.window, "n_trials": args.trials}, actor=actor()).id
-    except WorkbenchError as exc:
-        sys.stderr.write(f"Error: {exc}\n")
-        return 2
-    status = run_job(job_id, settings=settings)
-    with session_scope(settings.db_url) as session:
-        sys.stdout.write(json.dumps(job_dict(get_job(session, job_id=job_id)), indent=2, default=str) + "\n")
-    return 0 if status == "succeeded" else 1
+    from workbench.commands.common import actor
+    from workbench.job_runner import run_in_foreground
+
+    params = {"window": args.window, "n_trials": args.trials}
+    return run_in_foreground(kind="retrain", project_slug=args.project, params=params, actor=actor())
 
 
 if __name__ == "__main__":

@@ -149,6 +149,32 @@ def run_job(job_id: str, *, settings: Settings | None = None) -> str:
     return "succeeded"
 
 
+def run_in_foreground(*, kind: str, project_slug: str, params: dict[str, Any], actor: str = "") -> int:
+    """Create a ``kind`` job and run it in this process, printing the finished job as JSON.
+
+    What each pipeline's ``python -m pipelines.X PROJECT`` does: exit 0 when the job succeeded,
+    1 when it did not, and 2 (with one line on stderr) when it could not be created.
+    """
+    import json
+
+    from workbench.jobs import create_job, get_job, job_dict
+    from workbench.projects import get_project
+
+    settings = get_settings()
+    settings.ensure_home()
+    try:
+        with session_scope(settings.db_url) as session:
+            project = get_project(session, slug=project_slug)
+            job_id = create_job(session, kind=kind, project=project, params=params, actor=actor).id
+    except WorkbenchError as exc:
+        sys.stderr.write(f"Error: {exc}\n")
+        return 2
+    status = run_job(job_id, settings=settings)
+    with session_scope(settings.db_url) as session:
+        sys.stdout.write(json.dumps(job_dict(get_job(session, job_id=job_id)), indent=2, default=str) + "\n")
+    return 0 if status == "succeeded" else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the job process."""
     args = sys.argv[1:] if argv is None else argv

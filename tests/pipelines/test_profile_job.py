@@ -126,3 +126,32 @@ def test_profile_job_without_data_fails_with_a_hint(workbench_home: Path) -> Non
     assert "has no dataset yet" in data["error"]
     with pytest.raises(WorkbenchError, match="cannot be started again"):
         run_job(job_id)
+
+
+def test_python_m_pipeline_runs_the_job_in_the_foreground_and_prints_it(workbench_home: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    with session_scope() as session:
+        create_project_with_dataset(
+            session,
+            name="Foreground",
+            dataset_spec_or_frame="synthetic:demand?rows=200",
+            target="units_sold",
+            task_type="regression",
+        )
+    env = {**os.environ, "WORKBENCH_HOME": str(workbench_home)}
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.profile", "foreground"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    job = json.loads(done.stdout)
+    assert job["kind"] == "profile" and job["status"] == "succeeded" and job["result"]["n_rows"] == 200
+
+    missing = subprocess.run(
+        [sys.executable, "-m", "pipelines.profile", "nope"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("Error: No project with slug 'nope'")

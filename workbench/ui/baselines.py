@@ -6,6 +6,7 @@ beat on their own charts with it.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -13,7 +14,9 @@ import streamlit as st
 
 from workbench.db import session_scope
 from workbench.db.models import Dataset, Project
+from workbench.ui import context
 from workbench.ui.context import display_name, key
+from workbench.ui.data import latest as latest_dataset_or_none
 from workbench.ui.errors import shown_errors
 
 PAGE = "baselines"
@@ -23,29 +26,9 @@ BAR_COLOUR = "#c62828"
 MAX_CHOICES = 50
 
 
-def flash(message: str) -> None:
-    """Show ``message`` after a rerun."""
-    st.session_state[key(PAGE, "flash")] = message
-    st.rerun()
-
-
-def show_flash() -> None:
-    """The message left by :func:`flash`, once."""
-    message = st.session_state.pop(key(PAGE, "flash"), None)
-    if message:
-        st.success(message, icon=":material/check_circle:")
-
-
-def latest_dataset_or_none(project: Project) -> Dataset | None:
-    """The project's newest dataset (detached), or None when it has no data."""
-    from workbench.datasets import latest_dataset
-    from workbench.errors import NotFound
-
-    try:
-        with session_scope() as session:
-            return latest_dataset(session, project=project)
-    except NotFound:
-        return None
+# The message an action leaves for the next run of this page.
+flash = partial(context.flash, PAGE, rerun=True)
+show_flash = partial(context.show_flash, PAGE)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -81,3 +81,17 @@ def display_name() -> str:
     except Exception:  # st.user raises when auth is not configured; fall back to the typed name
         pass
     return str(st.session_state.get(NAME_STATE) or "anonymous")
+
+
+def flash(page: str, message: str, *, rerun: bool = False) -> None:
+    """Keep ``message`` for the page's next run (and re-run now when ``rerun``), so it shows once."""
+    st.session_state[key(page, "flash")] = message
+    if rerun:
+        st.rerun()
+
+
+def show_flash(page: str) -> None:
+    """Show, once, the message that :func:`flash` left for ``page``."""
+    message = st.session_state.pop(key(page, "flash"), None)
+    if message:
+        st.success(message, icon=":material/check_circle:")

@@ -8,6 +8,7 @@ profiled by a background job whose progress the page follows.
 from __future__ import annotations
 
 import itertools
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -15,6 +16,7 @@ import streamlit as st
 
 from workbench.db import session_scope
 from workbench.db.models import Dataset, Project
+from workbench.ui import context
 from workbench.ui.context import display_name, key
 from workbench.ui.errors import shown_errors
 
@@ -27,17 +29,9 @@ DEFAULT_CHARTS = 12
 UPLOAD_TYPES = ["csv", "parquet", "pq", "txt", "tsv"]
 
 
-def flash(message: str) -> None:
-    """Show ``message`` after a rerun (the page re-reads what just changed)."""
-    st.session_state[key(PAGE, "flash")] = message
-    st.rerun()
-
-
-def show_flash() -> None:
-    """The message left by :func:`flash`, once."""
-    message = st.session_state.pop(key(PAGE, "flash"), None)
-    if message:
-        st.success(message, icon=":material/check_circle:")
+# The message an action leaves for the next run of this page.
+flash = partial(context.flash, PAGE, rerun=True)
+show_flash = partial(context.show_flash, PAGE)
 
 
 def latest(project: Project) -> Dataset | None:

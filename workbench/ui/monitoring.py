@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from datetime import date, timedelta
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -13,6 +14,7 @@ import streamlit as st
 
 from workbench.db import session_scope
 from workbench.db.models import Project
+from workbench.ui import context
 from workbench.ui.context import display_name, key
 
 PAGE = "monitoring"
@@ -33,16 +35,9 @@ def _project(session: Any, project: Project) -> Project:
     return get_project(session, slug=project.slug)
 
 
-def flash(message: str) -> None:
-    """Show ``message`` after the next rerun."""
-    st.session_state[key(PAGE, "flash")] = message
-
-
-def show_flash() -> None:
-    """Show (once) the message left by the last action."""
-    message = st.session_state.pop(key(PAGE, "flash"), None)
-    if message:
-        st.success(message, icon=":material/check_circle:")
+# The message an action leaves for the next run of this page.
+flash = partial(context.flash, PAGE)
+show_flash = partial(context.show_flash, PAGE)
 
 
 # --------------------------------------------------------------------------- deployment and window

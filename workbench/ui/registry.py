@@ -3,6 +3,7 @@ the promotion history, compare with the champion, and the model card."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -10,6 +11,7 @@ import streamlit as st
 
 from workbench.db import session_scope
 from workbench.db.models import Project
+from workbench.ui import context
 from workbench.ui.context import display_name, key
 
 PAGE = "registry"
@@ -21,16 +23,9 @@ def _project(session: Any, project: Project) -> Project:
     return get_project(session, slug=project.slug)
 
 
-def flash(message: str) -> None:
-    """Show ``message`` after the next rerun."""
-    st.session_state[key(PAGE, "flash")] = message
-
-
-def show_flash() -> None:
-    """Show (once) the message left by the last action."""
-    message = st.session_state.pop(key(PAGE, "flash"), None)
-    if message:
-        st.success(message, icon=":material/check_circle:")
+# The message an action leaves for the next run of this page.
+flash = partial(context.flash, PAGE)
+show_flash = partial(context.show_flash, PAGE)
 
 
 def load_versions(project: Project) -> list[Any]:
