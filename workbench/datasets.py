@@ -349,7 +349,10 @@ def _with_missing(frame: pd.DataFrame, columns: list[str], share: float, rng: np
         frame.loc[mask, column] = np.nan
 
 
-def _generate_churn(p: dict[str, Any]) -> pd.DataFrame:
+def _timeline(
+    p: dict[str, Any],
+) -> tuple[np.random.Generator, pd.DatetimeIndex, np.ndarray, np.ndarray, np.ndarray]:
+    """The generator's random source, timestamps and per-row strengths of each drift kind asked for."""
     rng = np.random.default_rng(p["seed"])
     n = p["rows"]
     timestamps = pd.date_range(p["start"], periods=n, freq=p["freq"])
@@ -358,6 +361,12 @@ def _generate_churn(p: dict[str, Any]) -> pd.DataFrame:
     shift = w if "shift" in kinds else np.zeros(n)
     mix = np.clip(w, 0, 1) if "mix" in kinds else np.zeros(n)
     concept = np.clip(w, 0, 1) if "concept" in kinds else np.zeros(n)
+    return rng, timestamps, shift, mix, concept
+
+
+def _generate_churn(p: dict[str, Any]) -> pd.DataFrame:
+    rng, timestamps, shift, mix, concept = _timeline(p)
+    n = len(timestamps)
 
     tenure = rng.gamma(2.0, 12.0, n).round(0).clip(0, 72)
     # Numeric shift: charges rise by up to 25 per unit of drift.
@@ -400,14 +409,8 @@ def _generate_churn(p: dict[str, Any]) -> pd.DataFrame:
 
 
 def _generate_demand(p: dict[str, Any]) -> pd.DataFrame:
-    rng = np.random.default_rng(p["seed"])
-    n = p["rows"]
-    timestamps = pd.date_range(p["start"], periods=n, freq=p["freq"])
-    w = _drift_weights(timestamps, p["drift_start"]) * p["drift"]
-    kinds = p["drift_kinds"]
-    shift = w if "shift" in kinds else np.zeros(n)
-    mix = np.clip(w, 0, 1) if "mix" in kinds else np.zeros(n)
-    concept = np.clip(w, 0, 1) if "concept" in kinds else np.zeros(n)
+    rng, timestamps, shift, mix, concept = _timeline(p)
+    n = len(timestamps)
 
     day_of_year = timestamps.dayofyear.to_numpy()
     # Numeric shift: it gets warmer by up to 8 degrees per unit of drift.

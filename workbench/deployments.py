@@ -163,7 +163,7 @@ def refresh_statuses(session: Session) -> list[int]:
             changed.append(deployment.id)
     # Foreground deployments (`workbench serve`, `workbench stream`) have no job: their process is the
     # only sign of life. The launcher is local, so a PID that no longer exists means the process died.
-    from workbench.jobs import _pid_alive
+    from workbench.jobs import pid_alive
 
     orphans = session.scalars(
         select(Deployment).where(
@@ -171,7 +171,7 @@ def refresh_statuses(session: Session) -> list[int]:
         )
     )
     for deployment in orphans:
-        if not _pid_alive(deployment.pid):
+        if not pid_alive(deployment.pid):
             deployment.status = "failed"
             deployment.stopped_at = utcnow()
             changed.append(deployment.id)

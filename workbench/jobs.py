@@ -141,7 +141,8 @@ def launch(
     return job_id
 
 
-def _pid_alive(pid: int | None) -> bool:
+def pid_alive(pid: int | None) -> bool:
+    """Whether process ``pid`` still runs on this machine (a zombie child of ours counts as gone)."""
     if not pid:
         return False
     try:
@@ -170,7 +171,7 @@ def mark_lost_jobs(session: Session, *, settings: Settings | None = None) -> lis
         if job.status == "running":
             stale = job.heartbeat_at is None or job.heartbeat_at < stale_before
         else:
-            stale = job.created_at < queued_before and not _pid_alive(job.pid)
+            stale = job.created_at < queued_before and not pid_alive(job.pid)
         if stale:
             job.status = "lost"
             job.finished_at = now
@@ -216,7 +217,7 @@ def cancel(session: Session, *, job_id: str) -> Job:
     job = get_job(session, job_id=job_id)
     if job.status not in ACTIVE_STATUSES:
         raise Conflict(f"Job {job_id} is already {job.status}; only queued or running jobs can be cancelled.")
-    if job.pid and _pid_alive(job.pid):
+    if job.pid and pid_alive(job.pid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(os.getpgid(job.pid), signal.SIGTERM)
         job.message = "cancelling…"

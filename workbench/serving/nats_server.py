@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from workbench.errors import NotFound, WorkbenchError
+from workbench.jobs import pid_alive
 from workbench.settings import Settings, get_settings
 
 HOST = "127.0.0.1"
@@ -51,16 +52,6 @@ def _answers(port: int) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def running_server(settings: Settings | None = None) -> dict[str, int] | None:
     """``{"pid", "port"}`` of the embedded server when it runs and answers, else None."""
     settings = settings or get_settings()
@@ -72,7 +63,7 @@ def running_server(settings: Settings | None = None) -> dict[str, int] | None:
         pid, port = int(state["pid"]), int(state["port"])
     except (ValueError, KeyError, OSError):
         return None
-    if _alive(pid) and _answers(port):
+    if pid_alive(pid) and _answers(port):
         return {"pid": pid, "port": port}
     return None
 
@@ -119,13 +110,13 @@ def stop_server(settings: Settings | None = None) -> bool:
     except (ValueError, KeyError, OSError):
         return False
     stopped = False
-    if _alive(pid):
+    if pid_alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         for _ in range(50):
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
-            if not _alive(pid):
+            if not pid_alive(pid):
                 break
             time.sleep(0.1)
         stopped = True
