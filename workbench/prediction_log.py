@@ -340,7 +340,7 @@ class PredictionLogWriter:
             insert_rows(connection, rows)
 
     def flush(self) -> int:
-        """Write every waiting row now; returns how many were written."""
+        """Write every waiting row now, after any write already in flight; returns how many this call wrote."""
         with self._flush_lock:
             rows = self._take()
             if not rows:

@@ -119,3 +119,25 @@ def test_writer_drops_beyond_max_buffer_and_counts(deployment_id: int) -> None:
     assert writer.dropped == 2
     writer.close()
     assert writer.written == 3
+
+
+class _SlowWriter(PredictionLogWriter):
+    """Holds each DB write open for a while, to widen the window a reader can fall into."""
+
+    def _write(self, rows: list[dict]) -> None:
+        time.sleep(0.4)
+        super()._write(rows)
+
+
+def test_flush_waits_for_the_write_already_in_flight(deployment_id: int) -> None:
+    # Regression: /feedback read pending == 0 while the log thread had taken the rows but not
+    # committed them, and answered 404 for a prediction it had just served.
+    with _SlowWriter(flush_rows=1, flush_ms=10) as writer:
+        writer.add(_rows(deployment_id, 1)[0])
+        deadline = time.monotonic() + 5
+        while writer.pending and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert writer.pending == 0 and writer.written == 0  # taken by the thread, not yet written
+        writer.flush()
+        with session_scope() as session:
+            assert count_rows(session, deployment_id=deployment_id) == 1

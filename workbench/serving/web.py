@@ -381,8 +381,10 @@ def create_app(
                 stats.observe("/feedback", 200)
                 return result
             except NotFound:
-                if attempt == 0 and writer.pending:
-                    writer.flush()  # the prediction may still sit in the log buffer
+                if attempt == 0:
+                    # The prediction may sit in the buffer or in a write the log thread has
+                    # taken but not committed; flush() waits for that write (same lock).
+                    writer.flush()
                     continue
                 raise
         raise AssertionError("unreachable")
