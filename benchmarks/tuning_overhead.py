@@ -4,8 +4,9 @@
 in a fresh temporary workbench home:
 
 (a) 50 random-forest trials on ``builtin:breast_cancer`` (3-fold CV, same seeded TPE sampler,
-    the very same objective object) with the workbench's tuning (SQLite RDB storage with
-    heartbeats, MLflow child run per trial, job progress in the workbench DB) against bare
+    the very same objective object) with the workbench's tuning (its default Optuna journal
+    file, or ``--storage sqlite`` for the RDB storage with heartbeats; an MLflow child run per
+    trial; job progress in the workbench DB) against bare
     Optuna with in-memory storage. Prints the wall-time ratio (goal <= 1.10).
 (b) Trials per second for a trivial objective (one float param, x**2; seeded random sampler
     on both sides) with the workbench's full tracking against Optuna +
@@ -63,7 +64,8 @@ class _Tracked:
         from workbench.projects import get_project
         from workbench.settings import get_settings
         from workbench.tracking import ensure_experiment, get_client
-        from workbench.tuning import TrialRunWriter, open_study, study_name
+        from workbench.trial_runs import TrialRunWriter
+        from workbench.tuning import open_study, study_name
 
         settings = get_settings()
         with session_scope() as session:
@@ -205,13 +207,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials-b", type=int, default=200)
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--only", choices=["a", "b"], default=None)
-    parser.add_argument("--storage", choices=["sqlite", "journal"], default="sqlite",
-                        help="The workbench's Optuna storage: the default SQLite file, or a journal file.")
+    parser.add_argument("--storage", choices=["journal", "sqlite"], default="journal",
+                        help="The workbench's Optuna storage: the default journal file, or an SQLite file "
+                             "(Optuna's RDB storage, with heartbeats).")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO_ROOT))
     home = _setup_home()
-    if args.storage == "journal":
-        os.environ["WORKBENCH_OPTUNA_STORAGE"] = f"journal://{home / 'home' / 'optuna.log'}"
+    if args.storage == "sqlite":
+        os.environ["WORKBENCH_OPTUNA_STORAGE"] = f"sqlite:///{home / 'home' / 'optuna.db'}"
     slug, inputs = _project()
     print(f"workbench home: {home}; Optuna storage: {args.storage}; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")

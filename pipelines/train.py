@@ -120,11 +120,10 @@ def run(
     from workbench.errors import check_choice
     from workbench.model_families import flat_params, split_params
     from workbench.tracking import TAG_JOB, TAG_KIND, TAG_PROJECT, ensure_experiment, get_client, log_run_batch
+    from workbench.trial_runs import TrialRunWriter, backfill_trial_runs
     from workbench.tuning import (
         TAG_STUDY,
         StudyProgress,
-        TrialRunWriter,
-        backfill_trial_runs,
         best_trial_or_none,
         fail_orphaned_trials,
         finished_trials,
@@ -340,9 +339,9 @@ def work(
     import socket
 
     from workbench.tracking import ensure_experiment, get_client
+    from workbench.trial_runs import TrialRunWriter
     from workbench.tuning import (
         ATTR_SURPLUS,
-        TrialRunWriter,
         config_from_study,
         finished_trials,
         open_study,

@@ -7,6 +7,7 @@ files, datasets, MLflow artifacts) never leak between tests.
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,8 @@ def reset_workbench_caches() -> None:
 
     get_settings.cache_clear()
     dispose_all()
+    if "workbench.optuna_storage" in sys.modules:  # not imported by tests that never tune
+        sys.modules["workbench.optuna_storage"].forget_storages()
 
 
 @pytest.fixture()

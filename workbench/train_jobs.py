@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from workbench.db import session_scope
@@ -170,30 +169,20 @@ def job_study_name(settings: Settings, job_id: str, *, project_slug: str) -> str
     return study_name(project_slug, root_job_id(settings, job_id))
 
 
-@lru_cache(maxsize=4)
-def _storage(url: str, heartbeat_seconds: float) -> Any:
-    from workbench.tuning import open_storage
-
-    return open_storage(url, heartbeat_seconds=heartbeat_seconds)
-
-
 def live_status(settings: Settings, job: dict[str, Any], *, project_slug: str) -> dict[str, Any]:
     """What the Tuning page shows while (and after) a train job runs, read from the Optuna storage.
 
     Returns ``{"study", "done", "target", "best", "history" (DataFrame), "seconds_left", "direction"}``;
     ``history`` holds every worker's finished trials. Missing study: ``done`` 0 and empty history.
     """
-    import optuna
-
+    from workbench.optuna_storage import load_study
     from workbench.tuning import FINISHED_STATES, history_frame
 
     name = (job.get("result") or {}).get("study") or job_study_name(settings, job["id"], project_slug=project_slug)
     status: dict[str, Any] = {"study": name, "done": 0, "target": None, "best": None, "history": None,
                               "seconds_left": None, "direction": None}
-    try:
-        storage = _storage(settings.optuna_storage, settings.heartbeat_seconds)
-        study = optuna.load_study(study_name=name, storage=storage)
-    except KeyError:
+    study = load_study(name, settings=settings)
+    if study is None:
         return status
     trials = study.get_trials(deepcopy=False)
     done = sum(1 for t in trials if t.state.name in FINISHED_STATES)

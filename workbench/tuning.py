@@ -8,8 +8,8 @@
 - :func:`run_study` runs trials until the study holds exactly ``n_trials`` finished trials in
   total, whichever workers ran them (the cap of ``MaxTrialsCallback`` plus a guard against
   the race where two workers start the last trial at once), or the time budget ends.
-- :class:`TrialRunWriter` logs one MLflow child run per trial from a background thread, in
-  groups, so MLflow's write latency stays off the trial's path.
+- The storage comes from :mod:`workbench.optuna_storage`; the MLflow child run of every trial
+  is written off the trial's path by :class:`workbench.trial_runs.TrialRunWriter`.
 - :func:`refit_and_register` refits the best params on the train split, evaluates on the
   holdout, logs the whole Pipeline with everything needed to reproduce and monitor it, and
   registers it as a new version of the project's model.
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import queue
 import threading
 import time
 import warnings
@@ -220,101 +219,6 @@ def study_name(project_slug: str, job_id: str) -> str:
     return f"{project_slug}/{job_id}"
 
 
-def is_rdb_url(url: str) -> bool:
-    return url.split(":", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "postgres", "mysql")
-
-
-def sqlite_fast_writes(engine: Any) -> None:
-    """Make an SQLite engine's connections use WAL with ``synchronous=NORMAL``.
-
-    Each commit then appends to the write-ahead log without an fsync (a checkpoint syncs), which
-    is what makes per-trial writes cheap: 4-10x faster commits on a busy disk. A commit survives
-    the process being killed (``kill -9``); only an OS crash may lose the last ones. Other
-    engines are left alone.
-    """
-    from sqlalchemy import event
-
-    if engine is None or getattr(engine.dialect, "name", "") != "sqlite":
-        return
-    if getattr(engine, "_workbench_fast_writes", False):
-        return
-
-    def on_connect(connection: Any, _record: Any) -> None:
-        cursor = connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    event.listen(engine, "connect", on_connect)
-    engine._workbench_fast_writes = True
-    engine.dispose()  # connections opened before the listener get replaced
-
-
-def mlflow_fast_writes(client: MlflowClient) -> None:
-    """:func:`sqlite_fast_writes` for the engine behind an MlflowClient on an SQLite tracking URI."""
-    store = getattr(getattr(client, "_tracking_client", None), "store", None)
-    sqlite_fast_writes(getattr(store, "engine", None))
-
-
-def open_storage(url: str, *, heartbeat_seconds: float = 2.0) -> Any:
-    """The Optuna storage at ``url``: an RDB storage with heartbeats and retries, or Optuna's default.
-
-    On SQLite the file is switched to WAL mode so that local workers and the page can read
-    while a trial is written.
-    """
-    import optuna
-
-    if url.startswith("journal:"):
-        # An append-only journal file (one machine, several processes): ~5x faster trials than
-        # SQLite, but without heartbeats, so a dead worker's trial is failed on resume instead.
-        from pathlib import Path
-
-        from optuna.storages.journal import JournalFileBackend
-
-        path = Path(url[len("journal:") :].removeprefix("//"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-    if not is_rdb_url(url):
-        return url
-    engine_kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite:///"):
-        import sqlite3
-        from pathlib import Path
-
-        path = Path(url[len("sqlite:///") :])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with sqlite3.connect(path, timeout=30) as connection:
-            connection.execute("PRAGMA journal_mode=WAL")
-        engine_kwargs = {"connect_args": {"timeout": 30}}
-    else:
-        engine_kwargs = {"pool_pre_ping": True}
-    interval = max(1, round(heartbeat_seconds))
-    with warnings.catch_warnings():
-        # heartbeat_interval is flagged experimental by Optuna; it is what makes dead workers' trials retry.
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        storage = optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=interval,
-            grace_period=interval * 2,
-            heartbeat_stale_trial_callback=_retry_callback(),
-        )
-    sqlite_fast_writes(storage.engine)
-    return storage
-
-
-def _retry_callback() -> Any:
-    """Optuna's callback that re-enqueues a trial whose worker stopped beating (renamed in 4.9)."""
-    import optuna
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
-        if retry is None:
-            retry = optuna.storages.RetryFailedTrialCallback
-        return retry(max_retry=2)
-
-
 def make_sampler(config: TuningConfig) -> optuna.samplers.BaseSampler:
     """The sampler a config names, seeded."""
     import optuna
@@ -344,6 +248,8 @@ def open_study(
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from workbench.optuna_storage import open_storage
+
     storage = open_storage(settings.optuna_storage, heartbeat_seconds=settings.heartbeat_seconds)
     if not create:
         try:
@@ -371,6 +277,7 @@ def config_from_study(name: str, *, settings: Settings) -> TuningConfig:
     import optuna
 
     from workbench.errors import NotFound
+    from workbench.optuna_storage import open_storage
 
     storage = open_storage(settings.optuna_storage, heartbeat_seconds=settings.heartbeat_seconds)
     try:
@@ -650,178 +557,6 @@ class CVObjective:
         trial.set_user_attr(ATTR_FAMILY, family_id)
         trial.set_user_attr(ATTR_WORKER, self.worker)
         return mean
-
-
-# --------------------------------------------------------------------------- MLflow tracking
-
-
-@dataclass(frozen=True)
-class TrialRecord:
-    """What a finished trial's child run holds (copied out of Optuna on the trial's thread)."""
-
-    number: int
-    state: str
-    value: float | None
-    params: dict[str, Any]
-    user_attrs: dict[str, Any]
-    start_ms: int | None
-    end_ms: int | None
-
-    @classmethod
-    def from_trial(cls, trial: optuna.trial.FrozenTrial) -> TrialRecord:
-        def ms(moment: Any) -> int | None:
-            return int(moment.timestamp() * 1000) if moment is not None else None
-
-        return cls(
-            number=trial.number,
-            state=trial.state.name,
-            value=trial.value if trial.state.name == "COMPLETE" else None,
-            params=dict(trial.params),
-            user_attrs=dict(trial.user_attrs),
-            start_ms=ms(trial.datetime_start),
-            end_ms=ms(trial.datetime_complete),
-        )
-
-
-class TrialRunWriter(threading.Thread):
-    """Logs one MLflow child run per trial from a background thread.
-
-    The trial's thread only puts a small record on a queue; this thread drains the queue in
-    groups and, per trial, creates the child run with its tags, logs params and metrics in
-    one ``log_batch`` and closes it. :meth:`close` flushes what is left (called at the end of
-    a study and on cancel). A failed write is retried once, then counted in ``errors``.
-    """
-
-    def __init__(
-        self,
-        client: MlflowClient,
-        *,
-        experiment_id: str,
-        parent_run_id: str,
-        study: str,
-        project_slug: str,
-        job_id: str,
-        metric: str,
-        group_size: int = 50,
-    ) -> None:
-        super().__init__(name=f"mlflow-trials-{job_id}", daemon=True)
-        self.client = client
-        self.experiment_id = experiment_id
-        self.parent_run_id = parent_run_id
-        self.study = study
-        self.project_slug = project_slug
-        self.job_id = job_id
-        self.metric = metric
-        self.group_size = group_size
-        self.queue: queue.Queue[TrialRecord | None] = queue.Queue()
-        mlflow_fast_writes(client)
-        self.logged = 0
-        self.errors: list[str] = []
-
-    def submit(self, record: TrialRecord) -> None:
-        """Queue a finished trial (never blocks on MLflow)."""
-        self.queue.put(record)
-
-    def callback(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        """An Optuna callback that queues every finished trial."""
-        if trial.user_attrs.get(ATTR_SURPLUS):
-            return
-        self.submit(TrialRecord.from_trial(trial))
-
-    def run(self) -> None:
-        closing = False
-        while not closing:
-            first = self.queue.get()
-            group = [first]
-            while len(group) < self.group_size:
-                try:
-                    group.append(self.queue.get_nowait())
-                except queue.Empty:
-                    break
-            for record in group:
-                if record is None:
-                    closing = True
-                    continue
-                self._write(record)
-
-    def _write(self, record: TrialRecord) -> None:
-        from workbench.tracking import TAG_JOB, TAG_KIND, TAG_PROJECT, log_run_batch
-
-        status = {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}.get(record.state, "FAILED")
-        metrics: dict[str, float] = {}
-        for attr, key in ((ATTR_CV_MEAN, f"cv_{self.metric}_mean"), (ATTR_CV_STD, f"cv_{self.metric}_std")):
-            if attr in record.user_attrs:
-                metrics[key] = float(record.user_attrs[attr])
-        if ATTR_FIT_SECONDS in record.user_attrs:
-            metrics["fit_seconds"] = float(record.user_attrs[ATTR_FIT_SECONDS])
-        if record.value is not None:
-            metrics["value"] = float(record.value)
-        tags = {
-            "mlflow.parentRunId": self.parent_run_id,
-            TAG_KIND: "trial",
-            TAG_PROJECT: self.project_slug,
-            TAG_JOB: self.job_id,
-            TAG_STUDY: self.study,
-            TAG_TRIAL_NUMBER: str(record.number),
-            "optuna.state": record.state,
-            ATTR_FAMILY: str(record.user_attrs.get(ATTR_FAMILY, "")),
-            ATTR_WORKER: str(record.user_attrs.get(ATTR_WORKER, "")),
-        }
-        for attempt in (1, 2):
-            try:
-                run = self.client.create_run(
-                    self.experiment_id, start_time=record.start_ms, tags=tags, run_name=f"trial-{record.number}"
-                )
-                run_id = run.info.run_id
-                log_run_batch(self.client, run_id, params=record.params, metrics=metrics)
-                self.client.set_terminated(run_id, status=status, end_time=record.end_ms)
-                self.logged += 1
-                return
-            except Exception as exc:  # MLflow hiccup: retry once, then record it and carry on
-                if attempt == 2:
-                    self.errors.append(f"trial {record.number}: {exc}")
-
-    def close(self, timeout: float | None = None) -> None:
-        """Flush every queued trial and stop the thread."""
-        if self.is_alive():
-            self.queue.put(None)
-            self.join(timeout)
-
-
-def logged_trial_numbers(client: MlflowClient, *, experiment_id: str, study: str) -> set[int]:
-    """Numbers of the trials of ``study`` that already have a child run."""
-    from mlflow.entities import ViewType
-
-    numbers: set[int] = set()
-    token = None
-    while True:
-        page = client.search_runs(
-            [experiment_id],
-            filter_string=f"tags.`{TAG_STUDY}` = '{study}'",
-            run_view_type=ViewType.ALL,
-            max_results=1000,
-            page_token=token,
-        )
-        for run in page:
-            value = run.data.tags.get(TAG_TRIAL_NUMBER)
-            if value is not None:
-                numbers.add(int(value))
-        token = page.token
-        if not token:
-            return numbers
-
-
-def backfill_trial_runs(study: optuna.Study, writer: TrialRunWriter) -> int:
-    """Queue child runs for finished trials that have none (lost when a worker was killed)."""
-    logged = logged_trial_numbers(writer.client, experiment_id=writer.experiment_id, study=writer.study)
-    missing = [
-        t
-        for t in study.get_trials(deepcopy=False)
-        if t.state.name in (*FINISHED_STATES, "FAIL") and t.number not in logged and not t.user_attrs.get(ATTR_SURPLUS)
-    ]
-    for trial in missing:
-        writer.submit(TrialRecord.from_trial(trial))
-    return len(missing)
 
 
 # --------------------------------------------------------------------------- refit and register

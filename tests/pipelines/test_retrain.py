@@ -50,10 +50,9 @@ def drifted_project(workbench_home: Path) -> dict[str, Any]:
 def test_retrain_gates_on_a_fresh_holdout_promotes_per_policy_and_cools_down(
     drifted_project: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import optuna
-
     from workbench.cli import main
     from workbench.metrics import compute_metrics
+    from workbench.optuna_storage import load_study
     from workbench.registry import aliases, history
     from workbench.retraining import retrain_on_alert, start_retrain
     from workbench.settings import get_settings
@@ -72,7 +71,8 @@ def test_retrain_gates_on_a_fresh_holdout_promotes_per_policy_and_cools_down(
     # Warm start: the champion's family and params were the study's first trial.
     assert result["warm_start"] == {"family": drifted_project["champion_family"],
                                     "params": drifted_project["champion_params"]}
-    study = optuna.load_study(study_name=result["train"]["study"], storage=get_settings().optuna_storage)
+    study = load_study(result["train"]["study"], settings=get_settings())
+    assert study is not None
     first = study.get_trials(deepcopy=False)[0]
     assert {k.split(".", 1)[-1].split("__", 1)[-1]: v for k, v in first.params.items()} == pytest.approx(
         drifted_project["champion_params"])

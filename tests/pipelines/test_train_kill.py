@@ -16,6 +16,7 @@ from tests.pipelines.test_train import _project
 from workbench.db import session_scope
 from workbench.job_runner import run_job
 from workbench.jobs import create_job, get_job, launch
+from workbench.optuna_storage import open_storage
 from workbench.projects import get_project
 from workbench.settings import get_settings
 from workbench.tracking import experiment_name
@@ -33,7 +34,12 @@ def _children(client: MlflowClient, slug: str, parent_run_id: str) -> list[int]:
     return sorted(int(r.data.tags[TAG_TRIAL_NUMBER]) for r in runs)
 
 
-def test_kill_9_mid_study_then_resume(workbench_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("storage_kind", ["journal", "sqlite"])
+def test_kill_9_mid_study_then_resume(workbench_home: Path, monkeypatch: pytest.MonkeyPatch, storage_kind: str) -> None:
+    # journal: the embedded default (the dead job's running trial is failed at resume);
+    # sqlite: an RDB storage, where the trial's stale heartbeat fails it.
+    if storage_kind == "sqlite":
+        monkeypatch.setenv("WORKBENCH_OPTUNA_STORAGE", f"sqlite:///{workbench_home / 'optuna.db'}")
     monkeypatch.setenv("WORKBENCH_HEARTBEAT_SECONDS", str(HEARTBEAT))
     monkeypatch.setenv("WORKBENCH_LOST_AFTER_SECONDS", str(2 * HEARTBEAT))
     reset_workbench_caches()
@@ -42,7 +48,8 @@ def test_kill_9_mid_study_then_resume(workbench_home: Path, monkeypatch: pytest.
     job_id = launch(kind="train", project_slug=slug,
                     params={"models": ["random_forest"], "n_trials": 40, "folds": 2, "seed": 5})
     name = study_name(slug, job_id)
-    storage = settings.optuna_storage
+    assert settings.optuna_storage.startswith(f"{storage_kind}:")
+    storage = open_storage(settings.optuna_storage, heartbeat_seconds=HEARTBEAT)
 
     # Wait until the study has a few finished trials and another one running, then kill -9.
     deadline = time.monotonic() + 180
@@ -96,7 +103,7 @@ def test_kill_9_mid_study_then_resume(workbench_home: Path, monkeypatch: pytest.
     complete_after = sorted(t.number for t in study.trials if t.state.name == "COMPLETE")
     assert set(complete_before) < set(complete_after)
     assert len(complete_after) == len(complete_before) + 2 == result["trials_finished"]
-    # The trial that was running when the process died is failed by its stale heartbeat.
+    # The trial that was running when the process died is failed (by its stale heartbeat on RDB).
     assert "RUNNING" not in [t.state.name for t in study.trials]
     # Every completed trial now has exactly one child run: the new job logged those the dead one had not.
     logged = _children(client, slug, parent_run_id) + _children(client, slug, result["parent_run_id"])

@@ -22,7 +22,7 @@ def test_defaults_are_embedded_stores_under_the_home(tmp_path: Path) -> None:
     assert settings.home == home.resolve()
     assert settings.db_url == f"sqlite:///{home.resolve() / 'workbench.db'}"
     assert settings.mlflow_tracking_uri == f"sqlite:///{home.resolve() / 'mlflow.db'}"
-    assert settings.optuna_storage == f"sqlite:///{home.resolve() / 'optuna.db'}"
+    assert settings.optuna_storage == f"journal://{home.resolve() / 'optuna.journal'}"
     assert settings.embedded_db
     for folder in (settings.datasets_dir, settings.jobs_dir, settings.artifacts_dir):
         assert folder.parent == settings.home
@@ -123,3 +123,11 @@ def test_get_settings_is_cached_and_reads_the_environment(workbench_home: Path) 
 def test_public_dict_lists_every_field(tmp_path: Path) -> None:
     settings = load_settings({"WORKBENCH_HOME": str(tmp_path), "WORKBENCH_CONFIG": str(tmp_path / "none.toml")})
     assert set(settings.public_dict()) == {f.name for f in fields(Settings)}
+
+
+def test_a_home_with_an_optuna_db_keeps_it(tmp_path: Path) -> None:
+    home = tmp_path / "old"
+    home.mkdir()
+    (home / "optuna.db").touch()  # written by a version whose default was the SQLite file
+    settings = load_settings({"WORKBENCH_HOME": str(home), "WORKBENCH_CONFIG": str(tmp_path / "none.toml")})
+    assert settings.optuna_storage == f"sqlite:///{home.resolve() / 'optuna.db'}"

@@ -33,6 +33,30 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def sqlite_fast_writes(engine: Any) -> None:
+    """Make an SQLite engine's connections use WAL with ``synchronous=NORMAL``.
+
+    Each commit then appends to the write-ahead log without an fsync (a checkpoint syncs), which
+    is what makes per-trial writes cheap: 4-10x faster commits on a busy disk. A commit survives
+    the process being killed (``kill -9``); only an OS crash may lose the last ones. Other
+    engines are left alone.
+    """
+    if engine is None or getattr(engine.dialect, "name", "") != "sqlite":
+        return
+    if getattr(engine, "_workbench_fast_writes", False):
+        return
+
+    def on_connect(connection: Any, _record: Any) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    event.listen(engine, "connect", on_connect)
+    engine._workbench_fast_writes = True
+    engine.dispose()  # connections opened before the listener get replaced
+
+
 def make_engine(url: str) -> Engine:
     """A new engine for ``url`` with the workbench's connection settings (no schema check)."""
     if url.startswith("sqlite"):

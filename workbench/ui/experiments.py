@@ -196,19 +196,10 @@ def _frame(slug: str, digest: str, filter_expr: str, kinds: tuple[str, ...], job
 
 def _load_study(slug: str, job_id: str) -> Any:
     """The job's Optuna study ``<slug>/<job_id>``, or None when the storage has no such study."""
-    from pathlib import Path
-
+    from workbench.optuna_storage import load_study
     from workbench.settings import get_settings
 
-    url = get_settings().optuna_storage
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
-        return None
-    import optuna
-
-    try:
-        return optuna.load_study(study_name=f"{slug}/{job_id}", storage=url)
-    except KeyError:
-        return None
+    return load_study(f"{slug}/{job_id}", settings=get_settings())
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
