@@ -104,6 +104,12 @@ def test_garbage_oversized_and_token(client: Any) -> None:
     assert client.get("/health").status_code == 200  # liveness needs no token
 
 
+def test_health_says_small_requests_take_the_compiled_path(client: Any) -> None:
+    path = client.get("/health").json()["predict_path"]
+    assert path["small_inputs"] == "compiled", path["reason"]
+    assert path["max_rows"] >= 1
+
+
 def test_metrics_text(client: Any, model: RegisteredModel) -> None:
     for _ in range(3):
         client.post("/predict", json=RECORD, headers=AUTH)

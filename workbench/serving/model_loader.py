@@ -7,6 +7,9 @@ Every serving mode (batch, web, stream) goes through :class:`ServedModel`:
 - it predicts on the sklearn Pipeline itself, not through the pyfunc wrapper, whose
   per-call schema enforcement costs more than the model on small inputs;
 - it checks input against the signature once per batch, with vectorised dtype checks;
+- for the web service and the stream consumer, inputs of a few records skip the Pipeline's
+  pandas-heavy preprocessing through a compiled equivalent (:mod:`workbench.serving.fast_path`),
+  used only when it reproduced the Pipeline's outputs on probe records at load time;
 - :class:`ModelHolder` polls the alias and swaps the model by replacing one reference, so
   a request in flight finishes on the model it started with and no request fails.
 """
@@ -18,13 +21,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from workbench.errors import InvalidInput, NotFound
 from workbench.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from workbench.serving.fast_path import CompiledPipeline
 
 logger = logging.getLogger("workbench.serving")
 
@@ -113,11 +119,12 @@ def conform_frame(frame: pd.DataFrame, columns: list[InputColumn]) -> pd.DataFra
     return pd.DataFrame(out, index=frame.index)
 
 
-def frame_from_validated(records: list[dict[str, Any]], columns: list[InputColumn]) -> pd.DataFrame:
-    """A model-input frame built straight from records whose types were already validated (web requests).
+def column_arrays(records: list[dict[str, Any]], columns: list[InputColumn]) -> dict[str, Any]:
+    """One typed array per column, built straight from records whose types were already validated.
 
-    Skips :func:`conform_frame`'s checks: the request model checked every field, so the
-    columns can be typed directly, which costs a fraction of inferring and re-casting them.
+    Integers without a missing value are int64, numbers (or integers with one) float64 with
+    NaN for missing, booleans without a missing value bool, date-times a pandas Series,
+    anything else an object array.
     """
     data: dict[str, Any] = {}
     for column in columns:
@@ -133,7 +140,16 @@ def frame_from_validated(records: list[dict[str, Any]], columns: list[InputColum
             data[column.name] = pd.to_datetime(pd.Series(values))
         else:
             data[column.name] = np.array(values, dtype=object)
-    return pd.DataFrame(data)
+    return data
+
+
+def frame_from_validated(records: list[dict[str, Any]], columns: list[InputColumn]) -> pd.DataFrame:
+    """A model-input frame built straight from records whose types were already validated (web requests).
+
+    Skips :func:`conform_frame`'s checks: the request model checked every field, so the
+    columns can be typed directly, which costs a fraction of inferring and re-casting them.
+    """
+    return pd.DataFrame(column_arrays(records, columns))
 
 
 def _type_error(column: InputColumn, series: pd.Series, example: Any) -> InvalidInput:
@@ -196,9 +212,18 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+Prediction = tuple[np.ndarray, np.ndarray | None]
+
+
 @dataclass
 class ServedModel:
-    """A loaded model version: the sklearn Pipeline, its input columns and its classes."""
+    """A loaded model version: the sklearn Pipeline, its input columns and its classes.
+
+    ``fast`` is the Pipeline compiled for a few records at a time (see
+    :mod:`workbench.serving.fast_path`), set by :meth:`prepare_fast_path` only when it
+    reproduced the Pipeline's outputs on probe records; ``fast_reason`` says why it is or
+    is not used.
+    """
 
     name: str
     alias: str
@@ -208,6 +233,8 @@ class ServedModel:
     columns: list[InputColumn]
     classes: list[Any] | None = None
     loaded_at: float = field(default_factory=time.time)
+    fast: CompiledPipeline | None = None
+    fast_reason: str = "not prepared"
 
     @property
     def is_classifier(self) -> bool:
@@ -218,34 +245,70 @@ class ServedModel:
         """Class names as strings (column suffixes and JSON keys)."""
         return [str(c) for c in self.classes or []]
 
-    def predict_frame(self, frame: pd.DataFrame, *, checked: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-        """Check ``frame`` against the signature and predict; returns (predictions, probabilities or None).
+    def _from_proba(self, proba: np.ndarray) -> Prediction:
+        # The arg-max of the probabilities is the prediction of every sklearn classifier
+        # with an arg-max decision, and it saves a second pass through the pipeline.
+        return np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)], proba
 
-        ``checked=True`` means the frame is already typed per the signature (skip the check).
-        """
+    def _predict_pipeline(self, x: pd.DataFrame) -> Prediction:
         import sklearn
 
-        x = frame if checked else conform_frame(frame, self.columns)
         # The parameters were validated when the model was fitted; re-validating them on every
         # call costs more than the prediction of a single record.
         with sklearn.config_context(skip_parameter_validation=True):
             if self.classes is not None:
-                proba = np.asarray(self.pipeline.predict_proba(x))
-                # The arg-max of the probabilities is the prediction of every sklearn classifier
-                # with an arg-max decision, and it saves a second pass through the pipeline.
-                predictions = np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)]
-                return predictions, proba
+                return self._from_proba(np.asarray(self.pipeline.predict_proba(x)))
             return np.asarray(self.pipeline.predict(x)), None
+
+    def _predict_compiled(self, arrays: dict[str, Any], n_rows: int) -> Prediction:
+        import sklearn
+
+        fast = self.fast
+        if fast is None:
+            raise RuntimeError("no compiled path for this model")
+        with sklearn.config_context(skip_parameter_validation=True):
+            if self.classes is not None:
+                return self._from_proba(fast.predict_proba(arrays, n_rows))
+            return fast.predict(arrays, n_rows), None
+
+    def _try_compiled(self, arrays: dict[str, Any], n_rows: int) -> Prediction | None:
+        try:
+            return self._predict_compiled(arrays, n_rows)
+        except Exception as exc:  # the Pipeline decides what is an error, with its own message
+            logger.debug("compiled path failed (%s); predicting on the Pipeline", exc)
+            return None
+
+    def predict_frame(self, frame: pd.DataFrame, *, checked: bool = False) -> Prediction:
+        """Check ``frame`` against the signature and predict; returns (predictions, probabilities or None).
+
+        ``checked=True`` means the frame is already typed per the signature (skip the check).
+        Frames of at most ``FAST_PATH_MAX_ROWS`` rows take the compiled path when there is one.
+        """
+        from workbench.serving.fast_path import FAST_PATH_MAX_ROWS
+
+        x = frame if checked else conform_frame(frame, self.columns)
+        if self.fast is not None and 0 < len(x) <= FAST_PATH_MAX_ROWS:
+            arrays = {name: x[name].to_numpy() for name in self.fast.used_columns}
+            result = self._try_compiled(arrays, len(x))
+            if result is not None:
+                return result
+        return self._predict_pipeline(x)
 
     def predict_records(self, records: list[dict[str, Any]], *, validated: bool = False) -> list[dict[str, Any]]:
         """Predict a list of records; each result is ``{"prediction": ..., "proba": {class: p} | None}``.
 
         ``validated=True``: the records' types were checked already (the web request model).
         """
-        if validated:
-            predictions, proba = self.predict_frame(frame_from_validated(records, self.columns), checked=True)
-        else:
-            predictions, proba = self.predict_frame(pd.DataFrame.from_records(records))
+        from workbench.serving.fast_path import FAST_PATH_MAX_ROWS
+
+        result: Prediction | None = None
+        if validated and self.fast is not None and 0 < len(records) <= FAST_PATH_MAX_ROWS:
+            result = self._try_compiled(column_arrays(records, self.fast_columns), len(records))
+        if result is None and validated:
+            result = self._predict_pipeline(frame_from_validated(records, self.columns))
+        if result is None:
+            result = self.predict_frame(pd.DataFrame.from_records(records))
+        predictions, proba = result
         labels = self.class_labels
         results: list[dict[str, Any]] = []
         for i, prediction in enumerate(predictions.tolist()):
@@ -255,8 +318,79 @@ class ServedModel:
             results.append({"prediction": _json_value(prediction), "proba": row_proba})
         return results
 
+    @property
+    def fast_columns(self) -> list[InputColumn]:
+        """The signature columns the compiled path reads (the others are dropped by the model)."""
+        used = set(self.fast.used_columns) if self.fast is not None else set()
+        return [c for c in self.columns if c.name in used]
+
+    def prepare_fast_path(self) -> None:
+        """Compile the Pipeline for small inputs and keep the result only if it agrees with the Pipeline.
+
+        The check runs both paths on probe records (every known category, unseen categories,
+        missing values, a spread of numbers), one at a time and together, through both the
+        web route (validated records) and the batch/stream route (a conformed frame).
+        """
+        from workbench.serving.fast_path import NotCompilable, compile_pipeline, outputs_agree, probe_records
+
+        self.fast = None
+        try:
+            compiled = compile_pipeline(self.pipeline, self.columns)
+        except NotCompilable as exc:
+            self.fast_reason = f"pipeline: {exc}"
+            return
+        except Exception as exc:  # an unexpected fitted state: serve on the Pipeline
+            self.fast_reason = f"pipeline: could not compile ({type(exc).__name__}: {exc})"
+            return
+        records = probe_records(self.columns, self.pipeline)
+        self.fast = compiled
+        try:
+            mismatch = self._first_mismatch(records, outputs_agree)
+        except Exception as exc:  # the check itself failed: do not trust the compiled path
+            mismatch = f"the probe records ({type(exc).__name__}: {exc})"
+        finally:
+            self.fast = None
+        if mismatch is not None:
+            self.fast_reason = f"pipeline: the compiled path disagreed with the Pipeline on {mismatch}"
+            logger.warning("%s@%s v%s: %s", self.name, self.alias, self.version, self.fast_reason)
+            return
+        self.fast = compiled
+        self.fast_reason = (f"compiled: preprocessing as numpy, then {compiled.estimator_note}; "
+                            f"{len(records)} probe records agree with the Pipeline")
+
+    def _first_mismatch(self, records: list[dict[str, Any]], agree: Callable[[Prediction, Prediction], bool]
+                        ) -> str | None:
+        """The first probe input on which the compiled path and the Pipeline differ, or None."""
+        from workbench.serving.fast_path import FAST_PATH_MAX_ROWS
+
+        batches = [[record] for record in records]
+        batches += [records[i : i + FAST_PATH_MAX_ROWS] for i in range(0, len(records), FAST_PATH_MAX_ROWS)]
+        for batch in batches:
+            routes: list[tuple[pd.DataFrame, dict[str, Any]]] = []
+            validated = frame_from_validated(batch, self.columns)
+            routes.append((validated, column_arrays(batch, self.fast_columns)))
+            try:
+                conformed = conform_frame(pd.DataFrame.from_records(batch), self.columns)
+            except InvalidInput:
+                conformed = None
+            if conformed is not None:
+                used = [c.name for c in self.fast_columns]
+                routes.append((conformed, {name: conformed[name].to_numpy() for name in used}))
+            for frame, arrays in routes:
+                expected = _outcome(self._predict_pipeline, frame)
+                got = _outcome(self._predict_compiled, arrays, len(batch))
+                if isinstance(expected, Exception) or isinstance(got, Exception):
+                    same = isinstance(expected, Exception) and isinstance(got, Exception)
+                else:
+                    same = agree(expected, got)
+                if not same:
+                    return f"{batch[0]!r}" + (f" and {len(batch) - 1} more records" if len(batch) > 1 else "")
+        return None
+
     def describe(self) -> dict[str, Any]:
         """What is being served, for /health and the deployment record."""
+        from workbench.serving.fast_path import FAST_PATH_MAX_ROWS
+
         return {
             "model": self.name,
             "alias": self.alias,
@@ -265,7 +399,19 @@ class ServedModel:
             "task": "classification" if self.is_classifier else "regression",
             "classes": self.class_labels if self.is_classifier else None,
             "inputs": [{"name": c.name, "kind": c.kind, "required": c.required} for c in self.columns],
+            "predict_path": {
+                "small_inputs": "compiled" if self.fast is not None else "pipeline",
+                "max_rows": FAST_PATH_MAX_ROWS,
+                "reason": self.fast_reason,
+            },
         }
+
+
+def _outcome(call: Callable[..., Prediction], *args: Any) -> Prediction | Exception:
+    try:
+        return call(*args)
+    except Exception as exc:  # both paths failing alike is agreement
+        return exc
 
 
 def _client(settings: Settings) -> Any:
@@ -295,8 +441,12 @@ def resolve_alias(name: str, alias: str, *, settings: Settings | None = None) ->
 
 
 def load_model(name: str, *, alias: str = "champion", version: str | None = None,
-               settings: Settings | None = None) -> ServedModel:
-    """Load ``models:/<name>@<alias>`` (or an explicit version) as a :class:`ServedModel`."""
+               settings: Settings | None = None, fast_path: bool = False) -> ServedModel:
+    """Load ``models:/<name>@<alias>`` (or an explicit version) as a :class:`ServedModel`.
+
+    ``fast_path`` compiles and checks the small-input path (:meth:`ServedModel.prepare_fast_path`);
+    the web service and the stream consumer ask for it, batch scoring (big chunks) does not.
+    """
     import mlflow.artifacts
     import mlflow.sklearn
     from mlflow.models import Model
@@ -310,7 +460,7 @@ def load_model(name: str, *, alias: str = "champion", version: str | None = None
     meta = Model.load(local)
     pipeline = mlflow.sklearn.load_model(local)
     classes = getattr(pipeline, "classes_", None) if hasattr(pipeline, "predict_proba") else None
-    return ServedModel(
+    served = ServedModel(
         name=name,
         alias=alias,
         version=str(version),
@@ -319,6 +469,11 @@ def load_model(name: str, *, alias: str = "champion", version: str | None = None
         columns=signature_columns(meta.signature),
         classes=[_json_value(c) for c in classes] if classes is not None else None,
     )
+    if fast_path:
+        served.prepare_fast_path()
+    else:
+        served.fast_reason = "pipeline: fast path not requested"
+    return served
 
 
 class ModelHolder:
@@ -336,13 +491,15 @@ class ModelHolder:
         settings: Settings | None = None,
         poll_seconds: float = 5.0,
         on_swap: Callable[[ServedModel], None] | None = None,
+        fast_path: bool = True,
     ) -> None:
         self.name = name
         self.alias = alias
         self.settings = settings or get_settings()
         self.poll_seconds = poll_seconds
         self.on_swap = on_swap
-        self.model: ServedModel = load_model(name, alias=alias, settings=self.settings)
+        self.fast_path = fast_path
+        self.model: ServedModel = load_model(name, alias=alias, settings=self.settings, fast_path=fast_path)
         self.swaps = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -352,7 +509,8 @@ class ModelHolder:
         version = resolve_alias(self.name, self.alias, settings=self.settings)
         if version == self.model.version:
             return False
-        new_model = load_model(self.name, alias=self.alias, version=version, settings=self.settings)
+        new_model = load_model(self.name, alias=self.alias, version=version, settings=self.settings,
+                               fast_path=self.fast_path)
         self.model = new_model  # one reference assignment: atomic for readers
         self.swaps += 1
         logger.info("alias %s@%s moved: now serving version %s", self.name, self.alias, version)

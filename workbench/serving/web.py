@@ -215,7 +215,7 @@ def create_app(
     from fastapi import Body, Depends, FastAPI, Header, HTTPException, Request
     from fastapi.exception_handlers import http_exception_handler
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse, PlainTextResponse
+    from fastapi.responses import JSONResponse, PlainTextResponse, Response
     from pydantic import BaseModel, Field
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -284,7 +284,8 @@ def create_app(
     app.state.deployment = state
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes, stats=stats)
 
-    def authorized(authorization: str | None = Header(default=None)) -> None:
+    # async: a plain def dependency would hop to the thread pool on every request.
+    async def authorized(authorization: str | None = Header(default=None)) -> None:
         if not _check_token(token, authorization):
             raise HTTPException(status_code=401, detail="Missing or wrong bearer token.",
                                 headers={"WWW-Authenticate": "Bearer"})
@@ -365,9 +366,14 @@ def create_app(
         stats.observe("/predict", 200, latency, predictions=len(items))
         out = [{"request_id": rid, **res, "model_version": model.version}
                for rid, res in zip(request_ids, results, strict=True)]
-        if single:
-            return out[0]
-        return {"predictions": out, "model_version": model.version}
+        content = out[0] if single else {"predictions": out, "model_version": model.version}
+        try:
+            # Encoded here rather than re-validated against the response model (which documents
+            # it): the values come from the model and are plain JSON types already.
+            encoded = json.dumps(content, allow_nan=False, separators=(",", ":")).encode()
+        except (TypeError, ValueError):  # a non-finite or exotic value: let FastAPI serialise it
+            return content
+        return Response(content=encoded, media_type="application/json")
 
     @app.post("/feedback", dependencies=[Depends(authorized)])
     def feedback(request: Request, body: Feedback) -> dict[str, Any]:
