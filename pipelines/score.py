@@ -2,7 +2,9 @@
 
 The input is checked against the model signature before any output is written; the output
 appears only when every chunk succeeded. Every scored row goes to the prediction log under
-the project's batch deployment (created on first use), which records the version served.
+the project's batch deployment (created on first use), which records the version served:
+each chunk as one columnar segment (see ``workbench.prediction_log``), which readers of the
+log see row by row like the predictions of web and stream deployments.
 """
 
 from __future__ import annotations
@@ -13,13 +15,12 @@ import sys
 from typing import Any
 
 from workbench.db import get_engine, session_scope
-from workbench.db.models import utcnow
 from workbench.deployments import batch_deployment, mark_running, mark_stopped
 from workbench.errors import InvalidInput
 from workbench.job_runner import JobContext
-from workbench.prediction_log import insert_encoded
+from workbench.prediction_log import LogSegment, insert_segment
 from workbench.projects import get_project
-from workbench.serving.batch import DEFAULT_CHUNK_ROWS, LogChunk, score_file
+from workbench.serving.batch import DEFAULT_CHUNK_ROWS, score_file
 from workbench.serving.model_loader import load_model
 
 
@@ -43,13 +44,10 @@ def run(
         deployment_id = deployment.id
     ctx.log(f"scoring {input_path} with {model.name} version {model.version} (deployment #{deployment_id})")
 
-    def log_chunk(chunk: LogChunk) -> None:
+    def log_segment(segment: LogSegment) -> None:
+        # Runs on score_file's writer thread: one row (a compressed Parquet blob) per chunk.
         with get_engine(ctx.settings.db_url).begin() as connection:
-            insert_encoded(
-                connection, deployment_id=deployment_id, ts=utcnow(), request_ids=chunk.request_ids,
-                features_json=chunk.features_json, prediction_json=chunk.prediction_json,
-                proba_json=chunk.proba_json, latency_ms=chunk.latency_ms,
-            )
+            insert_segment(connection, deployment_id=deployment_id, segment=segment)
 
     def on_progress(done: int, total: int, chunks: int) -> None:
         fraction = min(0.99, done / total) if total else 0.99
@@ -62,7 +60,7 @@ def run(
             input_path,
             output_path,
             chunk_rows=int(chunk_rows),
-            log_chunk=log_chunk if log_predictions else None,
+            log_segment=log_segment if log_predictions else None,
             on_progress=on_progress,
         )
         status = "stopped"

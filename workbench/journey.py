@@ -75,16 +75,14 @@ def journey(session: Session, *, project: Project) -> list[Step]:
 
 
 def _deploy_step(session: Session, project: Project) -> Step:
-    """Done once any deployment of the project has logged a prediction."""
-    from workbench.db.models import Deployment, PredictionLog
+    """Done once any deployment of the project has logged a prediction (batch segments included)."""
+    from workbench.db.models import Deployment
+    from workbench.prediction_log import has_predictions
 
     deployments = session.scalar(
         select(func.count()).select_from(Deployment).where(Deployment.project_id == project.id)
     ) or 0
-    served = session.scalar(
-        select(PredictionLog.id).join(Deployment, Deployment.id == PredictionLog.deployment_id)
-        .where(Deployment.project_id == project.id).limit(1)
-    ) is not None
+    served = has_predictions(session, project_id=project.id)
     return Step("deploy", "Operate", "Deploy and send traffic", served, f"{deployments} deployment(s)",
                 "pages/deployments.py")
 

@@ -111,30 +111,3 @@ def test_deleting_a_project_cascades(db_url: str) -> None:
     with session_scope(db_url) as session:
         assert session.scalar(select(Deployment)) is None
         assert count_rows(session) == 0
-
-
-def test_bulk_encoded_insert_matches_and_is_idempotent(db_url: str) -> None:
-    from workbench.db import get_engine
-    from workbench.prediction_log import insert_encoded, log_frame
-
-    with session_scope(db_url) as session:
-        deployment_id = create_deployment(session, project=_project(session), mode="batch").id
-    ts = utcnow()
-    kwargs = dict(
-        deployment_id=deployment_id, ts=ts, request_ids=["b-0", "b-1"],
-        features_json=['{"age":30,"plan":"basic","fee":null}', '{"age":41,"plan":"pro","fee":2.5}'],
-        prediction_json=['"yes"', '"no"'], proba_json=['{"no":0.25,"yes":0.75}', '{"no":0.9,"yes":0.1}'],
-        latency_ms=0.125,
-    )
-    with get_engine(db_url).begin() as connection:
-        insert_encoded(connection, **kwargs)
-    with get_engine(db_url).begin() as connection:
-        insert_encoded(connection, **kwargs)  # the same request ids again: skipped
-    with session_scope(db_url) as session:
-        frame = log_frame(session, deployment_id=deployment_id)
-        row = session.scalar(select(PredictionLog).where(PredictionLog.request_id == "b-1"))
-    assert len(frame) == 2
-    assert row.features == {"age": 41, "plan": "pro", "fee": 2.5}
-    assert row.prediction == "no" and row.proba == {"no": 0.9, "yes": 0.1}
-    assert row.ts == ts and row.latency_ms == 0.125
-    assert frame["fee"].isna().tolist() == [True, False]

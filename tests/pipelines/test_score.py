@@ -9,14 +9,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tests.helpers.registered_model import FEATURES, RegisteredModel, create_project_with_model, module_home
 from workbench.db import session_scope
-from workbench.db.models import Deployment, Job, PredictionLog
-from workbench.errors import InvalidInput
+from workbench.db.models import Deployment, Job, PredictionLog, PredictionLogSegment
+from workbench.errors import InvalidInput, NotFound
 from workbench.job_runner import run_job
 from workbench.jobs import create_job
+from workbench.prediction_log import count_rows, log_frame
 from workbench.projects import get_project
 
 
@@ -73,14 +74,49 @@ def test_csv_in_chunks_to_parquet_with_log(model: RegisteredModel, tmp_path: Pat
     with session_scope() as session:
         deployment = session.get(Deployment, job.result["deployment_id"])
         assert deployment.mode == "batch" and deployment.model_version == model.version
-        rows = list(session.scalars(select(PredictionLog).where(PredictionLog.deployment_id == deployment.id)))
-    logged = {r.request_id: r for r in rows}
-    assert set(out["request_id"]) <= set(logged)
-    first = logged[out["request_id"].iloc[0]]
-    assert first.features == {k: source.iloc[0][k].item() if hasattr(source.iloc[0][k], "item") else source.iloc[0][k]
-                              for k in FEATURES}
-    assert first.prediction == out["prediction"].iloc[0]
-    assert first.proba["yes"] == pytest.approx(out["proba_yes"].iloc[0])
+        # One columnar segment per chunk; no row per prediction in prediction_log.
+        token = out["request_id"].iloc[0].rsplit("-", 1)[0]
+        segments = session.execute(
+            select(PredictionLogSegment.first_index, PredictionLogSegment.rows)
+            .where(PredictionLogSegment.token == token).order_by(PredictionLogSegment.first_index)
+        ).all()
+        assert [tuple(s) for s in segments] == [(0, 100), (100, 100), (200, 50)]
+        assert session.scalar(select(func.count(PredictionLog.id))) == 0
+        in_segments = session.scalar(select(func.sum(PredictionLogSegment.rows))
+                                     .where(PredictionLogSegment.deployment_id == deployment.id))
+        assert count_rows(session, deployment_id=deployment.id) == in_segments >= 250
+        log = log_frame(session, deployment_id=deployment.id)
+    log = log[log["request_id"].str.startswith(f"{token}-")].reset_index(drop=True)
+    # Every scored row reads back from the log with the values of the output, in scoring order.
+    assert log["request_id"].tolist() == out["request_id"].tolist()
+    assert log["prediction"].tolist() == out["prediction"].tolist()
+    np.testing.assert_allclose(log[["proba_no", "proba_yes"]].to_numpy(), expected_proba)
+    pd.testing.assert_frame_equal(log[list(FEATURES)], source[list(FEATURES)].reset_index(drop=True))
+    assert "customer_id" not in log.columns  # only the signature's features are logged
+    assert (log["deployment_id"] == deployment.id).all() and log["ts"].is_monotonic_increasing
+    assert (log["latency_ms"] > 0).all() and log["label"].isna().all()
+
+
+def test_feedback_on_a_batch_prediction(model: RegisteredModel, tmp_path: Path) -> None:
+    from workbench.prediction_log import record_feedback
+
+    _input(model, 30).to_parquet(tmp_path / "in.parquet")
+    status, job = _score_job(model.name, input_path=str(tmp_path / "in.parquet"),
+                             output_path=str(tmp_path / "out.parquet"), chunk_rows=10)
+    assert status == "succeeded", job.error
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    target = out["request_id"].iloc[17]
+    with session_scope() as session:
+        labelled = record_feedback(session, request_id=target, label="yes")
+        assert labelled.request_id == target and labelled.labelled_at is not None
+    with session_scope() as session:
+        record_feedback(session, request_id=target, label="no")  # a second label overwrites the first
+    with session_scope() as session:
+        log = log_frame(session, deployment_id=job.result["deployment_id"]).set_index("request_id")
+        with pytest.raises(NotFound, match="No logged prediction"):
+            record_feedback(session, request_id=f"{target.rsplit('-', 1)[0]}-30", label="no")  # past the last row
+    assert log.loc[target, "label"] == "no" and pd.notna(log.loc[target, "labelled_at"])
+    assert log["label"].notna().sum() == 1
 
 
 def test_batch_deployment_is_reused(model: RegisteredModel, tmp_path: Path) -> None:
@@ -126,6 +162,26 @@ def test_late_type_error_removes_partial_output(model: RegisteredModel, tmp_path
         score_file(served, tmp_path / "late.parquet", tmp_path / "out.csv", chunk_rows=100)
     assert info.value.field == "age"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["late.parquet"]
+
+
+def test_a_failed_log_write_leaves_no_output(model: RegisteredModel, tmp_path: Path) -> None:
+    from workbench.prediction_log import LogSegment
+    from workbench.serving.batch import score_file
+    from workbench.serving.model_loader import load_model
+
+    _input(model, 300).to_parquet(tmp_path / "in.parquet")
+    seen: list[tuple[int, int]] = []
+
+    def log_segment(segment: LogSegment) -> None:
+        seen.append((segment.first_index, segment.rows))
+        if len(seen) == 2:
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        score_file(load_model(model.name), tmp_path / "in.parquet", tmp_path / "out.parquet", chunk_rows=100,
+                   log_segment=log_segment)
+    assert seen == [(0, 100), (100, 100)]  # stopped at the failed chunk
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet"]
 
 
 def test_cli_score_json(model: RegisteredModel, tmp_path: Path) -> None:

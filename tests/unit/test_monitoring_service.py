@@ -228,6 +228,76 @@ def test_stable_window_passes_and_time_windows_select_rows(project_setup: dict[s
         assert result["snapshot_path"] == ""
 
 
+def _log_segments(deployment_id: int, frame: pd.DataFrame, *, start: datetime, token: str, latency: float,
+                  chunk: int = 250) -> None:
+    """Log ``frame`` the way batch scoring does: columnar segments of ``chunk`` rows, one time per row."""
+    from workbench.db import get_engine
+    from workbench.prediction_log import LogSegment, insert_segment, segment_table
+
+    predictions = _predict(frame)
+    with get_engine().begin() as connection:
+        for first in range(0, len(frame), chunk):
+            part = frame.iloc[first : first + chunk]
+            index = np.arange(first, first + len(part))
+            table = segment_table(
+                request_ids=[f"{token}-{i}" for i in index],
+                ts=np.array([start + timedelta(seconds=int(i)) for i in index], dtype="datetime64[us]"),
+                latency_ms=latency + (index % 10),
+                predictions=predictions[first : first + chunk].astype(object),
+                proba=None,
+                features={name: part[name].to_numpy() for name in part.columns},
+            )
+            segment = LogSegment(token=token, first_index=first, table=table, latency_ms=latency + 4.5)
+            insert_segment(connection, deployment_id=deployment_id, segment=segment)
+
+
+def test_a_batch_deployment_logged_in_segments_monitors_like_a_row_logged_one(workbench_home: Path) -> None:
+    """The same predictions, row-logged (web) or in batch segments, give the same report."""
+    from workbench.deployments import create_deployment
+    from workbench.projects import create_project
+
+    rng = np.random.default_rng(5)
+    frame = _features(rng, 1000, drifted=True)
+    truth = _truth(rng, frame, flipped=False)
+    with session_scope() as session:
+        project = create_project(session, name="Batch churn", task_type="classification", target="churned")
+        web = create_deployment(session, project=project, mode="web", status="running")
+        batch = create_deployment(session, project=project, mode="batch", status="stopped")
+        _log(session, web.id, frame, start=START, prefix="w", latency=20.0)
+        web_id, batch_id = web.id, batch.id
+    _log_segments(batch_id, frame, start=START, token="0123abcd", latency=20.0)
+    with session_scope() as session:
+        _label(session, "w", truth)
+        _label(session, "0123abcd", truth)
+    reference = _reference(rng)
+    results = {}
+    with session_scope() as session:
+        from workbench.deployments import get_deployment
+        from workbench.projects import get_project
+
+        project = get_project(session, slug="batch-churn")
+        for name, deployment_id in (("web", web_id), ("batch", batch_id)):
+            results[name] = {
+                window: run_monitoring(
+                    session, project=project, deployment=get_deployment(session, deployment_id=deployment_id),
+                    window=window, now=START + timedelta(minutes=20), reference=reference,
+                    thresholds=_thresholds(), with_evidently=False,
+                )["summary"]
+                for window in ("300", "0.1h", "2026-11-01..2026-11-01")
+            }
+    for window, web_summary in results["web"].items():
+        batch_summary = dict(results["batch"][window])
+        web_summary = dict(web_summary)
+        # Alerts name their deployment and report; which checks raised them must match.
+        batch_alerts, web_alerts = batch_summary.pop("alerts", []), web_summary.pop("alerts", [])
+        assert [a["check"] for a in batch_alerts] == [a["check"] for a in web_alerts], window
+        assert batch_summary == web_summary, window
+    assert results["batch"]["300"]["n_rows"] == 300 and results["batch"]["300"]["n_labelled"] == 150
+    assert results["batch"]["0.1h"]["n_rows"] == 160  # START + 840 s ... START + 999 s
+    assert results["batch"]["2026-11-01..2026-11-01"]["n_rows"] == 1000
+    assert {c["check"]: c["status"] for c in results["batch"]["300"]["checks"]}["drift"] == "fail"
+
+
 def _register_reference(reference: pd.DataFrame, slug: str, tmp_path: Path) -> None:
     """Log the reference as the champion's artifact, the way the train pipeline does."""
     from workbench.tracking import ensure_experiment, get_client

@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -172,7 +173,10 @@ class Deployment(Base):
 
 
 class PredictionLog(Base):
-    """Every prediction any deployment made; monitoring reads only this table and its labels."""
+    """Predictions of web and stream deployments, one row each (batch runs log segments instead).
+
+    Monitoring reads this table and :class:`PredictionLogSegment` through ``workbench.prediction_log``.
+    """
 
     __tablename__ = "prediction_log"
     __table_args__ = (Index("ix_prediction_log_deployment_ts", "deployment_id", "ts"),)
@@ -188,6 +192,52 @@ class PredictionLog(Base):
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     label: Mapped[Any] = mapped_column(JSON, nullable=True)
     labelled_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class PredictionLogSegment(Base):
+    """One chunk of a batch run's predictions, stored as a compressed Parquet blob (columnar log).
+
+    Batch scoring logs millions of rows; one ``prediction_log`` row per prediction costs more than
+    the prediction itself, so each scored chunk is one segment instead. Its rows have request ids
+    ``<token>-<first_index + i>`` and are read back by ``workbench.prediction_log`` exactly like
+    row-logged predictions. ``data`` holds the columns ``request_id, ts, prediction, latency_ms,
+    proba_<class>...`` and ``feature:<name>`` per logged feature.
+    """
+
+    __tablename__ = "prediction_log_segments"
+    __table_args__ = (
+        # A retried chunk of the same run is written once, like a re-delivered row.
+        UniqueConstraint("token", "first_index", name="uq_prediction_log_segments_token_first_index"),
+        Index("ix_prediction_log_segments_deployment_ts", "deployment_id", "ts_max", "ts_min"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    # The batch run's request-id prefix.
+    token: Mapped[str] = mapped_column(String(40))
+    first_index: Mapped[int] = mapped_column(BigInteger)
+    rows: Mapped[int] = mapped_column(Integer)
+    ts_min: Mapped[datetime] = mapped_column(DateTime)
+    ts_max: Mapped[datetime] = mapped_column(DateTime)
+    # Mean latency per row of the chunk (what DevOps metrics read without decoding ``data``).
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class PredictionLabel(Base):
+    """The true label of a prediction logged in a segment (row-logged ones keep it in ``prediction_log``)."""
+
+    __tablename__ = "prediction_labels"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # The segment holding the prediction: labels go with it, and a segment's labels are one indexed read.
+    segment_id: Mapped[int] = mapped_column(
+        ForeignKey("prediction_log_segments.id", ondelete="CASCADE"), index=True
+    )
+    request_id: Mapped[str] = mapped_column(String(80), unique=True)
+    label: Mapped[Any] = mapped_column(JSON)
+    labelled_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class DeploymentMetric(Base):

@@ -2,8 +2,9 @@
 
 The input's schema is checked against the model signature before anything is written.
 Output goes to a temporary file beside the target and is renamed into place only when
-every chunk succeeded, so a failure never leaves a partial file. Each scored row is logged
-to the prediction log under the project's batch deployment.
+every chunk succeeded, so a failure never leaves a partial file. Each scored chunk goes to
+the prediction log as one columnar segment (``workbench.prediction_log.insert_segment``),
+under the project's batch deployment.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from workbench.db.models import utcnow
 from workbench.errors import InvalidInput
+from workbench.prediction_log import PROBA_PREFIX, LogSegment, segment_table
 from workbench.serving.model_loader import KIND_LABELS, InputColumn, ServedModel
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -27,7 +30,6 @@ DEFAULT_CHUNK_ROWS = 50_000
 CSV_BLOCK_BYTES = 8 << 20
 REQUEST_ID_COLUMN = "request_id"
 PREDICTION_COLUMN = "prediction"
-PROBA_PREFIX = "proba_"
 
 
 @dataclass(frozen=True)
@@ -126,8 +128,8 @@ def _count_csv_rows(path: Path) -> int:
     return max(0, count - 1)
 
 
-def open_input(path: Path, *, chunk_rows: int) -> tuple[Any, Any, int]:
-    """(Arrow schema, iterator of pandas chunks, total rows) of a CSV or Parquet file."""
+def open_batches(path: Path, *, chunk_rows: int) -> tuple[Any, Any, int]:
+    """(Arrow schema, iterator of non-empty Arrow record batches, total rows) of a CSV or Parquet file."""
     import pyarrow.dataset as ds
 
     fmt = file_format(path, field="input_path")
@@ -160,13 +162,13 @@ def open_input(path: Path, *, chunk_rows: int) -> tuple[Any, Any, int]:
         total = _count_csv_rows(path)
         batches = dataset.to_batches(batch_size=chunk_rows, batch_readahead=1, fragment_readahead=1,
                                      use_threads=False)
+    return schema, (batch for batch in batches if batch.num_rows), total
 
-    def chunks() -> Any:
-        for batch in batches:
-            if batch.num_rows:
-                yield batch.to_pandas()
 
-    return schema, chunks(), total
+def open_input(path: Path, *, chunk_rows: int) -> tuple[Any, Any, int]:
+    """(Arrow schema, iterator of pandas chunks, total rows) of a CSV or Parquet file."""
+    schema, batches, total = open_batches(path, chunk_rows=chunk_rows)
+    return schema, (batch.to_pandas() for batch in batches), total
 
 
 class _OutputWriter:
@@ -180,16 +182,21 @@ class _OutputWriter:
         self._csv: Any = None
         self._schema: Any = None
 
-    def write(self, frame: Any) -> None:
-        import pyarrow as pa
-
+    def write(self, chunk: Any) -> None:
+        """Append a chunk: an Arrow table for Parquet output, a pandas frame for CSV."""
         if self.format == "parquet":
             import pyarrow.parquet as pq
 
-            table = pa.Table.from_pandas(frame, preserve_index=False)
+            table = chunk
             if self._parquet is None:
+                import pyarrow.types as pat
+
                 self._schema = table.schema
-                self._parquet = pq.ParquetWriter(str(self.tmp), self._schema)
+                # No dictionary for floats and request ids: pyarrow tries it and falls back, which
+                # made the output's encoding three times slower (measured), for a larger file.
+                dictionary = [field.name for field in self._schema
+                              if field.name != REQUEST_ID_COLUMN and not pat.is_floating(field.type)]
+                self._parquet = pq.ParquetWriter(str(self.tmp), self._schema, use_dictionary=dictionary)
             elif table.schema != self._schema:
                 table = table.cast(self._schema)
             self._parquet.write_table(table)
@@ -197,7 +204,7 @@ class _OutputWriter:
             header = self._csv is None
             if self._csv is None:
                 self._csv = self.tmp.open("w", encoding="utf-8", newline="")
-            frame.to_csv(self._csv, header=header, index=False)
+            chunk.to_csv(self._csv, header=header, index=False)
 
     def _close(self) -> None:
         if self._parquet is not None:
@@ -220,21 +227,63 @@ class _OutputWriter:
             self.tmp.unlink()
 
 
+def _request_ids(token: str, start: int, n: int) -> Any:
+    """``<token>-<start>`` … ``<token>-<start + n - 1>`` as an Arrow string array (built in C++)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    index = pa.array(np.arange(start, start + n, dtype=np.int64)).cast(pa.string())
+    return pc.binary_join_element_wise(f"{token}-", index, "")
+
+
+def _index_columns(schema: Any) -> set[str]:
+    """Columns that hold a pandas index of the input (pandas drops them from the frame; so does the output)."""
+    metadata = getattr(schema, "pandas_metadata", None) or {}
+    return {c for c in metadata.get("index_columns", []) if isinstance(c, str)}
+
+
+def _read_ahead(batches: Any, pool: Any) -> Any:
+    """``(batch, frame)`` pairs, the next one read and converted on ``pool`` while the caller works.
+
+    File reading and most of Arrow's conversion to pandas release the GIL, so this overlaps them
+    with the prediction of the previous chunk; one chunk is read ahead, so memory stays bounded.
+    """
+    iterator = iter(batches)
+
+    def fetch() -> tuple[Any, Any] | None:
+        batch = next(iterator, None)
+        return None if batch is None else (batch, batch.to_pandas())
+
+    future = pool.submit(fetch)
+    while (item := future.result()) is not None:
+        future = pool.submit(fetch)
+        yield item
+
+
 def score_file(
     model: ServedModel,
     input_path: str | Path,
     output_path: str | Path,
     *,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    log_chunk: Callable[[LogChunk], None] | None = None,
+    log_segment: Callable[[LogSegment], None] | None = None,
     on_progress: Callable[[int, int, int], None] | None = None,
 ) -> ScoreResult:
     """Score ``input_path`` into ``output_path`` with ``model``.
 
-    ``log_chunk`` receives each chunk's prediction-log rows (:class:`LogChunk`, JSON encoded);
-    ``on_progress(rows_done, total_rows, chunks_done)`` is called after each chunk and may
-    raise to stop (the partial output is then removed).
+    ``log_segment`` receives each chunk for the prediction log as one :class:`LogSegment`
+    (request ids, time, predictions, probabilities, latency and the signature's feature
+    columns; see ``workbench.prediction_log.insert_segment``). ``on_progress(rows_done,
+    total_rows, chunks_done)`` is called after each chunk and may raise to stop (the partial
+    output is then removed).
+
+    Chunk k+1 is read ahead and chunk k's output and log segment are written on worker threads
+    while chunk k is predicted (file reading, Parquet encoding and DB writes release the GIL); at
+    most one chunk is read ahead and one written behind, so memory stays bounded whatever the
+    row count.
     """
+    import pyarrow as pa
+
     if not isinstance(chunk_rows, int) or chunk_rows < 1:
         raise InvalidInput(f"chunk_rows must be a positive integer; got {chunk_rows!r}.", field="chunk_rows")
     input_path, output_path = Path(input_path), Path(output_path)
@@ -245,51 +294,79 @@ def score_file(
         raise InvalidInput(
             f"output_path's folder {str(output_path.parent)!r} does not exist; create it first.", field="output_path"
         )
-    schema, chunks, total = open_input(input_path, chunk_rows=chunk_rows)
+    schema, batches, total = open_batches(input_path, chunk_rows=chunk_rows)
     check_schema(schema, model.columns)  # before any output exists
     started = time.perf_counter()
     writer = _OutputWriter(output_path)
     token = uuid.uuid4().hex[:16]
-    feature_names = [c.name for c in model.columns]
+    features = [c.name for c in model.columns if c.name in schema.names]
     labels = model.class_labels
+    proba_columns = [f"{PROBA_PREFIX}{label}" for label in labels] if model.is_classifier else []
+    # Input columns named like an added one are replaced by it.
+    added = {REQUEST_ID_COLUMN, PREDICTION_COLUMN, *proba_columns}
+    passthrough = [name for name in schema.names if name not in added and name not in _index_columns(schema)]
     done = 0
     n_chunks = 0
-    # The log of chunk k is written on a worker thread while chunk k+1 is predicted (SQLite and
-    # psycopg release the GIL while they work); at most one write is in flight, so memory stays bounded.
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-log") if log_chunk is not None else None
-    pending: Future[None] | None = None
+    # One thread each reads ahead, writes the output and writes the log: chunk k is written while
+    # chunk k+1 is predicted, and after the last chunk its two writes run side by side.
+    reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-read")
+    writers = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-{name}") for name in ("output", "log")]
+    in_flight: list[Future[None]] = []
     try:
-        for frame in chunks:
+        for batch, frame in _read_ahead(batches, reader):
             t0 = time.perf_counter()
             predictions, proba = model.predict_frame(frame)
-            latency_ms = (time.perf_counter() - t0) * 1000 / max(1, len(frame))
-            request_ids = np.char.add(f"{token}-", np.arange(done, done + len(frame)).astype(str)).tolist()
-            out = frame.copy(deep=False)
-            out.insert(0, REQUEST_ID_COLUMN, request_ids)
-            out[PREDICTION_COLUMN] = predictions
+            n = len(frame)
+            latency_ms = (time.perf_counter() - t0) * 1000 / max(1, n)
+            request_ids = _request_ids(token, done, n)
+            prediction_array = pa.array(predictions, from_pandas=True)
+            proba_arrays = {}
             if proba is not None:
-                for j, label in enumerate(labels):
-                    out[f"{PROBA_PREFIX}{label}"] = proba[:, j]
-            writer.write(out)
-            if pool is not None and log_chunk is not None:
-                encoded = encode_chunk(frame, feature_names, request_ids, predictions, proba, labels, latency_ms)
-                if pending is not None:
-                    pending.result()  # re-raises a failed write here, before more work is done
-                pending = pool.submit(log_chunk, encoded)
-            done += len(frame)
+                proba_arrays = {label: pa.array(proba[:, j]) for j, label in enumerate(labels)}
+            output: Any
+            if writer.format == "parquet":
+                # Built from the Arrow batch as read (no pandas round trip): input values pass through as they are.
+                names = [REQUEST_ID_COLUMN, *passthrough, PREDICTION_COLUMN, *proba_columns]
+                arrays = [request_ids, *(batch.column(name) for name in passthrough), prediction_array,
+                          *proba_arrays.values()]
+                output = pa.Table.from_arrays(arrays, names=names)
+            else:
+                clashing = [c for c in frame.columns if c in added]
+                output = frame.drop(columns=clashing) if clashing else frame.copy(deep=False)
+                output.insert(0, REQUEST_ID_COLUMN, request_ids.to_numpy(zero_copy_only=False))
+                output[PREDICTION_COLUMN] = predictions
+                for column, values in zip(proba_columns, proba_arrays.values(), strict=True):
+                    output[column] = values.to_numpy()
+            segment = None
+            if log_segment is not None:
+                table = segment_table(
+                    request_ids=request_ids, ts=utcnow(), latency_ms=latency_ms, predictions=prediction_array,
+                    proba=proba_arrays if proba is not None else None,
+                    features={name: batch.column(name) for name in features},
+                )
+                segment = LogSegment(token=token, first_index=done, table=table, latency_ms=latency_ms)
+            for write in in_flight:
+                write.result()  # re-raises a failed write here, before more work is done
+            in_flight = [writers[0].submit(writer.write, output)]
+            if log_segment is not None and segment is not None:
+                in_flight.append(writers[1].submit(log_segment, segment))
+            done += n
             n_chunks += 1
             if on_progress is not None:
                 on_progress(done, total, n_chunks)
-        if pending is not None:
-            pending.result()
+        for write in in_flight:
+            write.result()
         writer.commit()
     except BaseException:
+        for write in in_flight:  # let the writes in flight finish before their file is removed
+            with contextlib.suppress(BaseException):
+                write.result()
         writer.abort()
         raise
     finally:
-        if pool is not None:
+        for pool in (reader, *writers):
             pool.shutdown(wait=True)
     return ScoreResult(
         output_path=str(output_path),
@@ -298,59 +375,6 @@ def score_file(
         seconds=time.perf_counter() - started,
         model_version=model.version,
         deployment_id=None,
-    )
-
-
-@dataclass
-class LogChunk:
-    """One chunk's prediction-log rows, JSON already encoded (see ``insert_encoded``)."""
-
-    request_ids: list[str]
-    features_json: list[str]
-    prediction_json: list[str]
-    proba_json: list[str] | None
-    latency_ms: float
-
-
-def _json_lines(frame: Any) -> list[str]:
-    if frame.shape[1] == 0:
-        return ["{}"] * len(frame)
-    text = frame.to_json(orient="records", lines=True, date_format="iso", double_precision=15)
-    lines = text.split("\n")
-    return lines[: len(frame)]
-
-
-def _encode_values(values: np.ndarray) -> list[str]:
-    import json
-
-    from workbench.prediction_log import json_safe
-
-    cache: dict[Any, str] = {}
-    out = []
-    for item in values.tolist():  # python scalars (str, int, float): hashable
-        # Class labels repeat: encode each distinct one once.
-        encoded = cache.get(item)
-        if encoded is None:
-            encoded = cache[item] = json.dumps(json_safe(item))
-        out.append(encoded)
-    return out
-
-
-def encode_chunk(frame: Any, feature_names: list[str], request_ids: list[str], predictions: np.ndarray,
-                 proba: np.ndarray | None, labels: list[str], latency_ms: float) -> LogChunk:
-    """The prediction-log rows of one scored chunk, encoded column-wise by pandas."""
-    import pandas as pd
-
-    present = [name for name in feature_names if name in frame.columns]
-    proba_json = None
-    if proba is not None:
-        proba_json = _json_lines(pd.DataFrame(proba, columns=labels))
-    return LogChunk(
-        request_ids=request_ids,
-        features_json=_json_lines(frame[present]),
-        prediction_json=_encode_values(predictions),
-        proba_json=proba_json,
-        latency_ms=latency_ms,
     )
 
 

@@ -1,6 +1,7 @@
 """DevOps metrics of a deployment: throughput, latency percentiles, error rate, CPU and memory.
 
-Throughput and latency come from the prediction log (``ts``, ``latency_ms``); CPU, memory
+Throughput and latency come from the prediction log (``ts``, ``latency_ms``; for a batch
+deployment, each log segment's rows, time span and mean latency); CPU, memory
 and request/error counts come from the ``deployment_metrics`` samples that each serving
 process writes every few seconds. Everything is computed over a recent window so that a
 long-running deployment stays cheap to chart.
@@ -15,7 +16,7 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from workbench.db.models import DeploymentMetric, PredictionLog, utcnow
+from workbench.db.models import DeploymentMetric, utcnow
 from workbench.errors import InvalidInput
 
 DEFAULT_WINDOW_MINUTES = 60
@@ -30,16 +31,16 @@ def _since(window_minutes: float, now: datetime | None) -> datetime:
 
 def latency_frame(session: Session, *, deployment_id: int, window_minutes: float = DEFAULT_WINDOW_MINUTES,
                   now: datetime | None = None) -> pd.DataFrame:
-    """(ts, latency_ms) of the deployment's logged predictions in the window (only those two columns are read)."""
-    rows = session.execute(
-        select(PredictionLog.ts, PredictionLog.latency_ms)
-        .where(PredictionLog.deployment_id == deployment_id, PredictionLog.ts >= _since(window_minutes, now))
-        .order_by(PredictionLog.ts.desc())
-        .limit(MAX_LOG_ROWS)
-    ).all()
-    frame = pd.DataFrame(rows, columns=["ts", "latency_ms"])
-    frame["ts"] = pd.to_datetime(frame["ts"])
-    return frame.sort_values("ts").reset_index(drop=True)
+    """(ts, latency_ms) of the deployment's logged predictions in the window, in time order.
+
+    Only those two columns are read; a batch deployment's segments give their per-segment
+    summary (rows, time span, mean latency) without being decoded.
+    """
+    from workbench.prediction_log import latency_frame as log_latency
+
+    frame: pd.DataFrame = log_latency(session, deployment_id=deployment_id, since=_since(window_minutes, now),
+                                      limit=MAX_LOG_ROWS)
+    return frame
 
 
 def latency_series(frame: pd.DataFrame, *, bucket_seconds: int = 10) -> pd.DataFrame:

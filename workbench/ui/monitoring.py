@@ -88,19 +88,12 @@ def window_picker() -> str:
 
 def window_size(deployment_id: int, window: str) -> int:
     """How many logged predictions the window holds (decides inline check or job)."""
-    from sqlalchemy import func, select
-
-    from workbench.db.models import PredictionLog
     from workbench.monitoring.service import parse_window
+    from workbench.prediction_log import count_rows
 
     since, until, limit = parse_window(window).bounds()
-    query = select(func.count(PredictionLog.id)).where(PredictionLog.deployment_id == deployment_id)
-    if since is not None:
-        query = query.where(PredictionLog.ts >= since)
-    if until is not None:
-        query = query.where(PredictionLog.ts < until)
     with session_scope() as session:
-        return min(int(session.scalar(query) or 0), limit)
+        return min(count_rows(session, deployment_id=deployment_id, since=since, until=until), limit)
 
 
 def run_check(project: Project, deployment_id: int, window: str, *, with_evidently: bool) -> dict[str, Any] | None:
