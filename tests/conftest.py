@@ -21,14 +21,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_ADMIN_URL = os.environ.get("WORKBENCH_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
-_STORE_VARIABLES = (
-    "WORKBENCH_HOME",
-    "WORKBENCH_DB_URL",
-    "MLFLOW_TRACKING_URI",
-    "WORKBENCH_OPTUNA_STORAGE",
-    "WORKBENCH_NATS_URL",
-    "WORKBENCH_CONFIG",
-)
+def _store_variables() -> tuple[str, ...]:
+    from workbench.settings import environment_variables
+
+    return environment_variables()
 
 
 def reset_workbench_caches() -> None:
@@ -45,7 +41,7 @@ def reset_workbench_caches() -> None:
 @pytest.fixture()
 def workbench_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A fresh, empty workbench home with every store embedded under it."""
-    for name in _STORE_VARIABLES:
+    for name in _store_variables():
         monkeypatch.delenv(name, raising=False)
     home = tmp_path / "home"
     monkeypatch.setenv("WORKBENCH_HOME", str(home))

@@ -157,6 +157,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     return Settings(**values)
 
 
+def environment_variables() -> tuple[str, ...]:
+    """Every environment variable that changes the settings (``WORKBENCH_CONFIG`` included)."""
+    return (*(f.metadata["env"] for f in fields(Settings) if "env" in f.metadata), "WORKBENCH_CONFIG")
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read once. Tests call ``get_settings.cache_clear()``."""

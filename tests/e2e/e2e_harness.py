@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench.settings import environment_variables
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("WORKBENCH_TEST_CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOTS_DIR = REPO_ROOT / "docs" / "screenshots"
@@ -35,17 +37,8 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 
-# Every store the workbench can be pointed at; a test server gets none of them from outside.
-STORE_VARIABLES = (
-    "WORKBENCH_HOME",
-    "WORKBENCH_DB_URL",
-    "MLFLOW_TRACKING_URI",
-    "WORKBENCH_OPTUNA_STORAGE",
-    "WORKBENCH_NATS_URL",
-    "WORKBENCH_CONFIG",
-    "WORKBENCH_MLFLOW_UI_URL",
-    "WORKBENCH_WEBHOOK_URL",
-)
+# Every variable the workbench's settings read; a test server gets none of them from outside.
+STORE_VARIABLES = environment_variables()
 
 START_TIMEOUT_S = float(os.environ.get("WORKBENCH_E2E_START_TIMEOUT", "90"))
 # Machines running the suite are often shared; UI waits are generous but bounded.
