@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -121,23 +123,37 @@ def test_writer_drops_beyond_max_buffer_and_counts(deployment_id: int) -> None:
     assert writer.written == 3
 
 
-class _SlowWriter(PredictionLogWriter):
-    """Holds each DB write open for a while, to widen the window a reader can fall into."""
+class _HeldWriter(PredictionLogWriter):
+    """Holds each DB write until the test releases it, to open the window a reader can fall into."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.write_started = threading.Event()
+        self.release = threading.Event()
+        super().__init__(**kwargs)
 
     def _write(self, rows: list[dict]) -> None:
-        time.sleep(0.4)
+        self.write_started.set()
+        assert self.release.wait(10)
         super()._write(rows)
 
 
 def test_flush_waits_for_the_write_already_in_flight(deployment_id: int) -> None:
     # Regression: /feedback read pending == 0 while the log thread had taken the rows but not
     # committed them, and answered 404 for a prediction it had just served.
-    with _SlowWriter(flush_rows=1, flush_ms=10) as writer:
-        writer.add(_rows(deployment_id, 1)[0])
-        deadline = time.monotonic() + 5
-        while writer.pending and time.monotonic() < deadline:
-            time.sleep(0.005)
-        assert writer.pending == 0 and writer.written == 0  # taken by the thread, not yet written
+    seen_after_flush: list[int] = []
+
+    def flush_then_count() -> None:
         writer.flush()
         with session_scope() as session:
-            assert count_rows(session, deployment_id=deployment_id) == 1
+            seen_after_flush.append(count_rows(session, deployment_id=deployment_id))
+
+    with _HeldWriter(flush_rows=1, flush_ms=10) as writer:
+        writer.add(_rows(deployment_id, 1)[0])
+        assert writer.write_started.wait(10)
+        assert writer.pending == 0  # the log thread holds the row, not yet written
+        reader = threading.Thread(target=flush_then_count)
+        reader.start()
+        time.sleep(0.3)
+        writer.release.set()
+        reader.join(10)
+    assert seen_after_flush == [1]
