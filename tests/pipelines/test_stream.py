@@ -162,7 +162,7 @@ def test_kill_9_mid_batch_then_restart_logs_each_event_exactly_once(model: Regis
     predictions_before = _subject_counts(model.name)[0].get(f"workbench.{model.name}.predictions", 0)
     # Enough that the consumer (a few thousand events/s with the compiled small-batch path)
     # is still busy when the 0.2 s poll sees its first 60 rows and kills it.
-    total = 3000
+    total = 6000
     send_records(model.name, _records(model, total), nats_url=NATS_URL)
     first = _start_consumer(model.name)
     try:
