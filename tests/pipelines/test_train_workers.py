@@ -1,8 +1,9 @@
-"""Several machines, one study: the job plus two ``workbench tune-worker`` processes on PostgreSQL.
+"""One study, several processes: the job plus two ``workbench tune-worker`` processes.
 
-The Optuna storage is a fresh PostgreSQL database (skipped, with the reason, when no server
-answers). Between them the three processes must finish exactly N trials, with no trial number
-repeated, and the trials of every worker are visible in the study and in MLflow.
+On PostgreSQL (what workers on several machines share; a fresh database, skipped with the
+reason when no server answers) and on the embedded journal file (local processes). Between
+them the three processes must finish exactly N trials, with no trial number repeated, and
+the trials of every worker are visible in the study and in MLflow.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tests.pipelines.test_train import _project
 from workbench.db import session_scope
 from workbench.job_runner import run_job
 from workbench.jobs import create_job, get_job, store_environment
+from workbench.optuna_storage import open_storage
 from workbench.projects import get_project
 from workbench.settings import get_settings
 from workbench.tracking import experiment_name
@@ -29,13 +31,21 @@ from workbench.tuning import ATTR_WORKER, TAG_TRIAL_NUMBER, history_frame
 
 N_TRIALS = 10
 
-pytestmark = pytest.mark.postgres
 
-
+@pytest.mark.postgres
 def test_job_and_two_workers_share_one_budget(
     workbench_home: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WORKBENCH_OPTUNA_STORAGE", postgres_url)
+    _share_one_budget(workbench_home)
+
+
+def test_local_workers_share_one_budget_on_the_journal_file(workbench_home: Path) -> None:
+    assert get_settings().optuna_storage.startswith("journal://")  # the embedded default
+    _share_one_budget(workbench_home)
+
+
+def _share_one_budget(workbench_home: Path) -> None:
     reset_workbench_caches()
     slug = _project(workbench_home, name="Shared study")
     settings = get_settings()
@@ -74,7 +84,7 @@ def test_job_and_two_workers_share_one_budget(
         result = get_job(session, job_id=job_id).result
     assert result is not None
 
-    study = optuna.load_study(study_name=result["study"], storage=postgres_url)
+    study = optuna.load_study(study_name=result["study"], storage=open_storage(settings.optuna_storage))
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert len(complete) == N_TRIALS, [t.state.name for t in study.trials]
     numbers = [t.number for t in study.trials]
