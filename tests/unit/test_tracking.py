@@ -152,3 +152,21 @@ def test_bulk_write_is_all_or_nothing(workbench_home: Path) -> None:
     with pytest.raises(Exception):  # noqa: B017 - the database's foreign-key error, whatever the driver
         bulk._write_bulk([*runs, broken])
     assert client.search_runs([experiment_id]) == []
+
+
+@pytest.mark.postgres
+def test_bulk_runs_on_a_postgresql_tracking_store(postgres_url: str, tmp_path: Path) -> None:
+    # MLflow's schema on PostgreSQL: the same rows must go in, and read back alike, as on SQLite.
+    client = MlflowClient(tracking_uri=postgres_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    experiment_id = client.create_experiment("bulk-pg", artifact_location=(tmp_path / "artifacts").as_uri())
+    parent_id = client.create_run(experiment_id, run_name="parent").info.run_id
+    bulk = RunBulkWriter(client)
+    assert bulk.bulk
+    slow = RunBulkWriter(client)
+    slow.bulk = False
+    bulk_ids = bulk.write(_finished_runs(experiment_id, parent_id))
+    client_ids = slow.write(_finished_runs(experiment_id, parent_id))
+    assert bulk.bulk, "the bulk write fell back to the client path"
+    for bulk_id, client_id in zip(bulk_ids, client_ids, strict=True):
+        assert _as_seen_by_mlflow(client, bulk_id) == _as_seen_by_mlflow(client, client_id)
+    client._tracking_client.store.engine.dispose()  # let the fixture drop the database
