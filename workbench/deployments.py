@@ -113,12 +113,20 @@ def mark_running(
     host: str | None = None,
     port: int | None = None,
     job_id: str | None = None,
+    predict_path: dict[str, Any] | None = None,
 ) -> Deployment:
-    """Record that the deployment serves ``model_version`` from process ``pid``."""
+    """Record that the deployment serves ``model_version`` from process ``pid``.
+
+    ``predict_path`` (``ServedModel.describe()["predict_path"]``) says whether small inputs
+    take the compiled path or the Pipeline, and why; it is kept in the deployment's config.
+    """
     deployment = get_deployment(session, deployment_id=deployment_id)
     deployment.status = "running"
     deployment.model_version = model_version
     deployment.pid = pid
+    if predict_path is not None:
+        # A new dict, so that SQLAlchemy sees the JSON column change.
+        deployment.config = {**(deployment.config or {}), "predict_path": predict_path}
     if host is not None:
         deployment.host = host
     if port is not None:

@@ -105,9 +105,20 @@ def test_garbage_oversized_and_token(client: Any) -> None:
 
 
 def test_health_says_small_requests_take_the_compiled_path(client: Any) -> None:
+    from workbench.deployments import get_deployment
+    from workbench.ui.deployments import predict_path_label
+
     path = client.get("/health").json()["predict_path"]
     assert path["small_inputs"] == "compiled", path["reason"]
     assert path["max_rows"] >= 1
+    # The deployment record keeps it too, for the Deployments page's table.
+    with session_scope() as session:
+        deployment = get_deployment(session, deployment_id=client.app.state.deployment["deployment_id"])
+        assert deployment.config["predict_path"] == path
+    assert predict_path_label({"config": {"predict_path": path}}) == "compiled"
+    assert predict_path_label({"config": {"predict_path": {"small_inputs": "pipeline", "reason": "MinMaxScaler"}}}) \
+        == "pipeline (MinMaxScaler)"
+    assert predict_path_label({"config": {}}) == ""
 
 
 def test_metrics_text(client: Any, model: RegisteredModel) -> None:

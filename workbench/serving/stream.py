@@ -261,7 +261,7 @@ def run_consumer(
         await transport.connect()
         with session_scope(settings.db_url) as session:
             mark_running(session, deployment_id=deployment_id, model_version=holder.model.version, pid=os.getpid(),
-                         host=url)
+                         host=url, predict_path=holder.model.describe()["predict_path"])
         try:
             await consume(transport, holder=holder, deployment_id=deployment_id, write_log=_log_writer(settings.db_url),
                           stop=stop_event, batch_size=batch_size, stats=stats, on_batch=on_batch)

@@ -251,7 +251,8 @@ def create_app(
                     config={"poll_seconds": poll_seconds, "auth": bool(token)},
                 ).id
             mark_running(session, deployment_id=state["deployment_id"], model_version=holder.model.version,
-                         pid=os.getpid(), host=host, port=port)
+                         pid=os.getpid(), host=host, port=port,
+                         predict_path=holder.model.describe()["predict_path"])
         writer = PredictionLogWriter(settings.db_url, flush_rows=log_flush_rows, flush_ms=log_flush_ms)
         sampler = MetricsSampler(deployment_id=state["deployment_id"], take_counts=stats.take_sample,
                                  settings=settings, seconds=metrics_seconds)

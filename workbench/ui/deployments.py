@@ -67,6 +67,16 @@ def deployments(project: Project) -> list[dict[str, Any]]:
         return [deployment_dict(d) for d in list_deployments(session, project=project)]
 
 
+def predict_path_label(row: dict[str, Any]) -> str:
+    """How a web or stream deployment scores a few records: ``compiled``, or ``pipeline (why)``."""
+    path = (row.get("config") or {}).get("predict_path")
+    if not path:
+        return ""
+    if path.get("small_inputs") == "compiled":
+        return "compiled"
+    return f"pipeline ({path['reason']})" if path.get("reason") else "pipeline"
+
+
 def deployments_table(rows: list[dict[str, Any]]) -> None:
     """One line per deployment with its live status."""
     if not rows:
@@ -79,6 +89,7 @@ def deployments_table(rows: list[dict[str, Any]]) -> None:
             "status": r["status"],
             "alias": r["alias"],
             "version": r["model_version"],
+            "small inputs": predict_path_label(r),
             "where": r["url"] or (r["host"] if r["mode"] == "stream" else ""),
             "pid": r["pid"],
             "job": r["job_id"],
