@@ -4,9 +4,6 @@ DevOps charts with the canvas's latency budget."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +11,7 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
+from tests.helpers.processes import deployment_row, kill_and_reap, poll
 from tests.helpers.registered_model import FEATURES, RegisteredModel, module_home, register_model, tiny_frame
 from workbench.db import session_scope
 from workbench.db.models import Deployment, Job
@@ -71,15 +69,14 @@ def test_batch_from_a_server_path_shows_cron_and_runs(model: RegisteredModel, tm
     _button(at, "Score").click().run()
     assert not at.exception
     job_id = at.session_state["deployments.batch_job"]
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+
+    def job() -> Job:
         with session_scope() as session:
-            job = session.get(Job, job_id)
-            if job.status in ("succeeded", "failed", "cancelled", "lost"):
-                break
-        time.sleep(0.5)
-    assert job.status == "succeeded", job.error
-    assert out.exists() and job.result["rows"] == 25
+            return session.get(Job, job_id)
+
+    done = poll(job, lambda j: j.status in ("succeeded", "failed", "cancelled", "lost"), timeout=120, every=0.5)
+    assert done.status == "succeeded", done.error
+    assert out.exists() and done.result["rows"] == 25
 
 
 def test_start_replay_metrics_stop_web(model: RegisteredModel) -> None:
@@ -94,27 +91,20 @@ def test_start_replay_metrics_stop_web(model: RegisteredModel) -> None:
     with session_scope() as session:
         pid = session.get(Job, job_id).pid
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            with session_scope() as session:
-                row = session.get(Deployment, deployment_id)
-            if row.status in ("running", "failed", "stopped"):
-                break
-            time.sleep(0.3)
+        row = poll(lambda: deployment_row(deployment_id), lambda r: r.status in ("running", "failed", "stopped"),
+                   timeout=120, every=0.3)
         assert row.status == "running" and row.port
         at = _app(model.name)
         at.number_input(key="deployments.replay_rows").set_value(30).run()
         _button(at, "Replay holdout").click().run()
         assert not at.exception
         assert any("Sent" in s.value for s in at.success)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+
+        def logged() -> int:
             with session_scope() as session:
-                logged = count_rows(session, deployment_id=deployment_id)
-            if logged >= 24:
-                break
-            time.sleep(0.2)
-        assert logged >= 24  # the holdout of 120 rows is 24 rows
+                return count_rows(session, deployment_id=deployment_id)
+
+        assert poll(logged, lambda n: n >= 24, timeout=10) >= 24  # the holdout of 120 rows is 24 rows
         at = _app(model.name)
         at.selectbox(key="deployments.metrics_target").set_value(
             next(o for o in at.selectbox(key="deployments.metrics_target").options if o.startswith(f"#{deployment_id}"))
@@ -125,18 +115,7 @@ def test_start_replay_metrics_stop_web(model: RegisteredModel) -> None:
         assert latency["layout"]["shapes"][0]["y0"] == 100.0  # the default latency budget line
         assert sum(len(trace.get("y") or []) for trace in latency["data"]) > 0
         _button(at, "Stop web service").click().run()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with session_scope() as session:
-                row = session.get(Deployment, deployment_id)
-            if row.status == "stopped":
-                break
-            time.sleep(0.3)
+        row = poll(lambda: deployment_row(deployment_id), lambda r: r.status == "stopped", timeout=60, every=0.3)
         assert row.status == "stopped"
     finally:
-        if pid:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
+        kill_and_reap(pid)

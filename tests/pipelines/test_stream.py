@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from tests.helpers.processes import deployment_row, kill_and_reap, poll
 from tests.helpers.registered_model import FEATURES, RegisteredModel, create_project_with_model, module_home
 from workbench.db import session_scope
 from workbench.db.models import Deployment, PredictionLog
@@ -87,12 +88,7 @@ def _subject_counts(slug: str) -> tuple[dict[str, int], int]:
 
 
 def _wait(predicate, timeout: float, message: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(message)
+    assert poll(predicate, bool, timeout=timeout), message
 
 
 def test_consumer_predicts_logs_publishes_and_dead_letters(model: RegisteredModel) -> None:
@@ -224,13 +220,8 @@ def test_managed_stream_job_consumes_then_stops_on_cancel(model: RegisteredModel
         with session_scope() as session:
             assert session.get(Job, job_id).status == "cancelled"
     finally:
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
+        kill_and_reap(pid)
 
 
 def _status(deployment_id: int) -> str:
-    with session_scope() as session:
-        return session.get(Deployment, deployment_id).status
+    return deployment_row(deployment_id).status

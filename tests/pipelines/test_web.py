@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from tests.helpers.processes import deployment_row, kill_and_reap, poll
 from tests.helpers.registered_model import (
     RegisteredModel,
     create_project_with_model,
@@ -226,31 +225,14 @@ def test_managed_serve_job_starts_and_stops_by_pid(model: RegisteredModel) -> No
         deployment_id, job_id = deployment.id, deployment.job_id
     pid = spawn(job_id)
     try:
-        deadline = time.monotonic() + 90
-        row = None
-        while time.monotonic() < deadline:
-            with session_scope() as session:
-                row = session.get(Deployment, deployment_id)
-            if row.status == "running" and row.port:
-                break
-            time.sleep(0.2)
-        assert row is not None and row.status == "running", "the serve job did not start in 90 s"
+        row = poll(lambda: deployment_row(deployment_id), lambda r: r.status == "running" and r.port, timeout=90)
+        assert row.status == "running", "the serve job did not start in 90 s"
         assert row.host == "127.0.0.1" and row.model_version == model.version
         response = httpx.post(f"http://127.0.0.1:{row.port}/predict", json=RECORD, timeout=10)
         assert response.status_code == 200
         with session_scope() as session:
             cancel(session, job_id=job_id)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with session_scope() as session:
-                row = session.get(Deployment, deployment_id)
-            if row.status == "stopped":
-                break
-            time.sleep(0.2)
+        row = poll(lambda: deployment_row(deployment_id), lambda r: r.status == "stopped", timeout=30)
         assert row.status == "stopped"
     finally:
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
+        kill_and_reap(pid)
