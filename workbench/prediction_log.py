@@ -300,19 +300,25 @@ def insert_segment(bind: Connection, *, deployment_id: int, segment: LogSegment,
     return bind.execute(statement).first() is not None
 
 
-def _segment_filters(query: Any, *, project_id: int | None, deployment_id: int | None,
-                     since: datetime | None, until: datetime | None) -> Any:
-    """``query`` (over PredictionLogSegment) narrowed to the segments that may hold rows in the window."""
+def _in_scope(query: Any, model: type[PredictionLog] | type[PredictionLogSegment], *, project_id: int | None,
+              deployment_id: int | None, since: datetime | None, until: datetime | None) -> Any:
+    """``query`` (over ``model``) narrowed to one deployment or project and to what may hold rows in the window.
+
+    A row is in ``[since, until)`` by its ``ts``; a segment may hold such rows when its
+    ``[ts_min, ts_max]`` overlaps the window.
+    """
+    if model is PredictionLog:
+        first = last = PredictionLog.ts
+    else:
+        first, last = PredictionLogSegment.ts_min, PredictionLogSegment.ts_max
     if deployment_id is not None:
-        query = query.where(PredictionLogSegment.deployment_id == deployment_id)
+        query = query.where(model.deployment_id == deployment_id)
     if project_id is not None:
-        query = query.join(Deployment, Deployment.id == PredictionLogSegment.deployment_id).where(
-            Deployment.project_id == project_id
-        )
+        query = query.join(Deployment, Deployment.id == model.deployment_id).where(Deployment.project_id == project_id)
     if since is not None:
-        query = query.where(PredictionLogSegment.ts_max >= since)
+        query = query.where(last >= since)
     if until is not None:
-        query = query.where(PredictionLogSegment.ts_min < until)
+        query = query.where(first < until)
     return query
 
 
@@ -326,7 +332,7 @@ def _segment_metas(session: Session, **where: Any) -> Any:
         PredictionLogSegment.ts_max,
         PredictionLogSegment.latency_ms,
     ).order_by(PredictionLogSegment.ts_max.desc(), PredictionLogSegment.id.desc())
-    return session.execute(_segment_filters(query, **where))
+    return session.execute(_in_scope(query, PredictionLogSegment, **where))
 
 
 def read_segment(session: Session, segment_id: int, *, columns: list[str] | None = None) -> Any:
@@ -412,16 +418,9 @@ def record_feedback(session: Session, *, request_id: str, label: Any) -> Predict
 def count_rows(session: Session, *, deployment_id: int | None = None, since: datetime | None = None,
                until: datetime | None = None) -> int:
     """Number of logged predictions (of one deployment, or all), row-logged and in segments, in [since, until)."""
-    query = select(func.count(PredictionLog.id))
-    if deployment_id is not None:
-        query = query.where(PredictionLog.deployment_id == deployment_id)
-    if since is not None:
-        query = query.where(PredictionLog.ts >= since)
-    if until is not None:
-        query = query.where(PredictionLog.ts < until)
-    total = int(session.scalar(query) or 0)
     where: dict[str, Any] = {"project_id": None, "deployment_id": deployment_id, "since": since, "until": until}
-    inside = _segment_filters(select(func.coalesce(func.sum(PredictionLogSegment.rows), 0)), **where)
+    total = int(session.scalar(_in_scope(select(func.count(PredictionLog.id)), PredictionLog, **where)) or 0)
+    inside = _in_scope(select(func.coalesce(func.sum(PredictionLogSegment.rows), 0)), PredictionLogSegment, **where)
     if since is not None:
         inside = inside.where(PredictionLogSegment.ts_min >= since)
     if until is not None:
@@ -429,7 +428,7 @@ def count_rows(session: Session, *, deployment_id: int | None = None, since: dat
     total += int(session.scalar(inside) or 0)
     if since is not None or until is not None:
         # Segments crossing a bound: count their rows in the window from the ts column alone.
-        crossing = _segment_filters(select(PredictionLogSegment.id), **where)
+        crossing = _in_scope(select(PredictionLogSegment.id), PredictionLogSegment, **where)
         bounds = [PredictionLogSegment.ts_min < since] if since is not None else []
         if until is not None:
             bounds.append(PredictionLogSegment.ts_max >= until)
@@ -601,24 +600,12 @@ def log_frame(
     import pandas as pd
 
     limit = max(0, int(limit))
+    where: dict[str, Any] = {"project_id": project_id, "deployment_id": deployment_id, "since": since, "until": until}
     query = select(PredictionLog).order_by(PredictionLog.ts.desc(), PredictionLog.id.desc()).limit(limit)
-    if deployment_id is not None:
-        query = query.where(PredictionLog.deployment_id == deployment_id)
-    if project_id is not None:
-        query = query.join(Deployment, Deployment.id == PredictionLog.deployment_id).where(
-            Deployment.project_id == project_id
-        )
-    if since is not None:
-        query = query.where(PredictionLog.ts >= since)
-    if until is not None:
-        query = query.where(PredictionLog.ts < until)
-    rows_part = _rows_part(list(session.scalars(query))[::-1])
+    rows_part = _rows_part(list(session.scalars(_in_scope(query, PredictionLog, **where)))[::-1])
     parts = [rows_part] if len(rows_part) else []
     seen = [rows_part["ts"].to_numpy().astype("datetime64[ns]")] if len(rows_part) else []
     if limit:
-        where: dict[str, Any] = {
-            "project_id": project_id, "deployment_id": deployment_id, "since": since, "until": until,
-        }
         for meta in _segment_metas(session, **where).all():
             newest_of_rest = np.datetime64(meta.ts_max, "ns")
             # Segments come by ts_max, newest first: once ``limit`` rows are newer than this
