@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
+from tests.helpers.app_pages import open_page
 from tests.helpers.mlflow_store import seed_mlflow_store
 from workbench.datasets import create_project_with_dataset
 from workbench.db import session_scope
@@ -39,10 +40,7 @@ def _project() -> str:
 
 
 def _app(slug: str) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=30)
-    at.session_state["shell.project"] = slug
-    at.query_params["project"] = slug
-    return at.run()
+    return open_page(PAGE, slug, timeout=30)
 
 
 def _wait_for_baseline_job(slug: str, timeout: float = 90.0) -> str:

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
+from tests.helpers.app_pages import button, open_page
 from tests.helpers.processes import deployment_row, kill_and_reap, poll
 from tests.helpers.registered_model import FEATURES, RegisteredModel, module_home, register_model, tiny_frame
 from workbench.db import session_scope
@@ -37,14 +38,7 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegisteredModel]
 
 
 def _app(slug: str) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=30)
-    at.session_state["shell.project"] = slug
-    at.query_params["project"] = slug
-    return at.run()
-
-
-def _button(at: AppTest, label: str):
-    return next(b for b in at.button if b.label == label)
+    return open_page(PAGE, slug, timeout=30)
 
 
 def test_page_shows_champion_and_canvas_mode_first(model: RegisteredModel) -> None:
@@ -66,7 +60,7 @@ def test_batch_from_a_server_path_shows_cron_and_runs(model: RegisteredModel, tm
     at.text_input(key="deployments.batch_out").set_value(str(out)).run()
     cron = [c.value for c in at.code if "workbench score" in c.value]
     assert cron and cron[0].startswith("0 2 * * * workbench score") and f"'{source}'" in cron[0]
-    _button(at, "Score").click().run()
+    button(at, "Score").click().run()
     assert not at.exception
     job_id = at.session_state["deployments.batch_job"]
 
@@ -96,7 +90,7 @@ def test_start_replay_metrics_stop_web(model: RegisteredModel) -> None:
         assert row.status == "running" and row.port
         at = _app(model.name)
         at.number_input(key="deployments.replay_rows").set_value(30).run()
-        _button(at, "Replay holdout").click().run()
+        button(at, "Replay holdout").click().run()
         assert not at.exception
         assert any("Sent" in s.value for s in at.success)
 
@@ -114,7 +108,7 @@ def test_start_replay_metrics_stop_web(model: RegisteredModel) -> None:
         latency = json.loads(charts[0].proto.spec)
         assert latency["layout"]["shapes"][0]["y0"] == 100.0  # the default latency budget line
         assert sum(len(trace.get("y") or []) for trace in latency["data"]) > 0
-        _button(at, "Stop web service").click().run()
+        button(at, "Stop web service").click().run()
         row = poll(lambda: deployment_row(deployment_id), lambda r: r.status == "stopped", timeout=60, every=0.3)
         assert row.status == "stopped"
     finally:

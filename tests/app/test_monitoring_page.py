@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
+from tests.helpers.app_pages import button, open_page
 from tests.helpers.registered_model import FEATURES, RegisteredModel, module_home, register_model, tiny_frame
 from workbench.db import session_scope
 from workbench.db.models import Alert, MonitoringReport, utcnow
@@ -89,14 +90,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 
 def _app(slug: str) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=60)
-    at.session_state["shell.project"] = slug
-    at.query_params["project"] = slug
-    return at.run()
-
-
-def _button(at: AppTest, label: str) -> Any:
-    return next(b for b in at.button if b.label == label)
+    return open_page(PAGE, slug, timeout=60)
 
 
 def _figures(at: AppTest) -> list[dict[str, Any]]:
@@ -134,7 +128,7 @@ def test_run_check_draws_native_charts_opens_alert_and_acknowledges(setup: dict[
     at.radio(key="monitoring.window_kind").set_value("Last N records").run()
     at.number_input(key="monitoring.window_records").set_value(150).run()
     at.checkbox(key="monitoring.with_evidently").set_value(False).run()
-    _button(at, "Run check").click().run()
+    button(at, "Run check").click().run()
     assert not at.exception, at.exception
 
     with session_scope() as session:
@@ -186,19 +180,19 @@ def test_thresholds_are_saved_as_a_canvas_revision(setup: dict[str, Any]) -> Non
     at.number_input(key="monitoring.t_drift").set_value(0.5)
     at.text_input(key="monitoring.t_floor").set_value("0.8")
     at.selectbox(key="monitoring.t_policy").set_value("on_alert")
-    _button(at, "Save thresholds").click().run()
+    button(at, "Save thresholds").click().run()
     assert not at.exception
     assert any("new ML Canvas revision" in s.value for s in at.success)
     with session_scope() as session:
         config = project_config(session, project=get_project(session, slug=setup["slug"]))
     assert config.drift_threshold == 0.5 and config.quality_floor == 0.8 and config.retrain_policy == "on_alert"
     at.text_input(key="monitoring.t_floor").set_value("not a number")
-    _button(at, "Save thresholds").click().run()
+    button(at, "Save thresholds").click().run()
     assert any("quality_floor" in e.value for e in at.error)
     # Back to manual, so later checks in this module do not start retrain jobs by themselves.
     at.text_input(key="monitoring.t_floor").set_value("0.8")
     at.selectbox(key="monitoring.t_policy").set_value("manual")
-    _button(at, "Save thresholds").click().run()
+    button(at, "Save thresholds").click().run()
     with session_scope() as session:
         assert project_config(session, project=get_project(session, slug=setup["slug"])).retrain_policy == "manual"
 
@@ -206,11 +200,11 @@ def test_thresholds_are_saved_as_a_canvas_revision(setup: dict[str, Any]) -> Non
 def test_evidently_report_is_a_download(setup: dict[str, Any]) -> None:
     at = _app(setup["slug"])
     at.number_input(key="monitoring.window_records").set_value(100).run()
-    _button(at, "Run check").click().run()
+    button(at, "Run check").click().run()
     assert not at.exception, at.exception
     assert any(b.label == "Prepare Evidently report (HTML)" for b in at.button), (
         [e.value for e in at.error], [c.value for c in at.caption], [w.value for w in at.warning])
-    _button(at, "Prepare Evidently report (HTML)").click().run()
+    button(at, "Prepare Evidently report (HTML)").click().run()
     assert not at.exception, at.exception
     downloads = at.get("download_button")
     assert downloads, "no download button"
@@ -250,7 +244,7 @@ def test_a_large_window_runs_as_a_monitor_job(setup: dict[str, Any], monkeypatch
     at.radio(key="monitoring.window_kind").set_value("Last N hours").run()
     at.number_input(key="monitoring.window_hours").set_value(24).run()
     at.checkbox(key="monitoring.with_evidently").set_value(False).run()
-    _button(at, "Run check").click().run()
+    button(at, "Run check").click().run()
     assert not at.exception, at.exception
     job_id = at.session_state["monitoring.job"]
     with session_scope() as session:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.helpers.app_pages import open_page
 from tests.helpers.experiments_project import seed_experiments_project
 from tests.helpers.registered_model import module_home
 
@@ -23,11 +24,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
 
 
 def _app(slug: str) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=60)
-    at.session_state["shell.project"] = slug
-    at.query_params["project"] = slug
-    at.session_state["shell.display_name"] = "carol"
-    at.run()
+    at = open_page(PAGE, slug, timeout=60, state={"shell.display_name": "carol"})
     assert not at.exception, at.exception
     return at
 

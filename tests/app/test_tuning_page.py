@@ -8,6 +8,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from tests.helpers.app_pages import open_page
 from tests.pipelines.test_train import _project
 from workbench.db import session_scope
 from workbench.jobs import FINAL_STATUSES, get_job, list_jobs
@@ -17,10 +18,7 @@ PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "tuning.py")
 
 
 def _app(slug: str) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=60)
-    at.session_state["shell.project"] = slug
-    at.query_params["project"] = slug
-    return at.run()
+    return open_page(PAGE, slug, timeout=60)
 
 
 def _launch(at: AppTest) -> AppTest:
