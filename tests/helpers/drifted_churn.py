@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from tests.helpers.jobs import run_job_now
+
 ROWS = 1000
 DRIFT_START = 0.6
 TRAIN_PARAMS: dict[str, Any] = {"models": ["linear"], "n_trials": 2, "folds": 3, "seed": 3}
@@ -28,21 +30,6 @@ def drifted_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
     frame, _ = resolve_spec(SPEC)
     cut = int(ROWS * DRIFT_START)
     return frame.iloc[:cut].reset_index(drop=True), frame.iloc[cut:].reset_index(drop=True)
-
-
-def run_job_now(slug: str, kind: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Create a job and run it in this process; returns id, status, result and error."""
-    from workbench.db import session_scope
-    from workbench.job_runner import run_job
-    from workbench.jobs import create_job, get_job
-    from workbench.projects import get_project
-
-    with session_scope() as session:
-        job_id = create_job(session, kind=kind, project=get_project(session, slug=slug), params=params or {}).id
-    status = run_job(job_id)
-    with session_scope() as session:
-        job = get_job(session, job_id=job_id)
-        return {"id": job_id, "status": status, "result": dict(job.result or {}), "error": job.error}
 
 
 def set_canvas_fields(slug: str, fields: dict[tuple[str, str], Any]) -> None:

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tests.helpers.jobs import run_job_ok
+
 TRAIN_PARAMS: dict[str, Any] = {"models": ["hist_gradient_boosting"], "n_trials": 4, "folds": 2, "seed": 3}
 
 
@@ -19,21 +21,6 @@ def xor_frame(n: int = 200, seed: int = 0) -> pd.DataFrame:
     x1, x2 = rng.uniform(-1, 1, n), rng.uniform(-1, 1, n)
     return pd.DataFrame({"x1": x1.round(4), "x2": x2.round(4), "colour": rng.choice(["red", "green", "blue"], n),
                          "label": np.where((x1 > 0) ^ (x2 > 0), "yes", "no")})
-
-
-def _run_job(slug: str, kind: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-    from workbench.db import session_scope
-    from workbench.job_runner import run_job
-    from workbench.jobs import create_job, get_job
-    from workbench.projects import get_project
-
-    with session_scope() as session:
-        job_id = create_job(session, kind=kind, project=get_project(session, slug=slug), params=params or {}).id
-    status = run_job(job_id)
-    with session_scope() as session:
-        job = get_job(session, job_id=job_id)
-        assert status == "succeeded", job.error
-        return {"id": job_id, "result": dict(job.result or {}), "run_id": job.mlflow_run_id}
 
 
 def seed_experiments_project(home: Path, *, name: str = "Xor", train_jobs: int = 2) -> dict[str, Any]:
@@ -46,6 +33,6 @@ def seed_experiments_project(home: Path, *, name: str = "Xor", train_jobs: int =
     with session_scope() as session:
         slug = create_project_with_dataset(session, name=name, dataset_spec_or_frame=xor_frame(), target="label",
                                            task_type="classification").slug
-    baseline = _run_job(slug, "baseline")
-    train = [_run_job(slug, "train", {**TRAIN_PARAMS, "seed": TRAIN_PARAMS["seed"] + i}) for i in range(train_jobs)]
+    baseline = run_job_ok(slug, "baseline")
+    train = [run_job_ok(slug, "train", {**TRAIN_PARAMS, "seed": TRAIN_PARAMS["seed"] + i}) for i in range(train_jobs)]
     return {"slug": slug, "baseline": baseline, "train": train}

@@ -20,7 +20,7 @@ from workbench.projects import get_project
 
 
 def _run(slug: str, kind: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-    from tests.helpers.drifted_churn import run_job_now
+    from tests.helpers.jobs import run_job_now
 
     return run_job_now(slug, kind, params)
 

@@ -10,12 +10,10 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from tests.helpers.jobs import run_job_ok
 from tests.helpers.mlflow_store import seed_mlflow_store
 from workbench.datasets import create_project_with_dataset
 from workbench.db import session_scope
-from workbench.job_runner import run_job
-from workbench.jobs import create_job, get_job
-from workbench.projects import get_project
 from workbench.settings import get_settings
 from workbench.tracking import TAG_JOB, TAG_KIND, experiment_name
 from workbench.tuning import CHAMPION, TAG_FLAG, TAG_TRIAL_NUMBER
@@ -46,16 +44,6 @@ def _project(home: Path, name: str = "Xor") -> str:
         return project.slug
 
 
-def _run(slug: str, kind: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-    with session_scope() as session:
-        job_id = create_job(session, kind=kind, project=get_project(session, slug=slug), params=params or {}).id
-    status = run_job(job_id)
-    with session_scope() as session:
-        job = get_job(session, job_id=job_id)
-        assert status == "succeeded", job.error
-        return {"id": job_id, "result": dict(job.result or {}), "run_id": job.mlflow_run_id}
-
-
 def _client() -> MlflowClient:
     uri = get_settings().mlflow_tracking_uri
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -65,8 +53,8 @@ def test_train_tracks_trials_registers_a_loadable_champion(
     workbench_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     slug = _project(workbench_home)
-    _run(slug, "baseline")  # the bar to beat: best of class prior, stratified random, logistic
-    job = _run(slug, "train", PARAMS)
+    run_job_ok(slug, "baseline")  # the bar to beat: best of class prior, stratified random, logistic
+    job = run_job_ok(slug, "train", PARAMS)
     result = job["result"]
     client = _client()
     experiment = client.get_experiment_by_name(experiment_name(slug))
@@ -125,7 +113,7 @@ def test_train_tracks_trials_registers_a_loadable_champion(
     assert holdout_score > result["bar"]["value"]
 
     # A second job: registered as version 2 but flagged, since a champion exists.
-    second = _run(slug, "train", {**PARAMS, "n_trials": 2})["result"]
+    second = run_job_ok(slug, "train", {**PARAMS, "n_trials": 2})["result"]
     assert second["model_version"] == "2" and second["champion"] is False
     assert "already the champion" in second["flag"]
     assert client.get_model_version(slug, "2").tags[TAG_FLAG] == second["flag"]
@@ -135,13 +123,13 @@ def test_train_tracks_trials_registers_a_loadable_champion(
 def test_same_seed_same_result_and_no_bar_means_flagged(workbench_home: Path) -> None:
     slug = _project(workbench_home, name="Xor again")
     params = {"models": ["linear", "knn"], "n_trials": 4, "folds": 2, "seed": 11}
-    first = _run(slug, "train", params)["result"]
-    second = _run(slug, "train", params)["result"]
+    first = run_job_ok(slug, "train", params)["result"]
+    second = run_job_ok(slug, "train", params)["result"]
     assert first["study"] != second["study"]
     assert (first["family"], first["best_params"]) == (second["family"], second["best_params"])
     assert first["holdout_metric"] == second["holdout_metric"]
     assert first["best_cv"] == second["best_cv"]
     # No baselines were run: there is no bar, so the version is registered but not champion.
     assert first["champion"] is False and "no bar to beat" in first["flag"]
-    different = _run(slug, "train", {**params, "seed": 12})["result"]
+    different = run_job_ok(slug, "train", {**params, "seed": 12})["result"]
     assert different["study"] != first["study"]
