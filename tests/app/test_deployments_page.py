@@ -13,7 +13,12 @@ from streamlit.testing.v1 import AppTest
 
 from tests.helpers.app_pages import button, open_page
 from tests.helpers.processes import deployment_row, kill_and_reap, poll
-from tests.helpers.registered_model import FEATURES, RegisteredModel, module_home, register_model, tiny_frame
+from tests.helpers.registered_model import (
+    FEATURES,
+    RegisteredModel,
+    create_project_with_model,
+    module_home,
+)
 from workbench.db import session_scope
 from workbench.db.models import Deployment, Job
 from workbench.prediction_log import count_rows
@@ -23,18 +28,8 @@ PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "deployments.py")
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegisteredModel]:
-    from workbench.datasets import create_project_with_dataset
-    from workbench.settings import get_settings
-
     with module_home(tmp_path_factory, "deploy_page"):
-        settings = get_settings()
-        settings.ensure_home()
-        frame = tiny_frame()
-        with session_scope() as session:
-            slug = create_project_with_dataset(session, name="Deploy page", dataset_spec_or_frame=frame,
-                                               target="churned", task_type="classification").slug
-        yield register_model(slug, tracking_uri=settings.mlflow_tracking_uri, artifacts_dir=settings.artifacts_dir,
-                             frame=frame)
+        yield create_project_with_model(name="Deploy page", with_dataset=True)
 
 
 def _app(slug: str) -> AppTest:

@@ -16,7 +16,12 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from tests.helpers.app_pages import button, open_page
-from tests.helpers.registered_model import FEATURES, RegisteredModel, module_home, register_model, tiny_frame
+from tests.helpers.registered_model import (
+    FEATURES,
+    RegisteredModel,
+    create_project_with_model,
+    module_home,
+)
 from workbench.db import session_scope
 from workbench.db.models import Alert, MonitoringReport, utcnow
 
@@ -66,20 +71,12 @@ def _drifted_traffic(deployment_id: int, n: int = 200) -> None:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from workbench.datasets import create_project_with_dataset
     from workbench.deployments import create_deployment
     from workbench.projects import get_project
-    from workbench.settings import get_settings
 
     with module_home(tmp_path_factory, "monitoring_page"):
-        settings = get_settings()
-        settings.ensure_home()
-        frame = tiny_frame()
-        with session_scope() as session:
-            slug = create_project_with_dataset(session, name="Monitor page", dataset_spec_or_frame=frame,
-                                               target="churned", task_type="classification").slug
-        model = register_model(slug, tracking_uri=settings.mlflow_tracking_uri,
-                               artifacts_dir=settings.artifacts_dir, frame=frame)
+        model = create_project_with_model(name="Monitor page", with_dataset=True)
+        slug = model.name
         _log_reference(model)
         with session_scope() as session:
             deployment = create_deployment(session, project=get_project(session, slug=slug), mode="web",

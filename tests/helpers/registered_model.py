@@ -193,19 +193,28 @@ def set_alias(model: RegisteredModel, alias: str, version: str) -> None:
 
 
 def create_project_with_model(
-    *, name: str = "Churn", task: str = "classification", variant: int = 0
+    *, name: str = "Churn", task: str = "classification", variant: int = 0, with_dataset: bool = False
 ) -> RegisteredModel:
-    """Create a project in the current test home and register its champion (named after the slug)."""
+    """Create a project in the current test home and register its champion (named after the slug).
+
+    ``with_dataset`` gives the project :func:`tiny_frame` as its dataset (and its split, so a
+    page can replay the holdout), and trains the model on that same frame.
+    """
+    from workbench.datasets import create_project_with_dataset
     from workbench.db import session_scope
     from workbench.projects import create_project
     from workbench.settings import get_settings
 
     settings = get_settings()
     settings.ensure_home()
+    frame = tiny_frame(task=task) if with_dataset else None
     with session_scope() as session:
-        project = create_project(
-            session, name=name, task_type=task, target="churned", actor="test"
-        )
+        if frame is not None:
+            project = create_project_with_dataset(
+                session, name=name, dataset_spec_or_frame=frame, target="churned", task_type=task
+            )
+        else:
+            project = create_project(session, name=name, task_type=task, target="churned", actor="test")
         slug = project.slug
     return register_model(
         slug,
@@ -213,6 +222,7 @@ def create_project_with_model(
         artifacts_dir=settings.artifacts_dir,
         task=task,
         variant=variant,
+        frame=frame,
     )
 
 
