@@ -12,7 +12,7 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from tests.helpers.app_pages import button, open_page
-from tests.helpers.processes import deployment_row, kill_and_reap, poll
+from tests.helpers.processes import deployment_row, job_row, kill_and_reap, poll
 from tests.helpers.registered_model import (
     FEATURES,
     RegisteredModel,
@@ -58,12 +58,8 @@ def test_batch_from_a_server_path_shows_cron_and_runs(model: RegisteredModel, tm
     button(at, "Score").click().run()
     assert not at.exception
     job_id = at.session_state["deployments.batch_job"]
-
-    def job() -> Job:
-        with session_scope() as session:
-            return session.get(Job, job_id)
-
-    done = poll(job, lambda j: j.status in ("succeeded", "failed", "cancelled", "lost"), timeout=120, every=0.5)
+    done = poll(lambda: job_row(job_id), lambda j: j.status in ("succeeded", "failed", "cancelled", "lost"),
+                timeout=120, every=0.5)
     assert done.status == "succeeded", done.error
     assert out.exists() and done.result["rows"] == 25
 

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from tests.helpers.app_pages import button, open_page
+from tests.helpers.processes import job_row, poll
 from tests.helpers.registered_model import (
     FEATURES,
     RegisteredModel,
@@ -231,7 +232,6 @@ def test_home_lists_open_alerts_with_a_link(setup: dict[str, Any]) -> None:
 
 def test_a_large_window_runs_as_a_monitor_job(setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     """Above the inline limit the check is a background ``monitor`` job, shown with its progress."""
-    import time
 
     from workbench.db.models import Job
     from workbench.ui import monitoring as ui
@@ -246,13 +246,7 @@ def test_a_large_window_runs_as_a_monitor_job(setup: dict[str, Any], monkeypatch
     job_id = at.session_state["monitoring.job"]
     with session_scope() as session:
         assert session.get(Job, job_id).kind == "monitor"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        with session_scope() as session:
-            job = session.get(Job, job_id)
-            if job.status not in ("queued", "running"):
-                break
-        time.sleep(0.5)
+    job = poll(lambda: job_row(job_id), lambda j: j.status not in ("queued", "running"), timeout=120, every=0.5)
     assert job.status == "succeeded", job.error
     at.run()  # the polling fragment's rerun does not fire in AppTest
     assert not at.exception

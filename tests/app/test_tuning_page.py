@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
 from tests.helpers.app_pages import open_page
+from tests.helpers.processes import job_row, poll
 from tests.pipelines.test_train import _project
 from workbench.db import session_scope
-from workbench.jobs import FINAL_STATUSES, get_job, list_jobs
+from workbench.jobs import FINAL_STATUSES, list_jobs
 from workbench.projects import get_project
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "tuning.py")
@@ -31,14 +31,9 @@ def _train_jobs(slug: str) -> list:
 
 
 def _wait(job_id: str, timeout: float = 180.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with session_scope() as session:
-            job = get_job(session, job_id=job_id)
-            if job.status in FINAL_STATUSES:
-                return job.status
-        time.sleep(0.5)
-    raise AssertionError("the train job did not finish in time")
+    job = poll(lambda: job_row(job_id), lambda j: j.status in FINAL_STATUSES, timeout=timeout, every=0.5)
+    assert job.status in FINAL_STATUSES, "the train job did not finish in time"
+    return job.status
 
 
 def _charts(at: AppTest) -> list[dict]:

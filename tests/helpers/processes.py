@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from workbench.db import session_scope
-from workbench.db.models import Deployment
+from workbench.db.models import Deployment, Job
 
 T = TypeVar("T")
 
@@ -32,6 +32,14 @@ def deployment_row(deployment_id: int) -> Deployment:
     with session_scope() as session:
         row = session.get(Deployment, deployment_id)
     assert row is not None, f"deployment {deployment_id} does not exist"
+    return row
+
+
+def job_row(job_id: str) -> Job:
+    """The job as stored now (read in a fresh session)."""
+    with session_scope() as session:
+        row = session.get(Job, job_id)
+    assert row is not None, f"job {job_id} does not exist"
     return row
 
 

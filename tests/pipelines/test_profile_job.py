@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.helpers.processes import job_row, poll
 from workbench.datasets import add_dataset, create_project_with_dataset, list_datasets
 from workbench.db import session_scope
 from workbench.errors import WorkbenchError
@@ -20,14 +20,9 @@ from workbench.projects import get_project
 
 
 def _wait(job_id: str, *, until: Any, timeout: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        with session_scope() as session:
-            data = job_dict(get_job(session, job_id=job_id))
-        if until(data):
-            return data
-        assert time.monotonic() < deadline, f"job {job_id} stuck: {data}"
-        time.sleep(0.2)
+    data = poll(lambda: job_dict(job_row(job_id)), until, timeout=timeout)
+    assert until(data), f"job {job_id} stuck: {data}"
+    return data
 
 
 def _finished(data: dict[str, Any]) -> bool:
