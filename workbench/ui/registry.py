@@ -83,21 +83,13 @@ def promote_section(project: Project, versions: list[Any], current: dict[str, st
     pending = st.session_state.get(key(PAGE, "confirm"))
     if pending and pending[0] == "promote":
         _, version, alias = pending
-        with st.container(border=True):
-            st.markdown(f"Make **v{version}** the **{alias}** (now: "
-                        f"{'v' + current[alias] if alias in current else 'none'})?")
-            reason = st.text_area("Reason (kept in the promotion history)", key=key(PAGE, "promote_reason"))
-            ok, cancel = st.columns(2)
-            if ok.button("Confirm promotion", type="primary", key=key(PAGE, "promote_confirm")):
-                with session_scope() as session:
-                    promote(session, project=_project(session, project), version=version, alias=alias,
-                            reason=reason, actor=display_name())
-                st.session_state.pop(key(PAGE, "confirm"), None)
-                flash(f"v{version} is now the {alias}.")
-                st.rerun()
-            if cancel.button("Cancel", key=key(PAGE, "promote_cancel")):
-                st.session_state.pop(key(PAGE, "confirm"), None)
-                st.rerun()
+        reason = _confirmed_reason("promote", "Confirm promotion", f"Make **v{version}** the **{alias}** (now: "
+                                   f"{'v' + current[alias] if alias in current else 'none'})?")
+        if reason is not None:
+            with session_scope() as session:
+                promote(session, project=_project(session, project), version=version, alias=alias,
+                        reason=reason, actor=display_name())
+            _close_confirmation(f"v{version} is now the {alias}.")
 
 
 def rollback_section(project: Project, current: dict[str, str]) -> None:
@@ -116,20 +108,32 @@ def rollback_section(project: Project, current: dict[str, str]) -> None:
         st.session_state[key(PAGE, "confirm")] = ("rollback", previous, "champion")
     pending = st.session_state.get(key(PAGE, "confirm"))
     if pending and pending[0] == "rollback":
-        with st.container(border=True):
-            st.markdown(f"Make **v{previous}** the **champion** again?")
-            reason = st.text_area("Reason (kept in the promotion history)", key=key(PAGE, "rollback_reason"))
-            ok, cancel = st.columns(2)
-            if ok.button("Confirm rollback", type="primary", key=key(PAGE, "rollback_confirm")):
-                with session_scope() as session:
-                    row = rollback(session, project=_project(session, project), reason=reason, actor=display_name())
-                    to_version = row.to_version
-                st.session_state.pop(key(PAGE, "confirm"), None)
-                flash(f"Rolled back: v{to_version} is the champion again.")
-                st.rerun()
-            if cancel.button("Cancel", key=key(PAGE, "rollback_cancel")):
-                st.session_state.pop(key(PAGE, "confirm"), None)
-                st.rerun()
+        reason = _confirmed_reason("rollback", "Confirm rollback", f"Make **v{previous}** the **champion** again?")
+        if reason is not None:
+            with session_scope() as session:
+                row = rollback(session, project=_project(session, project), reason=reason, actor=display_name())
+                to_version = row.to_version
+            _close_confirmation(f"Rolled back: v{to_version} is the champion again.")
+
+
+def _confirmed_reason(action: str, confirm_label: str, question: str) -> str | None:
+    """The open confirmation box of ``action``: the reason typed once confirmed, else None (Cancel closes it)."""
+    with st.container(border=True):
+        st.markdown(question)
+        reason = st.text_area("Reason (kept in the promotion history)", key=key(PAGE, f"{action}_reason"))
+        ok, cancel = st.columns(2)
+        confirmed = ok.button(confirm_label, type="primary", key=key(PAGE, f"{action}_confirm"))
+        if cancel.button("Cancel", key=key(PAGE, f"{action}_cancel")):
+            _close_confirmation(None)
+    return reason if confirmed else None
+
+
+def _close_confirmation(message: str | None) -> None:
+    """Close the confirmation box, say what happened (when anything did) and redraw the page."""
+    st.session_state.pop(key(PAGE, "confirm"), None)
+    if message:
+        flash(message)
+    st.rerun()
 
 
 def history_section(project: Project) -> None:
