@@ -288,8 +288,7 @@ class ServedModel:
 
         x = frame if checked else conform_frame(frame, self.columns)
         if self.fast is not None and 0 < len(x) <= FAST_PATH_MAX_ROWS:
-            arrays = {name: x[name].to_numpy() for name in self.fast.used_columns}
-            result = self._try_compiled(arrays, len(x))
+            result = self._try_compiled(self._column_arrays(x), len(x))
             if result is not None:
                 return result
         return self._predict_pipeline(x)
@@ -317,6 +316,11 @@ class ServedModel:
                 row_proba = {label: float(p) for label, p in zip(labels, proba[i].tolist(), strict=True)}
             results.append({"prediction": _json_value(prediction), "proba": row_proba})
         return results
+
+    def _column_arrays(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """The columns of a conformed frame that the compiled path reads, as arrays."""
+        assert self.fast is not None
+        return {name: frame[name].to_numpy() for name in self.fast.used_columns}
 
     @property
     def fast_columns(self) -> list[InputColumn]:
@@ -374,8 +378,7 @@ class ServedModel:
             except InvalidInput:
                 conformed = None
             if conformed is not None:
-                used = [c.name for c in self.fast_columns]
-                routes.append((conformed, {name: conformed[name].to_numpy() for name in used}))
+                routes.append((conformed, self._column_arrays(conformed)))
             for frame, arrays in routes:
                 expected = _outcome(self._predict_pipeline, frame)
                 got = _outcome(self._predict_compiled, arrays, len(batch))
