@@ -46,9 +46,9 @@ def journal_path(url: str) -> Path | None:
 
 def storage_exists(url: str) -> bool:
     """False when ``url`` is a local file (SQLite or journal) that nothing has created yet."""
-    path = journal_path(url)
-    if path is None and url.startswith("sqlite:///"):
-        path = Path(url[len("sqlite:///") :])
+    from workbench.db.engine import sqlite_file
+
+    path = journal_path(url) or sqlite_file(url)
     return path is None or path.exists()
 
 
@@ -103,11 +103,13 @@ def _new_storage(url: str, heartbeat_seconds: float) -> Any:
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     if not is_rdb_url(url):
         return url
+    from workbench.db.engine import sqlite_file
+
     engine_kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite:///"):
+    db_path = sqlite_file(url)
+    if db_path is not None:
         import sqlite3
 
-        db_path = Path(url[len("sqlite:///") :])
         db_path.parent.mkdir(parents=True, exist_ok=True)
         with sqlite3.connect(db_path, timeout=30) as connection:
             connection.execute("PRAGMA journal_mode=WAL")

@@ -139,12 +139,15 @@ def _sqlite_data_version(uri: str) -> int | None:
     """
     import sqlite3
 
-    if not uri.startswith("sqlite:///"):
+    from workbench.db.engine import sqlite_file
+
+    db_path = sqlite_file(uri)
+    if db_path is None:
         return None
     with _engines_lock:
         connection = _watchers.get(uri)
         if connection is None:
-            connection = sqlite3.connect(uri[len("sqlite:///") :], check_same_thread=False,
+            connection = sqlite3.connect(db_path, check_same_thread=False,
                                          isolation_level=None)
             _watchers[uri] = connection
         try:
@@ -358,11 +361,11 @@ def sync_runs(session: Session, *, project: Project, settings: Settings | None =
     changed_runs: list[dict[str, Any]]
     if _is_sql_uri(uri):
         result.source = "sql"
-        if uri.startswith("sqlite:///"):
-            from pathlib import Path
+        from workbench.db.engine import sqlite_file
 
-            if not Path(uri[len("sqlite:///") :]).exists():
-                return _apply(session, project, result, None, {}, [])
+        db_path = sqlite_file(uri)
+        if db_path is not None and not db_path.exists():
+            return _apply(session, project, result, None, {}, [])
         # Read before anything else, so a write that lands during this sync is seen by the next one.
         data_version = _sqlite_data_version(uri)
         seen_key = (uri, str(session.get_bind().engine.url), project.id)

@@ -52,11 +52,11 @@ def get_client(settings: Settings | None = None) -> MlflowClient:
         if client is None:
             from mlflow import MlflowClient
 
-            if tracking_uri.startswith("sqlite:///"):
-                # MLflow's SQLite store needs the folder of its file to exist.
-                from pathlib import Path
+            from workbench.db.engine import sqlite_file
 
-                Path(tracking_uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+            db_path = sqlite_file(tracking_uri)
+            if db_path is not None:  # MLflow's SQLite store needs the folder of its file to exist.
+                db_path.parent.mkdir(parents=True, exist_ok=True)
             client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
             _clients[cache_key] = client
     return client
