@@ -69,7 +69,7 @@ bench: install-dev chromium
 	done
 
 lint: install-dev
-	$(BIN)/ruff check workbench pipelines pages tests benchmarks docs streamlit_app.py
+	$(BIN)/ruff check workbench pipelines app_pages tests benchmarks docs streamlit_app.py
 	$(BIN)/mypy workbench pipelines
 
 clean:

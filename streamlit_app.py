@@ -11,22 +11,22 @@ st.set_page_config(page_title="MLOps Workbench", page_icon=":material/hub:", lay
 
 PAGES = {
     "Workbench": [
-        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
     ],
     "Design": [
-        st.Page("pages/data.py", title="Data", icon=":material/table_chart:"),
-        st.Page("pages/ml_canvas.py", title="ML Canvas", icon=":material/dashboard:"),
-        st.Page("pages/mlops_stack.py", title="MLOps Stack Canvas", icon=":material/stacks:"),
-        st.Page("pages/crisp_dm.py", title="CRISP-DM", icon=":material/checklist:"),
-        st.Page("pages/baselines.py", title="Baselines", icon=":material/flag:"),
+        st.Page("app_pages/data.py", title="Data", icon=":material/table_chart:"),
+        st.Page("app_pages/ml_canvas.py", title="ML Canvas", icon=":material/dashboard:"),
+        st.Page("app_pages/mlops_stack.py", title="MLOps Stack Canvas", icon=":material/stacks:"),
+        st.Page("app_pages/crisp_dm.py", title="CRISP-DM", icon=":material/checklist:"),
+        st.Page("app_pages/baselines.py", title="Baselines", icon=":material/flag:"),
     ],
     "Train": [
-        st.Page("pages/tuning.py", title="Tuning", icon=":material/tune:"),
-        st.Page("pages/experiments.py", title="Experiments", icon=":material/science:"),
-        st.Page("pages/registry.py", title="Registry", icon=":material/inventory_2:"),
+        st.Page("app_pages/tuning.py", title="Tuning", icon=":material/tune:"),
+        st.Page("app_pages/experiments.py", title="Experiments", icon=":material/science:"),
+        st.Page("app_pages/registry.py", title="Registry", icon=":material/inventory_2:"),
     ],
-    "Operate": [st.Page("pages/deployments.py", title="Deployments", icon=":material/rocket_launch:"),
-                st.Page("pages/monitoring.py", title="Monitoring", icon=":material/monitor_heart:")],
+    "Operate": [st.Page("app_pages/deployments.py", title="Deployments", icon=":material/rocket_launch:"),
+                st.Page("app_pages/monitoring.py", title="Monitoring", icon=":material/monitor_heart:")],
 }
 
 navigation = st.navigation({group: pages for group, pages in PAGES.items() if pages})

@@ -100,8 +100,8 @@ def register(kind: str, train: pd.DataFrame) -> str:
 def score_in_process(slug: str, input_path: Path, output_path: Path) -> dict[str, Any]:
     from workbench.db import session_scope
     from workbench.db.models import Job
-    from workbench.job_runner import run_job
     from workbench.jobs import create_job
+    from workbench.jobs.runner import run_job
     from workbench.projects import get_project
 
     with session_scope() as session:

@@ -7,7 +7,7 @@ bulk (through ``MlflowClient`` it would take minutes). Then, in the same process
 
 - ``search_runs_s``: ``mlflow.search_runs(experiment_ids=[id])`` (all runs into a DataFrame);
 - ``first_sync_s``: the first sync of the projection (every run read once; a one-off per project);
-- ``page_cold_s``: AppTest ``run()`` of ``pages/experiments.py`` right after seeding (includes that first sync);
+- ``page_cold_s``: AppTest ``run()`` of ``app_pages/experiments.py`` right after seeding (includes that first sync);
 - ``page_warm_s``: the median of a few more ``run()`` calls (sync finds nothing new; queries and
   every figure are rebuilt: table page, history, parallel coordinates, importance, slices, contour,
   metric vs fit time);
@@ -127,8 +127,8 @@ def _prepare_home(base: Path) -> Path:
 
 def _page_data(slug: str) -> float:
     from workbench.db.engine import session_scope
+    from workbench.experiments.runs import query_runs, runs_frame, sync_runs
     from workbench.projects import get_project
-    from workbench.runs import query_runs, runs_frame, sync_runs
 
     started = time.perf_counter()
     with session_scope() as session:
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(REPO / "pages" / "experiments.py"), default_timeout=300)
+    at = AppTest.from_file(str(REPO / "app_pages" / "experiments.py"), default_timeout=300)
     at.session_state["shell.project"] = slug
     at.query_params["project"] = slug
     t0 = time.perf_counter()

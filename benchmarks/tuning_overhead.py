@@ -39,10 +39,10 @@ def _setup_home() -> Path:
 
 
 def _project() -> tuple[str, Any]:
-    from workbench.datasets import create_project_with_dataset
+    from workbench.data.datasets import create_project_with_dataset
     from workbench.db import session_scope
     from workbench.settings import get_settings
-    from workbench.train_jobs import load_inputs
+    from workbench.training.train_jobs import load_inputs
 
     settings = get_settings()
     settings.ensure_home()
@@ -59,13 +59,13 @@ class _Tracked:
 
     def __init__(self, slug: str, config: Any, *, label: str) -> None:
         from workbench.db import session_scope
-        from workbench.job_runner import JobContext
         from workbench.jobs import create_job
+        from workbench.jobs.runner import JobContext
         from workbench.projects import get_project
         from workbench.settings import get_settings
         from workbench.tracking import ensure_experiment, get_client
-        from workbench.trial_runs import TrialRunWriter
-        from workbench.tuning import open_study, study_name
+        from workbench.training.trial_runs import TrialRunWriter
+        from workbench.training.tuning import open_study, study_name
 
         settings = get_settings()
         with session_scope() as session:
@@ -85,7 +85,7 @@ class _Tracked:
 
     def run(self, objective: Any, n_trials: int, *, flush: bool = True) -> float:
         """Seconds to bring the study to ``n_trials`` finished trials (and flush their tracking)."""
-        from workbench.tuning import StudyProgress, finished_trials, run_study
+        from workbench.training.tuning import StudyProgress, finished_trials, run_study
 
         def report(done: int, best: float | None) -> None:
             self.ctx.progress(done / n_trials, f"trial {done}/{n_trials}, best {best}")
@@ -114,7 +114,7 @@ class _Tracked:
 def bench_a(slug: str, inputs: Any, n_trials: int, folds: int) -> dict[str, float]:
     import optuna
 
-    from workbench.tuning import CVObjective, make_sampler, validate_tuning
+    from workbench.training.tuning import CVObjective, make_sampler, validate_tuning
 
     config = validate_tuning(models=["random_forest"], n_trials=n_trials, timeout_seconds=None, folds=folds,
                              sampler="tpe", pruner="none", workers=1, seed=0, metric=inputs.metric,
@@ -167,7 +167,7 @@ def bench_b(slug: str, inputs: Any, n_trials: int, home: Path) -> dict[str, floa
     import optuna
     from optuna_integration import MLflowCallback
 
-    from workbench.tuning import validate_tuning
+    from workbench.training.tuning import validate_tuning
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     config = validate_tuning(models=["linear"], n_trials=n_trials, timeout_seconds=None, folds=3, sampler="random",

@@ -1,7 +1,7 @@
 """Compute a project's baselines: split, fit, score on the holdout, log to MLflow, choose the best.
 
 The result JSON lists every baseline with its metrics and MLflow run id, and the best one by
-the canvas's primary metric; :func:`workbench.baselines.bar_to_beat` reads it back.
+the canvas's primary metric; :func:`workbench.design.baselines.bar_to_beat` reads it back.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import sys
 import time
 from typing import Any
 
-from workbench.baselines import run_baselines
+from workbench.data.splits import load_split_frames
 from workbench.db import session_scope
+from workbench.design.baselines import run_baselines
+from workbench.design.project_config import project_config
 from workbench.errors import InvalidInput
-from workbench.job_runner import JobContext
-from workbench.project_config import project_config
+from workbench.jobs.runner import JobContext
 from workbench.projects import get_project
-from workbench.splits import load_split_frames
 
 
 def run(
@@ -37,7 +37,7 @@ def run(
         config = project_config(session, project=project)
         dataset = None
         if dataset_id is not None:
-            from workbench.datasets import get_dataset
+            from workbench.data.datasets import get_dataset
 
             dataset = get_dataset(session, project=project, dataset_id=dataset_id)
         frames = load_split_frames(
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("project", help="project slug")
     args = parser.parse_args(argv)
     from workbench.commands.common import actor
-    from workbench.job_runner import run_in_foreground
+    from workbench.jobs.runner import run_in_foreground
 
     return run_in_foreground(kind="baseline", project_slug=args.project, params={}, actor=actor())
 

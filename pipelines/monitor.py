@@ -12,7 +12,7 @@ from typing import Any
 
 from workbench.db import session_scope
 from workbench.errors import InvalidInput
-from workbench.job_runner import JobContext
+from workbench.jobs.runner import JobContext
 from workbench.projects import get_project
 
 
@@ -40,7 +40,9 @@ def run(
             settings=ctx.settings,
         )
     failed = [c["check"] for r in reports for c in r["summary"]["checks"] if c["status"] == "fail"]
-    from workbench.retraining import retrain_on_alert  # the on_alert / automatic policies retrain by themselves
+    from workbench.training.retraining import (
+        retrain_on_alert,  # the on_alert / automatic policies retrain by themselves
+    )
 
     retrain = retrain_on_alert(project_slug=ctx.project_slug, reports=reports, actor=ctx.actor, settings=ctx.settings)
     if retrain["started"]:
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fast", action="store_true", help="skip the Evidently report")
     args = parser.parse_args(argv)
     from workbench.commands.common import actor
-    from workbench.job_runner import run_in_foreground
+    from workbench.jobs.runner import run_in_foreground
 
     params = {"deployment_id": args.deployment, "window": args.window, "with_evidently": not args.fast}
     return run_in_foreground(kind="monitor", project_slug=args.project, params=params, actor=actor())

@@ -11,11 +11,11 @@ import sys
 import time
 from typing import Any
 
-from workbench.datasets import get_dataset, load_frame
+from workbench.data.datasets import get_dataset, load_frame
+from workbench.data.profiling import profile_frame, save_profile
 from workbench.db import session_scope
 from workbench.errors import InvalidInput
-from workbench.job_runner import JobContext
-from workbench.profiling import profile_frame, save_profile
+from workbench.jobs.runner import JobContext
 from workbench.projects import get_project
 
 # Share of the progress bar spent loading the data; the rest is spread over the columns.
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from workbench.commands.common import actor
-    from workbench.job_runner import run_in_foreground
+    from workbench.jobs.runner import run_in_foreground
 
     params = {"dataset_id": args.dataset_id} if args.dataset_id is not None else {}
     return run_in_foreground(kind="profile", project_slug=args.project, params=params, actor=actor())

@@ -1,7 +1,7 @@
 """Retrain: fresh data → warm-started tuning (the train pipeline) → challenger → gate → promotion per policy.
 
 ``run(ctx, **params)`` is what the Retrain buttons, ``workbench retrain`` and the ``on_alert``
-policy start (job kind ``retrain``). The steps are services of :mod:`workbench.retraining`;
+policy start (job kind ``retrain``). The steps are services of :mod:`workbench.training.retraining`;
 the tuning itself is ``pipelines.train.run`` with ``kind="retrain"``, so a retrain is logged,
 refitted and registered exactly like any tuning job.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 from workbench.db import session_scope
 from workbench.errors import InvalidInput
-from workbench.job_runner import JobContext
+from workbench.jobs.runner import JobContext
 from workbench.projects import get_project
 
 
@@ -31,11 +31,11 @@ def run(
     from dataclasses import replace
 
     from pipelines import train
-    from workbench import retraining
-    from workbench.project_config import project_config
+    from workbench.design.project_config import project_config
     from workbench.registry import aliases, promote, promotion_dict
     from workbench.tracking import get_client
-    from workbench.train_jobs import load_inputs
+    from workbench.training import retraining
+    from workbench.training.train_jobs import load_inputs
 
     if not ctx.project_slug:
         raise InvalidInput("a retrain job needs a project; launch it with project_slug set.", field="project")
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=None, help="tuning budget (default: the setting)")
     args = parser.parse_args(argv)
     from workbench.commands.common import actor
-    from workbench.job_runner import run_in_foreground
+    from workbench.jobs.runner import run_in_foreground
 
     params = {"window": args.window, "n_trials": args.trials}
     return run_in_foreground(kind="retrain", project_slug=args.project, params=params, actor=actor())

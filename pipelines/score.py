@@ -15,12 +15,12 @@ import sys
 from typing import Any
 
 from workbench.db import get_engine, session_scope
-from workbench.deployments import batch_deployment, mark_running, mark_stopped
 from workbench.errors import InvalidInput
-from workbench.job_runner import JobContext
+from workbench.jobs.runner import JobContext
 from workbench.prediction_log import LogSegment, insert_segment
 from workbench.projects import get_project
 from workbench.serving.batch import DEFAULT_CHUNK_ROWS, score_file
+from workbench.serving.deployments import batch_deployment, mark_running, mark_stopped
 from workbench.serving.model_loader import load_model
 
 
@@ -75,8 +75,8 @@ def run(
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m pipelines.score PROJECT INPUT OUTPUT [--alias A]``: run a score job in the foreground."""
-    from workbench.job_runner import run_job
     from workbench.jobs import create_job, get_job, job_dict
+    from workbench.jobs.runner import run_job
 
     parser = argparse.ArgumentParser(prog="python -m pipelines.score")
     parser.add_argument("project")

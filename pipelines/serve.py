@@ -12,9 +12,9 @@ import time
 from typing import Any
 
 from workbench.db import session_scope
-from workbench.deployments import get_deployment, mark_stopped
 from workbench.errors import InvalidInput, JobCancelled, JobFailed
-from workbench.job_runner import JobContext
+from workbench.jobs.runner import JobContext
+from workbench.serving.deployments import get_deployment, mark_stopped
 from workbench.serving.web import build_server, create_app, free_port
 
 

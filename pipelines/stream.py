@@ -11,7 +11,7 @@ import contextlib
 from typing import Any
 
 from workbench.errors import InvalidInput, JobCancelled
-from workbench.job_runner import JobContext
+from workbench.jobs.runner import JobContext
 from workbench.serving.stream import DEFAULT_BATCH_SIZE, run_consumer
 
 

@@ -24,7 +24,7 @@ from workbench.db import session_scope
 from workbench.db.models import Job
 from workbench.errors import InvalidInput, JobCancelled, NotFound
 from workbench.projects import get_project
-from workbench.train_jobs import (
+from workbench.training.train_jobs import (
     DEFAULTS,
     JOB_ATTR,
     LOAD_SHARE,
@@ -39,7 +39,7 @@ from workbench.train_jobs import (
 if TYPE_CHECKING:
     import optuna
 
-    from workbench.job_runner import JobContext
+    from workbench.jobs.runner import JobContext
     from workbench.settings import Settings
 
 KINDS = ("best", "retrain")
@@ -47,7 +47,7 @@ KINDS = ("best", "retrain")
 
 def warm_start(value: dict[str, Any], models: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
     """``(family, params)`` from ``{"family": id, "params": {...}}`` or a study's flat params."""
-    from workbench.model_families import get_family, split_params
+    from workbench.training.model_families import get_family, split_params
 
     if isinstance(value.get("params"), dict) and "family" in value:
         family_id = str(value["family"])
@@ -113,15 +113,15 @@ def run(
 ) -> dict[str, Any]:
     """Tune, refit and register a model for the job's project; returns the job result.
 
-    ``inputs`` (a :class:`workbench.train_jobs.Inputs`, in-process callers only) replaces the
+    ``inputs`` (a :class:`workbench.training.train_jobs.Inputs`, in-process callers only) replaces the
     project's split: retraining passes the training data plus recent labelled rows, with a
     fresh holdout.
     """
     from workbench.errors import check_choice
-    from workbench.model_families import flat_params, split_params
     from workbench.tracking import TAG_JOB, TAG_KIND, TAG_PROJECT, ensure_experiment, get_client, log_run_batch
-    from workbench.trial_runs import TrialRunWriter, backfill_trial_runs
-    from workbench.tuning import (
+    from workbench.training.model_families import flat_params, split_params
+    from workbench.training.trial_runs import TrialRunWriter, backfill_trial_runs
+    from workbench.training.tuning import (
         TAG_STUDY,
         StudyProgress,
         best_trial_or_none,
@@ -226,7 +226,7 @@ def run(
             writer.callback(study, trial)
             progress(study, trial)
 
-        from workbench.tuning import CVObjective
+        from workbench.training.tuning import CVObjective
 
         objective = CVObjective(X=inputs.frames.X_train, y=inputs.frames.y_train, config=config, worker="job")
         stopped = run_study(
@@ -339,8 +339,8 @@ def work(
     import socket
 
     from workbench.tracking import ensure_experiment, get_client
-    from workbench.trial_runs import TrialRunWriter
-    from workbench.tuning import (
+    from workbench.training.trial_runs import TrialRunWriter
+    from workbench.training.tuning import (
         ATTR_SURPLUS,
         config_from_study,
         finished_trials,
@@ -365,7 +365,7 @@ def work(
     config = config_from_study(name_of_study, settings=settings)
     study = open_study(name=name_of_study, config=config, settings=settings, create=False)
     target = study.user_attrs.get(TARGET_ATTR)
-    from workbench.tuning import CVObjective
+    from workbench.training.tuning import CVObjective
 
     objective = CVObjective(X=inputs.frames.X_train, y=inputs.frames.y_train, config=config, worker=worker_name)
     client = get_client(settings)
@@ -412,8 +412,8 @@ def work(
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m pipelines.train PROJECT [--trials N] ...``: run a train job in the foreground."""
-    from workbench.job_runner import run_job
     from workbench.jobs import create_job, get_job, job_dict
+    from workbench.jobs.runner import run_job
     from workbench.settings import get_settings
 
     parser = argparse.ArgumentParser(prog="python -m pipelines.train")

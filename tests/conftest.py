@@ -34,8 +34,8 @@ def reset_workbench_caches() -> None:
 
     get_settings.cache_clear()
     dispose_all()
-    if "workbench.optuna_storage" in sys.modules:  # not imported by tests that never tune
-        sys.modules["workbench.optuna_storage"].forget_storages()
+    if "workbench.training.optuna_storage" in sys.modules:  # not imported by tests that never tune
+        sys.modules["workbench.training.optuna_storage"].forget_storages()
 
 
 @pytest.fixture()

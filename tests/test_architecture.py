@@ -1,7 +1,7 @@
 """The import rules of ARCHITECTURE.md, checked by walking every module's imports (ast).
 
 - Only ``workbench/ui/`` may import streamlit among the core modules; pipelines never do.
-- Core modules never import ``pages`` or ``pipelines`` (the CLI, the composition root, may).
+- Core modules never import ``app_pages`` or ``pipelines`` (the CLI, the composition root, may).
 - The Home page and the shell do not import mlflow, optuna, evidently or sklearn at module
   level, directly or through the workbench modules they import, so Home does not pay for them.
 - Importing the workbench does no work: no folder created, no engine made, no heavy import.
@@ -21,11 +21,11 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("mlflow", "optuna", "evidently", "sklearn")
-FIRST_PARTY = ("workbench", "pages", "pipelines")
+FIRST_PARTY = ("workbench", "app_pages", "pipelines")
 # The Home page's import roots: what a browser opening the app makes the server import.
 HOME_ENTRY_FILES = (
     "streamlit_app.py",
-    "pages/home.py",
+    "app_pages/home.py",
     "workbench/ui/home.py",
     "workbench/ui/shell.py",
     "workbench/ui/context.py",
@@ -182,10 +182,10 @@ def test_core_modules_do_not_import_pages_or_pipelines() -> None:
         for path in core_files()
         if not _rel(path).startswith(COMPOSITION_ROOT)
         for imp in imports_of(path)
-        if _root(imp.module) in ("pages", "pipelines")
+        if _root(imp.module) in ("app_pages", "pipelines")
     ]
     assert not offenders, (
-        "Core modules must not import pages/ or pipelines/ (start a pipeline by its module path, "
+        "Core modules must not import app_pages/ or pipelines/ (start a pipeline by its module path, "
         "e.g. jobs.launch(kind=...)); only workbench/cli.py and workbench/commands/ may:\n" + "\n".join(offenders)
     )
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CHECKED = ["workbench", "pipelines", "pages", "tests", "benchmarks", "streamlit_app.py", "docs"]
+CHECKED = ["workbench", "pipelines", "app_pages", "tests", "benchmarks", "streamlit_app.py", "docs"]
 
 
 def test_ruff_finds_nothing() -> None:

@@ -12,12 +12,12 @@ from streamlit.testing.v1 import AppTest
 
 from tests.helpers.app_pages import open_page
 from tests.helpers.mlflow_store import seed_mlflow_store
-from workbench.datasets import create_project_with_dataset
+from workbench.data.datasets import create_project_with_dataset
 from workbench.db import session_scope
 from workbench.jobs import FINAL_STATUSES, get_job, list_jobs
 from workbench.projects import get_project
 
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "baselines.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "baselines.py")
 
 
 def _project() -> str:

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from workbench.canvases.store import history, load_canvas, save_canvas
 from workbench.db import session_scope
 from workbench.db.models import Job, Project
+from workbench.design.canvases.store import history, load_canvas, save_canvas
 from workbench.projects import create_project, get_project
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +25,7 @@ def project(workbench_home: Path) -> str:
 
 
 def _page(kind: str, *, name: str = "ann") -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / f"{kind}.py"), default_timeout=30)
+    at = AppTest.from_file(str(ROOT / "app_pages" / f"{kind}.py"), default_timeout=30)
     at.session_state["shell.project"] = SLUG
     at.session_state["shell.display_name"] = name
     at.query_params["project"] = SLUG
@@ -164,13 +164,13 @@ def test_unsaved_edits_survive_a_page_switch_with_a_banner(project: str) -> None
     at.session_state["shell.project"] = SLUG
     at.query_params["project"] = SLUG
     at.run()
-    at.switch_page("pages/ml_canvas.py").run()
+    at.switch_page("app_pages/ml_canvas.py").run()
     assert not at.exception
     at.text_area(key=_w("ml_canvas", "data_sources", "text")).input("CRM tables")
     at.run()
-    at.switch_page("pages/home.py").run()
+    at.switch_page("app_pages/home.py").run()
     assert not at.exception
-    at.switch_page("pages/ml_canvas.py").run()
+    at.switch_page("app_pages/ml_canvas.py").run()
     assert at.text_area(key=_w("ml_canvas", "data_sources", "text")).value == "CRM tables"
     assert any("You have unsaved changes" in str(w.value) for w in at.warning)
     assert _saved("ml_canvas")[0] == 0

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.bad_inputs import CASES, BadCase, good_csv, good_frame
 from tests.conftest import REPO_ROOT, reset_workbench_caches
-from workbench.datasets import create_project_with_dataset, list_datasets
+from workbench.data.datasets import create_project_with_dataset, list_datasets
 from workbench.db import session_scope
 from workbench.projects import create_project, get_project
 
@@ -22,7 +22,7 @@ def _data_page(slug: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=30)
     at.session_state["shell.project"] = slug
     at.run()
-    at.switch_page("pages/data.py")
+    at.switch_page("app_pages/data.py")
     at.run()
     assert not at.exception, at.exception
     return at
@@ -66,7 +66,7 @@ def test_profile_shows_types_missing_values_and_a_chart_per_column(workbench_hom
     assert sum(charts["x1"]["data"][0]["y"]) == 45
     assert set(charts["colour"]["data"][0]["x"]) == {"red", "green", "blue"}
     # The inline profile was stored, so Home's journey counts the data as profiled.
-    from workbench.journey import journey
+    from workbench.projects.journey import journey
 
     with session_scope() as session:
         steps = {step.id: step for step in journey(session, project=get_project(session, slug="shop"))}

@@ -23,7 +23,7 @@ from workbench.db import session_scope
 from workbench.db.models import Deployment, Job
 from workbench.prediction_log import count_rows
 
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "deployments.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "deployments.py")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.bad_inputs import CASES, BadCase, good_csv
 from tests.conftest import REPO_ROOT, reset_workbench_caches
-from workbench.datasets import latest_dataset, load_frame
+from workbench.data.datasets import latest_dataset, load_frame
 from workbench.db import session_scope
 from workbench.projects import get_project, list_projects
 from workbench.ui.home import SOURCE_NAMED, SOURCE_UPLOAD

@@ -26,7 +26,7 @@ from tests.helpers.registered_model import (
 from workbench.db import session_scope
 from workbench.db.models import Alert, MonitoringReport, utcnow
 
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "monitoring.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "monitoring.py")
 
 
 def _log_reference(model: RegisteredModel) -> None:
@@ -72,8 +72,8 @@ def _drifted_traffic(deployment_id: int, n: int = 200) -> None:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from workbench.deployments import create_deployment
     from workbench.projects import get_project
+    from workbench.serving.deployments import create_deployment
 
     with module_home(tmp_path_factory, "monitoring_page"):
         model = create_project_with_model(name="Monitor page", with_dataset=True)
@@ -170,7 +170,7 @@ def test_run_check_draws_native_charts_opens_alert_and_acknowledges(setup: dict[
 
 
 def test_thresholds_are_saved_as_a_canvas_revision(setup: dict[str, Any]) -> None:
-    from workbench.project_config import project_config
+    from workbench.design.project_config import project_config
     from workbench.projects import get_project
 
     at = _app(setup["slug"])
@@ -265,7 +265,7 @@ def test_the_page_is_under_operate_and_guides_without_a_deployment(setup: dict[s
     at.session_state["shell.project"] = slug
     at.query_params["project"] = slug
     at.run()
-    at.switch_page("pages/monitoring.py").run()
+    at.switch_page("app_pages/monitoring.py").run()
     assert not at.exception, at.exception
     assert any(t.value == "Monitoring · No deployment yet" for t in at.title)
     assert any("No deployment yet" in i.value for i in at.info)

@@ -14,7 +14,7 @@ from tests.helpers.app_pages import open_page
 from tests.helpers.experiments_project import seed_experiments_project
 from tests.helpers.registered_model import module_home
 
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "registry.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "registry.py")
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from workbench.db import session_scope
 from workbench.jobs import FINAL_STATUSES, list_jobs
 from workbench.projects import get_project
 
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "tuning.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "tuning.py")
 
 
 def _app(slug: str) -> AppTest:

@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
-from workbench.canvases.content import empty_content
-from workbench.canvases.store import (
+from workbench.db import session_scope
+from workbench.db.models import Dataset, Job, Project
+from workbench.design.canvases.content import empty_content
+from workbench.design.canvases.store import (
     CanvasConflict,
     artefact_suggestions,
     diff_revisions,
@@ -19,8 +21,6 @@ from workbench.canvases.store import (
     save_canvas,
     suggestions_for_task,
 )
-from workbench.db import session_scope
-from workbench.db.models import Dataset, Job, Project
 from workbench.errors import InvalidInput, NotFound
 from workbench.projects import create_project, get_project
 
@@ -198,8 +198,8 @@ def test_artefact_suggestions_list_succeeded_jobs_and_datasets(db_url: str) -> N
 
 
 def test_home_journey_uses_completeness(db_url: str) -> None:
-    from workbench.canvases.definitions import ML_CANVAS, MLOPS_STACK
-    from workbench.journey import journey
+    from workbench.design.canvases.definitions import ML_CANVAS, MLOPS_STACK
+    from workbench.projects.journey import journey
 
     _project()
 

@@ -9,7 +9,10 @@ from sqlalchemy import select
 
 from workbench.db import session_scope
 from workbench.db.models import Deployment, Job, PredictionLog, utcnow
-from workbench.deployments import (
+from workbench.errors import Conflict, InvalidInput, NotFound
+from workbench.prediction_log import count_rows, insert_rows, make_row, record_feedback
+from workbench.projects import create_project
+from workbench.serving.deployments import (
     batch_deployment,
     create_deployment,
     deployment_dict,
@@ -20,9 +23,6 @@ from workbench.deployments import (
     record_metric_sample,
     start_deployment,
 )
-from workbench.errors import Conflict, InvalidInput, NotFound
-from workbench.prediction_log import count_rows, insert_rows, make_row, record_feedback
-from workbench.projects import create_project
 
 
 def _project(session, name: str = "Contract churn"):

@@ -12,11 +12,11 @@ from sqlalchemy import select
 from workbench.db import session_scope
 from workbench.db.models import Alert, MonitoringMetric
 from workbench.db.models import MonitoringReport as ReportRow
-from workbench.deployments import create_deployment
 from workbench.monitoring.checks import Thresholds
 from workbench.monitoring.service import acknowledge_alert, list_alerts, metric_history, run_monitoring
 from workbench.prediction_log import insert_rows, make_row, record_feedback
 from workbench.projects import create_project
+from workbench.serving.deployments import create_deployment
 
 START = datetime(2026, 11, 3, 8, 0, 0)
 

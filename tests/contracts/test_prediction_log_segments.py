@@ -12,7 +12,6 @@ from sqlalchemy import func, select, update
 
 from workbench.db import get_engine, session_scope
 from workbench.db.models import Deployment, PredictionLabel, PredictionLogSegment
-from workbench.deployments import create_deployment
 from workbench.errors import NotFound
 from workbench.prediction_log import (
     LogSegment,
@@ -27,6 +26,7 @@ from workbench.prediction_log import (
     segment_table,
 )
 from workbench.projects import create_project
+from workbench.serving.deployments import create_deployment
 
 T0 = datetime(2026, 11, 20, 8, 0, 0)
 
@@ -206,7 +206,7 @@ def test_feedback_on_segment_rows(db_url: str) -> None:
 
 def test_devops_latency_journey_and_cascade(db_url: str) -> None:
     from workbench.db.models import Project
-    from workbench.journey import journey
+    from workbench.projects.journey import journey
     from workbench.serving import devops
 
     def deployed() -> bool:

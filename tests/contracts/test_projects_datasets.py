@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.bad_inputs import good_frame
-from workbench.datasets import (
+from workbench.data.datasets import (
     add_dataset,
     create_project_with_dataset,
     dataset_dict,

@@ -32,7 +32,7 @@ CARD_SECTIONS = ("## Model details", "## Intended use", "## Factors", "## Metric
 
 def _setup(home: Path, *, extra_versions: int) -> list[str]:
     """A project with a dataset, two real models (v1 champion, v2) and ``extra_versions`` more versions."""
-    from workbench.datasets import add_dataset
+    from workbench.data.datasets import add_dataset
     from workbench.settings import get_settings
     from workbench.tracking import get_client
 

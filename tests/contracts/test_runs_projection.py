@@ -14,8 +14,8 @@ import pytest
 
 from tests.helpers.mlflow_store import seed_mlflow_store
 from workbench.db.engine import session_scope
+from workbench.experiments.runs import available_columns, get_run, query_runs, sync_runs
 from workbench.projects import create_project, get_project
-from workbench.runs import available_columns, get_run, query_runs, sync_runs
 
 
 def _client_and_experiment(slug: str) -> tuple[Any, str]:
@@ -143,7 +143,7 @@ def test_sync_reads_a_postgresql_tracking_store(postgres_url: str, workbench_hom
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """MLflow itself on PostgreSQL: the fingerprints are computed by PostgreSQL (md5), not by SQLite."""
     from tests.conftest import reset_workbench_caches
-    from workbench.runs import reset_engines
+    from workbench.experiments.runs import reset_engines
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", postgres_url.replace("postgresql://", "postgresql+psycopg://"))
     reset_workbench_caches()
@@ -166,7 +166,7 @@ def test_sync_reads_a_postgresql_tracking_store(postgres_url: str, workbench_hom
 
 def test_bulk_and_per_run_readers_agree(store: tuple[Any, str]) -> None:
     """The whole-experiment reader (used when most runs changed) returns what the per-run reader does."""
-    from workbench.runs import _sql_read_experiment, _sql_read_runs, mlflow_engine
+    from workbench.experiments.runs import _sql_read_experiment, _sql_read_runs, mlflow_engine
     from workbench.settings import get_settings
 
     client, experiment_id = store

@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from workbench.datasets import add_dataset, create_project_with_dataset
+from workbench.data.datasets import add_dataset, create_project_with_dataset
+from workbench.data.splits import get_or_create_split, holdout_positions, load_split_frames, split_dict
 from workbench.db import session_scope
 from workbench.db.models import Split
 from workbench.errors import InvalidInput
 from workbench.projects import get_project
-from workbench.splits import get_or_create_split, holdout_positions, load_split_frames, split_dict
 
 
 def _classification_frame(n: int = 200) -> pd.DataFrame:

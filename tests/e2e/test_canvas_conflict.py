@@ -35,7 +35,7 @@ def _open(browser: Any, server: StreamlitServer, name: str) -> tuple[Any, Any]:
     context.set_default_timeout(60_000)
     page = context.new_page()
     # Start on Home and use the navigation, as a user does (a cold deep link to /ml_canvas is
-    # served by Streamlit's pages/ folder mode, without the app shell).
+    # served by Streamlit's app_pages/ folder mode, without the app shell).
     page.goto(f"{server.url}/?project={SLUG}")
     wait_for_app(page, heading="MLOps Workbench")
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="ML Canvas").click()

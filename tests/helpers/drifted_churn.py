@@ -25,7 +25,7 @@ SPEC = f"synthetic:churn?rows={ROWS}&drift=2&drift_start={DRIFT_START}&seed=5"
 
 def drifted_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
     """The pre-drift rows (the training dataset) and the post-drift rows (the traffic)."""
-    from workbench.datasets import resolve_spec
+    from workbench.data.datasets import resolve_spec
 
     frame, _ = resolve_spec(SPEC)
     cut = int(ROWS * DRIFT_START)
@@ -34,8 +34,8 @@ def drifted_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def set_canvas_fields(slug: str, fields: dict[tuple[str, str], Any]) -> None:
     """Save a new ML Canvas revision with some structured fields changed (``(box, field) -> value``)."""
-    from workbench.canvases.store import load_canvas, save_canvas
     from workbench.db import session_scope
+    from workbench.design.canvases.store import load_canvas, save_canvas
     from workbench.projects import get_project
 
     with session_scope() as session:
@@ -87,11 +87,11 @@ def log_traffic(slug: str, deployment_id: int, rows: pd.DataFrame, *, prefix: st
 
 def build(name: str = "Churn drift", *, traffic_rows: int | None = None) -> dict[str, Any]:
     """Create the project, train its champion, deploy it and replay the drifted rows. Returns what tests need."""
-    from workbench.datasets import create_project_with_dataset
+    from workbench.data.datasets import create_project_with_dataset
     from workbench.db import session_scope
-    from workbench.deployments import create_deployment
     from workbench.projects import get_project
     from workbench.registry import aliases, promote
+    from workbench.serving.deployments import create_deployment
     from workbench.settings import get_settings
 
     get_settings().ensure_home()

@@ -26,7 +26,7 @@ def xor_frame(n: int = 200, seed: int = 0) -> pd.DataFrame:
 def seed_experiments_project(home: Path, *, name: str = "Xor", train_jobs: int = 2) -> dict[str, Any]:
     """Create the project and run its jobs; returns ``{"slug", "baseline", "train": [...]}``."""
     from tests.helpers.mlflow_store import seed_mlflow_store
-    from workbench.datasets import create_project_with_dataset
+    from workbench.data.datasets import create_project_with_dataset
     from workbench.db import session_scope
 
     seed_mlflow_store(home)

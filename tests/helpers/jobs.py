@@ -8,8 +8,8 @@ from typing import Any
 def run_job_now(slug: str, kind: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Create a ``kind`` job for project ``slug`` and run it here; returns its id, status, result, error and run id."""
     from workbench.db import session_scope
-    from workbench.job_runner import run_job
     from workbench.jobs import create_job, get_job
+    from workbench.jobs.runner import run_job
     from workbench.projects import get_project
 
     with session_scope() as session:

@@ -200,7 +200,7 @@ def create_project_with_model(
     ``with_dataset`` gives the project :func:`tiny_frame` as its dataset (and its split, so a
     page can replay the holdout), and trains the model on that same frame.
     """
-    from workbench.datasets import create_project_with_dataset
+    from workbench.data.datasets import create_project_with_dataset
     from workbench.db import session_scope
     from workbench.projects import create_project
     from workbench.settings import get_settings

@@ -13,17 +13,17 @@ from click.testing import CliRunner
 from mlflow import MlflowClient
 
 from tests.helpers.mlflow_store import seed_mlflow_store
-from workbench.baselines import bar_to_beat, baseline_specs
 from workbench.cli import main
-from workbench.datasets import create_project_with_dataset
+from workbench.data.datasets import create_project_with_dataset
+from workbench.data.splits import load_split_frames
 from workbench.db import session_scope
 from workbench.db.models import CanvasRevision
-from workbench.heuristics import set_heuristic
-from workbench.job_runner import run_job
+from workbench.design.baselines import bar_to_beat, baseline_specs
+from workbench.design.heuristics import set_heuristic
 from workbench.jobs import create_job, get_job
+from workbench.jobs.runner import run_job
 from workbench.projects import get_project
 from workbench.settings import get_settings
-from workbench.splits import load_split_frames
 from workbench.tracking import TAG_JOB, TAG_KIND, TAG_PROJECT, experiment_name
 
 

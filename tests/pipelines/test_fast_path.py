@@ -1,7 +1,7 @@
 """The compiled small-input path against the Pipeline itself, on real registered models.
 
 Every model is a real sklearn Pipeline built by the workbench's own builder
-(``workbench.model_families.build_pipeline``: imputer, scaler, as_category_strings, one-hot
+(``workbench.training.model_families.build_pipeline``: imputer, scaler, as_category_strings, one-hot
 with infrequent categories), fitted, logged with a signature and registered in MLflow, then
 loaded the way the web service and the stream consumer load it.
 """
@@ -97,7 +97,7 @@ def awkward_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def build(family: str, task: str, train: pd.DataFrame) -> Any:
-    from workbench.model_families import build_pipeline
+    from workbench.training.model_families import build_pipeline
 
     params = {"n_estimators": 25} if family in ("random_forest", "extra_trees") else {}
     sk_task = "regression" if task == "regression" else "classification"

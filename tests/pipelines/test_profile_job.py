@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 
 from tests.helpers.processes import job_row, poll
-from workbench.datasets import add_dataset, create_project_with_dataset, list_datasets
+from workbench.data.datasets import add_dataset, create_project_with_dataset, list_datasets
+from workbench.data.profiling import load_profile
 from workbench.db import session_scope
 from workbench.errors import WorkbenchError
-from workbench.job_runner import run_job
 from workbench.jobs import cancel, create_job, get_job, job_dict, launch, log_tail
-from workbench.profiling import load_profile
+from workbench.jobs.runner import run_job
 from workbench.projects import get_project
 
 

@@ -51,11 +51,11 @@ def test_retrain_gates_on_a_fresh_holdout_promotes_per_policy_and_cools_down(
     drifted_project: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from workbench.cli import main
-    from workbench.metrics import compute_metrics
-    from workbench.optuna_storage import load_study
+    from workbench.evaluation.metrics import compute_metrics
     from workbench.registry import aliases, history
-    from workbench.retraining import retrain_on_alert, start_retrain
     from workbench.settings import get_settings
+    from workbench.training.optuna_storage import load_study
+    from workbench.training.retraining import retrain_on_alert, start_retrain
 
     slug = drifted_project["slug"]
     _set_policy(slug, "automatic", min_uplift=0.01)
@@ -151,7 +151,7 @@ def test_retrain_gates_on_a_fresh_holdout_promotes_per_policy_and_cools_down(
 
 
 def test_decide_follows_each_policy() -> None:
-    from workbench.retraining import decide
+    from workbench.training.retraining import decide
 
     common = {"metric": "balanced_accuracy", "direction": "maximize", "min_uplift": 0.05}
     win = {"champion_value": 0.6, "challenger_value": 0.7}
@@ -169,9 +169,9 @@ def test_decide_follows_each_policy() -> None:
 
 def test_retrain_frames_hold_out_the_newest_rows() -> None:
     """The fresh holdout is the newest share of the labelled log; the challenger trains on the rest."""
+    from workbench.data.splits import SplitFrames
     from workbench.errors import InvalidInput
-    from workbench.retraining import retrain_frames
-    from workbench.splits import SplitFrames
+    from workbench.training.retraining import retrain_frames
 
     base_train = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": ["a", "b", "a"]}, index=[0, 2, 4])
     base_holdout = pd.DataFrame({"x": [9.0], "y": ["b"]}, index=[5])

@@ -15,8 +15,8 @@ from tests.helpers.registered_model import FEATURES, RegisteredModel, create_pro
 from workbench.db import session_scope
 from workbench.db.models import Deployment, Job, PredictionLog, PredictionLogSegment
 from workbench.errors import InvalidInput, NotFound
-from workbench.job_runner import run_job
 from workbench.jobs import create_job
+from workbench.jobs.runner import run_job
 from workbench.prediction_log import count_rows, log_frame
 from workbench.projects import get_project
 

@@ -195,9 +195,9 @@ def test_kill_9_mid_batch_then_restart_logs_each_event_exactly_once(model: Regis
 
 
 def test_managed_stream_job_consumes_then_stops_on_cancel(model: RegisteredModel) -> None:
-    from workbench.deployments import start_deployment
     from workbench.jobs import cancel, spawn
     from workbench.projects import get_project
+    from workbench.serving.deployments import start_deployment
     from workbench.serving.stream import send_records
 
     with session_scope() as session:

@@ -12,11 +12,11 @@ from mlflow import MlflowClient
 
 from tests.helpers.jobs import run_job_ok
 from tests.helpers.mlflow_store import seed_mlflow_store
-from workbench.datasets import create_project_with_dataset
+from workbench.data.datasets import create_project_with_dataset
 from workbench.db import session_scope
 from workbench.settings import get_settings
 from workbench.tracking import TAG_JOB, TAG_KIND, experiment_name
-from workbench.tuning import CHAMPION, TAG_FLAG, TAG_TRIAL_NUMBER
+from workbench.training.tuning import CHAMPION, TAG_FLAG, TAG_TRIAL_NUMBER
 
 PARAMS: dict[str, Any] = {"models": ["knn"], "n_trials": 4, "folds": 3, "seed": 7}
 

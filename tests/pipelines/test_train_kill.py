@@ -14,13 +14,13 @@ from mlflow import MlflowClient
 from tests.conftest import reset_workbench_caches
 from tests.pipelines.test_train import _project
 from workbench.db import session_scope
-from workbench.job_runner import run_job
 from workbench.jobs import create_job, get_job, launch
-from workbench.optuna_storage import open_storage
+from workbench.jobs.runner import run_job
 from workbench.projects import get_project
 from workbench.settings import get_settings
 from workbench.tracking import experiment_name
-from workbench.tuning import TAG_TRIAL_NUMBER, study_name
+from workbench.training.optuna_storage import open_storage
+from workbench.training.tuning import TAG_TRIAL_NUMBER, study_name
 
 HEARTBEAT = 1.0
 

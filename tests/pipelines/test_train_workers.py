@@ -21,13 +21,13 @@ from mlflow import MlflowClient
 from tests.conftest import REPO_ROOT, reset_workbench_caches
 from tests.pipelines.test_train import _project
 from workbench.db import session_scope
-from workbench.job_runner import run_job
 from workbench.jobs import create_job, get_job, store_environment
-from workbench.optuna_storage import open_storage
+from workbench.jobs.runner import run_job
 from workbench.projects import get_project
 from workbench.settings import get_settings
 from workbench.tracking import experiment_name
-from workbench.tuning import ATTR_WORKER, TAG_TRIAL_NUMBER, history_frame
+from workbench.training.optuna_storage import open_storage
+from workbench.training.tuning import ATTR_WORKER, TAG_TRIAL_NUMBER, history_frame
 
 N_TRIALS = 10
 

@@ -104,7 +104,7 @@ def test_garbage_oversized_and_token(client: Any) -> None:
 
 
 def test_health_says_small_requests_take_the_compiled_path(client: Any) -> None:
-    from workbench.deployments import get_deployment
+    from workbench.serving.deployments import get_deployment
     from workbench.ui.deployments import predict_path_label
 
     path = client.get("/health").json()["predict_path"]
@@ -214,9 +214,9 @@ def test_alias_switch_under_traffic_fails_no_request(model: RegisteredModel) -> 
 
 
 def test_managed_serve_job_starts_and_stops_by_pid(model: RegisteredModel) -> None:
-    from workbench.deployments import start_deployment
     from workbench.jobs import cancel, spawn
     from workbench.projects import get_project
+    from workbench.serving.deployments import start_deployment
 
     with session_scope() as session:
         project = get_project(session, slug=model.name)

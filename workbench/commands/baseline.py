@@ -48,7 +48,7 @@ def _table(result: dict[str, Any]) -> str:
 
 
 def _metric_order(result: dict[str, Any]) -> list[str]:
-    from workbench.metrics import metrics_for
+    from workbench.evaluation.metrics import metrics_for
 
     return [m.name for m in metrics_for(result["task_type"])]
 
@@ -111,8 +111,8 @@ def register(main: click.Group) -> None:
     ) -> None:
         """Set the canvas heuristic: a rule on one or two columns that predicts without ML."""
         from workbench.db import session_scope
+        from workbench.design.heuristics import Rule, parse_condition, set_heuristic
         from workbench.errors import InvalidInput
-        from workbench.heuristics import Rule, parse_condition, set_heuristic
         from workbench.projects import get_project
 
         if not clear:
@@ -143,8 +143,8 @@ def register(main: click.Group) -> None:
     @json_option
     def baseline_show(project_slug: str, as_json: bool) -> None:
         """Show the bar to beat (the best baseline of the newest baseline job)."""
-        from workbench.baselines import bar_to_beat
         from workbench.db import session_scope
+        from workbench.design.baselines import bar_to_beat
         from workbench.projects import get_project
 
         with session_scope() as session:

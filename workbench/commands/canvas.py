@@ -35,8 +35,8 @@ def canvas() -> None:
 )
 def canvas_export(project_slug: str, kind: str, output: Path | None) -> None:
     """Export the newest revision of the canvases of PROJECT as Markdown."""
-    from workbench.canvases.markdown import bundle_markdown, canvas_markdown
     from workbench.db import session_scope
+    from workbench.design.canvases.markdown import bundle_markdown, canvas_markdown
     from workbench.projects import get_project
 
     with session_scope() as session:
@@ -60,8 +60,8 @@ def canvas_export(project_slug: str, kind: str, output: Path | None) -> None:
 @json_option
 def canvas_import(project_slug: str, file: Path, as_json: bool) -> None:
     """Import a Markdown canvas or bundle FILE into PROJECT as new revisions."""
-    from workbench.canvases.markdown import import_markdown
     from workbench.db import session_scope
+    from workbench.design.canvases.markdown import import_markdown
     from workbench.errors import InvalidInput
     from workbench.projects import get_project
 
@@ -90,10 +90,10 @@ def canvas_import(project_slug: str, file: Path, as_json: bool) -> None:
 @json_option
 def canvas_show(project_slug: str, kind: str, revision: int | None, as_json: bool) -> None:
     """Show one canvas: revision, author, completeness and content."""
-    from workbench.canvases.content import completeness, normalize_content
-    from workbench.canvases.markdown import canvas_markdown, revision_markdown
-    from workbench.canvases.store import get_revision, load_canvas, revision_dict
     from workbench.db import session_scope
+    from workbench.design.canvases.content import completeness, normalize_content
+    from workbench.design.canvases.markdown import canvas_markdown, revision_markdown
+    from workbench.design.canvases.store import get_revision, load_canvas, revision_dict
     from workbench.projects import get_project
 
     with session_scope() as session:

@@ -56,7 +56,7 @@ def project_create(
     name: str, dataset_spec: str, target: str, task_type: str, time_column: str | None, as_json: bool
 ) -> None:
     """Create a project NAME with its first dataset version (validated before anything is stored)."""
-    from workbench.datasets import create_project_with_dataset, dataset_dict, latest_dataset
+    from workbench.data.datasets import create_project_with_dataset, dataset_dict, latest_dataset
     from workbench.db import session_scope
     from workbench.projects import project_dict
     from workbench.settings import get_settings
@@ -101,7 +101,7 @@ def data_add(project_slug: str, file: str, as_json: bool) -> None:
 
     The new data must still fit the project's target, task and time column.
     """
-    from workbench.datasets import add_dataset, dataset_dict, resolve_spec, validate_target
+    from workbench.data.datasets import add_dataset, dataset_dict, resolve_spec, validate_target
     from workbench.db import session_scope
     from workbench.projects import get_project
     from workbench.settings import get_settings
@@ -134,7 +134,7 @@ def data_add(project_slug: str, file: str, as_json: bool) -> None:
 @json_option
 def data_list(project_slug: str, as_json: bool) -> None:
     """List PROJECT's dataset versions, newest first."""
-    from workbench.datasets import dataset_dict, list_datasets
+    from workbench.data.datasets import dataset_dict, list_datasets
     from workbench.db import session_scope
     from workbench.projects import get_project
 
@@ -155,7 +155,7 @@ def data_list(project_slug: str, as_json: bool) -> None:
 @json_option
 def data_profile(project_slug: str, dataset_id: int | None, detach: bool, as_json: bool) -> None:
     """Profile PROJECT's data in a background job and wait for it with a progress bar."""
-    from workbench.datasets import get_dataset
+    from workbench.data.datasets import get_dataset
     from workbench.db import session_scope
     from workbench.errors import JobFailed
     from workbench.jobs import launch

@@ -19,7 +19,7 @@ def register(main: click.Group) -> None:
     def demo_seed(as_json: bool) -> None:
         """Create the demo project unless it exists already (safe to run on every start)."""
         from workbench.db import session_scope
-        from workbench.demo import seed_demo
+        from workbench.projects.demo import seed_demo
         from workbench.settings import get_settings
 
         get_settings().ensure_home()

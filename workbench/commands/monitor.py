@@ -77,7 +77,9 @@ def monitor(
             with_evidently=not fast,
             actor=actor(),
         )
-    from workbench.retraining import retrain_on_alert  # the on_alert / automatic policies retrain by themselves
+    from workbench.training.retraining import (
+        retrain_on_alert,  # the on_alert / automatic policies retrain by themselves
+    )
 
     retrain = retrain_on_alert(project_slug=project_slug, reports=results, actor=actor())
     text = _text(results) + (f"\nretrain job {retrain['started']} started: {retrain['reason']}"

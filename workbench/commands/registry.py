@@ -37,8 +37,8 @@ def runs_command(project: str, filter_expr: str, view: str | None, order_by: tup
                  limit: int, page: int, as_json: bool) -> None:
     """List the runs of PROJECT (synced from MLflow first), filtered and sorted."""
     from workbench.db import session_scope
+    from workbench.experiments.runs import get_view, query_runs, sync_runs
     from workbench.projects import get_project
-    from workbench.runs import get_view, query_runs, sync_runs
 
     columns: list[str] | None = None
     with session_scope() as session:

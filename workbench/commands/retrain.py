@@ -57,7 +57,7 @@ def retrain(
     on a fresh holdout; it is promoted per the ML Canvas's retrain policy. Exits 0 when the
     job succeeded, 1 when it failed, 2 on an error (a cooldown, a bad option).
     """
-    from workbench.retraining import start_retrain
+    from workbench.training.retraining import start_retrain
 
     params = {"window": window, "n_trials": n_trials, "holdout_fraction": holdout_fraction}
     job_id = start_retrain(

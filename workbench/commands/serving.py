@@ -38,8 +38,8 @@ def score(project_slug: str, input_path: Path, output_path: Path, alias: str, ch
 
     from workbench.db import session_scope
     from workbench.errors import JobFailed
-    from workbench.job_runner import run_job
     from workbench.jobs import create_job
+    from workbench.jobs.runner import run_job
     from workbench.projects import get_project
 
     params = {

@@ -77,7 +77,7 @@ def train(
     """Tune, refit and register a model for PROJECT (an Optuna study tracked in MLflow)."""
     from workbench.jobs import launch
     from workbench.settings import get_settings
-    from workbench.train_jobs import check_params
+    from workbench.training.train_jobs import check_params
 
     settings = get_settings()
     settings.ensure_home()
@@ -101,7 +101,7 @@ def train(
         return
     job = wait_for_job(job_id, show_progress=not as_json)
     if job["status"] == "lost":
-        from workbench.train_jobs import reconcile_lost_job
+        from workbench.training.train_jobs import reconcile_lost_job
 
         reconcile_lost_job(settings, job_id)  # its MLflow parent run becomes FAILED
     data = _summary(job)

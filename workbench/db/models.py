@@ -311,7 +311,7 @@ class Alert(Base):
 
 
 class RunProjection(Base):
-    """An indexed copy of one MLflow run of a project (``workbench.runs``), so the Experiments page
+    """An indexed copy of one MLflow run of a project (``workbench.experiments.runs``), so the Experiments page
     queries 10,000 runs in SQL instead of through MLflow's ``search_runs``.
 
     ``fingerprint`` summarises what the run holds in MLflow (status, times, every tag, param and

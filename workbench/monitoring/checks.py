@@ -1,7 +1,7 @@
 """Monitoring checks as data: drift share, primary metric and latency against the canvas.
 
 Each check compares one measured value with one threshold from the project's canvas
-(:func:`workbench.project_config.project_config`) and ends in a status:
+(:func:`workbench.design.project_config.project_config`) and ends in a status:
 
 - ``pass``: comfortably inside the threshold;
 - ``warn``: inside, but within the check's warning margin of the threshold;
@@ -85,7 +85,7 @@ class Thresholds:
 
 
 def thresholds_from_config(config: Any, **overrides: Any) -> Thresholds:
-    """Thresholds from a :class:`~workbench.project_config.ProjectConfig`, with optional overrides."""
+    """Thresholds from a :class:`~workbench.design.project_config.ProjectConfig`, with optional overrides."""
     values: dict[str, Any] = {
         "drift_threshold": float(config.drift_threshold),
         "quality_floor": None if config.quality_floor is None else float(config.quality_floor),
@@ -102,7 +102,7 @@ def thresholds_from_config(config: Any, **overrides: Any) -> Thresholds:
 
 def project_thresholds(session: Any, *, project: Any) -> Thresholds:
     """The thresholds of ``project``'s canvases (defaults where a field is empty)."""
-    from workbench.project_config import project_config
+    from workbench.design.project_config import project_config
 
     return thresholds_from_config(project_config(session, project=project))
 

@@ -9,7 +9,7 @@ One run (:func:`run_monitoring`):
    the target and the model's prediction on training rows);
 3. computes per-column drift and prediction drift with the fast path
    (:mod:`workbench.monitoring.drift`, same statistics as Evidently), the primary metric on
-   the labelled rows (:func:`workbench.metrics.compute_metrics`, as in training) and the
+   the labelled rows (:func:`workbench.evaluation.metrics.compute_metrics`, as in training) and the
    latency p95, and judges them (:mod:`workbench.monitoring.checks`);
 4. optionally runs the Evidently report (:mod:`workbench.monitoring.reports`), whose
    snapshots are stored gzipped under ``WORKBENCH_HOME/monitoring/<project>/``;
@@ -292,7 +292,7 @@ def analyse_window(
 
     ``reference`` holds the features, the ``target`` column and (normally) ``prediction``.
     """
-    from workbench.metrics import compute_metrics
+    from workbench.evaluation.metrics import compute_metrics
     from workbench.monitoring.checks import latency_p95
     from workbench.monitoring.drift import infer_column_kind
 
@@ -585,7 +585,7 @@ def monitor_project(
     settings: Any = None,
 ) -> list[dict[str, Any]]:
     """:func:`run_monitoring` on one deployment of ``project``, or on each of them."""
-    from workbench.deployments import get_deployment, list_deployments
+    from workbench.serving.deployments import get_deployment, list_deployments
 
     parsed = parse_window(window)
     if deployment_id is not None:

@@ -8,7 +8,7 @@ turns the fitted preprocessing into plain numpy and dict operations that produce
 design matrix, and hands that matrix to the Pipeline's own final estimator.
 
 It compiles only what it knows exactly, the transformers
-:func:`workbench.preprocessing.build_preprocessor` builds and a few equivalent ones:
+:func:`workbench.data.preprocessing.build_preprocessor` builds and a few equivalent ones:
 
 - a ``Pipeline`` of exactly two steps, a ``ColumnTransformer`` then an estimator fitted on a
   numpy array (no ``feature_names_in_``);
@@ -353,7 +353,7 @@ def _compile_chain(steps: Sequence[Any], kinds: list[str]) -> tuple[Block, int, 
     """Compile one column group's transformers (in order) into a block function."""
     from sklearn.preprocessing import FunctionTransformer
 
-    from workbench.preprocessing import MISSING_CATEGORY, as_category_strings
+    from workbench.data.preprocessing import MISSING_CATEGORY, as_category_strings
 
     numeric_ops: list[Callable[[np.ndarray], np.ndarray]] = []
     strings = False
@@ -464,7 +464,7 @@ def probe_records(columns: list[InputColumn], pipeline: Any) -> list[dict[str, A
     """Records that exercise every known category, unseen ones, missing values and a spread of numbers."""
     from sklearn.preprocessing import OneHotEncoder
 
-    from workbench.preprocessing import MISSING_CATEGORY
+    from workbench.data.preprocessing import MISSING_CATEGORY
 
     known: dict[str, list[Any]] = {}
     pre = pipeline.steps[0][1]

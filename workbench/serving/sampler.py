@@ -31,7 +31,7 @@ class MetricsSampler(threading.Thread):
         import psutil
 
         from workbench.db import session_scope
-        from workbench.deployments import record_metric_sample
+        from workbench.serving.deployments import record_metric_sample
 
         process = psutil.Process()
         requests, errors = self.take_counts()

@@ -219,8 +219,8 @@ def run_consumer(
 ) -> dict[str, Any]:
     """Run the consumer until ``stop`` is set (or SIGTERM/SIGINT in the foreground); returns its counts."""
     from workbench.db import session_scope
-    from workbench.deployments import create_deployment, mark_running, mark_stopped, set_model_version
     from workbench.projects import get_project
+    from workbench.serving.deployments import create_deployment, mark_running, mark_stopped, set_model_version
     from workbench.serving.nats_server import ensure_server
     from workbench.serving.nats_transport import NatsTransport
     from workbench.serving.sampler import MetricsSampler

@@ -220,9 +220,9 @@ def create_app(
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from workbench.db import session_scope
-    from workbench.deployments import create_deployment, mark_running, mark_stopped, set_model_version
     from workbench.prediction_log import PredictionLogWriter, make_row, record_feedback
     from workbench.projects import get_project
+    from workbench.serving.deployments import create_deployment, mark_running, mark_stopped, set_model_version
 
     settings = settings or get_settings()
     with session_scope(settings.db_url) as session:

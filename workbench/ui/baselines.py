@@ -82,7 +82,7 @@ def split_section(project: Project, dataset: Dataset) -> None:
 
 
 def _condition_inputs(index: int, columns: list[dict[str, Any]], dataset: Dataset) -> dict[str, Any]:
-    from workbench.heuristics import OPERATORS, ORDER_OPERATORS
+    from workbench.design.heuristics import OPERATORS, ORDER_OPERATORS
 
     names = [c["name"] for c in columns]
     kinds = {c["name"]: c["kind"] for c in columns}
@@ -106,7 +106,7 @@ def _condition_inputs(index: int, columns: list[dict[str, Any]], dataset: Datase
 
 def rule_section(project: Project, dataset: Dataset) -> None:
     """Build the canvas heuristic: column / operator / value → prediction, on one or two columns."""
-    from workbench.heuristics import Rule, set_heuristic
+    from workbench.design.heuristics import Rule, set_heuristic
 
     st.subheader("Rule baseline (heuristic)")
     st.caption(
@@ -183,7 +183,7 @@ def run_section(project: Project) -> None:
 
 def results_frame(result: dict[str, Any]) -> pd.DataFrame:
     """One row per baseline: its label, status, every metric and its MLflow run id."""
-    from workbench.metrics import metrics_for
+    from workbench.evaluation.metrics import metrics_for
 
     order = [m.name for m in metrics_for(result["task_type"])]
     rows = []
@@ -204,7 +204,7 @@ def results_frame(result: dict[str, Any]) -> pd.DataFrame:
 
 
 def bar_to_beat_line(fig: Any, bar: Any, *, orientation: str = "h") -> Any:
-    """Draw the bar to beat (a :class:`~workbench.baselines.BarToBeat`) on a plotly figure.
+    """Draw the bar to beat (a :class:`~workbench.design.baselines.BarToBeat`) on a plotly figure.
 
     ``orientation="h"`` draws a horizontal line at the bar's value (metric on the y axis);
     ``"v"`` a vertical one (metric on the x axis). Returns the figure.
@@ -225,7 +225,7 @@ def primary_metric_chart(result: dict[str, Any], bar: Any) -> Any:
     """Bar chart of the primary metric per baseline, the best highlighted, the bar to beat drawn."""
     import plotly.graph_objects as go
 
-    from workbench.metrics import METRICS
+    from workbench.evaluation.metrics import METRICS
 
     metric = bar.metric if bar is not None else result["primary_metric"]
     best_name = bar.baseline if bar is not None else (result.get("best") or {}).get("name")
@@ -254,7 +254,7 @@ def primary_metric_chart(result: dict[str, Any], bar: Any) -> Any:
 
 def results_section(project: Project) -> None:
     """The newest baseline results: the bar to beat, the metrics table and the primary-metric chart."""
-    from workbench.baselines import bar_to_beat, latest_baseline_result
+    from workbench.design.baselines import bar_to_beat, latest_baseline_result
     from workbench.settings import get_settings
     from workbench.tracking import mlflow_ui_link
 

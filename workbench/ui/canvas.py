@@ -18,7 +18,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from workbench.canvases.content import (
+from workbench.db import session_scope
+from workbench.db.models import Project
+from workbench.design.canvases.content import (
     Change,
     completeness,
     describe_value,
@@ -26,7 +28,7 @@ from workbench.canvases.content import (
     merge_content,
     normalize_content,
 )
-from workbench.canvases.definitions import (
+from workbench.design.canvases.definitions import (
     ARTEFACT_KINDS,
     CRISP_DM,
     KIND_TITLES,
@@ -39,9 +41,7 @@ from workbench.canvases.definitions import (
     canvas_def,
     layout_bands,
 )
-from workbench.canvases.store import ArtefactLink
-from workbench.db import session_scope
-from workbench.db.models import Project
+from workbench.design.canvases.store import ArtefactLink
 from workbench.errors import WorkbenchError
 from workbench.ui.context import display_name, key
 
@@ -143,7 +143,7 @@ def _show_flash(kind: str, slug: str) -> None:
 
 
 def _load(kind: str, project: Project) -> tuple[int, dict[str, Any], str]:
-    from workbench.canvases.store import latest_revision, load_canvas
+    from workbench.design.canvases.store import latest_revision, load_canvas
 
     with session_scope() as session:
         revision, content = load_canvas(session, project=project, kind=kind)
@@ -177,7 +177,7 @@ def prepare(kind: str, project: Project) -> tuple[int, str]:
 
 
 def _save(kind: str, project: Project, content: dict[str, Any], base: int | None, note: str = "") -> None:
-    from workbench.canvases.store import CanvasConflict, save_canvas
+    from workbench.design.canvases.store import CanvasConflict, save_canvas
 
     slug = project.slug
     try:
@@ -254,7 +254,7 @@ def _on_discard(kind: str, project: Project) -> None:
 
 
 def _on_restore(kind: str, project: Project, revision_key: str) -> None:
-    from workbench.canvases.store import restore
+    from workbench.design.canvases.store import restore
 
     slug = project.slug
     number = st.session_state.get(revision_key)
@@ -273,7 +273,7 @@ def _on_restore(kind: str, project: Project, revision_key: str) -> None:
 
 
 def _on_import(kind: str, project: Project, uploader_key: str) -> None:
-    from workbench.canvases.markdown import import_markdown
+    from workbench.design.canvases.markdown import import_markdown
 
     slug = project.slug
     uploaded = st.session_state.get(uploader_key)
@@ -403,7 +403,7 @@ def canvas_grid(canvas: CanvasDef, project: Project) -> None:
 
 def tracker_grid(project: Project) -> None:
     """The CRISP-DM tracker: one tab per phase, each task with status, owner, notes and links."""
-    from workbench.canvases.store import artefact_suggestions, suggestions_for_task
+    from workbench.design.canvases.store import artefact_suggestions, suggestions_for_task
 
     kind, slug = "crisp_dm", project.slug
     with session_scope() as session:
@@ -554,7 +554,7 @@ def status_bar(kind: str, project: Project, *, revision: int, author: str) -> No
 
 def history_panel(kind: str, project: Project) -> None:
     """Every revision, the diff between any two, and Restore."""
-    from workbench.canvases.store import history, revision_dict
+    from workbench.design.canvases.store import history, revision_dict
 
     slug = project.slug
     with session_scope() as session:
@@ -597,7 +597,7 @@ def history_panel(kind: str, project: Project) -> None:
 
 def markdown_panel(kind: str, project: Project) -> None:
     """Download this canvas or the whole project as Markdown, and import a Markdown file."""
-    from workbench.canvases.markdown import bundle_markdown, canvas_markdown
+    from workbench.design.canvases.markdown import bundle_markdown, canvas_markdown
 
     slug = project.slug
     with session_scope() as session:
@@ -636,8 +636,8 @@ def markdown_panel(kind: str, project: Project) -> None:
 
 def decisions_panel(project: Project) -> None:
     """What the later stages will use from the ML Canvas draft, and which values are defaults."""
+    from workbench.design.project_config import CANVAS_FIELDS, canvas_field_path, resolve_values, validate_canvas_fields
     from workbench.errors import InvalidInput
-    from workbench.project_config import CANVAS_FIELDS, canvas_field_path, resolve_values, validate_canvas_fields
 
     draft = st.session_state[_k("ml_canvas", project.slug, "draft")]
     with st.expander(

@@ -66,7 +66,7 @@ def require_project() -> Project:
     project = current_project()
     if project is None:
         st.info("Pick or create a project on the Home page first.", icon=":material/info:")
-        st.page_link("pages/home.py", label="Go to Home", icon=":material/home:")
+        st.page_link("app_pages/home.py", label="Go to Home", icon=":material/home:")
         st.stop()
     assert project is not None
     return project

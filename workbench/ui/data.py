@@ -36,7 +36,7 @@ show_flash = partial(context.show_flash, PAGE)
 
 def latest(project: Project) -> Dataset | None:
     """The project's newest dataset version (detached), or None."""
-    from workbench.datasets import latest_dataset
+    from workbench.data.datasets import latest_dataset
     from workbench.errors import NotFound
 
     try:
@@ -48,7 +48,7 @@ def latest(project: Project) -> Dataset | None:
 
 def versions_table(project: Project) -> None:
     """Every dataset version of the project, newest first."""
-    from workbench.datasets import dataset_dict, list_datasets
+    from workbench.data.datasets import dataset_dict, list_datasets
 
     with session_scope() as session:
         rows = [dataset_dict(d) for d in list_datasets(session, project=project)]
@@ -70,7 +70,7 @@ def versions_table(project: Project) -> None:
 
 def upload_version(project: Project) -> None:
     """Upload a CSV/Parquet file as the next version; it must still fit the target and task."""
-    from workbench.datasets import add_dataset, read_upload, validate_target
+    from workbench.data.datasets import add_dataset, read_upload, validate_target
 
     st.subheader("Add a new version")
     with st.form(key(PAGE, "upload_form"), clear_on_submit=False):
@@ -98,7 +98,7 @@ def upload_version(project: Project) -> None:
 
 def target_settings(project: Project, dataset: Dataset) -> None:
     """Choose the target, the task and the time column; checked against the latest data."""
-    from workbench.datasets import set_project_setup
+    from workbench.data.datasets import set_project_setup
 
     st.subheader("Target and task")
     columns = [c["name"] for c in dataset.columns]
@@ -141,14 +141,14 @@ def target_settings(project: Project, dataset: Dataset) -> None:
 
 def profile_section(project: Project, dataset: Dataset) -> dict[str, Any] | None:
     """Show the stored profile; compute it inline for small data or through a job for large data."""
-    from workbench.profiling import load_profile, profile_frame, save_profile
+    from workbench.data.profiling import load_profile, profile_frame, save_profile
 
     st.subheader(f"Profile of version {dataset.version}")
     profile = load_profile(dataset)
     job_key = key(PAGE, f"profile_job.{dataset.id}")
     job_id = st.session_state.get(job_key)
     if profile is None and job_id is None and dataset.n_rows * dataset.n_cols <= INLINE_PROFILE_MAX_CELLS:
-        from workbench.datasets import load_frame
+        from workbench.data.datasets import load_frame
 
         with shown_errors(), st.spinner("Profiling…"):
             profile = profile_frame(load_frame(dataset))
@@ -192,7 +192,7 @@ def _follow_job(job_id: str, dataset: Dataset) -> None:
 
 def render_profile(profile: dict[str, Any], *, target: str | None = None) -> None:
     """Overview metrics, the column types table, missing values and a distribution per column."""
-    from workbench.profiling import missing_table
+    from workbench.data.profiling import missing_table
 
     a, b, c, d = st.columns(4)
     a.metric("Rows", f"{profile['n_rows']:,}")

@@ -25,8 +25,8 @@ STATUS_ICONS = {
 
 def canvas_config(project: Project) -> Any:
     """The project's canvas decisions (deployment mode, latency budget), or None when unreadable."""
+    from workbench.design.project_config import project_config
     from workbench.errors import WorkbenchError
-    from workbench.project_config import project_config
 
     try:
         with session_scope() as session:
@@ -61,7 +61,7 @@ def ordered_modes(config: Any) -> list[str]:
 
 def deployments(project: Project) -> list[dict[str, Any]]:
     """The project's deployments as dicts (statuses refreshed from their jobs)."""
-    from workbench.deployments import deployment_dict, list_deployments
+    from workbench.serving.deployments import deployment_dict, list_deployments
 
     with session_scope() as session:
         return [deployment_dict(d) for d in list_deployments(session, project=project)]
@@ -103,7 +103,7 @@ def deployments_table(rows: list[dict[str, Any]]) -> None:
 
 def start_section(project: Project, mode: str, rows: list[dict[str, Any]]) -> None:
     """Start or stop the project's web service or stream consumer (a managed background job)."""
-    from workbench.deployments import ACTIVE_STATUSES
+    from workbench.serving.deployments import ACTIVE_STATUSES
 
     active = [r for r in rows if r["mode"] == mode and r["status"] in ACTIVE_STATUSES]
     if active:
@@ -141,9 +141,9 @@ def start_section(project: Project, mode: str, rows: list[dict[str, Any]]) -> No
 
 def start(project: Project, *, mode: str, alias: str, config: dict[str, Any]) -> int:
     """Create the deployment and its job, then start the job's process; returns the deployment id."""
-    from workbench.deployments import start_deployment
     from workbench.errors import NotFound
     from workbench.jobs import spawn
+    from workbench.serving.deployments import start_deployment
     from workbench.serving.model_loader import resolve_alias
 
     resolve_alias(project.slug, alias)  # fail here, clearly, when there is no such model version
@@ -166,9 +166,9 @@ def start(project: Project, *, mode: str, alias: str, config: dict[str, Any]) ->
 
 def stop_deployment(row: dict[str, Any]) -> None:
     """Cancel the deployment's job (SIGTERM to its process group); it marks itself stopped."""
-    from workbench.deployments import mark_stopped
     from workbench.errors import Conflict
     from workbench.jobs import cancel
+    from workbench.serving.deployments import mark_stopped
 
     with shown_errors(), session_scope() as session:
         try:
@@ -222,8 +222,8 @@ def batch_section(project: Project) -> None:
 
 def holdout_records(project: Project, *, limit: int) -> list[dict[str, Any]]:
     """Up to ``limit`` holdout rows of the project (features only), as JSON-safe records."""
+    from workbench.data.splits import load_split_frames
     from workbench.prediction_log import json_safe
-    from workbench.splits import load_split_frames
 
     with session_scope() as session:
         from workbench.projects import get_project

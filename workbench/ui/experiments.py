@@ -38,7 +38,7 @@ def _project(session: Any, project: Project) -> Project:
 
 def sync(project: Project) -> tuple[str, int]:
     """Bring the projection up to date with MLflow; returns its digest and run count."""
-    from workbench.runs import projection_state, sync_runs
+    from workbench.experiments.runs import projection_state, sync_runs
 
     with session_scope() as session:
         row = _project(session, project)
@@ -51,7 +51,7 @@ def sync(project: Project) -> tuple[str, int]:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _columns(slug: str, digest: str) -> dict[str, list[str]]:
-    from workbench.runs import available_columns
+    from workbench.experiments.runs import available_columns
 
     with session_scope() as session:
         from workbench.projects import get_project
@@ -61,7 +61,7 @@ def _columns(slug: str, digest: str) -> dict[str, list[str]]:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _jobs(slug: str, digest: str) -> list[str]:
-    from workbench.runs import job_ids
+    from workbench.experiments.runs import job_ids
 
     with session_scope() as session:
         from workbench.projects import get_project
@@ -70,7 +70,7 @@ def _jobs(slug: str, digest: str) -> list[str]:
 
 
 def _load_view(slug: str) -> None:
-    from workbench.runs import get_view
+    from workbench.experiments.runs import get_view
 
     name = st.session_state.get(key(PAGE, "view"))
     if not name:
@@ -87,8 +87,8 @@ def _load_view(slug: str) -> None:
 
 def filter_bar(project: Project, digest: str, n_runs: int) -> Query:
     """Kind and job quick filters, the filter box (MLflow syntax with OR and parentheses) and saved views."""
-    from workbench.run_filter import parse
-    from workbench.runs import list_views
+    from workbench.experiments.run_filter import parse
+    from workbench.experiments.runs import list_views
 
     jobs = _jobs(project.slug, digest)
     left, middle, right = st.columns([1, 1, 2])
@@ -115,7 +115,7 @@ def filter_bar(project: Project, digest: str, n_runs: int) -> Query:
         name = st.text_input("View name", key=key(PAGE, "view_name"))
         replace = st.checkbox("Replace a view of that name", key=key(PAGE, "view_replace"))
         if st.button("Save view", key=key(PAGE, "save_view"), type="primary"):
-            from workbench.runs import save_view
+            from workbench.experiments.runs import save_view
 
             with session_scope() as session:
                 save_view(session, project=_project(session, project), name=name, filter_expr=text,
@@ -133,7 +133,7 @@ def _default_columns(columns: dict[str, list[str]]) -> list[str]:
 
 def runs_table(project: Project, query: Query) -> list[dict[str, Any]]:
     """The paginated, sortable runs table; returns the rows shown."""
-    from workbench.runs import ATTRIBUTE_COLUMNS, query_runs
+    from workbench.experiments.runs import ATTRIBUTE_COLUMNS, query_runs
     from workbench.settings import get_settings
     from workbench.tracking import mlflow_ui_link
 
@@ -186,8 +186,8 @@ def runs_table(project: Project, query: Query) -> list[dict[str, Any]]:
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _frame(slug: str, digest: str, filter_expr: str, kinds: tuple[str, ...], jobs: tuple[str, ...]) -> pd.DataFrame:
+    from workbench.experiments.runs import runs_frame
     from workbench.projects import get_project
-    from workbench.runs import runs_frame
 
     with session_scope() as session:
         return runs_frame(session, project=get_project(session, slug=slug), filter_expr=filter_expr,
@@ -196,15 +196,15 @@ def _frame(slug: str, digest: str, filter_expr: str, kinds: tuple[str, ...], job
 
 def _load_study(slug: str, job_id: str) -> Any:
     """The job's Optuna study ``<slug>/<job_id>``, or None when the storage has no such study."""
-    from workbench.optuna_storage import load_study
     from workbench.settings import get_settings
+    from workbench.training.optuna_storage import load_study
 
     return load_study(f"{slug}/{job_id}", settings=get_settings())
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _importance(slug: str, digest: str, job_id: str, metric: str, params: tuple[str, ...], direction: str) -> Any:
-    from workbench.experiment_charts import param_importance
+    from workbench.experiments.charts import param_importance
 
     frame = _frame(slug, digest, "", (), (job_id,))
     study = _load_study(slug, job_id)
@@ -234,10 +234,10 @@ def _safe(name: str, build: Any) -> None:
 
 def charts(project: Project, query: Query) -> None:
     """Every chart over the filtered runs, the bar to beat drawn where it applies."""
-    from workbench import experiment_charts as ec
-    from workbench.baselines import bar_to_beat
-    from workbench.metrics import METRICS
-    from workbench.project_config import project_config
+    from workbench.design.baselines import bar_to_beat
+    from workbench.design.project_config import project_config
+    from workbench.evaluation.metrics import METRICS
+    from workbench.experiments import charts as ec
 
     frame = _frame(project.slug, query.digest, query.filter_expr, tuple(query.kinds), tuple(query.jobs))
     if frame.empty:
@@ -305,7 +305,7 @@ def charts(project: Project, query: Query) -> None:
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _figures(run_id: str) -> dict[str, str]:
-    from workbench.runs import run_figures
+    from workbench.experiments.runs import run_figures
 
     return {name: fig.to_json() for name, fig in run_figures(run_id).items()}
 
@@ -314,7 +314,7 @@ def compare(project: Project, rows: list[dict[str, Any]]) -> None:
     """Pick 2-4 runs, then see params (differences highlighted), metrics and evaluation plots side by side."""
     import plotly.io as pio
 
-    from workbench.runs import COMPARE_MAX, compare_runs
+    from workbench.experiments.runs import COMPARE_MAX, compare_runs
     from workbench.settings import get_settings
     from workbench.tracking import mlflow_ui_link
 

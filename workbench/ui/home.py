@@ -32,8 +32,8 @@ def open_alerts(project: Project) -> None:
     st.subheader("Open alerts")
     for alert_id, check, message, created_at in alerts:
         st.error(f"#{alert_id} · {check} · {created_at:%Y-%m-%d %H:%M}: {message}", icon=":material/notifications:")
-    if _page_exists("pages/monitoring.py"):
-        st.page_link("pages/monitoring.py", label="Open Monitoring", icon=":material/monitor_heart:")
+    if _page_exists("app_pages/monitoring.py"):
+        st.page_link("app_pages/monitoring.py", label="Open Monitoring", icon=":material/monitor_heart:")
 
 
 def _page_exists(page: str) -> bool:
@@ -44,8 +44,8 @@ def _page_exists(page: str) -> bool:
 
 def journey(project: Project) -> None:
     """The stages as a checklist, with the next step as a link."""
-    from workbench.journey import journey as compute_journey
-    from workbench.journey import next_step
+    from workbench.projects.journey import journey as compute_journey
+    from workbench.projects.journey import next_step
 
     with session_scope() as session:
         steps = compute_journey(session, project=project)
@@ -98,7 +98,7 @@ def _create_from_form(
     time_column: str,
 ) -> str:
     """Validate the form's values and create the project with its first dataset; returns the slug."""
-    from workbench.datasets import create_project_with_dataset, read_upload, resolve_spec, suggested_setup
+    from workbench.data.datasets import create_project_with_dataset, read_upload, resolve_spec, suggested_setup
     from workbench.errors import InvalidInput
     from workbench.projects import validate_name
     from workbench.ui.context import display_name
@@ -145,7 +145,7 @@ def _create_from_form(
 
 def create_project_form() -> None:
     """The create-project form: name, dataset (upload or named), target, task, time column."""
-    from workbench.datasets import dataset_choices
+    from workbench.data.datasets import dataset_choices
     from workbench.ui.context import key, set_current
     from workbench.ui.errors import shown_errors
 

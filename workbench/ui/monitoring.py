@@ -45,7 +45,7 @@ show_flash = partial(context.show_flash, PAGE)
 
 def deployment_picker(project: Project) -> dict[str, Any] | None:
     """Pick one of the project's deployments; None (and a hint) when there is none."""
-    from workbench.deployments import deployment_dict, list_deployments
+    from workbench.serving.deployments import deployment_dict, list_deployments
 
     with session_scope() as session:
         rows = [deployment_dict(d) for d in list_deployments(session, project=_project(session, project))]
@@ -54,7 +54,7 @@ def deployment_picker(project: Project) -> dict[str, Any] | None:
             "No deployment yet. Deploy the champion on the Deployments page; its predictions are what is monitored.",
             icon=":material/info:",
         )
-        st.page_link("pages/deployments.py", label="Go to Deployments", icon=":material/rocket_launch:")
+        st.page_link("app_pages/deployments.py", label="Go to Deployments", icon=":material/rocket_launch:")
         return None
     rows.sort(key=lambda r: r["id"])
     by_id = {r["id"]: r for r in rows}
@@ -106,8 +106,8 @@ def run_check(project: Project, deployment_id: int, window: str, *, with_evident
     parsed = parse_window(window)  # a bad window is shown before anything runs
     inline = window_size(deployment_id, window) <= INLINE_MAX_RECORDS
     if inline:
-        from workbench.deployments import get_deployment
         from workbench.monitoring.service import get_report, run_monitoring
+        from workbench.serving.deployments import get_deployment
 
         with st.spinner("Checking the window…"):
             with session_scope() as session:
@@ -140,7 +140,7 @@ def run_check(project: Project, deployment_id: int, window: str, *, with_evident
 
 def _after_check(project: Project, reports: list[dict[str, Any]]) -> None:
     """The ``on_alert`` / ``automatic`` policies start a retrain when a check failed."""
-    from workbench.retraining import retrain_on_alert
+    from workbench.training.retraining import retrain_on_alert
 
     outcome = retrain_on_alert(project_slug=project.slug, reports=reports, actor=display_name())
     if outcome["started"]:
@@ -388,7 +388,7 @@ def alerts_section(project: Project) -> None:
 
 def thresholds_form(project: Project) -> dict[str, Any]:
     """The canvas thresholds and retrain policy; saving writes a new ML Canvas revision."""
-    from workbench.project_config import RETRAIN_POLICIES, project_config
+    from workbench.design.project_config import RETRAIN_POLICIES, project_config
     from workbench.ui.errors import shown_errors
 
     with session_scope() as session:
@@ -440,9 +440,9 @@ def save_thresholds(
     min_uplift: float,
 ) -> int:
     """Write the thresholds into the ML Canvas's structured fields as a new revision; returns it."""
-    from workbench.canvases.store import load_canvas, save_canvas
+    from workbench.design.canvases.store import load_canvas, save_canvas
+    from workbench.design.project_config import CANVAS_FIELDS
     from workbench.errors import InvalidInput
-    from workbench.project_config import CANVAS_FIELDS
 
     floor: float | None
     if quality_floor in (None, ""):
@@ -473,7 +473,7 @@ def save_thresholds(
 
 def start_retrain_from_page(project: Project) -> str:
     """Launch a retrain job (refused within the cooldown) and remember it for the page."""
-    from workbench.retraining import start_retrain
+    from workbench.training.retraining import start_retrain
 
     job_id = start_retrain(project_slug=project.slug, actor=display_name())
     st.session_state[key(PAGE, "retrain_job")] = job_id
@@ -486,7 +486,7 @@ def retrain_section(project: Project) -> None:
     """Retrain button, the running retrain, and champion vs challenger side by side with Promote."""
     from workbench.jobs import job_dict
     from workbench.monitoring import views
-    from workbench.retraining import latest_retrain_job
+    from workbench.training.retraining import latest_retrain_job
     from workbench.ui.errors import shown_errors
     from workbench.ui.jobs import job_progress
 
@@ -530,7 +530,7 @@ def retrain_section(project: Project) -> None:
     if current.get("challenger") == str(result["challenger_version"]) and st.button(
         f"Promote v{result['challenger_version']} to champion", key=key(PAGE, "promote"), icon=":material/upgrade:"
     ):
-        from workbench.retraining import promote_challenger
+        from workbench.training.retraining import promote_challenger
 
         with shown_errors(), session_scope() as session:
             promote_challenger(session, project=_project(session, project), actor=display_name(),
@@ -545,7 +545,7 @@ def retrain_section(project: Project) -> None:
 @st.cache_resource
 def monitor_schedule() -> Any:
     """The one monitoring scheduler of this server process (a daemon thread), or None when off."""
-    from workbench.schedule import MonitorScheduler
+    from workbench.jobs.schedule import MonitorScheduler
     from workbench.settings import get_settings
 
     settings = get_settings()

@@ -46,26 +46,3 @@ def sidebar() -> None:
         placeholder="shown on your changes",
         help="Recorded on every change you make (or your login, when Streamlit auth is configured).",
     )
-
-
-def ensure_app_shell() -> None:
-    """Run this request through ``streamlit_app.py`` when Streamlit ran this page file on its own.
-
-    Streamlit treats a ``pages/`` folder as a v1 multipage app until the first ``st.navigation``
-    call of the server's life, so the very first visitor of a deep link such as
-    ``/ml_canvas?project=x`` would get the bare page without the shell (sidebar, picker,
-    grouped navigation). Running the entry script in this same run hands the request to
-    ``st.navigation``, which resolves the same page by its URL path; a rerun would instead drop
-    the widget events (a form submit) of this run.
-    """
-    import runpy
-
-    from streamlit.runtime.pages_manager import PagesManager
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
-
-    ctx = get_script_run_ctx()
-    if not PagesManager.uses_pages_directory or ctx is None:
-        return
-    PagesManager.uses_pages_directory = False
-    runpy.run_path(str(ctx.pages_manager.main_script_path), run_name="__main__")
-    st.stop()

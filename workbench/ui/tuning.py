@@ -28,7 +28,7 @@ def _job_key(project: Project) -> str:
 
 def bar_to_beat(project: Project) -> Any:
     """The project's bar to beat (None before the baselines ran)."""
-    from workbench.baselines import bar_to_beat as compute
+    from workbench.design.baselines import bar_to_beat as compute
 
     with session_scope() as session:
         return compute(session, project=project)
@@ -45,7 +45,7 @@ def train_jobs(project: Project, *, limit: int = 20) -> list[dict[str, Any]]:
 def _form_state() -> None:
     """Put the form's values in session state: the defaults the first time, or the settings
     chosen with "Launch again" (set before the widgets exist, so they show them)."""
-    from workbench.train_jobs import DEFAULTS
+    from workbench.training.train_jobs import DEFAULTS
 
     prefill = st.session_state.pop(key(PAGE, "prefill"), None)
     if not prefill and key(PAGE, "models") in st.session_state:
@@ -63,7 +63,7 @@ def _form_state() -> None:
 
 def choices_form(project: Project) -> None:
     """Families, budget, folds, sampler, pruner, workers and seed; Launch starts a train job."""
-    from workbench.model_families import FAMILIES
+    from workbench.training.model_families import FAMILIES
 
     _form_state()
     st.subheader("Choices")
@@ -109,7 +109,7 @@ def launch_job(project: Project, params: dict[str, Any]) -> str | None:
     """Validate ``params`` against the project, then launch a train job and follow it on this page."""
     from workbench.jobs import launch
     from workbench.settings import get_settings
-    from workbench.train_jobs import check_params
+    from workbench.training.train_jobs import check_params
 
     with shown_errors():
         settings = get_settings()
@@ -126,7 +126,7 @@ def history_chart(history: Any, bar: Any, *, metric: str, direction: str | None)
     """Optimisation history: each finished trial, the best so far, and the bar to beat as a line."""
     import plotly.graph_objects as go
 
-    from workbench.metrics import METRICS
+    from workbench.evaluation.metrics import METRICS
     from workbench.ui.baselines import bar_to_beat_line
 
     label = METRICS[metric].label if metric in METRICS else metric
@@ -157,7 +157,7 @@ def _time_text(seconds: float | None) -> str:
 def live_panel(project: Project, bar: Any, metric: str) -> Any:
     """The ``extra`` callback of the job-progress fragment: trials, best vs bar, time left, chart."""
     from workbench.settings import get_settings
-    from workbench.train_jobs import live_status
+    from workbench.training.train_jobs import live_status
 
     def render(job: dict[str, Any]) -> None:
         if job.get("kind") != "train":
@@ -184,7 +184,7 @@ def live_panel(project: Project, bar: Any, metric: str) -> Any:
 
 def job_section(project: Project) -> None:
     """The followed train job: live progress, Cancel, Resume, and its results when done."""
-    from workbench.train_jobs import load_metric
+    from workbench.training.train_jobs import load_metric
     from workbench.ui.jobs import cancel_button, job_progress
 
     jobs = train_jobs(project)
@@ -210,7 +210,7 @@ def job_section(project: Project) -> None:
 def resume_controls(project: Project, job: dict[str, Any]) -> None:
     """Continue a cancelled or lost study with more trials (a new job on the same study)."""
     from workbench.settings import get_settings
-    from workbench.train_jobs import reconcile_lost_job
+    from workbench.training.train_jobs import reconcile_lost_job
 
     if job["status"] == "lost":
         reconcile_lost_job(get_settings(), job["id"])  # its MLflow parent run becomes FAILED
@@ -225,7 +225,7 @@ def resume_controls(project: Project, job: dict[str, Any]) -> None:
 
 def results(job: dict[str, Any]) -> None:
     """Holdout metrics, the registered version and its champion status or flag."""
-    from workbench.metrics import METRICS
+    from workbench.evaluation.metrics import METRICS
 
     result = job.get("result") or {}
     if not result:

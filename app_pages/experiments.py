@@ -1,0 +1,26 @@
+"""Experiments: every run of the project (baselines, trials, best models, retrains), filtered, charted and compared."""
+
+import streamlit as st
+
+from workbench.ui import experiments as ui
+from workbench.ui.context import require_project
+from workbench.ui.errors import shown_errors
+
+project = require_project()
+st.title(f"Experiments · {project.name}")
+st.caption(
+    "Runs come from the project's MLflow experiment through an indexed copy in the workbench DB, so filters, "
+    "sorting and paging stay fast with thousands of runs. Filters use MLflow's syntax plus OR and parentheses."
+)
+
+with shown_errors():
+    digest, n_runs = ui.sync(project)
+    if n_runs == 0:
+        st.info("This project has no runs yet: run the baselines, then a tuning job.")
+        st.page_link("app_pages/baselines.py", label="Go to Baselines", icon=":material/flag:")
+        st.stop()
+    query = ui.filter_bar(project, digest, n_runs)
+    rows = ui.runs_table(project, query)
+    st.subheader("Charts")
+    ui.charts(project, query)
+    ui.compare(project, rows)

@@ -1,0 +1,1 @@
+"""Data: datasets and their versions, the train/holdout split, profiling and preprocessing."""

@@ -1,0 +1,11 @@
+"""Design canvases: the ML Canvas, the MLOps Stack Canvas and the CRISP-DM tracker.
+
+* :mod:`workbench.design.canvases.definitions`: the canvases as data (boxes, groups, prompts, grid, fields).
+* :mod:`workbench.design.canvases.content`: canonical content, validation, completeness, diff and merge.
+* :mod:`workbench.design.canvases.store`: saved revisions with optimistic concurrency, history and restore.
+* :mod:`workbench.design.canvases.markdown`: Markdown export and import (exact round trip).
+"""
+
+from workbench.design.canvases.definitions import CANVAS_KINDS, KIND_TITLES
+
+__all__ = ["CANVAS_KINDS", "KIND_TITLES"]

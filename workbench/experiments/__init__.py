@@ -1,0 +1,1 @@
+"""Experiments: the indexed projection of MLflow runs, the run filter and the experiment charts."""

@@ -1,0 +1,145 @@
+"""The Optuna storage behind every study, chosen from a URL (``settings.optuna_storage``).
+
+- ``journal:///path/optuna.journal`` (the embedded default): Optuna's append-only journal
+  file. Several processes on one machine share it through a file lock; a trial costs a few
+  appended lines, so trials run several times faster than on SQLite. It has no heartbeats: a
+  dead worker's running trial is failed (and re-queued) when its job is resumed
+  (:func:`workbench.training.tuning.fail_orphaned_trials`).
+- ``sqlite:///…``, ``postgresql://…``, ``mysql://…``: Optuna's RDB storage, with heartbeats
+  so that a dead worker's trial is failed and retried by another worker. PostgreSQL is the
+  storage for workers on several machines.
+
+Storages are cached per URL in the process: the Tuning page reads the same study on every
+rerun, and a cached journal storage only reads the lines appended since its last read.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
+
+    from workbench.settings import Settings
+
+RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql")
+JOURNAL_SCHEME = "journal"
+
+_storages: dict[tuple[str, float], Any] = {}
+_lock = threading.Lock()
+
+
+def is_rdb_url(url: str) -> bool:
+    """Whether ``url`` names an SQLAlchemy database (Optuna's RDB storage)."""
+    return url.split(":", 1)[0].split("+", 1)[0] in RDB_SCHEMES
+
+
+def journal_path(url: str) -> Path | None:
+    """The file of a ``journal://`` URL (``journal:///abs/path`` or ``journal://rel/path``), else None."""
+    if not url.startswith(f"{JOURNAL_SCHEME}:"):
+        return None
+    return Path(url[len(JOURNAL_SCHEME) + 1 :].removeprefix("//"))
+
+
+def storage_exists(url: str) -> bool:
+    """False when ``url`` is a local file (SQLite or journal) that nothing has created yet."""
+    from workbench.db.engine import sqlite_file
+
+    path = journal_path(url) or sqlite_file(url)
+    return path is None or path.exists()
+
+
+def open_storage(url: str, *, heartbeat_seconds: float = 2.0) -> Any:
+    """The Optuna storage at ``url`` (cached per URL in this process).
+
+    A journal URL gives a :class:`optuna.storages.JournalStorage`; an RDB URL an RDB storage
+    with heartbeats and retries (on SQLite the file is switched to WAL mode, so that local
+    workers and the page can read while a trial is written); anything else is handed to Optuna.
+    """
+    key = (url, float(heartbeat_seconds))
+    with _lock:
+        storage = _storages.get(key)
+        if storage is None:
+            storage = _storages[key] = _new_storage(url, heartbeat_seconds)
+    return storage
+
+
+def forget_storages() -> None:
+    """Drop cached storages (tests that switch homes call this)."""
+    with _lock:
+        storages = list(_storages.values())
+        _storages.clear()
+    for storage in storages:
+        engine = getattr(storage, "engine", None)
+        if engine is not None:
+            engine.dispose()
+
+
+def load_study(name: str, *, settings: Settings) -> optuna.Study | None:
+    """Study ``name`` on the settings' storage for reading, or None when it does not exist."""
+    import optuna
+
+    url = settings.optuna_storage
+    if not storage_exists(url):
+        return None
+    storage = open_storage(url, heartbeat_seconds=settings.heartbeat_seconds)
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return None
+
+
+def _new_storage(url: str, heartbeat_seconds: float) -> Any:
+    import optuna
+
+    path = journal_path(url)
+    if path is not None:
+        from optuna.storages.journal import JournalFileBackend
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    if not is_rdb_url(url):
+        return url
+    from workbench.db.engine import sqlite_file
+
+    engine_kwargs: dict[str, Any] = {}
+    db_path = sqlite_file(url)
+    if db_path is not None:
+        import sqlite3
+
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(db_path, timeout=30) as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
+        engine_kwargs = {"connect_args": {"timeout": 30}}
+    else:
+        engine_kwargs = {"pool_pre_ping": True}
+    interval = max(1, round(heartbeat_seconds))
+    with warnings.catch_warnings():
+        # heartbeat_interval is flagged experimental by Optuna; it is what makes dead workers' trials retry.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=interval,
+            grace_period=interval * 2,
+            heartbeat_stale_trial_callback=_retry_callback(),
+        )
+    from workbench.db.engine import sqlite_fast_writes
+
+    sqlite_fast_writes(storage.engine)
+    return storage
+
+
+def _retry_callback() -> Any:
+    """Optuna's callback that re-enqueues a trial whose worker stopped beating (renamed in 4.9)."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+        if retry is None:
+            retry = optuna.storages.RetryFailedTrialCallback
+        return retry(max_retry=2)
