@@ -23,7 +23,8 @@ import numpy as np
 from workbench.db.models import utcnow
 from workbench.errors import InvalidInput
 from workbench.prediction_log import PROBA_PREFIX, LogSegment, segment_table
-from workbench.serving.model_loader import KIND_LABELS, InputColumn, ServedModel
+from workbench.serving.model_loader import ServedModel
+from workbench.serving.signature import KIND_LABELS, InputColumn
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 DEFAULT_CHUNK_ROWS = 50_000

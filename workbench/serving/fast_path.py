@@ -30,12 +30,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from workbench.serving.model_loader import InputColumn
+from workbench.serving.signature import InputColumn
 
 # Only frames up to this many rows take the compiled path; bigger ones (batch chunks) keep
 # the Pipeline, whose vectorised transform wins once the per-call overhead is amortised.

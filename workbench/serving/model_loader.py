@@ -21,74 +21,24 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from workbench.errors import InvalidInput, NotFound
+from workbench.serving.fast_path import (
+    FAST_PATH_MAX_ROWS,
+    CompiledPipeline,
+    NotCompilable,
+    compile_pipeline,
+    outputs_agree,
+    probe_records,
+)
+from workbench.serving.signature import KIND_LABELS, InputColumn, signature_columns
 from workbench.settings import Settings, get_settings
 
-if TYPE_CHECKING:
-    from workbench.serving.fast_path import CompiledPipeline
-
 logger = logging.getLogger("workbench.serving")
-
-# MLflow signature type -> the workbench's kind of column. Declared as data so the web
-# request model, the batch check and the stream check agree.
-SIGNATURE_KINDS: dict[str, str] = {
-    "long": "integer",
-    "integer": "integer",
-    "double": "number",
-    "float": "number",
-    "string": "string",
-    "boolean": "boolean",
-    "datetime": "datetime",
-    "binary": "string",
-}
-KIND_LABELS = {
-    "integer": "an integer",
-    "number": "a number",
-    "string": "text",
-    "boolean": "a boolean",
-    "datetime": "a date-time",
-}
-
-
-@dataclass(frozen=True)
-class InputColumn:
-    """One input column of the model signature."""
-
-    name: str
-    kind: str  # integer | number | string | boolean | datetime
-    required: bool = True
-
-
-def signature_columns(signature: Any) -> list[InputColumn]:
-    """The input columns of an MLflow ``ModelSignature`` (column-based schemas only)."""
-    if signature is None or signature.inputs is None:
-        raise InvalidInput(
-            "The registered model has no signature, so its input cannot be checked. "
-            "Log the model with signature=infer_signature(X, y_pred) and register it again.",
-            field="signature",
-        )
-    columns: list[InputColumn] = []
-    for spec in signature.inputs.inputs:
-        type_name = getattr(getattr(spec, "type", None), "name", str(getattr(spec, "type", "")))
-        if not spec.name:
-            raise InvalidInput(
-                "The model signature has unnamed (tensor) inputs; the workbench serves models on named columns.",
-                field="signature",
-            )
-        columns.append(
-            InputColumn(
-                name=str(spec.name),
-                kind=SIGNATURE_KINDS.get(str(type_name), "string"),
-                required=bool(getattr(spec, "required", True)),
-            )
-        )
-    return columns
-
 
 def _sample(series: pd.Series, mask: Any) -> Any:
     bad = series[mask]
@@ -284,8 +234,6 @@ class ServedModel:
         ``checked=True`` means the frame is already typed per the signature (skip the check).
         Frames of at most ``FAST_PATH_MAX_ROWS`` rows take the compiled path when there is one.
         """
-        from workbench.serving.fast_path import FAST_PATH_MAX_ROWS
-
         x = frame if checked else conform_frame(frame, self.columns)
         if self.fast is not None and 0 < len(x) <= FAST_PATH_MAX_ROWS:
             result = self._try_compiled(self._column_arrays(x), len(x))
@@ -298,8 +246,6 @@ class ServedModel:
 
         ``validated=True``: the records' types were checked already (the web request model).
         """
-        from workbench.serving.fast_path import FAST_PATH_MAX_ROWS
-
         result: Prediction | None = None
         if validated and self.fast is not None and 0 < len(records) <= FAST_PATH_MAX_ROWS:
             result = self._try_compiled(column_arrays(records, self.fast_columns), len(records))
@@ -335,8 +281,6 @@ class ServedModel:
         missing values, a spread of numbers), one at a time and together, through both the
         web route (validated records) and the batch/stream route (a conformed frame).
         """
-        from workbench.serving.fast_path import NotCompilable, compile_pipeline, outputs_agree, probe_records
-
         self.fast = None
         try:
             compiled = compile_pipeline(self.pipeline, self.columns)
@@ -365,8 +309,6 @@ class ServedModel:
     def _first_mismatch(self, records: list[dict[str, Any]], agree: Callable[[Prediction, Prediction], bool]
                         ) -> str | None:
         """The first probe input on which the compiled path and the Pipeline differ, or None."""
-        from workbench.serving.fast_path import FAST_PATH_MAX_ROWS
-
         batches = [[record] for record in records]
         batches += [records[i : i + FAST_PATH_MAX_ROWS] for i in range(0, len(records), FAST_PATH_MAX_ROWS)]
         for batch in batches:
@@ -392,8 +334,6 @@ class ServedModel:
 
     def describe(self) -> dict[str, Any]:
         """What is being served, for /health and the deployment record."""
-        from workbench.serving.fast_path import FAST_PATH_MAX_ROWS
-
         return {
             "model": self.name,
             "alias": self.alias,

@@ -26,8 +26,9 @@ from datetime import datetime
 from typing import Any
 
 from workbench.errors import InvalidInput, NotFound, WorkbenchError
-from workbench.serving.model_loader import InputColumn, ModelHolder, ServedModel
+from workbench.serving.model_loader import ModelHolder, ServedModel
 from workbench.serving.sampler import MetricsSampler
+from workbench.serving.signature import InputColumn
 from workbench.settings import Settings, get_settings
 
 logger = logging.getLogger("workbench.serving.web")
