@@ -122,26 +122,17 @@ def _make_estimator(spec: BaselineSpec, frames: SplitFrames) -> Any:
     return Pipeline([("preprocess", preprocessor), ("model", estimator)])
 
 
-def _aligned_proba(model: Any, X: Any, classes: list[Any]) -> np.ndarray:
-    """predict_proba with one column per project class, in ``classes`` order (0 for unseen ones)."""
-    import numpy as np
-
-    raw = model.predict_proba(X)
-    out = np.zeros((raw.shape[0], len(classes)))
-    index = {str(c): i for i, c in enumerate(classes)}
-    for column, label in enumerate(model.classes_):
-        out[:, index[str(label)]] = raw[:, column]
-    return out
-
-
 def _hard_proba(pred: np.ndarray, classes: list[Any]) -> np.ndarray:
     """A hard rule's 'probabilities': 1 for the predicted class, so ROC-AUC still means something."""
     import numpy as np
 
+    from workbench.evaluation.probabilities import class_index
+
     out = np.zeros((len(pred), len(classes)))
-    index = {str(c): i for i, c in enumerate(classes)}
     for row, label in enumerate(pred):
-        out[row, index[str(label)]] = 1.0
+        position = class_index(label, classes)
+        assert position is not None  # _fit_predict refused predictions outside the classes
+        out[row, position] = 1.0
     return out
 
 
@@ -165,6 +156,7 @@ class _Outcome:
 def _fit_predict(spec: BaselineSpec, frames: SplitFrames, *, task_type: str, heuristic: dict[str, Any] | None,
                  classes: list[Any] | None) -> _Outcome:
     from workbench.design.heuristics import Rule, apply_rule
+    from workbench.evaluation.probabilities import aligned_proba
 
     if spec.kind == "heuristic":
         if not heuristic:
@@ -188,60 +180,8 @@ def _fit_predict(spec: BaselineSpec, frames: SplitFrames, *, task_type: str, heu
     pred = model.predict(frames.X_holdout)
     if task_type == "classification":
         assert classes is not None
-        return _Outcome(pred=pred, proba=_aligned_proba(model, frames.X_holdout, classes))
+        return _Outcome(pred=pred, proba=aligned_proba(model, frames.X_holdout, classes))
     return _Outcome(pred=pred)
-
-
-# --------------------------------------------------------------------------------------
-# Plots (plotly figures, logged as artifacts and drawn by the page)
-# --------------------------------------------------------------------------------------
-
-
-def confusion_figure(matrix: list[list[int]], classes: list[Any], *, title: str) -> Any:
-    """A confusion-matrix heatmap (rows: true class, columns: predicted)."""
-    import plotly.graph_objects as go
-
-    labels = [str(c) for c in classes]
-    fig = go.Figure(
-        go.Heatmap(z=matrix, x=labels, y=labels, colorscale="Blues", text=matrix, texttemplate="%{text}",
-                   hovertemplate="true %{y}<br>predicted %{x}<br>%{z} rows<extra></extra>")
-    )
-    fig.update_layout(title=title, xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed")
-    return fig
-
-
-def roc_figure(y_true: Any, proba: np.ndarray, classes: list[Any], *, title: str) -> Any:
-    """ROC curve(s): the positive class for a binary task, one-vs-rest per class otherwise."""
-    import numpy as np
-    import plotly.graph_objects as go
-    from sklearn.metrics import roc_curve
-
-    truth = np.asarray(y_true).astype(str)
-    fig = go.Figure()
-    columns = [len(classes) - 1] if len(classes) == 2 else list(range(len(classes)))
-    for column in columns:
-        positives = truth == str(classes[column])
-        if positives.all() or not positives.any():
-            continue
-        fpr, tpr, _ = roc_curve(positives, proba[:, column])
-        fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name=f"{classes[column]} vs rest"))
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"dash": "dot", "color": "grey"}))
-    fig.update_layout(title=title, xaxis_title="false positive rate", yaxis_title="true positive rate")
-    return fig
-
-
-def residual_figure(y_true: Any, y_pred: Any, *, title: str) -> Any:
-    """Residuals (true - predicted) against the prediction."""
-    import numpy as np
-    import plotly.graph_objects as go
-
-    pred = np.asarray(y_pred, dtype=float)
-    residual = np.asarray(y_true, dtype=float) - pred
-    fig = go.Figure(go.Scatter(x=pred, y=residual, mode="markers", marker={"size": 5, "opacity": 0.6},
-                               name="residual"))
-    fig.add_hline(y=0, line_dash="dot", line_color="grey")
-    fig.update_layout(title=title, xaxis_title="predicted", yaxis_title="true − predicted")
-    return fig
 
 
 # --------------------------------------------------------------------------------------
@@ -292,6 +232,7 @@ def run_baselines(
     none succeeds, :class:`WorkbenchError` is raised.
     """
     from workbench.data.splits import split_dict
+    from workbench.evaluation.figures import confusion_figure, residual_figure, roc_figure
     from workbench.evaluation.metrics import compute_metrics, confusion
     from workbench.settings import get_settings
     from workbench.tracking import (

@@ -1,28 +1,32 @@
-"""Registry: registered model versions, the champion and challenger aliases, promotion history and model cards."""
+"""Registry: registered model versions, the champion and challenger aliases, promotion history and model cards.
 
-from workbench.registry._registry import (
+- ``_versions``: the project's registered model, its versions and loading one.
+- ``_promotion``: promote / rollback the aliases, and the promotion history.
+- ``_compare``: a version against the champion on the project holdout.
+- ``_model_card``: the model card of a version.
+"""
+
+from workbench.registry._compare import VersionComparison, compare_with_champion
+from workbench.registry._model_card import MODEL_CARD_ARTIFACT, log_model_card, model_card
+from workbench.registry._promotion import (
     ACTIONS,
     ALIASES,
     MAX_REASON,
-    MODEL_CARD_ARTIFACT,
-    TAG_DATASET_HASH,
-    TAG_FLAG,
-    VersionComparison,
-    VersionInfo,
-    aliases,
-    compare_with_champion,
-    get_version,
     history,
-    list_versions,
-    load_version_model,
-    log_model_card,
-    model_card,
-    model_name,
     promote,
     promotion_dict,
     rollback,
     rollback_target,
-    versions_json,
+)
+from workbench.registry._versions import (
+    TAG_DATASET_HASH,
+    TAG_FLAG,
+    VersionInfo,
+    aliases,
+    get_version,
+    list_versions,
+    load_version_model,
+    model_name,
 )
 
 __all__ = [
@@ -47,5 +51,4 @@ __all__ = [
     "promotion_dict",
     "rollback",
     "rollback_target",
-    "versions_json",
 ]

@@ -1,0 +1,125 @@
+"""Moving the ``champion`` / ``challenger`` aliases, and the promotion history that records every move.
+
+MLflow keeps aliases but no history of them; every move made here is also written to the
+``promotions`` table (who, when, from which version to which, and why). Rollback undoes the
+latest champion promotion that has not been undone yet, so repeated rollbacks walk back through
+the history like an undo stack.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from workbench.db.models import Project, Promotion
+from workbench.errors import Conflict, InvalidInput, check_choice
+from workbench.registry._versions import _client, aliases, get_version, model_name
+
+if TYPE_CHECKING:
+    from workbench.settings import Settings
+
+ALIASES = ("champion", "challenger")
+ACTIONS = ("promote", "rollback")
+MAX_REASON = 2000
+
+
+def _check_reason(reason: str | None) -> str:
+    text = (reason or "").strip()
+    if not text:
+        raise InvalidInput("reason is required: say why the alias moves (it is kept in the promotion history).",
+                           field="reason")
+    if len(text) > MAX_REASON:
+        raise InvalidInput(f"reason is {len(text)} characters; at most {MAX_REASON} are allowed.", field="reason")
+    return text
+
+
+def promote(
+    session: Session,
+    *,
+    project: Project,
+    version: str | int,
+    alias: str = "champion",
+    reason: str,
+    actor: str,
+    settings: Settings | None = None,
+) -> Promotion:
+    """Point ``alias`` (champion or challenger) at ``version`` and record it in the promotion history."""
+    check_choice("alias", alias, ALIASES)
+    text = _check_reason(reason)
+    info = get_version(session, project=project, version=version, settings=settings)
+    held = aliases(project=project, settings=settings)
+    current = held.get(alias)
+    if current == info.version:
+        raise Conflict(f"Version {info.version} is already the {alias} of {model_name(project)!r}; pick another "
+                       "version.")
+    client = _client(settings)
+    client.set_registered_model_alias(model_name(project), alias, info.version)
+    if alias == "champion" and held.get("challenger") == info.version:
+        # The challenger won: it is the champion now, so nothing is left challenging it.
+        client.delete_registered_model_alias(model_name(project), "challenger")
+    row = Promotion(project_id=project.id, alias=alias, from_version=current, to_version=info.version,
+                    action="promote", actor=actor or "", reason=text)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def rollback_target(session: Session, *, project: Project, alias: str = "champion") -> Promotion | None:
+    """The promotion a rollback would undo: the newest one not already undone by a later rollback."""
+    undone = 0
+    for row in history(session, project=project, alias=alias, limit=None):
+        if row.action == "rollback":
+            undone += 1
+        elif undone:
+            undone -= 1
+        else:
+            return row
+    return None
+
+
+def rollback(
+    session: Session,
+    *,
+    project: Project,
+    reason: str,
+    actor: str,
+    alias: str = "champion",
+    settings: Settings | None = None,
+) -> Promotion:
+    """Make the previous champion champion again (undo the latest promotion), recorded in the history."""
+    check_choice("alias", alias, ALIASES)
+    text = _check_reason(reason)
+    target = rollback_target(session, project=project, alias=alias)
+    if target is None or target.from_version is None:
+        raise Conflict(f"{model_name(project)!r} has no previous {alias} to roll back to: the promotion history "
+                       f"has no earlier {alias}. Promote a version instead.")
+    previous = target.from_version
+    get_version(session, project=project, version=previous, settings=settings)  # it must still exist
+    current = aliases(project=project, settings=settings).get(alias)
+    _client(settings).set_registered_model_alias(model_name(project), alias, previous)
+    row = Promotion(project_id=project.id, alias=alias, from_version=current, to_version=previous,
+                    action="rollback", actor=actor or "", reason=text)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def history(session: Session, *, project: Project, alias: str | None = None,
+            limit: int | None = 200) -> list[Promotion]:
+    """Alias changes of the project, newest first."""
+    query = select(Promotion).where(Promotion.project_id == project.id)
+    if alias:
+        query = query.where(Promotion.alias == alias)
+    query = query.order_by(Promotion.created_at.desc(), Promotion.id.desc())
+    if limit:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def promotion_dict(row: Promotion) -> dict[str, Any]:
+    """JSON-ready form of a history row."""
+    return {"alias": row.alias, "action": row.action, "from_version": row.from_version,
+            "to_version": row.to_version, "actor": row.actor, "reason": row.reason,
+            "created_at": row.created_at.isoformat(timespec="seconds") if row.created_at else None}
