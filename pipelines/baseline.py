@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.baseline", description=__doc__)
     parser.add_argument("project", help="project slug")
     args = parser.parse_args(argv)
-    from workbench.commands.common import actor
+    from workbench.access.identity import actor
     from workbench.jobs.runner import run_in_foreground
 
     return run_in_foreground(kind="baseline", project_slug=args.project, params={}, actor=actor())

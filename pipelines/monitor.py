@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", default=None, help="300, 24h or 2026-11-01..2026-11-07")
     parser.add_argument("--fast", action="store_true", help="skip the Evidently report")
     args = parser.parse_args(argv)
-    from workbench.commands.common import actor
+    from workbench.access.identity import actor
     from workbench.jobs.runner import run_in_foreground
 
     params = {"deployment_id": args.deployment, "window": args.window, "with_evidently": not args.fast}

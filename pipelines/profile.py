@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset-id", type=int, default=None, help="dataset id (default: the latest version)")
     args = parser.parse_args(argv)
 
-    from workbench.commands.common import actor
+    from workbench.access.identity import actor
     from workbench.jobs.runner import run_in_foreground
 
     params = {"dataset_id": args.dataset_id} if args.dataset_id is not None else {}

@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", default=None, help="labelled log window (default 30d)")
     parser.add_argument("--trials", type=int, default=None, help="tuning budget (default: the setting)")
     args = parser.parse_args(argv)
-    from workbench.commands.common import actor
+    from workbench.access.identity import actor
     from workbench.jobs.runner import run_in_foreground
 
     params = {"window": args.window, "n_trials": args.trials}

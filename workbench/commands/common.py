@@ -1,22 +1,19 @@
-"""Shared pieces of the CLI: JSON output, the actor name and waiting on a job with a progress bar."""
+"""Shared pieces of the CLI: JSON output, the actor name (from :mod:`workbench.access.identity`) and
+waiting on a job with a progress bar."""
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import sys
 import time
 from typing import Any
 
 import click
 
+# Re-exported: every command records ``actor()``; it lives in the access package so pipelines need no CLI import.
+from workbench.access.identity import actor as actor
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-
-
-def actor() -> str:
-    """Who is running the command, recorded on every change."""
-    return os.environ.get("WORKBENCH_USER") or getpass.getuser()
 
 
 def emit(data: Any, *, as_json: bool, text: str | None = None) -> None:
