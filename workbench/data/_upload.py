@@ -1,0 +1,187 @@
+"""Reading uploaded files: format detection, CSV and Parquet readers and the upload limits.
+
+The format comes from the magic bytes (Parquet starts with ``PAR1``), then the extension.
+Every refusal is an :class:`~workbench.errors.InvalidInput` naming the file and the fix.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from workbench.errors import InvalidInput, NotFound
+from workbench.settings import Settings, get_settings
+
+CSV_EXTENSIONS = (".csv", ".txt", ".tsv")
+PARQUET_EXTENSIONS = (".parquet", ".pq")
+PARQUET_MAGIC = b"PAR1"
+# Signatures of common files people upload by mistake, so the message can say what it is.
+KNOWN_BINARY_SIGNATURES: dict[bytes, str] = {
+    b"PK\x03\x04": "a ZIP archive (an Excel .xlsx workbook is one)",
+    b"\xd0\xcf\x11\xe0": "an old Excel/Office document",
+    b"\x1f\x8b": "a gzip archive",
+    b"%PDF": "a PDF document",
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"SQLite format 3": "an SQLite database",
+    b"\x7fELF": "an executable",
+}
+CSV_DELIMITERS = ",;\t|"
+
+
+def _size_limit_error(size: int, settings: Settings) -> InvalidInput:
+    return InvalidInput(
+        f"file is {size / 1024 / 1024:.1f} MB, over the upload limit of {settings.max_upload_mb:g} MB; "
+        "upload a smaller file or raise the limit with WORKBENCH_MAX_UPLOAD_MB.",
+        field="file",
+    )
+
+
+def _detect_format(filename: str, head: bytes) -> str:
+    """'parquet' or 'csv' from the magic bytes and the extension, else InvalidInput."""
+    suffix = Path(filename).suffix.lower()
+    if head.startswith(PARQUET_MAGIC):
+        return "parquet"
+    for signature, what in KNOWN_BINARY_SIGNATURES.items():
+        if head.startswith(signature):
+            raise InvalidInput(
+                f"file {filename!r} is {what}, neither CSV nor Parquet; export the data as .csv or .parquet.",
+                field="file",
+            )
+    if suffix in PARQUET_EXTENSIONS:
+        raise InvalidInput(
+            f"file {filename!r} has a Parquet extension but does not start with the Parquet magic bytes "
+            "'PAR1'; it is damaged or not Parquet. Export it again as .parquet or .csv.",
+            field="file",
+        )
+    if b"\x00" in head:
+        raise InvalidInput(
+            f"file {filename!r} holds binary data, neither CSV nor Parquet; upload a .csv or .parquet file.",
+            field="file",
+        )
+    if suffix and suffix not in CSV_EXTENSIONS:
+        raise InvalidInput(
+            f"file {filename!r} has the extension {suffix!r}, neither CSV nor Parquet; "
+            f"upload one of {', '.join(CSV_EXTENSIONS + PARQUET_EXTENSIONS)}.",
+            field="file",
+        )
+    return "csv"
+
+
+def _check_duplicates(names: list[str], filename: str) -> None:
+    seen: set[str] = set()
+    duplicates: list[str] = []
+    for name in names:
+        if name in seen and name not in duplicates:
+            duplicates.append(name)
+        seen.add(name)
+    if duplicates:
+        raise InvalidInput(
+            f"file {filename!r} has duplicate column names: {', '.join(repr(d) for d in duplicates)}; "
+            "give every column a unique name in the header.",
+            field="file",
+        )
+
+
+def _decode(raw: bytes, filename: str) -> str:
+    """UTF-8 text (a BOM is dropped); InvalidInput naming the byte offset otherwise."""
+    try:
+        return codecs.decode(raw, "utf-8-sig")
+    except UnicodeDecodeError as exc:
+        bad = raw[exc.start : exc.start + 4]
+        raise InvalidInput(
+            f"file {filename!r} is not valid UTF-8 text: undecodable byte 0x{raw[exc.start]:02x} at byte "
+            f"offset {exc.start} (near {bad!r}); re-save the file as UTF-8 (CSV UTF-8) and upload it again.",
+            field="file",
+        ) from exc
+
+
+def _read_csv(raw: bytes, filename: str) -> pd.DataFrame:
+    text = _decode(raw, filename)
+    if not text.strip():
+        raise InvalidInput(f"file {filename!r} is empty (only blank lines); upload a file with data.", field="file")
+    sample = text[: 64 * 1024]
+    first_line = sample.splitlines()[0] if sample.splitlines() else ""
+    try:
+        delimiter = csv.Sniffer().sniff(sample, delimiters=CSV_DELIMITERS).delimiter
+    except csv.Error:
+        # One column, or a sample too irregular to sniff: fall back to the commonest delimiter.
+        delimiter = max(CSV_DELIMITERS, key=first_line.count) if any(d in first_line for d in CSV_DELIMITERS) else ","
+    header = next(csv.reader([first_line], delimiter=delimiter), [])
+    _check_duplicates([h.strip() for h in header], filename)
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=delimiter, low_memory=False)
+    except pd.errors.EmptyDataError as exc:
+        raise InvalidInput(f"file {filename!r} is empty; upload a file with a header and rows.", field="file") from exc
+    except pd.errors.ParserError as exc:
+        detail = " ".join(str(exc).split())
+        raise InvalidInput(
+            f"file {filename!r} is not valid CSV ({detail}); check the delimiter and quoting.", field="file"
+        ) from exc
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def _read_parquet(raw: bytes, filename: str) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(pa.BufferReader(raw))
+        # Check names from the schema first: reading a table with duplicate names fails obscurely.
+        _check_duplicates([str(n) for n in parquet.schema_arrow.names], filename)
+        table = parquet.read()
+    except (pa.ArrowException, OSError) as exc:
+        detail = " ".join(str(exc).split())
+        raise InvalidInput(
+            f"file {filename!r} is not a readable Parquet file ({detail}); export it again as .parquet or .csv.",
+            field="file",
+        ) from exc
+    frame = table.to_pandas()
+    # A named index written by pandas (e.g. an id) is data; an unnamed range index is not.
+    named_index = any(name is not None for name in frame.index.names)
+    frame = frame.reset_index(drop=not named_index)
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def read_upload(
+    *, filename: str, data: bytes | str | os.PathLike[str], settings: Settings | None = None
+) -> pd.DataFrame:
+    """Read an uploaded CSV or Parquet file into a frame, or raise InvalidInput saying why not.
+
+    ``data`` is the file's bytes or a path to it. The format comes from the magic bytes
+    (Parquet starts with ``PAR1``), then the extension. Rejected: an empty file, a file that
+    is neither CSV nor Parquet, duplicate column names, text that is not UTF-8, and a file
+    over ``settings.max_upload_bytes``.
+    """
+    settings = settings or get_settings()
+    if isinstance(data, bytes | bytearray | memoryview):
+        raw = bytes(data)
+    else:
+        path = Path(data)
+        if not path.is_file():
+            raise NotFound(f"No file at {str(path)!r}; check the path.")
+        size = path.stat().st_size
+        if size > settings.max_upload_bytes:
+            raise _size_limit_error(size, settings)
+        raw = path.read_bytes()
+    if len(raw) > settings.max_upload_bytes:
+        raise _size_limit_error(len(raw), settings)
+    if not raw.strip():
+        raise InvalidInput(f"file {filename!r} is empty (0 data bytes); upload a file with data.", field="file")
+    kind = _detect_format(filename, raw[:64])
+    frame = _read_parquet(raw, filename) if kind == "parquet" else _read_csv(raw, filename)
+    if frame.shape[1] == 0:
+        raise InvalidInput(f"file {filename!r} has no columns; upload a file with a header row.", field="file")
+    if frame.shape[0] == 0:
+        raise InvalidInput(
+            f"file {filename!r} has a header ({frame.shape[1]} columns) but no data rows; upload a file with rows.",
+            field="file",
+        )
+    return frame
