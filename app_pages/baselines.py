@@ -4,6 +4,7 @@ import streamlit as st
 
 from workbench.ui import baselines as ui
 from workbench.ui.context import require_project
+from workbench.ui.pages import page_link
 
 project = require_project()
 st.title(f"Baselines · {project.name}")
@@ -16,7 +17,7 @@ ui.show_flash()
 dataset = ui.latest_dataset_or_none(project)
 if dataset is None:
     st.info("This project has no data yet: add some on the Data page.")
-    st.page_link("app_pages/data.py", label="Go to Data", icon=":material/table_chart:")
+    page_link("data", label="Go to Data")
     st.stop()
 
 ui.split_section(project, dataset)

@@ -5,6 +5,7 @@ import streamlit as st
 from workbench.ui import experiments as ui
 from workbench.ui.context import require_project
 from workbench.ui.errors import shown_errors
+from workbench.ui.pages import page_link
 
 project = require_project()
 st.title(f"Experiments · {project.name}")
@@ -17,7 +18,7 @@ with shown_errors():
     digest, n_runs = ui.sync(project)
     if n_runs == 0:
         st.info("This project has no runs yet: run the baselines, then a tuning job.")
-        st.page_link("app_pages/baselines.py", label="Go to Baselines", icon=":material/flag:")
+        page_link("baselines", label="Go to Baselines")
         st.stop()
     query = ui.filter_bar(project, digest, n_runs)
     rows = ui.runs_table(project, query)

@@ -17,4 +17,3 @@ else:
     ui.recent_jobs(project)
 
 ui.create_project_form()
-ui.monitor_schedule()  # starts the scheduled monitoring checks once per server process (when set)

@@ -45,6 +45,7 @@ HOME_ENTRY_FILES = (
     "workbench/ui/home.py",
     "workbench/ui/shell.py",
     "workbench/ui/context.py",
+    "workbench/ui/pages.py",
 )
 UI = "workbench/ui/"
 CLI = ("workbench/cli.py", "workbench/commands/")

@@ -1,4 +1,5 @@
-"""Home's create-project form through AppTest: upload or named dataset, and every bad input."""
+"""Home through AppTest: the create-project form (upload or named dataset, every bad input), the journey's
+"Next:" link from any working folder, the one page registry, and the scheduler start in the entry point."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from streamlit.testing.v1 import AppTest
 
 from tests.bad_inputs import CASES, BadCase, good_csv
 from tests.conftest import REPO_ROOT, reset_workbench_caches
-from workbench.data.datasets import latest_dataset, load_frame
+from workbench.data.datasets import create_project_with_dataset, latest_dataset, load_frame
 from workbench.db import session_scope
 from workbench.projects import get_project, list_projects
+from workbench.projects.journey import journey
 from workbench.ui.home import SOURCE_NAMED, SOURCE_UPLOAD
+from workbench.ui.pages import PAGES, app_page
 
 APP = str(REPO_ROOT / "streamlit_app.py")
 
@@ -128,3 +131,65 @@ def test_duplicate_name_shows_a_conflict(workbench_home: Path) -> None:
     at = _fill(at, name="IRIS", spec="builtin:iris")
     errors = _errors(at)
     assert len(errors) == 1 and "already exists" in errors[0]
+
+
+def _links(at: AppTest) -> dict[str, str]:
+    """The page links shown, label -> URL path of the page they open."""
+    return {link.proto.label: link.proto.page for link in at.get("page_link")}
+
+
+def test_the_next_link_shows_and_resolves_whatever_the_working_folder(
+    workbench_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with session_scope() as session:
+        create_project_with_dataset(
+            session, name="Iris", dataset_spec_or_frame="builtin:iris", source="builtin:iris",
+            target="target", task_type="classification",
+        )  # fmt: skip
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # started from a folder that has no app_pages/ of its own
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.session_state["shell.project"] = "iris"
+    at.query_params["project"] = "iris"
+    at.run()
+    assert not at.exception, at.exception
+    links = _links(at)
+    assert links.get("Next: Profile the data") == "data", links
+    at.switch_page(str(app_page("data").file)).run()
+    assert not at.exception, at.exception
+    assert any(t.value == "Data · Iris" for t in at.title)
+
+
+def test_every_page_file_is_registered_and_every_journey_step_names_a_page(workbench_home: Path) -> None:
+    files = sorted(path.name for path in (REPO_ROOT / "app_pages").glob("*.py"))
+    assert sorted(page.file.name for page in PAGES) == files
+    assert all(page.file.is_absolute() and page.file.is_file() for page in PAGES)
+    assert [page.key for page in PAGES if page.default] == ["home"]
+    with session_scope() as session:
+        project = create_project_with_dataset(
+            session, name="Iris", dataset_spec_or_frame="builtin:iris", source="builtin:iris",
+            target="target", task_type="classification",
+        )  # fmt: skip
+        steps = journey(session, project=project)
+    for step in steps:
+        assert app_page(step.page).file.is_file(), step
+
+
+def test_the_entry_point_starts_the_monitoring_schedule_on_any_page(
+    workbench_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workbench.ui import monitoring
+
+    starts: list[int] = []
+    # The module is shared with AppTest's script runs, so the entry point calls this stand-in.
+    monkeypatch.setattr(monitoring, "monitor_schedule", lambda: starts.append(1))
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.run()
+    assert not at.exception, at.exception
+    assert starts == [1]
+    at.switch_page(str(app_page("data").file)).run()  # not Home: the entry point still starts it
+    assert starts == [1, 1]
+    home_only = AppTest.from_file(str(app_page("home").file), default_timeout=30).run()
+    assert not home_only.exception, home_only.exception
+    assert starts == [1, 1], "the Home page itself does not start the schedule"

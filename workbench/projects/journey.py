@@ -12,7 +12,7 @@ from workbench.db.models import Dataset, Job, Project
 
 @dataclass(frozen=True)
 class Step:
-    """One step of the journey, with the page that does it."""
+    """One step of the journey, with the key of the page that does it (``workbench.ui.pages`` knows its file)."""
 
     id: str
     stage: str
@@ -44,14 +44,14 @@ def journey(session: Session, *, project: Project) -> list[Step]:
     baselines = _succeeded(session, project, "baseline")
     trainings = _succeeded(session, project, "train")
     return [
-        Step("data", "Design", "Add data", datasets > 0, f"{datasets} dataset version(s)", "app_pages/data.py"),
+        Step("data", "Design", "Add data", datasets > 0, f"{datasets} dataset version(s)", "data"),
         Step(
             "profile",
             "Design",
             "Profile the data",
             profiled,
             f"{profiles} profile job(s)" if profiles or not profiled else "profile stored",
-            "app_pages/data.py",
+            "data",
         ),
         Step(
             "canvases",
@@ -59,7 +59,7 @@ def journey(session: Session, *, project: Project) -> list[Step]:
             "Fill in the canvases",
             canvases_done,
             canvases_detail,
-            "app_pages/ml_canvas.py",
+            "ml_canvas",
         ),
         Step(
             "baselines",
@@ -67,9 +67,9 @@ def journey(session: Session, *, project: Project) -> list[Step]:
             "Compute baselines",
             baselines > 0,
             f"{baselines} baseline job(s)",
-            "app_pages/baselines.py",
+            "baselines",
         ),
-        Step("train", "Train", "Tune a model", trainings > 0, f"{trainings} tuning job(s)", "app_pages/tuning.py"),
+        Step("train", "Train", "Tune a model", trainings > 0, f"{trainings} tuning job(s)", "tuning"),
         _deploy_step(session, project),
     ]
 
@@ -84,7 +84,7 @@ def _deploy_step(session: Session, project: Project) -> Step:
     ) or 0
     served = has_predictions(session, project_id=project.id)
     return Step("deploy", "Operate", "Deploy and send traffic", served, f"{deployments} deployment(s)",
-                "app_pages/deployments.py")
+                "deployments")
 
 
 def next_step(steps: list[Step]) -> Step | None:

@@ -11,6 +11,7 @@ import streamlit as st
 
 from workbench.db import session_scope
 from workbench.db.models import Project
+from workbench.ui.pages import page_link
 
 PROJECT_PARAM = "project"
 PROJECT_STATE = "shell.project"
@@ -66,7 +67,7 @@ def require_project() -> Project:
     project = current_project()
     if project is None:
         st.info("Pick or create a project on the Home page first.", icon=":material/info:")
-        st.page_link("app_pages/home.py", label="Go to Home", icon=":material/home:")
+        page_link("home", label="Go to Home")
         st.stop()
     assert project is not None
     return project

@@ -10,15 +10,9 @@ import streamlit as st
 from workbench.db import session_scope
 from workbench.db.models import Project
 from workbench.ui.context import current_project
+from workbench.ui.pages import page_link
 
-__all__ = ["create_project_form", "current_project", "journey", "monitor_schedule", "open_alerts", "recent_jobs"]
-
-
-def monitor_schedule() -> None:
-    """Start the monitoring schedule of this server process (a no-op when it is off or already running)."""
-    from workbench.ui.monitoring import monitor_schedule as start
-
-    start()
+__all__ = ["create_project_form", "current_project", "journey", "open_alerts", "recent_jobs"]
 
 
 def open_alerts(project: Project) -> None:
@@ -32,14 +26,7 @@ def open_alerts(project: Project) -> None:
     st.subheader("Open alerts")
     for alert_id, check, message, created_at in alerts:
         st.error(f"#{alert_id} · {check} · {created_at:%Y-%m-%d %H:%M}: {message}", icon=":material/notifications:")
-    if _page_exists("app_pages/monitoring.py"):
-        st.page_link("app_pages/monitoring.py", label="Open Monitoring", icon=":material/monitor_heart:")
-
-
-def _page_exists(page: str) -> bool:
-    from pathlib import Path
-
-    return Path(page).is_file()
+    page_link("monitoring", label="Open Monitoring")
 
 
 def journey(project: Project) -> None:
@@ -58,8 +45,8 @@ def journey(project: Project) -> None:
             icon = ":material/check_circle:" if step.done else ":material/radio_button_unchecked:"
             st.markdown(f"{icon} **{step.title}**  \n{step.stage} · {step.detail}")
     upcoming = next_step(steps)
-    if upcoming is not None and _page_exists(upcoming.page):
-        st.page_link(upcoming.page, label=f"Next: {upcoming.title}", icon=":material/arrow_forward:")
+    if upcoming is not None:
+        page_link(upcoming.page, label=f"Next: {upcoming.title}", icon=":material/arrow_forward:")
 
 
 def recent_jobs(project: Project) -> None:

@@ -16,6 +16,7 @@ from workbench.db import session_scope
 from workbench.db.models import Project
 from workbench.ui import context
 from workbench.ui.context import display_name, key
+from workbench.ui.pages import page_link
 
 PAGE = "monitoring"
 WINDOW_KINDS = ("Last N records", "Last N hours", "Date range")
@@ -54,7 +55,7 @@ def deployment_picker(project: Project) -> dict[str, Any] | None:
             "No deployment yet. Deploy the champion on the Deployments page; its predictions are what is monitored.",
             icon=":material/info:",
         )
-        st.page_link("app_pages/deployments.py", label="Go to Deployments", icon=":material/rocket_launch:")
+        page_link("deployments", label="Go to Deployments")
         return None
     rows.sort(key=lambda r: r["id"])
     by_id = {r["id"]: r for r in rows}

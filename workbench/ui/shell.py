@@ -1,4 +1,4 @@
-"""The app shell: page config, the sidebar's project picker and display-name box."""
+"""The app shell: the sidebar's project picker and display-name box, and the server's background schedule."""
 
 from __future__ import annotations
 
@@ -46,3 +46,14 @@ def sidebar() -> None:
         placeholder="shown on your changes",
         help="Recorded on every change you make (or your login, when Streamlit auth is configured).",
     )
+
+
+def monitor_schedule() -> None:
+    """Start the monitoring schedule of this server process (a no-op when it is off or already running).
+
+    The entry point calls it on every run, whichever page opens first; ``st.cache_resource``
+    behind it makes one scheduler per process.
+    """
+    from workbench.ui.monitoring import monitor_schedule as start
+
+    start()

@@ -694,11 +694,6 @@ CRISP_DM = TrackerDef(
 CANVASES: dict[str, CanvasDef] = {ML_CANVAS.kind: ML_CANVAS, MLOPS_STACK.kind: MLOPS_STACK}
 CANVAS_KINDS: tuple[str, ...] = ("ml_canvas", "mlops_stack", "crisp_dm")
 KIND_TITLES: dict[str, str] = {"ml_canvas": ML_CANVAS.title, "mlops_stack": MLOPS_STACK.title, "crisp_dm": "CRISP-DM"}
-KIND_PAGES: dict[str, str] = {
-    "ml_canvas": "app_pages/ml_canvas.py",
-    "mlops_stack": "app_pages/mlops_stack.py",
-    "crisp_dm": "app_pages/crisp_dm.py",
-}
 
 
 def check_kind(kind: str) -> str:
