@@ -7,7 +7,6 @@ files, datasets, MLflow artifacts) never leak between tests.
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,14 +27,12 @@ def _store_variables() -> tuple[str, ...]:
 
 
 def reset_workbench_caches() -> None:
-    """Forget cached settings and engines so the next call reads the environment again."""
-    from workbench.db.engine import dispose_all
+    """Forget cached settings and every store handle so the next call reads the environment again."""
+    from workbench.db.handles import reset_handles
     from workbench.settings import get_settings
 
     get_settings.cache_clear()
-    dispose_all()
-    if "workbench.training.optuna_storage" in sys.modules:  # not imported by tests that never tune
-        sys.modules["workbench.training.optuna_storage"].forget_storages()
+    reset_handles()  # engines, MLflow clients and engines, Optuna storages: one cache, one reset
 
 
 @pytest.fixture()

@@ -143,7 +143,6 @@ def test_sync_reads_a_postgresql_tracking_store(postgres_url: str, workbench_hom
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """MLflow itself on PostgreSQL: the fingerprints are computed by PostgreSQL (md5), not by SQLite."""
     from tests.conftest import reset_workbench_caches
-    from workbench.experiments.runs import reset_engines
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", postgres_url.replace("postgresql://", "postgresql+psycopg://"))
     reset_workbench_caches()
@@ -161,7 +160,7 @@ def test_sync_reads_a_postgresql_tracking_store(postgres_url: str, workbench_hom
         expr = "tags.workbench.kind = 'trail' or metrics.accuracy > 0.8"
         assert _projected_ids(expr) == {ids[0], ids[2]}
     finally:
-        reset_engines()
+        reset_workbench_caches()
 
 
 def test_bulk_and_per_run_readers_agree(store: tuple[Any, str]) -> None:

@@ -7,7 +7,6 @@ embedded SQLite DB is upgraded automatically, any other DB must already be curre
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,13 +15,14 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from workbench.db.handles import Handles
 from workbench.settings import get_settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
-_lock = threading.Lock()
-_engines: dict[str, Engine] = {}
-_sessionmakers: dict[str, sessionmaker[Session]] = {}
+# In the shared store-handle cache (workbench.db.handles), so one reset_handles() disposes them with the rest.
+_engines: Handles[Engine] = Handles("db.engine", close=lambda engine: engine.dispose())
+_sessionmakers: Handles[sessionmaker[Session]] = Handles("db.sessionmaker")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -92,25 +92,18 @@ def get_engine(url: str | None = None) -> Engine:
     from workbench.db.migrate import ensure_schema
 
     url = url or get_settings().db_url
-    engine = _engines.get(url)
-    if engine is not None:
+
+    def create() -> Engine:
+        engine = make_engine(url)
+        ensure_schema(engine, auto_upgrade=url.startswith("sqlite"))
         return engine
-    with _lock:
-        engine = _engines.get(url)
-        if engine is None:
-            engine = make_engine(url)
-            ensure_schema(engine, auto_upgrade=url.startswith("sqlite"))
-            _engines[url] = engine
-    return engine
+
+    return _engines.get(url, create)
 
 
 def _get_sessionmaker(url: str | None) -> sessionmaker[Session]:
     url = url or get_settings().db_url
-    maker = _sessionmakers.get(url)
-    if maker is None:
-        maker = sessionmaker(bind=get_engine(url), expire_on_commit=False)
-        _sessionmakers[url] = maker
-    return maker
+    return _sessionmakers.get(url, lambda: sessionmaker(bind=get_engine(url), expire_on_commit=False))
 
 
 @contextmanager
@@ -128,9 +121,6 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
 
 
 def dispose_all() -> None:
-    """Close every pooled connection (tests, and before a job process forks)."""
-    with _lock:
-        for engine in _engines.values():
-            engine.dispose()
-        _engines.clear()
-        _sessionmakers.clear()
+    """Close the workbench DB engines' pooled connections (``reset_handles()`` closes every store's)."""
+    _sessionmakers.reset()
+    _engines.reset()

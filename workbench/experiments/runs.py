@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Text, delete, func, insert, select, type_coerce
 from sqlalchemy.orm import Session
 
+from workbench.db.handles import Handles
 from workbench.db.models import Project, RunProjection, RunSyncState, SavedView, utcnow
 from workbench.errors import Conflict, InvalidInput, NotFound
 
@@ -52,12 +53,14 @@ ATTRIBUTE_COLUMNS = ("run_id", "run_name", "kind", "job_id", "status", "start_ti
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 _CHUNK = 500
-_engines: dict[str, Engine] = {}
-_engines_lock = threading.Lock()
+# In the shared store-handle cache (workbench.db.handles): one reset_handles() disposes them with the rest.
+_engines: Handles[Engine] = Handles("experiments.mlflow_engine", close=lambda engine: engine.dispose())
 # SQLite tracking stores: one long-lived connection per file whose ``PRAGMA data_version`` changes
-# whenever another connection commits to that file, and the value seen at each project's last sync.
-_watchers: dict[str, Any] = {}
-_seen_versions: dict[tuple[str, str, int], tuple[int, str]] = {}
+# whenever another connection commits to that file, and the value seen at each project's last sync
+# (forgotten with the connections: a value is only meaningful for the connection that read it).
+_watchers: Handles[Any] = Handles("experiments.sqlite_watcher", close=lambda connection: connection.close())
+_seen: Handles[dict[tuple[str, str, int], tuple[int, str]]] = Handles("experiments.seen_versions")
+_watch_lock = threading.Lock()  # one sqlite3 connection is shared by threads: one statement at a time
 
 
 @dataclass
@@ -95,39 +98,24 @@ def _crc(text: str | None) -> int:
 
 def mlflow_engine(uri: str) -> Engine:
     """A read engine on MLflow's tracking DB (cached per URI); SQLite gets a ``wb_crc`` function."""
-    engine = _engines.get(uri)
-    if engine is not None:
+
+    def create() -> Engine:
+        from sqlalchemy import create_engine, event
+
+        url = uri.replace("postgres://", "postgresql://", 1)
+        if url.startswith("postgresql://"):
+            url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+        engine = create_engine(url, pool_pre_ping=True)
+        if engine.dialect.name == "sqlite":
+
+            @event.listens_for(engine, "connect")
+            def _register(dbapi_connection: Any, _record: Any) -> None:
+                dbapi_connection.create_function("wb_crc", 1, _crc, deterministic=True)
+                dbapi_connection.execute("PRAGMA busy_timeout = 10000")
+
         return engine
-    with _engines_lock:
-        engine = _engines.get(uri)
-        if engine is None:
-            from sqlalchemy import create_engine, event
 
-            url = uri.replace("postgres://", "postgresql://", 1)
-            if url.startswith("postgresql://"):
-                url = url.replace("postgresql://", "postgresql+psycopg://", 1)
-            engine = create_engine(url, pool_pre_ping=True)
-            if engine.dialect.name == "sqlite":
-
-                @event.listens_for(engine, "connect")
-                def _register(dbapi_connection: Any, _record: Any) -> None:
-                    dbapi_connection.create_function("wb_crc", 1, _crc, deterministic=True)
-                    dbapi_connection.execute("PRAGMA busy_timeout = 10000")
-
-            _engines[uri] = engine
-    return engine
-
-
-def reset_engines() -> None:
-    """Dispose the cached MLflow DB engines (tests that switch homes call this)."""
-    with _engines_lock:
-        for engine in _engines.values():
-            engine.dispose()
-        _engines.clear()
-        for connection in _watchers.values():
-            connection.close()
-        _watchers.clear()
-        _seen_versions.clear()
+    return _engines.get(uri, create)
 
 
 def _sqlite_data_version(uri: str) -> int | None:
@@ -144,12 +132,9 @@ def _sqlite_data_version(uri: str) -> int | None:
     db_path = sqlite_file(uri)
     if db_path is None:
         return None
-    with _engines_lock:
-        connection = _watchers.get(uri)
-        if connection is None:
-            connection = sqlite3.connect(db_path, check_same_thread=False,
-                                         isolation_level=None)
-            _watchers[uri] = connection
+    connection = _watchers.get(uri, lambda: sqlite3.connect(db_path, check_same_thread=False,
+                                                            isolation_level=None))
+    with _watch_lock:
         try:
             return int(connection.execute("PRAGMA data_version").fetchone()[0])
         except sqlite3.Error:
@@ -369,7 +354,8 @@ def sync_runs(session: Session, *, project: Project, settings: Settings | None =
         # Read before anything else, so a write that lands during this sync is seen by the next one.
         data_version = _sqlite_data_version(uri)
         seen_key = (uri, str(session.get_bind().engine.url), project.id)
-        seen = _seen_versions.get(seen_key)
+        seen_versions = _seen.get("all", dict)
+        seen = seen_versions.get(seen_key)
         if data_version is not None and seen is not None and seen[0] == data_version:
             state = session.get(RunSyncState, project.id)
             if state is not None and state.fingerprint == seen[1]:
@@ -395,7 +381,7 @@ def sync_runs(session: Session, *, project: Project, settings: Settings | None =
             changed_runs = _sql_read_runs(engine, changed) if changed else []
         applied = _apply(session, project, result, experiment_id, fingerprints, changed_runs)
         if data_version is not None:
-            _seen_versions[seen_key] = (data_version, _digest(sorted(fingerprints.items())))
+            seen_versions[seen_key] = (data_version, _digest(sorted(fingerprints.items())))
         return applied
     else:
         result.source = "client"

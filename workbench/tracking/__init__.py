@@ -23,7 +23,6 @@ from workbench.tracking._client import (
     log_run_batch,
     mlflow_fast_writes,
     mlflow_ui_link,
-    reset_clients,
 )
 
 __all__ = [
@@ -49,5 +48,4 @@ __all__ = [
     "log_run_batch",
     "mlflow_fast_writes",
     "mlflow_ui_link",
-    "reset_clients",
 ]

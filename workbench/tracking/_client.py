@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from workbench.db.handles import Handles
 from workbench.errors import InvalidInput
 from workbench.settings import Settings, get_settings
 
@@ -33,8 +33,8 @@ MAX_KEY_LENGTH = 250
 MAX_TAG_VALUE_LENGTH = 8000
 TRUNCATION_MARK = "…[truncated]"
 
-_clients: dict[tuple[str, str], MlflowClient] = {}
-_lock = threading.Lock()
+# In the shared store-handle cache (workbench.db.handles): one reset_handles() forgets them with the rest.
+_clients: Handles[MlflowClient] = Handles("tracking.client")
 
 
 def get_client(settings: Settings | None = None) -> MlflowClient:
@@ -43,29 +43,18 @@ def get_client(settings: Settings | None = None) -> MlflowClient:
     tracking_uri = settings.mlflow_tracking_uri
     # The workbench keeps the model registry in the tracking store (one URI for both).
     registry_uri = settings.mlflow_tracking_uri
-    cache_key = (tracking_uri, registry_uri)
-    client = _clients.get(cache_key)
-    if client is not None:
-        return client
-    with _lock:
-        client = _clients.get(cache_key)
-        if client is None:
-            from mlflow import MlflowClient
 
-            from workbench.db.engine import sqlite_file
+    def create() -> MlflowClient:
+        from mlflow import MlflowClient
 
-            db_path = sqlite_file(tracking_uri)
-            if db_path is not None:  # MLflow's SQLite store needs the folder of its file to exist.
-                db_path.parent.mkdir(parents=True, exist_ok=True)
-            client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
-            _clients[cache_key] = client
-    return client
+        from workbench.db.engine import sqlite_file
 
+        db_path = sqlite_file(tracking_uri)
+        if db_path is not None:  # MLflow's SQLite store needs the folder of its file to exist.
+            db_path.parent.mkdir(parents=True, exist_ok=True)
+        return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
 
-def reset_clients() -> None:
-    """Forget cached clients (tests that switch homes call this)."""
-    with _lock:
-        _clients.clear()
+    return _clients.get((tracking_uri, registry_uri), create)
 
 
 def experiment_name(slug: str) -> str:

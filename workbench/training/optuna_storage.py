@@ -4,7 +4,7 @@
   file. Several processes on one machine share it through a file lock; a trial costs a few
   appended lines, so trials run several times faster than on SQLite. It has no heartbeats: a
   dead worker's running trial is failed (and re-queued) when its job is resumed
-  (:func:`workbench.training.tuning.fail_orphaned_trials`).
+  (:func:`workbench.training.study.fail_orphaned_trials`).
 - ``sqlite:///…``, ``postgresql://…``, ``mysql://…``: Optuna's RDB storage, with heartbeats
   so that a dead worker's trial is failed and retried by another worker. PostgreSQL is the
   storage for workers on several machines.
@@ -15,10 +15,11 @@ rerun, and a cached journal storage only reads the lines appended since its last
 
 from __future__ import annotations
 
-import threading
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from workbench.db.handles import Handles
 
 if TYPE_CHECKING:
     import optuna
@@ -28,8 +29,15 @@ if TYPE_CHECKING:
 RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql")
 JOURNAL_SCHEME = "journal"
 
-_storages: dict[tuple[str, float], Any] = {}
-_lock = threading.Lock()
+
+def _close_storage(storage: Any) -> None:
+    engine = getattr(storage, "engine", None)  # RDB storages hold an engine; journal storages a file
+    if engine is not None:
+        engine.dispose()
+
+
+# In the shared store-handle cache (workbench.db.handles): one reset_handles() disposes them with the rest.
+_storages: Handles[Any] = Handles("optuna.storage", close=_close_storage)
 
 
 def is_rdb_url(url: str) -> bool:
@@ -59,23 +67,7 @@ def open_storage(url: str, *, heartbeat_seconds: float = 2.0) -> Any:
     with heartbeats and retries (on SQLite the file is switched to WAL mode, so that local
     workers and the page can read while a trial is written); anything else is handed to Optuna.
     """
-    key = (url, float(heartbeat_seconds))
-    with _lock:
-        storage = _storages.get(key)
-        if storage is None:
-            storage = _storages[key] = _new_storage(url, heartbeat_seconds)
-    return storage
-
-
-def forget_storages() -> None:
-    """Drop cached storages (tests that switch homes call this)."""
-    with _lock:
-        storages = list(_storages.values())
-        _storages.clear()
-    for storage in storages:
-        engine = getattr(storage, "engine", None)
-        if engine is not None:
-            engine.dispose()
+    return _storages.get((url, float(heartbeat_seconds)), lambda: _new_storage(url, heartbeat_seconds))
 
 
 def load_study(name: str, *, settings: Settings) -> optuna.Study | None:
