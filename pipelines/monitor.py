@@ -1,7 +1,8 @@
 """Monitor a project's deployments as a background job (the Monitoring page and the schedule).
 
-``run`` is :func:`workbench.monitoring.service.monitor_project` with job progress: the same
-check ``workbench monitor`` runs, storing the same report, history and alerts.
+``run`` is :func:`workbench.monitoring.cycle.check_and_apply_policy` with job progress: the same
+check ``workbench monitor`` and the page run, storing the same report, history and alerts, and
+applying the same retrain policy.
 """
 
 from __future__ import annotations
@@ -10,10 +11,8 @@ import argparse
 import sys
 from typing import Any
 
-from workbench.db import session_scope
 from workbench.errors import InvalidInput
 from workbench.jobs.runner import JobContext
-from workbench.projects import get_project
 
 
 def run(
@@ -22,31 +21,24 @@ def run(
     window: str | None = None,
     with_evidently: bool = True,
 ) -> dict[str, Any]:
-    """Monitor ``deployment_id`` (default: every deployment of the project) over ``window``."""
-    from workbench.monitoring.service import monitor_project
+    """Monitor ``deployment_id`` (default: every deployment of the project) over ``window``, then
+    apply the retrain policy (:func:`workbench.monitoring.cycle.check_and_apply_policy`)."""
+    from workbench.monitoring.cycle import check_and_apply_policy
 
     if not ctx.project_slug:
         raise InvalidInput("a monitor job needs a project; launch it with project_slug set.", field="project")
     ctx.progress(0.05, f"monitoring window {window or 'default'}", force=True)
-    with session_scope(ctx.settings.db_url) as session:
-        project = get_project(session, slug=ctx.project_slug)
-        reports = monitor_project(
-            session,
-            project=project,
-            deployment_id=deployment_id,
-            window=window,
-            with_evidently=with_evidently,
-            actor=ctx.actor,
-            settings=ctx.settings,
-        )
-    failed = [c["check"] for r in reports for c in r["summary"]["checks"] if c["status"] == "fail"]
-    from workbench.training.retraining import (
-        retrain_on_alert,  # the on_alert / automatic policies retrain by themselves
+    outcome = check_and_apply_policy(
+        project_slug=ctx.project_slug,
+        deployment_id=deployment_id,
+        window=window,
+        with_evidently=with_evidently,
+        actor=ctx.actor,
+        settings=ctx.settings,
     )
-
-    retrain = retrain_on_alert(project_slug=ctx.project_slug, reports=reports, actor=ctx.actor, settings=ctx.settings)
-    if retrain["started"]:
-        ctx.log(f"retrain job {retrain['started']} started: {retrain['reason']}")
+    reports, failed = outcome.reports, outcome.failed_checks
+    if outcome.retrain_job:
+        ctx.log(f"retrain job {outcome.retrain_job} started: {outcome.retrain_reason}")
     for report in reports:
         ctx.log(f"deployment {report['deployment_id']}: {report['status']} (report {report['id']})")
     ctx.progress(1.0, f"{len(reports)} deployment(s) checked; {len(failed)} failed check(s)", force=True)
@@ -54,8 +46,8 @@ def run(
         "report_ids": [r["id"] for r in reports],
         "statuses": {str(r["deployment_id"]): r["status"] for r in reports},
         "failed_checks": failed,
-        "alerts": [a["id"] for r in reports for a in r["summary"].get("alerts", []) if a.get("new")],
-        "retrain_job": retrain["started"],
+        "alerts": outcome.new_alert_ids,
+        "retrain_job": outcome.retrain_job,
     }
 
 

@@ -63,27 +63,13 @@ def monitor(
 
     Exits 0 when every check passed (or had nothing to check), 1 when one failed.
     """
-    from workbench.db import session_scope
-    from workbench.monitoring.service import monitor_project
-    from workbench.projects import get_project
+    from workbench.monitoring.cycle import check_and_apply_policy
 
-    with session_scope() as session:
-        project = get_project(session, slug=project_slug)
-        results = monitor_project(
-            session,
-            project=project,
-            deployment_id=deployment_id,
-            window=window,
-            with_evidently=not fast,
-            actor=actor(),
-        )
-    from workbench.training.retraining import (
-        retrain_on_alert,  # the on_alert / automatic policies retrain by themselves
+    outcome = check_and_apply_policy(
+        project_slug=project_slug, deployment_id=deployment_id, window=window, with_evidently=not fast, actor=actor()
     )
-
-    retrain = retrain_on_alert(project_slug=project_slug, reports=results, actor=actor())
-    text = _text(results) + (f"\nretrain job {retrain['started']} started: {retrain['reason']}"
-                             if retrain["started"] else "")
+    results = outcome.reports
+    text = _text(results) + (f"\nretrain job {outcome.retrain_job} started: {outcome.retrain_reason}"
+                             if outcome.retrain_job else "")
     emit(results, as_json=as_json, text=text)
-    failed = any(check["status"] == "fail" for report in results for check in report["summary"]["checks"])
-    ctx.exit(1 if failed else 0)
+    ctx.exit(1 if outcome.failed_checks else 0)

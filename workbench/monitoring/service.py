@@ -19,466 +19,43 @@ One run (:func:`run_monitoring`):
 
 Column kinds come from the reference (the training schema), not from the logged JSON, and
 the same kinds are given to Evidently, so both paths test every column the same way.
+
+The pieces live in private modules, one concept each, and are importable from here:
+``_window`` (1), ``_reference`` (2), ``_analysis`` (3-4) and ``_alerts`` (the alerts of 5, the
+webhook, acknowledgement); this module runs and stores a check and reads reports back.
+"Check, then apply the retrain policy" is :func:`workbench.monitoring.cycle.check_and_apply_policy`.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import re
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from workbench.db.models import Alert, Deployment, MonitoringMetric, Project, utcnow
+from workbench.db.models import Deployment, MonitoringMetric, Project, utcnow
 from workbench.db.models import MonitoringReport as ReportRow
 from workbench.errors import InvalidInput, NotFound
-from workbench.monitoring.checks import CheckResult, Thresholds, overall_status, run_checks
-from workbench.monitoring.drift import ColumnDrift, DriftResult, SkippedColumn, column_drift, compute_drift
-
-logger = logging.getLogger("workbench.monitoring")
-
-DEFAULT_WINDOW = "24h"
-# The most log rows one window reads (newest first); a larger time window is cut and says so.
-MAX_WINDOW_ROWS = 100_000
-REFERENCE_ARTIFACT = "reference/reference.parquet"
-PREDICTION = "prediction"
-TARGET = "target"
-STATUS_CODES = {"pass": 0.0, "warn": 1.0, "fail": 2.0}
-WINDOW_FORMS = (
-    "a number of records ('300'), a number of hours ('24h') or days ('7d'), or a date range ('2026-11-01..2026-11-07')"
+from workbench.monitoring._alerts import (
+    _raise_alerts,
+    acknowledge_alert,
+    alert_dict,
+    list_alerts,
+    send_webhook,
 )
+from workbench.monitoring._analysis import PREDICTION, STATUS_CODES, TARGET, WindowAnalysis, analyse_window
+from workbench.monitoring._reference import REFERENCE_ARTIFACT, load_reference
+from workbench.monitoring._window import DEFAULT_WINDOW, MAX_WINDOW_ROWS, WINDOW_FORMS, Window, parse_window
+from workbench.monitoring.checks import Thresholds
 
-
-# --------------------------------------------------------------------------- windows
-
-
-@dataclass(frozen=True)
-class Window:
-    """Which rows of the prediction log a run reads."""
-
-    spec: str
-    kind: str  # "records" | "hours" | "range"
-    records: int | None = None
-    hours: float | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-    def bounds(self, now: datetime | None = None) -> tuple[datetime | None, datetime | None, int]:
-        """``(since, until, limit)`` for :func:`workbench.prediction_log.log_frame`."""
-        if self.kind == "records":
-            return None, None, int(self.records or 0)
-        if self.kind == "hours":
-            end = now or utcnow()
-            return end - timedelta(hours=float(self.hours or 0)), None, MAX_WINDOW_ROWS
-        return self.since, self.until, MAX_WINDOW_ROWS
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form (stored with the report)."""
-        return {
-            "spec": self.spec,
-            "kind": self.kind,
-            "records": self.records,
-            "hours": self.hours,
-            "since": self.since.isoformat() if self.since else None,
-            "until": self.until.isoformat() if self.until else None,
-        }
-
-
-def _parse_moment(text: str, *, end: bool) -> datetime:
-    text = text.strip()
-    try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            day = date.fromisoformat(text)
-            # A date range includes its last day: it ends at the next midnight.
-            moment = datetime(day.year, day.month, day.day) + (timedelta(days=1) if end else timedelta())
-            return moment
-        moment = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise InvalidInput(
-            f"window bound {text!r} is not a date (YYYY-MM-DD) or an ISO date-time; window must be {WINDOW_FORMS}.",
-            field="window",
-        ) from exc
-    if moment.tzinfo is not None:  # stored times are naive UTC
-        from datetime import UTC
-
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
-
-
-def parse_window(spec: str | int | None) -> Window:
-    """Parse ``300`` (last 300 records), ``24h`` (last 24 hours), ``7d`` or ``2026-11-01..2026-11-07``."""
-    text = str(DEFAULT_WINDOW if spec is None else spec).strip().lower()
-    if re.fullmatch(r"\d+", text):
-        records = int(text)
-        if not 1 <= records <= MAX_WINDOW_ROWS:
-            raise InvalidInput(
-                f"window must hold between 1 and {MAX_WINDOW_ROWS:,} records; got {records:,}.", field="window"
-            )
-        return Window(spec=text, kind="records", records=records)
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([hd])", text)
-    if match:
-        amount = float(match.group(1)) * (24 if match.group(2) == "d" else 1)
-        if amount <= 0:
-            raise InvalidInput(f"window must cover a positive time; got {spec!r}.", field="window")
-        return Window(spec=text, kind="hours", hours=amount)
-    if ".." in text:
-        start_text, end_text = text.split("..", 1)
-        since = _parse_moment(start_text, end=False)
-        until = _parse_moment(end_text, end=True)
-        if until <= since:
-            raise InvalidInput(f"window range must end after it starts; got {spec!r}.", field="window")
-        return Window(spec=text, kind="range", since=since, until=until)
-    raise InvalidInput(f"window must be {WINDOW_FORMS}; got {spec!r}.", field="window")
-
-
-# --------------------------------------------------------------------------- inputs
-
-
-@contextmanager
-def _no_progress_bar() -> Iterator[None]:
-    """Silence MLflow's download progress bar (cron output and ``--json`` stay clean)."""
-    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-    before = os.environ.get(name)
-    os.environ[name] = "false"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = before
-
-
-def load_reference(
-    project_slug: str, *, alias: str = "champion", settings: Any = None
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The reference sample logged with the model version ``alias`` points at, and where it came from."""
-    from mlflow.exceptions import MlflowException
-
-    from workbench.tracking import get_client
-
-    client = get_client(settings)
-    try:
-        version = client.get_model_version_by_alias(project_slug, alias)
-    except MlflowException as exc:
-        raise NotFound(
-            f"The registered model {project_slug!r} has no version with alias {alias!r}, so there is no reference "
-            "to monitor against. Train a model and promote it to champion first."
-        ) from exc
-    with tempfile.TemporaryDirectory(prefix="wb-reference-") as tmp, _no_progress_bar():
-        try:
-            local = client.download_artifacts(str(version.run_id), REFERENCE_ARTIFACT, tmp)
-        except (MlflowException, OSError) as exc:
-            raise NotFound(
-                f"Model version {version.version} of {project_slug!r} has no {REFERENCE_ARTIFACT} artifact; "
-                "retrain it with this workbench so the reference sample is logged."
-            ) from exc
-        frame = pd.read_parquet(local)
-    return frame, {"alias": alias, "model_version": str(version.version), "run_id": version.run_id}
-
-
-def _free_name(base: str, taken: set[str]) -> str:
-    name = base
-    while name in taken:
-        name = f"_{name}"
-    return name
-
-
-def _label_text(value: Any) -> str:
-    """A class label as text, with integral floats written as integers (JSON may turn 1 into 1.0)."""
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _align_labels(labels: pd.Series, predictions: pd.Series, *, task_type: str) -> pd.Series:
-    """Labels (as they arrived, through /feedback or a file) in the predictions' type; missing stays missing."""
-    if task_type == "regression" or pd.api.types.is_numeric_dtype(predictions):
-        return pd.to_numeric(labels, errors="coerce")
-    known = labels.notna()
-    return labels.where(~known, labels.map(_label_text)).astype(object)
-
-
-# --------------------------------------------------------------------------- analysis
-
-
-@dataclass
-class WindowAnalysis:
-    """Everything measured on one window, before it is stored."""
-
-    n_rows: int
-    n_labelled: int
-    features: list[str]
-    kinds: dict[str, str]
-    drift: DriftResult
-    prediction_drift: ColumnDrift | SkippedColumn | None
-    quality: dict[str, float]
-    latency_p95_ms: float | None
-    latency_mean_ms: float | None
-    checks: list[CheckResult]
-    thresholds: Thresholds
-    evidently: Any = None
-    evidently_error: str | None = None
-    missing_features: list[str] = field(default_factory=list)
-
-    @property
-    def status(self) -> str:
-        return overall_status(self.checks)
-
-    def metric_rows(self) -> list[tuple[str, float]]:
-        """The headline metrics (named for the history charts) plus Evidently's, flattened."""
-        rows = list(self.drift.metric_rows("drift"))
-        if isinstance(self.prediction_drift, ColumnDrift):
-            rows.append(("prediction_drift.statistic", self.prediction_drift.statistic))
-            rows.append(("prediction_drift.drifted", 1.0 if self.prediction_drift.drifted else 0.0))
-        rows.extend((f"quality.{name}", value) for name, value in self.quality.items())
-        rows.append(("volume.predictions", float(self.n_rows)))
-        rows.append(("volume.labelled", float(self.n_labelled)))
-        if self.latency_p95_ms is not None:
-            rows.append(("latency.p95_ms", self.latency_p95_ms))
-        if self.latency_mean_ms is not None:
-            rows.append(("latency.mean_ms", self.latency_mean_ms))
-        rows.extend((f"check.{c.check}", STATUS_CODES[c.status]) for c in self.checks if c.status in STATUS_CODES)
-        if self.evidently is not None:
-            rows.extend((f"evidently.{name}"[:255], value) for name, value in self.evidently.metric_rows())
-        return [(name, float(value)) for name, value in rows if np.isfinite(value)]
-
-    def summary(self) -> dict[str, Any]:
-        """JSON-ready summary: what the page and ``workbench monitor --json`` show."""
-        pred: dict[str, Any] | None = None
-        if isinstance(self.prediction_drift, ColumnDrift):
-            pred = self.prediction_drift.as_dict()
-        elif isinstance(self.prediction_drift, SkippedColumn):
-            pred = {"column": PREDICTION, "skipped": self.prediction_drift.reason}
-        return {
-            "status": self.status,
-            "n_rows": self.n_rows,
-            "n_labelled": self.n_labelled,
-            "features": self.features,
-            "missing_features": self.missing_features,
-            "drift": self.drift.as_dict(),
-            "prediction_drift": pred,
-            "quality": self.quality,
-            "primary_metric": self.thresholds.primary_metric,
-            "latency_p95_ms": self.latency_p95_ms,
-            "latency_mean_ms": self.latency_mean_ms,
-            "thresholds": self.thresholds.as_dict(),
-            "checks": [c.as_dict() for c in self.checks],
-            "evidently_sections": sorted(self.evidently.snapshots) if self.evidently is not None else [],
-            "evidently_error": self.evidently_error,
-        }
-
-
-def analyse_window(
-    reference: pd.DataFrame,
-    log: pd.DataFrame,
-    *,
-    target: str,
-    task_type: str,
-    thresholds: Thresholds,
-    with_evidently: bool = True,
-) -> WindowAnalysis:
-    """Measure and judge one window of the prediction log (``log``, as from ``log_frame``).
-
-    ``reference`` holds the features, the ``target`` column and (normally) ``prediction``.
-    """
-    from workbench.evaluation.metrics import compute_metrics
-    from workbench.monitoring.checks import latency_p95
-    from workbench.monitoring.drift import infer_column_kind
-
-    if target not in reference.columns:
-        raise InvalidInput(
-            f"the reference sample has no target column {target!r}; it has {list(reference.columns)}.", field="target"
-        )
-    features = [c for c in reference.columns if c not in (target, PREDICTION)]
-    log_columns = set(log.columns)
-    missing = [c for c in features if c not in log_columns]
-    present = [c for c in features if c in log_columns]
-    kinds = {c: infer_column_kind(reference[c]) for c in present}
-    pred_col = _free_name(PREDICTION, set(present))
-    target_col = _free_name(TARGET, set(present) | {pred_col})
-
-    current = log[present].copy() if present else pd.DataFrame(index=log.index)
-    labels = log["label"] if "label" in log.columns else pd.Series([None] * len(log), index=log.index, dtype=object)
-    cur_pred = log[PREDICTION] if PREDICTION in log.columns else pd.Series([None] * len(log), index=log.index)
-    current[pred_col] = cur_pred.to_numpy()
-    current[target_col] = _align_labels(labels, current[pred_col], task_type=task_type).to_numpy()
-    ref = reference[present].copy()
-    ref[target_col] = reference[target].to_numpy()
-    ref[pred_col] = (
-        reference[PREDICTION].to_numpy() if PREDICTION in reference.columns else reference[target].to_numpy()
-    )
-
-    drift = compute_drift(ref, current, columns=present, kinds=kinds)
-    pred_kind = "numerical" if task_type == "regression" else "categorical"
-    prediction_drift = (
-        column_drift(PREDICTION, ref[pred_col], current[pred_col], kind=pred_kind) if len(current) else None
-    )
-
-    labelled = current[current[target_col].notna()]
-    quality: dict[str, float] = {}
-    if len(labelled):
-        y_true, y_pred = labelled[target_col], labelled[pred_col]
-        keep = y_true.notna() & y_pred.notna()
-        y_true, y_pred = y_true[keep], y_pred[keep]
-        if task_type == "classification":
-            # Compared as text, the way the logged probabilities are keyed (proba_<class>).
-            y_true, y_pred = y_true.map(_label_text), y_pred.map(_label_text)
-        else:
-            y_true, y_pred = y_true.astype(float), pd.to_numeric(y_pred, errors="coerce")
-        if len(y_true):
-            y_proba = None
-            classes = None
-            if task_type == "classification":
-                classes = sorted(set(y_true.tolist()) | set(y_pred.tolist()), key=str)
-                proba_cols = [f"proba_{c}" for c in classes]
-                if all(c in log.columns for c in proba_cols):
-                    matrix = log.loc[y_true.index, proba_cols].to_numpy(dtype=float)
-                    if np.isfinite(matrix).all():
-                        y_proba = matrix
-            try:
-                quality = compute_metrics(
-                    task_type=task_type,
-                    y_true=y_true.to_numpy(),
-                    y_pred=y_pred.to_numpy(),
-                    y_proba=y_proba,
-                    classes=classes,
-                )
-            except (InvalidInput, ValueError) as exc:
-                logger.warning("quality metrics could not be computed on this window: %s", exc)
-    n_labelled = len(labelled)
-
-    latencies = log["latency_ms"].tolist() if "latency_ms" in log.columns else []
-    p95 = latency_p95(latencies)
-    finite = [v for v in latencies if v is not None and np.isfinite(v)]
-    mean = float(np.mean(finite)) if finite else None
-
-    checks = run_checks(
-        thresholds,
-        drift_share=drift.share_drifted if drift.n_columns else None,
-        n_drifted=drift.n_drifted,
-        n_columns=drift.n_columns,
-        metric_value=quality.get(thresholds.primary_metric),
-        n_labelled=n_labelled,
-        latency_p95_ms=p95,
-    )
-    analysis = WindowAnalysis(
-        n_rows=len(current),
-        n_labelled=n_labelled,
-        features=present,
-        kinds=kinds,
-        drift=drift,
-        prediction_drift=prediction_drift,
-        quality=quality,
-        latency_p95_ms=p95,
-        latency_mean_ms=mean,
-        checks=checks,
-        thresholds=thresholds,
-        missing_features=missing,
-    )
-    if with_evidently and len(current) and drift.n_columns:
-        from workbench.monitoring.reports import monitoring_report
-
-        try:
-            analysis.evidently = monitoring_report(
-                ref,
-                current,
-                features=present,
-                kinds=kinds,
-                task_type=task_type,
-                target=target_col,
-                prediction=pred_col,
-            )
-        except Exception as exc:  # Evidently failing must not hide the checks; say why instead
-            logger.warning("the Evidently report failed on this window: %s", exc)
-            analysis.evidently_error = f"{type(exc).__name__}: {exc}"
-    return analysis
-
-
-# --------------------------------------------------------------------------- storing
+# --------------------------------------------------------------------------- running
 
 
 def _snapshot_dir(settings: Any, project_slug: str) -> Path:
     return Path(settings.home) / "monitoring" / project_slug
-
-
-def send_webhook(url: str, payload: dict[str, Any], *, timeout: float = 5.0) -> bool:
-    """POST ``payload`` as JSON to ``url``; False (and a log line) when it fails. Never raises."""
-    if not url:
-        return False
-    try:
-        import httpx
-
-        response = httpx.post(url, json=payload, timeout=timeout)
-        response.raise_for_status()
-        return True
-    except Exception as exc:  # an unreachable webhook must not fail the monitoring run
-        logger.warning("alert webhook %s failed: %s", url, exc)
-        return False
-
-
-def alert_dict(alert: Alert) -> dict[str, Any]:
-    """The alert as JSON-ready data (webhook payload, CLI, page)."""
-    return {
-        "id": alert.id,
-        "project_id": alert.project_id,
-        "deployment_id": alert.deployment_id,
-        "report_id": alert.report_id,
-        "created_at": alert.created_at.isoformat() if alert.created_at else None,
-        "check": alert.check,
-        "status": alert.status,
-        "message": alert.message,
-        "acknowledged_at": alert.acknowledged_at.isoformat() if alert.acknowledged_at else None,
-        "acknowledged_by": alert.acknowledged_by,
-    }
-
-
-def _raise_alerts(
-    session: Session,
-    *,
-    project: Project,
-    deployment: Deployment,
-    report: ReportRow,
-    checks: list[CheckResult],
-    settings: Any,
-) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for check in checks:
-        if check.status != "fail":
-            continue
-        open_alert = session.scalar(
-            select(Alert)
-            .where(Alert.deployment_id == deployment.id, Alert.check == check.check, Alert.acknowledged_at.is_(None))
-            .limit(1)
-        )
-        if open_alert is not None:  # one open alert per check and deployment: no storm from a long drift
-            out.append({**alert_dict(open_alert), "new": False})
-            continue
-        alert = Alert(
-            project_id=project.id,
-            deployment_id=deployment.id,
-            report_id=report.id,
-            check=check.check,
-            status=check.status,
-            message=check.message,
-        )
-        session.add(alert)
-        session.flush()
-        data = alert_dict(alert)
-        if settings.webhook_url:
-            send_webhook(settings.webhook_url, {"project": project.slug, **data})
-        out.append({**data, "new": True})
-    return out
 
 
 def run_monitoring(
@@ -578,7 +155,7 @@ def monitor_project(
     *,
     project: Project,
     deployment_id: int | None = None,
-    window: str | int | None = None,
+    window: Window | str | int | None = None,
     with_evidently: bool = True,
     actor: str = "",
     now: datetime | None = None,
@@ -587,7 +164,7 @@ def monitor_project(
     """:func:`run_monitoring` on one deployment of ``project``, or on each of them."""
     from workbench.serving.deployments import get_deployment, list_deployments
 
-    parsed = parse_window(window)
+    parsed = window if isinstance(window, Window) else parse_window(window)
     if deployment_id is not None:
         deployments = [get_deployment(session, deployment_id=deployment_id)]
         if deployments[0].project_id != project.id:
@@ -683,24 +260,29 @@ def metric_history(
     return pd.DataFrame(rows, columns=["ts", "report_id", "metric", "value"])
 
 
-def list_alerts(
-    session: Session, *, project: Project | None = None, open_only: bool = True, limit: int = 100
-) -> list[Alert]:
-    """Newest alerts first (only unacknowledged ones by default)."""
-    query = select(Alert).order_by(Alert.id.desc()).limit(limit)
-    if project is not None:
-        query = query.where(Alert.project_id == project.id)
-    if open_only:
-        query = query.where(Alert.acknowledged_at.is_(None))
-    return list(session.scalars(query))
 
-
-def acknowledge_alert(session: Session, *, alert_id: int, actor: str) -> Alert:
-    """Mark an alert as seen by ``actor`` (idempotent: the first acknowledgement is kept)."""
-    alert = session.get(Alert, alert_id)
-    if alert is None:
-        raise NotFound(f"No alert with id {alert_id!r}.")
-    if alert.acknowledged_at is None:
-        alert.acknowledged_at = utcnow()
-        alert.acknowledged_by = actor or "unknown"
-    return alert
+__all__ = [
+    "DEFAULT_WINDOW",
+    "MAX_WINDOW_ROWS",
+    "PREDICTION",
+    "REFERENCE_ARTIFACT",
+    "STATUS_CODES",
+    "TARGET",
+    "WINDOW_FORMS",
+    "Window",
+    "WindowAnalysis",
+    "acknowledge_alert",
+    "alert_dict",
+    "analyse_window",
+    "get_report",
+    "list_alerts",
+    "list_reports",
+    "load_reference",
+    "load_snapshots",
+    "metric_history",
+    "monitor_project",
+    "parse_window",
+    "report_dict",
+    "run_monitoring",
+    "send_webhook",
+]
