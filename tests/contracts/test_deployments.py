@@ -111,3 +111,43 @@ def test_deleting_a_project_cascades(db_url: str) -> None:
     with session_scope(db_url) as session:
         assert session.scalar(select(Deployment)) is None
         assert count_rows(session) == 0
+
+
+@pytest.mark.parametrize(
+    ("mode", "config", "field", "message"),
+    [
+        ("web", {"port": 2.5}, "port", "port must be an integer in [0, 65535]; got 2.5."),
+        ("web", {"port": True}, "port", "port must be an integer in [0, 65535]; got True."),
+        ("web", {"port": 70_000}, "port", "port must be an integer in [0, 65535]; got 70000."),
+        ("web", {"poll_seconds": -1}, "poll_seconds", "poll_seconds must be a number in [0, 3600]; got -1."),
+        ("stream", {"batch_size": 2.5}, "batch_size", "batch_size must be an integer in [1, 10000]; got 2.5."),
+        ("stream", {"batch_size": True}, "batch_size", "batch_size must be an integer in [1, 10000]; got True."),
+        ("stream", {"max_deliver": 0}, "max_deliver", "max_deliver must be an integer in [1, 100]; got 0."),
+        ("stream", {"ack_wait_seconds": float("nan")}, "ack_wait_seconds",
+         "ack_wait_seconds must be a number in (0, 3600]; got nan."),
+        ("stream", {"port": 8000}, "port", "unknown stream deployment parameter(s) ['port']"),
+    ],
+)
+def test_bad_deployment_params_are_refused_before_anything_is_stored(
+    db_url: str, mode: str, config: dict, field: str, message: str
+) -> None:
+    with session_scope(db_url) as session:
+        project = _project(session)
+        with pytest.raises(InvalidInput) as err:
+            start_deployment(session, project=project, mode=mode, config=config)
+        assert err.value.field == field
+        assert message in str(err.value)
+        assert list_deployments(session, project=project) == []
+        assert session.scalar(select(Job)) is None
+
+
+def test_deployment_params_are_coerced_and_only_given_ones_stored(db_url: str) -> None:
+    with session_scope(db_url) as session:
+        project = _project(session)
+        web = start_deployment(session, project=project, mode="web", config={"port": "8123", "token": None})
+        assert session.get(Job, web.job_id).params == {"deployment_id": web.id, "alias": "champion", "port": 8123}
+        stream = start_deployment(session, project=project, mode="stream",
+                                  config={"batch_size": 10.0, "ack_wait_seconds": "5"})
+        params = session.get(Job, stream.job_id).params
+        assert params["batch_size"] == 10 and isinstance(params["batch_size"], int)
+        assert params["ack_wait_seconds"] == 5.0

@@ -4,17 +4,27 @@ A web or stream deployment runs as a managed background job (kinds ``serve`` and
 ``stream``); its row records the alias, the version it resolved, where it listens and its
 status. The project's batch deployment is one row per alias, created on first use, under
 which every scored row is logged.
+
+:data:`DEPLOYMENT_PARAMS` declares the settings each long-lived mode takes (constraints as
+data, :mod:`workbench.validation`); :func:`start_deployment` refuses a bad one before any row
+is written. :func:`launch_deployment` is the whole start-up the Deployments page runs (check the
+alias resolves, start the embedded NATS server for a stream, create the rows, spawn the job)
+and :func:`stop_deployment` the stop.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workbench.db.models import Deployment, DeploymentMetric, Job, Project, utcnow
 from workbench.errors import Conflict, InvalidInput, NotFound, check_choice
+from workbench.validation import Integer, Param, Real, Text, validate_params
+
+if TYPE_CHECKING:
+    from workbench.settings import Settings
 
 MODES = ("batch", "web", "stream")
 STATUSES = ("created", "starting", "running", "stopped", "failed")
@@ -22,6 +32,31 @@ ACTIVE_STATUSES = ("starting", "running")
 # Job kind that runs each long-lived mode.
 MODE_JOB_KINDS = {"web": "serve", "stream": "stream", "batch": "score"}
 ALIAS_MAX = 80
+MAX_BATCH_SIZE = 10_000
+MAX_SECONDS = 3600
+
+# Shared by both long-lived modes: how often the alias is re-read and process health sampled.
+_TIMING_PARAMS: dict[str, Param] = {
+    "poll_seconds": Param(Real(0, MAX_SECONDS), default=None, hint="0 re-reads the alias on every request."),
+    "metrics_seconds": Param(Real(0, MAX_SECONDS), default=None),
+}
+# What each long-lived mode takes (the ``run`` parameters of pipelines/serve.py and pipelines/stream.py
+# beyond the deployment id and alias). A default of None means "the pipeline's own default".
+DEPLOYMENT_PARAMS: dict[str, dict[str, Param]] = {
+    "web": {
+        "port": Param(Integer(0, 65535), default=None, hint="0 or none picks a free port."),
+        "host": Param(Text(max_length=255, min_length=1), default=None),
+        "token": Param(Text(max_length=1000), default=None),
+        **_TIMING_PARAMS,
+    },
+    "stream": {
+        "nats_url": Param(Text(max_length=1000), default=None),
+        "batch_size": Param(Integer(1, MAX_BATCH_SIZE), default=None),
+        "max_deliver": Param(Integer(1, 100), default=None),
+        "ack_wait_seconds": Param(Real(0, MAX_SECONDS, closed="right"), default=None),
+        **_TIMING_PARAMS,
+    },
+}
 
 
 def _check_alias(alias: str) -> str:
@@ -186,6 +221,18 @@ def refresh_statuses(session: Session) -> list[int]:
     return changed
 
 
+def validate_deployment_config(mode: str, config: dict[str, Any] | None) -> dict[str, Any]:
+    """``config`` of a ``mode`` deployment checked against :data:`DEPLOYMENT_PARAMS` and coerced.
+
+    Only the settings given (not None) are kept, so the pipeline's own defaults apply to the rest.
+    Raises :class:`InvalidInput` naming the setting, the allowed values and the value received
+    (2.5 and True are refused for an integer such as ``port``).
+    """
+    check_choice("mode", mode, tuple(DEPLOYMENT_PARAMS))
+    clean = validate_params(config, DEPLOYMENT_PARAMS[mode], what=f"{mode} deployment parameter")
+    return {name: value for name, value in clean.items() if value is not None}
+
+
 def start_deployment(
     session: Session,
     *,
@@ -202,6 +249,7 @@ def start_deployment(
     from workbench.jobs import create_job
 
     check_choice("mode", mode, ("web", "stream"))
+    config = validate_deployment_config(mode, config)
     refresh_statuses(session)
     active = session.scalar(
         select(Deployment).where(
@@ -219,6 +267,64 @@ def start_deployment(
     job = create_job(session, kind=MODE_JOB_KINDS[mode], project=project, params=params, actor=actor)
     deployment.job_id = job.id
     session.flush()
+    return deployment
+
+
+def launch_deployment(
+    *,
+    project_slug: str,
+    mode: str,
+    alias: str = "champion",
+    config: dict[str, Any] | None = None,
+    actor: str = "",
+    settings: Settings | None = None,
+) -> int:
+    """Start a web or stream deployment of ``project_slug``: the whole start-up; returns its id.
+
+    The settings and the alias are checked first (a bad one, or an alias with no model version,
+    fails here with a clear message, before any row is written); a stream on the embedded broker
+    starts the workbench's nats-server once, outside the consumer job; then the deployment and
+    its job are stored and the job's detached process is spawned.
+    """
+    from workbench.db import session_scope
+    from workbench.jobs import spawn
+    from workbench.projects import get_project
+    from workbench.serving.model_loader import resolve_alias
+    from workbench.settings import get_settings
+
+    settings = settings or get_settings()
+    check_choice("mode", mode, ("web", "stream"))
+    clean = validate_deployment_config(mode, config)
+    alias = _check_alias(alias)
+    resolve_alias(project_slug, alias, settings=settings)
+    if mode == "stream" and not clean.get("nats_url"):
+        from workbench.serving.nats_server import ensure_server
+
+        ensure_server(settings)
+    with session_scope(settings.db_url) as session:
+        project = get_project(session, slug=project_slug)
+        deployment = start_deployment(session, project=project, mode=mode, alias=alias, config=clean, actor=actor)
+        deployment_id, job_id = deployment.id, deployment.job_id
+    if job_id is None:  # start_deployment always makes one; say so plainly if that ever changes
+        raise NotFound(f"deployment {deployment_id} has no job to start")
+    spawn(job_id, settings=settings)
+    return deployment_id
+
+
+def stop_deployment(session: Session, *, deployment_id: int) -> Deployment:
+    """Ask the deployment's job to stop (SIGTERM to its process group; the job marks itself stopped).
+
+    A job that already ended just has its deployment recorded as stopped.
+    """
+    from workbench.jobs import cancel
+
+    deployment = get_deployment(session, deployment_id=deployment_id)
+    if deployment.job_id is None:
+        return mark_stopped(session, deployment_id=deployment_id)
+    try:
+        cancel(session, job_id=deployment.job_id)
+    except Conflict:
+        mark_stopped(session, deployment_id=deployment_id)
     return deployment
 
 

@@ -140,41 +140,18 @@ def start_section(project: Project, mode: str, rows: list[dict[str, Any]]) -> No
 
 
 def start(project: Project, *, mode: str, alias: str, config: dict[str, Any]) -> int:
-    """Create the deployment and its job, then start the job's process; returns the deployment id."""
-    from workbench.errors import NotFound
-    from workbench.jobs import spawn
-    from workbench.serving.deployments import start_deployment
-    from workbench.serving.model_loader import resolve_alias
+    """Start a web service or stream consumer (:func:`workbench.serving.deployments.launch_deployment`)."""
+    from workbench.serving.deployments import launch_deployment
 
-    resolve_alias(project.slug, alias)  # fail here, clearly, when there is no such model version
-    if mode == "stream" and not config.get("nats_url"):
-        from workbench.serving.nats_server import ensure_server
-
-        ensure_server()  # start the embedded server once, outside the consumer job
-    with session_scope() as session:
-        from workbench.projects import get_project
-
-        row = get_project(session, slug=project.slug)
-        deployment = start_deployment(session, project=row, mode=mode, alias=alias,
-                                      config={k: v for k, v in config.items() if v is not None}, actor=display_name())
-        deployment_id, job_id = deployment.id, deployment.job_id
-    if job_id is None:
-        raise NotFound("the deployment has no job to start")
-    spawn(job_id)
-    return deployment_id
+    return launch_deployment(project_slug=project.slug, mode=mode, alias=alias, config=config, actor=display_name())
 
 
 def stop_deployment(row: dict[str, Any]) -> None:
-    """Cancel the deployment's job (SIGTERM to its process group); it marks itself stopped."""
-    from workbench.errors import Conflict
-    from workbench.jobs import cancel
-    from workbench.serving.deployments import mark_stopped
+    """Stop the deployment's job (:func:`workbench.serving.deployments.stop_deployment`)."""
+    from workbench.serving.deployments import stop_deployment as stop
 
     with shown_errors(), session_scope() as session:
-        try:
-            cancel(session, job_id=row["job_id"])
-        except Conflict:  # the job already ended: just record the deployment as stopped
-            mark_stopped(session, deployment_id=row["id"])
+        stop(session, deployment_id=row["id"])
     st.toast(f"Stop sent to deployment #{row['id']}.")
     st.rerun()
 
