@@ -44,12 +44,6 @@ def drift_table(summary: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def checks_table(summary: dict[str, Any]) -> pd.DataFrame:
-    """The checks of a report: check, status, value, threshold, message."""
-    rows = summary.get("checks") or []
-    return pd.DataFrame(rows, columns=["check", "status", "value", "threshold", "message"])
-
-
 def drift_figure(summary: dict[str, Any]) -> go.Figure:
     """Per-column drift scores as bars (red when drifted) with each column's threshold as a line."""
     import plotly.graph_objects as go
