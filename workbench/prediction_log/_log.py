@@ -621,7 +621,9 @@ def log_frame(
     frame = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
     order = np.lexsort((frame[_POSITION].to_numpy(), frame[_KEY].to_numpy(), frame[_SOURCE].to_numpy(),
                         frame["ts"].to_numpy()))
-    frame = frame.iloc[order[len(order) - limit:]].reset_index(drop=True)
+    # The newest ``limit``: never a negative start (``order[len - limit:]`` with rows < limit
+    # < 2 x rows would keep only ``2 x rows - limit`` of them).
+    frame = frame.iloc[order[max(0, len(order) - limit):]].reset_index(drop=True)
     _join_segment_labels(session, frame)
     return frame.drop(columns=[_SOURCE, _KEY, _POSITION])
 
