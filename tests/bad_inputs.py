@@ -57,6 +57,27 @@ def _zip_bytes() -> bytes:
     return buffer.getvalue()
 
 
+def _infinite_csv() -> bytes:
+    """A numeric column holding inf and -inf (issue 11: it passed ingest, then broke training)."""
+    frame = good_frame(30)
+    frame["amount"] = frame["amount"].astype(str)
+    frame.loc[[3, 7], "amount"] = ["inf", "-inf"]
+    return frame.to_csv(index=False).encode()
+
+
+def _nested_parquet() -> bytes:
+    """A Parquet file with a list column (issue 11: it gave a traceback)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = good_frame(30)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.append_column("tags", pa.array([["a", "b"] if i % 2 else [] for i in range(30)]))
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()
+
+
 @dataclass(frozen=True)
 class BadCase:
     id: str
@@ -102,4 +123,8 @@ CASES = [
     BadCase(
         "too_many_classes", "many.csv", _many_classes_csv(), "label", "classification", "more than the limit of 50"
     ),
+    BadCase(
+        "infinite_number", "inf.csv", _infinite_csv(), "label", "classification", "column 'amount' holds 2 infinite"
+    ),
+    BadCase("nested_column", "nested.parquet", _nested_parquet(), "label", "classification", "column 'tags' is nested"),
 ]

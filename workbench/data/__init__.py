@@ -1,1 +1,9 @@
-"""Data: datasets and their versions, the train/holdout split, profiling and preprocessing."""
+"""Data: datasets and their versions, the train/holdout split, profiling and preprocessing.
+
+:func:`normalize_column_name` (and :func:`normalize_columns` for a header) is the one rule for
+column names, applied at ingest and by every scoring path.
+"""
+
+from workbench.data._columns import normalize_column_name, normalize_columns
+
+__all__ = ["normalize_column_name", "normalize_columns"]

@@ -1,16 +1,112 @@
-"""Column names and kinds: the name normaliser, kind inference and the frame as stored."""
+"""Column names and kinds: the name normaliser, the ingest checks, kind inference and the frame as stored.
+
+:func:`normalize_column_name` is the one rule for column names: ingest applies it to every
+upload and frame, and the scoring paths apply it to their input, so a name written with a
+trailing space in a spreadsheet matches the stored one everywhere.
+"""
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
+from typing import Any
 
+import numpy as np
 import pandas as pd
+
+from workbench.errors import InvalidInput
 
 COLUMN_KINDS = ("numeric", "categorical", "datetime", "boolean", "text")
 # An object column with more distinct values than this share of its rows (and more than
 # CATEGORICAL_MAX_UNIQUE values) is free text rather than a category.
 TEXT_UNIQUE_SHARE = 0.5
 CATEGORICAL_MAX_UNIQUE = 50
+# What pandas' infer_dtype says of object columns that cannot hold a nested value: the
+# per-value scan below is skipped for them (a text column of millions of rows stays fast).
+_FLAT_INFERRED = frozenset(
+    {"string", "empty", "boolean", "integer", "floating", "decimal", "bytes", "datetime", "date", "time", "period"}
+)
+
+
+def normalize_column_name(name: object) -> str:
+    """The column name as the workbench stores and matches it: text, surrounding whitespace stripped.
+
+    Inner whitespace and case are kept (``"Total  Bill"`` stays as it is). Ingest applies this to
+    every upload and frame; scoring applies it to its input so the stored names match.
+    """
+    return str(name).strip()
+
+
+def normalize_columns(names: Iterable[object], *, where: str = "the data", field: str | None = "columns") -> list[str]:
+    """Every name through :func:`normalize_column_name`; InvalidInput when two names become one.
+
+    ``where`` starts the message (``"file 'x.csv'"``); ``field`` is the error's field.
+    """
+    raw = [str(name) for name in names]
+    normalized = [normalize_column_name(name) for name in raw]
+    seen: set[str] = set()
+    duplicates: list[str] = []
+    for name in normalized:
+        if name in seen and name not in duplicates:
+            duplicates.append(name)
+        seen.add(name)
+    if duplicates:
+        listed = ", ".join(repr(d) for d in duplicates)
+        # Say why when the raw names differ: "a" and "a " look distinct to whoever wrote them.
+        why = "" if len(set(raw)) < len(raw) else " (once surrounding spaces are stripped, as at ingest)"
+        raise InvalidInput(
+            f"{where} has duplicate column names: {listed}{why}; give every column a unique name in the header.",
+            field=field,
+        )
+    return normalized
+
+
+def _nested_kind(value: Any) -> str | None:
+    """'list', 'struct' or 'set' for a nested cell value (arrow gives lists as arrays), else None."""
+    if isinstance(value, list | tuple | np.ndarray):
+        return "list"
+    if isinstance(value, dict):
+        return "struct"
+    if isinstance(value, set | frozenset):
+        return "set"
+    return None
+
+
+def nested_error(name: str, kind: str, *, where: str, field: str | None) -> InvalidInput:
+    """The refusal of a nested column (a list, struct or map in a cell), naming it and the fix."""
+    return InvalidInput(
+        f"{where}: column {name!r} is nested ({kind}); the workbench takes flat columns only (numbers, text, "
+        "dates, true/false). Flatten it into one column per field, or into a text column, and load the data again.",
+        field=field,
+    )
+
+
+def check_values(frame: pd.DataFrame, *, where: str = "the data", field: str | None = "file") -> None:
+    """Refuse values no later stage can handle, naming the column and the fix.
+
+    * ``inf``/``-inf`` in a numeric column (the CSV text ``inf`` or ``Infinity`` parses to it):
+      scikit-learn refuses them at training with a message about float64 that names no column.
+    * a nested value (a list, struct or set in a cell): kinds, hashing and Parquet cannot treat it.
+    """
+    for name in frame.columns:
+        series = frame[name]
+        if pd.api.types.is_float_dtype(series.dtype):
+            values = series.to_numpy(dtype="float64", na_value=np.nan)
+            infinite = np.isinf(values)
+            count = int(infinite.sum())
+            if count:
+                row = int(np.argmax(infinite)) + 1
+                raise InvalidInput(
+                    f"{where}: column {str(name)!r} holds {count} infinite value{'s' if count != 1 else ''} "
+                    f"(inf or -inf), the first in data row {row}; models cannot learn from infinity: replace them "
+                    "with finite numbers, or empty those cells to mark them missing, and load the data again.",
+                    field=field,
+                )
+        elif series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) not in _FLAT_INFERRED:
+            for value in series:
+                kind = _nested_kind(value)
+                if kind is not None:
+                    raise nested_error(str(name), kind, where=where, field=field)
 
 
 def _looks_like_datetime(values: pd.Series) -> bool:
@@ -76,13 +172,16 @@ def infer_columns(frame: pd.DataFrame) -> list[dict[str, str]]:
 
 
 def normalize_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame as stored: string column names, date/time text parsed to datetimes, clean index.
+    """The frame as stored: normalised column names, date/time text parsed to datetimes, clean index.
 
     Parsing dates here means every later stage (splits by time, monitoring windows) gets real
-    datetimes from :func:`load_frame`.
+    datetimes from :func:`load_frame`. Names that collide once normalised, infinite numbers
+    and nested values are refused (:func:`normalize_columns`, :func:`check_values`).
     """
+    names = normalize_columns(frame.columns, field="file")
+    check_values(frame)
     out = frame.copy()
-    out.columns = [str(c) for c in out.columns]
+    out.columns = names
     out = out.reset_index(drop=True)
     for name in out.columns:
         series = out[name]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from workbench.data._columns import check_values, nested_error, normalize_columns
 from workbench.errors import InvalidInput, NotFound
 from workbench.settings import Settings, get_settings
 
@@ -73,21 +74,6 @@ def _detect_format(filename: str, head: bytes) -> str:
     return "csv"
 
 
-def _check_duplicates(names: list[str], filename: str) -> None:
-    seen: set[str] = set()
-    duplicates: list[str] = []
-    for name in names:
-        if name in seen and name not in duplicates:
-            duplicates.append(name)
-        seen.add(name)
-    if duplicates:
-        raise InvalidInput(
-            f"file {filename!r} has duplicate column names: {', '.join(repr(d) for d in duplicates)}; "
-            "give every column a unique name in the header.",
-            field="file",
-        )
-
-
 def _decode(raw: bytes, filename: str) -> str:
     """UTF-8 text (a BOM is dropped); InvalidInput naming the byte offset otherwise."""
     try:
@@ -113,7 +99,8 @@ def _read_csv(raw: bytes, filename: str) -> pd.DataFrame:
         # One column, or a sample too irregular to sniff: fall back to the commonest delimiter.
         delimiter = max(CSV_DELIMITERS, key=first_line.count) if any(d in first_line for d in CSV_DELIMITERS) else ","
     header = next(csv.reader([first_line], delimiter=delimiter), [])
-    _check_duplicates([h.strip() for h in header], filename)
+    # pandas renames a repeated header ('x1.1'), so duplicates are caught on the header line itself.
+    normalize_columns(header, where=f"file {filename!r}", field="file")
     try:
         frame = pd.read_csv(io.StringIO(text), sep=delimiter, low_memory=False)
     except pd.errors.EmptyDataError as exc:
@@ -123,7 +110,7 @@ def _read_csv(raw: bytes, filename: str) -> pd.DataFrame:
         raise InvalidInput(
             f"file {filename!r} is not valid CSV ({detail}); check the delimiter and quoting.", field="file"
         ) from exc
-    frame.columns = [str(c).strip() for c in frame.columns]
+    frame.columns = normalize_columns(frame.columns, where=f"file {filename!r}", field="file")
     return frame
 
 
@@ -133,8 +120,15 @@ def _read_parquet(raw: bytes, filename: str) -> pd.DataFrame:
 
     try:
         parquet = pq.ParquetFile(pa.BufferReader(raw))
-        # Check names from the schema first: reading a table with duplicate names fails obscurely.
-        _check_duplicates([str(n) for n in parquet.schema_arrow.names], filename)
+        schema = parquet.schema_arrow
+        # Check names and types from the schema first: reading a table with duplicate names fails
+        # obscurely, and a nested column would only fail later, with a traceback.
+        normalize_columns(schema.names, where=f"file {filename!r}", field="file")
+        for arrow_field in schema:
+            if pa.types.is_nested(arrow_field.type):
+                raise nested_error(
+                    str(arrow_field.name), _nested_type_word(arrow_field.type), where=f"file {filename!r}", field="file"
+                )
         table = parquet.read()
     except (pa.ArrowException, OSError) as exc:
         detail = " ".join(str(exc).split())
@@ -146,8 +140,22 @@ def _read_parquet(raw: bytes, filename: str) -> pd.DataFrame:
     # A named index written by pandas (e.g. an id) is data; an unnamed range index is not.
     named_index = any(name is not None for name in frame.index.names)
     frame = frame.reset_index(drop=not named_index)
-    frame.columns = [str(c) for c in frame.columns]
+    frame.columns = normalize_columns(frame.columns, where=f"file {filename!r}", field="file")
     return frame
+
+
+def _nested_type_word(arrow_type: object) -> str:
+    """'list', 'struct', 'map' or 'union' and the Arrow type, for the refusal message."""
+    import pyarrow as pa
+
+    checks = (
+        ("map", pa.types.is_map),  # before list: a map is a list of key/value structs to Arrow
+        ("list", lambda t: pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)),
+        ("struct", pa.types.is_struct),
+        ("union", pa.types.is_union),
+    )
+    word = next((name for name, check in checks if check(arrow_type)), "nested type")
+    return f"{word} type {arrow_type}"
 
 
 def read_upload(
@@ -157,8 +165,9 @@ def read_upload(
 
     ``data`` is the file's bytes or a path to it. The format comes from the magic bytes
     (Parquet starts with ``PAR1``), then the extension. Rejected: an empty file, a file that
-    is neither CSV nor Parquet, duplicate column names, text that is not UTF-8, and a file
-    over ``settings.max_upload_bytes``.
+    is neither CSV nor Parquet, duplicate column names (after :func:`normalize_column_name`),
+    text that is not UTF-8, infinite numbers and nested columns, and a file over
+    ``settings.max_upload_bytes``.
     """
     settings = settings or get_settings()
     if isinstance(data, bytes | bytearray | memoryview):
@@ -184,4 +193,5 @@ def read_upload(
             f"file {filename!r} has a header ({frame.shape[1]} columns) but no data rows; upload a file with rows.",
             field="file",
         )
+    check_values(frame, where=f"file {filename!r}", field="file")
     return frame

@@ -33,8 +33,11 @@ from workbench.data._columns import (
     CATEGORICAL_MAX_UNIQUE,
     COLUMN_KINDS,
     TEXT_UNIQUE_SHARE,
+    check_values,
     column_kind,
     infer_columns,
+    normalize_column_name,
+    normalize_columns,
     normalize_frame,
 )
 from workbench.data._sources import (
@@ -70,6 +73,7 @@ __all__ = [
     "Param",
     "SyntheticSpec",
     "add_dataset",
+    "check_values",
     "column_kind",
     "content_hash",
     "create_project_with_dataset",
@@ -80,6 +84,8 @@ __all__ = [
     "latest_dataset",
     "list_datasets",
     "load_frame",
+    "normalize_column_name",
+    "normalize_columns",
     "normalize_frame",
     "parse_synthetic_params",
     "read_upload",
@@ -279,6 +285,11 @@ def create_project_with_dataset(
         frame, label = resolve_spec(dataset_spec_or_frame, settings=settings)
         label = source or label
     time_column = time_column or None
+    # The target is checked under the names the data is stored with (a shallow copy: no data copied).
+    check_values(frame)
+    names = normalize_columns(frame.columns, field="file")
+    frame = frame.copy(deep=False)
+    frame.columns = names
     validate_target(frame, target=target, task_type=task_type, time_column=time_column, settings=settings)
     from workbench.projects import create_project
 
