@@ -64,8 +64,8 @@ class _Tracked:
         from workbench.projects import get_project
         from workbench.settings import get_settings
         from workbench.tracking import ensure_experiment, get_client
+        from workbench.training.study import open_study, study_name
         from workbench.training.trial_runs import TrialRunWriter
-        from workbench.training.tuning import open_study, study_name
 
         settings = get_settings()
         with session_scope() as session:
@@ -85,7 +85,7 @@ class _Tracked:
 
     def run(self, objective: Any, n_trials: int, *, flush: bool = True) -> float:
         """Seconds to bring the study to ``n_trials`` finished trials (and flush their tracking)."""
-        from workbench.training.tuning import StudyProgress, finished_trials, run_study
+        from workbench.training.study import StudyProgress, finished_trials, run_study
 
         def report(done: int, best: float | None) -> None:
             self.ctx.progress(done / n_trials, f"trial {done}/{n_trials}, best {best}")
@@ -114,7 +114,9 @@ class _Tracked:
 def bench_a(slug: str, inputs: Any, n_trials: int, folds: int) -> dict[str, float]:
     import optuna
 
-    from workbench.training.tuning import CVObjective, make_sampler, validate_tuning
+    from workbench.training.config import validate_tuning
+    from workbench.training.objective import CVObjective
+    from workbench.training.study import make_sampler
 
     config = validate_tuning(models=["random_forest"], n_trials=n_trials, timeout_seconds=None, folds=folds,
                              sampler="tpe", pruner="none", workers=1, seed=0, metric=inputs.metric,
@@ -167,7 +169,7 @@ def bench_b(slug: str, inputs: Any, n_trials: int, home: Path) -> dict[str, floa
     import optuna
     from optuna_integration import MLflowCallback
 
-    from workbench.training.tuning import validate_tuning
+    from workbench.training.config import validate_tuning
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     config = validate_tuning(models=["linear"], n_trials=n_trials, timeout_seconds=None, folds=3, sampler="random",

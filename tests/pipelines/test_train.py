@@ -16,7 +16,8 @@ from workbench.data.datasets import create_project_with_dataset
 from workbench.db import session_scope
 from workbench.settings import get_settings
 from workbench.tracking import TAG_JOB, TAG_KIND, experiment_name
-from workbench.training.tuning import CHAMPION, TAG_FLAG, TAG_TRIAL_NUMBER
+from workbench.training.register import CHAMPION, TAG_FLAG
+from workbench.training.study import TAG_TRIAL_NUMBER
 
 PARAMS: dict[str, Any] = {"models": ["knn"], "n_trials": 4, "folds": 3, "seed": 7}
 

@@ -20,7 +20,7 @@ from workbench.projects import get_project
 from workbench.settings import get_settings
 from workbench.tracking import experiment_name
 from workbench.training.optuna_storage import open_storage
-from workbench.training.tuning import TAG_TRIAL_NUMBER, study_name
+from workbench.training.study import TAG_TRIAL_NUMBER, study_name
 
 HEARTBEAT = 1.0
 

@@ -27,7 +27,7 @@ from workbench.projects import get_project
 from workbench.settings import get_settings
 from workbench.tracking import experiment_name
 from workbench.training.optuna_storage import open_storage
-from workbench.training.tuning import ATTR_WORKER, TAG_TRIAL_NUMBER, history_frame
+from workbench.training.study import ATTR_WORKER, TAG_TRIAL_NUMBER, history_frame
 
 N_TRIALS = 10
 

@@ -9,11 +9,14 @@ that reaches the stores and shares its trial budget.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 from workbench.commands.common import actor, emit, json_option, wait_for_job
+from workbench.training.config import TUNING_PARAMS
+from workbench.validation import Integer, Real
 
 
 def register(main: click.Group) -> None:
@@ -44,35 +47,41 @@ def _summary(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _option_type(param: Any) -> Any:
+    """The click type of a declared setting: validation (with its messages) happens in check_params."""
+    if isinstance(param.constraint, Integer):
+        return int
+    if isinstance(param.constraint, Real):
+        return float
+    return str
+
+
+def tuning_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """One ``--option`` per declared tuning setting, with its declared default and help."""
+    for name, param in reversed(TUNING_PARAMS.items()):
+        default = param.default
+        if isinstance(default, tuple):  # the families: one comma-separated string on the command line
+            default = ",".join(default)
+        command = click.option(
+            param.extra.get("flag", f"--{name.replace('_', '-')}"), name, type=_option_type(param), default=default,
+            show_default=default is not None, help=param.extra.get("help"),
+        )(command)
+    return command
+
+
 @click.command("train")
 @click.argument("project_slug", metavar="PROJECT")
-@click.option("--trials", "n_trials", type=int, default=20, show_default=True,
-              help="Trials in total (0: time budget only).")
-@click.option("--timeout", "timeout_seconds", type=float, default=None, help="Time budget in seconds.")
-@click.option("--models", default="linear,random_forest,hist_gradient_boosting", show_default=True,
-              help="Comma-separated families: linear, random_forest, extra_trees, hist_gradient_boosting, knn.")
-@click.option("--workers", type=int, default=1, show_default=True, help="Local parallel workers (K-1 extra processes).")
-@click.option("--seed", type=int, default=42, show_default=True)
-@click.option("--folds", type=int, default=3, show_default=True, help="Cross-validation folds.")
-@click.option("--sampler", default="tpe", show_default=True, help="tpe, random or cmaes (numeric spaces only).")
-@click.option("--pruner", default="none", show_default=True, help="none, median or successive_halving.")
+@tuning_options
 @click.option("--resume", "resume_of", default=None, metavar="JOB_ID",
               help="Continue the study of a cancelled or lost job with --trials more trials.")
 @click.option("--detach", is_flag=True, help="Print the job id and return without waiting.")
 @json_option
 def train(
     project_slug: str,
-    n_trials: int,
-    timeout_seconds: float | None,
-    models: str,
-    workers: int,
-    seed: int,
-    folds: int,
-    sampler: str,
-    pruner: str,
     resume_of: str | None,
     detach: bool,
     as_json: bool,
+    **tuning: Any,
 ) -> None:
     """Tune, refit and register a model for PROJECT (an Optuna study tracked in MLflow)."""
     from workbench.jobs import launch
@@ -81,19 +90,11 @@ def train(
 
     settings = get_settings()
     settings.ensure_home()
-    params: dict[str, Any] = {
-        "models": [m.strip() for m in models.split(",") if m.strip()],
-        "n_trials": n_trials or None,
-        "timeout_seconds": timeout_seconds,
-        "folds": folds,
-        "sampler": sampler,
-        "pruner": pruner,
-        "workers": workers,
-        "seed": seed,
-    }
+    # Validated once here (the families parsed from their comma-separated string); the job
+    # stores the validated settings.
+    params: dict[str, Any] = check_params(settings, project_slug, {**tuning, "resume_of": resume_of}).job_params()
     if resume_of:
         params["resume_of"] = resume_of
-    check_params(settings, project_slug, params)
     job_id = launch(kind="train", project_slug=project_slug, params=params, actor=actor(), settings=settings)
     if detach:
         emit({"job_id": job_id, "status": "queued"}, as_json=as_json,
@@ -128,12 +129,12 @@ def train(
 @json_option
 def tune_worker(job_id: str, max_trials: int | None, name: str, wait_seconds: float, as_json: bool) -> None:
     """Join the study of train job JOB_ID and run trials until its budget is spent."""
-    from pipelines.train import work
-    from workbench.errors import InvalidInput
     from workbench.settings import get_settings
+    from workbench.training.worker import work
+    from workbench.validation import check_param
 
-    if max_trials is not None and max_trials < 1:
-        raise InvalidInput(f"--trials must be at least 1; got {max_trials}.", field="trials")
+    if max_trials is not None:
+        check_param("trials", max_trials, Integer(1))
     settings = get_settings()
 
     def log(message: str) -> None:

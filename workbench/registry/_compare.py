@@ -53,7 +53,7 @@ def compare_with_champion(
     from workbench.design.project_config import project_config
     from workbench.evaluation.figures import FIGURE_LABELS, evaluation_figures
     from workbench.evaluation.metrics import is_better, uplift
-    from workbench.training.tuning import score_pipeline
+    from workbench.evaluation.scoring import score_pipeline
 
     info = get_version(session, project=project, version=version, settings=settings)
     champion = aliases(project=project, settings=settings).get("champion")

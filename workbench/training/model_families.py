@@ -261,21 +261,3 @@ def build_pipeline(
     estimator = make_estimator(family_row.id, params, task_type, seed=seed)
     preprocessor = build_preprocessor(frame_meta, scale=family_row.needs_scaling)
     return Pipeline([("preprocess", preprocessor), ("model", estimator)])
-
-
-def families_dict() -> list[dict[str, Any]]:
-    """Every family with its space, as JSON-ready data (CLI help, the Tuning page)."""
-    return [
-        {
-            "id": f.id,
-            "label": f.label,
-            "needs_scaling": f.needs_scaling,
-            "supports_pruning": f.supports_pruning,
-            "numeric_only": f.numeric_only,
-            "space": [
-                {"name": p.name, "kind": p.kind, "low": p.low, "high": p.high, "log": p.log, "choices": list(p.choices)}
-                for p in f.space
-            ],
-        }
-        for f in FAMILIES.values()
-    ]

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,8 +32,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from workbench.db.models import Deployment, Job, Project, utcnow
+from workbench.db.models import Job, Project, utcnow
 from workbench.errors import Conflict, InvalidInput, NotFound
+from workbench.training._constraints import WholeNumber
+from workbench.validation import Param, Real, Text
+from workbench.validation import validate_params as validate_params_against
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
 
 DEFAULT_WINDOW = "30d"
 DEFAULT_HOLDOUT_FRACTION = 0.3
+MAX_RETRAIN_TRIALS = 200
 # Fewer labelled rows than this cannot give both extra training data and a fresh holdout.
 MIN_LABELLED = 20
 MIN_HOLDOUT = 10
@@ -104,37 +108,34 @@ def check_cooldown(
         return
 
 
+def retrain_params(settings: Settings) -> dict[str, Param]:
+    """The declared retrain job params; the budget's and the cooldown's defaults are the settings'."""
+    from workbench.training.config import TUNING_PARAMS
+
+    return {
+        "window": Param(Text(max_length=40, min_length=1), default=DEFAULT_WINDOW),
+        "n_trials": Param(WholeNumber(1, MAX_RETRAIN_TRIALS), default=settings.retrain_trials),
+        "holdout_fraction": Param(Real(0.05, 0.9), default=DEFAULT_HOLDOUT_FRACTION),
+        # None: the champion's family (or the tuning defaults when there is no champion).
+        "models": replace(TUNING_PARAMS["models"], default=None),
+        "seed": TUNING_PARAMS["seed"],
+        "cooldown_minutes": Param(Real(0), default=settings.retrain_cooldown_minutes),
+    }
+
+
 def validate_params(params: dict[str, Any], *, settings: Settings) -> dict[str, Any]:
-    """The retrain job params with defaults filled in; InvalidInput naming the field otherwise."""
+    """The retrain job params with defaults filled in; InvalidInput naming the field otherwise.
+
+    The same constraints as a train job's settings: an integer param takes 3, 3.0 and "3" and
+    refuses 2.5 and True. ``models`` comes back as a list of family ids (or None).
+    """
     from workbench.monitoring.service import parse_window
 
-    allowed = {"window", "n_trials", "holdout_fraction", "models", "seed", "cooldown_minutes"}
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise InvalidInput(f"unknown retrain parameter(s) {unknown}; allowed: {sorted(allowed)}.", field=unknown[0])
-    def number(name: str, default: float, cast: type) -> Any:
-        raw = params.get(name)
-        try:
-            return cast(default if raw is None or raw == "" else raw)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInput(f"{name} must be a number; got {raw!r}.", field=name) from exc
-
-    window = str(params.get("window") or DEFAULT_WINDOW)
-    n_trials: int = number("n_trials", settings.retrain_trials, int)
-    holdout_fraction: float = number("holdout_fraction", DEFAULT_HOLDOUT_FRACTION, float)
-    seed: int = number("seed", 42, int)
-    cooldown: float = number("cooldown_minutes", settings.retrain_cooldown_minutes, float)
-    parse_window(window)
-    if not 1 <= n_trials <= 200:
-        raise InvalidInput(f"n_trials must be between 1 and 200; got {n_trials}.", field="n_trials")
-    if not 0.05 <= holdout_fraction <= 0.9:
-        raise InvalidInput(
-            f"holdout_fraction must be between 0.05 and 0.9; got {holdout_fraction}.", field="holdout_fraction"
-        )
-    if cooldown < 0:
-        raise InvalidInput(f"cooldown_minutes must be >= 0; got {cooldown}.", field="cooldown_minutes")
-    return {"window": window, "n_trials": n_trials, "holdout_fraction": holdout_fraction,
-            "models": params.get("models"), "seed": seed, "cooldown_minutes": cooldown}
+    clean = validate_params_against(params, retrain_params(settings), what="retrain parameter")
+    parse_window(clean["window"])
+    if clean["models"] is not None:
+        clean["models"] = list(clean["models"])
+    return clean
 
 
 def start_retrain(
@@ -367,8 +368,8 @@ def evaluate_version(
     *, project: Project, version: str, frames: SplitFrames, settings: Settings | None = None
 ) -> dict[str, float]:
     """Score one registered version on ``frames``'s holdout (the fresh holdout for a retrain)."""
+    from workbench.evaluation.scoring import score_pipeline
     from workbench.registry import load_version_model
-    from workbench.training.tuning import score_pipeline
 
     model = load_version_model(project=project, version=version, settings=settings)
     classes = (
@@ -399,15 +400,3 @@ def promote_challenger(
         settings=settings,
     )
     return promotion_dict(row)
-
-
-def retrain_dict(job: Job) -> dict[str, Any]:
-    """A retrain job as the page and ``workbench retrain --json`` show it."""
-    from workbench.jobs import job_dict
-
-    return job_dict(job)
-
-
-def project_deployments(session: Session, *, project: Project) -> list[Deployment]:
-    """The project's deployments (whose logs feed retraining)."""
-    return list(session.scalars(select(Deployment).where(Deployment.project_id == project.id)))

@@ -1,7 +1,9 @@
 """Train jobs as the page, the CLI and the pipeline see them (a service module: no streamlit).
 
 - :func:`load_inputs`: the project's train/holdout split, primary metric and bar to beat.
-- :func:`check_params`: validate a train job's params against the project before launching.
+- :func:`check_params`: validate a train job's params against the project before launching
+  (the settings are declared in :data:`workbench.training.config.TUNING_PARAMS`).
+- :func:`warm_start` and :func:`progress_message`: a warm-start trial and the job's progress line.
 - :func:`root_job_id` / :func:`job_study_name`: the study a job (or a chain of resumes) uses.
 - :func:`reconcile_lost_job`: mark a lost job's MLflow parent run FAILED.
 - :func:`live_status`: trials done, best so far, time left and the history of every worker's
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
 
     from workbench.data.splits import SplitFrames
     from workbench.settings import Settings
-    from workbench.training.tuning import TuningConfig
+    from workbench.training.config import TuningConfig
 
 # Share of the progress bar for loading/splitting and for the refit, around the trials.
 LOAD_SHARE = 0.05
@@ -31,16 +33,6 @@ REFIT_SHARE = 0.1
 TARGET_ATTR = "workbench.target_trials"
 PARENT_ATTR = "workbench.parent_run_id"
 JOB_ATTR = "workbench.job_id"
-DEFAULTS: dict[str, Any] = {
-    "models": ["linear", "random_forest", "hist_gradient_boosting"],
-    "n_trials": 20,
-    "timeout_seconds": None,
-    "folds": 3,
-    "sampler": "tpe",
-    "pruner": "none",
-    "workers": 1,
-    "seed": 42,
-}
 
 
 @dataclass
@@ -79,27 +71,37 @@ def load_inputs(settings: Settings, project_slug: str) -> Inputs:
 def check_params(settings: Settings, project_slug: str, params: dict[str, Any]) -> TuningConfig:
     """Validate a train job's params against the project before launching it (page and CLI).
 
-    Raises :class:`InvalidInput` naming the field at fault; nothing is started.
+    Returns the validated settings; raises :class:`InvalidInput` naming the field at fault.
+    Nothing is started. ``resume_of`` must name an earlier train job.
     """
-    from workbench.training.tuning import validate_tuning
+    from workbench.training.config import TUNING_PARAMS, validate_tuning
 
     inputs = load_inputs(settings, project_slug)
-    merged = {**DEFAULTS, **{k: v for k, v in params.items() if k in DEFAULTS}}
     if params.get("resume_of"):
         root_job_id(settings, str(params["resume_of"]))
     return validate_tuning(
-        models=merged["models"],
-        n_trials=merged["n_trials"],
-        timeout_seconds=merged["timeout_seconds"],
-        folds=merged["folds"],
-        sampler=merged["sampler"],
-        pruner=merged["pruner"],
-        workers=merged["workers"],
-        seed=merged["seed"],
+        {k: v for k, v in params.items() if k in TUNING_PARAMS},
         metric=inputs.metric,
         task_type=inputs.task_type,
         y_train=inputs.frames.y_train,
     )
+
+
+def warm_start(value: dict[str, Any], models: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
+    """``(family, params)`` of a warm-start trial: ``{"family": id, "params": {...}}`` or a study's flat params."""
+    from workbench.training.model_families import get_family, split_params
+
+    if isinstance(value.get("params"), dict) and "family" in value:
+        family_id = str(value["family"])
+        get_family(family_id)
+        return family_id, dict(value["params"])
+    return split_params(value, models if len(models) == 1 else None)
+
+
+def progress_message(done: int, total: int | None, best: float | None, metric: str) -> str:
+    """The job's progress line: ``trial 3/20, best balanced_accuracy=0.8123``."""
+    best_text = f", best {metric}={best:.4f}" if best is not None else ""
+    return f"trial {done}/{total if total is not None else '∞'}{best_text}"
 
 
 def load_metric(project_slug: str, settings: Settings | None = None) -> str:
@@ -164,7 +166,7 @@ def reconcile_lost_job(settings: Settings, job_id: str) -> bool:
 
 def job_study_name(settings: Settings, job_id: str, *, project_slug: str) -> str:
     """The Optuna study of train job ``job_id`` (a resumed job continues its root's study)."""
-    from workbench.training.tuning import study_name
+    from workbench.training.study import study_name
 
     return study_name(project_slug, root_job_id(settings, job_id))
 
@@ -176,7 +178,7 @@ def live_status(settings: Settings, job: dict[str, Any], *, project_slug: str) -
     ``history`` holds every worker's finished trials. Missing study: ``done`` 0 and empty history.
     """
     from workbench.training.optuna_storage import load_study
-    from workbench.training.tuning import FINISHED_STATES, history_frame
+    from workbench.training.study import FINISHED_STATES, history_frame
 
     name = (job.get("result") or {}).get("study") or job_study_name(settings, job["id"], project_slug=project_slug)
     status: dict[str, Any] = {"study": name, "done": 0, "target": None, "best": None, "history": None,
@@ -186,7 +188,7 @@ def live_status(settings: Settings, job: dict[str, Any], *, project_slug: str) -
         return status
     trials = study.get_trials(deepcopy=False)
     done = sum(1 for t in trials if t.state.name in FINISHED_STATES)
-    target = study.user_attrs.get("workbench.target_trials")
+    target = study.user_attrs.get(TARGET_ATTR)
     history = history_frame(study)
     status.update(done=done, target=target, history=history, direction=study.direction.name.lower())
     if not history.empty:

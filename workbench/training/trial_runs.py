@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from workbench.training.tuning import (
+from workbench.training.study import (
     ATTR_CV_MEAN,
     ATTR_CV_STD,
     ATTR_FAMILY,

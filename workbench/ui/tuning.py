@@ -18,8 +18,8 @@ from workbench.ui.errors import shown_errors
 PAGE = "tuning"
 TRIAL_COLOUR = "#90a4ae"
 BEST_COLOUR = "#1565c0"
-SAMPLER_LABELS = {"tpe": "TPE (default)", "random": "Random", "cmaes": "CMA-ES (numeric spaces only)"}
-PRUNER_LABELS = {"none": "No pruning", "median": "Median", "successive_halving": "Successive halving"}
+# The form puts the declared settings in rows of this many columns, after the families.
+FORM_COLUMNS = 3
 
 
 def _job_key(project: Project) -> str:
@@ -42,67 +42,75 @@ def train_jobs(project: Project, *, limit: int = 20) -> list[dict[str, Any]]:
         return [job_dict(j) for j in list_jobs(session, project=project, kind="train", limit=limit)]
 
 
+def _form_value(param: Any, value: Any) -> Any:
+    """A setting's value as its widget holds it (a list of families, a number, an option)."""
+    from workbench.validation import Integer, Real
+
+    if isinstance(value, list | tuple):
+        return list(value)
+    if param.extra.get("zero_is_none") and value is None:
+        value = 0
+    if isinstance(param.constraint, Integer):
+        return int(value)
+    if isinstance(param.constraint, Real):
+        return int(value) if isinstance(param.extra.get("step", 1), int) else float(value)
+    return value
+
+
 def _form_state() -> None:
-    """Put the form's values in session state: the defaults the first time, or the settings
-    chosen with "Launch again" (set before the widgets exist, so they show them)."""
-    from workbench.training.train_jobs import DEFAULTS
+    """Put the form's values in session state: the declared defaults the first time, or the
+    settings chosen with "Launch again" (set before the widgets exist, so they show them)."""
+    from workbench.training.config import DEFAULTS, TUNING_PARAMS
 
     prefill = st.session_state.pop(key(PAGE, "prefill"), None)
-    if not prefill and key(PAGE, "models") in st.session_state:
+    if not prefill and key(PAGE, next(iter(TUNING_PARAMS))) in st.session_state:
         return
     values = {**DEFAULTS, **(prefill or {})}
-    st.session_state[key(PAGE, "models")] = list(values["models"])
-    st.session_state[key(PAGE, "n_trials")] = int(values["n_trials"] or 0)
-    st.session_state[key(PAGE, "timeout")] = int(values["timeout_seconds"] or 0)
-    st.session_state[key(PAGE, "folds")] = int(values["folds"])
-    st.session_state[key(PAGE, "sampler")] = values["sampler"]
-    st.session_state[key(PAGE, "pruner")] = values["pruner"]
-    st.session_state[key(PAGE, "workers")] = int(values["workers"])
-    st.session_state[key(PAGE, "seed")] = int(values["seed"])
+    for name, param in TUNING_PARAMS.items():
+        st.session_state[key(PAGE, name)] = _form_value(param, values.get(name))
+
+
+def _widget(container: Any, name: str, param: Any) -> Any:
+    """The input of one declared setting, from its constraint (bounds, options) and its ``extra``."""
+    from workbench.training._constraints import Families
+    from workbench.training.model_families import FAMILIES
+    from workbench.validation import Integer, Options
+
+    extra = param.extra
+    label, help_text, widget_key = extra.get("label", name), extra.get("form_help"), key(PAGE, name)
+    constraint = param.constraint
+    if isinstance(constraint, Families):
+        return container.multiselect(label, list(FAMILIES), format_func=lambda f: FAMILIES[f].label,
+                                     key=widget_key, help=help_text)
+    if isinstance(constraint, Options):
+        labels = extra.get("labels", {})
+        return container.selectbox(label, list(constraint.values), format_func=lambda v: labels.get(v, str(v)),
+                                   key=widget_key, help=help_text)
+    # A number: 0 is allowed where it means "no limit".
+    low = 0 if extra.get("zero_is_none") else constraint.low
+    high = extra.get("widget_max", constraint.high)
+    step = 1 if isinstance(constraint, Integer) else extra.get("step", 1)
+    return container.number_input(label, min_value=low, max_value=high, step=step, key=widget_key, help=help_text)
 
 
 def choices_form(project: Project) -> None:
-    """Families, budget, folds, sampler, pruner, workers and seed; Launch starts a train job."""
-    from workbench.training.model_families import FAMILIES
+    """One input per declared tuning setting (families, budget, folds, sampler, ...); Launch starts a train job."""
+    from workbench.training.config import TUNING_PARAMS
 
     _form_state()
     st.subheader("Choices")
+    values: dict[str, Any] = {}
     with st.form(key(PAGE, "form")):
-        models = st.multiselect(
-            "Model families",
-            list(FAMILIES),
-            format_func=lambda f: FAMILIES[f].label,
-            key=key(PAGE, "models"),
-            help="Each family has its own search space; a study with several also chooses the family.",
-        )
-        left, middle, right = st.columns(3)
-        n_trials = left.number_input("Trials (0: time budget only)", min_value=0, max_value=10_000, step=1,
-                                     key=key(PAGE, "n_trials"))
-        timeout = middle.number_input("Time budget, seconds (0: none)", min_value=0, max_value=7 * 24 * 3600,
-                                      step=30, key=key(PAGE, "timeout"))
-        folds = right.number_input("CV folds", min_value=2, max_value=20, step=1, key=key(PAGE, "folds"))
-        left, middle, right = st.columns(3)
-        sampler = left.selectbox("Sampler", list(SAMPLER_LABELS), format_func=lambda s: SAMPLER_LABELS[s],
-                                 key=key(PAGE, "sampler"))
-        pruner = middle.selectbox("Pruner", list(PRUNER_LABELS), format_func=lambda p: PRUNER_LABELS[p],
-                                  key=key(PAGE, "pruner"),
-                                  help="Stops poor trials after a CV fold (forests and gradient boosting).")
-        workers = right.number_input("Local parallel workers", min_value=1, max_value=8, step=1,
-                                     key=key(PAGE, "workers"))
-        seed = st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=key(PAGE, "seed"))
+        names = list(TUNING_PARAMS)
+        values[names[0]] = _widget(st, names[0], TUNING_PARAMS[names[0]])
+        rest = names[1:]
+        for row in range(0, len(rest), FORM_COLUMNS):
+            columns = st.columns(FORM_COLUMNS)
+            for column, name in zip(columns, rest[row : row + FORM_COLUMNS], strict=False):
+                values[name] = _widget(column, name, TUNING_PARAMS[name])
         submitted = st.form_submit_button("Launch tuning", icon=":material/rocket_launch:", type="primary")
     if submitted:
-        params = {
-            "models": list(models),
-            "n_trials": int(n_trials) or None,
-            "timeout_seconds": float(timeout) or None,
-            "folds": int(folds),
-            "sampler": sampler,
-            "pruner": pruner,
-            "workers": int(workers),
-            "seed": int(seed),
-        }
-        launch_job(project, params)
+        launch_job(project, values)
 
 
 def launch_job(project: Project, params: dict[str, Any]) -> str | None:
@@ -113,8 +121,9 @@ def launch_job(project: Project, params: dict[str, Any]) -> str | None:
 
     with shown_errors():
         settings = get_settings()
-        check_params(settings, project.slug, params)
-        job_id = launch(kind="train", project_slug=project.slug, params=params, actor=display_name(),
+        # The job stores the validated settings (plus resume_of when resuming).
+        stored = {**params, **check_params(settings, project.slug, params).job_params()}
+        job_id = launch(kind="train", project_slug=project.slug, params=stored, actor=display_name(),
                         settings=settings)
         st.session_state[_job_key(project)] = job_id
         st.toast(f"Tuning job {job_id} started.")

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from workbench.errors import InvalidInput
-from workbench.training.tuning import validate_tuning
+from workbench.training.config import validate_tuning
 
 Y = pd.Series(["a"] * 20 + ["b"] * 3)
 

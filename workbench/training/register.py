@@ -1,0 +1,267 @@
+"""Refit the best trial, evaluate it on the holdout, log it with everything needed, register it.
+
+:func:`refit_and_register` refits the best params on the train split, scores the holdout,
+logs the whole Pipeline (signature, input example, pinned requirements, skops trusted types)
+with its reproducibility record (``config.json``), a reference sample for monitoring, the
+feature importance and the evaluation figures (:func:`workbench.evaluation.figures.evaluation_figures`),
+and registers it as a new version of the project's model. It becomes champion only when there
+is no champion yet and it beats the bar to beat by the minimum uplift; otherwise the version
+is flagged (``TAG_FLAG``) with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from workbench.evaluation.scoring import score_pipeline
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    from workbench.training.config import TuningConfig
+
+CHAMPION = "champion"
+TAG_FLAG = "workbench.flag"
+REFERENCE_ROWS = 2000
+
+
+@dataclass(frozen=True)
+class RegistrationResult:
+    """What :func:`refit_and_register` produced."""
+
+    holdout_metrics: dict[str, float]
+    model_name: str
+    model_version: str
+    champion: bool
+    flag: str | None
+    beat_baseline: bool | None
+    bar: dict[str, Any] | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def _ensure_registered_model(client: MlflowClient, name: str, project_slug: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        try:
+            client.create_registered_model(name, tags={"workbench.project": project_slug})
+        except MlflowException as exc:  # created by another process meanwhile
+            if "already exists" not in str(exc).lower() and "RESOURCE_ALREADY_EXISTS" not in str(exc):
+                raise
+
+
+def current_champion(client: MlflowClient, name: str) -> str | None:
+    """The version the ``champion`` alias points at, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, CHAMPION).version)
+    except MlflowException:
+        return None
+
+
+def refit_and_register(
+    *,
+    client: MlflowClient,
+    run_id: str,
+    project_slug: str,
+    frames: Any,
+    config: TuningConfig,
+    family_id: str,
+    params: dict[str, Any],
+    bar: Any,
+    min_uplift: float,
+    extra_config: dict[str, Any] | None = None,
+) -> RegistrationResult:
+    """Refit the best params on the train split, evaluate on the holdout, log and register.
+
+    ``frames`` is :class:`workbench.data.splits.SplitFrames`; ``bar`` the project's bar to beat
+    (``workbench.design.baselines.BarToBeat`` or None). The model is saved with
+    ``mlflow.sklearn.save_model`` into a temporary folder and uploaded to ``run_id`` with
+    ``client.log_artifacts``, so no fluent MLflow state is touched.
+    """
+    import tempfile
+    from pathlib import Path
+
+    import mlflow.data
+    from mlflow.entities import DatasetInput, InputTag
+
+    from workbench.tracking import log_run_batch
+    from workbench.training._provenance import git_commit, package_versions
+    from workbench.training.model_families import build_pipeline
+
+    X_train, y_train = frames.X_train, frames.y_train
+    classes = sorted(y_train.unique().tolist(), key=str) if config.task_type == "classification" else None
+    pipeline = build_pipeline(family_id, params, X_train, config.task_type, seed=config.seed, n_rows=len(X_train))
+    started = time.perf_counter()
+    pipeline.fit(X_train, y_train)
+    fit_seconds = time.perf_counter() - started
+    holdout = score_pipeline(pipeline, frames.X_holdout, frames.y_holdout, task_type=config.task_type,
+                             classes=classes)
+    dataset = frames.dataset
+    versions = package_versions()
+    commit = git_commit()
+    full_config = {
+        "tuning": config.as_dict(),
+        "family": family_id,
+        "params": params,
+        "seed": config.seed,
+        "dataset": {"id": dataset.id, "version": dataset.version, "content_hash": dataset.content_hash},
+        "split": {"id": frames.split.id, "strategy": frames.split.strategy, "seed": frames.split.seed,
+                  "holdout_fraction": frames.split.holdout_fraction},
+        "features": list(frames.feature_columns),
+        "target": frames.target,
+        "package_versions": versions,
+        "git_commit": commit,
+        **(extra_config or {}),
+    }
+    tags = {
+        "workbench.family": family_id,
+        "workbench.dataset_hash": dataset.content_hash,
+        "workbench.reference_artifact": "reference/reference.parquet",
+        **{f"workbench.version.{k}": v for k, v in versions.items()},
+    }
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    log_run_batch(
+        client,
+        run_id,
+        params={"family": family_id, "seed": config.seed, "folds": config.folds, "sampler": config.sampler,
+                "metric": config.metric, **{f"best.{k}": v for k, v in params.items()}},
+        metrics={**{f"holdout_{k}": v for k, v in holdout.items()}, "refit_seconds": fit_seconds},
+        tags=tags,
+    )
+    # The dataset's content hash as an MLflow dataset input (digest is capped at 36 chars by MLflow).
+    reference = frames.train.sample(n=min(REFERENCE_ROWS, len(frames.train)), random_state=config.seed)
+    ml_dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
+        reference, name=f"{project_slug}-v{dataset.version}", targets=frames.target,
+        digest=dataset.content_hash[:36],
+    )
+    client.log_inputs(
+        run_id,
+        datasets=[DatasetInput(ml_dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")])],
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        _save_model(pipeline, root / "model", sample=X_train.head(5), project_slug=project_slug, family_id=family_id)
+        client.log_artifacts(run_id, str(root / "model"), "model")
+        _write_extras(root / "extras", pipeline, frames, reference=reference, holdout=holdout,
+                      full_config=full_config, config=config, classes=classes)
+        client.log_artifacts(run_id, str(root / "extras"))
+    # Register a new version of the project's model.
+    name = project_slug
+    _ensure_registered_model(client, name, project_slug)
+    source = f"{client.get_run(run_id).info.artifact_uri}/model"
+    version = client.create_model_version(
+        name, source=source, run_id=run_id,
+        tags={"workbench.family": family_id, "workbench.dataset_hash": dataset.content_hash,
+              f"holdout.{config.metric}": str(holdout.get(config.metric))},
+    )
+    beat, bar_dict, flag = _gate(client, name, holdout, bar=bar, metric=config.metric, min_uplift=min_uplift)
+    champion = flag is None
+    if flag is None:
+        client.set_registered_model_alias(name, CHAMPION, version.version)
+    else:
+        client.set_model_version_tag(name, version.version, TAG_FLAG, flag)
+    return RegistrationResult(
+        holdout_metrics=holdout,
+        model_name=name,
+        model_version=str(version.version),
+        champion=champion,
+        flag=flag,
+        beat_baseline=beat,
+        bar=bar_dict,
+    )
+
+
+def _save_model(pipeline: Any, folder: Path, *, sample: pd.DataFrame, project_slug: str, family_id: str) -> None:
+    """The whole Pipeline as an MLflow sklearn model (skops), with its signature and input example."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    from workbench.training._provenance import model_requirements, skops_trusted_types
+
+    mlflow.sklearn.save_model(
+        pipeline,
+        str(folder),
+        signature=infer_signature(sample, pipeline.predict(sample)),
+        input_example=sample,
+        serialization_format="skops",
+        # Given explicitly: MLflow's inference runs the model in a subprocess (15+ s).
+        pip_requirements=model_requirements(),
+        skops_trusted_types=skops_trusted_types(pipeline),
+        metadata={"workbench.project": project_slug, "workbench.family": family_id},
+    )
+
+
+def _write_extras(
+    extras: Path,
+    pipeline: Any,
+    frames: Any,
+    *,
+    reference: pd.DataFrame,
+    holdout: dict[str, float],
+    full_config: dict[str, Any],
+    config: TuningConfig,
+    classes: list[Any] | None,
+) -> None:
+    """``config.json``, ``reference/`` and ``evaluation/`` (importance, holdout metrics, figures) in ``extras``."""
+    from workbench.evaluation.figures import evaluation_figures
+    from workbench.training._provenance import feature_importance
+
+    X_holdout, y_holdout = frames.X_holdout, frames.y_holdout
+    (extras / "reference").mkdir(parents=True)
+    (extras / "evaluation").mkdir()
+    # Reference sample for monitoring: the features and the target of train rows, plus the
+    # model's prediction on them.
+    ref = reference[[*frames.feature_columns, frames.target]].copy()
+    ref["prediction"] = pipeline.predict(reference[frames.feature_columns])
+    ref.to_parquet(extras / "reference" / "reference.parquet", index=False)
+    importance = feature_importance(pipeline, X_holdout, y_holdout, seed=config.seed, scoring=None)
+    importance.to_csv(extras / "evaluation" / "feature_importance.csv", index=False)
+    (extras / "config.json").write_text(json.dumps(full_config, indent=2, default=str, sort_keys=True))
+    (extras / "evaluation" / "holdout_metrics.json").write_text(json.dumps(holdout, indent=2, sort_keys=True))
+    figures = evaluation_figures(pipeline, X_holdout, y_holdout, task_type=config.task_type, classes=classes)
+    for name, figure in figures.items():
+        (extras / "evaluation" / f"{name}.json").write_text(figure.to_json())
+        (extras / "evaluation" / f"{name}.html").write_text(figure.to_html(include_plotlyjs="cdn"))
+
+
+def _gate(
+    client: MlflowClient, name: str, holdout: dict[str, float], *, bar: Any, metric: str, min_uplift: float
+) -> tuple[bool | None, dict[str, Any] | None, str | None]:
+    """``(beats the bar, the bar as a dict, flag)``: no flag means the new version becomes champion."""
+    from workbench.evaluation.metrics import beats
+
+    bar_dict: dict[str, Any] | None = None
+    beat: bool | None = None
+    if bar is not None:
+        bar_dict = bar.as_dict() if hasattr(bar, "as_dict") else {
+            "metric": bar.metric, "value": bar.value, "direction": bar.direction}
+        bar_value = holdout.get(bar.metric)
+        beat = bar_value is not None and beats(bar_value, bar.value, direction=bar.direction, min_uplift=min_uplift)
+    champion_version = current_champion(client, name)
+    if champion_version is not None:
+        return beat, bar_dict, (
+            f"version {champion_version} is already the champion; compare them before promoting this one")
+    if bar is None:
+        return beat, bar_dict, "there is no bar to beat yet (run the baselines), so it was not made champion"
+    if not beat:
+        return beat, bar_dict, (
+            f"holdout {bar.metric} {holdout.get(bar.metric, float('nan')):.4f} does not beat the bar "
+            f"{bar.value:.4f} by the minimum uplift {min_uplift:g}"
+        )
+    if holdout.get(metric) is None:
+        return beat, bar_dict, f"holdout {metric} is undefined"
+    return beat, bar_dict, None
