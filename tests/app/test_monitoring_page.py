@@ -270,3 +270,103 @@ def test_the_page_is_under_operate_and_guides_without_a_deployment(setup: dict[s
     assert any(t.value == "Monitoring · No deployment yet" for t in at.title)
     assert any("No deployment yet" in i.value for i in at.info)
     assert any("No retrain yet" in c.value for c in at.caption)
+
+
+def _retrain_result_on_page(name: str, *, wins: bool) -> tuple[str, AppTest]:
+    """A project whose v1 is champion and v2 the challenger of a finished retrain job that ``wins`` the gate
+    (or lost it); the Monitoring page opened on it."""
+    from tests.helpers.registered_model import register_model
+    from workbench.db.models import Job
+    from workbench.jobs import create_job
+    from workbench.projects import get_project
+    from workbench.registry import promote
+    from workbench.settings import get_settings
+
+    model = create_project_with_model(name=name)
+    settings = get_settings()
+    register_model(model.name, tracking_uri=settings.mlflow_tracking_uri, artifacts_dir=settings.artifacts_dir,
+                   variant=1, alias=None)
+    champion_value, challenger_value = (0.70, 0.80) if wins else (0.80, 0.70)
+    decision = {"metric": "balanced_accuracy", "direction": "maximize", "champion_value": champion_value,
+                "challenger_value": challenger_value, "uplift": challenger_value / champion_value - 1,
+                "min_uplift": 0.01, "wins": wins, "policy": "manual", "promote": False,
+                "reason": "the challenger wins on balanced_accuracy; policy 'manual' waits for a person to click "
+                "Promote" if wins else "the challenger does not beat the champion on balanced_accuracy by the "
+                "minimum uplift 0.01"}
+    with session_scope() as session:
+        project = get_project(session, slug=model.name)
+        promote(session, project=project, version="2", alias="challenger", reason="retrain job: fresh data",
+                actor="retrain")
+        job = create_job(session, kind="retrain", project=project, params={}, actor="test")
+        job_id = job.id
+    with session_scope() as session:  # the record a finished retrain job leaves
+        row = session.get(Job, job_id)
+        row.status, row.progress, row.finished_at = "succeeded", 1.0, utcnow() - timedelta(hours=2)
+        row.result = {"champion_version": "1", "challenger_version": "2", "decision": decision, "promoted": False,
+                      "evaluation": {"champion": {"balanced_accuracy": champion_value},
+                                     "challenger": {"balanced_accuracy": challenger_value}},
+                      "n_fresh_holdout": 30, "n_training_rows": 96, "n_recent_rows": 70}
+    at = open_page(PAGE, model.name, timeout=60, state={"shell.display_name": "dana"})
+    assert not at.exception, at.exception
+    return model.name, at
+
+
+def _champion_history(slug: str) -> list[tuple[str, str | None, str, str, str]]:
+    from workbench.projects import get_project
+    from workbench.registry import history
+
+    with session_scope() as session:
+        return [(r.action, r.from_version, r.to_version, r.actor, r.reason)
+                for r in history(session, project=get_project(session, slug=slug), alias="champion")]
+
+
+def test_promote_on_the_monitoring_page_is_in_the_history_and_can_be_rolled_back(setup: dict[str, Any]) -> None:
+    from workbench.projects import get_project
+    from workbench.registry import aliases, rollback, rollback_target
+
+    slug, at = _retrain_result_on_page("Promote winner", wins=True)
+    assert not any("lost" in w.value for w in at.warning)
+    at.button(key="monitoring.promote").click().run()  # the challenger won: one click, as before
+    assert not at.exception, at.exception
+    with session_scope() as session:
+        project = get_project(session, slug=slug)
+        assert aliases(project=project)["champion"] == "2"
+    # The alias move is in the promotion history (it was rolled back with the page's session before) ...
+    rows = _champion_history(slug)
+    assert [r[:4] for r in rows] == [("promote", "1", "2", "dana")]
+    assert "Monitoring page" in rows[0][4]
+    # ... so Roll back finds the earlier champion.
+    with session_scope() as session:
+        project = get_project(session, slug=slug)
+        target = rollback_target(session, project=project)
+        assert target is not None and target.from_version == "1"
+        rollback(session, project=project, reason="back to v1", actor="dana")
+    with session_scope() as session:
+        assert aliases(project=get_project(session, slug=slug))["champion"] == "1"
+
+
+def test_a_challenger_that_lost_the_gate_needs_a_reason_and_a_confirmation(setup: dict[str, Any]) -> None:
+    from workbench.projects import get_project
+    from workbench.registry import aliases
+
+    slug, at = _retrain_result_on_page("Promote loser", wins=False)
+    assert any("lost the gate" in w.value for w in at.warning)
+    assert not [b for b in at.button if b.key == "monitoring.promote"]  # no one-click promotion
+    at.button(key="monitoring.promote_open").click().run()
+    at.button(key="monitoring.promote_confirm").click().run()  # no reason: refused
+    assert any("reason is required" in e.value for e in at.error)
+
+    def champion() -> str:
+        with session_scope() as session:
+            return aliases(project=get_project(session, slug=slug))["champion"]
+
+    assert champion() == "1" and _champion_history(slug) == []
+    at.button(key="monitoring.promote_cancel").click().run()  # Cancel closes the box, nothing moves
+    assert not [b for b in at.button if b.key == "monitoring.promote_confirm"]
+    assert champion() == "1"
+    at.button(key="monitoring.promote_open").click().run()
+    at.text_area(key="monitoring.promote_reason").input("v2 is better on the segment that matters").run()
+    at.button(key="monitoring.promote_confirm").click().run()
+    assert not at.exception, at.exception
+    assert champion() == "2"
+    assert _champion_history(slug) == [("promote", "1", "2", "dana", "v2 is better on the segment that matters")]

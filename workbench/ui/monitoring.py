@@ -102,27 +102,20 @@ def run_check(project: Project, deployment_id: int, window: str, *, with_evident
 
     Returns the stored report when it ran inline (None when a job was launched).
     """
-    from workbench.monitoring.service import parse_window, report_dict
+    from workbench.monitoring.service import parse_window
 
     parsed = parse_window(window)  # a bad window is shown before anything runs
     inline = window_size(deployment_id, window) <= INLINE_MAX_RECORDS
     if inline:
-        from workbench.monitoring.service import get_report, run_monitoring
-        from workbench.serving.deployments import get_deployment
+        from workbench.monitoring.cycle import check_and_apply_policy
 
         with st.spinner("Checking the window…"):
-            with session_scope() as session:
-                report = run_monitoring(
-                    session,
-                    project=_project(session, project),
-                    deployment=get_deployment(session, deployment_id=deployment_id),
-                    window=parsed,
-                    with_evidently=with_evidently,
-                    actor=display_name(),
-                )
-            with session_scope() as session:
-                stored = report_dict(get_report(session, report_id=report["id"]))
-        _after_check(project, [stored])
+            outcome = check_and_apply_policy(project_slug=project.slug, deployment_id=deployment_id, window=parsed,
+                                             with_evidently=with_evidently, actor=display_name())
+        stored = outcome.reports[0]
+        if outcome.retrain_job:  # the on_alert / automatic policies start a retrain when a check failed
+            st.session_state[key(PAGE, "retrain_job")] = outcome.retrain_job
+            st.toast(f"Retrain job {outcome.retrain_job} started: {outcome.retrain_reason}")
         st.session_state[key(PAGE, "report")] = stored["id"]
         flash(f"Check done: report #{stored['id']} is **{stored['status']}**.")
         st.rerun()  # the alerts at the top of the page include this check's
@@ -137,16 +130,6 @@ def run_check(project: Project, deployment_id: int, window: str, *, with_evident
     )
     st.session_state[key(PAGE, "job")] = job_id
     return None
-
-
-def _after_check(project: Project, reports: list[dict[str, Any]]) -> None:
-    """The ``on_alert`` / ``automatic`` policies start a retrain when a check failed."""
-    from workbench.training.retraining import retrain_on_alert
-
-    outcome = retrain_on_alert(project_slug=project.slug, reports=reports, actor=display_name())
-    if outcome["started"]:
-        st.session_state[key(PAGE, "retrain_job")] = outcome["started"]
-        st.toast(f"Retrain job {outcome['started']} started: {outcome['reason']}")
 
 
 def check_job(project: Project) -> None:
@@ -528,16 +511,54 @@ def retrain_section(project: Project) -> None:
     if result.get("promoted") or current.get("champion") == str(result["challenger_version"]):
         st.success(f"v{result['challenger_version']} is the champion.", icon=":material/emoji_events:")
         return
-    if current.get("challenger") == str(result["challenger_version"]) and st.button(
-        f"Promote v{result['challenger_version']} to champion", key=key(PAGE, "promote"), icon=":material/upgrade:"
-    ):
-        from workbench.training.retraining import promote_challenger
-
-        with shown_errors(), session_scope() as session:
-            promote_challenger(session, project=_project(session, project), actor=display_name(),
-                               reason=f"promoted on the Monitoring page after retrain job {data['id']}")
-            flash(f"v{result['challenger_version']} promoted to champion.")
+    challenger = str(result["challenger_version"])
+    if current.get("challenger") != challenger:
+        return
+    if decision.get("wins"):
+        if st.button(f"Promote v{challenger} to champion", key=key(PAGE, "promote"), icon=":material/upgrade:"):
+            promote_from_page(project, challenger, reason=f"promoted on the Monitoring page after retrain job "
+                              f"{data['id']}: {decision.get('reason', 'the challenger won the gate')}")
+        return
+    # A challenger that lost the gate is never one click away: the page says so and asks why.
+    st.warning(f"v{challenger} lost the gate: {decision.get('reason', 'it did not beat the champion')}. "
+               "Promoting it anyway needs a reason, kept in the promotion history.", icon=":material/warning:")
+    pending = key(PAGE, "promote_pending")
+    if st.button(f"Promote v{challenger} anyway…", key=key(PAGE, "promote_open"), icon=":material/upgrade:"):
+        st.session_state[pending] = challenger
+    if st.session_state.get(pending) != challenger:
+        return
+    with st.container(border=True):
+        st.markdown(f"Make **v{challenger}**, which lost the gate, the **champion** (now: "
+                    f"v{current.get('champion', '—')})?")
+        reason = st.text_area("Reason (kept in the promotion history)", key=key(PAGE, "promote_reason"))
+        ok, cancel = st.columns(2)
+        confirmed = ok.button("Confirm promotion", type="primary", key=key(PAGE, "promote_confirm"))
+        if cancel.button("Cancel", key=key(PAGE, "promote_cancel")):
+            st.session_state.pop(pending, None)
             st.rerun()
+    if confirmed:
+        promote_from_page(project, challenger, reason=reason)
+
+
+def promote_from_page(project: Project, version: str, *, reason: str) -> None:
+    """Make ``version`` the champion; the alias move and its history row are one registry call.
+
+    The session is committed before the page re-runs: ``st.rerun()`` raises, and raised inside
+    ``session_scope()`` it rolled the history row back while the MLflow alias had already moved.
+    """
+    from workbench.registry import promote
+    from workbench.ui.errors import shown_errors
+
+    done = False
+    with shown_errors():
+        with session_scope() as session:
+            promote(session, project=_project(session, project), version=version, alias="champion",
+                    reason=reason, actor=display_name())
+        done = True
+    if done:
+        st.session_state.pop(key(PAGE, "promote_pending"), None)
+        flash(f"v{version} promoted to champion.")
+        st.rerun()
 
 
 # --------------------------------------------------------------------------- schedule
