@@ -33,7 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workbench.db.models import Job, Project, utcnow
-from workbench.errors import Conflict, InvalidInput, NotFound
+from workbench.errors import Conflict, InvalidInput
 from workbench.training._constraints import WholeNumber
 from workbench.validation import Param, Real, Text
 from workbench.validation import validate_params as validate_params_against
@@ -378,25 +378,3 @@ def evaluate_version(
         else None
     )
     return score_pipeline(model, frames.X_holdout, frames.y_holdout, task_type=project.task_type, classes=classes)
-
-
-def promote_challenger(
-    session: Session, *, project: Project, actor: str, reason: str = "", settings: Settings | None = None
-) -> dict[str, Any]:
-    """Make the current challenger the champion (through the registry, so it is in the history)."""
-    from workbench.registry import aliases, promote, promotion_dict
-
-    current = aliases(project=project, settings=settings)
-    challenger = current.get("challenger")
-    if challenger is None:
-        raise NotFound(f"{project.slug!r} has no challenger to promote; retrain first (`workbench retrain`).")
-    row = promote(
-        session,
-        project=project,
-        version=challenger,
-        alias="champion",
-        reason=reason or f"challenger v{challenger} promoted after retraining",
-        actor=actor,
-        settings=settings,
-    )
-    return promotion_dict(row)
