@@ -221,3 +221,72 @@ def test_home_journey_uses_completeness(db_url: str) -> None:
     stack["boxes"][MLOPS_STACK.boxes[-1].id]["text"] = "x"
     _save("mlops_stack", stack, 1, "ann")
     assert step()[0] is True
+
+
+# --- Markdown import of a stale export (issue 11) ----------------------------------------------
+
+
+def _export(kind: str = "ml_canvas") -> str:
+    from workbench.design.canvases.markdown import canvas_markdown
+
+    with session_scope() as session:
+        return canvas_markdown(session, project=get_project(session, slug="churn"), kind=kind)
+
+
+def _import(text: str, *, force: bool | None = None) -> list[Any]:
+    from workbench.design.canvases.markdown import import_markdown
+
+    extra = {} if force is None else {"force": force}
+    with session_scope() as session:
+        project = get_project(session, slug="churn")
+        return import_markdown(session, project=project, text=text, author="cy", source="old.md", **extra)
+
+
+def test_import_of_a_stale_export_is_refused_like_a_stale_save_unless_forced(db_url: str) -> None:
+    from workbench.errors import Conflict
+
+    _project()
+    assert _save("ml_canvas", _with_text(empty_content("ml_canvas"), "value_proposition", "Keep customers"), 0, "ann")
+    stale = _export()
+    assert "- Revision: 1\n" in stale
+    # Bo saves revision 2 after the export was made.
+    assert _save("ml_canvas", _with_text(load_canvas_content(), "features", "tenure\nplan"), 1, "bo") == 2
+    edited = stale.replace("Keep customers", "Keep customers longer")
+    with pytest.raises(Conflict) as caught:
+        _import(edited)
+    message = str(caught.value)
+    assert "revision 1" in message and "revision 2" in message and "--force" in message
+    assert "Machine Learning Canvas" in message and "Features" in message  # what would be overwritten
+    # nothing was saved: Bo's revision is still the newest
+    assert load_canvas_content()["boxes"]["features"]["text"] == "tenure\nplan"
+    with session_scope() as session:
+        assert load_canvas(session, project=get_project(session, slug="churn"), kind="ml_canvas")[0] == 2
+    # forced, the import overwrites (Bo's revision stays in the history)
+    [result] = _import(edited, force=True)
+    assert (result.previous_revision, result.revision) == (2, 3)
+    assert load_canvas_content()["boxes"]["features"]["text"] == ""
+    # an export of the current revision imports without force
+    fresh = _export().replace("Keep customers longer", "Keep customers for years")
+    [result] = _import(fresh)
+    assert result.revision == 4
+    # a stale export whose content equals the current one changes nothing and is not an error
+    assert _import(fresh)[0].changed is False
+
+
+def test_a_bundle_with_one_stale_canvas_saves_nothing(db_url: str) -> None:
+    from workbench.design.canvases.markdown import bundle_markdown
+    from workbench.errors import Conflict
+
+    _project()
+    _save("mlops_stack", _with_text(empty_content("mlops_stack"), "value_proposition", "v1"), 0, "ann")
+    with session_scope() as session:
+        bundle = bundle_markdown(session, project=get_project(session, slug="churn"))
+    _save("mlops_stack", _with_text(load_canvas_content("mlops_stack"), "value_proposition", "v2"), 1, "bo")
+    # the ML Canvas part (never saved, revision 0 on both sides) is fresh; the MLOps Stack part is stale
+    edited = bundle.replace("```text\n```", "```text\nnew answer\n```", 1)
+    with pytest.raises(Conflict, match=r"MLOps Stack Canvas.*revision 1.*revision 2"):
+        _import(edited)
+    with session_scope() as session:
+        project = get_project(session, slug="churn")
+        assert load_canvas(session, project=project, kind="ml_canvas")[0] == 0
+        assert load_canvas(session, project=project, kind="mlops_stack")[0] == 2

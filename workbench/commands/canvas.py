@@ -57,9 +57,19 @@ def canvas_export(project_slug: str, kind: str, output: Path | None) -> None:
 @canvas.command("import")
 @click.argument("project_slug", metavar="PROJECT")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Import even when FILE was exported from an older revision than the canvas's newest one "
+    "(overwrites the newer revisions; they stay in the history).",
+)
 @json_option
-def canvas_import(project_slug: str, file: Path, as_json: bool) -> None:
-    """Import a Markdown canvas or bundle FILE into PROJECT as new revisions."""
+def canvas_import(project_slug: str, file: Path, force: bool, as_json: bool) -> None:
+    """Import a Markdown canvas or bundle FILE into PROJECT as new revisions.
+
+    A file exported from an older revision than the canvas's newest one is refused, like a
+    stale save, unless --force.
+    """
     from workbench.db import session_scope
     from workbench.design.canvases.markdown import import_markdown
     from workbench.errors import InvalidInput
@@ -72,7 +82,7 @@ def canvas_import(project_slug: str, file: Path, as_json: bool) -> None:
     text = text.removeprefix("\ufeff")  # a BOM added by some editors is not part of the document
     with session_scope() as session:
         project = get_project(session, slug=project_slug)
-        results = import_markdown(session, project=project, text=text, author=actor(), source=file.name)
+        results = import_markdown(session, project=project, text=text, author=actor(), source=file.name, force=force)
         rows = [r.as_dict() for r in results]
     lines = [
         f"{r['kind']:<12} revision {r['revision']} (was {r['previous_revision']})"

@@ -133,3 +133,32 @@ def test_unknown_project_and_non_utf8_file(project: str, tmp_path: Path) -> None
     path.write_bytes("# Machine Learning Canvas: café".encode("latin-1"))
     result = _run("canvas", "import", project, str(path))
     assert result.exit_code == 2 and "not UTF-8" in result.stderr
+
+
+def test_import_of_a_stale_export_is_refused_unless_force(project: str, tmp_path: Path) -> None:
+    stale = _run("canvas", "export", project, "--kind", "ml_canvas").stdout
+    assert "- Revision: 1\n" in stale
+    # someone saves revision 2 after the export
+    with session_scope() as session:
+        p = get_project(session, slug=project)
+        content = empty_content("ml_canvas")
+        content["boxes"]["value_proposition"]["text"] = TRICKY
+        content["boxes"]["impact_simulation"]["fields"]["primary_metric"] = "f1"
+        content["boxes"]["decisions"]["fields"]["decision_threshold"] = 0.35
+        content["boxes"]["features"]["text"] = "newer work"
+        save_canvas(session, project=p, kind="ml_canvas", content=content, base_revision=1, author="bo")
+    path = tmp_path / "stale.md"
+    path.write_bytes(stale.replace("| f1 |", "| recall |").encode("utf-8"))
+    refused = _run("canvas", "import", project, str(path))
+    assert refused.exit_code == 2
+    line = refused.stderr.strip()
+    assert len(line.splitlines()) == 1 and line.startswith("Error: ")
+    assert "revision 1" in line and "revision 2" in line and "--force" in line
+    shown = json.loads(_run("canvas", "show", project, "--kind", "ml_canvas", "--json").stdout)
+    assert shown["revision"] == 2 and shown["content"]["boxes"]["features"]["text"] == "newer work"
+    forced = _run("canvas", "import", project, str(path), "--force", "--json")
+    assert forced.exit_code == 0, forced.output
+    assert json.loads(forced.stdout)[0] == {"kind": "ml_canvas", "previous_revision": 2, "revision": 3, "changed": True}
+    shown = json.loads(_run("canvas", "show", project, "--kind", "ml_canvas", "--json").stdout)
+    assert shown["content"]["boxes"]["impact_simulation"]["fields"]["primary_metric"] == "recall"
+    assert shown["content"]["boxes"]["features"]["text"] == ""

@@ -71,7 +71,7 @@ from workbench.design.canvases._format import (
 from workbench.design.canvases._parse import parse_markdown
 from workbench.design.canvases.content import empty_content, normalize_content
 from workbench.design.canvases.definitions import CANVAS_KINDS, CRISP_DM, KIND_TITLES, CanvasDef, canvas_def
-from workbench.errors import InvalidInput
+from workbench.errors import Conflict, InvalidInput
 
 __all__ = [
     "BUNDLE_META_KEYS",
@@ -86,6 +86,7 @@ __all__ = [
     "ImportResult",
     "ParsedCanvas",
     "ParsedDocument",
+    "StaleImport",
     "bundle_markdown",
     "canvas_markdown",
     "escape_inline",
@@ -243,16 +244,86 @@ class ImportResult:
         }
 
 
-def import_markdown(session: Any, *, project: Any, text: str, author: str, source: str = "") -> list[ImportResult]:
+class StaleImport(Conflict):
+    """An import of an export made from an older revision than the canvas's newest one.
+
+    Refused like a stale save (the newer revisions would be overwritten unseen) unless forced.
+    ``stale`` holds, per refused canvas, its kind, the exported and current revision numbers,
+    who saved the current one and the titles of the boxes or tasks changed since the export.
+    """
+
+    def __init__(self, stale: list[dict[str, Any]]) -> None:
+        self.stale = stale
+        parts = [
+            f"line {item['line']}: the {KIND_TITLES[item['kind']]} in this file was exported from revision "
+            f"{item['exported_revision']}, but the canvas is now at revision {item['current_revision']} "
+            f"({item['current_author'] or 'someone'} saved since; "
+            f"changed: {', '.join(item['changed']) or 'no box content'})"
+            for item in stale
+        ]
+        super().__init__(
+            "; ".join(parts) + ". Importing would overwrite those changes: export the newest revision and make your "
+            "edits there, or import with --force to overwrite them (the replaced revisions stay in the history)."
+        )
+
+
+def _stale_canvases(session: Any, *, project: Any, document: ParsedDocument) -> list[dict[str, Any]]:
+    """The canvases of ``document`` exported from an older revision than their newest one."""
+    from workbench.design.canvases.content import diff_content
+    from workbench.design.canvases.store import get_revision, latest_revision
+
+    stale: list[dict[str, Any]] = []
+    for canvas in document.canvases:
+        # Revision numbers count one project's canvas: an export of another project is not compared.
+        if canvas.meta.project_slug != project.slug:
+            continue
+        latest = latest_revision(session, project=project, kind=canvas.kind)
+        current = latest.revision if latest is not None else 0
+        if latest is None or canvas.meta.revision >= current:
+            continue
+        theirs = normalize_content(canvas.kind, latest.content)
+        if canvas.content == theirs:
+            continue  # nothing would be overwritten
+        base = (
+            empty_content(canvas.kind)
+            if canvas.meta.revision <= 0
+            else normalize_content(
+                canvas.kind,
+                get_revision(session, project=project, kind=canvas.kind, revision=canvas.meta.revision).content,
+            )
+        )
+        stale.append(
+            {
+                "line": canvas.line,
+                "kind": canvas.kind,
+                "exported_revision": canvas.meta.revision,
+                "current_revision": current,
+                "current_author": latest.author,
+                "changed": [change.title for change in diff_content(canvas.kind, base, theirs)],
+            }
+        )
+    return stale
+
+
+def import_markdown(
+    session: Any, *, project: Any, text: str, author: str, source: str = "", force: bool = False
+) -> list[ImportResult]:
     """Parse ``text`` and save each canvas in it as a new revision of ``project``'s canvas.
 
-    An import is an explicit overwrite (the replaced revisions stay in the history). A canvas
-    whose content equals its newest revision is left alone. Everything is validated before
-    anything is saved, and the caller's transaction makes the import all or nothing.
+    Each canvas document records the revision it was exported from. When the canvas has a newer
+    revision than that (somebody saved after the export) and the content differs, the import is
+    refused with :class:`StaleImport`, like a stale save, unless ``force`` (then it overwrites;
+    the replaced revisions stay in the history). A canvas whose content equals its newest
+    revision is left alone. Everything is validated before anything is saved, and the caller's
+    transaction makes the import all or nothing.
     """
     from workbench.design.canvases.store import load_canvas, save_canvas
 
     document = parse_markdown(text)
+    if not force:
+        stale = _stale_canvases(session, project=project, document=document)
+        if stale:
+            raise StaleImport(stale)
     note = f"Imported from Markdown{': ' + source if source else ''}"[:500]
     results: list[ImportResult] = []
     for canvas in document.canvases:
@@ -266,7 +337,9 @@ def import_markdown(session: Any, *, project: Any, text: str, author: str, sourc
                 project=project,
                 kind=canvas.kind,
                 content=canvas.content,
-                base_revision=None,
+                # Unforced, the save is based on the revision just checked, so a save that lands in
+                # between is refused as a conflict too instead of being overwritten.
+                base_revision=None if force else previous,
                 author=author,
                 note=note,
             )
