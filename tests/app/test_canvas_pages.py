@@ -201,3 +201,38 @@ def test_crisp_dm_tracker_links_artefacts_and_saves(project: str) -> None:
     assert any("1 of 24 tasks done" in str(p.proto.text) for p in at.get("progress"))
     reloaded = _page(kind, name="bo")
     assert reloaded.multiselect(key=_w(kind, "verify_data_quality", "links")).value == ["profile|job:prof1234abcd"]
+
+
+def _diff_pair(at: AppTest, kind: str) -> tuple[int, int]:
+    return at.selectbox(key=f"{kind}.{SLUG}.diff_a").value, at.selectbox(key=f"{kind}.{SLUG}.diff_b").value
+
+
+def test_history_defaults_follow_the_newest_revision_after_a_save(project: str) -> None:
+    """After each save in the same session the diff compares the newest revision with the one before."""
+    at = _page("ml_canvas")
+    at.text_area(key=_w("ml_canvas", "value_proposition", "text")).input("Keep customers")
+    at.button(key=f"ml_canvas.{SLUG}.save").click().run()
+    assert "Saved revision 1." in _texts(at, "ml_canvas")
+    assert _diff_pair(at, "ml_canvas") == (1, 1)  # one revision: nothing else to compare with
+
+    at.text_area(key=_w("ml_canvas", "features", "text")).input("tenure, plan")
+    at.button(key=f"ml_canvas.{SLUG}.save").click().run()
+    assert not at.exception, at.exception
+    assert "Saved revision 2." in _texts(at, "ml_canvas")
+    assert _diff_pair(at, "ml_canvas") == (1, 2)
+    assert any("tenure, plan" in str(code.value) for code in at.code)
+    assert "No box differs." not in [str(c.value) for c in at.caption]
+    assert at.selectbox(key=f"ml_canvas.{SLUG}.restore_rev").value == 1
+
+    # someone else saves revision 3: the next run shows it as the newest side of the diff
+    _save_as("ml_canvas", "bo", {"data_sources": "CRM tables"}, base=2)
+    at.run()
+    assert _diff_pair(at, "ml_canvas") == (2, 3)
+    assert any("CRM tables" in str(code.value) for code in at.code)
+    assert at.selectbox(key=f"ml_canvas.{SLUG}.restore_rev").value == 2
+
+    # a pair the user picks stays picked while no new revision arrives
+    at.selectbox(key=f"ml_canvas.{SLUG}.diff_a").select(1).run()
+    assert _diff_pair(at, "ml_canvas") == (1, 3)
+    at.run()
+    assert _diff_pair(at, "ml_canvas") == (1, 3)

@@ -193,3 +193,39 @@ def test_the_entry_point_starts_the_monitoring_schedule_on_any_page(
     home_only = AppTest.from_file(str(app_page("home").file), default_timeout=30).run()
     assert not home_only.exception, home_only.exception
     assert starts == [1, 1], "the Home page itself does not start the schedule"
+
+
+def _query_project(at: AppTest) -> str:
+    value = at.query_params.get("project")
+    return value[0] if isinstance(value, list) else str(value)
+
+
+def test_a_created_project_becomes_current_in_the_picker_header_and_url(workbench_home: Path) -> None:
+    """With a project already current, creating another one makes the new one current everywhere."""
+    with session_scope() as session:
+        create_project_with_dataset(
+            session, name="Iris", dataset_spec_or_frame="builtin:iris", source="builtin:iris",
+            target="target", task_type="classification",
+        )  # fmt: skip
+    at = _app()
+    assert at.selectbox(key="shell.picker").value == "iris"
+    assert any(h.value == "Iris" for h in at.header)
+
+    at = _fill(at, name="Wine", spec="builtin:wine")
+    assert _errors(at) == []
+    assert any("Created project **wine**" in s.value for s in at.success)
+    assert at.selectbox(key="shell.picker").value == "wine"
+    assert [h.value for h in at.header] == ["Wine"]
+    assert _query_project(at) == "wine"
+    assert at.session_state["shell.project"] == "wine"
+
+    at.run()  # the next interaction keeps it, and so does another page
+    assert (at.selectbox(key="shell.picker").value, _query_project(at)) == ("wine", "wine")
+    at.switch_page(str(app_page("data").file)).run()
+    assert not at.exception, at.exception
+    assert any(t.value == "Data · Wine" for t in at.title)
+
+    at.selectbox(key="shell.picker").select("iris").run()  # the picker still switches projects
+    assert not at.exception, at.exception
+    assert any(t.value == "Data · Iris" for t in at.title)
+    assert (_query_project(at), at.session_state["shell.project"]) == ("iris", "iris")

@@ -106,17 +106,17 @@ def history_panel(kind: str, project: Project) -> None:
             hide_index=True,
         )
         numbers = [r["revision"] for r in table]
+        older_key, newer_key = state_key(kind, slug, "diff_a"), state_key(kind, slug, "diff_b")
+        restore_key = state_key(kind, slug, "restore_rev")
+        _follow_newest(kind, slug, numbers, older_key=older_key, newer_key=newer_key, restore_key=restore_key)
         left, right = st.columns(2)
-        older = left.selectbox(
-            "Compare revision", numbers, index=min(1, len(numbers) - 1), key=state_key(kind, slug, "diff_a")
-        )
-        newer = right.selectbox("with revision", numbers, index=0, key=state_key(kind, slug, "diff_b"))
+        older = left.selectbox("Compare revision", numbers, key=older_key)
+        newer = right.selectbox("with revision", numbers, key=newer_key)
         render_changes(
             diff_content(kind, contents[older], contents[newer]), labels=(f"revision {older}", f"revision {newer}")
         )
-        restore_key = state_key(kind, slug, "restore_rev")
         col, button = st.columns([3, 1], vertical_alignment="bottom")
-        col.selectbox("Revision to restore", numbers, index=min(1, len(numbers) - 1), key=restore_key)
+        col.selectbox("Revision to restore", numbers, key=restore_key)
         button.button(
             "Restore",
             key=state_key(kind, slug, "restore"),
@@ -127,6 +127,26 @@ def history_panel(kind: str, project: Project) -> None:
         )
         if is_dirty(kind, slug):
             st.caption(":material/warning: Restoring replaces your unsaved changes on this canvas.")
+
+
+def _follow_newest(
+    kind: str, slug: str, numbers: list[int], *, older_key: str, newer_key: str, restore_key: str
+) -> None:
+    """Point the history's pickers at the newest revision and the one before, whenever a new one appears.
+
+    Keyed select boxes keep their value across runs, so without this a save left the diff comparing
+    the two revisions it showed before ("revision 1 with revision 1"). A pair the user picked stays
+    until a newer revision arrives (saved here, restored, imported, or saved by someone else).
+    """
+    newest, previous = numbers[0], numbers[min(1, len(numbers) - 1)]
+    seen_key = state_key(kind, slug, "history_newest")
+    changed = st.session_state.get(seen_key) != newest
+    st.session_state[seen_key] = newest
+    for widget, default in ((older_key, previous), (newer_key, newest), (restore_key, previous)):
+        # Set before the widget is drawn (Streamlit's public way to give a keyed widget its value);
+        # a missing key is a widget that was not drawn on the last run (the page was left).
+        if changed or st.session_state.get(widget) not in numbers:
+            st.session_state[widget] = default
 
 
 def markdown_panel(kind: str, project: Project) -> None:

@@ -7,6 +7,8 @@ import streamlit as st
 from workbench.db import session_scope
 from workbench.ui.context import NAME_STATE, current_slug, set_current, sync_url
 
+PICKER_STATE = "shell.picker"
+
 
 def project_picker() -> None:
     """Sidebar select box of active projects; the choice goes into the URL."""
@@ -23,15 +25,24 @@ def project_picker() -> None:
     if not slugs:
         st.sidebar.caption("No projects yet: create one on Home.")
         return
-    choice = st.sidebar.selectbox(
+    # The picker shows the current project, however it became current (picked here, created on Home,
+    # opened from a link): its value is set before it is drawn, and only a user's pick changes the
+    # current project, in the callback. Comparing its value with the current project after drawing
+    # instead turned a project made current elsewhere back into the one the picker still held.
+    if st.session_state.get(PICKER_STATE) != current:
+        st.session_state[PICKER_STATE] = current
+    st.sidebar.selectbox(
         "Project",
         slugs,
-        index=slugs.index(current) if current in slugs else 0,
         format_func=lambda slug: f"{names[slug]} ({slug})",
-        key="shell.picker",
+        key=PICKER_STATE,
+        on_change=_on_pick,
     )
-    if choice != current_slug():
-        set_current(choice)
+
+
+def _on_pick() -> None:
+    """The user picked a project in the sidebar: it becomes current, in the session and the URL."""
+    set_current(st.session_state[PICKER_STATE])
 
 
 def sidebar() -> None:
