@@ -8,12 +8,17 @@ A rule is one or two (or more) conditions ``column operator value``, combined wi
 
 It is stored on ``Project.heuristic`` as that JSON and evaluated with :func:`apply_rule`;
 nothing is ever ``eval``-ed. A missing value never satisfies a condition.
+
+What a rule may hold is declared as data with :mod:`workbench.validation` (:data:`RULE_PARAMS`
+for ``combine`` and each ``operator``, :data:`VALUE_CONSTRAINTS` for a condition's value by
+column kind, :class:`Number` and :class:`ClassLabel` for the predictions), so every refusal has
+the one message format: ``<name> must be <allowed>; got <value>.``, prefixed with the condition
+it is about.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from workbench.db.models import Project, utcnow
 from workbench.errors import InvalidInput, check_choice
+from workbench.validation import Constraint, Options, Param, Real, Refused, check_param
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,6 +39,96 @@ ORDER_OPERATORS = ("<", "<=", ">", ">=")
 COMBINES = ("all", "any")
 MAX_CONDITIONS = 5
 NUMERIC_KINDS = ("numeric",)
+
+
+@dataclass(frozen=True)
+class Number:
+    """A finite number (not a boolean); one given as an int or as integral text stays an int (30, not 30.0)."""
+
+    def describe(self) -> str:
+        return Real().describe()
+
+    def coerce(self, value: Any) -> float | int:
+        number = Real().coerce(value)  # refuses True, NaN, infinities and text that is no number
+        if number.is_integer() and not isinstance(value, float):
+            return int(number)
+        return number
+
+
+@dataclass(frozen=True)
+class YesNo:
+    """True or false, also as the text true/false, yes/no or 1/0 (a yes/no column's value)."""
+
+    def describe(self) -> str:
+        return "true or false"
+
+    def coerce(self, value: Any) -> bool:
+        text = str(value).strip().lower()
+        if text in ("true", "1", "yes"):
+            return True
+        if text in ("false", "0", "no"):
+            return False
+        raise Refused
+
+
+@dataclass(frozen=True)
+class DateTime:
+    """A date or date-time that pandas can read; given back in ISO form."""
+
+    def describe(self) -> str:
+        return "a date/time such as 2024-03-01"
+
+    def coerce(self, value: Any) -> str:
+        import pandas as pd
+
+        parsed = pd.to_datetime(str(value), errors="coerce")
+        if pd.isna(parsed):
+            raise Refused
+        return str(parsed.isoformat())
+
+
+@dataclass(frozen=True)
+class ClassLabel:
+    """One of the target's classes, matched as given or as text ("1" is the class 1), in the target's type."""
+
+    classes: tuple[Any, ...]
+
+    def describe(self) -> str:
+        return "one of the classes " + ", ".join(repr(c) for c in self.classes)
+
+    def coerce(self, value: Any) -> Any:
+        for known in self.classes:
+            if value == known or str(value) == str(known):
+                item = getattr(known, "item", None)  # numpy scalars made JSON-safe
+                return item() if callable(item) else known
+        raise Refused
+
+
+@dataclass(frozen=True)
+class AnyText:
+    """Any value, as text (a categorical column compares as text)."""
+
+    def describe(self) -> str:
+        return "a text"
+
+    def coerce(self, value: Any) -> str:
+        return value if isinstance(value, str) else str(value)
+
+
+RULE_PARAMS: dict[str, Param] = {
+    "combine": Param(Options(COMBINES), default="all"),
+    "operator": Param(Options(OPERATORS)),
+}
+# A condition's value, by the kind of its column; any other kind compares as text.
+VALUE_CONSTRAINTS: dict[str, Constraint] = {"numeric": Number(), "boolean": YesNo(), "datetime": DateTime()}
+
+
+def _checked(name: str, value: Any, constraint: Constraint, *, field_name: str, context: str = "") -> Any:
+    """:func:`check_param` with the refusal's field set to ``field_name`` and its message after ``context``."""
+    try:
+        return check_param(name, value, constraint)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{context}{exc}", field=field_name) from None
 
 
 @dataclass(frozen=True)
@@ -86,61 +182,15 @@ def _kinds(columns: Sequence[dict[str, Any]] | Sequence[str]) -> dict[str, str]:
     return kinds
 
 
-def _number(value: Any, *, field_name: str, what: str) -> float | int:
-    if isinstance(value, bool):
-        raise InvalidInput(f"{what} must be a number; got {value!r}.", field=field_name)
-    if isinstance(value, int | float):
-        number: float | int = value
-    else:
-        try:
-            number = float(str(value).strip())
-        except ValueError as exc:
-            raise InvalidInput(f"{what} must be a number; got {value!r}.", field=field_name) from exc
-    if isinstance(number, float):
-        if not math.isfinite(number):
-            raise InvalidInput(f"{what} must be a finite number; got {value!r}.", field=field_name)
-        if number.is_integer() and not isinstance(value, float):
-            number = int(number)
-    return number
-
-
-def _coerce_scalar(value: Any, kind: str, *, field_name: str, what: str) -> Any:
-    if kind in NUMERIC_KINDS:
-        return _number(value, field_name=field_name, what=what)
-    if kind == "boolean":
-        text = str(value).strip().lower()
-        if text in ("true", "1", "yes"):
-            return True
-        if text in ("false", "0", "no"):
-            return False
-        raise InvalidInput(f"{what} must be true or false for a yes/no column; got {value!r}.", field=field_name)
-    if kind == "datetime":
-        import pandas as pd
-
-        parsed = pd.to_datetime(str(value), errors="coerce")
-        if pd.isna(parsed):
-            raise InvalidInput(f"{what} must be a date/time such as 2024-03-01; got {value!r}.", field=field_name)
-        return parsed.isoformat()
-    return value if isinstance(value, str) else str(value)
-
-
 def _coerce_label(value: Any, *, task_type: str, classes: Sequence[Any] | None, field_name: str) -> Any:
     what = "then" if field_name == "then_value" else "else"
     if value is None or (isinstance(value, str) and not value.strip()):
         raise InvalidInput(f"The rule needs a prediction for '{what}'.", field=field_name)
     if task_type == "regression":
-        return _number(value, field_name=field_name, what=f"The '{what}' prediction of a regression rule")
+        return _checked(what, value, Number(), field_name=field_name)
     if classes is None:
         return value
-    for known in classes:
-        if value == known or str(value) == str(known):
-            # The class as the target stores it (1, not "1"), made JSON-safe.
-            item = getattr(known, "item", None)
-            return item() if callable(item) else known
-    raise InvalidInput(
-        f"The '{what}' prediction must be one of the classes {', '.join(repr(c) for c in classes)}; got {value!r}.",
-        field=field_name,
-    )
+    return _checked(what, value, ClassLabel(tuple(classes)), field_name=field_name)
 
 
 def validate_rule(
@@ -158,7 +208,7 @@ def validate_rule(
     ``classes`` is given) for classification. Raises :class:`InvalidInput` naming the field.
     """
     check_choice("task_type", task_type, ("classification", "regression"))
-    check_choice("combine", rule.combine, COMBINES)
+    _checked("combine", rule.combine, RULE_PARAMS["combine"].constraint, field_name="combine")
     kinds = _kinds(columns)
     if not rule.conditions:
         raise InvalidInput("The rule needs at least one condition (column, operator, value).", field="conditions")
@@ -183,9 +233,10 @@ def validate_rule(
                 f"Condition {index}: a rule cannot look at the target {target!r}; pick an input column.",
                 field="column",
             )
-        check_choice("operator", operator, OPERATORS)
+        _checked("operator", operator, RULE_PARAMS["operator"].constraint, field_name="operator")
         kind = kinds[column]
-        what = f"Condition {index} ({column} {operator} …): the value"
+        what = f"Condition {index} ({column} {operator} …): "
+        constraint = VALUE_CONSTRAINTS.get(kind, AnyText())
         if operator in ORDER_OPERATORS and kind not in (*NUMERIC_KINDS, "datetime"):
             raise InvalidInput(
                 f"Condition {index}: {operator!r} compares order, but {column!r} is {kind}; "
@@ -195,15 +246,15 @@ def validate_rule(
         if operator == "in":
             items = value if isinstance(value, list | tuple) else [v for v in str(value).split(",") if v.strip()]
             if not items:
-                raise InvalidInput(f"{what} of 'in' must list at least one value.", field="value")
+                raise InvalidInput(f"{what}the value of 'in' must list at least one value.", field="value")
             coerced: Any = [
-                _coerce_scalar(v.strip() if isinstance(v, str) else v, kind, field_name="value", what=what)
+                _checked("value", v.strip() if isinstance(v, str) else v, constraint, field_name="value", context=what)
                 for v in items
             ]
         else:
             if value is None or (isinstance(value, str) and not value.strip() and kind in NUMERIC_KINDS):
-                raise InvalidInput(f"{what} is missing.", field="value")
-            coerced = _coerce_scalar(value, kind, field_name="value", what=what)
+                raise InvalidInput(f"{what}the value is missing.", field="value")
+            coerced = _checked("value", value, constraint, field_name="value", context=what)
         typed.append({"column": column, "operator": operator, "value": coerced})
     return Rule(
         conditions=typed,

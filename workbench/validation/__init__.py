@@ -24,6 +24,7 @@ from workbench.validation._constraints import (
     validate_params,
     values_of,
 )
+from workbench.validation._constraints import _Refused as Refused  # raised by a custom constraint's coerce
 
 __all__ = [
     "REQUIRED",
@@ -32,6 +33,7 @@ __all__ = [
     "Options",
     "Param",
     "Real",
+    "Refused",
     "Text",
     "check_param",
     "validate_params",

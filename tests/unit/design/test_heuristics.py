@@ -147,3 +147,47 @@ def test_set_heuristic_validates_on_the_project_data(workbench_home: Path) -> No
         set_heuristic(session, project=project, rule=None)
     with session_scope() as session:
         assert get_heuristic(get_project(session, slug="rules")) is None
+
+
+@pytest.mark.parametrize(
+    ("condition", "field", "message"),
+    [
+        ({"column": "age", "operator": ">", "value": True}, "value",
+         "Condition 1 (age > …): value must be a number; got True."),
+        ({"column": "age", "operator": ">", "value": float("inf")}, "value",
+         "Condition 1 (age > …): value must be a number; got inf."),
+        ({"column": "age", "operator": "in", "value": [1, "x"]}, "value",
+         "Condition 1 (age in …): value must be a number; got 'x'."),
+        ({"column": "active", "operator": "==", "value": "maybe"}, "value",
+         "Condition 1 (active == …): value must be true or false; got 'maybe'."),
+        ({"column": "age", "operator": "~", "value": 1}, "operator",
+         "operator must be one of '<', '<=', '>', '>=', '==', '!=', 'in'; got '~'."),
+    ],
+)
+def test_bad_condition_values_get_the_one_message_format(condition: dict, field: str, message: str) -> None:
+    with pytest.raises(InvalidInput) as err:
+        validate_rule(_rule(condition), columns=COLUMNS, task_type="classification", target="label")
+    assert err.value.field == field
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("bad", [True, "lots", float("nan")])
+def test_a_regression_rule_predicts_numbers_only(bad: object) -> None:
+    condition = {"column": "age", "operator": ">", "value": 2.5}
+    with pytest.raises(InvalidInput) as err:
+        validate_rule(_rule(condition, then=bad, else_=1), columns=COLUMNS, task_type="regression")
+    assert err.value.field == "then_value"
+    assert str(err.value) == f"then must be a number; got {bad!r}."
+    # 2.5 is a fine threshold for a numeric column, and stays a float; "3" becomes the int 3.
+    typed = validate_rule(_rule(condition, {"column": "age", "operator": "<", "value": "3"}, then=1, else_=0),
+                          columns=COLUMNS, task_type="regression")
+    assert typed.conditions[0]["value"] == 2.5 and typed.conditions[1]["value"] == 3
+    assert isinstance(typed.conditions[1]["value"], int)
+
+
+def test_a_class_prediction_names_the_classes() -> None:
+    condition = {"column": "age", "operator": ">", "value": 1}
+    with pytest.raises(InvalidInput) as err:
+        validate_rule(_rule(condition, then="maybe"), columns=COLUMNS, task_type="classification",
+                      classes=["no", "yes"])
+    assert str(err.value) == "then must be one of the classes 'no', 'yes'; got 'maybe'."
