@@ -42,7 +42,8 @@ def run(
         deployment = batch_deployment(session, project=project, alias=alias, actor=ctx.actor)
         mark_running(session, deployment_id=deployment.id, model_version=model.version, job_id=ctx.job_id)
         deployment_id = deployment.id
-    ctx.log(f"scoring {input_path} with {model.name} version {model.version} (deployment #{deployment_id})")
+    ctx.log(f"scoring {input_path} with {model.name} version {model.version} (deployment #{deployment_id}); "
+            f"decision threshold {model.applied_threshold} ({model.describe()['decision_threshold']['source']})")
 
     def log_segment(segment: LogSegment) -> None:
         # Runs on score_file's writer thread: one row (a compressed Parquet blob) per chunk.
@@ -69,6 +70,7 @@ def run(
             mark_stopped(session, deployment_id=deployment_id, status=status)
     data = result.as_dict()
     data["deployment_id"] = deployment_id
+    data["decision_threshold"] = model.applied_threshold
     ctx.log(f"wrote {result.rows:,} rows to {result.output_path} in {result.seconds:.2f}s")
     return data
 

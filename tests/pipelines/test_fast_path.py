@@ -21,10 +21,10 @@ from workbench.serving.fast_path import FAST_PATH_MAX_ROWS
 from workbench.serving.model_loader import (
     ServedModel,
     column_arrays,
-    conform_frame,
     frame_from_validated,
     load_model,
 )
+from workbench.serving.signature import conform as conform_frame
 
 REGIONS = [f"r{i:02d}" for i in range(40)]  # more than MAX_CATEGORIES: the rare ones are pooled
 FEATURES = ["tenure", "fee", "plan", "region", "active", "joined"]

@@ -20,11 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from workbench.data import normalize_column_name
 from workbench.db.models import utcnow
 from workbench.errors import InvalidInput
 from workbench.prediction_log import PROBA_PREFIX, LogSegment, segment_table
 from workbench.serving.model_loader import ServedModel
-from workbench.serving.signature import KIND_LABELS, InputColumn
+from workbench.serving.signature import InputColumn, missing_column_error, value_error
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 DEFAULT_CHUNK_ROWS = 50_000
@@ -85,35 +86,38 @@ def _arrow_kind(arrow_type: Any) -> str:
     return "other"
 
 
-# Which input kinds each signature kind accepts (values are checked again chunk by chunk).
+# Which input kinds each signature kind accepts (values are checked again chunk by chunk by
+# the scoring contract, workbench.serving.signature.conform). Booleans are not numbers.
 COMPATIBLE: dict[str, set[str]] = {
-    "integer": {"integer", "number", "boolean", "null"},
-    "number": {"integer", "number", "boolean", "null"},
+    "integer": {"integer", "number", "null"},
+    "number": {"integer", "number", "null"},
     "string": {"integer", "number", "boolean", "string", "datetime", "null", "other"},
     "boolean": {"boolean", "integer", "null"},
     "datetime": {"datetime", "string", "null"},
 }
 
 
+def input_names(schema: Any, columns: list[InputColumn]) -> dict[str, str]:
+    """Signature column name -> the file's column name, matched after ingest's name normalisation."""
+    by_name = {normalize_column_name(name): name for name in schema.names}
+    return {c.name: by_name[normalize_column_name(c.name)] for c in columns if normalize_column_name(c.name) in by_name}
+
+
 def check_schema(schema: Any, columns: list[InputColumn]) -> None:
-    """Check an Arrow schema against the signature; InvalidInput names the first bad column."""
-    names = set(schema.names)
+    """Check an Arrow schema against the signature; InvalidInput names the first bad column.
+
+    The messages are the scoring contract's (:func:`workbench.serving.signature.conform`), so a
+    file is refused in the same words as a web request or a stream event with the same fault.
+    """
+    names = input_names(schema, columns)
     for column in columns:
         if column.required and column.name not in names:
-            raise InvalidInput(
-                f"Input is missing column {column.name!r} required by the model signature "
-                f"(expected columns: {', '.join(c.name for c in columns)}). Add the column; no output was written.",
-                field=column.name,
-            )
+            raise missing_column_error(column.name, columns)
         if column.name not in names:
             continue
-        found = schema.field(column.name).type
+        found = schema.field(names[column.name]).type
         if _arrow_kind(found) not in COMPATIBLE[column.kind]:
-            raise InvalidInput(
-                f"Column {column.name!r} must be {KIND_LABELS[column.kind]} (model signature); "
-                f"the file holds {found}. Fix the column's values; no output was written.",
-                field=column.name,
-            )
+            raise value_error(column, None, found=f"a column of {found} values")
 
 
 def _count_csv_rows(path: Path) -> int:
@@ -300,7 +304,7 @@ def score_file(
     started = time.perf_counter()
     writer = _OutputWriter(output_path)
     token = uuid.uuid4().hex[:16]
-    features = [c.name for c in model.columns if c.name in schema.names]
+    features = input_names(schema, model.columns)  # signature name -> the file's name
     labels = model.class_labels
     proba_columns = [f"{PROBA_PREFIX}{label}" for label in labels] if model.is_classifier else []
     # Input columns named like an added one are replaced by it.
@@ -345,7 +349,7 @@ def score_file(
                 table = segment_table(
                     request_ids=request_ids, ts=utcnow(), latency_ms=latency_ms, predictions=prediction_array,
                     proba=proba_arrays if proba is not None else None,
-                    features={name: batch.column(name) for name in features},
+                    features={name: batch.column(raw) for name, raw in features.items()},
                 )
                 segment = LogSegment(token=token, first_index=done, table=table, latency_ms=latency_ms)
             for write in in_flight:

@@ -35,39 +35,18 @@ from workbench.serving.fast_path import (
     outputs_agree,
     probe_records,
 )
-from workbench.serving.signature import KIND_LABELS, InputColumn, signature_columns
+from workbench.serving.signature import (
+    THRESHOLD_TAG,
+    InputColumn,
+    apply_threshold,
+    conform,
+    optional_columns,
+    signature_columns,
+    with_optional,
+)
 from workbench.settings import Settings, get_settings
 
 logger = logging.getLogger("workbench.serving")
-
-def _sample(series: pd.Series, mask: Any) -> Any:
-    bad = series[mask]
-    return bad.iloc[0] if len(bad) else None
-
-
-def conform_frame(frame: pd.DataFrame, columns: list[InputColumn]) -> pd.DataFrame:
-    """The model's input columns of ``frame``, checked and cast to the signature's types.
-
-    Raises :class:`InvalidInput` naming the first column that is missing or has the wrong
-    type. Extra columns are ignored here (callers pass them through). The checks are
-    vectorised dtype checks, so they cost little next to the prediction itself.
-    """
-    missing = [c.name for c in columns if c.required and c.name not in frame.columns]
-    if missing:
-        raise InvalidInput(
-            f"Input is missing column {missing[0]!r} required by the model signature "
-            f"(expected columns: {', '.join(c.name for c in columns)}). Add the column and try again.",
-            field=missing[0],
-        )
-    out: dict[str, Any] = {}
-    for column in columns:
-        if column.name not in frame.columns:
-            out[column.name] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
-            continue
-        series = frame[column.name]
-        out[column.name] = _cast_column(series, column)
-    return pd.DataFrame(out, index=frame.index)
-
 
 def column_arrays(records: list[dict[str, Any]], columns: list[InputColumn]) -> dict[str, Any]:
     """One typed array per column, built straight from records whose types were already validated.
@@ -96,61 +75,10 @@ def column_arrays(records: list[dict[str, Any]], columns: list[InputColumn]) -> 
 def frame_from_validated(records: list[dict[str, Any]], columns: list[InputColumn]) -> pd.DataFrame:
     """A model-input frame built straight from records whose types were already validated (web requests).
 
-    Skips :func:`conform_frame`'s checks: the request model checked every field, so the
+    Skips :func:`conform`'s checks: the request model checked every field, so the
     columns can be typed directly, which costs a fraction of inferring and re-casting them.
     """
     return pd.DataFrame(column_arrays(records, columns))
-
-
-def _type_error(column: InputColumn, series: pd.Series, example: Any) -> InvalidInput:
-    return InvalidInput(
-        f"Column {column.name!r} must be {KIND_LABELS[column.kind]} (model signature); "
-        f"got {series.dtype} values such as {example!r}. Fix the input file or request.",
-        field=column.name,
-    )
-
-
-def _cast_column(series: pd.Series, column: InputColumn) -> pd.Series:
-    kind = series.dtype.kind
-    if column.kind in ("integer", "number"):
-        if kind in "iuf":
-            if column.kind == "integer" and kind == "f":
-                values = series.to_numpy()
-                finite = np.isfinite(values)
-                fractional = finite & (values != np.floor(np.where(finite, values, 0)))
-                if fractional.any():
-                    raise _type_error(column, series, _sample(series, fractional))
-            return series.astype("float64") if column.kind == "number" else series
-        if kind == "b":
-            return series.astype("int64" if column.kind == "integer" else "float64")
-        if kind == "O" or str(series.dtype) in ("string", "str"):
-            converted = pd.to_numeric(series, errors="coerce")
-            bad = converted.isna() & series.notna()
-            if bad.any():
-                raise _type_error(column, series, _sample(series, bad))
-            return converted
-        raise _type_error(column, series, series.iloc[0] if len(series) else None)
-    if column.kind == "string":
-        if kind == "O":
-            # Numbers inside a text column (e.g. a plan code) are cast, not rejected.
-            return series
-        if isinstance(series.dtype, pd.CategoricalDtype) or str(series.dtype) in ("string", "str"):
-            return series.astype(object)
-        return series.astype(str).astype(object)
-    if column.kind == "boolean":
-        if kind == "b":
-            return series
-        if kind in "iu" and series.isin([0, 1]).all():
-            return series.astype(bool)
-        raise _type_error(column, series, series.iloc[0] if len(series) else None)
-    if column.kind == "datetime":
-        if kind == "M":
-            return series
-        try:
-            return pd.to_datetime(series)
-        except (ValueError, TypeError) as exc:
-            raise _type_error(column, series, series.iloc[0] if len(series) else None) from exc
-    return series
 
 
 def _json_value(value: Any) -> Any:
@@ -185,6 +113,9 @@ class ServedModel:
     loaded_at: float = field(default_factory=time.time)
     fast: CompiledPipeline | None = None
     fast_reason: str = "not prepared"
+    # The ML Canvas's decision threshold, applied to binary classifiers (None: arg-max).
+    threshold: float | None = None
+    threshold_source: str = "default"
 
     @property
     def is_classifier(self) -> bool:
@@ -195,10 +126,16 @@ class ServedModel:
         """Class names as strings (column suffixes and JSON keys)."""
         return [str(c) for c in self.classes or []]
 
+    @property
+    def applied_threshold(self) -> float | None:
+        """The threshold labels are decided with: binary classifiers only (multiclass: arg-max)."""
+        return self.threshold if self.classes is not None and len(self.classes) == 2 else None
+
     def _from_proba(self, proba: np.ndarray) -> Prediction:
-        # The arg-max of the probabilities is the prediction of every sklearn classifier
-        # with an arg-max decision, and it saves a second pass through the pipeline.
-        return np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)], proba
+        # Labels from the probabilities (the canvas's threshold for a binary classifier, the
+        # arg-max otherwise): every path decides alike, without a second pass through the pipeline.
+        assert self.classes is not None
+        return apply_threshold(proba, self.classes, self.applied_threshold), proba
 
     def _predict_pipeline(self, x: pd.DataFrame) -> Prediction:
         import sklearn
@@ -234,7 +171,7 @@ class ServedModel:
         ``checked=True`` means the frame is already typed per the signature (skip the check).
         Frames of at most ``FAST_PATH_MAX_ROWS`` rows take the compiled path when there is one.
         """
-        x = frame if checked else conform_frame(frame, self.columns)
+        x = frame if checked else conform(frame, self.columns)
         if self.fast is not None and 0 < len(x) <= FAST_PATH_MAX_ROWS:
             result = self._try_compiled(self._column_arrays(x), len(x))
             if result is not None:
@@ -252,7 +189,7 @@ class ServedModel:
         if result is None and validated:
             result = self._predict_pipeline(frame_from_validated(records, self.columns))
         if result is None:
-            result = self.predict_frame(pd.DataFrame.from_records(records))
+            result = self.predict_frame(conform(records, self.columns), checked=True)
         predictions, proba = result
         labels = self.class_labels
         results: list[dict[str, Any]] = []
@@ -316,7 +253,7 @@ class ServedModel:
             validated = frame_from_validated(batch, self.columns)
             routes.append((validated, column_arrays(batch, self.fast_columns)))
             try:
-                conformed = conform_frame(pd.DataFrame.from_records(batch), self.columns)
+                conformed = conform(batch, self.columns)
             except InvalidInput:
                 conformed = None
             if conformed is not None:
@@ -342,6 +279,12 @@ class ServedModel:
             "task": "classification" if self.is_classifier else "regression",
             "classes": self.class_labels if self.is_classifier else None,
             "inputs": [{"name": c.name, "kind": c.kind, "required": c.required} for c in self.columns],
+            "decision_threshold": {
+                "value": self.applied_threshold,
+                "source": self.threshold_source if self.applied_threshold is not None else
+                "not applied: " + ("multiclass labels are the most probable class" if self.is_classifier
+                                   else "regression"),
+            },
             "predict_path": {
                 "small_inputs": "compiled" if self.fast is not None else "pipeline",
                 "max_rows": FAST_PATH_MAX_ROWS,
@@ -403,20 +346,52 @@ def load_model(name: str, *, alias: str = "champion", version: str | None = None
     meta = Model.load(local)
     pipeline = mlflow.sklearn.load_model(local)
     classes = getattr(pipeline, "classes_", None) if hasattr(pipeline, "predict_proba") else None
+    columns = signature_columns(meta.signature)
+    threshold, source = decision_threshold(name, model_version.tags or {}, settings)
     served = ServedModel(
         name=name,
         alias=alias,
         version=str(version),
         run_id=model_version.run_id,
         pipeline=pipeline,
-        columns=signature_columns(meta.signature),
+        # Optional where the Pipeline imputes or ignores a column, even if the logged signature
+        # (inferred from a few rows) says required: what the model accepts is the contract.
+        columns=with_optional(columns, optional_columns(pipeline, [c.name for c in columns])),
         classes=[_json_value(c) for c in classes] if classes is not None else None,
+        threshold=threshold,
+        threshold_source=source,
     )
     if fast_path:
         served.prepare_fast_path()
     else:
         served.fast_reason = "pipeline: fast path not requested"
     return served
+
+
+def decision_threshold(project_slug: str, tags: dict[str, str], settings: Settings) -> tuple[float, str]:
+    """The decision threshold of a model version, and where it came from.
+
+    The version's ``workbench.decision_threshold`` tag (set at registration) wins; a version
+    registered before the tag existed takes the project's ML Canvas (Decisions box) as it is now;
+    0.5 when neither is there.
+    """
+    recorded = tags.get(THRESHOLD_TAG)
+    if recorded not in (None, ""):
+        try:
+            return float(recorded), "model version tag " + THRESHOLD_TAG
+        except ValueError:
+            logger.warning("ignoring the unreadable %s tag %r", THRESHOLD_TAG, recorded)
+    try:
+        from workbench.db import session_scope
+        from workbench.design.project_config import project_config
+        from workbench.projects import get_project
+
+        with session_scope(settings.db_url) as session:
+            config = project_config(session, project=get_project(session, slug=project_slug))
+        return float(config.decision_threshold), "ML Canvas (Decisions box; not recorded on the version)"
+    except Exception as exc:  # no project row or canvas store (a model served outside the workbench)
+        logger.info("no decision threshold for %s (%s); using 0.5", project_slug, exc)
+        return 0.5, "default 0.5 (no ML Canvas)"
 
 
 class ModelHolder:

@@ -29,6 +29,11 @@ from workbench.errors import InvalidInput, NotFound, WorkbenchError
 from workbench.serving.model_loader import ModelHolder, ServedModel
 from workbench.serving.sampler import MetricsSampler
 from workbench.serving.signature import InputColumn
+from workbench.serving.web_input import body_schema as _body_schema
+from workbench.serving.web_input import check_records as _check_records
+from workbench.serving.web_input import logged_features as _logged_features
+from workbench.serving.web_input import parse_body as _parse_body
+from workbench.serving.web_input import problem as _problem
 from workbench.settings import Settings, get_settings
 
 logger = logging.getLogger("workbench.serving.web")
@@ -213,7 +218,7 @@ def create_app(
     ``deployment_id`` is None) and starts the log writer, the alias poller and the metrics
     sampler; on shut-down it flushes the log and marks the deployment stopped.
     """
-    from fastapi import Body, Depends, FastAPI, Header, HTTPException, Request
+    from fastapi import Depends, FastAPI, Header, HTTPException, Request
     from fastapi.exception_handlers import http_exception_handler
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -340,20 +345,53 @@ def create_app(
         label: str | int | float | bool
 
     records_type: Any = record | list[record]  # type: ignore[valid-type]
+    body_schema, body_defs = _body_schema(records_type)
 
-    @app.post("/predict", dependencies=[Depends(authorized)], response_model=Prediction | Predictions)
-    async def predict(request: Request, body: records_type = Body(...)) -> Any:  # type: ignore[valid-type]
+    class InputError(BaseModel):
+        field: str | None = None
+        loc: list[str | int] = []
+        msg: str
+        type: str
+
+    class InputProblem(BaseModel):
+        detail: str
+        field: str | None = None
+        errors: list[InputError] = []
+        error_count: int | None = None
+
+    @app.post(
+        "/predict", dependencies=[Depends(authorized)], response_model=Prediction | Predictions,
+        responses={422: {"model": InputProblem, "description": "Input that breaks the model's scoring contract"}},
+        # The body is documented from the signature (optional columns nullable and not required)
+        # but checked by the scoring contract, the same function as batch and stream.
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": body_schema}}}},
+    )
+    async def predict(request: Request) -> Any:
         """Predict one record (an object) or several (a list of objects)."""
+        from starlette.concurrency import run_in_threadpool
+
+        from workbench.serving.fast_path import FAST_PATH_MAX_ROWS
+
         started = time.perf_counter()
+        try:
+            body = _parse_body(await request.body())
+        except InvalidInput as exc:
+            stats.observe("/predict", 422)
+            return JSONResponse(status_code=422, content=_problem(exc))
         single = not isinstance(body, list)
         items = [body] if single else list(body)
-        if not items:
-            raise InvalidInput("Send at least one record.", field="body")
-        if len(items) > max_records:
-            raise InvalidInput(f"Send at most {max_records} records per call; got {len(items)}.", field="body")
         model = holder.model  # one read: a swap in between does not mix versions
-        features = [item.model_dump(by_alias=True) for item in items]
-        results = model.predict_records(features, validated=True)
+        try:
+            _check_records(items, max_records)
+            # Big lists are conformed and predicted off the event loop, so /health keeps answering.
+            if len(items) > FAST_PATH_MAX_ROWS:
+                results = await run_in_threadpool(model.predict_records, items)
+            else:
+                results = model.predict_records(items)
+        except InvalidInput as exc:
+            stats.observe("/predict", 422)
+            return JSONResponse(status_code=422, content=_problem(exc))
+        features = [_logged_features(item, model.columns) for item in items]
         latency = time.perf_counter() - started
         per_row_ms = latency * 1000 / len(items)
         base = uuid.uuid4().hex
@@ -415,6 +453,17 @@ def create_app(
         writer = getattr(request.app.state, "writer", None)
         return prometheus_text(stats, holder.model, writer)
 
+    def openapi() -> dict[str, Any]:
+        from fastapi.openapi.utils import get_openapi
+
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes)
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(body_defs)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 
