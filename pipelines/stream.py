@@ -25,8 +25,9 @@ def run(
     ack_wait_seconds: float = 30.0,
     poll_seconds: float = 5.0,
     metrics_seconds: float = 5.0,
+    id_field: str | None = None,
 ) -> dict[str, Any]:
-    """Consume until cancelled; returns the consumer's counts."""
+    """Consume until cancelled; returns the consumer's counts (``id_field``: the events' own id field)."""
     if not ctx.project_slug:
         raise InvalidInput("a stream job needs a project; launch it with project_slug set.", field="project")
     ctx.progress(0.0, f"starting consumer for {ctx.project_slug}@{alias}", force=True)
@@ -42,7 +43,7 @@ def run(
         ctx.project_slug, nats_url=nats_url or None, alias=alias, batch_size=int(batch_size),
         deployment_id=int(deployment_id), stop=ctx.cancel_requested, settings=ctx.settings,
         max_deliver=int(max_deliver), ack_wait_seconds=float(ack_wait_seconds), poll_seconds=float(poll_seconds),
-        metrics_seconds=float(metrics_seconds), actor=ctx.actor, on_batch=on_batch,
+        metrics_seconds=float(metrics_seconds), actor=ctx.actor, on_batch=on_batch, id_field=id_field or None,
     )
     ctx.log(f"consumer stopped: {result}")
     ctx.check_cancelled()

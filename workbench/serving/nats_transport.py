@@ -4,7 +4,11 @@ Stream ``WORKBENCH_<SLUG>`` holds the subjects ``workbench.<slug>.features`` (in
 ``.predictions`` (out) and ``.dlq`` (dead letters). The durable consumer acks explicitly,
 so a message fetched by a consumer that dies is redelivered after ``ack_wait`` seconds,
 at most ``max_deliver`` times. Predictions are published with a ``Nats-Msg-Id`` equal to
-the input's id, so the redelivery of an already-published prediction is dropped by the server.
+the input's key, so the redelivery of an already-published prediction is dropped by the server.
+
+An input's key (:mod:`workbench.serving.stream_keys`) is the producer's ``Nats-Msg-Id`` when it
+set one, else the stream sequence within this incarnation of the stream (its ``created`` time),
+so the events of a deleted and recreated stream never reuse the keys of the old one's.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import re
 from typing import Any
 
 from workbench.errors import InvalidInput
+from workbench.serving.stream_keys import event_key, sequence_key, stream_epoch
 from workbench.serving.transport import InMessage, subjects
 
 DEFAULT_MAX_DELIVER = 5
@@ -50,6 +55,9 @@ class NatsTransport:
         self.dlq_subject = names["dlq"]
         self.stream = stream_name(project_slug)
         self.durable = durable or f"{self.stream}_scorer"
+        # Every key of this stream's events starts with it (two projects' ids never collide).
+        self.key_scope = f"nats:{self.stream}"
+        self.epoch = "0"  # the stream's incarnation, read at connect
         self.max_deliver = max_deliver
         self.ack_wait_seconds = ack_wait_seconds
         self.connect_timeout = connect_timeout
@@ -80,6 +88,8 @@ class NatsTransport:
                 await self._js.update_stream(StreamConfig(name=self.stream, subjects=wanted))
         except NotFoundError:
             await self._js.add_stream(StreamConfig(name=self.stream, subjects=wanted))
+            info = await self._js.stream_info(self.stream)
+        self.epoch = stream_epoch(info.created)
         if consumer:
             config = ConsumerConfig(
                 durable_name=self.durable,
@@ -103,8 +113,10 @@ class NatsTransport:
         messages = []
         for msg in raw:
             meta = msg.metadata
+            own_id = (msg.headers or {}).get("Nats-Msg-Id")
             messages.append(InMessage(
-                id=f"nats:{self.stream}:{meta.sequence.stream}",
+                id=(event_key(self.key_scope, own_id) if own_id
+                    else sequence_key(self.key_scope, self.epoch, int(meta.sequence.stream))),
                 data=msg.data,
                 deliveries=int(meta.num_delivered),
                 handle=msg,

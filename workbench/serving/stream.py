@@ -3,9 +3,14 @@
 Per micro-batch:
 
 1. predict every valid event (one frame, one pass through the pipeline);
-2. write the prediction log in one transaction, idempotently (unique on the message id);
-3. publish the predictions (with the message id as de-duplication id);
+2. write the prediction log in one transaction, idempotently (unique on the event's key);
+3. publish the predictions (with the key as de-duplication id);
 4. only then ack.
+
+An event's key (:mod:`workbench.serving.stream_keys`) is its own id when it has one (a declared
+``id_field`` of the event, or the producer's message id), else the broker's sequence number
+within this incarnation of the stream; so a recreated stream loses nothing and a redelivery is
+still logged once.
 
 A consumer killed anywhere in that sequence leaves its messages unacked; they come back
 after the ack wait, are predicted again, logged as no-ops (already there) and published
@@ -33,6 +38,7 @@ from typing import Any
 
 from workbench.errors import InvalidInput
 from workbench.serving.model_loader import ModelHolder, ServedModel
+from workbench.serving.stream_keys import event_key, id_from_field
 from workbench.serving.transport import InMessage, Transport, subjects
 from workbench.settings import Settings, get_settings
 
@@ -95,17 +101,27 @@ async def process_batch(
     write_log: Callable[[list[dict[str, Any]]], None],
     deployment_id: int,
     stats: StreamStats | None = None,
+    id_field: str | None = None,
 ) -> dict[str, int]:
-    """Predict, log, publish, then ack one micro-batch; returns counts of what happened."""
+    """Predict, log, publish, then ack one micro-batch; returns counts of what happened.
+
+    ``id_field``: the field of an event that holds its own id; an event that has it is keyed
+    on it (in the transport's ``key_scope``), one without it keeps the transport's key.
+    """
     from workbench.prediction_log import json_safe, make_row
 
     stats = stats or StreamStats()
     started = time.perf_counter()
+    scope = str(getattr(transport, "key_scope", None) or transport.features_subject)
     valid: list[tuple[InMessage, dict[str, Any]]] = []
     dead = 0
     for message in messages:
         try:
-            valid.append((message, _decode(message)))
+            record = _decode(message)
+            own_id = id_from_field(record, id_field) if id_field else None
+            if own_id is not None:
+                message.id = event_key(scope, own_id)
+            valid.append((message, record))
         except InvalidInput as exc:
             await _dead_letter(transport, message, str(exc), exc.field)
             dead += 1
@@ -160,8 +176,9 @@ async def consume(
     batch_size: int = DEFAULT_BATCH_SIZE,
     stats: StreamStats | None = None,
     on_batch: Callable[[dict[str, int]], None] | None = None,
+    id_field: str | None = None,
 ) -> StreamStats:
-    """Fetch and process micro-batches until ``stop`` is set."""
+    """Fetch and process micro-batches until ``stop`` is set (``id_field``: see :func:`process_batch`)."""
     stats = stats or StreamStats()
     while not stop.is_set():
         messages = await transport.fetch(batch_size, FETCH_TIMEOUT_SECONDS)
@@ -169,7 +186,7 @@ async def consume(
             continue
         try:
             counts = await process_batch(messages, model=holder.model, transport=transport, write_log=write_log,
-                                         deployment_id=deployment_id, stats=stats)
+                                         deployment_id=deployment_id, stats=stats, id_field=id_field)
         except Exception as exc:  # e.g. the DB is down: retry later, dead-letter after max_deliver
             logger.warning("micro-batch of %d failed: %s", len(messages), exc)
             with stats.lock:
@@ -216,8 +233,13 @@ def run_consumer(
     metrics_seconds: float = 5.0,
     actor: str = "",
     on_batch: Callable[[dict[str, int]], None] | None = None,
+    id_field: str | None = None,
 ) -> dict[str, Any]:
-    """Run the consumer until ``stop`` is set (or SIGTERM/SIGINT in the foreground); returns its counts."""
+    """Run the consumer until ``stop`` is set (or SIGTERM/SIGINT in the foreground); returns its counts.
+
+    ``id_field`` names the event field that holds each event's own id (the idempotency key);
+    without it, the producer's ``Nats-Msg-Id`` is the key, else the stream sequence.
+    """
     from workbench.db import session_scope
     from workbench.projects import get_project
     from workbench.serving.deployments import create_deployment, mark_running, mark_stopped, set_model_version
@@ -264,7 +286,8 @@ def run_consumer(
                          host=url, predict_path=holder.model.describe()["predict_path"])
         try:
             await consume(transport, holder=holder, deployment_id=deployment_id, write_log=_log_writer(settings.db_url),
-                          stop=stop_event, batch_size=batch_size, stats=stats, on_batch=on_batch)
+                          stop=stop_event, batch_size=batch_size, stats=stats, on_batch=on_batch,
+                          id_field=id_field or None)
         finally:
             await transport.close()
 
