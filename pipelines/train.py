@@ -8,8 +8,8 @@ workers (``workers > 1``, or ``workbench tune-worker JOB_ID`` from any machine) 
 :func:`workbench.training.worker.work` on the same study and share its trial budget.
 
 Resume: a job with ``resume_of=<job_id>`` continues that job's study (same name, same
-trials) with ``n_trials`` more trials, logs the trials the dead process had not logged yet,
-and marks the dead job's parent run FAILED.
+trials, the job's own search space, folds and seed) with ``n_trials`` more trials, logs the
+trials the dead process had not logged yet, and marks the dead job's parent run FAILED.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from workbench.training.train_jobs import (
     load_inputs,
     mark_run_failed,
     progress_message,
+    resumed_settings,
     root_job_id,
     warm_start,
 )
@@ -88,6 +89,9 @@ def run(
     ctx.progress(0.0, "loading the train/holdout split", force=True)
     custom_inputs = inputs is not None
     inputs = inputs if inputs is not None else load_inputs(settings, ctx.project_slug)
+    if resume_of:
+        # The resumed study's own search space, folds and seed, whatever the job was given.
+        tuning = resumed_settings(settings, resume_of, tuning)
     config = validate_tuning(tuning, metric=inputs.metric, task_type=inputs.task_type, y_train=inputs.frames.y_train)
     if custom_inputs and config.workers > 1:
         # Extra workers load the project's own split, not the data given here.

@@ -86,3 +86,51 @@ def test_launch_follow_and_see_the_result(workbench_home: Path) -> None:
     next(b for b in at.button if b.label == "Launch again").click().run()
     assert at.multiselect(key="tuning.models").value == ["knn"]
     assert at.number_input(key="tuning.n_trials").value == 3
+
+
+def _finished_trials(slug: str, job_id: str) -> int:
+    from workbench.settings import get_settings
+    from workbench.training.optuna_storage import load_study
+    from workbench.training.study import finished_trials, study_name
+
+    study = load_study(study_name(slug, job_id), settings=get_settings())
+    return 0 if study is None else finished_trials(study)
+
+
+def test_resume_a_cancelled_job_from_the_page(workbench_home: Path) -> None:
+    """Resume on the page continues the cancelled job's study with the job's own settings."""
+    from tests.helpers.app_pages import button
+
+    slug = _project(workbench_home, name="Tuning resume")
+    at = _app(slug)
+    at.multiselect(key="tuning.models").set_value(["knn"])
+    at.number_input(key="tuning.n_trials").set_value(5000)  # more than it runs before the cancel
+    at.number_input(key="tuning.folds").set_value(2)
+    at.number_input(key="tuning.seed").set_value(5)
+    at = _launch(at)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    job_id = _train_jobs(slug)[0].id
+    poll(lambda: _finished_trials(slug, job_id), lambda n: n >= 1, timeout=120, every=0.5)
+
+    # The form's settings go back to the defaults: Resume must not take them.
+    at.multiselect(key="tuning.models").set_value(["linear", "random_forest"])
+    at.number_input(key="tuning.folds").set_value(3)
+    at.run()
+    button(at, "Cancel job").click().run()
+    assert _wait(job_id) == "cancelled"
+    before = _finished_trials(slug, job_id)
+
+    at.run()
+    at.number_input(key="tuning.resume.trials").set_value(2)
+    button(at, "Resume the study").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    resumed = next(j for j in _train_jobs(slug) if (j.params or {}).get("resume_of") == job_id)
+    assert resumed.params["models"] == ["knn"] and resumed.params["folds"] == 2 and resumed.params["seed"] == 5
+    assert resumed.params["n_trials"] == 2
+    assert _wait(resumed.id) == "succeeded", job_row(resumed.id).error
+
+    at.run()
+    assert not at.exception, at.exception
+    # The page follows the resumed job: the one study, with the trials of both jobs.
+    assert next(m for m in at.metric if m.label == "Trials done").value == f"{before + 2}/{before + 2}"
+    assert next(m for m in at.metric if m.label == "Best family").value == "knn"

@@ -46,3 +46,37 @@ def test_train_json_summary(workbench_home: Path) -> None:
     assert data["model_version"] == "1" and data["trials_finished"] == 2
     assert 0.0 <= data["holdout_metric"] <= 1.0
     assert data["beat_baseline"] is None and data["champion"] is False  # no baselines: no bar
+
+
+def test_resume_continues_the_job_s_own_study(workbench_home: Path) -> None:
+    """``train --resume JOB --trials 3`` after a job with non-default settings uses that job's settings.
+
+    It used to take the default families, which Optuna refuses on the same study
+    ("CategoricalDistribution does not support dynamic value space").
+    """
+    from workbench.jobs import get_job
+
+    slug = _project(workbench_home, name="Cli resume")
+    runner = CliRunner()
+    first = runner.invoke(
+        main, ["train", slug, "--trials", "2", "--models", "knn", "--folds", "2", "--seed", "3", "--json"]
+    )
+    assert first.exit_code == 0, first.output
+    job_id = json.loads(first.output[first.output.index("{"):])["job_id"]
+
+    resumed = runner.invoke(main, ["train", slug, "--resume", job_id, "--trials", "3", "--json"])
+    assert resumed.exit_code == 0, resumed.output
+    data = json.loads(resumed.output[resumed.output.index("{"):])
+    assert data["status"] == "succeeded", data["message"]
+    assert data["family"] == "knn" and data["trials_finished"] == 5
+    with session_scope() as session:
+        params = get_job(session, job_id=data["job_id"]).params
+    assert params["models"] == ["knn"] and params["folds"] == 2 and params["seed"] == 3
+    assert params["n_trials"] == 3 and params["resume_of"] == job_id
+
+    # A setting that defines the study cannot change on resume: refused before any job, naming it.
+    jobs_before = _job_count()
+    refused = runner.invoke(main, ["train", slug, "--resume", job_id, "--models", "linear"])
+    assert refused.exit_code == 2, refused.output
+    assert "models" in refused.output and "knn" in refused.output
+    assert _job_count() == jobs_before

@@ -73,7 +73,8 @@ def tuning_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.argument("project_slug", metavar="PROJECT")
 @tuning_options
 @click.option("--resume", "resume_of", default=None, metavar="JOB_ID",
-              help="Continue the study of a cancelled or lost job with --trials more trials.")
+              help="Continue the study of an earlier job with --trials more trials (its own families, folds, "
+                   "sampler, pruner and seed; the budget options not given are the job's too).")
 @click.option("--detach", is_flag=True, help="Print the job id and return without waiting.")
 @json_option
 def train(
@@ -90,6 +91,14 @@ def train(
 
     settings = get_settings()
     settings.ensure_home()
+    if resume_of:
+        # A resume takes the job's own settings: only the options typed are passed on, so a
+        # default (say, the default families) does not replace the study's.
+        from click.core import ParameterSource
+
+        context = click.get_current_context()
+        tuning = {name: value for name, value in tuning.items()
+                  if context.get_parameter_source(name) is not ParameterSource.DEFAULT}
     # Validated once here (the families parsed from their comma-separated string); the job
     # stores the validated settings.
     params: dict[str, Any] = check_params(settings, project_slug, {**tuning, "resume_of": resume_of}).job_params()

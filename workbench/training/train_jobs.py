@@ -4,6 +4,7 @@
 - :func:`check_params`: validate a train job's params against the project before launching
   (the settings are declared in :data:`workbench.training.config.TUNING_PARAMS`).
 - :func:`warm_start` and :func:`progress_message`: a warm-start trial and the job's progress line.
+- :func:`resumed_settings`: a resume runs with the resumed job's own settings.
 - :func:`root_job_id` / :func:`job_study_name`: the study a job (or a chain of resumes) uses.
 - :func:`reconcile_lost_job`: mark a lost job's MLflow parent run FAILED.
 - :func:`live_status`: trials done, best so far, time left and the history of every worker's
@@ -33,6 +34,8 @@ REFIT_SHARE = 0.1
 TARGET_ATTR = "workbench.target_trials"
 PARENT_ATTR = "workbench.parent_run_id"
 JOB_ATTR = "workbench.job_id"
+# The settings a resume may change; the others define the study and stay the resumed job's.
+BUDGET_SETTINGS = ("n_trials", "timeout_seconds", "workers")
 
 
 @dataclass
@@ -72,19 +75,52 @@ def check_params(settings: Settings, project_slug: str, params: dict[str, Any]) 
     """Validate a train job's params against the project before launching it (page and CLI).
 
     Returns the validated settings; raises :class:`InvalidInput` naming the field at fault.
-    Nothing is started. ``resume_of`` must name an earlier train job.
+    Nothing is started. ``resume_of`` must name an earlier train job, whose own settings fill
+    the ones not given (see :func:`resumed_settings`).
     """
     from workbench.training.config import TUNING_PARAMS, validate_tuning
 
     inputs = load_inputs(settings, project_slug)
+    tuning = {k: v for k, v in params.items() if k in TUNING_PARAMS}
     if params.get("resume_of"):
-        root_job_id(settings, str(params["resume_of"]))
+        tuning = resumed_settings(settings, str(params["resume_of"]), tuning)
     return validate_tuning(
-        {k: v for k, v in params.items() if k in TUNING_PARAMS},
+        tuning,
         metric=inputs.metric,
         task_type=inputs.task_type,
         y_train=inputs.frames.y_train,
     )
+
+
+def resumed_settings(settings: Settings, resume_of: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The tuning settings of a resume of train job ``resume_of``: the job's own, budget as given.
+
+    ``given`` holds only the settings the user chose (the CLI options typed, the page's "More
+    trials"). The budget (:data:`BUDGET_SETTINGS`) takes the given value, else the job's. The
+    settings that define the study (search space, folds, seed) are the job's: Optuna refuses a
+    different search space on the same study, and other folds would score the new trials on
+    other rows, so a given value that differs raises :class:`InvalidInput` naming the setting.
+    """
+    from workbench.training.config import TUNING_PARAMS, tuning_values
+
+    root_job_id(settings, resume_of)  # a train job (or a chain of resumes of one)
+    with session_scope(settings.db_url) as session:
+        job = session.get(Job, resume_of)
+        stored = {k: v for k, v in ((job.params or {}) if job is not None else {}).items() if k in TUNING_PARAMS}
+    own = tuning_values(stored)
+    for name in TUNING_PARAMS:
+        if name in BUDGET_SETTINGS or name not in given:
+            continue
+        value = tuning_values({name: given[name]})[name]
+        if value != own[name]:
+            shown = list(own[name]) if isinstance(own[name], tuple) else own[name]
+            raise InvalidInput(
+                f"{name} is {shown!r} in the study of job {resume_of}, which a resume continues; got "
+                f"{given[name]!r}. Leave {name} out to keep the job's, or launch a new job to change it.",
+                field=name,
+            )
+    budget = {name: given[name] for name in BUDGET_SETTINGS if name in given}
+    return {**stored, **budget}
 
 
 def warm_start(value: dict[str, Any], models: tuple[str, ...]) -> tuple[str, dict[str, Any]]:

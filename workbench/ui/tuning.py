@@ -227,8 +227,8 @@ def resume_controls(project: Project, job: dict[str, Any]) -> None:
     more = left.number_input("More trials", min_value=1, max_value=10_000, value=10, step=1,
                              key=key(PAGE, "resume.trials"))
     if right.button("Resume the study", key=key(PAGE, "resume"), icon=":material/play_circle:"):
-        params = {**(job["params"] or {}), "n_trials": int(more), "resume_of": job["id"]}
-        launch_job(project, params)
+        # Only the budget is chosen here: check_params fills in the job's own settings.
+        launch_job(project, {"n_trials": int(more), "resume_of": job["id"]})
         st.rerun()
 
 
