@@ -1,29 +1,23 @@
-"""The prediction log: rows and batch segments written by every deployment, and the windows monitoring reads."""
+"""The prediction log: rows and batch segments written by every deployment, and the windows monitoring reads.
 
-from workbench.prediction_log._log import (
-    LOG_COLUMNS,
-    LOG_FRAME_COLUMNS,
-    PROBA_PREFIX,
-    REQUEST_ID_MAX,
+Modules: ``_rows`` (row-logged predictions), ``_segments`` (batch segments), ``_read`` (windows,
+counts, latencies), ``_feedback`` (labels), ``_writer`` (the batched background writer).
+"""
+
+from workbench.prediction_log._feedback import record_feedback
+from workbench.prediction_log._read import LOG_FRAME_COLUMNS, count_rows, has_predictions, latency_frame, log_frame
+from workbench.prediction_log._rows import LOG_COLUMNS, PROBA_PREFIX, REQUEST_ID_MAX, insert_rows, json_safe, make_row
+from workbench.prediction_log._segments import (
     SEGMENT_COMPRESSION,
     SEGMENT_FEATURE_PREFIX,
     SEGMENT_TOKEN_MAX,
     LogSegment,
-    PredictionLogWriter,
-    count_rows,
     encode_segment,
-    has_predictions,
-    insert_rows,
     insert_segment,
-    json_safe,
-    latency_frame,
-    log_frame,
-    logged_request_ids,
-    make_row,
     read_segment,
-    record_feedback,
     segment_table,
 )
+from workbench.prediction_log._writer import PredictionLogWriter
 
 __all__ = [
     "LOG_COLUMNS",
@@ -43,7 +37,6 @@ __all__ = [
     "json_safe",
     "latency_frame",
     "log_frame",
-    "logged_request_ids",
     "make_row",
     "read_segment",
     "record_feedback",

@@ -1,0 +1,143 @@
+"""Row-logged predictions (web and stream): one ``prediction_log`` row per prediction, written idempotently.
+
+Rows are unique on ``request_id``: inserting a row whose request id is already logged does
+nothing (``INSERT … ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL), so a re-delivered
+stream message never logs twice. Labels (``/feedback``) go in the row.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
+
+from workbench.db.models import PredictionLog, utcnow
+from workbench.errors import InvalidInput
+
+LOG_COLUMNS = ("deployment_id", "ts", "request_id", "features", "prediction", "proba", "latency_ms")
+REQUEST_ID_MAX = 80
+PROBA_PREFIX = "proba_"
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with numpy scalars unwrapped and NaN/inf as None (PostgreSQL JSON rejects NaN)."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value  # the common cases first: this runs once per logged value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    item = getattr(value, "item", None)
+    if item is not None and not isinstance(value, str | bytes):
+        try:
+            value = item()
+        except (TypeError, ValueError):
+            value = str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if value is not None and not isinstance(value, str | int | float | bool):
+        return str(value)
+    return value
+
+
+def make_row(
+    *,
+    deployment_id: int,
+    request_id: str,
+    features: dict[str, Any],
+    prediction: Any,
+    proba: dict[str, float] | None = None,
+    latency_ms: float = 0.0,
+    ts: datetime | None = None,
+) -> dict[str, Any]:
+    """One prediction-log row as a dict ready for :func:`insert_rows`."""
+    return {
+        "deployment_id": deployment_id,
+        "ts": ts or utcnow(),
+        "request_id": request_id,
+        "features": features,
+        "prediction": prediction,
+        "proba": proba,
+        "latency_ms": float(latency_ms),
+    }
+
+
+def _insert_statement(dialect: str, model: Any = PredictionLog) -> Any:
+    """The dialect's ``INSERT`` of ``model`` (it has ``ON CONFLICT``); InvalidInput for other databases."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(model)
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(model)
+    raise InvalidInput(
+        f"The prediction log supports SQLite and PostgreSQL; got a {dialect!r} database. "
+        "Point WORKBENCH_DB_URL at one of them.",
+        field="db_url",
+    )
+
+
+def insert_rows(bind: Session | Connection, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert rows, skipping any whose ``request_id`` is already logged; returns rows attempted.
+
+    The caller's session or connection decides the transaction (commit it to make rows durable).
+    JSON is encoded here with the standard library and the rows go in one DBAPI ``executemany``
+    (SQLAlchemy's per-value JSON processing would hold the GIL several times longer, which a web
+    service's request threads feel).
+    """
+    if not rows:
+        return 0
+    for row in rows:
+        request_id = row.get("request_id")
+        if not isinstance(request_id, str) or not request_id or len(request_id) > REQUEST_ID_MAX:
+            raise InvalidInput(
+                f"request_id must be a non-empty string of at most {REQUEST_ID_MAX} characters; got {request_id!r}.",
+                field="request_id",
+            )
+    connection = bind.connection() if isinstance(bind, Session) else bind
+    dialect = connection.dialect.name
+    sql = _ENCODED_SQL.get(dialect)
+    if sql is None:
+        _insert_statement(dialect)  # raises the explanatory error
+    sqlite = dialect == "sqlite"
+    dumps = json.dumps
+    params = []
+    for row in rows:
+        ts = row.get("ts") or utcnow()
+        proba = row.get("proba")
+        params.append((
+            row["deployment_id"],
+            ts.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else ts,
+            row["request_id"],
+            dumps(json_safe(row.get("features") or {})),
+            dumps(json_safe(row.get("prediction"))),
+            None if proba is None else dumps(json_safe(proba)),
+            float(row.get("latency_ms") or 0.0),
+        ))
+    connection.exec_driver_sql(sql, params)  # type: ignore[arg-type]
+    return len(params)
+
+
+# One DBAPI executemany with JSON already encoded (SQLAlchemy's per-value JSON processing is slower).
+_ENCODED_SQL = {
+    "sqlite": (
+        "INSERT INTO prediction_log (deployment_id, ts, request_id, features, prediction, proba, latency_ms) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING"
+    ),
+    "postgresql": (
+        "INSERT INTO prediction_log (deployment_id, ts, request_id, features, prediction, proba, latency_ms) "
+        "VALUES (%s, %s, %s, %s::json, %s::json, %s::json, %s) ON CONFLICT (request_id) DO NOTHING"
+    ),
+}
