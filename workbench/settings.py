@@ -45,6 +45,10 @@ class Settings:
     nats_url: str = field(default="", metadata={"env": "WORKBENCH_NATS_URL"})
     mlflow_ui_url: str = field(default="", metadata={"env": "WORKBENCH_MLFLOW_UI_URL"})
     max_upload_mb: float = field(default=200.0, metadata={"env": "WORKBENCH_MAX_UPLOAD_MB"})
+    # What an upload may unpack to, checked before reading it (a small Parquet file can hold 30 M rows).
+    max_upload_rows: int = field(default=10_000_000, metadata={"env": "WORKBENCH_MAX_UPLOAD_ROWS"})
+    max_upload_cells: int = field(default=200_000_000, metadata={"env": "WORKBENCH_MAX_UPLOAD_CELLS"})
+    max_upload_memory_mb: float = field(default=2048.0, metadata={"env": "WORKBENCH_MAX_UPLOAD_MEMORY_MB"})
     max_classes: int = field(default=50, metadata={"env": "WORKBENCH_MAX_CLASSES"})
     heartbeat_seconds: float = field(default=2.0, metadata={"env": "WORKBENCH_HEARTBEAT_SECONDS"})
     lost_after_seconds: float = field(default=4.0, metadata={"env": "WORKBENCH_LOST_AFTER_SECONDS"})

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from workbench.data._columns import check_values, nested_error, normalize_columns
+from workbench.data._limits import check_memory, check_shape, frame_memory, parquet_memory_estimate, row_cap
 from workbench.errors import InvalidInput, NotFound
 from workbench.settings import Settings, get_settings
 
@@ -33,6 +34,8 @@ KNOWN_BINARY_SIGNATURES: dict[bytes, str] = {
     b"\x7fELF": "an executable",
 }
 CSV_DELIMITERS = ",;\t|"
+# Rows parsed first from a CSV to estimate its size in memory before the rest is parsed.
+CSV_SAMPLE_ROWS = 2000
 
 
 def _size_limit_error(size: int, settings: Settings) -> InvalidInput:
@@ -87,7 +90,19 @@ def _decode(raw: bytes, filename: str) -> str:
         ) from exc
 
 
-def _read_csv(raw: bytes, filename: str) -> pd.DataFrame:
+def _parse_csv(text: str, filename: str, delimiter: str, *, nrows: int) -> pd.DataFrame:
+    try:
+        return pd.read_csv(io.StringIO(text), sep=delimiter, low_memory=False, nrows=nrows)
+    except pd.errors.EmptyDataError as exc:
+        raise InvalidInput(f"file {filename!r} is empty; upload a file with a header and rows.", field="file") from exc
+    except pd.errors.ParserError as exc:
+        detail = " ".join(str(exc).split())
+        raise InvalidInput(
+            f"file {filename!r} is not valid CSV ({detail}); check the delimiter and quoting.", field="file"
+        ) from exc
+
+
+def _read_csv(raw: bytes, filename: str, settings: Settings) -> pd.DataFrame:
     text = _decode(raw, filename)
     if not text.strip():
         raise InvalidInput(f"file {filename!r} is empty (only blank lines); upload a file with data.", field="file")
@@ -101,20 +116,25 @@ def _read_csv(raw: bytes, filename: str) -> pd.DataFrame:
     header = next(csv.reader([first_line], delimiter=delimiter), [])
     # pandas renames a repeated header ('x1.1'), so duplicates are caught on the header line itself.
     normalize_columns(header, where=f"file {filename!r}", field="file")
-    try:
-        frame = pd.read_csv(io.StringIO(text), sep=delimiter, low_memory=False)
-    except pd.errors.EmptyDataError as exc:
-        raise InvalidInput(f"file {filename!r} is empty; upload a file with a header and rows.", field="file") from exc
-    except pd.errors.ParserError as exc:
-        detail = " ".join(str(exc).split())
-        raise InvalidInput(
-            f"file {filename!r} is not valid CSV ({detail}); check the delimiter and quoting.", field="file"
-        ) from exc
+    # Bounded while reading: the row cap (rows and cells) stops the parser one row past the limit,
+    # and the first rows give the size in memory of the rows to come before they are parsed.
+    cap = row_cap(len(header), settings)
+    if cap == 0:
+        check_shape(filename, rows=1, columns=len(header), settings=settings)
+    first = _parse_csv(text, filename, delimiter, nrows=min(CSV_SAMPLE_ROWS, cap + 1))
+    if len(first) > 0:
+        lines = text.count("\n") + (not text.endswith("\n")) - 1  # at least the data rows (quoted newlines add)
+        per_row = frame_memory(first) / len(first)
+        check_memory(filename, estimate=per_row * min(lines, cap), file_bytes=len(raw), settings=settings)
+    frame = first if len(first) < CSV_SAMPLE_ROWS else _parse_csv(text, filename, delimiter, nrows=cap + 1)
+    if len(frame) > cap:
+        check_shape(filename, rows=cap + 1, columns=len(frame.columns), settings=settings, at_least=True)
+    check_memory(filename, estimate=frame_memory(frame), file_bytes=len(raw), settings=settings)
     frame.columns = normalize_columns(frame.columns, where=f"file {filename!r}", field="file")
     return frame
 
 
-def _read_parquet(raw: bytes, filename: str) -> pd.DataFrame:
+def _read_parquet(raw: bytes, filename: str, settings: Settings) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -129,6 +149,10 @@ def _read_parquet(raw: bytes, filename: str) -> pd.DataFrame:
                 raise nested_error(
                     str(arrow_field.name), _nested_type_word(arrow_field.type), where=f"file {filename!r}", field="file"
                 )
+        # Bounded before reading: rows, cells and the size in memory come from the metadata, so a
+        # small file that unpacks to millions of rows (a decompression bomb) is never read.
+        check_shape(filename, rows=parquet.metadata.num_rows, columns=len(schema.names), settings=settings)
+        check_memory(filename, estimate=parquet_memory_estimate(parquet), file_bytes=len(raw), settings=settings)
         table = parquet.read()
     except (pa.ArrowException, OSError) as exc:
         detail = " ".join(str(exc).split())
@@ -166,8 +190,10 @@ def read_upload(
     ``data`` is the file's bytes or a path to it. The format comes from the magic bytes
     (Parquet starts with ``PAR1``), then the extension. Rejected: an empty file, a file that
     is neither CSV nor Parquet, duplicate column names (after :func:`normalize_column_name`),
-    text that is not UTF-8, infinite numbers and nested columns, and a file over
-    ``settings.max_upload_bytes``.
+    text that is not UTF-8, infinite numbers and nested columns, a file over
+    ``settings.max_upload_bytes``, and one whose rows, cells or size in memory exceed
+    ``max_upload_rows``, ``max_upload_cells`` or ``max_upload_memory_mb`` (checked before reading
+    a Parquet file, and while reading a CSV).
     """
     settings = settings or get_settings()
     if isinstance(data, bytes | bytearray | memoryview):
@@ -185,7 +211,7 @@ def read_upload(
     if not raw.strip():
         raise InvalidInput(f"file {filename!r} is empty (0 data bytes); upload a file with data.", field="file")
     kind = _detect_format(filename, raw[:64])
-    frame = _read_parquet(raw, filename) if kind == "parquet" else _read_csv(raw, filename)
+    frame = _read_parquet(raw, filename, settings) if kind == "parquet" else _read_csv(raw, filename, settings)
     if frame.shape[1] == 0:
         raise InvalidInput(f"file {filename!r} has no columns; upload a file with a header row.", field="file")
     if frame.shape[0] == 0:
