@@ -165,8 +165,8 @@ def test_sync_reads_a_postgresql_tracking_store(postgres_url: str, workbench_hom
 
 def test_bulk_and_per_run_readers_agree(store: tuple[Any, str]) -> None:
     """The whole-experiment reader (used when most runs changed) returns what the per-run reader does."""
-    from workbench.experiments.runs import _sql_read_experiment, _sql_read_runs, mlflow_engine
     from workbench.settings import get_settings
+    from workbench.tracking._sql_store import _sql_read_experiment, _sql_read_runs, mlflow_engine
 
     client, experiment_id = store
     ids = [_log(client, experiment_id, kind="trial", job="j", accuracy=a, model=m)

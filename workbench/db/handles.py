@@ -47,6 +47,17 @@ class Handles(Generic[T]):
                 handle = _handles[full_key] = create()
         return handle  # type: ignore[no-any-return]
 
+    def __len__(self) -> int:
+        """How many handles of this kind are open (the layer test checks that importing opens none)."""
+        with _lock:
+            return sum(1 for kind, _ in _handles if kind == self.kind)
+
+    def forget(self, key: Hashable) -> None:
+        """Forget (and close) the handle under ``key``, if there is one."""
+        with _lock:
+            taken = [((self.kind, key), _handles.pop((self.kind, key)))] if (self.kind, key) in _handles else []
+        _close(taken)
+
     def reset(self) -> None:
         """Forget (and close) this kind's handles only."""
         with _lock:

@@ -1,4 +1,4 @@
-"""The project's MLflow runs as an indexed projection in the workbench DB.
+"""The project's MLflow runs as an indexed projection in the workbench DB: querying it.
 
 Why a projection: ``mlflow.search_runs`` needs about 8.5 s for 10,000 runs (it materialises
 every run entity), while the Experiments page must have its data in under a second. The
@@ -6,458 +6,39 @@ projection (:class:`~workbench.db.models.RunProjection`) keeps one row per run w
 metrics and tags as JSON plus indexed columns (kind, job, status, start time), so the page's
 filter (:mod:`workbench.experiments.run_filter`, with OR), sort, count and pagination run as SQL.
 
-How it stays exact: MLflow runs have no "last updated" time (``runs`` has ``start_time``,
-``end_time`` and ``deleted_time`` only, and a tag or a metric can be written to a finished
-run at any time), so a watermark on time alone would miss changes. Instead :func:`sync_runs`
-asks MLflow's tracking store for one small **fingerprint per run**: status, lifecycle stage,
-times, name, and a count plus a hash sum over every tag, param and latest metric (key, value,
-timestamp, step). Runs whose fingerprint differs from the stored one (new, updated, deleted or
-restored) are re-read in full; runs that vanished (``mlflow gc``) are removed. The digest of all
-fingerprints is the sync cursor (:class:`~workbench.db.models.RunSyncState`): when it is
-unchanged nothing is written.
-
-When the tracking URI is a database (SQLite, PostgreSQL, MySQL) the fingerprints and the
-changed runs are read straight from MLflow's own tables (``runs``, ``tags``, ``params``,
-``latest_metrics``) with one grouped query, which takes tens of milliseconds for 10,000 runs.
-Those tables are MLflow's internal schema (checked against MLflow 3.x); for any other tracking
-URI (an HTTP server) the sync falls back to ``MlflowClient.search_runs`` pages, which is exact
-but as slow as MLflow itself.
+:func:`sync_runs` (in ``_sync``, re-exported here) keeps it exact, reading MLflow through the
+tracking package's run source (:func:`workbench.tracking.open_run_source`). Saved views and the
+side-by-side comparison of runs live here too.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
-import threading
-import zlib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Text, delete, func, insert, select, type_coerce
+from sqlalchemy import Text, func, select, type_coerce
 from sqlalchemy.orm import Session
 
-from workbench.db.handles import Handles
-from workbench.db.models import Project, RunProjection, RunSyncState, SavedView, utcnow
+from workbench.db.models import Project, RunProjection, RunSyncState, SavedView
 from workbench.errors import Conflict, InvalidInput, NotFound
+from workbench.experiments._sync import TAG_PARENT, SyncResult, sync_runs
 
 if TYPE_CHECKING:
     import pandas as pd
-    from sqlalchemy import Engine
 
     from workbench.settings import Settings
 
-TAG_PARENT = "mlflow.parentRunId"
+__all__ = [
+    "ATTRIBUTE_COLUMNS", "COMPARE_MAX", "COMPARE_MIN", "DEFAULT_PAGE_SIZE", "FIGURE_ARTIFACTS", "MAX_PAGE_SIZE",
+    "TAG_PARENT", "Comparison", "SyncResult", "available_columns", "compare_runs", "get_run", "get_view", "job_ids",
+    "list_views", "projection_state", "query_runs", "run_figures", "runs_frame", "save_view", "sync_runs",
+]
+
 ATTRIBUTE_COLUMNS = ("run_id", "run_name", "kind", "job_id", "status", "start_time", "end_time")
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
-_CHUNK = 500
-# In the shared store-handle cache (workbench.db.handles): one reset_handles() disposes them with the rest.
-_engines: Handles[Engine] = Handles("experiments.mlflow_engine", close=lambda engine: engine.dispose())
-# SQLite tracking stores: one long-lived connection per file whose ``PRAGMA data_version`` changes
-# whenever another connection commits to that file, and the value seen at each project's last sync
-# (forgotten with the connections: a value is only meaningful for the connection that read it).
-_watchers: Handles[Any] = Handles("experiments.sqlite_watcher", close=lambda connection: connection.close())
-_seen: Handles[dict[tuple[str, str, int], tuple[int, str]]] = Handles("experiments.seen_versions")
-_watch_lock = threading.Lock()  # one sqlite3 connection is shared by threads: one statement at a time
-
-
-@dataclass
-class SyncResult:
-    """What one :func:`sync_runs` changed."""
-
-    added: int = 0
-    updated: int = 0
-    removed: int = 0
-    unchanged: int = 0
-    source: str = ""
-    experiment_id: str | None = None
-    changed_ids: list[str] = field(default_factory=list)
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.added or self.updated or self.removed)
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {"added": self.added, "updated": self.updated, "removed": self.removed,
-                "unchanged": self.unchanged, "source": self.source, "experiment_id": self.experiment_id}
-
-
-# --------------------------------------------------------------------------- reading MLflow
-
-
-def _is_sql_uri(uri: str) -> bool:
-    return uri.split(":", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "postgres", "mysql", "mssql")
-
-
-def _crc(text: str | None) -> int:
-    return zlib.crc32((text or "").encode("utf-8", "surrogatepass"))
-
-
-def mlflow_engine(uri: str) -> Engine:
-    """A read engine on MLflow's tracking DB (cached per URI); SQLite gets a ``wb_crc`` function."""
-
-    def create() -> Engine:
-        from sqlalchemy import create_engine, event
-
-        url = uri.replace("postgres://", "postgresql://", 1)
-        if url.startswith("postgresql://"):
-            url = url.replace("postgresql://", "postgresql+psycopg://", 1)
-        engine = create_engine(url, pool_pre_ping=True)
-        if engine.dialect.name == "sqlite":
-
-            @event.listens_for(engine, "connect")
-            def _register(dbapi_connection: Any, _record: Any) -> None:
-                dbapi_connection.create_function("wb_crc", 1, _crc, deterministic=True)
-                dbapi_connection.execute("PRAGMA busy_timeout = 10000")
-
-        return engine
-
-    return _engines.get(uri, create)
-
-
-def _sqlite_data_version(uri: str) -> int | None:
-    """``PRAGMA data_version`` of a SQLite tracking store, read on a connection kept for that purpose.
-
-    SQLite changes the value every time another connection commits to the file, so an equal value
-    means MLflow's tables are exactly as they were: an exact "nothing changed" check that costs
-    microseconds. None when the store is not a local SQLite file.
-    """
-    import sqlite3
-
-    from workbench.db.engine import sqlite_file
-
-    db_path = sqlite_file(uri)
-    if db_path is None:
-        return None
-    connection = _watchers.get(uri, lambda: sqlite3.connect(db_path, check_same_thread=False,
-                                                            isolation_level=None))
-    with _watch_lock:
-        try:
-            return int(connection.execute("PRAGMA data_version").fetchone()[0])
-        except sqlite3.Error:
-            return None
-
-
-def _hash_sql(dialect: str, expression: str) -> str:
-    if dialect == "sqlite":
-        return f"wb_crc({expression})"
-    if dialect == "postgresql":
-        return f"('x' || substr(md5({expression}), 1, 8))::bit(32)::bigint"
-    return f"crc32({expression})"  # MySQL
-
-
-def _concat(dialect: str, *parts: str) -> str:
-    if dialect == "mysql":
-        return "concat(" + ", ".join(parts) + ")"
-    return " || ".join(parts)
-
-
-def _text(dialect: str, expression: str) -> str:
-    return f"CAST({expression} AS CHAR)" if dialect == "mysql" else f"CAST({expression} AS TEXT)"
-
-
-def _fingerprint_sql(dialect: str) -> str:
-    sep = "'\x1f'"
-    tag_hash = _hash_sql(dialect, _concat(dialect, "t.key", sep, "coalesce(t.value, '')"))
-    param_hash = _hash_sql(dialect, _concat(dialect, "p.key", sep, "coalesce(p.value, '')"))
-    metric_text = _concat(dialect, "m.key", sep, _text(dialect, "m.value"), sep, _text(dialect, "m.timestamp"),
-                          sep, _text(dialect, "m.step"), sep, _text(dialect, "m.is_nan"))
-    metric_hash = _hash_sql(dialect, metric_text)
-    return f"""
-SELECT r.run_uuid, r.status, r.start_time, r.end_time, r.lifecycle_stage, r.name,
-       tg.n AS tn, tg.h AS th, pg.n AS pn, pg.h AS ph, mg.n AS mn, mg.h AS mh
-FROM runs r
-LEFT JOIN (SELECT t.run_uuid, count(*) AS n, sum({tag_hash}) AS h
-           FROM tags t JOIN runs rr ON rr.run_uuid = t.run_uuid
-           WHERE rr.experiment_id = :experiment_id GROUP BY t.run_uuid) tg ON tg.run_uuid = r.run_uuid
-LEFT JOIN (SELECT p.run_uuid, count(*) AS n, sum({param_hash}) AS h
-           FROM params p JOIN runs rr ON rr.run_uuid = p.run_uuid
-           WHERE rr.experiment_id = :experiment_id GROUP BY p.run_uuid) pg ON pg.run_uuid = r.run_uuid
-LEFT JOIN (SELECT m.run_uuid, count(*) AS n, sum({metric_hash}) AS h
-           FROM latest_metrics m JOIN runs rr ON rr.run_uuid = m.run_uuid
-           WHERE rr.experiment_id = :experiment_id GROUP BY m.run_uuid) mg ON mg.run_uuid = r.run_uuid
-WHERE r.experiment_id = :experiment_id
-"""
-
-
-def _digest(parts: Iterable[Any]) -> str:
-    return hashlib.sha1(json.dumps(list(parts), default=str).encode()).hexdigest()
-
-
-def _sql_experiment_id(engine: Engine, name: str) -> str | None:
-    from sqlalchemy import text
-
-    with engine.connect() as connection:
-        row = connection.execute(text("SELECT experiment_id FROM experiments WHERE name = :name"),
-                                 {"name": name}).first()
-    return None if row is None else str(row[0])
-
-
-def _sql_fingerprints(engine: Engine, experiment_id: str) -> dict[str, str]:
-    from sqlalchemy import text
-
-    with engine.connect() as connection:
-        rows = connection.execute(text(_fingerprint_sql(engine.dialect.name)),
-                                  {"experiment_id": int(experiment_id)}).all()
-    return {str(row[0]): _digest(row[1:]) for row in rows}
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _numeric_params(params: dict[str, str]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for key, value in params.items():
-        number = _finite(value)
-        if number is not None and value is not None and str(value).strip().lower() not in ("true", "false"):
-            out[key] = number
-    return out
-
-
-def _projection_row(project_id: int, experiment_id: str, run: dict[str, Any], fingerprint: str) -> dict[str, Any]:
-    tags: dict[str, str] = run["tags"]
-    params: dict[str, str] = run["params"]
-    return {
-        "run_id": run["run_id"],
-        "project_id": project_id,
-        "experiment_id": experiment_id,
-        "job_id": tags.get("workbench.job_id"),
-        "kind": tags.get("workbench.kind"),
-        "status": run.get("status") or "",
-        "lifecycle_stage": run.get("lifecycle_stage") or "active",
-        "run_name": (run.get("run_name") or "")[:250],
-        "parent_run_id": tags.get(TAG_PARENT),
-        "start_time": run.get("start_time"),
-        "end_time": run.get("end_time"),
-        "params": params,
-        "params_num": _numeric_params(params),
-        # JSON has no NaN: a non-finite metric is kept as null (it matches no comparison).
-        "metrics": {k: _finite(v) for k, v in run["metrics"].items()},
-        "tags": tags,
-        "fingerprint": fingerprint,
-        "synced_at": utcnow(),
-    }
-
-
-def _sql_read_experiment(engine: Engine, experiment_id: str, wanted: set[str]) -> list[dict[str, Any]]:
-    """Every run of the experiment in four scans (cheaper than IN lists when most runs changed)."""
-    from sqlalchemy import text
-
-    runs: dict[str, dict[str, Any]] = {}
-    params = {"experiment_id": int(experiment_id)}
-    with engine.connect() as connection:
-        query = text("SELECT run_uuid, name, status, start_time, end_time, lifecycle_stage FROM runs "
-                     "WHERE experiment_id = :experiment_id")
-        for row in connection.execute(query, params):
-            if row[0] in wanted:
-                runs[row[0]] = {"run_id": row[0], "run_name": row[1], "status": row[2], "start_time": row[3],
-                                "end_time": row[4], "lifecycle_stage": row[5], "tags": {}, "params": {},
-                                "metrics": {}}
-        for table, target in (("tags", "tags"), ("params", "params")):
-            query = text(f"SELECT t.run_uuid, t.key, t.value FROM {table} t JOIN runs r ON r.run_uuid = t.run_uuid "
-                         "WHERE r.experiment_id = :experiment_id")
-            for run_uuid, key, value in connection.execute(query, params):
-                run = runs.get(run_uuid)
-                if run is not None:
-                    run[target][key] = value
-        query = text("SELECT m.run_uuid, m.key, m.value, m.is_nan FROM latest_metrics m "
-                     "JOIN runs r ON r.run_uuid = m.run_uuid WHERE r.experiment_id = :experiment_id")
-        for run_uuid, key, value, is_nan in connection.execute(query, params):
-            run = runs.get(run_uuid)
-            if run is not None:
-                run["metrics"][key] = math.nan if is_nan else value
-    return list(runs.values())
-
-
-def _sql_read_runs(engine: Engine, run_ids: Sequence[str]) -> list[dict[str, Any]]:
-    from sqlalchemy import bindparam, text
-
-    runs: dict[str, dict[str, Any]] = {}
-    with engine.connect() as connection:
-        for start in range(0, len(run_ids), _CHUNK):
-            chunk = list(run_ids[start : start + _CHUNK])
-            params = {"ids": chunk}
-            query = text("SELECT run_uuid, name, status, start_time, end_time, lifecycle_stage FROM runs "
-                         "WHERE run_uuid IN :ids").bindparams(bindparam("ids", expanding=True))
-            for row in connection.execute(query, params):
-                runs[row[0]] = {"run_id": row[0], "run_name": row[1], "status": row[2], "start_time": row[3],
-                                "end_time": row[4], "lifecycle_stage": row[5], "tags": {}, "params": {},
-                                "metrics": {}}
-            for table, target in (("tags", "tags"), ("params", "params")):
-                query = text(f"SELECT run_uuid, key, value FROM {table} WHERE run_uuid IN :ids").bindparams(
-                    bindparam("ids", expanding=True))
-                for run_uuid, key, value in connection.execute(query, params):
-                    if run_uuid in runs:
-                        runs[run_uuid][target][key] = value
-            query = text("SELECT run_uuid, key, value, is_nan FROM latest_metrics WHERE run_uuid IN :ids").bindparams(
-                bindparam("ids", expanding=True))
-            for run_uuid, key, value, is_nan in connection.execute(query, params):
-                if run_uuid in runs:
-                    runs[run_uuid]["metrics"][key] = math.nan if is_nan else value
-    return list(runs.values())
-
-
-def _client_runs(settings: Settings, experiment_id: str) -> dict[str, dict[str, Any]]:
-    from mlflow.entities import ViewType
-
-    from workbench.tracking import get_client
-
-    client = get_client(settings)
-    runs: dict[str, dict[str, Any]] = {}
-    token = None
-    while True:
-        page = client.search_runs([experiment_id], run_view_type=ViewType.ALL, max_results=1000, page_token=token)
-        for run in page:
-            info = run.info
-            runs[info.run_id] = {
-                "run_id": info.run_id, "run_name": info.run_name, "status": info.status,
-                "start_time": info.start_time, "end_time": info.end_time, "lifecycle_stage": info.lifecycle_stage,
-                "tags": dict(run.data.tags), "params": dict(run.data.params), "metrics": dict(run.data.metrics),
-            }
-        token = page.token
-        if not token:
-            return runs
-
-
-# --------------------------------------------------------------------------- sync
-
-
-def sync_runs(session: Session, *, project: Project, settings: Settings | None = None) -> SyncResult:
-    """Bring the project's run projection in line with MLflow (see the module docstring).
-
-    Added, updated, deleted (lifecycle ``deleted``, kept and hidden by default) and restored runs
-    are re-read; runs gone from MLflow are removed. Returns what changed.
-    """
-    from workbench.settings import get_settings
-    from workbench.tracking import experiment_name
-
-    settings = settings or get_settings()
-    uri = settings.mlflow_tracking_uri
-    name = experiment_name(project.slug)
-    result = SyncResult()
-    changed_runs: list[dict[str, Any]]
-    if _is_sql_uri(uri):
-        result.source = "sql"
-        from workbench.db.engine import sqlite_file
-
-        db_path = sqlite_file(uri)
-        if db_path is not None and not db_path.exists():
-            return _apply(session, project, result, None, {}, [])
-        # Read before anything else, so a write that lands during this sync is seen by the next one.
-        data_version = _sqlite_data_version(uri)
-        seen_key = (uri, str(session.get_bind().engine.url), project.id)
-        seen_versions = _seen.get("all", dict)
-        seen = seen_versions.get(seen_key)
-        if data_version is not None and seen is not None and seen[0] == data_version:
-            state = session.get(RunSyncState, project.id)
-            if state is not None and state.fingerprint == seen[1]:
-                result.unchanged = state.n_runs
-                result.experiment_id = state.experiment_id or None
-                return result
-        engine = mlflow_engine(uri)
-        try:
-            experiment_id = _sql_experiment_id(engine, name)
-        except Exception as exc:  # an empty file, or a DB MLflow has not created its tables in yet
-            if "no such table" in str(exc).lower() or "does not exist" in str(exc).lower():
-                experiment_id = None
-            else:
-                raise
-        if experiment_id is None:
-            return _apply(session, project, result, None, {}, [])
-        fingerprints = _sql_fingerprints(engine, experiment_id)
-        stored = _stored_fingerprints(session, project)
-        changed = [run_id for run_id, fp in fingerprints.items() if stored.get(run_id) != fp]
-        if len(changed) > max(_CHUNK, len(fingerprints) // 4):
-            changed_runs = _sql_read_experiment(engine, experiment_id, set(changed))
-        else:
-            changed_runs = _sql_read_runs(engine, changed) if changed else []
-        applied = _apply(session, project, result, experiment_id, fingerprints, changed_runs)
-        if data_version is not None:
-            seen_versions[seen_key] = (data_version, _digest(sorted(fingerprints.items())))
-        return applied
-    else:
-        result.source = "client"
-        from workbench.tracking import get_client
-
-        experiment = get_client(settings).get_experiment_by_name(name)
-        if experiment is None:
-            return _apply(session, project, result, None, {}, [])
-        experiment_id = str(experiment.experiment_id)
-        runs = _client_runs(settings, experiment_id)
-        fingerprints = {run_id: _digest([run["status"], run["start_time"], run["end_time"], run["lifecycle_stage"],
-                                         run["run_name"], sorted(run["tags"].items()), sorted(run["params"].items()),
-                                         sorted((k, repr(v)) for k, v in run["metrics"].items())])
-                        for run_id, run in runs.items()}
-        stored = _stored_fingerprints(session, project)
-        changed_runs = [runs[run_id] for run_id, fp in fingerprints.items() if stored.get(run_id) != fp]
-    return _apply(session, project, result, experiment_id, fingerprints, changed_runs)
-
-
-def _stored_fingerprints(session: Session, project: Project) -> dict[str, str]:
-    rows = session.execute(
-        select(RunProjection.run_id, RunProjection.fingerprint).where(RunProjection.project_id == project.id)
-    ).all()
-    return {row[0]: row[1] for row in rows}
-
-
-def _apply(
-    session: Session,
-    project: Project,
-    result: SyncResult,
-    experiment_id: str | None,
-    fingerprints: dict[str, str],
-    changed_runs: list[dict[str, Any]],
-) -> SyncResult:
-    result.experiment_id = experiment_id
-    state = session.get(RunSyncState, project.id)
-    digest = _digest(sorted(fingerprints.items()))
-    stored = _stored_fingerprints(session, project)
-    gone = [run_id for run_id in stored if run_id not in fingerprints]
-    if state is not None and state.fingerprint == digest and state.experiment_id == (experiment_id or "") \
-            and not changed_runs and not gone:
-        result.unchanged = len(fingerprints)
-        return result
-    for start in range(0, len(gone), _CHUNK):
-        session.execute(delete(RunProjection).where(RunProjection.run_id.in_(gone[start : start + _CHUNK])))
-    result.removed = len(gone)
-    rows = [
-        _projection_row(project.id, experiment_id or "", run, fingerprints[run["run_id"]])
-        for run in changed_runs
-        if run["run_id"] in fingerprints
-    ]
-    updated_ids = [row["run_id"] for row in rows if row["run_id"] in stored]
-    for start in range(0, len(updated_ids), _CHUNK):
-        session.execute(delete(RunProjection).where(RunProjection.run_id.in_(updated_ids[start : start + _CHUNK])))
-    # A run id moved from another project's experiment (runs cannot move in MLflow, but be safe).
-    new_ids = [row["run_id"] for row in rows if row["run_id"] not in stored]
-    for start in range(0, len(new_ids), _CHUNK):
-        session.execute(delete(RunProjection).where(RunProjection.run_id.in_(new_ids[start : start + _CHUNK])))
-    for start in range(0, len(rows), 2000):
-        session.execute(insert(RunProjection), rows[start : start + 2000])
-    result.updated = len(updated_ids)
-    result.added = len(rows) - len(updated_ids)
-    result.unchanged = len(fingerprints) - len(rows)
-    result.changed_ids = [row["run_id"] for row in rows]
-    if state is None:
-        state = RunSyncState(project_id=project.id)
-        session.add(state)
-    state.experiment_id = experiment_id or ""
-    state.n_runs = len(fingerprints)
-    state.fingerprint = digest
-    state.max_start_time = max((row["start_time"] or 0 for row in rows), default=state.max_start_time)
-    state.source = result.source
-    state.synced_at = utcnow()
-    session.flush()
-    return result
-
 
 # --------------------------------------------------------------------------- querying
 
@@ -630,13 +211,6 @@ def runs_frame(
     return frame
 
 
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def available_columns(session: Session, *, project: Project) -> dict[str, list[str]]:
     """The metric, param and tag keys present in the project's runs (sorted), for column choosers."""
     dialect = session.get_bind().dialect.name
@@ -726,12 +300,6 @@ def get_view(session: Session, *, project: Project, name: str) -> SavedView:
         names = ", ".join(v.name for v in list_views(session, project=project)) or "none yet"
         raise NotFound(f"No view named {name!r} in {project.slug!r}; saved views: {names}.")
     return view
-
-
-def delete_view(session: Session, *, project: Project, name: str) -> None:
-    """Delete a saved view."""
-    session.delete(get_view(session, project=project, name=name))
-    session.flush()
 
 
 # --------------------------------------------------------------------------- compare

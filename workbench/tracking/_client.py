@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from workbench.db.handles import Handles
-from workbench.errors import InvalidInput
 from workbench.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -71,7 +68,11 @@ def ensure_experiment(*, project_slug: str, settings: Settings | None = None) ->
     name = experiment_name(project_slug)
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
-        artifact_location = (settings.artifacts_dir / project_slug).resolve().as_uri()
+        from workbench.tracking._workspace import workspaces_enabled
+
+        # With workspaces on, MLflow places each workspace's artifacts itself and refuses a location.
+        artifact_location = (None if workspaces_enabled()
+                             else (settings.artifacts_dir / project_slug).resolve().as_uri())
         try:
             return str(
                 client.create_experiment(
@@ -148,126 +149,6 @@ def log_run_batch(
         params=[Param(k, v) for k, v in clean_params(params).items()],
         tags=[RunTag(k, v) for k, v in clean_tags(tags).items()],
     )
-
-
-@dataclass(frozen=True)
-class FinishedRun:
-    """A run that is already over, written whole by :func:`log_finished_runs`."""
-
-    experiment_id: str
-    run_name: str
-    status: str  # FINISHED, FAILED or KILLED
-    start_ms: int
-    end_ms: int
-    tags: dict[str, Any] = field(default_factory=dict)
-    params: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-
-
-class RunBulkWriter:
-    """Writes finished runs to MLflow, many per transaction on MLflow's SQL store.
-
-    Through ``MlflowClient`` a finished run costs three store calls (``create_run``,
-    ``log_batch``, ``set_terminated``), each its own transaction: 3-5 ms apiece on SQLite, which
-    caps a tuning job's trial logging near 70-100 runs/s. On a SQL tracking store (SQLite,
-    PostgreSQL, MySQL URIs) this writer instead adds a group of runs, with their tags, params,
-    metrics and latest metrics, through MLflow's own store session and ORM models, in one
-    transaction: the same rows those calls write, about 6x faster per run. Any other store (an
-    HTTP tracking server), or a bulk write that fails (say, a schema change in a new MLflow),
-    goes through the three client calls per run instead; ``bulk`` says which path is in use.
-    """
-
-    def __init__(self, client: MlflowClient) -> None:
-        self.client = client
-        self._store = _sql_store(client)
-        self.bulk = self._store is not None
-        self._artifact_roots: dict[str, str] = {}
-
-    def write(self, runs: Sequence[FinishedRun]) -> list[str]:
-        """Write ``runs`` (all or none on the bulk path); returns their run ids in order."""
-        if not runs:
-            return []
-        if self.bulk:
-            try:
-                return self._write_bulk(runs)
-            except Exception as exc:
-                import logging
-
-                logging.getLogger("workbench.tracking").warning(
-                    "bulk run write failed (%s); logging runs one by one through MlflowClient from now on", exc
-                )
-                self.bulk = False
-        return [self._write_one(run) for run in runs]
-
-    def _write_one(self, run: FinishedRun) -> str:
-        created = self.client.create_run(
-            run.experiment_id, start_time=run.start_ms, tags=clean_tags(run.tags), run_name=run.run_name
-        )
-        run_id = created.info.run_id
-        log_run_batch(self.client, run_id, params=run.params, metrics=run.metrics)
-        self.client.set_terminated(run_id, status=run.status, end_time=run.end_ms)
-        return run_id
-
-    def _artifact_root(self, experiment_id: str) -> str:
-        root = self._artifact_roots.get(experiment_id)
-        if root is None:
-            experiment = self.client.get_experiment(experiment_id)
-            if experiment.lifecycle_stage != "active":
-                raise InvalidInput(
-                    f"MLflow experiment {experiment_id} is deleted; restore it before logging runs to it.",
-                    field="experiment_id",
-                )
-            root = self._artifact_roots[experiment_id] = experiment.artifact_location
-        return root
-
-    def _write_bulk(self, runs: Sequence[FinishedRun]) -> list[str]:
-        import uuid
-
-        from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric, SqlParam, SqlRun, SqlTag
-        from mlflow.utils.uri import append_to_uri_path
-
-        store = self._store
-        rows: list[Any] = []
-        run_ids: list[str] = []
-        for run in runs:
-            run_id = uuid.uuid4().hex
-            run_ids.append(run_id)
-            tags = clean_tags(run.tags)
-            tags.setdefault("mlflow.runName", run.run_name)
-            sql_run = SqlRun(
-                name=run.run_name,
-                artifact_uri=append_to_uri_path(self._artifact_root(run.experiment_id), run_id, "artifacts"),
-                run_uuid=run_id,
-                experiment_id=int(run.experiment_id),
-                source_type="UNKNOWN",
-                source_name="",
-                entry_point_name="",
-                user_id=tags.get("mlflow.user", "unknown"),
-                status=run.status,
-                start_time=run.start_ms,
-                end_time=run.end_ms,
-                deleted_time=None,
-                source_version="",
-                lifecycle_stage="active",
-            )
-            sql_run.tags = [SqlTag(key=k, value=v) for k, v in tags.items()]
-            sql_run.params = [SqlParam(key=k, value=v) for k, v in clean_params(run.params).items()]
-            rows.append(sql_run)
-            for key, value in clean_metrics(run.metrics).items():
-                for model in (SqlMetric, SqlLatestMetric):
-                    rows.append(model(run_uuid=run_id, key=key, value=value, timestamp=run.end_ms, step=0,
-                                      is_nan=False))
-        with store.ManagedSessionMaker(read_only=False) as session:  # one transaction: every run or none
-            session.add_all(rows)
-        return run_ids
-
-
-def _sql_store(client: MlflowClient) -> Any:
-    """The SqlAlchemyStore behind ``client``'s tracking URI, or None for any other kind of store."""
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
-    store = getattr(getattr(client, "_tracking_client", None), "store", None)
-    return store if isinstance(store, SqlAlchemyStore) else None
 
 
 def mlflow_fast_writes(client: MlflowClient) -> None:

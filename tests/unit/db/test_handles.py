@@ -13,9 +13,9 @@ from workbench.db.handles import Handles, reset_handles
 
 def _open_all(home: Path) -> dict[str, object]:
     from workbench.db.engine import get_engine
-    from workbench.experiments.runs import mlflow_engine
     from workbench.settings import get_settings
     from workbench.tracking import get_client
+    from workbench.tracking._sql_store import mlflow_engine
     from workbench.training.optuna_storage import open_storage
 
     settings = get_settings()
