@@ -188,6 +188,7 @@ def run(
             client=client, run_id=parent_id, project_slug=ctx.project_slug, frames=inputs.frames, config=config,
             family_id=family_id, params=params, bar=inputs.bar, min_uplift=inputs.min_uplift,
             extra_config={"job_id": ctx.job_id, "study": name, "kind": kind, "resume_of": resume_of},
+            actor=f"{kind} job {ctx.job_id}", settings=settings,
         )
         seconds = time.monotonic() - started
         log_run_batch(

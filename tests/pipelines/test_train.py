@@ -45,6 +45,19 @@ def _project(home: Path, name: str = "Xor") -> str:
         return project.slug
 
 
+def _history(slug: str) -> list[dict[str, Any]]:
+    """The project's promotion history as ``workbench model history PROJECT --json`` prints it."""
+    import json
+
+    from click.testing import CliRunner
+
+    from workbench.cli import main
+
+    result = CliRunner().invoke(main, ["model", "history", slug, "--json"])
+    assert result.exit_code == 0, result.output
+    return list(json.loads(result.output))
+
+
 def _client() -> MlflowClient:
     uri = get_settings().mlflow_tracking_uri
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -98,6 +111,11 @@ def test_train_tracks_trials_registers_a_loadable_champion(
     assert result["model_version"] == "1" and result["champion"] is True
     version = client.get_model_version_by_alias(slug, CHAMPION)
     assert str(version.version) == "1" and version.run_id == parent.info.run_id
+    # The automatic first champion is in the promotion history, like every other alias move.
+    history = _history(slug)
+    assert [(h["alias"], h["action"], h["from_version"], h["to_version"]) for h in history] == [
+        ("champion", "promote", None, "1")]
+    assert job["id"] in history[0]["actor"] and "bar to beat" in history[0]["reason"]
 
     # The registered model is the whole Pipeline: it scores raw rows (categorical text included).
     import mlflow.pyfunc
@@ -119,6 +137,7 @@ def test_train_tracks_trials_registers_a_loadable_champion(
     assert "already the champion" in second["flag"]
     assert client.get_model_version(slug, "2").tags[TAG_FLAG] == second["flag"]
     assert str(client.get_model_version_by_alias(slug, CHAMPION).version) == "1"
+    assert len(_history(slug)) == 1  # a flagged version moves no alias
 
 
 def test_same_seed_same_result_and_no_bar_means_flagged(workbench_home: Path) -> None:

@@ -1,4 +1,5 @@
-"""``workbench runs | models | promote | rollback | model card``: the Experiments and Registry pages on the CLI."""
+"""``workbench runs | models | promote | rollback | model card | model history``: the Experiments and Registry
+pages on the CLI."""
 
 from __future__ import annotations
 
@@ -142,6 +143,31 @@ def card_command(project: str, version: str | None, log: bool) -> None:
         card = log_model_card(session, project=row, version=version)[0] if log else model_card(
             session, project=row, version=version)
     click.echo(card)
+
+
+@model_group.command("history")
+@click.argument("project")
+@click.option("--alias", default=None, type=click.Choice(["champion", "challenger"]), help="Only this alias.")
+@click.option("--limit", default=200, show_default=True, type=click.IntRange(1, 100_000), help="Rows at most.")
+@json_option
+def history_command(project: str, alias: str | None, limit: int, as_json: bool) -> None:
+    """Every alias move of PROJECT's model, newest first: automatic champion, promotions, rollbacks."""
+    from workbench.db import session_scope
+    from workbench.projects import get_project
+    from workbench.registry import history, promotion_dict
+
+    with session_scope() as session:
+        rows = [promotion_dict(r) for r in history(session, project=get_project(session, slug=project),
+                                                   alias=alias, limit=limit)]
+    if as_json:
+        emit(rows, as_json=True)
+        return
+    if not rows:
+        emit(None, as_json=False, text=f"{project} has no promotion history yet.")
+        return
+    table = [{"when": r["created_at"], "alias": r["alias"], "action": r["action"], "from": r["from_version"] or "-",
+              "to": r["to_version"], "actor": r["actor"], "reason": r["reason"]} for r in rows]
+    emit(None, as_json=False, text=_table(table, ["when", "alias", "action", "from", "to", "actor", "reason"]))
 
 
 def register(main: click.Group) -> None:

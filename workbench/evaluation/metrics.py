@@ -227,3 +227,12 @@ def beats(value: float, bar: float, *, direction: str, min_uplift: float) -> boo
     if min_uplift == 0:
         return is_better(value, bar, direction=direction)
     return uplift(value, bar, direction=direction) >= min_uplift
+
+
+def uplift_rule(min_uplift: float, *, direction: str) -> str:
+    """The gate's rule in words, e.g. ``relative uplift (value − bar) / |bar| of at least 1%``."""
+    _check_direction(direction)
+    change = "value − bar" if direction == "maximize" else "bar − value"
+    if min_uplift == 0:
+        return "strictly better than the bar (no minimum uplift)"
+    return f"a relative uplift ({change}) / |bar| of at least {min_uplift:.2%} (absolute when the bar is 0)"

@@ -15,6 +15,7 @@ from workbench.registry._promotion import (
     history,
     promote,
     promotion_dict,
+    record_move,
     rollback,
     rollback_target,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "model_name",
     "promote",
     "promotion_dict",
+    "record_move",
     "rollback",
     "rollback_target",
 ]

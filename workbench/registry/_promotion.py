@@ -66,6 +66,31 @@ def promote(
     return row
 
 
+def record_move(
+    session: Session,
+    *,
+    project: Project,
+    alias: str,
+    from_version: str | None,
+    to_version: str | None,
+    actor: str,
+    reason: str,
+    action: str = "promote",
+) -> Promotion:
+    """Write one alias move made elsewhere (a tuning job's automatic first champion) to the history.
+
+    The alias has already moved in MLflow; this only keeps the record, so every move is in
+    :func:`history` whoever made it.
+    """
+    check_choice("alias", alias, ALIASES)
+    check_choice("action", action, ACTIONS)
+    row = Promotion(project_id=project.id, alias=alias, from_version=from_version, to_version=to_version,
+                    action=action, actor=actor or "", reason=_check_reason(reason))
+    session.add(row)
+    session.flush()
+    return row
+
+
 def rollback_target(session: Session, *, project: Project, alias: str = "champion") -> Promotion | None:
     """The promotion a rollback would undo: the newest one not already undone by a later rollback."""
     undone = 0

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
 
+    from workbench.settings import Settings
     from workbench.training.config import TuningConfig
 
 CHAMPION = "champion"
@@ -83,11 +84,14 @@ def refit_and_register(
     bar: Any,
     min_uplift: float,
     extra_config: dict[str, Any] | None = None,
+    actor: str = "",
+    settings: Settings | None = None,
 ) -> RegistrationResult:
     """Refit the best params on the train split, evaluate on the holdout, log and register.
 
     ``frames`` is :class:`workbench.data.splits.SplitFrames`; ``bar`` the project's bar to beat
-    (``workbench.design.baselines.BarToBeat`` or None). The model is saved with
+    (``workbench.design.baselines.BarToBeat`` or None). A version made champion is written to
+    the promotion history with ``actor`` (the job) and the gate's reason. The model is saved with
     ``mlflow.sklearn.save_model`` into a temporary folder and uploaded to ``run_id`` with
     ``client.log_artifacts``, so no fluent MLflow state is touched.
     """
@@ -172,6 +176,8 @@ def refit_and_register(
     champion = flag is None
     if flag is None:
         client.set_registered_model_alias(name, CHAMPION, version.version)
+        _record_first_champion(project_slug, str(version.version), bar=bar, holdout=holdout,
+                               min_uplift=min_uplift, actor=actor, settings=settings)
     else:
         client.set_model_version_tag(name, version.version, TAG_FLAG, flag)
     return RegistrationResult(
@@ -183,6 +189,27 @@ def refit_and_register(
         beat_baseline=beat,
         bar=bar_dict,
     )
+
+
+def _record_first_champion(
+    project_slug: str, version: str, *, bar: Any, holdout: dict[str, float], min_uplift: float, actor: str,
+    settings: Settings | None,
+) -> None:
+    """The automatic champion's row in the promotion history (MLflow keeps no history of aliases)."""
+    from workbench.db import session_scope
+    from workbench.evaluation.metrics import uplift_rule
+    from workbench.projects import get_project
+    from workbench.registry import record_move
+    from workbench.settings import get_settings
+
+    settings = settings or get_settings()
+    reason = (
+        f"first champion: holdout {bar.metric} {holdout[bar.metric]:.4f} beats the bar to beat {bar.value:.4f} "
+        f"({bar.label or bar.baseline}) by {uplift_rule(min_uplift, direction=bar.direction)}"
+    )
+    with session_scope(settings.db_url) as session:
+        record_move(session, project=get_project(session, slug=project_slug), alias=CHAMPION, from_version=None,
+                    to_version=version, actor=actor or "tuning job", reason=reason)
 
 
 def _save_model(pipeline: Any, folder: Path, *, sample: pd.DataFrame, project_slug: str, family_id: str) -> None:
@@ -258,9 +285,11 @@ def _gate(
     if bar is None:
         return beat, bar_dict, "there is no bar to beat yet (run the baselines), so it was not made champion"
     if not beat:
+        from workbench.evaluation.metrics import uplift_rule
+
         return beat, bar_dict, (
             f"holdout {bar.metric} {holdout.get(bar.metric, float('nan')):.4f} does not beat the bar "
-            f"{bar.value:.4f} by the minimum uplift {min_uplift:g}"
+            f"{bar.value:.4f} by {uplift_rule(min_uplift, direction=bar.direction)}"
         )
     if holdout.get(metric) is None:
         return beat, bar_dict, f"holdout {metric} is undefined"

@@ -80,3 +80,26 @@ def test_runs_models_promote_rollback_and_model_card(workbench_home: Path) -> No
     assert card.startswith("# Model card · Churn · version 2")
     for section in ("## Model details", "## Intended use", "## Caveats and recommendations"):
         assert section in card
+
+
+def test_model_history_lists_every_alias_move_newest_first(workbench_home: Path) -> None:
+    _setup(workbench_home)
+    assert "no promotion history yet" in _run("model", "history", "churn").output
+    _run("promote", "churn", "2", "--reason", "better recall")
+    _run("promote", "churn", "1", "--alias", "challenger", "--reason", "shadow the old one")
+    _run("rollback", "churn", "--reason", "latency")
+
+    rows = json.loads(_run("model", "history", "churn", "--json").output)
+    assert [(r["alias"], r["action"], r["from_version"], r["to_version"], r["reason"]) for r in rows] == [
+        ("champion", "rollback", "2", "1", "latency"),
+        ("challenger", "promote", None, "1", "shadow the old one"),
+        ("champion", "promote", "1", "2", "better recall"),
+    ]
+    assert all(r["created_at"] and r["actor"] for r in rows)
+    only_champion = json.loads(_run("model", "history", "churn", "--alias", "champion", "--json").output)
+    assert [r["action"] for r in only_champion] == ["rollback", "promote"]
+
+    lines = _run("model", "history", "churn").output.splitlines()
+    assert lines[0].split() == ["when", "alias", "action", "from", "to", "actor", "reason"]
+    assert "rollback" in lines[1] and "latency" in lines[1] and "2" in lines[1]
+    assert _run("model", "history", "nope").exit_code != 0
