@@ -18,6 +18,7 @@ from tests.helpers.registered_model import (
     RegisteredModel,
     create_project_with_model,
     module_home,
+    tiny_frame,
 )
 from workbench.db import session_scope
 from workbench.db.models import Deployment, Job
@@ -45,14 +46,33 @@ def test_page_shows_champion_and_canvas_mode_first(model: RegisteredModel) -> No
     assert any("No deployment yet" in i.value for i in at.info)
 
 
-def test_batch_from_a_server_path_shows_cron_and_runs(model: RegisteredModel, tmp_path: Path) -> None:
-    source = tmp_path / "to score.csv"
+@pytest.fixture
+def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """``tmp_path`` configured as the one data root (WORKBENCH_DATA_ROOTS) for this test."""
+    from workbench.settings import get_settings
+
+    monkeypatch.setenv("WORKBENCH_DATA_ROOTS", str(tmp_path))
+    get_settings.cache_clear()
+    yield tmp_path
+    monkeypatch.delenv("WORKBENCH_DATA_ROOTS")
+    get_settings.cache_clear()
+
+
+def _scores(slug: str) -> Path:
+    from workbench.settings import get_settings
+
+    return get_settings().home / "scores" / slug
+
+
+def test_batch_from_a_server_path_shows_cron_and_runs(model: RegisteredModel, data_root: Path) -> None:
+    source = data_root / "to score.csv"
     model.frame[list(FEATURES)].head(25).to_csv(source, index=False)
-    out = tmp_path / "scored.parquet"
+    # Browser outputs go to the project's own scores folder, by file name.
+    out = _scores(model.name) / "scored.parquet"
     at = _app(model.name)
     at.radio(key="deployments.batch_source").set_value("Server path").run()
     at.text_input(key="deployments.batch_path").set_value(str(source)).run()
-    at.text_input(key="deployments.batch_out").set_value(str(out)).run()
+    at.text_input(key="deployments.batch_out").set_value(out.name).run()
     cron = [c.value for c in at.code if "workbench score" in c.value]
     assert cron and cron[0].startswith("0 2 * * * workbench score") and f"'{source}'" in cron[0]
     button(at, "Score").click().run()
@@ -104,3 +124,121 @@ def test_start_replay_metrics_stop_web(model: RegisteredModel) -> None:
         assert row.status == "stopped"
     finally:
         kill_and_reap(pid)
+
+
+# --- the browser's file sandbox (issue 12): the attacks replayed through the page ---------------------
+
+
+def _other_project_dataset() -> Path:
+    """The stored dataset file of another project of the same workbench (what the attack read and overwrote)."""
+    from workbench.data.datasets import create_project_with_dataset, latest_dataset
+    from workbench.projects import get_project
+
+    with session_scope() as session:
+        try:
+            project = get_project(session, slug="victim")
+        except Exception:
+            project = create_project_with_dataset(session, name="Victim", target="churned",
+                                                  task_type="classification",
+                                                  dataset_spec_or_frame=tiny_frame(n=40, seed=5))
+        return Path(latest_dataset(session, project=project).path)
+
+
+def _launched_score_jobs() -> int:
+    with session_scope() as session:
+        return len(list(session.scalars(select(Job).where(Job.kind == "score"))))
+
+
+def test_server_path_is_not_offered_without_data_roots(model: RegisteredModel) -> None:
+    at = _app(model.name)
+    assert not at.exception
+    assert at.radio(key="deployments.batch_source").options == ["Upload a file"]
+    assert not [t for t in at.text_input if t.key == "deployments.batch_path"]
+
+
+def test_server_files_outside_the_data_roots_cannot_be_read(
+    model: RegisteredModel, data_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from workbench.settings import get_settings
+
+    outside = tmp_path_factory.mktemp("outside") / "passwd.csv"
+    outside.write_text("user,pass\nroot,S3cr3t!,extra\n")
+    (data_root / "link.csv").symlink_to(outside)
+    victim = _other_project_dataset()
+    before = _launched_score_jobs()
+    for path in (str(outside), f"{data_root}/../{outside.parent.name}/passwd.csv", str(data_root / "link.csv"),
+                 str(victim)):
+        at = _app(model.name)
+        at.radio(key="deployments.batch_source").set_value("Server path").run()
+        at.text_input(key="deployments.batch_path").set_value(path).run()
+        button(at, "Score").click().run()
+        assert not at.exception
+        errors = [e.value for e in at.error]
+        assert any("is not a file under the data roots" in e for e in errors), (path, errors)
+        assert not any("S3cr3t" in e for e in errors)
+    assert _launched_score_jobs() == before
+    # Even a data root that contains the workbench's home does not open the home's files.
+    from workbench.access.files import browser_input_path
+    from workbench.errors import InvalidInput
+    from workbench.settings import override
+
+    with pytest.raises(InvalidInput, match="not a file under the data roots"):
+        browser_input_path(str(victim), settings=override(data_roots=str(get_settings().home.parent)))
+
+
+def test_browser_outputs_stay_in_the_project_folder_and_replace_nothing(
+    model: RegisteredModel, data_root: Path
+) -> None:
+    source = data_root / "batch.csv"
+    model.frame[list(FEATURES)].head(10).to_csv(source, index=False)
+    victim = _other_project_dataset()
+    victim_bytes = victim.read_bytes()
+    before = _launched_score_jobs()
+    for name in (str(victim), "../../datasets/x.parquet", str(data_root / "elsewhere.parquet"), "notes.txt"):
+        at = _app(model.name)
+        at.radio(key="deployments.batch_source").set_value("Server path").run()
+        at.text_input(key="deployments.batch_path").set_value(str(source)).run()
+        at.text_input(key="deployments.batch_out").set_value(name).run()
+        button(at, "Score").click().run()
+        assert any("output_name must be a plain file name" in e.value for e in at.error), name
+    assert _launched_score_jobs() == before
+    assert victim.read_bytes() == victim_bytes and not (data_root / "elsewhere.parquet").exists()
+
+    # A taken name is never replaced: the run writes predictions-2.parquet beside it, offered as a download.
+    scores = _scores(model.name)
+    scores.mkdir(parents=True, exist_ok=True)
+    taken = scores / "kept.parquet"
+    taken.write_bytes(b"an earlier output")
+    at = _app(model.name)
+    at.radio(key="deployments.batch_source").set_value("Server path").run()
+    at.text_input(key="deployments.batch_path").set_value(str(source)).run()
+    at.text_input(key="deployments.batch_out").set_value("kept.parquet").run()
+    button(at, "Score").click().run()
+    assert not at.exception
+    job_id = at.session_state["deployments.batch_job"]
+    done = poll(lambda: job_row(job_id), lambda j: j.status in ("succeeded", "failed", "cancelled", "lost"),
+                timeout=120, every=0.5)
+    assert done.status == "succeeded", done.error
+    assert taken.read_bytes() == b"an earlier output"
+    assert done.params["output_path"] == str(scores / "kept-2.parquet") and done.result["rows"] == 10
+    at.run()
+    downloads = at.get("download_button")
+    assert [d.proto.label for d in downloads] == ["Download kept-2.parquet"]
+
+
+def test_a_failed_browser_batch_never_quotes_the_file(model: RegisteredModel, data_root: Path) -> None:
+    secret = data_root / "not a model input.csv"
+    # The model's columns, then a line that is not a row: the CSV parser quotes it in its error.
+    secret.write_text(",".join(FEATURES) + "\n" + "41,basic,20.5\n" * 3 + "root,S3cr3t!,extra,more\n")
+    at = _app(model.name)
+    at.radio(key="deployments.batch_source").set_value("Server path").run()
+    at.text_input(key="deployments.batch_path").set_value(str(secret)).run()
+    button(at, "Score").click().run()
+    job_id = at.session_state["deployments.batch_job"]
+    done = poll(lambda: job_row(job_id), lambda j: j.status in ("succeeded", "failed", "cancelled", "lost"),
+                timeout=120, every=0.5)
+    assert done.status == "failed"
+    at.run()
+    shown = [e.value for e in at.error] + [c.value for c in at.code] + [m.value for m in at.markdown]
+    assert not any("S3cr3t" in text for text in shown)
+    assert any("Scoring failed" in e for e in shown)

@@ -1,3 +1,8 @@
-"""Access: who is acting. :mod:`workbench.access.identity` names the local (OS) user recorded on changes."""
+"""Access: who is acting, and what a browser user may touch.
 
-__all__ = ["identity"]
+- :mod:`workbench.access.identity`: the local (OS) user recorded on changes made from the CLI and jobs.
+- :mod:`workbench.access.files`: the browser's file sandbox (data roots to read, the project's own
+  folders to write, error messages that never quote a file).
+"""
+
+__all__ = ["files", "identity"]

@@ -311,6 +311,43 @@ def launch_deployment(
     return deployment_id
 
 
+def launch_browser_batch(
+    *,
+    project_slug: str,
+    input_path: str,
+    output_name: str,
+    alias: str = "champion",
+    uploaded: bool = False,
+    actor: str = "",
+    settings: Settings | None = None,
+) -> tuple[str, str]:
+    """Launch a ``score`` job from the browser, inside its file sandbox; returns ``(job id, output path)``.
+
+    The input is a file uploaded into the project's own ``uploads`` folder (``uploaded``), or a
+    server file under the data roots; the output is ``output_name`` in the project's ``scores``
+    folder, never an existing file (:mod:`workbench.access.files`).
+    """
+    from pathlib import Path
+
+    from workbench.access.files import browser_input_path, browser_output_path, project_folder
+    from workbench.jobs import launch
+    from workbench.settings import get_settings
+
+    settings = settings or get_settings()
+    alias = _check_alias(alias)
+    if uploaded:
+        source = Path(input_path).resolve()
+        if not source.is_file() or not source.is_relative_to(project_folder(settings, "uploads", project_slug)):
+            raise InvalidInput("the uploaded file is not in this project's uploads folder; upload it again.",
+                               field="input_path")
+    else:
+        source = browser_input_path(input_path, settings=settings)
+    output = browser_output_path(project_slug, output_name, settings=settings)
+    params = {"input_path": str(source), "output_path": str(output), "alias": alias}
+    job_id = launch(kind="score", project_slug=project_slug, params=params, actor=actor, settings=settings)
+    return job_id, str(output)
+
+
 def stop_deployment(session: Session, *, deployment_id: int) -> Deployment:
     """Ask the deployment's job to stop (SIGTERM to its process group; the job marks itself stopped).
 

@@ -157,44 +157,106 @@ def stop_deployment(row: dict[str, Any]) -> None:
 
 
 def batch_section(project: Project) -> None:
-    """Run a batch scoring job on an uploaded file or a server path, and show its cron line."""
+    """Run a batch scoring job on an uploaded file or a server file, inside the browser's file sandbox.
+
+    A server path is offered only when data roots are configured, and read only under them; the
+    output goes to the project's own ``scores`` folder (never onto an existing file) and is offered
+    as a download (:mod:`workbench.access.files`).
+    """
+    from workbench.access.files import data_roots, upload_path
     from workbench.serving.batch import cron_line
     from workbench.settings import get_settings
 
     settings = get_settings()
-    source = st.radio("Input", ["Upload a file", "Server path"], horizontal=True, key=key(PAGE, "batch_source"))
+    roots = data_roots(settings)
+    sources = ["Upload a file", "Server path"] if roots else ["Upload a file"]
+    source = st.radio("Input", sources, horizontal=True, key=key(PAGE, "batch_source"))
     input_path: str | None = None
     if source == "Upload a file":
         upload = st.file_uploader("CSV or Parquet to score", type=["csv", "parquet"], key=key(PAGE, "batch_upload"))
         if upload is not None:
-            folder = settings.home / "uploads" / project.slug
-            folder.mkdir(parents=True, exist_ok=True)
-            target = folder / Path(upload.name).name
-            target.write_bytes(upload.getvalue())
-            input_path = str(target)
+            saved = st.session_state.setdefault(key(PAGE, "batch_saved"), {})
+            if upload.file_id not in saved:  # once per upload: the page re-runs on every click
+                with shown_errors():
+                    target = upload_path(project.slug, upload.name, settings=settings)
+                    target.write_bytes(upload.getvalue())
+                    saved[upload.file_id] = str(target)
+            input_path = saved.get(upload.file_id)
     else:
+        st.caption("Readable folders (WORKBENCH_DATA_ROOTS): " + ", ".join(f"`{r}`" for r in roots))
         input_path = st.text_input("Input path on the server", key=key(PAGE, "batch_path")) or None
-    default_out = str(settings.home / "scores" / project.slug / "predictions.parquet")
-    output_path = st.text_input("Output path (.parquet or .csv)", value=default_out, key=key(PAGE, "batch_out"))
+    output_name = st.text_input("Output file name (.parquet or .csv)", value="predictions.parquet",
+                                key=key(PAGE, "batch_out"),
+                                help=f"Written to {settings.home / 'scores' / project.slug}; a taken name gets a "
+                                "-2, -3... suffix, so no file is replaced.")
     alias = st.text_input("Alias", value="champion", key=key(PAGE, "batch_alias"))
     if input_path:
         st.caption("To run it every night, add this line to the crontab (`crontab -e`):")
-        st.code(cron_line(project.slug, input_path, output_path, alias=alias), language="bash")
+        out_hint = str(settings.home / "scores" / project.slug / (output_name or "predictions.parquet"))
+        st.code(cron_line(project.slug, input_path, out_hint, alias=alias), language="bash")
     if st.button("Score", key=key(PAGE, "batch_run"), icon=":material/play_arrow:", disabled=not input_path):
-        from workbench.jobs import launch
+        from workbench.serving.deployments import launch_browser_batch
 
         with shown_errors():
-            Path(output_path).parent.mkdir(parents=True, exist_ok=True)
-            st.session_state[key(PAGE, "batch_job")] = launch(
-                kind="score", project_slug=project.slug,
-                params={"input_path": input_path, "output_path": output_path, "alias": alias},
-                actor=display_name(),
+            launched, output = launch_browser_batch(
+                project_slug=project.slug, input_path=str(input_path), output_name=output_name, alias=alias,
+                uploaded=source == "Upload a file", actor=display_name(), settings=settings,
             )
+            st.session_state[key(PAGE, "batch_job")] = launched
+            st.session_state[key(PAGE, "batch_output")] = output
     job_id = st.session_state.get(key(PAGE, "batch_job"))
     if job_id:
-        from workbench.ui.jobs import job_progress
+        batch_job(str(job_id), st.session_state.get(key(PAGE, "batch_output")))
 
-        job_progress(job_id, key=key(PAGE, "batch_job_status"))
+
+def batch_job(job_id: str, output: str | None) -> None:
+    """The browser batch job: progress, then the output as a download, or a failure that never quotes the file.
+
+    Not :func:`workbench.ui.jobs.job_progress`: that shows the job's raw error and log tail, in
+    which parsers quote lines of the file.
+    """
+    from datetime import timedelta
+
+    from workbench.access.files import browser_job_error
+    from workbench.jobs import ACTIVE_STATUSES, get_job, job_dict
+
+    def read() -> dict[str, Any]:
+        with session_scope() as session:
+            return job_dict(get_job(session, job_id=job_id))
+
+    def show(data: dict[str, Any]) -> None:
+        st.markdown(f"Job `{job_id}` (score): **{data['status']}**")
+        if data["status"] in ACTIVE_STATUSES:
+            st.progress(min(1.0, max(0.0, data["progress"])), text="scoring…")
+        elif data["status"] == "succeeded":
+            rows = (data.get("result") or {}).get("rows")
+            st.success(f"Scored {rows:,} rows into `{output}`." if rows is not None else f"Scored into `{output}`.")
+        elif data["status"] in ("failed", "lost"):
+            st.error(browser_job_error(job_id, data.get("error") or data.get("message")))
+        else:
+            st.caption(f"The job was {data['status']}.")
+
+    data = read()
+    if data["status"] in ACTIVE_STATUSES:
+        @st.fragment(run_every=timedelta(seconds=1))
+        def _poll() -> None:
+            fresh = read()
+            show(fresh)
+            if fresh["status"] not in ACTIVE_STATUSES:
+                st.rerun()
+
+        _poll()
+        return
+    show(data)
+    path = Path(output) if output else None
+    if data["status"] == "succeeded" and path is not None and path.is_file():
+        from workbench.settings import get_settings
+
+        if path.stat().st_size <= get_settings().max_upload_bytes:
+            st.download_button(f"Download {path.name}", data=path.read_bytes(), file_name=path.name,
+                               key=key(PAGE, f"batch_download_{job_id}"), icon=":material/download:")
+        else:
+            st.caption(f"{path.name} is too large to download here; it is at `{path}` on the server.")
 
 
 def holdout_records(project: Project, *, limit: int) -> list[dict[str, Any]]:
