@@ -209,12 +209,26 @@ def test_schema_problems_name_missing_tables_and_unwritten_required_columns(tmp_
     engine.dispose()
 
 
-def test_the_workbench_reads_only_the_runs_of_its_own_workspace(workbench_home: Path,
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def tracking_store(request: pytest.FixtureRequest, workbench_home: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The MLflow tracking store: the home's SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        seed_mlflow_store(workbench_home)
+        yield
+        return
+    url = request.getfixturevalue("postgres_url")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url.replace("postgresql://", "postgresql+psycopg://"))
+    reset_workbench_caches()
+    yield
+    get_client()._tracking_client.store.engine.dispose()  # let the fixture drop the database
+    reset_workbench_caches()
+
+
+def test_the_workbench_reads_only_the_runs_of_its_own_workspace(tracking_store: None,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     # Two MLflow workspaces hold an experiment of the same name; the other team's is older (a lower
     # id) and its workspace sorts first, so a lookup by name alone finds it first (SQLite scans the
-    # (workspace, name) index).
-    seed_mlflow_store(workbench_home)
+    # (workspace, name) index; PostgreSQL returns the older row of the heap).
     monkeypatch.setenv("MLFLOW_ENABLE_WORKSPACES", "true")
     monkeypatch.setenv("MLFLOW_WORKSPACE", "team-a")
     reset_workbench_caches()
