@@ -342,7 +342,12 @@ def create_app(
 
     class Feedback(BaseModel):
         request_id: str = Field(..., min_length=1, max_length=80)
-        label: str | int | float | bool
+        # Any JSON value here, checked by conform_label against the model being served (a union
+        # type would coerce first and name its branches, not "label", when it fails).
+        label: Any = Field(..., description="The true outcome: one of the model's classes (classification) "
+                           "or a finite number (regression).",
+                           json_schema_extra={"anyOf": [{"type": "string"}, {"type": "number"},
+                                                        {"type": "boolean"}]})
 
     records_type: Any = record | list[record]  # type: ignore[valid-type]
     body_schema, body_defs = _body_schema(records_type)
@@ -419,10 +424,13 @@ def create_app(
     def feedback(request: Request, body: Feedback) -> dict[str, Any]:
         """Record the true label of a logged prediction (by its request id)."""
         writer: PredictionLogWriter = request.app.state.writer
+        model = holder.model
+        # Checked against the served model before any read or write (a 422 naming the field).
+        check = {"classes": model.classes} if model.is_classifier else {"numeric": True}
         for attempt in range(2):
             try:
                 with session_scope(settings.db_url) as session:
-                    row = record_feedback(session, request_id=body.request_id, label=body.label)
+                    row = record_feedback(session, request_id=body.request_id, label=body.label, **check)
                     result = {"request_id": row.request_id, "label": row.label, "recorded": True}
                 stats.observe("/feedback", 200)
                 return result
