@@ -322,3 +322,23 @@ def test_a_bad_value_is_refused_alike_by_batch_and_web(trained: Trained, tmp_pat
     assert answer.json()["detail"] == str(batch_error.value)
     assert answer.json()["field"] == "size" == batch_error.value.field
     assert "'many'" in str(batch_error.value)
+
+
+def test_the_version_records_its_threshold_and_its_optional_inputs(trained: Trained) -> None:
+    """Registration writes the canvas's threshold on the version and a signature that allows the gaps."""
+    from mlflow.models import Model
+
+    from workbench.serving.model_loader import load_model
+    from workbench.serving.signature import THRESHOLD_TAG
+    from workbench.settings import get_settings
+    from workbench.tracking import get_client
+
+    client = get_client(get_settings())
+    version = client.get_model_version_by_alias(trained.slug, "champion")
+    assert float(version.tags[THRESHOLD_TAG]) == THRESHOLD
+    local = client.download_artifacts(version.run_id, "model", str(trained.home.parent / "mlmodel"))
+    inputs = {spec.name: spec for spec in Model.load(local).signature.inputs.inputs}
+    for name in ("total bill", "sex", "smoker", "time", "party_age"):  # the columns with gaps in training
+        assert inputs[name].required is False, name
+    described = load_model(trained.slug).describe()["decision_threshold"]
+    assert described == {"value": THRESHOLD, "source": f"model version tag {THRESHOLD_TAG}"}

@@ -381,17 +381,37 @@ def decision_threshold(project_slug: str, tags: dict[str, str], settings: Settin
             return float(recorded), "model version tag " + THRESHOLD_TAG
         except ValueError:
             logger.warning("ignoring the unreadable %s tag %r", THRESHOLD_TAG, recorded)
+    canvas = canvas_threshold(project_slug, settings)
+    if canvas is not None:
+        return canvas, "ML Canvas (Decisions box; not recorded on the version)"
+    return 0.5, "default 0.5 (no ML Canvas)"
+
+
+def canvas_threshold(project_slug: str, settings: Settings) -> float | None:
+    """The ML Canvas's decision threshold of a project now (None without a project or canvas store)."""
     try:
         from workbench.db import session_scope
         from workbench.design.project_config import project_config
         from workbench.projects import get_project
 
         with session_scope(settings.db_url) as session:
-            config = project_config(session, project=get_project(session, slug=project_slug))
-        return float(config.decision_threshold), "ML Canvas (Decisions box; not recorded on the version)"
+            return float(project_config(session, project=get_project(session, slug=project_slug)).decision_threshold)
     except Exception as exc:  # no project row or canvas store (a model served outside the workbench)
-        logger.info("no decision threshold for %s (%s); using 0.5", project_slug, exc)
-        return 0.5, "default 0.5 (no ML Canvas)"
+        logger.info("no ML Canvas decision threshold for %s (%s)", project_slug, exc)
+        return None
+
+
+def threshold_tags(project_slug: str, classes: list[Any] | None, settings: Settings | None = None
+                   ) -> dict[str, str]:
+    """The model-version tag recording the decision threshold at registration (binary classifiers only).
+
+    Registration calls this, so a served version keeps the threshold it was validated with even
+    when the canvas changes later; multiclass and regression models get no tag (none applies).
+    """
+    if classes is None or len(classes) != 2:
+        return {}
+    threshold = canvas_threshold(project_slug, settings or get_settings())
+    return {} if threshold is None else {THRESHOLD_TAG: repr(threshold)}
 
 
 class ModelHolder:

@@ -148,12 +148,10 @@ def model_signature(pipeline: Any, train: pd.DataFrame, sample: pd.DataFrame) ->
     names = [str(spec.name) for spec in inferred.inputs.inputs]
     gaps = {str(c) for c in train.columns[train.isna().any().to_numpy()]}
     optional = gaps | optional_columns(pipeline, names)
-    specs: list[Any] = []
-    for spec in inferred.inputs.inputs:
-        kind = spec.type
-        if spec.name in optional and getattr(kind, "name", "") in ("long", "integer"):
-            kind = "double"  # an integer column with gaps arrives as floats with NaN
-        specs.append(ColSpec(type=kind, name=spec.name, required=spec.name not in optional))
+    # An optional integer column keeps its type: the contract takes its gaps as NaN and still
+    # refuses 2.5 there.
+    specs: list[Any] = [ColSpec(type=spec.type, name=spec.name, required=spec.name not in optional)
+                        for spec in inferred.inputs.inputs]
     return ModelSignature(inputs=Schema(specs), outputs=inferred.outputs)
 
 

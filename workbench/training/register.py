@@ -105,12 +105,16 @@ def refit_and_register(
     from workbench.training._provenance import git_commit, package_versions
     from workbench.training.model_families import build_pipeline
 
+    from workbench.evaluation.probabilities import class_order
+
     X_train, y_train = frames.X_train, frames.y_train
-    classes = sorted(y_train.unique().tolist(), key=str) if config.task_type == "classification" else None
     pipeline = build_pipeline(family_id, params, X_train, config.task_type, seed=config.seed, n_rows=len(X_train))
     started = time.perf_counter()
     pipeline.fit(X_train, y_train)
     fit_seconds = time.perf_counter() - started
+    # The fitted model's classes fix the order of the metrics' positive class and the figures.
+    classes = (class_order(y_train, frames.y_holdout, model=pipeline)
+               if config.task_type == "classification" else None)
     holdout = score_pipeline(pipeline, frames.X_holdout, frames.y_holdout, task_type=config.task_type,
                              classes=classes)
     dataset = frames.dataset
@@ -158,7 +162,8 @@ def refit_and_register(
     )
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        _save_model(pipeline, root / "model", sample=X_train.head(5), project_slug=project_slug, family_id=family_id)
+        _save_model(pipeline, root / "model", sample=X_train.head(5), train=X_train, project_slug=project_slug,
+                    family_id=family_id)
         client.log_artifacts(run_id, str(root / "model"), "model")
         _write_extras(root / "extras", pipeline, frames, reference=reference, holdout=holdout,
                       full_config=full_config, config=config, classes=classes)
@@ -167,10 +172,14 @@ def refit_and_register(
     name = project_slug
     _ensure_registered_model(client, name, project_slug)
     source = f"{client.get_run(run_id).info.artifact_uri}/model"
+    from workbench.serving.model_loader import threshold_tags
+
     version = client.create_model_version(
         name, source=source, run_id=run_id,
         tags={"workbench.family": family_id, "workbench.dataset_hash": dataset.content_hash,
-              f"holdout.{config.metric}": str(holdout.get(config.metric))},
+              f"holdout.{config.metric}": str(holdout.get(config.metric)),
+              # The ML Canvas's decision threshold, recorded on the version that serving applies.
+              **threshold_tags(project_slug, classes, settings)},
     )
     beat, bar_dict, flag = _gate(client, name, holdout, bar=bar, metric=config.metric, min_uplift=min_uplift)
     champion = flag is None
@@ -212,17 +221,22 @@ def _record_first_champion(
                     to_version=version, actor=actor or "tuning job", reason=reason)
 
 
-def _save_model(pipeline: Any, folder: Path, *, sample: pd.DataFrame, project_slug: str, family_id: str) -> None:
-    """The whole Pipeline as an MLflow sklearn model (skops), with its signature and input example."""
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
+def _save_model(pipeline: Any, folder: Path, *, sample: pd.DataFrame, train: pd.DataFrame, project_slug: str,
+                family_id: str) -> None:
+    """The whole Pipeline as an MLflow sklearn model (skops), with its signature and input example.
 
+    The signature marks optional every column with a gap in ``train`` or that the Pipeline imputes
+    (``workbench.serving.signature.model_signature``), so it matches what serving accepts.
+    """
+    import mlflow.sklearn
+
+    from workbench.serving.signature import model_signature
     from workbench.training._provenance import model_requirements, skops_trusted_types
 
     mlflow.sklearn.save_model(
         pipeline,
         str(folder),
-        signature=infer_signature(sample, pipeline.predict(sample)),
+        signature=model_signature(pipeline, train, sample),
         input_example=sample,
         serialization_format="skops",
         # Given explicitly: MLflow's inference runs the model in a subprocess (15+ s).
@@ -244,7 +258,7 @@ def _write_extras(
     classes: list[Any] | None,
 ) -> None:
     """``config.json``, ``reference/`` and ``evaluation/`` (importance, holdout metrics, figures) in ``extras``."""
-    from workbench.evaluation.figures import evaluation_figures
+    from workbench.evaluation.figures import evaluation_figures, logged_figures
     from workbench.training._provenance import feature_importance
 
     X_holdout, y_holdout = frames.X_holdout, frames.y_holdout
@@ -259,7 +273,8 @@ def _write_extras(
     importance.to_csv(extras / "evaluation" / "feature_importance.csv", index=False)
     (extras / "config.json").write_text(json.dumps(full_config, indent=2, default=str, sort_keys=True))
     (extras / "evaluation" / "holdout_metrics.json").write_text(json.dumps(holdout, indent=2, sort_keys=True))
-    figures = evaluation_figures(pipeline, X_holdout, y_holdout, task_type=config.task_type, classes=classes)
+    figures = evaluation_figures(pipeline, X_holdout, y_holdout, task_type=config.task_type, classes=classes,
+                                 names=logged_figures(config.task_type, classes))
     for name, figure in figures.items():
         (extras / "evaluation" / f"{name}.json").write_text(figure.to_json())
         (extras / "evaluation" / f"{name}.html").write_text(figure.to_html(include_plotlyjs="cdn"))
