@@ -128,3 +128,24 @@ def test_a_regression_label_is_a_finite_number(regressor: Any) -> None:
 
 def test_an_unknown_request_id_is_still_a_404(classifier: Any) -> None:
     assert _feedback(classifier, '{"request_id": "unknown", "label": "no"}').status_code == 404
+
+
+def test_a_token_labels_only_its_own_deployments_predictions(classifier: Any, regressor: Any,
+                                                             models: dict[str, RegisteredModel]) -> None:
+    """Issue 12: any deployment's token labelled any deployment's predictions (stream ids are enumerable)."""
+    mine = _predict(classifier)
+    theirs = _predict(regressor)  # another project's deployment
+    with _client(models["classification"]) as same_project:  # another deployment of the same project
+        other = _predict(same_project)
+        # Neither another deployment of this project nor another project's can label this one's predictions.
+        assert _feedback(same_project, f'{{"request_id": "{mine}", "label": "yes"}}').status_code == 404
+        assert _feedback(regressor, f'{{"request_id": "{mine}", "label": 1}}').status_code == 404
+        # ...and the answer is the same as for an id that does not exist: no oracle of the ids out there.
+        unknown = _feedback(regressor, '{"request_id": "0123456789abcdef0123456789abcdef", "label": 1}')
+        assert unknown.status_code == 404
+        assert _feedback(classifier, f'{{"request_id": "{theirs}", "label": "no"}}').status_code == 404
+        assert _feedback(classifier, f'{{"request_id": "{other}", "label": "no"}}').status_code == 404
+        assert _label(mine) is None and _label(theirs) is None and _label(other) is None
+        assert _feedback(classifier, f'{{"request_id": "{mine}", "label": "yes"}}').status_code == 200
+        assert _feedback(same_project, f'{{"request_id": "{other}", "label": "no"}}').status_code == 200
+    assert (_label(mine), _label(other)) == ("yes", "no")

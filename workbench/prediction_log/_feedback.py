@@ -85,8 +85,12 @@ def conform_label(label: Any, *, classes: Sequence[Any] | None = None, numeric: 
 
 
 def record_feedback(session: Session, *, request_id: str, label: Any, classes: Sequence[Any] | None = None,
-                    numeric: bool = False) -> PredictionLog | PredictionLabel:
+                    numeric: bool = False, deployment_id: int | None = None) -> PredictionLog | PredictionLabel:
     """Attach the true ``label`` to the logged prediction ``request_id`` (overwrites an earlier label).
+
+    ``deployment_id``: only a prediction of that deployment can be labelled (a web service
+    labels only its own predictions, so a token cannot label another deployment's, nor probe
+    which ids exist there); another deployment's request id is NotFound, like an unknown one.
 
     The request id and the label are checked before anything is read or written (``classes``
     and ``numeric``: see :func:`conform_label`). A row-logged prediction (web, stream) keeps its
@@ -97,12 +101,15 @@ def record_feedback(session: Session, *, request_id: str, label: Any, classes: S
         raise InvalidInput("request_id must be the request_id a prediction returned (text without lone "
                            "surrogates or NUL).", field="request_id")
     label = json_safe(conform_label(label, classes=classes, numeric=numeric))
-    row = session.scalar(select(PredictionLog).where(PredictionLog.request_id == request_id))
+    query = select(PredictionLog).where(PredictionLog.request_id == request_id)
+    if deployment_id is not None:
+        query = query.where(PredictionLog.deployment_id == deployment_id)
+    row = session.scalar(query)
     if row is not None:
         row.label = label
         row.labelled_at = utcnow()
         return row
-    segment_id = _find_segment(session, request_id)
+    segment_id = _find_segment(session, request_id, deployment_id=deployment_id)
     if segment_id is None:
         raise NotFound(
             f"No logged prediction with request_id {request_id!r}. Use the request_id returned by /predict; "

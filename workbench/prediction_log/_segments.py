@@ -157,20 +157,19 @@ def read_segment(session: Session, segment_id: int, *, columns: list[str] | None
     return pq.read_table(pa.BufferReader(bytes(data)), columns=columns)
 
 
-def _find_segment(session: Session, request_id: str) -> int | None:
-    """The id of the segment that logged ``request_id`` (``<token>-<index>``), or None."""
+def _find_segment(session: Session, request_id: str, *, deployment_id: int | None = None) -> int | None:
+    """The id of the segment (of ``deployment_id``, when given) that logged ``request_id`` (``<token>-<index>``)."""
     token, sep, index = request_id.rpartition("-")
     if not sep or not token or len(token) > SEGMENT_TOKEN_MAX or not (index.isascii() and index.isdigit()):
         return None
     position = int(index)
     if str(position) != index:  # "tok-007" is not the id of row 7 ("tok-7")
         return None
-    found = session.execute(
-        select(PredictionLogSegment.id, PredictionLogSegment.first_index, PredictionLogSegment.rows)
-        .where(PredictionLogSegment.token == token, PredictionLogSegment.first_index <= position)
-        .order_by(PredictionLogSegment.first_index.desc())
-        .limit(1)
-    ).first()
+    query = select(PredictionLogSegment.id, PredictionLogSegment.first_index, PredictionLogSegment.rows).where(
+        PredictionLogSegment.token == token, PredictionLogSegment.first_index <= position)
+    if deployment_id is not None:
+        query = query.where(PredictionLogSegment.deployment_id == deployment_id)
+    found = session.execute(query.order_by(PredictionLogSegment.first_index.desc()).limit(1)).first()
     if found is None or position >= found.first_index + found.rows:
         return None
     return int(found.id)

@@ -430,7 +430,9 @@ def create_app(
         for attempt in range(2):
             try:
                 with session_scope(settings.db_url) as session:
-                    row = record_feedback(session, request_id=body.request_id, label=body.label, **check)
+                    # Only this deployment's own predictions: a token cannot label (or probe) another's.
+                    row = record_feedback(session, request_id=body.request_id, label=body.label,
+                                          deployment_id=state["deployment_id"], **check)
                     result = {"request_id": row.request_id, "label": row.label, "recorded": True}
                 stats.observe("/feedback", 200)
                 return result
