@@ -290,3 +290,29 @@ def test_a_bundle_with_one_stale_canvas_saves_nothing(db_url: str) -> None:
         project = get_project(session, slug="churn")
         assert load_canvas(session, project=project, kind="ml_canvas")[0] == 0
         assert load_canvas(session, project=project, kind="mlops_stack")[0] == 2
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("| Owner |  |", "| Owner | Bo \\u{d800} |", "lone surrogate"),  # stored, every export would fail
+        ("| Owner |  |", "| Owner | " + "\\u{41}" * 100_001 + " |", "at most 100000 characters"),
+        ("| Owner |  |", "| Owner | x |\n" + "| Owner | y |\n" * 700_000, "over the import limit"),
+    ],
+)
+def test_a_hostile_bundle_leaves_nothing_half_written(db_url: str, old: str, new: str, message: str) -> None:
+    from workbench.design.canvases.markdown import bundle_markdown
+
+    _project()
+    with session_scope() as session:
+        bundle = bundle_markdown(session, project=get_project(session, slug="churn"))
+    # the first canvas is valid and changed; the tracker, last in the bundle, is hostile
+    edited = bundle.replace("```text\n```", "```text\na real answer\n```", 1)
+    assert old in edited
+    edited = edited.replace(old, new, 1)
+    with pytest.raises(InvalidInput, match=message):
+        _import(edited)
+    with session_scope() as session:
+        project = get_project(session, slug="churn")
+        for kind in ("ml_canvas", "mlops_stack", "crisp_dm"):
+            assert load_canvas(session, project=project, kind=kind)[0] == 0

@@ -71,10 +71,11 @@ def canvas_import(project_slug: str, file: Path, force: bool, as_json: bool) -> 
     stale save, unless --force.
     """
     from workbench.db import session_scope
-    from workbench.design.canvases.markdown import import_markdown
+    from workbench.design.canvases.markdown import check_markdown_size, import_markdown
     from workbench.errors import InvalidInput
     from workbench.projects import get_project
 
+    check_markdown_size(file.stat().st_size)  # before reading: a huge file is refused unread
     try:
         text = file.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -162,3 +162,15 @@ def test_import_of_a_stale_export_is_refused_unless_force(project: str, tmp_path
     shown = json.loads(_run("canvas", "show", project, "--kind", "ml_canvas", "--json").stdout)
     assert shown["content"]["boxes"]["impact_simulation"]["fields"]["primary_metric"] == "recall"
     assert shown["content"]["boxes"]["features"]["text"] == ""
+
+
+def test_an_oversized_file_is_refused_before_it_is_read(project: str, tmp_path: Path) -> None:
+    path = tmp_path / "huge.md"
+    with path.open("wb") as handle:
+        handle.truncate(9 * 1024 * 1024)  # a sparse 9 MB file of NUL bytes
+    result = _run("canvas", "import", project, str(path))
+    assert result.exit_code == 2
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1 and "over the import limit of 8 MB" in line
+    shown = json.loads(_run("canvas", "show", project, "--kind", "ml_canvas", "--json").stdout)
+    assert shown["revision"] == 1

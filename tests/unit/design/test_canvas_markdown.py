@@ -326,3 +326,97 @@ def test_several_canvases_need_the_bundle_header() -> None:
     two = export_canvas("mlops_stack", empty_content("mlops_stack"), _meta())
     with pytest.raises(InvalidInput, match="need the bundle header"):
         parse_markdown(one + "\n" + two)
+
+
+# --- hostile input: oversized, deeply nested, malformed ------------------------------------------
+
+
+def _tracker_with_links(count: int) -> str:
+    text = export_canvas("crisp_dm", empty_content("crisp_dm"), _meta())
+    header = "| Link kind | Ref | Label |\n|---|---|---|\n"
+    rows = "".join(f"| profile | job:{i:08d} | a link label of some length {i} |\n" for i in range(count))
+    return text.replace(header, header + rows, 1)
+
+
+def test_an_oversized_document_is_refused_up_front() -> None:
+    import time
+
+    # 200,000 link rows: every cell is valid, so only a size limit stops one huge revision
+    text = _tracker_with_links(200_000)
+    assert len(text.encode()) > 9 * 1024 * 1024
+    started = time.perf_counter()
+    with pytest.raises(InvalidInput, match=r"MB, over the import limit of 8 MB") as info:
+        parse_markdown(text)
+    assert time.perf_counter() - started < 0.5
+    assert "\n" not in str(info.value)
+    # a long but reasonable tracker still imports
+    tasks = parse_markdown(_tracker_with_links(500)).canvases[0].content["tasks"]
+    assert len(tasks["business_objectives"]["links"]) == 500
+
+
+def test_many_escapes_parse_in_linear_time() -> None:
+    import time
+
+    # 1.2 MB of \u{41} escapes in one metadata value: quadratic unescaping took tens of seconds
+    text = export_canvas("ml_canvas", _sample_ml(), _meta()).replace(
+        "- Note: first draft", "- Note: " + "\\u{41}" * 200_000
+    )
+    started = time.perf_counter()
+    parsed = parse_markdown(text)
+    assert time.perf_counter() - started < 2.0
+    assert parsed.canvases[0].meta.note == "A" * 200_000
+
+
+@pytest.mark.parametrize(
+    ("needle", "replacement", "message"),
+    [
+        ("Keep customers.", "Keep \ud800customers.", "lone surrogate (U+D800)"),
+        ("- Note: first draft", "- Note: first \\u{dfff} draft", "\\u{dfff} is a lone surrogate"),
+    ],
+)
+def test_lone_surrogates_are_refused_naming_the_line(needle: str, replacement: str, message: str) -> None:
+    # a lone surrogate is not a character: stored, it would make every later export fail to encode
+    text = export_canvas("ml_canvas", _sample_ml(), _meta())
+    line = next(i for i, row in enumerate(text.split("\n"), start=1) if needle in row)
+    with pytest.raises(InvalidInput) as info:
+        parse_markdown(text.replace(needle, replacement))
+    assert str(info.value).startswith(f"line {line}:") and message in str(info.value)
+
+
+def test_content_with_a_lone_surrogate_is_refused_naming_the_field() -> None:
+    content = _sample_ml()
+    content["boxes"]["features"]["text"] = "tenure \udc00"
+    with pytest.raises(InvalidInput, match=r"features\.text holds a lone surrogate") as info:
+        normalize_content("ml_canvas", content)
+    assert info.value.field == "features.text"
+
+
+@pytest.mark.parametrize(
+    ("insert", "message"),
+    [
+        (">" * 100_000 + " deep quote", None),  # a quote is a prompt, ignored wherever it is nested
+        ("\n".join("  " * depth + "- item" for depth in range(1_000)), "a metadata line reads '- Key: value'"),
+        ("\n".join("#" * depth + " heading" for depth in range(4, 2_000)), "unexpected text '#### heading'"),
+        ("# Project bundle: inner\n\n- Project: x\n- Exported: now", "the bundle title must be the first line"),
+        ("`" * 50_000 + "text", "is never closed"),
+        ("| a |\n" * 50_000, "a table needs a separator row"),
+        ("[" * 100_000 + "]" * 100_000, "unexpected text"),
+        ("## Budget (`" + "b" * 100_000 + "`)\n\n```text\n```", "unknown section 'bbbb"),
+        ("| Field | Id | Value |\n|---|---|---|\n| a | `" + "f" * 100_000 + "` | 1 |", "has no table"),
+    ],
+)
+def test_deeply_nested_and_malformed_input_gives_one_clear_message(insert: str, message: str | None) -> None:
+    import time
+
+    text = export_canvas("ml_canvas", _sample_ml(), _meta())
+    at = "## Features (`features`)"
+    hostile = text.replace(at, insert + "\n\n" + at, 1)
+    started = time.perf_counter()
+    if message is None:
+        assert parse_markdown(hostile).canvases[0].content == parse_markdown(text).canvases[0].content
+    else:
+        with pytest.raises(InvalidInput) as info:
+            parse_markdown(hostile)
+        assert message in str(info.value) and str(info.value).startswith("line ")
+        assert len(str(info.value)) < 600  # quotes at most a short excerpt of the offending line
+    assert time.perf_counter() - started < 2.0

@@ -8,10 +8,15 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+from workbench.design.canvases.content import MAX_TEXT_CHARS
 from workbench.errors import InvalidInput
 
 BUNDLE_TITLE = "Project bundle"
 NEVER_SAVED = "never"
+# The largest Markdown an import reads: every answer of the three canvases at their limit of
+# MAX_TEXT_CHARS fits (about 4.6 M characters), a file of hundreds of thousands of rows does not.
+MAX_MARKDOWN_BYTES = 8 * 1024 * 1024
+_UNICODE_ESCAPE = re.compile(r"\\u\{([0-9a-fA-F]{1,6})\}")
 _SIMPLE_ESCAPES = {"\\": "\\", "|": "|", "n": "\n", "r": "\r", "t": "\t", "s": " "}
 CANVAS_META_KEYS = ("Project", "Canvas", "Revision", "Saved", "Author", "Note")
 BUNDLE_META_KEYS = ("Project", "Exported")
@@ -87,33 +92,59 @@ def escape_inline(value: str) -> str:
 
 
 def unescape_inline(text: str, *, line: int) -> str:
-    """Undo :func:`escape_inline`; InvalidInput naming ``line`` on a broken escape."""
+    """Undo :func:`escape_inline`; InvalidInput naming ``line`` on a broken escape.
+
+    Linear in the length of ``text`` (plain runs are copied whole, escapes matched in place),
+    so a value of a million escapes cannot stall an import.
+    """
     out: list[str] = []
     i = 0
-    while i < len(text):
-        char = text[i]
-        if char != "\\":
-            out.append(char)
-            i += 1
-            continue
-        if i + 1 >= len(text):
+    size = len(text)
+    while i < size:
+        j = text.find("\\", i)
+        if j < 0:
+            out.append(text[i:])
+            break
+        out.append(text[i:j])
+        if j + 1 >= size:
             raise InvalidInput(f"line {line}: a value ends with a lone backslash; write \\\\ for a backslash.")
-        nxt = text[i + 1]
+        nxt = text[j + 1]
         if nxt in _SIMPLE_ESCAPES:
             out.append(_SIMPLE_ESCAPES[nxt])
-            i += 2
+            i = j + 2
         elif nxt == "u":
-            match = re.match(r"\\u\{([0-9a-fA-F]{1,6})\}", text[i:])
+            match = _UNICODE_ESCAPE.match(text, j)
             if not match or int(match.group(1), 16) > 0x10FFFF:
-                raise InvalidInput(f"line {line}: broken escape {text[i : i + 10]!r}; expected \\u{{hex}}.")
-            out.append(chr(int(match.group(1), 16)))
-            i += len(match.group(0))
+                raise InvalidInput(f"line {line}: broken escape {text[j : j + 10]!r}; expected \\u{{hex}}.")
+            code = int(match.group(1), 16)
+            if 0xD800 <= code <= 0xDFFF:
+                raise InvalidInput(
+                    f"line {line}: {match.group(0)} is a lone surrogate, not a character; remove it or write the "
+                    "character itself."
+                )
+            out.append(chr(code))
+            i = match.end()
         else:
             raise InvalidInput(
                 f"line {line}: unknown escape \\{nxt}; use \\\\ \\| \\n \\r \\t \\s or \\u{{hex}} "
                 "(write \\\\ for a backslash)."
             )
     return "".join(out)
+
+
+def shown(value: str, limit: int = 60) -> str:
+    """``value`` quoted for a message, cut at ``limit`` characters so hostile input stays out of it."""
+    return repr(value) if len(value) <= limit else repr(value[:limit]) + "..."
+
+
+def check_markdown_size(size: int) -> None:
+    """Refuse a Markdown file or text of ``size`` bytes (UTF-8) over :data:`MAX_MARKDOWN_BYTES`."""
+    if size > MAX_MARKDOWN_BYTES:
+        raise InvalidInput(
+            f"the Markdown is {size / 1024 / 1024:,.1f} MB, over the import limit of "
+            f"{MAX_MARKDOWN_BYTES // 1024 // 1024} MB; a canvas export is far smaller (an answer holds at most "
+            f"{MAX_TEXT_CHARS:,} characters). Import the file the workbench exported, or one canvas at a time."
+        )
 
 
 def _fence_for(text: str) -> str:

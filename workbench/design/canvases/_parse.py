@@ -17,6 +17,8 @@ from workbench.design.canvases._format import (
     CanvasMeta,
     ParsedCanvas,
     ParsedDocument,
+    check_markdown_size,
+    shown,
     unescape_inline,
 )
 from workbench.design.canvases.content import clean_field_value, empty_content, normalize_content
@@ -87,8 +89,9 @@ def _blocks(text: str) -> list[_Block]:
             closing = fence.group("fence")
             end = next((j for j in range(i + 1, len(lines)) if lines[j] == closing), None)
             if end is None:
+                wanted = closing if len(closing) <= 20 else f"{len(closing)} backticks"
                 raise InvalidInput(
-                    f"line {number}: the code fence opened here is never closed; add a line with exactly {closing}."
+                    f"line {number}: the code fence opened here is never closed; add a line with exactly {wanted}."
                 )
             blocks.append(_Block("fence", number, text="\n".join(lines[i + 1 : end])))
             i = end + 1
@@ -122,7 +125,7 @@ def _blocks(text: str) -> list[_Block]:
                 if len(cells) != len(header):
                     raise InvalidInput(
                         f"line {row_number}: this row has {len(cells)} cells but the table has {len(header)} "
-                        f"columns ({', '.join(header)})."
+                        f"columns ({', '.join(header)[:100]})."
                     )
                 block.rows.append(cells)
                 block.row_lines.append(row_number)
@@ -167,7 +170,7 @@ def _read_meta(
     while i < len(blocks) and blocks[i].kind == "meta":
         block = blocks[i]
         if block.key not in keys:
-            raise InvalidInput(f"line {block.line}: unknown metadata {block.key!r}; expected {', '.join(keys)}.")
+            raise InvalidInput(f"line {block.line}: unknown metadata {shown(block.key)}; expected {', '.join(keys)}.")
         if block.key in values:
             raise InvalidInput(f"line {block.line}: metadata {block.key!r} appears twice.")
         values[block.key] = unescape_inline(block.text, line=block.line)
@@ -183,6 +186,17 @@ def parse_markdown(text: str) -> ParsedDocument:
     """Read a canvas document or a project bundle; InvalidInput naming the line when it is malformed."""
     if not isinstance(text, str):
         raise InvalidInput("the Markdown must be text (UTF-8).")
+    # Bounded and valid before any parsing: the size (a character is at least one byte) and no
+    # lone surrogate, which is no character (stored, it would make every later export fail).
+    check_markdown_size(len(text))
+    try:
+        check_markdown_size(len(text.encode("utf-8")))
+    except UnicodeEncodeError as exc:
+        line = text.count("\n", 0, exc.start) + 1
+        raise InvalidInput(
+            f"line {line}: the text holds a lone surrogate (U+{ord(text[exc.start]):04X}), which is not a "
+            "character; remove it, or save the file as UTF-8 and import it again."
+        ) from None
     blocks = _blocks(text)
     if not blocks:
         raise InvalidInput(
@@ -192,6 +206,11 @@ def parse_markdown(text: str) -> ParsedDocument:
         raise InvalidInput(
             f"line {blocks[0].line}: a document starts with its title, like '# Machine Learning Canvas: <project>'."
         )
+    # A bundle title further down would otherwise cut the canvas above it short and be
+    # reported as that canvas's missing sections.
+    inner = next((b for b in blocks[1:] if b.kind == "h1" and b.text.startswith(f"{BUNDLE_TITLE}: ")), None)
+    if inner is not None:
+        raise InvalidInput(f"line {inner.line}: the bundle title must be the first line of the file.")
     document = ParsedDocument(canvases=[])
     i = 0
     seen: dict[str, int] = {}
@@ -221,13 +240,13 @@ def parse_markdown(text: str) -> ParsedDocument:
         if values["Canvas"] != kind:
             raise InvalidInput(
                 f"line {meta_lines['Canvas']}: the title says {KIND_TITLES[kind]} "
-                f"but the metadata says Canvas: {values['Canvas']}."
+                f"but the metadata says Canvas: {shown(values['Canvas'])}."
             )
         try:
             revision = int(values["Revision"])
         except ValueError:
             raise InvalidInput(
-                f"line {meta_lines['Revision']}: Revision must be a whole number; got {values['Revision']!r}."
+                f"line {meta_lines['Revision']}: Revision must be a whole number; got {shown(values['Revision'])}."
             ) from None
         meta = CanvasMeta(project_name, values["Project"], revision, values["Saved"], values["Author"], values["Note"])
         body = blocks[after:end]
@@ -278,7 +297,7 @@ def _parse_canvas(canvas: CanvasDef, body: list[_Block], title_line: int, end_li
         _, box_id = _section_id(heading)
         if box_id not in canvas.box_ids:
             raise InvalidInput(
-                f"line {heading.line}: unknown section {box_id!r} on the {canvas.title}; the boxes are "
+                f"line {heading.line}: unknown section {shown(box_id)} on the {canvas.title}; the boxes are "
                 f"{', '.join(canvas.box_ids)}. Rename the section or move its text into one of them."
             )
         if box_id in seen:
@@ -313,7 +332,7 @@ def _parse_canvas(canvas: CanvasDef, body: list[_Block], title_line: int, end_li
                 field_id = cells[1].strip("`")
                 if field_id not in {f.id for f in box.fields}:
                     raise InvalidInput(
-                        f"line {line}: unknown field {field_id!r} in the box {box_id!r}; the fields are "
+                        f"line {line}: unknown field {shown(field_id)} in the box {box_id!r}; the fields are "
                         f"{', '.join(f.id for f in box.fields)}."
                     )
                 spec = box.field(field_id)
@@ -340,7 +359,7 @@ def _parse_tracker(body: list[_Block], title_line: int, end_line: int | None) ->
             _, phase_id = _section_id(block)
             if phase_id not in phase_ids:
                 raise InvalidInput(
-                    f"line {block.line}: unknown phase {phase_id!r}; the phases are {', '.join(phase_ids)}."
+                    f"line {block.line}: unknown phase {shown(phase_id)}; the phases are {', '.join(phase_ids)}."
                 )
             current = None
         elif block.kind == "h3":
@@ -356,7 +375,7 @@ def _parse_tracker(body: list[_Block], title_line: int, end_line: int | None) ->
         _, task_id = _section_id(heading)
         if task_id not in CRISP_DM.task_ids:
             raise InvalidInput(
-                f"line {heading.line}: unknown section {task_id!r} in the CRISP-DM tracker; the tasks are "
+                f"line {heading.line}: unknown section {shown(task_id)} in the CRISP-DM tracker; the tasks are "
                 f"{', '.join(CRISP_DM.task_ids)}."
             )
         if CRISP_DM.phase_of(task_id).id != phase:
@@ -394,14 +413,14 @@ def _parse_task(task_id: str, heading: _Block, blocks: list[_Block]) -> dict[str
         if name == "Status":
             if value not in TASK_STATUSES:
                 raise InvalidInput(
-                    f"line {line}: Status must be one of {', '.join(TASK_STATUSES)}; got {value!r}.",
+                    f"line {line}: Status must be one of {', '.join(TASK_STATUSES)}; got {shown(value)}.",
                     field=f"{task_id}.status",
                 )
             data["status"] = value
         elif name == "Owner":
             data["owner"] = value
         else:
-            raise InvalidInput(f"line {line}: unknown task field {name!r}; expected Status or Owner.")
+            raise InvalidInput(f"line {line}: unknown task field {shown(name)}; expected Status or Owner.")
     data["notes"] = notes.text
     if links.header != LINK_HEADER:
         raise InvalidInput(f"line {links.line}: the links table header must be | {' | '.join(LINK_HEADER)} |.")
@@ -409,7 +428,7 @@ def _parse_task(task_id: str, heading: _Block, blocks: list[_Block]) -> dict[str
         kind, ref, label = (unescape_inline(c, line=line) for c in cells)
         if kind not in ARTEFACT_KINDS:
             raise InvalidInput(
-                f"line {line}: link kind must be one of {', '.join(ARTEFACT_KINDS)}; got {kind!r}.",
+                f"line {line}: link kind must be one of {', '.join(ARTEFACT_KINDS)}; got {shown(kind)}.",
                 field=f"{task_id}.links",
             )
         if not ref.strip():

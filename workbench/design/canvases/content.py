@@ -43,6 +43,15 @@ def _clean_text(value: Any, *, where: str) -> str:
             "or link a document instead.",
             field=where,
         )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # Not a character: stored, it would make every later export and download fail to encode.
+        raise InvalidInput(
+            f"{where} holds a lone surrogate (U+{ord(value[exc.start]):04X}) at character {exc.start}, which is "
+            "not a character; remove it.",
+            field=where,
+        ) from None
     # Browsers and Windows files send CRLF; the stored form uses LF only, so that the
     # Markdown round trip and diffs are exact.
     return value.replace("\r\n", "\n").replace("\r", "\n")
