@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from workbench.db.engine import session_scope
-from workbench.db.models import Alert, MonitoringMetric
+from workbench.db.models import Alert, MonitoringMetric, utcnow
 from workbench.errors import InvalidInput
 from workbench.monitoring.checks import Thresholds
 from workbench.monitoring.service import (
@@ -397,3 +397,57 @@ def test_integer_classes_with_probabilities_and_labels_as_floats() -> None:
     rows = dict(analysis.evidently.metric_rows())
     key = next(k for k in rows if k.startswith("quality.Accuracy("))
     assert rows[key] == pytest.approx(accuracy)
+
+
+def _set_policy(slug: str, policy: str) -> None:
+    from workbench.design.canvases.store import load_canvas, save_canvas
+    from workbench.design.project_config import CANVAS_FIELDS
+    from workbench.projects import get_project
+
+    box, name = CANVAS_FIELDS["retrain_policy"]
+    with session_scope() as session:
+        project = get_project(session, slug=slug)
+        revision, content = load_canvas(session, project=project, kind="ml_canvas")
+        content.setdefault("boxes", {}).setdefault(box, {"text": "", "fields": {}}).setdefault("fields", {})
+        content["boxes"][box]["fields"][name] = policy
+        save_canvas(session, project=project, kind="ml_canvas", content=content, base_revision=revision,
+                    author="test", note="policy")
+
+
+def test_check_and_apply_policy_stores_the_check_then_applies_the_policy(
+    project_setup: dict[str, Any], tmp_path: Path
+) -> None:
+    """The one use case the monitor job, the CLI and the page share (issue 10 item 4)."""
+    from workbench.db.models import Job, MonitoringReport
+    from workbench.jobs import create_job
+    from workbench.monitoring.cycle import check_and_apply_policy
+    from workbench.projects import get_project
+
+    slug = project_setup["slug"]
+    _register_reference(project_setup["reference"], slug, tmp_path)
+    passing = check_and_apply_policy(project_slug=slug, deployment_id=project_setup["stable"], window="1000",
+                                     with_evidently=False, actor="ann")
+    assert passing.failed_checks == [] and passing.retrain_job is None
+    assert passing.retrain_reason == "no check failed"
+
+    _set_policy(slug, "manual")
+    manual = check_and_apply_policy(project_slug=slug, deployment_id=project_setup["drifted"], window="300",
+                                    with_evidently=False, actor="ann")
+    assert "drift" in manual.failed_checks and manual.retrain_job is None
+    assert "manual" in manual.retrain_reason and manual.new_alert_ids
+
+    # on_alert, a retrain finished a minute ago: the cooldown refuses another, and the check is stored all the same.
+    _set_policy(slug, "on_alert")
+    with session_scope() as session:
+        job = create_job(session, kind="retrain", project=get_project(session, slug=slug), params={}, actor="x")
+        job_id = job.id
+    with session_scope() as session:
+        row = session.get(Job, job_id)
+        row.status, row.finished_at = "succeeded", utcnow() - timedelta(minutes=1)
+    refused = check_and_apply_policy(project_slug=slug, deployment_id=project_setup["drifted"], window="300",
+                                     with_evidently=False, actor="ann")
+    assert refused.retrain_job is None and job_id in refused.retrain_reason
+    assert refused.new_alert_ids == []  # the drift alert of the previous check is still open
+    with session_scope() as session:
+        stored = session.get(MonitoringReport, refused.reports[0]["id"])
+        assert stored is not None and stored.created_by == "ann" and stored.status == "fail"
