@@ -343,7 +343,8 @@ def load_model(name: str, *, alias: str = "champion", version: str | None = None
     model_version = client.get_model_version(name, version)
     uri = client.get_model_version_download_uri(name, version)
     local = mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=settings.mlflow_tracking_uri)
-    meta = Model.load(local)
+    meta = Model.load(local)  # the MLmodel file: YAML, no code runs
+    check_model_format(meta.flavors, name=name, version=str(version))
     pipeline = mlflow.sklearn.load_model(local)
     classes = getattr(pipeline, "classes_", None) if hasattr(pipeline, "predict_proba") else None
     columns = signature_columns(meta.signature)
@@ -366,6 +367,43 @@ def load_model(name: str, *, alias: str = "champion", version: str | None = None
     else:
         served.fast_reason = "pipeline: fast path not requested"
     return served
+
+
+TRUST_PICKLE_VARIABLE = "WORKBENCH_TRUST_PICKLE"
+
+
+def trust_pickle() -> bool:
+    """True when the operator accepts loading pickled models (``WORKBENCH_TRUST_PICKLE=true``)."""
+    import os
+
+    return os.environ.get(TRUST_PICKLE_VARIABLE, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def check_model_format(flavors: dict[str, Any], *, name: str, version: str) -> None:
+    """Refuse, before anything is unpickled, a model whose loading would run code it carries.
+
+    The workbench logs sklearn Pipelines in skops format with their trusted types, which loads
+    without running pickled code. A cloudpickle or pickle model (or one with no sklearn flavor,
+    whose custom loader is code) is refused with the model, the format and the setting that
+    allows it, unless ``WORKBENCH_TRUST_PICKLE=true``.
+    """
+    sklearn_flavor = flavors.get("sklearn")
+    if sklearn_flavor is None:
+        raise InvalidInput(
+            f"Refusing to load model {name} version {version}: it has no sklearn flavor "
+            f"(flavors: {', '.join(sorted(flavors)) or 'none'}), and the workbench serves sklearn Pipelines "
+            "saved in skops format. Register the model with the train pipeline.", field="model")
+    fmt = str(sklearn_flavor.get("serialization_format") or "cloudpickle")
+    if fmt == "skops":
+        return
+    if trust_pickle():
+        logger.warning("loading %s version %s saved as %s: %s=true allows pickled code to run",
+                       name, version, fmt, TRUST_PICKLE_VARIABLE)
+        return
+    raise InvalidInput(
+        f"Refusing to load model {name} version {version}: it is saved in the {fmt} format, and loading "
+        f"a {fmt} model runs any code it contains. Register it again in skops format (the train pipeline "
+        f"does), or set {TRUST_PICKLE_VARIABLE}=true if you trust whoever registered it.", field="model")
 
 
 def decision_threshold(project_slug: str, tags: dict[str, str], settings: Settings) -> tuple[float, str]:
