@@ -73,7 +73,9 @@ def test_versions_promote_and_rollback_with_reasons(project: dict[str, Any]) -> 
     assert not at.exception, at.exception
     assert _champion(slug) == "1"
     history = at.dataframe[1].value
-    assert list(history["action"]) == ["rollback", "promote"]
+    # Oldest: the tuning job's automatic first champion (v1), which now writes its row too.
+    assert list(history["action"]) == ["rollback", "promote", "promote"]
+    assert list(history[["from_version", "to_version"]].iloc[-1]) == [None, "1"]
     assert history["reason"].iloc[0] == "latency regression" and history["to_version"].iloc[0] == "1"
 
 

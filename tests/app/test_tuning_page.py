@@ -134,3 +134,26 @@ def test_resume_a_cancelled_job_from_the_page(workbench_home: Path) -> None:
     # The page follows the resumed job: the one study, with the trials of both jobs.
     assert next(m for m in at.metric if m.label == "Trials done").value == f"{before + 2}/{before + 2}"
     assert next(m for m in at.metric if m.label == "Best family").value == "knn"
+
+
+def test_the_result_compares_holdout_with_holdout_and_states_the_uplift_rule(workbench_home: Path) -> None:
+    from tests.helpers.jobs import run_job_ok
+    from tests.pipelines.test_train import PARAMS
+
+    slug = _project(workbench_home, name="Tuning bar")
+    run_job_ok(slug, "baseline")
+    result = run_job_ok(slug, "train", PARAMS)["result"]
+    at = _app(slug)
+    assert not at.exception, at.exception
+
+    # The CV score carries no delta against the (holdout) bar: they are different measurements.
+    cv = next(m for m in at.metric if m.label.startswith("Best balanced_accuracy so far (CV)"))
+    assert cv.proto.delta == "" and "holdout" in cv.help
+    assert not [m.label for m in at.metric if "vs bar" in (m.proto.delta or "")]
+
+    bar, holdout = result["bar"], result["holdout_metrics"]["balanced_accuracy"]
+    uplift = (holdout - bar["value"]) / abs(bar["value"])
+    text = next(m.value for m in at.markdown if "against the bar to beat" in m.value)
+    assert f"Holdout balanced_accuracy **{holdout:.4f}**" in text and f"**{bar['value']:.4f}**" in text
+    assert "same holdout" in text and f"relative uplift **{uplift:+.2%}**" in text
+    assert "passes" in text and "Rule: a relative uplift (value − bar) / |bar| of at least 1.00%" in text

@@ -131,6 +131,14 @@ def test_train_tracks_trials_registers_a_loadable_champion(
     holdout_score = result["holdout_metrics"]["balanced_accuracy"]
     assert holdout_score > result["bar"]["value"]
 
+    # Comparable with the baselines: the same holdout_ metric names, the PR curve beside ROC.
+    baseline = client.get_run(result["bar"]["run_id"])
+    holdout_names = {k for k in parent.data.metrics if k.startswith("holdout_")}
+    assert holdout_names and holdout_names == {k for k in baseline.data.metrics if k.startswith("holdout_")}
+    assert baseline.data.metrics[f"holdout_{result['metric']}"] == pytest.approx(result["bar"]["value"])
+    assert "evaluation/pr_curve.json" in {a.path for a in client.list_artifacts(parent.info.run_id, "evaluation")}
+    assert "plots/pr.json" in {a.path for a in client.list_artifacts(baseline.info.run_id, "plots")}
+
     # A second job: registered as version 2 but flagged, since a champion exists.
     second = run_job_ok(slug, "train", {**PARAMS, "n_trials": 2})["result"]
     assert second["model_version"] == "2" and second["champion"] is False
@@ -138,6 +146,35 @@ def test_train_tracks_trials_registers_a_loadable_champion(
     assert client.get_model_version(slug, "2").tags[TAG_FLAG] == second["flag"]
     assert str(client.get_model_version_by_alias(slug, CHAMPION).version) == "1"
     assert len(_history(slug)) == 1  # a flagged version moves no alias
+
+
+def _figure_classes(run_id: str, path: str) -> list[str]:
+    import plotly.io as pio
+
+    local = _client().download_artifacts(run_id, path)
+    with open(local, encoding="utf-8") as handle:
+        return list(pio.from_json(handle.read()).data[0].x)
+
+
+def test_confusion_matrices_take_the_model_s_class_order(workbench_home: Path) -> None:
+    """Integer classes 1, 2, 10: every run draws them as the model's classes_ (not 1, 10, 2 as text sorts)."""
+    seed_mlflow_store(workbench_home)
+    frame = xor_frame(n=240, seed=4)
+    frame["label"] = np.select([frame["x1"] < -0.3, frame["x1"] < 0.3], [1, 2], default=10)
+    with session_scope() as session:
+        slug = create_project_with_dataset(session, name="Three classes", dataset_spec_or_frame=frame,
+                                           target="label", task_type="classification").slug
+    baselines = run_job_ok(slug, "baseline")["result"]["baselines"]
+    job = run_job_ok(slug, "train", {"models": ["linear"], "n_trials": 1, "folds": 2, "seed": 1})
+    import mlflow.sklearn
+
+    model = mlflow.sklearn.load_model(_client().download_artifacts(job["run_id"], "model",
+                                                                   str(workbench_home / "three")))
+    order = [str(c) for c in model.classes_]
+    assert order == ["1", "2", "10"]
+    assert _figure_classes(job["run_id"], "evaluation/confusion_matrix.json") == order
+    for entry in baselines:
+        assert _figure_classes(entry["run_id"], "plots/confusion_matrix.json") == order, entry["name"]
 
 
 def test_same_seed_same_result_and_no_bar_means_flagged(workbench_home: Path) -> None:

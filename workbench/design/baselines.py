@@ -103,11 +103,6 @@ class BarToBeat:
         return dict(self.__dict__)
 
 
-def _plain(value: Any) -> Any:
-    item = getattr(value, "item", None)
-    return item() if callable(item) else value
-
-
 def _make_estimator(spec: BaselineSpec, frames: SplitFrames) -> Any:
     from sklearn.pipeline import Pipeline
 
@@ -232,7 +227,7 @@ def run_baselines(
     none succeeds, :class:`WorkbenchError` is raised.
     """
     from workbench.data.splits import split_dict
-    from workbench.evaluation.figures import confusion_figure, residual_figure, roc_figure
+    from workbench.evaluation.figures import confusion_figure, pr_figure, residual_figure, roc_figure
     from workbench.evaluation.metrics import compute_metrics, confusion
     from workbench.settings import get_settings
     from workbench.tracking import (
@@ -252,8 +247,10 @@ def run_baselines(
     specs = baseline_specs(task_type, has_time=frames.split.strategy == "time", has_heuristic=bool(heuristic))
     classes: list[Any] | None = None
     if task_type == "classification":
-        seen = set(frames.y_train.dropna().tolist()) | set(frames.y_holdout.dropna().tolist())
-        classes = sorted((_plain(c) for c in seen), key=str)
+        from workbench.evaluation.probabilities import class_order
+
+        # The order a fitted model's classes_ has, so baselines and tuned versions draw the same matrix.
+        classes = class_order(frames.y_train, frames.y_holdout)
     common_params = {
         "split_id": frames.split.id,
         "split_strategy": frames.split.strategy,
@@ -291,7 +288,10 @@ def run_baselines(
                 y_proba=outcome.proba, classes=classes,
             )
             entry["seconds"] = round(time.perf_counter() - started, 3)
-            log_run_batch(client, run_id, params=params, metrics={**metrics, "fit_seconds": entry["seconds"]},
+            # ``holdout_<metric>``: the names a tuned version logs for the same holdout, so Compare lines
+            # them up; the plain names stay for the filters and views written against them.
+            logged = {**metrics, **{f"holdout_{k}": v for k, v in metrics.items()}, "fit_seconds": entry["seconds"]}
+            log_run_batch(client, run_id, params=params, metrics=logged,
                           tags={"mlflow.note.content": f"Baseline {spec.label} on the project holdout."})
             title = f"{spec.label} · holdout"
             if task_type == "classification":
@@ -304,6 +304,11 @@ def run_baselines(
                         client, run_id, roc_figure(frames.y_holdout.to_numpy(), outcome.proba, classes, title=title),
                         "roc",
                     )
+                    if len(classes) == 2:  # the PR curve beside ROC, as a refit binary model logs it
+                        log_figure_artifact(
+                            client, run_id,
+                            pr_figure(frames.y_holdout.to_numpy(), outcome.proba, classes, title=title), "pr",
+                        )
                 entry["confusion"] = matrix
             else:
                 log_figure_artifact(

@@ -33,8 +33,18 @@ DEFAULT_TITLES: dict[str, str] = {
 }
 CLASSIFICATION_FIGURES = ("confusion_matrix", "roc_curve", "pr_curve")
 REGRESSION_FIGURES = ("residuals_vs_predicted", "residuals_histogram")
-# What a refit best model logs with its registered version (its evaluation/ folder).
+# The default set of :func:`evaluation_figures`; :func:`logged_figures` adds the PR curve of a binary task.
 MODEL_FIGURES = ("confusion_matrix", "roc_curve", "residuals_vs_predicted", "residuals_histogram")
+
+
+def logged_figures(task_type: str, classes: Sequence[Any] | None) -> tuple[str, ...]:
+    """What a refit model (and a baseline) logs: :data:`MODEL_FIGURES`, plus the PR curve beside ROC when binary.
+
+    The PR curve tells more than ROC when the positive class is rare, which is when a binary
+    task's threshold matters most.
+    """
+    binary = task_type == "classification" and classes is not None and len(classes) == 2
+    return (*MODEL_FIGURES[:2], "pr_curve", *MODEL_FIGURES[2:]) if binary else MODEL_FIGURES
 
 
 def confusion_figure(matrix: list[list[int]], classes: Sequence[Any], *, title: str) -> Any:

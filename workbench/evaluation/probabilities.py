@@ -32,6 +32,44 @@ def class_index(label: Any, classes: Sequence[Any]) -> int | None:
     return None
 
 
+def _plain(value: Any) -> Any:
+    """A numpy scalar as its Python value (JSON- and MLflow-safe); anything else as it is."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) and not isinstance(value, str) else value
+
+
+def _natural(values: Sequence[Any]) -> list[Any]:
+    """Sorted as scikit-learn orders ``classes_`` (numbers as numbers), by ``str()`` for mixed types."""
+    try:
+        return sorted(values)
+    except TypeError:
+        return sorted(values, key=str)
+
+
+def class_order(*labels: Any, model: Any = None) -> list[Any]:
+    """The classes in the one order every figure and metric uses: the model's ``classes_`` first.
+
+    A fitted classifier fixes the order (its ``classes_``, as scikit-learn sorts them), so a
+    confusion matrix reads the same for every run of the project; a label of ``labels`` (the
+    train and holdout targets) the model never saw is appended in the same sort order. Without a
+    model (a heuristic baseline, CV folds) the order is the sorted labels, which is what the
+    fitted model's ``classes_`` will be. Missing labels (NaN, None) are not classes.
+    """
+    import pandas as pd
+
+    seen: list[Any] = []
+    for values in labels:
+        if values is None:
+            continue
+        for value in pd.unique(pd.Series(values).dropna()):
+            value = _plain(value)
+            if class_index(value, seen) is None:
+                seen.append(value)
+    fitted = [_plain(c) for c in getattr(model, "classes_", [])] if model is not None else []
+    extra = [value for value in seen if class_index(value, fitted) is None]
+    return fitted + _natural(extra)
+
+
 def _same(a: Any, b: Any) -> bool:
     try:
         return bool(a == b)

@@ -53,6 +53,7 @@ def compare_with_champion(
     from workbench.design.project_config import project_config
     from workbench.evaluation.figures import FIGURE_LABELS, evaluation_figures
     from workbench.evaluation.metrics import is_better, uplift
+    from workbench.evaluation.probabilities import class_order
     from workbench.evaluation.scoring import score_pipeline
 
     info = get_version(session, project=project, version=version, settings=settings)
@@ -62,12 +63,15 @@ def compare_with_champion(
     config = project_config(session, project=project)
     frames = load_split_frames(session, project=project)
     X, y = frames.X_holdout, frames.y_holdout
-    classes = (sorted(frames.y_train.unique().tolist(), key=str)
+    models = {label: load_version_model(project=project, version=label, settings=settings)
+              for label in dict.fromkeys([champion, info.version])}
+    # One class order for both, fixed by the champion's classes_ (the same figures side by side).
+    classes = (class_order(frames.y_train, y, model=models[champion])
                if project.task_type == "classification" else None)
     metrics: dict[str, dict[str, float]] = {}
     figures: dict[str, dict[str, Any]] = {}
     for label in dict.fromkeys([info.version, champion]):
-        model = load_version_model(project=project, version=label, settings=settings)
+        model = models[label]
         metrics[label] = score_pipeline(model, X, y, task_type=project.task_type, classes=classes)
         if with_figures:
             title = f"v{label}" + (" (champion)" if label == champion else "")

@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import InvalidInput
+from workbench.evaluation.probabilities import class_order
 from workbench.evaluation.scoring import score_pipeline
 from workbench.training.model_families import FAMILIES
 from workbench.training.study import ATTR_CV_MEAN, ATTR_CV_STD, ATTR_FAMILY, ATTR_FIT_SECONDS, ATTR_WORKER
@@ -35,9 +36,8 @@ class CVObjective:
         self.y = y
         self.config = config
         self.worker = worker
-        self.classes: list[Any] | None = (
-            sorted(y.unique().tolist(), key=str) if config.task_type == "classification" else None
-        )
+        # The order the refit model's classes_ will have (the positive class of a binary task is the last).
+        self.classes: list[Any] | None = class_order(y) if config.task_type == "classification" else None
         splitter: Any = (
             StratifiedKFold(n_splits=config.folds, shuffle=True, random_state=config.seed)
             if config.task_type == "classification"

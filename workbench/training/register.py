@@ -101,11 +101,10 @@ def refit_and_register(
     import mlflow.data
     from mlflow.entities import DatasetInput, InputTag
 
+    from workbench.evaluation.probabilities import class_order
     from workbench.tracking import log_run_batch
     from workbench.training._provenance import git_commit, package_versions
     from workbench.training.model_families import build_pipeline
-
-    from workbench.evaluation.probabilities import class_order
 
     X_train, y_train = frames.X_train, frames.y_train
     pipeline = build_pipeline(family_id, params, X_train, config.task_type, seed=config.seed, n_rows=len(X_train))

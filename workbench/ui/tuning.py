@@ -147,9 +147,10 @@ def history_chart(history: Any, bar: Any, *, metric: str, direction: str | None)
         fig.add_scatter(x=history["number"], y=history["best"], mode="lines", name="best so far",
                         line={"color": BEST_COLOUR, "shape": "hv"})
     if bar is not None and bar.metric == metric:
-        bar_to_beat_line(fig, bar)
+        bar_to_beat_line(fig, bar)  # for scale only: the bar is a holdout score, the points are CV scores
     fig.update_layout(
         title=f"Optimisation history ({label}, CV on the train split"
+              f"{'; bar: holdout' if bar is not None else ''}"
               f"{'; lower is better' if direction == 'minimize' else ''})",
         xaxis_title="trial", yaxis_title=label, height=360, margin={"t": 50, "b": 40},
     )
@@ -176,11 +177,11 @@ def live_panel(project: Project, bar: Any, metric: str) -> Any:
         target = status["target"]
         cols[0].metric("Trials done", f"{status['done']}/{target if target is not None else '∞'}")
         best = status["best"]
-        delta = None
-        if best is not None and bar is not None and bar.metric == metric:
-            delta = f"{best - bar.value:+.4f} vs bar"
-        cols[1].metric(f"Best {metric} so far (CV)", f"{best:.4f}" if best is not None else "–", delta=delta,
-                       delta_color="normal" if (status["direction"] or "maximize") == "maximize" else "inverse")
+        # No delta against the bar here: a CV score on the train split and a holdout score are
+        # not the same measurement. The refit's holdout score is compared with the bar in the result.
+        cols[1].metric(f"Best {metric} so far (CV)", f"{best:.4f}" if best is not None else "–",
+                       help="Cross-validated on the train split. The bar to beat is a holdout score, so the two "
+                            "are compared after the refit, on the holdout.")
         cols[2].metric("Bar to beat (holdout)", f"{bar.value:.4f}" if bar is not None else "none yet",
                        help="Best baseline on the holdout; run the baselines to set it." if bar is None else None)
         cols[3].metric("Time left", _time_text(status["seconds_left"]))
@@ -247,6 +248,9 @@ def results(job: dict[str, Any]) -> None:
     cols[2].metric(f"Holdout {metric}",
                    f"{result['holdout_metric']:.4f}" if result.get("holdout_metric") is not None else "–")
     cols[3].metric("Registered version", f"{result.get('model_name')} v{result.get('model_version')}")
+    verdict = bar_verdict(result)
+    if verdict:
+        st.markdown(verdict)
     if result.get("champion"):
         st.success(f"Version {result['model_version']} is the **champion**: it beats the bar to beat.",
                    icon=":material/emoji_events:")
@@ -260,6 +264,28 @@ def results(job: dict[str, Any]) -> None:
     st.dataframe(rows, hide_index=True, width="stretch")
     with st.expander("Best params"):
         st.json(result.get("best_params") or {})
+
+
+def bar_verdict(result: dict[str, Any]) -> str | None:
+    """The result's holdout score against the bar (holdout vs holdout), with the uplift rule in words.
+
+    None when the job had no bar to beat (no baselines yet) or the bar is on another metric.
+    """
+    from workbench.evaluation.metrics import uplift, uplift_rule
+
+    bar = result.get("bar") or {}
+    value = (result.get("holdout_metrics") or {}).get(bar.get("metric"))
+    if not bar or value is None:
+        return None
+    metric, direction, min_uplift = bar["metric"], bar.get("direction", "maximize"), float(bar.get("min_uplift", 0))
+    gain = uplift(value, bar["value"], direction=direction)
+    passed = result.get("beat_baseline")
+    return (
+        f"Holdout {metric} **{value:.4f}** against the bar to beat **{bar['value']:.4f}** "
+        f"({bar.get('label') or bar.get('name') or bar.get('baseline', 'best baseline')}, same holdout): "
+        f"relative uplift **{gain:+.2%}**, so it **{'passes' if passed else 'does not pass'}** the rule. "
+        f"Rule: {uplift_rule(min_uplift, direction=direction)}."
+    )
 
 
 def earlier_jobs(project: Project) -> None:

@@ -126,3 +126,20 @@ def test_evaluation_figures_refuse_an_unknown_figure_name() -> None:
     X, y, model = _binary()
     with pytest.raises(InvalidInput, match="figure"):
         evaluation_figures(model, X, y, task_type="classification", classes=["no", "yes"], names=("roc",))
+
+
+def test_a_binary_model_logs_the_pr_curve_beside_roc() -> None:
+    from workbench.evaluation.figures import logged_figures
+
+    X, y, model = _binary()
+    names = logged_figures("classification", ["no", "yes"])
+    assert names[:3] == ("confusion_matrix", "roc_curve", "pr_curve")
+    assert "pr_curve" not in logged_figures("classification", ["a", "b", "c"])
+    assert "pr_curve" not in logged_figures("regression", None)
+    figures = evaluation_figures(model, X, y, task_type="classification", classes=["no", "yes"], names=names)
+    assert list(figures) == ["confusion_matrix", "roc_curve", "pr_curve"]
+    precision, recall, _ = precision_recall_curve(y == "yes", model.predict_proba(X)[:, 1])
+    pr = figures["pr_curve"].data[0]
+    assert pr.name == "yes vs rest"
+    np.testing.assert_allclose(pr.x, recall)
+    np.testing.assert_allclose(pr.y, precision)

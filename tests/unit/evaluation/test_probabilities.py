@@ -81,3 +81,18 @@ def test_is_class_by_equality_then_by_str() -> None:
     np.testing.assert_array_equal(is_class(np.array([1, 2, 1]), 1), [True, False, True])
     np.testing.assert_array_equal(is_class(pd.Series(["1", "2", "1"]), 1), [True, False, True])
     np.testing.assert_array_equal(is_class(["a", "b"], "c"), [False, False])
+
+
+def test_class_order_is_the_model_s_classes_then_labels_it_never_saw() -> None:
+    from workbench.evaluation.probabilities import class_order
+
+    X = np.arange(6).reshape(-1, 1)
+    model = LogisticRegression().fit(X, [10, 2, 1, 10, 2, 1])
+    # scikit-learn sorts 1, 2, 10 as numbers; sorting by str() gave 1, 10, 2.
+    assert class_order([10, 2, 1], model=model) == [1, 2, 10] == list(model.classes_)
+    assert class_order(np.array([10, 2, 1]), [3, None], model=model) == [1, 2, 10, 3]
+    assert all(type(c) is int for c in class_order(np.array([10, 2, 1])))  # plain Python values
+    # Without a model: the order its classes_ will have (numbers as numbers, NaN is no class).
+    assert class_order(pd.Series([10.0, 2.0, float("nan")]), [1.0]) == [1.0, 2.0, 10.0]
+    assert class_order(["yes", "no", "yes"]) == ["no", "yes"]
+    assert class_order([1, "b", "a"]) == [1, "a", "b"]  # mixed types fall back to str()
