@@ -4,6 +4,6 @@
 column names, applied at ingest and by every scoring path.
 """
 
-from workbench.data._columns import normalize_column_name, normalize_columns
+from workbench.data._names import normalize_column_name, normalize_columns
 
 __all__ = ["normalize_column_name", "normalize_columns"]

@@ -1,19 +1,15 @@
-"""Column names and kinds: the name normaliser, the ingest checks, kind inference and the frame as stored.
-
-:func:`normalize_column_name` is the one rule for column names: ingest applies it to every
-upload and frame, and the scoring paths apply it to their input, so a name written with a
-trailing space in a spreadsheet matches the stored one everywhere.
-"""
+"""Column kinds and values: the ingest checks (infinite numbers, nested values), kind inference
+and the frame as stored (names through :func:`~workbench.data._names.normalize_column_name`)."""
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from workbench.data._names import normalize_columns
 from workbench.errors import InvalidInput
 
 COLUMN_KINDS = ("numeric", "categorical", "datetime", "boolean", "text")
@@ -26,39 +22,6 @@ CATEGORICAL_MAX_UNIQUE = 50
 _FLAT_INFERRED = frozenset(
     {"string", "empty", "boolean", "integer", "floating", "decimal", "bytes", "datetime", "date", "time", "period"}
 )
-
-
-def normalize_column_name(name: object) -> str:
-    """The column name as the workbench stores and matches it: text, surrounding whitespace stripped.
-
-    Inner whitespace and case are kept (``"Total  Bill"`` stays as it is). Ingest applies this to
-    every upload and frame; scoring applies it to its input so the stored names match.
-    """
-    return str(name).strip()
-
-
-def normalize_columns(names: Iterable[object], *, where: str = "the data", field: str | None = "columns") -> list[str]:
-    """Every name through :func:`normalize_column_name`; InvalidInput when two names become one.
-
-    ``where`` starts the message (``"file 'x.csv'"``); ``field`` is the error's field.
-    """
-    raw = [str(name) for name in names]
-    normalized = [normalize_column_name(name) for name in raw]
-    seen: set[str] = set()
-    duplicates: list[str] = []
-    for name in normalized:
-        if name in seen and name not in duplicates:
-            duplicates.append(name)
-        seen.add(name)
-    if duplicates:
-        listed = ", ".join(repr(d) for d in duplicates)
-        # Say why when the raw names differ: "a" and "a " look distinct to whoever wrote them.
-        why = "" if len(set(raw)) < len(raw) else " (once surrounding spaces are stripped, as at ingest)"
-        raise InvalidInput(
-            f"{where} has duplicate column names: {listed}{why}; give every column a unique name in the header.",
-            field=field,
-        )
-    return normalized
 
 
 def _nested_kind(value: Any) -> str | None:

@@ -36,10 +36,9 @@ from workbench.data._columns import (
     check_values,
     column_kind,
     infer_columns,
-    normalize_column_name,
-    normalize_columns,
     normalize_frame,
 )
+from workbench.data._names import normalize_column_name, normalize_columns
 from workbench.data._sources import (
     BUILTINS,
     DRIFT_KINDS,
