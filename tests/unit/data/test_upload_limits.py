@@ -142,3 +142,12 @@ def test_csv_cells_and_memory_limits(workbench_home: Path, monkeypatch: pytest.M
     _limit(monkeypatch, "WORKBENCH_MAX_UPLOAD_MEMORY_MB", "1")
     with pytest.raises(InvalidInput, match=r"about [\d.]+ MB in memory.*WORKBENCH_MAX_UPLOAD_MEMORY_MB"):
         read_upload(filename="text.csv", data=text.to_csv(index=False).encode())
+
+
+def test_a_csv_longer_than_the_sample_reads_whole_and_the_same(workbench_home: Path) -> None:
+    from workbench.data._upload import CSV_SAMPLE_ROWS
+
+    frame = good_frame(CSV_SAMPLE_ROWS * 3 + 7)
+    read = read_upload(filename="long.csv", data=frame.to_csv(index=False).encode())
+    pd.testing.assert_frame_equal(read, pd.read_csv(io.StringIO(frame.to_csv(index=False))))
+    assert len(read) == CSV_SAMPLE_ROWS * 3 + 7
