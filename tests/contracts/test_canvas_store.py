@@ -316,3 +316,32 @@ def test_a_hostile_bundle_leaves_nothing_half_written(db_url: str, old: str, new
         project = get_project(session, slug="churn")
         for kind in ("ml_canvas", "mlops_stack", "crisp_dm"):
             assert load_canvas(session, project=project, kind=kind)[0] == 0
+
+
+def test_an_export_of_another_project_is_not_compared_by_revision(db_url: str) -> None:
+    # Revision numbers count one project's canvas: copying another project's canvas works as before.
+    _project()
+    _project("Other")
+    for text in ("one", "two", "three"):
+        content = _with_text(load_canvas_content(), "features", text)
+        with session_scope() as session:
+            project = get_project(session, slug="churn")
+            base = load_canvas(session, project=project, kind="ml_canvas")[0]
+            save_canvas(session, project=project, kind="ml_canvas", content=content, base_revision=base, author="a")
+    from workbench.design.canvases.markdown import canvas_markdown
+
+    with session_scope() as session:
+        other = get_project(session, slug="other")
+        save_canvas(
+            session,
+            project=other,
+            kind="ml_canvas",
+            content=_with_text(empty_content("ml_canvas"), "features", "copied"),
+            base_revision=0,
+            author="b",
+        )
+        foreign = canvas_markdown(session, project=other, kind="ml_canvas")
+    assert "- Project: other\n" in foreign and "- Revision: 1\n" in foreign
+    [result] = _import(foreign)
+    assert (result.previous_revision, result.revision) == (3, 4)
+    assert load_canvas_content()["boxes"]["features"]["text"] == "copied"
