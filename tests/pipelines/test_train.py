@@ -190,3 +190,75 @@ def test_same_seed_same_result_and_no_bar_means_flagged(workbench_home: Path) ->
     assert first["champion"] is False and "no bar to beat" in first["flag"]
     different = run_job_ok(slug, "train", {**params, "seed": 12})["result"]
     assert different["study"] != first["study"]
+
+
+BOX_TEXTS = {
+    ("ml_canvas", "value_proposition"): "Shop owners see which orders to check first.",
+    ("ml_canvas", "prediction_task"): "Each order: yes or no.",
+    ("ml_canvas", "decisions"): "Orders above the threshold go to a person.",
+    ("ml_canvas", "impact_simulation"): "A missed order costs 40; no rule may treat regions differently.",
+    ("ml_canvas", "features"): "x1, x2 and the colour.\n# not a heading\n- not a list\n1. not a list",
+    ("mlops_stack", "value_proposition"): "Faster checks for the ops team. Models are run by team Kestrel.",
+}
+
+
+def _save_boxes(slug: str) -> None:
+    from workbench.design.canvases.store import load_canvas, save_canvas
+    from workbench.projects import get_project
+
+    with session_scope() as session:
+        project = get_project(session, slug=slug)
+        for kind in ("ml_canvas", "mlops_stack"):
+            revision, content = load_canvas(session, project=project, kind=kind)
+            for (box_kind, box), text in BOX_TEXTS.items():
+                if box_kind == kind:
+                    content["boxes"][box]["text"] = text
+            save_canvas(session, project=project, kind=kind, content=content, base_revision=revision, author="ann")
+
+
+def _section(card: str, title: str) -> str:
+    start = card.index(f"## {title}\n")
+    end = card.find("\n## ", start + 1)
+    return card[start:end if end != -1 else None]
+
+
+def test_the_model_card_is_fed_from_the_box_that_means_each_thing(workbench_home: Path) -> None:
+    from workbench.projects import get_project
+    from workbench.registry import model_card
+
+    seed_mlflow_store(workbench_home)
+    with session_scope() as session:
+        slug = create_project_with_dataset(session, name="Card # 1", dataset_spec_or_frame=xor_frame(),
+                                           target="label", task_type="classification", actor="ann").slug
+    _save_boxes(slug)
+    first = run_job_ok(slug, "train", {"models": ["knn"], "n_trials": 2, "folds": 2, "seed": 1})
+    resumed = run_job_ok(slug, "train", {"n_trials": 3, "resume_of": first["id"]})
+    assert resumed["result"]["trials_finished"] == 5
+    with session_scope() as session:
+        card = model_card(session, project=get_project(session, slug=slug), version=resumed["result"]["model_version"])
+
+    # Owner is the project's owner, not the first line of the MLOps Stack's Value Proposition.
+    assert "| owner | ann (created the project) |" in card
+    assert "Faster checks" not in card.split("| owner |")[1].split("\n")[0]
+    assert "Models are run by team Kestrel." in _section(card, "Model details")
+    # Each box feeds one section: Impact Simulation only Ethical considerations, Decisions only Metrics.
+    impact, decisions = BOX_TEXTS[("ml_canvas", "impact_simulation")], BOX_TEXTS[("ml_canvas", "decisions")]
+    assert card.count("A missed order costs 40") == 1 and "A missed order costs 40" in _section(
+        card, "Ethical considerations")
+    assert impact.split(";")[0] not in _section(card, "Evaluation data")
+    assert card.count(decisions) == 1 and decisions in _section(card, "Metrics and decision threshold")
+    assert decisions not in _section(card, "Intended use")
+    assert "Shop owners see which orders to check first." in _section(card, "Intended use")
+    # Canvas text is escaped: a '#' line is no heading, '- ' and '1.' lines no list; the title's '#' too.
+    lines = card.splitlines()
+    assert [line for line in lines if line.startswith("# ")] == ["# Model card · Card \\# 1 · version 2"]
+    assert "\\# not a heading" in card and "\\- not a list" in card and "1\\. not a list" in card
+    assert not any(line.startswith(("# not", "- not", "1. not")) for line in lines)
+    # The real trial count of the study after the resume, not the resumed job's budget.
+    quantitative = _section(card, "Quantitative analyses")
+    assert "Trials: **5** finished" in quantitative and f"resumed from job {first['id']}" in quantitative
+    assert "| n_trials |" not in quantitative
+    # One table says where each part comes from, in CANVASES.md's terms.
+    sources = _section(card, "Sources")
+    assert "| Ethical considerations | Machine Learning Canvas · Impact Simulation |" in sources
+    assert "| Model details | MLOps Stack Canvas · 1. Value Proposition |" in sources

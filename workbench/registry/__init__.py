@@ -3,11 +3,11 @@
 - ``_versions``: the project's registered model, its versions and loading one.
 - ``_promotion``: promote / rollback the aliases, and the promotion history.
 - ``_compare``: a version against the champion on the project holdout.
-- ``_model_card``: the model card of a version.
+- ``_model_card``: the model card of a version, each section fed from one canvas box (``CARD_SOURCES``).
 """
 
 from workbench.registry._compare import VersionComparison, compare_with_champion
-from workbench.registry._model_card import MODEL_CARD_ARTIFACT, log_model_card, model_card
+from workbench.registry._model_card import CARD_SOURCES, MODEL_CARD_ARTIFACT, CardSource, log_model_card, model_card
 from workbench.registry._promotion import (
     ACTIONS,
     ALIASES,
@@ -33,10 +33,12 @@ from workbench.registry._versions import (
 __all__ = [
     "ACTIONS",
     "ALIASES",
+    "CARD_SOURCES",
     "MAX_REASON",
     "MODEL_CARD_ARTIFACT",
     "TAG_DATASET_HASH",
     "TAG_FLAG",
+    "CardSource",
     "VersionComparison",
     "VersionInfo",
     "aliases",
