@@ -147,6 +147,24 @@ class NatsTransport:
         info = await self._js.stream_info(self.stream, subjects_filter=">")
         return dict(info.state.subjects or {})
 
+    async def read_subject(self, subject: str, *, limit: int = 100, timeout: float = 2.0) -> list[bytes]:
+        """Up to ``limit`` stored messages of ``subject``, oldest first, without consuming them
+        (an ephemeral consumer: the dead letters and predictions stay for everyone else)."""
+        from nats.errors import TimeoutError as NatsTimeout
+
+        sub = await self._js.pull_subscribe(subject, stream=self.stream)
+        found: list[bytes] = []
+        try:
+            while len(found) < limit:
+                try:
+                    batch = await sub.fetch(min(100, limit - len(found)), timeout=timeout)
+                except (NatsTimeout, TimeoutError):
+                    break
+                found += [msg.data for msg in batch]
+        finally:
+            await sub.unsubscribe()
+        return found
+
     async def pending(self) -> int:
         """Messages the durable consumer has not yet had acked (waiting + in flight)."""
         info = await self._js.consumer_info(self.stream, self.durable)

@@ -15,8 +15,11 @@ still logged once.
 A consumer killed anywhere in that sequence leaves its messages unacked; they come back
 after the ack wait, are predicted again, logged as no-ops (already there) and published
 again (dropped by the broker's de-duplication). So every event gets exactly one logged
-prediction. An event that is not a valid record goes straight to the dead-letter subject;
-one whose processing keeps failing goes there after ``max_deliver`` deliveries.
+prediction. An event that is not a valid record (too big, nested too deep, not JSON, not an
+object, or refused by the scoring contract that the web service applies too) goes straight
+to the dead-letter subject, alone and with the reason: the valid events of its micro-batch
+are predicted once, as if it had not been there. One whose processing keeps failing goes
+there after ``max_deliver`` deliveries. Only the model's declared features are logged.
 
 The logic talks only to :class:`~workbench.serving.transport.Transport`.
 """
@@ -47,6 +50,12 @@ logger = logging.getLogger("workbench.serving.stream")
 DEFAULT_BATCH_SIZE = 100
 FETCH_TIMEOUT_SECONDS = 1.0
 RETRY_DELAY_SECONDS = 1.0
+# An event is one flat record of features: a few KB at most. Bigger ones are refused unread.
+DEFAULT_MAX_EVENT_BYTES = 64 * 1024
+# Nesting deeper than this is refused before parsing (a flat record nests 1 level; values 2).
+MAX_EVENT_DEPTH = 32
+# A dead letter carries at most this much of the event (a dead letter must fit NATS' payload limit).
+DLQ_DATA_MAX = 4096
 
 
 @dataclass
@@ -70,10 +79,19 @@ class StreamStats:
             return out
 
 
-def _decode(message: InMessage) -> dict[str, Any]:
+def _decode(message: InMessage, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> dict[str, Any]:
+    """The event's record; InvalidInput (field ``body``) when it is too big, too deep, not JSON or not an object."""
+    from workbench.serving.web_input import depth_ok
+
+    if len(message.data) > max_event_bytes:
+        raise InvalidInput(f"event {message.id} has {len(message.data):,} bytes; an event may have at most "
+                           f"{max_event_bytes:,} (one flat record of features).", field="body")
+    if not depth_ok(message.data, MAX_EVENT_DEPTH):
+        raise InvalidInput(f"event {message.id} nests deeper than {MAX_EVENT_DEPTH} levels; send one flat record.",
+                           field="body")
     try:
         record = json.loads(message.data)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidInput(f"event {message.id} is not JSON: {exc}", field="body") from exc
     if not isinstance(record, dict):
         raise InvalidInput(f"event {message.id} must be a JSON object of features; got {type(record).__name__}.",
@@ -84,10 +102,12 @@ def _decode(message: InMessage) -> dict[str, Any]:
 async def _dead_letter(transport: Transport, message: InMessage, reason: str, field_name: str | None) -> None:
     payload = {
         "message_id": message.id,
-        "reason": reason,
+        "reason": reason[:DLQ_DATA_MAX],
         "field": field_name,
         "deliveries": message.deliveries,
-        "data": message.data.decode("utf-8", errors="replace"),
+        "data": message.data[:DLQ_DATA_MAX].decode("utf-8", errors="replace"),
+        "data_bytes": len(message.data),
+        "data_truncated": len(message.data) > DLQ_DATA_MAX,
     }
     await transport.publish(transport.dlq_subject, json.dumps(payload).encode(), msg_id=f"dlq:{message.id}")
     await transport.ack(message)
@@ -102,13 +122,17 @@ async def process_batch(
     deployment_id: int,
     stats: StreamStats | None = None,
     id_field: str | None = None,
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
 ) -> dict[str, int]:
     """Predict, log, publish, then ack one micro-batch; returns counts of what happened.
 
     ``id_field``: the field of an event that holds its own id; an event that has it is keyed
     on it (in the transport's ``key_scope``), one without it keeps the transport's key.
+    Each event is read and checked on its own: whatever is wrong with one (any error while
+    reading it, or the scoring contract's refusal) dead-letters that one alone.
     """
     from workbench.prediction_log import json_safe, make_row
+    from workbench.serving.web_input import logged_features
 
     stats = stats or StreamStats()
     started = time.perf_counter()
@@ -117,7 +141,7 @@ async def process_batch(
     dead = 0
     for message in messages:
         try:
-            record = _decode(message)
+            record = _decode(message, max_event_bytes)
             own_id = id_from_field(record, id_field) if id_field else None
             if own_id is not None:
                 message.id = event_key(scope, own_id)
@@ -125,25 +149,25 @@ async def process_batch(
         except InvalidInput as exc:
             await _dead_letter(transport, message, str(exc), exc.field)
             dead += 1
+        except Exception as exc:  # anything else about one event is still that event's fault alone
+            await _dead_letter(transport, message, f"event {message.id} could not be read: "
+                               f"{type(exc).__name__}: {exc}", "body")
+            dead += 1
     results: list[dict[str, Any]] = []
     if valid:
         try:
             results = model.predict_records([record for _, record in valid])
-        except InvalidInput:
+        except Exception:
             # One bad record fails the frame: find it (and any other) record by record.
-            kept: list[tuple[InMessage, dict[str, Any]]] = []
-            for message, record in valid:
-                try:
-                    results.append(model.predict_records([record])[0])
-                    kept.append((message, record))
-                except InvalidInput as exc:
-                    await _dead_letter(transport, message, str(exc), exc.field)
-                    dead += 1
-            valid = kept
+            valid, results, refused = _one_by_one(model, valid)
+            for message, reason, field_name in refused:
+                await _dead_letter(transport, message, reason, field_name)
+                dead += 1
     per_row_ms = (time.perf_counter() - started) * 1000 / max(1, len(valid))
     if valid:
         rows = [
-            make_row(deployment_id=deployment_id, request_id=message.id, features=record,
+            make_row(deployment_id=deployment_id, request_id=message.id,
+                     features=logged_features(record, model.columns),
                      prediction=result["prediction"], proba=result["proba"], latency_ms=per_row_ms)
             for (message, record), result in zip(valid, results, strict=True)
         ]
@@ -166,6 +190,34 @@ async def process_batch(
     return {"events": len(messages), "predicted": len(valid), "dead_lettered": dead}
 
 
+def _one_by_one(
+    model: ServedModel, valid: list[tuple[InMessage, dict[str, Any]]]
+) -> tuple[list[tuple[InMessage, dict[str, Any]]], list[dict[str, Any]], list[tuple[InMessage, str, str | None]]]:
+    """Predict record by record: (kept events, their results, refused events with reason and field).
+
+    A record the scoring contract refuses (InvalidInput) or that fails the model alone is
+    refused. When every record fails with something other than the contract's refusal, the
+    fault is not in the events (the model or the process is broken): it is raised, so the
+    batch is retried and, after ``max_deliver`` tries, dead-lettered as failed.
+    """
+    kept: list[tuple[InMessage, dict[str, Any]]] = []
+    results: list[dict[str, Any]] = []
+    refused: list[tuple[InMessage, str, str | None]] = []
+    unexpected: list[Exception] = []
+    for message, record in valid:
+        try:
+            results.append(model.predict_records([record])[0])
+            kept.append((message, record))
+        except InvalidInput as exc:
+            refused.append((message, str(exc), exc.field))
+        except Exception as exc:
+            unexpected.append(exc)
+            refused.append((message, f"event {message.id} failed the model: {type(exc).__name__}: {exc}", None))
+    if unexpected and len(unexpected) == len(valid):
+        raise unexpected[0]
+    return kept, results, refused
+
+
 async def consume(
     transport: Transport,
     *,
@@ -177,8 +229,10 @@ async def consume(
     stats: StreamStats | None = None,
     on_batch: Callable[[dict[str, int]], None] | None = None,
     id_field: str | None = None,
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
 ) -> StreamStats:
-    """Fetch and process micro-batches until ``stop`` is set (``id_field``: see :func:`process_batch`)."""
+    """Fetch and process micro-batches until ``stop`` is set (``id_field``, ``max_event_bytes``: see
+    :func:`process_batch`)."""
     stats = stats or StreamStats()
     while not stop.is_set():
         messages = await transport.fetch(batch_size, FETCH_TIMEOUT_SECONDS)
@@ -186,7 +240,8 @@ async def consume(
             continue
         try:
             counts = await process_batch(messages, model=holder.model, transport=transport, write_log=write_log,
-                                         deployment_id=deployment_id, stats=stats, id_field=id_field)
+                                         deployment_id=deployment_id, stats=stats, id_field=id_field,
+                                         max_event_bytes=max_event_bytes)
         except Exception as exc:  # e.g. the DB is down: retry later, dead-letter after max_deliver
             logger.warning("micro-batch of %d failed: %s", len(messages), exc)
             with stats.lock:
@@ -234,11 +289,13 @@ def run_consumer(
     actor: str = "",
     on_batch: Callable[[dict[str, int]], None] | None = None,
     id_field: str | None = None,
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
 ) -> dict[str, Any]:
     """Run the consumer until ``stop`` is set (or SIGTERM/SIGINT in the foreground); returns its counts.
 
     ``id_field`` names the event field that holds each event's own id (the idempotency key);
-    without it, the producer's ``Nats-Msg-Id`` is the key, else the stream sequence.
+    without it, the producer's ``Nats-Msg-Id`` is the key, else the stream sequence. A bigger
+    event than ``max_event_bytes`` is dead-lettered unread.
     """
     from workbench.db import session_scope
     from workbench.projects import get_project
@@ -249,6 +306,8 @@ def run_consumer(
 
     if batch_size < 1:
         raise InvalidInput(f"batch_size must be at least 1; got {batch_size!r}.", field="batch_size")
+    if max_event_bytes < 1:
+        raise InvalidInput(f"max_event_bytes must be at least 1; got {max_event_bytes!r}.", field="max_event_bytes")
     settings = settings or get_settings()
     url = nats_url or ensure_server(settings)
     foreground = stop is None and threading.current_thread() is threading.main_thread()
@@ -287,7 +346,7 @@ def run_consumer(
         try:
             await consume(transport, holder=holder, deployment_id=deployment_id, write_log=_log_writer(settings.db_url),
                           stop=stop_event, batch_size=batch_size, stats=stats, on_batch=on_batch,
-                          id_field=id_field or None)
+                          id_field=id_field or None, max_event_bytes=max_event_bytes)
         finally:
             await transport.close()
 
