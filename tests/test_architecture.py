@@ -349,6 +349,26 @@ def modules_outside_subpackages(root: Path) -> list[str]:
     return found
 
 
+def packages_without_a_surface(root: Path) -> list[str]:
+    """Subpackages of workbench/ whose ``__init__.py`` lacks a docstring saying what lives there, or ``__all__``."""
+    found = []
+    for init in sorted((root / "workbench").glob("*/**/__init__.py")):
+        if "migrations" in init.relative_to(root).parts:
+            continue
+        tree = ast.parse(init.read_text(encoding="utf-8"))
+        if not ast.get_docstring(tree):
+            found.append(f"{_rel(init, root)} has no docstring")
+        targets = [
+            target
+            for node in tree.body
+            for target in (node.targets if isinstance(node, ast.Assign) else
+                           [node.target] if isinstance(node, ast.AnnAssign) else [])
+        ]  # fmt: skip
+        if not any(isinstance(target, ast.Name) and target.id == "__all__" for target in targets):
+            found.append(f"{_rel(init, root)} has no __all__")
+    return found
+
+
 def long_files(root: Path) -> list[str]:
     """Python files over MAX_LINES lines (migrations and the canvas definitions excepted)."""
     return [
@@ -428,6 +448,10 @@ RULES = {
         Rule("modules-in-subpackages",
              "workbench/ keeps only cli.py, settings.py, errors.py and __init__.py at its top level",
              modules_outside_subpackages),
+        Rule("package-surface",
+             "Each subpackage's __init__.py says in a docstring what lives there and declares its public "
+             "surface in __all__ (private helpers go in _name.py modules)",
+             packages_without_a_surface),
         Rule("file-length", f"Split files over {MAX_LINES} lines by concept", long_files),
         Rule("home-stays-light",
              "The Home page must not pay for mlflow/optuna/evidently/sklearn: import them inside the "
@@ -503,6 +527,10 @@ def test_no_dependency_cycle_even_through_lazy_imports() -> None:
 
 def test_workbench_top_level_holds_only_the_entry_modules() -> None:
     assert_rule_holds("modules-in-subpackages")
+
+
+def test_every_subpackage_declares_its_surface() -> None:
+    assert_rule_holds("package-surface")
 
 
 def test_no_file_over_the_line_limit() -> None:
