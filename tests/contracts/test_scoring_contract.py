@@ -322,6 +322,41 @@ def test_a_bad_value_is_refused_alike_by_batch_and_web(trained: Trained, tmp_pat
     assert answer.json()["detail"] == str(batch_error.value)
     assert answer.json()["field"] == "size" == batch_error.value.field
     assert "'many'" in str(batch_error.value)
+    if _nats_reason() is None:  # the stream dead-letters the same event with the same reason
+        assert _stream_reason(trained, bad) == str(batch_error.value)
+
+
+def _stream_reason(trained: Trained, event: dict[str, Any]) -> str:
+    import json
+
+    from tests.helpers.nats import with_transport
+    from workbench.serving.stream import run_consumer
+
+    async def send(transport: Any) -> None:
+        await transport.publish(transport.features_subject, json.dumps(event).encode(), msg_id="bad-size")
+
+    with_transport(trained.slug, send)
+    stop = threading.Event()
+    result: dict[str, Any] = {}
+
+    def on_batch(counts: dict[str, int]) -> None:
+        if counts["dead_lettered"]:
+            stop.set()
+
+    thread = threading.Thread(target=lambda: result.update(run_consumer(
+        trained.slug, nats_url=NATS_URL, stop=stop, ack_wait_seconds=5, poll_seconds=0, metrics_seconds=60,
+        on_batch=on_batch)))
+    thread.start()
+    thread.join(timeout=60)
+    stop.set()
+    assert result.get("dead_lettered") == 1, result
+
+    async def letters(transport: Any) -> list[dict[str, Any]]:
+        return [json.loads(m) for m in await transport.read_subject(transport.dlq_subject, limit=50)]
+
+    found = [letter for letter in with_transport(trained.slug, letters) if "bad-size" in letter["message_id"]]
+    assert len(found) == 1, found
+    return str(found[0]["reason"])
 
 
 def test_the_version_records_its_threshold_and_its_optional_inputs(trained: Trained) -> None:
