@@ -1,16 +1,19 @@
 """MLOps Workbench: the Streamlit entry point (``streamlit run streamlit_app.py``, from any folder).
 
-Pages are grouped by stage, as listed in ``workbench.ui.pages``.
+Pages are grouped by stage, as listed in ``workbench.ui.pages``. With ``[auth]`` in
+``.streamlit/secrets.toml`` only signed-in users get them (``workbench.ui.shell.gate``).
 """
 
 import streamlit as st
 
 from workbench.ui.pages import navigation_pages
-from workbench.ui.shell import monitor_schedule, sidebar
+from workbench.ui.shell import gate, monitor_schedule, sidebar
 
 st.set_page_config(page_title="MLOps Workbench", page_icon=":material/hub:", layout="wide")
 
-navigation = st.navigation(navigation_pages())
 monitor_schedule()  # the scheduled monitoring checks start once per server process (when set)
-sidebar()
-navigation.run()
+# Sign-in first: a visitor not let in gets only the sign-in (or configure-sign-in) page, whatever the URL.
+if gate():
+    navigation = st.navigation(navigation_pages())
+    sidebar()
+    navigation.run()

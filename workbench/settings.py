@@ -58,6 +58,9 @@ class Settings:
     # Retraining: the smaller tuning budget and the pause between two retrains of a project.
     retrain_trials: int = field(default=5, metadata={"env": "WORKBENCH_RETRAIN_TRIALS"})
     retrain_cooldown_minutes: float = field(default=60.0, metadata={"env": "WORKBENCH_RETRAIN_COOLDOWN_MINUTES"})
+    # Serve the browser app on a non-loopback address without sign-in ([auth] in .streamlit/secrets.toml):
+    # off by default, so such a server shows how to configure sign-in instead. See workbench.access.sign_in.
+    allow_anonymous: bool = field(default=False, metadata={"env": "WORKBENCH_ALLOW_ANONYMOUS"})
     # Folders whose files a browser user may score by server path, separated by os.pathsep (empty: none,
     # and the Deployments page offers uploads only). See workbench.access.files.
     data_roots: str = field(default="", metadata={"env": "WORKBENCH_DATA_ROOTS"})

@@ -1,4 +1,4 @@
-"""The current project (kept in the URL as ``?project=<slug>``) and who is editing.
+"""The current project (kept in the URL as ``?project=<slug>``) and who is editing (signed in or local mode).
 
 State keys are namespaced per page: ``key("data", "target")`` gives ``"data.target"``.
 """
@@ -9,6 +9,7 @@ from typing import Any
 
 import streamlit as st
 
+from workbench.access.sign_in import Access, AccessKind, decide_access
 from workbench.db import session_scope
 from workbench.db.models import Project
 from workbench.ui.pages import page_link
@@ -73,15 +74,47 @@ def require_project() -> Project:
     return project
 
 
-def display_name() -> str:
-    """Who is editing: the signed-in user when auth is configured, else the name typed in the sidebar."""
+def auth_configured() -> bool:
+    """True when ``.streamlit/secrets.toml`` has an ``[auth]`` section (sign-in through OpenID Connect)."""
+    try:
+        return "auth" in st.secrets
+    except Exception:  # no secrets file at all (Streamlit raises): sign-in is not configured
+        return False
+
+
+def access() -> Access:
+    """This run's access decision (see :mod:`workbench.access.sign_in`); the shell renders it."""
+    from workbench.access.identity import actor
+    from workbench.settings import get_settings
+
     user: Any = getattr(st, "user", None)
     try:
-        if user is not None and user.get("is_logged_in"):
-            return str(user.get("name") or user.get("email") or "signed-in user")
-    except Exception:  # st.user raises when auth is not configured; fall back to the typed name
-        pass
-    return str(st.session_state.get(NAME_STATE) or "anonymous")
+        user_info = dict(user.to_dict()) if user is not None else {}
+    except Exception:  # no script run context (imported outside a run): nobody is signed in
+        user_info = {}
+    return decide_access(
+        auth_configured=auth_configured(),
+        server_address=st.get_option("server.address"),
+        allow_anonymous=get_settings().allow_anonymous,
+        user_info=user_info,
+        local_user=actor(),
+    )
+
+
+def display_name() -> str:
+    """Who is editing, recorded on every change.
+
+    Signed in: the signed-in identity (the "Your name" box is not shown). Local mode: the name typed
+    in the sidebar, else the OS login. Anonymous (allowed on a shared server): the typed name.
+    """
+    decision = access()
+    if decision.kind is AccessKind.SIGNED_IN and decision.user:
+        return decision.user
+    if not decision.shows_workbench:
+        # Only reached if a page ran outside the shell's gate: never act for a visitor not let in.
+        st.stop()
+    typed = str(st.session_state.get(NAME_STATE) or "").strip()
+    return typed or decision.user or "anonymous"
 
 
 def flash(page: str, message: str, *, rerun: bool = False) -> None:

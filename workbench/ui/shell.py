@@ -1,13 +1,23 @@
-"""The app shell: the sidebar's project picker and display-name box, and the server's background schedule."""
+"""The app shell: the sign-in gate, the sidebar's project picker and identity block, and the background schedule."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from workbench.access.sign_in import Access, AccessKind
 from workbench.db import session_scope
-from workbench.ui.context import NAME_STATE, current_slug, set_current, sync_url
+from workbench.ui.context import NAME_STATE, access, current_slug, set_current, sync_url
 
 PICKER_STATE = "shell.picker"
+
+# The configure-sign-in page's example (README "Security" has the same one, worked through).
+AUTH_EXAMPLE = """[auth]
+redirect_uri = "https://workbench.example.com/oauth2callback"
+cookie_secret = "a long random string"   # python -c "import secrets; print(secrets.token_urlsafe(32))"
+client_id = "workbench"
+client_secret = "from your provider"
+server_metadata_url = "https://idp.example.com/.well-known/openid-configuration"
+"""
 
 
 def project_picker() -> None:
@@ -46,16 +56,74 @@ def _on_pick() -> None:
 
 
 def sidebar() -> None:
-    """Everything the sidebar shows on every page."""
+    """Everything the sidebar shows on every page: the project picker and who is acting."""
     sync_url()
     project_picker()
+    who_is_acting(access())
+
+
+def who_is_acting(decision: Access) -> None:
+    """The sidebar's identity block: the signed-in user and Sign out, or local mode and the name box."""
+    if decision.kind is AccessKind.SIGNED_IN:
+        st.sidebar.caption(f"Signed in as **{decision.user}**")
+        if st.sidebar.button("Sign out", key="shell.sign_out", icon=":material/logout:"):
+            st.logout()  # empties st.user now and sends the browser to Streamlit's logout endpoint
+            st.rerun()  # so the rest of this run draws the sign-in page, not the workbench
+        return
+    if decision.kind is AccessKind.LOCAL:
+        st.sidebar.caption(
+            f"Local mode: you are **{decision.user}** (the OS login); only this machine can reach the app."
+        )
+    else:
+        st.sidebar.caption("No sign-in (WORKBENCH_ALLOW_ANONYMOUS): anyone who reaches this server can edit.")
     if NAME_STATE not in st.session_state:
         st.session_state[NAME_STATE] = ""
     st.sidebar.text_input(
         "Your name",
         key=NAME_STATE,
-        placeholder="shown on your changes",
-        help="Recorded on every change you make (or your login, when Streamlit auth is configured).",
+        placeholder=decision.user or "shown on your changes",
+        help="Recorded on every change you make (or your login, when sign-in is configured).",
+    )
+
+
+def gate() -> bool:
+    """Render the sign-in page or the configure-sign-in page instead of the workbench; True when it may show.
+
+    The entry point calls it before ``st.navigation``, so no page of the workbench runs, whatever the URL.
+    """
+    decision = access()
+    if decision.shows_workbench:
+        return True
+    render = _sign_in_page if decision.kind is AccessKind.SIGN_IN else _configure_page
+    # One hidden page: every URL (deep links included) lands on it, and the sidebar stays empty.
+    st.navigation([st.Page(render, title="Sign in", icon=":material/login:")], position="hidden").run()
+    return False
+
+
+def _sign_in_page() -> None:
+    st.title("MLOps Workbench")
+    st.write("Sign in to open the workbench.")
+    if st.button("Sign in", key="shell.sign_in", type="primary", icon=":material/login:"):
+        st.login()
+
+
+def _configure_page() -> None:
+    address = st.get_option("server.address") or "every interface"
+    st.title("Sign-in is not configured")
+    st.error(
+        f"This server listens on {address}, so other machines can reach it, and no sign-in is configured. "
+        "The workbench stays closed until you configure sign-in or bind the server to 127.0.0.1.",
+        icon=":material/lock:",
+    )
+    st.markdown(
+        "Add an `[auth]` section for your OpenID Connect provider to `.streamlit/secrets.toml` "
+        "(next to `streamlit_app.py`) and restart the server:"
+    )
+    st.code(AUTH_EXAMPLE, language="toml")
+    st.markdown(
+        "Or run it for this machine only (local mode): `make run` or "
+        "`streamlit run streamlit_app.py --server.address 127.0.0.1`. To serve it without sign-in anyway, "
+        "set `WORKBENCH_ALLOW_ANONYMOUS=true` (anyone who reaches the port can then do anything)."
     )
 
 
