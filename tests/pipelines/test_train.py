@@ -262,3 +262,38 @@ def test_the_model_card_is_fed_from_the_box_that_means_each_thing(workbench_home
     sources = _section(card, "Sources")
     assert "| Ethical considerations | Machine Learning Canvas · Impact Simulation |" in sources
     assert "| Model details | MLOps Stack Canvas · 1. Value Proposition |" in sources
+
+
+def test_the_decision_threshold_decides_the_holdout_labels_and_the_gate(workbench_home: Path) -> None:
+    """With 0.3 on the ML Canvas, the holdout metrics, the confusion matrix and the bar use P(yes) > 0.3."""
+    from tests.helpers.drifted_churn import set_canvas_fields
+    from workbench.data.splits import load_split_frames
+    from workbench.evaluation.metrics import compute_metrics, confusion
+    from workbench.projects import get_project
+
+    slug = _project(workbench_home, name="Threshold")
+    set_canvas_fields(slug, {("decisions", "decision_threshold"): 0.3})
+    baseline = run_job_ok(slug, "baseline")["result"]
+    job = run_job_ok(slug, "train", {"models": ["linear"], "n_trials": 1, "folds": 2, "seed": 2})
+    result = job["result"]
+    client = _client()
+    assert client.get_model_version(slug, "1").tags["workbench.decision_threshold"] == "0.3"
+
+    import mlflow.sklearn
+    import plotly.io as pio
+
+    model = mlflow.sklearn.load_model(client.download_artifacts(job["run_id"], "model", str(workbench_home / "t")))
+    with session_scope() as session:
+        frames = load_split_frames(session, project=get_project(session, slug=slug))
+    proba = model.predict_proba(frames.X_holdout)
+    labels = np.where(proba[:, 1] > 0.3, "yes", "no")
+    assert (labels != model.predict(frames.X_holdout)).any(), "some holdout rows fall between 0.3 and 0.5"
+    expected = compute_metrics(task_type="classification", y_true=frames.y_holdout, y_pred=labels, y_proba=proba,
+                               classes=["no", "yes"])
+    assert result["holdout_metrics"] == pytest.approx(expected)  # the gate reads these
+    with open(client.download_artifacts(job["run_id"], "evaluation/confusion_matrix.json"), encoding="utf-8") as f:
+        matrix = np.asarray(pio.from_json(f.read()).data[0].z).tolist()
+    assert matrix == confusion(frames.y_holdout, labels, ["no", "yes"])
+    # The bar is measured the same way: the logistic baseline's labels also follow the threshold.
+    logistic = next(b for b in baseline["baselines"] if b["name"] == "logistic_regression")
+    assert client.get_run(logistic["run_id"]).data.params["decision_threshold"] == "0.3"

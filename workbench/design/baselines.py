@@ -265,6 +265,8 @@ def run_baselines(
         "task_type": task_type,
         "primary_metric": config.primary_metric,
     }
+    binary = classes is not None and len(classes) == 2
+    threshold = float(config.decision_threshold) if binary else None
     results: list[dict[str, Any]] = []
     for index, spec in enumerate(specs):
         if progress is not None:
@@ -283,6 +285,13 @@ def run_baselines(
 
                 params["rule"] = Rule.from_dict(heuristic).describe()
             outcome = _fit_predict(spec, frames, task_type=task_type, heuristic=heuristic, classes=classes)
+            if threshold is not None and spec.kind != "heuristic" and outcome.proba is not None:
+                from workbench.serving.signature import apply_threshold
+
+                # The labels a served binary model gives (the canvas's decision threshold), so the bar
+                # is measured like the tuned versions' holdout metrics; a rule's labels stay the rule's.
+                outcome = _Outcome(pred=apply_threshold(outcome.proba, classes or [], threshold), proba=outcome.proba)
+                params["decision_threshold"] = threshold
             metrics = compute_metrics(
                 task_type=task_type, y_true=frames.y_holdout.to_numpy(), y_pred=outcome.pred,
                 y_proba=outcome.proba, classes=classes,

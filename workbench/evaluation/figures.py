@@ -135,6 +135,7 @@ def evaluation_figures(
     classes: Sequence[Any] | None,
     title: str | None = None,
     names: Sequence[str] = MODEL_FIGURES,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
     """The evaluation figures of a fitted model on ``(X, y)``: ``{figure name: plotly figure}``.
 
@@ -142,7 +143,8 @@ def evaluation_figures(
     that do not fit the task are skipped, as are the probability curves of a model without
     ``predict_proba``. Figure names are artifact file names (``confusion_matrix.json``);
     :data:`FIGURE_LABELS` gives the name a page shows. ``title`` titles every figure; without
-    one each figure has its :data:`DEFAULT_TITLES` title.
+    one each figure has its :data:`DEFAULT_TITLES` title. ``threshold`` (a binary classifier's
+    decision threshold) decides the confusion matrix's predicted labels, as serving does.
     """
     check_choice("task_type", task_type, ("classification", "regression"))
     for name in names:
@@ -156,8 +158,8 @@ def evaluation_figures(
     def titled(name: str) -> str:
         return title if title is not None else DEFAULT_TITLES[name]
 
-    pred = model.predict(X)
     if not classify:
+        pred = model.predict(X)
         if "residuals_vs_predicted" in wanted:
             figures["residuals_vs_predicted"] = residual_figure(y, pred, title=titled("residuals_vs_predicted"))
         if "residuals_histogram" in wanted:
@@ -167,7 +169,9 @@ def evaluation_figures(
     labels = list(classes)
     if "confusion_matrix" in wanted:
         from workbench.evaluation.metrics import confusion
+        from workbench.evaluation.scoring import predicted_labels
 
+        pred = predicted_labels(model, X, labels, threshold)
         figures["confusion_matrix"] = confusion_figure(confusion(y, pred, labels), labels,
                                                        title=titled("confusion_matrix"))
     curves = [n for n in ("roc_curve", "pr_curve") if n in wanted]

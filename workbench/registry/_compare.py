@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from workbench.db.models import Project
 from workbench.errors import Conflict
-from workbench.registry._versions import aliases, get_version, load_version_model, model_name
+from workbench.registry._versions import aliases, get_version, load_version_model, model_name, version_threshold
 
 if TYPE_CHECKING:
     from workbench.settings import Settings
@@ -72,11 +72,14 @@ def compare_with_champion(
     figures: dict[str, dict[str, Any]] = {}
     for label in dict.fromkeys([info.version, champion]):
         model = models[label]
-        metrics[label] = score_pipeline(model, X, y, task_type=project.task_type, classes=classes)
+        # Each version with the decision threshold serving applies to it.
+        threshold = version_threshold(project=project, version=label, settings=settings)
+        metrics[label] = score_pipeline(model, X, y, task_type=project.task_type, classes=classes,
+                                        threshold=threshold)
         if with_figures:
             title = f"v{label}" + (" (champion)" if label == champion else "")
             drawn = evaluation_figures(model, X, y, task_type=project.task_type, classes=classes, title=title,
-                                       names=COMPARE_FIGURES)
+                                       names=COMPARE_FIGURES, threshold=threshold)
             for name, fig in drawn.items():
                 figures.setdefault(FIGURE_LABELS[name], {})[label] = fig
     metric, direction = config.primary_metric, config.metric_direction

@@ -164,3 +164,18 @@ def load_version_model(*, project: Project, version: str, settings: Settings | N
         local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp,
                                                     tracking_uri=(settings or get_settings()).mlflow_tracking_uri)
         return mlflow.sklearn.load_model(local)
+
+
+def version_threshold(*, project: Project, version: str, settings: Settings | None = None) -> float | None:
+    """The decision threshold serving applies to ``version`` (its recorded tag, else the canvas's, else 0.5).
+
+    Binary classifiers only use it; for the others it changes nothing (:func:`~workbench.evaluation.scoring.
+    predicted_labels` ignores it), so it is None for a regression project.
+    """
+    if project.task_type != "classification":
+        return None
+    from workbench.serving.model_loader import decision_threshold
+    from workbench.settings import get_settings
+
+    tags = dict(_client(settings).get_model_version(model_name(project), str(version)).tags or {})
+    return decision_threshold(project.slug, tags, settings or get_settings())[0]

@@ -114,8 +114,15 @@ def refit_and_register(
     # The fitted model's classes fix the order of the metrics' positive class and the figures.
     classes = (class_order(y_train, frames.y_holdout, model=pipeline)
                if config.task_type == "classification" else None)
+    from workbench.serving.model_loader import threshold_tags
+    from workbench.serving.signature import THRESHOLD_TAG
+
+    # The decision threshold recorded on the version (binary classifiers) decides the holdout's
+    # labels too, so the metrics, the figures and the gate see what serving will answer.
+    recorded = threshold_tags(project_slug, classes, settings)
+    threshold = float(recorded[THRESHOLD_TAG]) if THRESHOLD_TAG in recorded else None
     holdout = score_pipeline(pipeline, frames.X_holdout, frames.y_holdout, task_type=config.task_type,
-                             classes=classes)
+                             classes=classes, threshold=threshold)
     dataset = frames.dataset
     versions = package_versions()
     commit = git_commit()
@@ -131,6 +138,7 @@ def refit_and_register(
         "target": frames.target,
         "package_versions": versions,
         "git_commit": commit,
+        "decision_threshold": threshold,
         **(extra_config or {}),
     }
     tags = {
@@ -165,20 +173,18 @@ def refit_and_register(
                     family_id=family_id)
         client.log_artifacts(run_id, str(root / "model"), "model")
         _write_extras(root / "extras", pipeline, frames, reference=reference, holdout=holdout,
-                      full_config=full_config, config=config, classes=classes)
+                      full_config=full_config, config=config, classes=classes, threshold=threshold)
         client.log_artifacts(run_id, str(root / "extras"))
     # Register a new version of the project's model.
     name = project_slug
     _ensure_registered_model(client, name, project_slug)
     source = f"{client.get_run(run_id).info.artifact_uri}/model"
-    from workbench.serving.model_loader import threshold_tags
-
     version = client.create_model_version(
         name, source=source, run_id=run_id,
         tags={"workbench.family": family_id, "workbench.dataset_hash": dataset.content_hash,
               f"holdout.{config.metric}": str(holdout.get(config.metric)),
               # The ML Canvas's decision threshold, recorded on the version that serving applies.
-              **threshold_tags(project_slug, classes, settings)},
+              **recorded},
     )
     beat, bar_dict, flag = _gate(client, name, holdout, bar=bar, metric=config.metric, min_uplift=min_uplift)
     champion = flag is None
@@ -255,9 +261,11 @@ def _write_extras(
     full_config: dict[str, Any],
     config: TuningConfig,
     classes: list[Any] | None,
+    threshold: float | None = None,
 ) -> None:
     """``config.json``, ``reference/`` and ``evaluation/`` (importance, holdout metrics, figures) in ``extras``."""
     from workbench.evaluation.figures import evaluation_figures, logged_figures
+    from workbench.evaluation.scoring import predicted_labels
     from workbench.training._provenance import feature_importance
 
     X_holdout, y_holdout = frames.X_holdout, frames.y_holdout
@@ -266,14 +274,15 @@ def _write_extras(
     # Reference sample for monitoring: the features and the target of train rows, plus the
     # model's prediction on them.
     ref = reference[[*frames.feature_columns, frames.target]].copy()
-    ref["prediction"] = pipeline.predict(reference[frames.feature_columns])
+    # What serving will log as the prediction (the decision threshold applied), for prediction drift.
+    ref["prediction"] = predicted_labels(pipeline, reference[frames.feature_columns], classes, threshold)
     ref.to_parquet(extras / "reference" / "reference.parquet", index=False)
     importance = feature_importance(pipeline, X_holdout, y_holdout, seed=config.seed, scoring=None)
     importance.to_csv(extras / "evaluation" / "feature_importance.csv", index=False)
     (extras / "config.json").write_text(json.dumps(full_config, indent=2, default=str, sort_keys=True))
     (extras / "evaluation" / "holdout_metrics.json").write_text(json.dumps(holdout, indent=2, sort_keys=True))
     figures = evaluation_figures(pipeline, X_holdout, y_holdout, task_type=config.task_type, classes=classes,
-                                 names=logged_figures(config.task_type, classes))
+                                 names=logged_figures(config.task_type, classes), threshold=threshold)
     for name, figure in figures.items():
         (extras / "evaluation" / f"{name}.json").write_text(figure.to_json())
         (extras / "evaluation" / f"{name}.html").write_text(figure.to_html(include_plotlyjs="cdn"))
