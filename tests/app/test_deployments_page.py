@@ -242,3 +242,27 @@ def test_a_failed_browser_batch_never_quotes_the_file(model: RegisteredModel, da
     shown = [e.value for e in at.error] + [c.value for c in at.code] + [m.value for m in at.markdown]
     assert not any("S3cr3t" in text for text in shown)
     assert any("Scoring failed" in e for e in shown)
+
+
+def test_an_upload_is_kept_once_in_the_project_folder_and_scored(model: RegisteredModel) -> None:
+    from workbench.settings import get_settings
+
+    uploads = get_settings().home / "uploads" / model.name
+    uploads.mkdir(parents=True, exist_ok=True)
+    earlier = uploads / "batch.csv"
+    earlier.write_text("an earlier upload")
+    data = model.frame[list(FEATURES)].head(12).to_csv(index=False).encode()
+    at = _app(model.name)
+    at.file_uploader(key="deployments.batch_upload").upload("../../batch.csv", data, "text/csv").run()
+    at.run()  # a re-run keeps the one saved copy
+    assert not at.exception, at.exception
+    assert earlier.read_text() == "an earlier upload"
+    assert sorted(p.name for p in uploads.iterdir()) == ["batch-2.csv", "batch.csv"]
+    button(at, "Score").click().run()
+    job_id = at.session_state["deployments.batch_job"]
+    done = poll(lambda: job_row(job_id), lambda j: j.status in ("succeeded", "failed", "cancelled", "lost"),
+                timeout=120, every=0.5)
+    assert done.status == "succeeded", done.error
+    assert done.params["input_path"] == str(uploads / "batch-2.csv") and done.result["rows"] == 12
+    at.run()
+    assert any(d.proto.label.startswith("Download predictions") for d in at.get("download_button"))
