@@ -28,6 +28,7 @@ from workbench.registry._versions import (
     list_versions,
     load_version_model,
     model_name,
+    version_threshold,
 )
 
 __all__ = [
@@ -55,4 +56,5 @@ __all__ = [
     "record_move",
     "rollback",
     "rollback_target",
+    "version_threshold",
 ]

@@ -368,13 +368,13 @@ def evaluate_version(
     *, project: Project, version: str, frames: SplitFrames, settings: Settings | None = None
 ) -> dict[str, float]:
     """Score one registered version on ``frames``'s holdout (the fresh holdout for a retrain)."""
+    from workbench.evaluation.probabilities import class_order
     from workbench.evaluation.scoring import score_pipeline
-    from workbench.registry import load_version_model
+    from workbench.registry import load_version_model, version_threshold
 
     model = load_version_model(project=project, version=version, settings=settings)
-    classes = (
-        sorted(set(frames.y_train.unique().tolist()) | set(frames.y_holdout.unique().tolist()), key=str)
-        if project.task_type == "classification"
-        else None
-    )
-    return score_pipeline(model, frames.X_holdout, frames.y_holdout, task_type=project.task_type, classes=classes)
+    # The order a fitted model's classes_ has, and the version's decision threshold as serving
+    # applies it: the gate compares what champion and challenger would each answer.
+    classes = class_order(frames.y_train, frames.y_holdout) if project.task_type == "classification" else None
+    return score_pipeline(model, frames.X_holdout, frames.y_holdout, task_type=project.task_type, classes=classes,
+                          threshold=version_threshold(project=project, version=version, settings=settings))
