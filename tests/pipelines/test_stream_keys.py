@@ -202,3 +202,34 @@ def test_a_redelivered_message_is_written_once(fresh_stream: RegisteredModel) ->
     assert sorted(r.request_id for r in rows) == sorted(first_ids)  # written once each
     assert predictions == 3  # the re-published predictions were de-duplicated by the broker
     assert _counts(slug)[1] == 0
+
+
+def test_a_running_consumer_follows_its_stream_through_a_recreate(fresh_stream: RegisteredModel) -> None:
+    """Deleted and recreated under a running consumer: it binds to the new stream and logs every new event.
+
+    Before, its pull subscription timed out forever (the deployment said "running" and scored
+    nothing); and keyed on the old incarnation, the new events would have been dropped as known.
+    """
+    from workbench.projects import get_project
+    from workbench.serving.deployments import create_deployment
+    from workbench.serving.stream import run_consumer
+
+    slug = fresh_stream.name
+    with session_scope() as session:
+        deployment_id = create_deployment(session, project=get_project(session, slug=slug), mode="stream").id
+    _publish(slug, _records(fresh_stream, 10))
+    stop = threading.Event()
+    result: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: result.update(run_consumer(
+        slug, nats_url=NATS_URL, batch_size=16, stop=stop, ack_wait_seconds=5, poll_seconds=0, metrics_seconds=0,
+        deployment_id=deployment_id)))
+    thread.start()
+    try:
+        assert poll(lambda: len(_logged(deployment_id)), lambda n: n >= 10, timeout=60) == 10
+        delete_stream(slug)
+        _publish(slug, _records(fresh_stream, 12))  # the new stream numbers these 1..12 again
+        assert poll(lambda: len(_logged(deployment_id)), lambda n: n >= 22, timeout=60) == 22
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert result["predicted"] == 22

@@ -13,7 +13,9 @@ so the events of a deleted and recreated stream never reuse the keys of the old 
 
 from __future__ import annotations
 
+import contextlib
 import re
+import time
 from typing import Any
 
 from workbench.errors import InvalidInput
@@ -22,6 +24,8 @@ from workbench.serving.transport import InMessage, subjects
 
 DEFAULT_MAX_DELIVER = 5
 DEFAULT_ACK_WAIT_SECONDS = 30.0
+# How often a silent consumer checks that its durable consumer still exists (see _rebind_if_gone).
+REBIND_CHECK_SECONDS = 5.0
 
 
 def stream_name(project_slug: str) -> str:
@@ -64,12 +68,11 @@ class NatsTransport:
         self._nc: Any = None
         self._js: Any = None
         self._sub: Any = None
+        self._checked_at = 0.0
 
     async def connect(self, *, consumer: bool = True) -> None:
         """Connect, create the stream when missing and (with ``consumer``) bind the durable pull consumer."""
         import nats
-        from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
-        from nats.js.errors import NotFoundError
 
         try:
             self._nc = await nats.connect(self.url, connect_timeout=self.connect_timeout, max_reconnect_attempts=3,
@@ -81,6 +84,15 @@ class NatsTransport:
                 field="nats_url",
             ) from exc
         self._js = self._nc.jetstream()
+        await self._ensure_stream()
+        if consumer:
+            await self._bind()
+
+    async def _ensure_stream(self) -> None:
+        """Create (or fix the subjects of) the project's stream; remember which incarnation it is."""
+        from nats.js.api import StreamConfig
+        from nats.js.errors import NotFoundError
+
         wanted = [self.features_subject, self.predictions_subject, self.dlq_subject]
         try:
             info = await self._js.stream_info(self.stream)
@@ -90,17 +102,42 @@ class NatsTransport:
             await self._js.add_stream(StreamConfig(name=self.stream, subjects=wanted))
             info = await self._js.stream_info(self.stream)
         self.epoch = stream_epoch(info.created)
-        if consumer:
-            config = ConsumerConfig(
-                durable_name=self.durable,
-                ack_policy=AckPolicy.EXPLICIT,
-                max_deliver=self.max_deliver,
-                ack_wait=self.ack_wait_seconds,
-                filter_subject=self.features_subject,
-                max_ack_pending=10_000,
-            )
-            self._sub = await self._js.pull_subscribe(self.features_subject, durable=self.durable,
-                                                      stream=self.stream, config=config)
+
+    async def _bind(self) -> None:
+        """Create (when missing) and bind the durable pull consumer."""
+        from nats.js.api import AckPolicy, ConsumerConfig
+
+        config = ConsumerConfig(
+            durable_name=self.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            max_deliver=self.max_deliver,
+            ack_wait=self.ack_wait_seconds,
+            filter_subject=self.features_subject,
+            max_ack_pending=10_000,
+        )
+        if self._sub is not None:
+            with contextlib.suppress(Exception):  # the old binding may already be gone with its stream
+                await self._sub.unsubscribe()
+        self._sub = await self._js.pull_subscribe(self.features_subject, durable=self.durable,
+                                                  stream=self.stream, config=config)
+        self._checked_at = time.monotonic()
+
+    async def _rebind_if_gone(self) -> None:
+        """When the stream was deleted (and maybe recreated) under us, bind to its new incarnation.
+
+        A pull subscription whose consumer went with its stream just times out forever; so,
+        every few seconds of silence, check that the consumer still exists.
+        """
+        from nats.js.errors import NotFoundError
+
+        if time.monotonic() - self._checked_at < REBIND_CHECK_SECONDS:
+            return
+        self._checked_at = time.monotonic()
+        try:
+            await self._js.consumer_info(self.stream, self.durable)
+        except NotFoundError:
+            await self._ensure_stream()
+            await self._bind()
 
     async def fetch(self, batch_size: int, timeout: float) -> list[InMessage]:
         """Up to ``batch_size`` messages from the durable consumer."""
@@ -109,7 +146,14 @@ class NatsTransport:
         try:
             raw = await self._sub.fetch(batch_size, timeout=timeout)
         except (NatsTimeout, TimeoutError):
+            await self._rebind_if_gone()
             return []
+        if not raw:
+            await self._rebind_if_gone()
+            return []
+        # The messages come from the stream as it is now: key them with its incarnation (it may
+        # have been recreated, and its durable consumer with it, since this transport bound).
+        self.epoch = stream_epoch((await self._js.stream_info(self.stream)).created)
         messages = []
         for msg in raw:
             meta = msg.metadata
