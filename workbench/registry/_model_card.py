@@ -211,7 +211,8 @@ def model_card(session: Session, *, project: Project, version: str | int | None 
 def _details(project: Project, current: Any, params: dict[str, str], run_tags: dict[str, str],
              promotion: str | None, boxes: _Boxes) -> list[str]:
     rows = [
-        ("owner", md_cell(project.created_by or "unknown") + " (created the project)"),
+        ("owner", f"{md_cell(project.created_by)} (created the project)" if project.created_by
+         else "unknown (the project records no creator)"),
         ("date", current.created_at or "—"),
         ("version", f"{current.version} (registered model `{model_name(project)}`; aliases: "
                     f"{', '.join(current.aliases) or 'none'})"),
