@@ -164,7 +164,8 @@ def run(
             writer.callback(study, trial)
             progress(study, trial)
 
-        objective = CVObjective(X=inputs.frames.X_train, y=inputs.frames.y_train, config=config, worker="job")
+        objective = CVObjective(X=inputs.frames.X_train, y=inputs.frames.y_train, config=config, worker="job",
+                            threshold=inputs.decision_threshold)
         stopped = run_study(
             study, objective, n_trials=target, timeout_seconds=config.timeout_seconds,
             cancel_event=ctx.cancel_requested, on_trial=on_trial,

@@ -29,13 +29,17 @@ class CVObjective:
     families that support pruning, and records CV mean, std and fit time as user attrs.
     """
 
-    def __init__(self, *, X: pd.DataFrame, y: pd.Series, config: TuningConfig, worker: str = "job") -> None:
+    def __init__(self, *, X: pd.DataFrame, y: pd.Series, config: TuningConfig, worker: str = "job",
+                 threshold: float | None = None) -> None:
         from sklearn.model_selection import KFold, StratifiedKFold
 
         self.X = X
         self.y = y
         self.config = config
         self.worker = worker
+        # A binary task's decision threshold (ignored otherwise): trials are scored on the labels
+        # serving will give, like the refit's holdout, so CV and holdout measure the same thing.
+        self.threshold = threshold
         # The order the refit model's classes_ will have (the positive class of a binary task is the last).
         self.classes: list[Any] | None = class_order(y) if config.task_type == "classification" else None
         splitter: Any = (
@@ -70,6 +74,7 @@ class CVObjective:
                 self.y.iloc[valid_rows],
                 task_type=self.config.task_type,
                 classes=self.classes,
+                threshold=self.threshold,
             )
             if self.config.metric not in metrics:
                 raise InvalidInput(

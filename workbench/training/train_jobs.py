@@ -47,6 +47,8 @@ class Inputs:
     min_uplift: float
     bar: Any
     task_type: str
+    # The ML Canvas's decision threshold: the CV folds' labels follow it, as the holdout's do.
+    decision_threshold: float | None = None
 
 
 def load_inputs(settings: Settings, project_slug: str) -> Inputs:
@@ -68,6 +70,7 @@ def load_inputs(settings: Settings, project_slug: str) -> Inputs:
             min_uplift=config.min_uplift,
             bar=bar,
             task_type=project.task_type,
+            decision_threshold=float(config.decision_threshold),
         )
 
 

@@ -127,7 +127,8 @@ def work(
     config = config_from_study(study_name, settings=settings)
     study = open_study(name=study_name, config=config, settings=settings, create=False)
     target = study.user_attrs.get(TARGET_ATTR)
-    objective = CVObjective(X=inputs.frames.X_train, y=inputs.frames.y_train, config=config, worker=worker_name)
+    objective = CVObjective(X=inputs.frames.X_train, y=inputs.frames.y_train, config=config, worker=worker_name,
+                            threshold=inputs.decision_threshold)
     client = get_client(settings)
     writer = TrialRunWriter(
         client, experiment_id=ensure_experiment(project_slug=slug, settings=settings), parent_run_id=parent_id,
