@@ -11,9 +11,9 @@ from workbench.ui.shell import gate, monitor_schedule, sidebar
 
 st.set_page_config(page_title="MLOps Workbench", page_icon=":material/hub:", layout="wide")
 
-monitor_schedule()  # the scheduled monitoring checks start once per server process (when set)
 # Sign-in first: a visitor not let in gets only the sign-in (or configure-sign-in) page, whatever the URL.
 if gate():
     navigation = st.navigation(navigation_pages())
+    monitor_schedule()  # the scheduled monitoring checks start once per server process (when set)
     sidebar()
     navigation.run()

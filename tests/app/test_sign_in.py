@@ -1,7 +1,7 @@
 """Sign-in through AppTest: with ``[auth]`` a visitor not signed in gets only the sign-in page; a signed-in
 user sees the workbench, is named in the sidebar, is the actor of their changes and can sign out; local mode
 (loopback, no ``[auth]``) is the OS login; a reachable server without ``[auth]`` shows how to configure sign-in
-unless WORKBENCH_ALLOW_ANONYMOUS=true. (The real OpenID Connect round trip is tests/e2e/test_sign_in.py.)"""
+unless WORKBENCH_ALLOW_ANONYMOUS=true. (The real OpenID Connect round trip is tests/e2e/test_sign_in_oidc.py.)"""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ import streamlit as st
 from workbench.access.sign_in import Access, AccessKind
 from workbench.db import session_scope
 from workbench.ui.context import NAME_STATE, access, current_slug, set_current, sync_url
+from workbench.ui.pages import PAGES
 
 PICKER_STATE = "shell.picker"
 
@@ -58,8 +59,9 @@ def _on_pick() -> None:
 def sidebar() -> None:
     """Everything the sidebar shows on every page: the project picker and who is acting."""
     sync_url()
+    decision = access()  # before the picker: the identity block's inputs are read before anything draws
     project_picker()
-    who_is_acting(access())
+    who_is_acting(decision)
 
 
 def who_is_acting(decision: Access) -> None:
@@ -81,7 +83,7 @@ def who_is_acting(decision: Access) -> None:
     st.sidebar.text_input(
         "Your name",
         key=NAME_STATE,
-        placeholder=decision.user or "shown on your changes",
+        placeholder="shown on your changes",
         help="Recorded on every change you make (or your login, when sign-in is configured).",
     )
 
@@ -95,8 +97,14 @@ def gate() -> bool:
     if decision.shows_workbench:
         return True
     render = _sign_in_page if decision.kind is AccessKind.SIGN_IN else _configure_page
-    # One hidden page: every URL (deep links included) lands on it, and the sidebar stays empty.
-    st.navigation([st.Page(render, title="Sign in", icon=":material/login:")], position="hidden").run()
+    # Hidden navigation whose every page draws the same sign-in page: a deep link (/ml_canvas?project=...)
+    # lands on it too, instead of Streamlit's "Page not found" dialog, and the sidebar stays empty.
+    gates = [st.Page(render, title="Sign in", icon=":material/login:", default=True)]
+    for page in PAGES:
+        if not page.default:
+            url_path = st.Page(page.file).url_path  # the path Streamlit gives the real page
+            gates.append(st.Page(render, title="Sign in", icon=":material/login:", url_path=url_path))
+    st.navigation(gates, position="hidden").run()
     return False
 
 
