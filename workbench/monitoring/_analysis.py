@@ -231,6 +231,7 @@ def analyse_window(
                 task_type=task_type,
                 target=target_col,
                 prediction=pred_col,
+                drift_share=thresholds.drift_threshold,
             )
         except Exception as exc:  # Evidently failing must not hide the checks; say why instead
             logger.warning("the Evidently report failed on this window: %s", exc)

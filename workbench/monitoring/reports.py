@@ -19,18 +19,23 @@ module level.
 from __future__ import annotations
 
 import gzip
+import html
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from workbench.errors import InvalidInput, check_choice
+from workbench.monitoring.drift import DEFAULT_DRIFT_SHARE
 
 SECTIONS = ("data", "quality")
+# Key of the dump that holds the notes (not a section; sections are plain names).
+NOTES_KEY = "__notes__"
 TASK_TYPES = ("classification", "regression")
 # Metric names longer than this are cut, so they fit the history table's column.
 MAX_METRIC_NAME = 250
@@ -41,6 +46,8 @@ class MonitoringReport:
     """The Evidently snapshots of one monitoring run, by section (see the module docstring)."""
 
     snapshots: dict[str, Any]
+    # Why a section is missing (Evidently could not compute it on this window), by section.
+    notes: dict[str, str] = field(default_factory=dict)
 
     def snapshot_json(self) -> dict[str, Any]:
         """The metrics and test results of each section (``Snapshot.dict()``), JSON-ready."""
@@ -55,7 +62,9 @@ class MonitoringReport:
 
     def dumps(self) -> bytes:
         """The full snapshots (widgets included, so the HTML can be drawn later), gzipped JSON."""
-        payload = {name: snap.dumps() for name, snap in self.snapshots.items()}
+        payload: dict[str, Any] = {name: snap.dumps() for name, snap in self.snapshots.items()}
+        if self.notes:
+            payload[NOTES_KEY] = dict(self.notes)
         return gzip.compress(json.dumps(payload).encode("utf-8"), compresslevel=6)
 
 
@@ -70,13 +79,27 @@ def loads_report(data: bytes) -> MonitoringReport:
             "the stored report is not a gzipped workbench snapshot; re-run the monitoring check to rebuild it.",
             field="snapshot",
         ) from exc
-    return MonitoringReport(snapshots={name: Snapshot.loads(text) for name, text in payload.items()})
+    notes = payload.pop(NOTES_KEY, {})
+    snapshots = {name: Snapshot.loads(text) for name, text in payload.items()}
+    return MonitoringReport(snapshots=snapshots, notes=dict(notes))
 
 
 def evidently_html(report: MonitoringReport, *, section: str = "data") -> str:
-    """Evidently's own standalone HTML of one section, for the download button."""
+    """Evidently's own standalone HTML of one section, for the download button.
+
+    When a section could not be computed (see :attr:`MonitoringReport.notes`), the HTML of the
+    ``data`` section says so at the top, so the download never hides a missing part.
+    """
     check_choice("section", section, tuple(report.snapshots) or SECTIONS)
-    return str(report.snapshots[section].get_html_str(as_iframe=False))
+    page = str(report.snapshots[section].get_html_str(as_iframe=False))
+    if not report.notes:
+        return page
+    items = "".join(
+        f"<li><b>{html.escape(name)}</b>: {html.escape(text)}</li>" for name, text in sorted(report.notes.items())
+    )
+    banner = f'<div class="workbench-notes" style="padding:8px;border:1px solid #c00"><ul>{items}</ul></div>'
+    match = re.search(r"<body[^>]*>", page)
+    return page[: match.end()] + banner + page[match.end() :] if match else banner + page
 
 
 def _metric_value_rows(name: str, value: Any) -> list[tuple[str, float]]:
@@ -141,8 +164,12 @@ def data_report(
     kinds: Mapping[str, str],
     prediction: str | None = None,
     prediction_kind: str = "numerical",
+    drift_share: float = DEFAULT_DRIFT_SHARE,
 ) -> Any:
     """Data drift, prediction drift and data-quality summary in one Evidently snapshot.
+
+    ``drift_share`` is the workbench's drift threshold (the canvas's share of drifted
+    columns), passed to Evidently so its report draws the same line (not its default 0.5).
 
     ``kinds`` maps each feature to "numerical" or "categorical"; features of other kinds are
     left out of the drift table (they are still summarised). ``prediction`` is the column
@@ -163,14 +190,18 @@ def data_report(
     columns = tested + ([prediction] if prediction else [])
     metrics: list[Any] = []
     if tested:
-        metrics.append(DataDriftPreset(columns=tested))
+        metrics.append(DataDriftPreset(columns=tested, drift_share=float(drift_share)))
     if prediction:
         metrics.append(ValueDrift(column=prediction))
     metrics.append(DataSummaryPreset(columns=columns))
+    cur, ref = current[columns], reference[columns]
+    if prediction and prediction_kind == "categorical":
+        # Labels logged through JSON may be floats (1.0); Evidently rejects float labels.
+        cur, ref = _class_labels_together(cur, ref, [prediction])
     report = Report(metrics, include_tests=True)
     return report.run(
-        Dataset.from_pandas(current[columns], data_definition=definition),
-        Dataset.from_pandas(reference[columns], data_definition=definition),
+        Dataset.from_pandas(cur, data_definition=definition),
+        Dataset.from_pandas(ref, data_definition=definition),
     )
 
 
@@ -194,6 +225,24 @@ def _class_labels(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
         for c in columns:
             out[c] = out[c].map(_label_text)
     return out
+
+
+def _class_labels_together(
+    current: pd.DataFrame, reference: pd.DataFrame | None, columns: Sequence[str]
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """:func:`_class_labels` decided once over both frames, so both hold labels of one type.
+
+    Deciding per frame made a reference of "0"/"1" strings meet a window of ints 0/1, and
+    Evidently then failed with ``KeyError: 1``.
+    """
+    if reference is None:
+        return _class_labels(current, columns), None
+    both = _class_labels(pd.concat([current[list(columns)], reference[list(columns)]], ignore_index=True), columns)
+    cur, ref = current.copy(), reference.copy()
+    for c in columns:
+        cur[c] = both[c].iloc[: len(current)].to_numpy()
+        ref[c] = both[c].iloc[len(current) :].to_numpy()
+    return cur, ref
 
 
 def quality_report(
@@ -229,8 +278,7 @@ def quality_report(
         ref = reference.loc[reference[target].notna(), [target, prediction]]
     definition: Any
     if task_type == "classification":
-        labelled = _class_labels(labelled, [target, prediction])
-        ref = _class_labels(ref, [target, prediction]) if ref is not None else None
+        labelled, ref = _class_labels_together(labelled, ref, [target, prediction])
     if task_type == "regression":
         definition = DataDefinition(
             numerical_columns=[target, prediction], regression=[Regression(target=target, prediction=prediction)]
@@ -266,11 +314,16 @@ def monitoring_report(
     task_type: str,
     target: str = "target",
     prediction: str = "prediction",
+    drift_share: float = DEFAULT_DRIFT_SHARE,
 ) -> MonitoringReport:
     """The whole Evidently report of one window: the ``data`` section, plus ``quality`` when labelled.
 
     When the reference has no prediction column, the reference's target stands in for it, so
-    prediction drift compares the window's predictions with the training labels.
+    prediction drift compares the window's predictions with the training labels. ``drift_share``
+    is the workbench's drift threshold (pass the canvas's). When Evidently cannot compute the
+    quality section on this window (one class only: "Cannot compute TPR"; a class the reference
+    lacks), it is first retried without the reference comparison, then left out with a note
+    that the HTML shows, instead of failing the whole report.
     """
     check_choice("task_type", task_type, TASK_TYPES)
     # Quality is compared with the reference only when it holds real predictions and labels.
@@ -286,18 +339,51 @@ def monitoring_report(
     prediction_kind = "numerical" if task_type == "regression" else "categorical"
     snapshots: dict[str, Any] = {
         "data": data_report(
-            reference, current, features=features, kinds=kinds, prediction=prediction, prediction_kind=prediction_kind
+            reference,
+            current,
+            features=features,
+            kinds=kinds,
+            prediction=prediction,
+            prediction_kind=prediction_kind,
+            drift_share=drift_share,
         )
     }
+    notes: dict[str, str] = {}
     if target in current.columns and current[target].notna().any():
-        snapshots["quality"] = quality_report(
-            current,
-            reference if has_ref_quality else None,
-            task_type=task_type,
-            target=target,
-            prediction=prediction,
-        )
-    return MonitoringReport(snapshots=snapshots)
+        attempts = [reference, None] if has_ref_quality else [None]
+        errors: list[BaseException] = []
+        for i, ref in enumerate(attempts):
+            try:
+                snapshots["quality"] = quality_report(
+                    current, ref, task_type=task_type, target=target, prediction=prediction
+                )
+                if i:
+                    notes["quality"] = f"not compared with the reference ({_evidently_failure(errors[-1])})."
+                break
+            except InvalidInput:
+                raise
+            except BaseException as exc:  # Evidently raises some as BaseException (see _reraise_fatal)
+                errors.append(_reraise_fatal(exc))
+        else:
+            notes["quality"] = f"Evidently could not compute it on this window: {_evidently_failure(errors[-1])}"
+    return MonitoringReport(snapshots=snapshots, notes=notes)
+
+
+def _reraise_fatal(exc: BaseException) -> BaseException:
+    """``exc`` unless it must stop the process (Ctrl-C, exit), which is raised again.
+
+    Evidently raises some failures as bare ``BaseException`` subclasses
+    (``ReferenceMetricNotFound``), which ``except Exception`` would let escape.
+    """
+    if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
+        raise exc
+    return exc
+
+
+def _evidently_failure(exc: BaseException) -> str:
+    """A one-line reason for a failed Evidently run."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def bare_drift_report(reference: pd.DataFrame, current: pd.DataFrame) -> Any:
