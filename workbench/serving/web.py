@@ -385,24 +385,32 @@ def create_app(
             return JSONResponse(status_code=422, content=_problem(exc))
         single = not isinstance(body, list)
         items = [body] if single else list(body)
-        model = holder.model  # one read: a swap in between does not mix versions
+        writer: PredictionLogWriter = request.app.state.writer
         try:
             _check_records(items, max_records)
-            # Big lists are conformed and predicted off the event loop, so /health keeps answering.
+            # A big list is conformed, predicted, logged and encoded off the event loop, so
+            # /health and small requests keep answering meanwhile.
             if len(items) > FAST_PATH_MAX_ROWS:
-                results = await run_in_threadpool(model.predict_records, items)
+                content = await run_in_threadpool(score, items, single, started, writer)
             else:
-                results = model.predict_records(items)
+                content = score(items, single, started, writer)
         except InvalidInput as exc:
             stats.observe("/predict", 422)
             return JSONResponse(status_code=422, content=_problem(exc))
+        if isinstance(content, bytes):
+            return Response(content=content, media_type="application/json")
+        return content  # a non-finite or exotic value: FastAPI serialises it
+
+    def score(items: list[dict[str, Any]], single: bool, started: float, writer: Any) -> bytes | dict[str, Any]:
+        """Predict and log validated-shape records; the JSON answer (bytes), or a dict when not plain JSON."""
+        model = holder.model  # one read: a swap in between does not mix versions
+        results = model.predict_records(items)
         features = [_logged_features(item, model.columns) for item in items]
         latency = time.perf_counter() - started
         per_row_ms = latency * 1000 / len(items)
         base = uuid.uuid4().hex
         request_ids = [base] if single else [f"{base}-{i}" for i in range(len(items))]
         dep_id = state["deployment_id"]
-        writer: PredictionLogWriter = request.app.state.writer
         writer.extend([
             make_row(deployment_id=dep_id, request_id=rid, features=feat, prediction=res["prediction"],
                      proba=res["proba"], latency_ms=per_row_ms)
@@ -415,10 +423,9 @@ def create_app(
         try:
             # Encoded here rather than re-validated against the response model (which documents
             # it): the values come from the model and are plain JSON types already.
-            encoded = json.dumps(content, allow_nan=False, separators=(",", ":")).encode()
-        except (TypeError, ValueError):  # a non-finite or exotic value: let FastAPI serialise it
+            return json.dumps(content, allow_nan=False, separators=(",", ":")).encode()
+        except (TypeError, ValueError):
             return content
-        return Response(content=encoded, media_type="application/json")
 
     @app.post("/feedback", dependencies=[Depends(authorized)])
     def feedback(request: Request, body: Feedback) -> dict[str, Any]:
