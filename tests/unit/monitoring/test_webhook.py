@@ -1,0 +1,60 @@
+"""The alert webhook reaches a real HTTP receiver with the JSON it was given (issue 11)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any, ClassVar
+
+import pytest
+
+from workbench.monitoring._alerts import send_webhook
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: ClassVar[list[tuple[str, dict[str, Any]]]] = []
+    status = 200
+
+    def do_POST(self) -> None:  # http.server calls it by this name
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        type(self).received.append((self.headers.get("Content-Type", ""), json.loads(body)))
+        self.send_response(type(self).status)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep the test output clean
+        return
+
+
+@pytest.fixture()
+def receiver() -> Iterator[tuple[str, type[_Receiver]]]:
+    _Receiver.received = []
+    _Receiver.status = 200
+    server = HTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", _Receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_webhook_posts_the_alert_as_json(receiver: tuple[str, type[_Receiver]]) -> None:
+    url, handler = receiver
+    payload = {"project": "churn", "check": "drift", "status": "fail", "value": 0.5, "threshold": 0.3}
+    assert send_webhook(url, payload) is True
+    assert len(handler.received) == 1
+    content_type, body = handler.received[0]
+    assert content_type.startswith("application/json")
+    assert body == payload
+
+
+def test_webhook_failure_is_reported_not_raised(receiver: tuple[str, type[_Receiver]]) -> None:
+    url, handler = receiver
+    handler.status = 500
+    assert send_webhook(url, {"project": "churn"}) is False
+    assert len(handler.received) == 1
+    assert send_webhook("http://127.0.0.1:9/nothing-listens", {"project": "churn"}, timeout=1.0) is False
+    assert send_webhook("", {"project": "churn"}) is False
