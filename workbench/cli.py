@@ -17,13 +17,22 @@ from workbench.errors import WorkbenchError
 
 
 class WorkbenchGroup(click.Group):
-    """A click group that turns workbench errors into one clear line and exit status 2."""
+    """A click group that turns workbench errors and store outages into one clear line and exit status 2."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except WorkbenchError as exc:
             click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+        except Exception as exc:
+            # A store that cannot be reached (a driver's or MLflow's error) is one line too, not a traceback.
+            from workbench.db._outage import as_store_outage
+
+            outage = as_store_outage(exc)
+            if outage is None:
+                raise
+            click.echo(f"Error: {outage}", err=True)
             sys.exit(2)
 
 

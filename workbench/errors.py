@@ -62,3 +62,38 @@ def check_choice(field: str, value: object, allowed: tuple[object, ...] | list[o
     if value not in allowed:
         choices = ", ".join(repr(a) for a in allowed)
         raise InvalidInput(f"{field} must be one of {choices}; got {value!r}.", field=field)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with every password replaced by ``***`` (in the user part and in a ``password=`` query).
+
+    Store URLs are printed in error messages and logs; a comma-separated list (NATS servers) is
+    redacted server by server. Pure string work, so this module stays free of heavy imports.
+    """
+    import re
+
+    # user:password@ in each server's authority part (user may be empty).
+    redacted = re.sub(r"(?P<head>(?:^|,)\s*[A-Za-z][A-Za-z0-9+.-]*://[^:/@,\s]*):[^/,\s]*@", r"\g<head>:***@", url)
+    return re.sub(r"(?i)(?P<key>[?&;](?:password|passwd|pwd|token)=)[^&;\s]*", r"\g<key>***", redacted)
+
+
+class StoreUnavailable(WorkbenchError):
+    """A store (workbench DB, MLflow store, Optuna storage, NATS) cannot be reached.
+
+    The message names the store, its URL without the password, why (refused, timed out) and
+    what to check; it is one line, so the CLI prints it as one ``Error:`` line.
+    """
+
+    http_status = 503
+
+    def __init__(self, store: str, url: str, *, env: str, reason: str = "could not connect",
+                 timeout_seconds: float | None = None) -> None:
+        self.store = store
+        self.url = redact_url(url)
+        self.env = env
+        self.reason = reason
+        timeout = f" (timeout {timeout_seconds:g} s, WORKBENCH_STORE_TIMEOUT)" if timeout_seconds else ""
+        super().__init__(
+            f"The {store} at {self.url} cannot be reached: {reason}{timeout}. "
+            f"Check that the server is running and reachable from here, and that {env} is right."
+        )

@@ -52,6 +52,8 @@ class Settings:
     max_classes: int = field(default=50, metadata={"env": "WORKBENCH_MAX_CLASSES"})
     heartbeat_seconds: float = field(default=2.0, metadata={"env": "WORKBENCH_HEARTBEAT_SECONDS"})
     lost_after_seconds: float = field(default=4.0, metadata={"env": "WORKBENCH_LOST_AFTER_SECONDS"})
+    # Seconds to wait for a store server (PostgreSQL, MLflow over HTTP, NATS) to answer before giving up.
+    store_timeout_seconds: float = field(default=5.0, metadata={"env": "WORKBENCH_STORE_TIMEOUT"})
     webhook_url: str = field(default="", metadata={"env": "WORKBENCH_WEBHOOK_URL"})
     # Minutes between scheduled monitoring checks while the app is up (0: off).
     monitor_every_minutes: float = field(default=0.0, metadata={"env": "WORKBENCH_MONITOR_EVERY_MINUTES"})

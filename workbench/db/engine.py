@@ -82,9 +82,16 @@ def make_engine(url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    configured = url  # named in error messages as the user wrote it
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    # A server that is down or silent fails within the store timeout, as one StoreUnavailable (no traceback).
+    from workbench.db._outage import WORKBENCH_DB, connect_args, guard_engine
+
+    timeout = get_settings().store_timeout_seconds
+    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10,
+                           connect_args=connect_args(url, timeout))
+    return guard_engine(engine, store=WORKBENCH_DB, url=configured, timeout=timeout)
 
 
 def get_engine(url: str | None = None) -> Engine:

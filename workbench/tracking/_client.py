@@ -49,6 +49,10 @@ def get_client(settings: Settings | None = None) -> MlflowClient:
         db_path = sqlite_file(tracking_uri)
         if db_path is not None:  # MLflow's SQLite store needs the folder of its file to exist.
             db_path.parent.mkdir(parents=True, exist_ok=True)
+        from workbench.db._outage import mlflow_http_environment
+
+        # An unreachable tracking server fails within the store timeout, not after minutes of retries.
+        mlflow_http_environment(tracking_uri, settings.store_timeout_seconds)
         return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
 
     return _clients.get((tracking_uri, registry_uri), create)
