@@ -3,6 +3,8 @@
 - :mod:`workbench.access.identity`: the local (OS) user recorded on changes made from the CLI and jobs.
 - :mod:`workbench.access.files`: the browser's file sandbox (data roots to read, the project's own
   folders to write, error messages that never quote a file).
+- :mod:`workbench.access.sign_in`: who may see the app (sign-in page, configure-sign-in page, local mode,
+  signed-in user), decided as a pure function the UI renders.
 """
 
-__all__ = ["files", "identity"]
+__all__ = ["files", "identity", "sign_in"]
