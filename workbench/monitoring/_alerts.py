@@ -80,10 +80,13 @@ def _raise_alerts(
         session.flush()
         data = alert_dict(alert)
         if settings.webhook_url:
-            send_webhook(settings.webhook_url, {"project": project.slug, **data})
+            # The receiver gets what was measured against which bar, not only the sentence.
+            send_webhook(
+                settings.webhook_url,
+                {"project": project.slug, **data, "value": check.value, "threshold": check.threshold},
+            )
         out.append({**data, "new": True})
     return out
-
 
 
 def list_alerts(

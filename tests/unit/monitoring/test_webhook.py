@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from tests.unit.monitoring.test_monitoring_service import _thresholds, project_setup  # noqa: F401 (a fixture)
 from workbench.monitoring._alerts import send_webhook
 
 
@@ -58,3 +59,36 @@ def test_webhook_failure_is_reported_not_raised(receiver: tuple[str, type[_Recei
     assert len(handler.received) == 1
     assert send_webhook("http://127.0.0.1:9/nothing-listens", {"project": "churn"}, timeout=1.0) is False
     assert send_webhook("", {"project": "churn"}) is False
+
+
+def test_a_failed_check_posts_its_value_and_threshold(
+    project_setup: dict[str, Any],  # noqa: F811 (the fixture imported above)
+    receiver: tuple[str, type[_Receiver]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The alert a drifted window raises reaches the receiver saying what was measured against which bar."""
+    from tests.conftest import reset_workbench_caches
+    from workbench.db.engine import session_scope
+    from workbench.monitoring.service import run_monitoring
+    from workbench.projects import get_project
+    from workbench.serving.deployments import get_deployment
+
+    url, handler = receiver
+    monkeypatch.setenv("WORKBENCH_WEBHOOK_URL", url)
+    reset_workbench_caches()
+    with session_scope() as session:
+        run_monitoring(
+            session,
+            project=get_project(session, slug=project_setup["slug"]),
+            deployment=get_deployment(session, deployment_id=project_setup["drifted"]),
+            window="300",
+            reference=project_setup["reference"],
+            thresholds=_thresholds(),
+        )
+    payloads = [body for _, body in handler.received]
+    assert payloads, "a failing check posts its alert"
+    for body in payloads:
+        assert body["project"] == project_setup["slug"] and body["status"] == "fail"
+        assert isinstance(body["value"], float) and isinstance(body["threshold"], float), body
+    drift = next(body for body in payloads if body["check"] == "drift")
+    assert drift["value"] > drift["threshold"] == _thresholds().drift_threshold
