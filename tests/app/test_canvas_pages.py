@@ -236,3 +236,11 @@ def test_history_defaults_follow_the_newest_revision_after_a_save(project: str) 
     assert _diff_pair(at, "ml_canvas") == (1, 3)
     at.run()
     assert _diff_pair(at, "ml_canvas") == (1, 3)
+
+
+def test_the_decisions_panel_says_the_threshold_is_for_binary_classifiers_only(project: str) -> None:
+    """A multiclass model predicts the most probable class; the canvas says so beside the threshold it shows."""
+    at = _page("ml_canvas")
+    assert not at.exception, at.exception
+    captions = [str(c.value) for c in at.caption]
+    assert any("binary" in c and "multiclass" in c and "decision_threshold" in c for c in captions), captions

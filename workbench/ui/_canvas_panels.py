@@ -219,5 +219,11 @@ def decisions_panel(project: Project) -> None:
             for name in CANVAS_FIELDS
         ]
         st.dataframe(pd.DataFrame(rows), hide_index=True)
+        if project.task_type == "classification":
+            # Serving, holdout metrics and the gate apply it only when the model has two classes.
+            st.caption(
+                "decision_threshold applies to binary classifiers only (the positive class is predicted above "
+                "it); a multiclass model predicts its most probable class and ignores the threshold."
+            )
         if defaults:
             st.caption("Defaults in use: " + ", ".join(sorted(defaults)) + ". Fill the field to decide it yourself.")
