@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,27 +17,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from tests.helpers.nats import NATS_URL, nats_reason
 from tests.helpers.processes import deployment_row, kill_and_reap, poll
 from tests.helpers.registered_model import FEATURES, RegisteredModel, create_project_with_model, module_home
 from workbench.db import session_scope
 from workbench.db.models import Deployment, PredictionLog
 
-NATS_URL = os.environ.get("WORKBENCH_TEST_NATS", "nats://127.0.0.1:4222")
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _nats_reason() -> str | None:
-    host, port = NATS_URL.removeprefix("nats://").split(":")
-    try:
-        with socket.create_connection((host, int(port)), timeout=2) as sock:
-            if sock.recv(4).startswith(b"INFO"):
-                return None
-            return f"the server at {NATS_URL} does not speak NATS"
-    except OSError as exc:
-        return f"no NATS server answers at {NATS_URL}: {exc}"
-
-
-pytestmark = pytest.mark.skipif(_nats_reason() is not None, reason=str(_nats_reason()))
+pytestmark = pytest.mark.skipif(nats_reason() is not None, reason=str(nats_reason()))
 
 
 @pytest.fixture(scope="module")
