@@ -208,17 +208,20 @@ def launch_chromium(playwright: Any) -> Any:
 
 
 def wait_for_idle(page: Any, *, timeout_ms: int = UI_TIMEOUT_MS) -> None:
-    """Wait until the app is connected and its script run has finished.
+    """Wait until the app is connected, its script run has finished and every widget is drawn.
 
     Streamlit marks the app root with ``data-test-script-state`` (``running``, ``notRunning``,
     ...) and ``data-test-connection-state``; its own end-to-end tests wait on the same marks.
+    Since Streamlit 1.67 a widget whose code is still loading is drawn as an ``stSkeleton``
+    placeholder (no label, no role) after the run has finished, so those must be gone too.
     """
     page.wait_for_function(
         """() => {
             const app = document.querySelector('[data-testid="stApp"]');
             return !!app
                 && app.getAttribute('data-test-connection-state') === 'CONNECTED'
-                && app.getAttribute('data-test-script-state') === 'notRunning';
+                && app.getAttribute('data-test-script-state') === 'notRunning'
+                && !document.querySelector('[data-testid="stSkeleton"]');
         }""",
         timeout=timeout_ms,
     )

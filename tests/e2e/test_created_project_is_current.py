@@ -32,8 +32,11 @@ def test_a_created_project_becomes_current_in_the_header_picker_and_url(
     main = page.get_by_test_id("stMain")
     main.get_by_role("textbox", name="Project name", exact=True).fill(NEW_NAME)
     main.get_by_text("Built-in or synthetic dataset", exact=True).click()  # the radio option
+    wait_for_idle(page)  # the choice reruns the page: a click during the rerun lands on a redrawn select box
     combobox = main.get_by_test_id("stSelectbox").filter(has_text="Built-in or synthetic dataset (when not uploading)")
     combobox.locator('[role="combobox"]').click()
+    # Type to narrow the list: a select box that holds a value may open only once typed into.
+    combobox.locator('[role="combobox"]').fill("wine")
     page.get_by_role("option", name="builtin:wine", exact=False).first.click()
     main.get_by_role("button", name="Create project").click()
 
