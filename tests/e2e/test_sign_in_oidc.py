@@ -175,5 +175,10 @@ def test_sign_in_with_a_real_openid_connect_provider(
         reset_workbench_caches()
     assert created.get("signed-in") == EMAIL, created
 
+    # Sign out ends the session at the provider too (its end_session_endpoint), which asks to confirm
+    # and sends the browser back to the app. Before, a rerun dropped the redirect and the browser
+    # never left the app, so the provider's session was never ended.
     sidebar.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="End session").click()
+    page.wait_for_url(f"{signed_in_server.url}/**")
     _assert_only_sign_in(page)

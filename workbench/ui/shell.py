@@ -68,9 +68,7 @@ def who_is_acting(decision: Access) -> None:
     """The sidebar's identity block: the signed-in user and Sign out, or local mode and the name box."""
     if decision.kind is AccessKind.SIGNED_IN:
         st.sidebar.caption(f"Signed in as **{decision.user}**")
-        if st.sidebar.button("Sign out", key="shell.sign_out", icon=":material/logout:"):
-            st.logout()  # empties st.user now and sends the browser to Streamlit's logout endpoint
-            st.rerun()  # so the rest of this run draws the sign-in page, not the workbench
+        st.sidebar.button("Sign out", key="shell.sign_out", icon=":material/logout:", on_click=_sign_out)
         return
     if decision.kind is AccessKind.LOCAL:
         st.sidebar.caption(
@@ -86,6 +84,18 @@ def who_is_acting(decision: Access) -> None:
         placeholder="shown on your changes",
         help="Recorded on every change you make (or your login, when sign-in is configured).",
     )
+
+
+def _sign_out() -> None:
+    """Sign out, as the Sign out button's callback.
+
+    ``st.logout()`` empties ``st.user`` and queues the browser's redirect to Streamlit's logout endpoint.
+    In a callback (which runs before the script) the run that follows draws the sign-in page, and the
+    redirect is sent with it. Called in the script and followed by ``st.rerun()`` instead, the rerun
+    emptied the message queue first whenever the server was slow to flush it, so the browser was never
+    redirected and stayed on the workbench.
+    """
+    st.logout()
 
 
 def gate() -> bool:
