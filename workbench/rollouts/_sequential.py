@@ -161,12 +161,24 @@ class SequentialVerdict:
     direction: str
     looks: int
 
+    @property
+    def contradicted(self) -> bool:
+        """True when the running interval has run empty: later looks contradict earlier ones.
+
+        Under a constant effect this happens with probability below alpha; in practice it means
+        the effect changed during the rollout (drift, a new traffic mix), so the verdict, kept
+        from the first crossing, should be re-examined with a new test (a new state).
+        """
+        return self.lower > self.upper
+
     def summary(self) -> str:
         """One line for a page or a log, e.g. ``better (p = 0.003): challenger − champion +0.021 ...``."""
         if self.difference is None:
             return f"{self.verdict}: no labelled predictions yet."
         bounds = "unbounded until each variant has enough labels"
-        if math.isfinite(self.lower) and math.isfinite(self.upper):
+        if self.contradicted:
+            bounds = "but later looks contradict the earlier ones (did the effect change? start a new test)"
+        elif math.isfinite(self.lower) and math.isfinite(self.upper):
             bounds = f"in [{self.lower:+.4g}, {self.upper:+.4g}]"
         return (
             f"{self.verdict} (always-valid p = {self.p_value:.3g}, alpha = {self.alpha:g}): challenger − champion "
@@ -297,7 +309,7 @@ class SequentialTest:
         if not np.isfinite(array).all():
             raise InvalidInput(f"{name} must hold finite numbers only; got NaN or infinity.", field=name)
         if self.kind == "proportion" and not np.isin(array, (0.0, 1.0)).all():
-            bad = array[~np.isin(array, (0.0, 1.0))][0]
+            bad = float(array[~np.isin(array, (0.0, 1.0))][0])
             raise InvalidInput(
                 f"{name} must hold 0 or 1 for a proportion (1 = correct prediction); got {bad!r}.", field=name
             )
