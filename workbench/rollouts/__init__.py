@@ -6,21 +6,22 @@ numpy, no store, no serving. Modules: ``_assignment`` (which variant answers a k
 fed batch by batch), ``_guardrails`` (error-rate and latency checks).
 
 Which test, and why. People watch a rollout's dashboard every day and stop as soon as it looks
-good; a fixed-horizon test (a z-test or t-test repeated at each look) then declares a winner
-far more often than its alpha says (in the package's A/A simulation, 50 looks turn a nominal
-5 % into about 25 %). The verdict therefore uses the mixture sequential probability ratio test
-(mSPRT) with a normal mixing distribution, from Johari, Koomen, Pekelis & Walsh, "Peeking at A/B
-Tests" (KDD 2017) and "Always Valid Inference: Continuous Monitoring of A/B Tests" (Operations
-Research, 2022), as in Optimizely's Stats Engine. It gives an always-valid p-value and
-confidence sequence for the difference challenger − champion: valid at every look at once,
-so the verdict ("better", "worse" or "no difference yet" at alpha, default 0.05) may be read
-after each batch of labels and acted on when it changes. Binary metrics (accuracy: per
-prediction correct or not) are tested as a difference in proportions, regression errors as a
-difference in means, both with plug-in variances (valid asymptotically; a burn-in of 100
-labels per variant by default). The mixture's scale tau is the canvas's minimum uplift on the
-metric's scale (minimum uplift × the champion's value), the effect size worth detecting.
-Guardrails use the same statistic, one-sided, for the error rate, and compare the challenger's
-p99 latency with the canvas's budget and with the champion's.
+good; a fixed-horizon test (a z-test or t-test repeated at each look) then declares a winner far
+more often than its alpha says (in the package's A/A simulations, 50 looks turn a nominal 5 %
+into about 30 % of rollouts declared different, 15 to 20 % falsely "better"). The verdict
+therefore uses the mixture sequential probability ratio test (mSPRT) with a normal mixing
+distribution, from Johari, Koomen, Pekelis & Walsh, "Peeking at A/B Tests" (KDD 2017) and
+"Always Valid Inference: Continuous Monitoring of A/B Tests" (Operations Research, 2022), as in
+Optimizely's Stats Engine. It gives an always-valid p-value and confidence sequence for the
+difference challenger − champion: valid at every look at once, so the verdict ("better", "worse"
+or "no difference yet" at alpha, default 0.05) may be read after each batch of labels and acted
+on when it changes. Binary metrics (accuracy: per prediction correct or not) are tested as a
+difference in proportions, regression errors as a difference in means, both with plug-in
+variances (valid asymptotically; a burn-in of 100 labels per variant by default). The mixture's
+scale tau is the canvas's minimum uplift on the metric's scale (minimum uplift × the champion's
+value), the effect size worth detecting. Guardrails use the same statistic, one-sided, for the
+error rate, and compare the challenger's p99 latency with the canvas's budget and with the
+champion's.
 """
 
 from workbench.rollouts._assignment import (
