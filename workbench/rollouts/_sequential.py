@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -58,6 +58,10 @@ def mixing_scale(*, min_uplift: float, baseline: float) -> float:
     above the effects of interest wastes power on implausible jumps. As in
     :func:`workbench.evaluation.metrics.uplift`, the uplift is absolute when the baseline is 0;
     a ``min_uplift`` of 0 falls back to 1 %.
+
+    Fix ``tau`` before the rollout starts, from a baseline known then (the champion's holdout
+    metric in the registry): a ``tau`` chosen after looking at the rollout's own data would be a
+    data-dependent choice of test, which voids the always-valid guarantee.
     """
     uplift = check_param("min_uplift", min_uplift, Real(0.0, None))
     base = check_param("baseline", baseline, Real())
@@ -123,7 +127,7 @@ class SequentialState:
             return cls(
                 champion=_checked_totals("champion", ArmTotals(**data["champion"])),
                 challenger=_checked_totals("challenger", ArmTotals(**data["challenger"])),
-                p_value=float(data["p_value"]),
+                p_value=check_param("p_value", data["p_value"], Real(0.0, 1.0)),
                 lower=-math.inf if lower is None else float(lower),
                 upper=math.inf if upper is None else float(upper),
                 decision=int(check_param("decision", data.get("decision", 0), Options((-1, 0, 1)))),
@@ -170,6 +174,14 @@ class SequentialVerdict:
         from the first crossing, should be re-examined with a new test (a new state).
         """
         return self.lower > self.upper
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly form for an API or a page (infinite bounds as None)."""
+        data = asdict(self)
+        for bound in ("lower", "upper"):
+            data[bound] = None if math.isinf(data[bound]) else data[bound]
+        data["contradicted"] = self.contradicted
+        return data
 
     def summary(self) -> str:
         """One line for a page or a log, e.g. ``better (p = 0.003): challenger − champion +0.021 ...``."""

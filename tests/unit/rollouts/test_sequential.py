@@ -141,6 +141,9 @@ def test_the_state_survives_a_json_round_trip() -> None:
     later = test.observe(state, champion=np.full(200, 2.0), challenger=np.full(200, 1.0))
     restored = SequentialState.from_dict(json.loads(json.dumps(later.to_dict())))
     assert restored == later and math.isfinite(restored.lower)
+    shown = json.loads(json.dumps(test.verdict(state).to_dict(), allow_nan=False))
+    assert shown["lower"] is None and shown["upper"] is None and shown["verdict"] == NO_DIFFERENCE_YET
+    assert json.loads(json.dumps(test.verdict(later).to_dict()))["verdict"] == BETTER
 
 
 def test_the_mixing_scale_comes_from_the_canvas_minimum_uplift() -> None:
@@ -191,3 +194,7 @@ def test_bad_data_names_the_variant_and_the_value() -> None:
     with pytest.raises(InvalidInput, match="state must be a mapping with champion") as info:
         SequentialState.from_dict({"champion": {"n": 1}})
     assert info.value.field == "state"
+    broken = {**state.to_dict(), "p_value": 1.5}
+    with pytest.raises(InvalidInput, match=r"p_value must be a number in \[0.0, 1.0\]; got 1.5\.") as info:
+        SequentialState.from_dict(broken)
+    assert info.value.field == "p_value"
