@@ -3,7 +3,8 @@
 The statistical and routing core of shadow, canary and online A/B rollouts; pure Python and
 numpy, no store, no serving. Modules: ``_assignment`` (which variant answers a key),
 ``_msprt`` (the vectorised mixture SPRT), ``_sequential`` (the verdict on the primary metric,
-fed batch by batch), ``_guardrails`` (error-rate and latency checks).
+fed batch by batch), ``_guardrails`` (error-rate and latency checks), ``_settings`` (the
+declared settings).
 
 Which test, and why. People watch a rollout's dashboard every day and stop as soon as it looks
 good; a fixed-horizon test (a z-test or t-test repeated at each look) then declares a winner far
@@ -59,6 +60,7 @@ from workbench.rollouts._sequential import (
     SequentialVerdict,
     mixing_scale,
 )
+from workbench.rollouts._settings import ROLLOUT_PARAMS, validate_rollout
 
 __all__ = [
     "BETTER",
@@ -70,6 +72,7 @@ __all__ = [
     "MODES",
     "NO_DIFFERENCE_YET",
     "OK",
+    "ROLLOUT_PARAMS",
     "SKIPPED",
     "VARIANTS",
     "WAITING",
@@ -90,4 +93,5 @@ __all__ = [
     "mixing_scale",
     "routing_key",
     "traffic_share",
+    "validate_rollout",
 ]

@@ -27,17 +27,22 @@ import numpy as np
 
 from workbench.errors import InvalidInput
 from workbench.rollouts._msprt import log_mixture_ratio
+from workbench.rollouts._settings import (
+    ALPHA,
+    DEFAULT_ALPHA,
+    DEFAULT_ERROR_SCALE,
+    DEFAULT_LATENCY_FACTOR,
+    DEFAULT_MIN_REQUESTS,
+    ERROR_SCALE,
+    LATENCY_FACTOR,
+    MIN_REQUESTS,
+)
 from workbench.validation import Integer, Real, check_param
 
 BREACH = "breach"
 OK = "ok"
 WAITING = "waiting"
 SKIPPED = "skipped"
-DEFAULT_MIN_REQUESTS = 200
-DEFAULT_LATENCY_FACTOR = 1.5
-# The error-rate increase (absolute) the mixture is tuned for: a few points is what a broken
-# challenger (a missing feature, a timeout) produces; smaller drifts are the verdict's business.
-DEFAULT_ERROR_SCALE = 0.02
 
 
 @dataclass(frozen=True)
@@ -138,7 +143,7 @@ def check_guardrails(
     *,
     latency_budget_ms: float | None,
     latency_factor: float = DEFAULT_LATENCY_FACTOR,
-    alpha: float = 0.05,
+    alpha: float = DEFAULT_ALPHA,
     min_requests: int = DEFAULT_MIN_REQUESTS,
     error_scale: float = DEFAULT_ERROR_SCALE,
 ) -> GuardrailResult:
@@ -152,10 +157,10 @@ def check_guardrails(
     a, b = _checked("champion", champion), _checked("challenger", challenger)
     budget = None if latency_budget_ms is None else check_param(
         "latency_budget_ms", latency_budget_ms, Real(0.0, None, closed="neither"))
-    factor = check_param("latency_factor", latency_factor, Real(1.0, None))
-    alpha = check_param("alpha", alpha, Real(0.0, 0.5, closed="neither"))
-    min_requests = check_param("min_requests", min_requests, Integer(1))
-    error_scale = check_param("error_scale", error_scale, Real(0.0, 1.0, closed="neither"))
+    factor = check_param("latency_factor", latency_factor, LATENCY_FACTOR)
+    alpha = check_param("alpha", alpha, ALPHA)
+    min_requests = check_param("min_requests", min_requests, MIN_REQUESTS)
+    error_scale = check_param("error_scale", error_scale, ERROR_SCALE)
     return GuardrailResult((
         _error_check(a, b, alpha=alpha, min_requests=min_requests, scale=error_scale),
         _budget_check(b, budget, min_requests=min_requests),

@@ -30,6 +30,7 @@ import numpy as np
 
 from workbench.errors import InvalidInput
 from workbench.rollouts._msprt import arm_moments, running_path
+from workbench.rollouts._settings import ALPHA, DEFAULT_ALPHA, DEFAULT_MIN_VOLUME, MIN_VOLUME
 from workbench.validation import Integer, Options, Real, check_param
 
 KINDS = ("proportion", "mean")
@@ -37,15 +38,11 @@ DIRECTIONS = ("maximize", "minimize")
 BETTER = "better"
 WORSE = "worse"
 NO_DIFFERENCE_YET = "no difference yet"
-DEFAULT_ALPHA = 0.05
-DEFAULT_MIN_VOLUME = 100
 # When the canvas asks for no minimum uplift, tune the mixture for a 1 % relative change:
 # a zero scale would put all the prior mass on "no difference" and never decide.
 FALLBACK_UPLIFT = 0.01
 
-ALPHA = Real(0.0, 0.5, closed="neither")
 TAU = Real(0.0, None, closed="neither")
-MIN_VOLUME = Integer(2, 10_000_000)
 
 
 def mixing_scale(*, min_uplift: float, baseline: float) -> float:

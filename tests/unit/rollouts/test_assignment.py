@@ -17,11 +17,13 @@ from workbench.errors import InvalidInput
 from workbench.rollouts import (
     CHALLENGER,
     CHAMPION,
+    ROLLOUT_PARAMS,
     assign_variant,
     assign_variants,
     assignment_point,
     routing_key,
     traffic_share,
+    validate_rollout,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -139,3 +141,20 @@ def test_bad_parameters_name_the_field_the_allowed_values_and_the_value(call, fi
     with pytest.raises(InvalidInput, match=message) as info:
         call()
     assert info.value.field == field
+
+
+def test_rollout_settings_are_declared_once_with_defaults_and_the_mode_bounds() -> None:
+    clean = validate_rollout({"mode": "canary", "share": "0.1"})
+    assert clean == {"mode": "canary", "share": 0.1, "alpha": 0.05, "min_volume": 100, "min_requests": 200,
+                     "latency_factor": 1.5, "error_scale": 0.02}
+    assert validate_rollout({"mode": "ab"})["share"] == 0.5
+    assert validate_rollout({"mode": "shadow"})["share"] == 0.0
+    assert set(ROLLOUT_PARAMS) == set(clean)
+    with pytest.raises(InvalidInput, match=r"share must be a number in \[0.01, 0.5\]; got 0.7\. \(canary mode\)"):
+        validate_rollout({"share": 0.7})
+    with pytest.raises(InvalidInput, match=r"alpha must be a number in \(0.0, 0.5\); got 0\.") as info:
+        validate_rollout({"mode": "ab", "alpha": 0})
+    assert info.value.field == "alpha"
+    with pytest.raises(InvalidInput, match=r"unknown rollout parameter\(s\) \['colour'\]") as info:
+        validate_rollout({"mode": "ab", "colour": "blue"})
+    assert info.value.field == "colour"

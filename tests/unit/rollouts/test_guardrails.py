@@ -141,7 +141,7 @@ def test_repeated_checks_of_equal_error_rates_rarely_breach_and_real_breakage_is
         ({"latency_budget_ms": 0}, "latency_budget_ms", r"latency_budget_ms must be a number > 0.0; got 0\."),
         ({"latency_factor": 0.9}, "latency_factor", r"latency_factor must be a number >= 1.0; got 0.9\."),
         ({"alpha": 1}, "alpha", r"alpha must be a number in \(0.0, 0.5\); got 1\."),
-        ({"min_requests": 0}, "min_requests", r"min_requests must be an integer >= 1; got 0\."),
+        ({"min_requests": 0}, "min_requests", r"min_requests must be an integer in \[1, 10000000\]; got 0\."),
         ({"error_scale": 2}, "error_scale", r"error_scale must be a number in \(0.0, 1.0\); got 2\."),
     ],
 )
