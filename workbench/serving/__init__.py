@@ -6,6 +6,7 @@
 - :mod:`~workbench.serving.batch`: score a file in chunks; :mod:`~workbench.serving.web` and ``web_input``:
   the FastAPI app and its body checks; :mod:`~workbench.serving.stream`, ``stream_keys``,
   ``nats_transport``, ``nats_server``, ``transport``: the NATS JetStream consumer.
+- :mod:`~workbench.serving.tokens`: web deployments' bearer tokens (generated, stored only as a hash).
 - :mod:`~workbench.serving.deployments`: deployment records, their declared params, start and stop.
 - :mod:`~workbench.serving.devops` and ``sampler``: DevOps metrics of the serving processes.
 
@@ -24,6 +25,7 @@ __all__ = [
     "signature",
     "stream",
     "stream_keys",
+    "tokens",
     "transport",
     "web",
     "web_input",
