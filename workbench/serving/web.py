@@ -4,6 +4,10 @@ Endpoints: ``POST /predict`` (one record or a list), ``POST /feedback`` (the tru
 logged prediction), ``GET /health`` and ``GET /metrics`` (Prometheus text). The request
 model is generated from the model signature, so bad input gets a 422 naming the field.
 
+With a bearer token (given as its hash, :mod:`workbench.serving.tokens`), every endpoint but
+``/health`` needs it, ``/docs``, ``/redoc`` and ``/openapi.json`` included (the schema names
+every input column); ``/health`` without it says only that the service is up.
+
 The prediction log is written off the request path by a :class:`PredictionLogWriter`
 (in batches every few hundred rows or 200 ms): a crash loses at most the rows not yet
 flushed. The alias is polled and the model swapped atomically when it moves.
@@ -15,7 +19,6 @@ import json
 import logging
 import os
 import re
-import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -27,6 +30,7 @@ from workbench.errors import InvalidInput, NotFound, WorkbenchError
 from workbench.serving.model_loader import ModelHolder, ServedModel
 from workbench.serving.sampler import MetricsSampler
 from workbench.serving.signature import InputColumn
+from workbench.serving.tokens import bearer_token, check_token_hash, verify_token
 from workbench.serving.web_input import body_schema as _body_schema
 from workbench.serving.web_input import check_records as _check_records
 from workbench.serving.web_input import logged_features as _logged_features
@@ -80,12 +84,11 @@ def request_model(name: str, columns: list[InputColumn]) -> Any:
     )
 
 
-def _check_token(expected: str | None, header: str | None) -> bool:
-    if not expected:
+def _check_token(token_hash: str | None, header: str | None) -> bool:
+    """True when no token is required, or ``header`` carries the token ``token_hash`` was made from."""
+    if not token_hash:
         return True
-    if not header or not header.lower().startswith("bearer "):
-        return False
-    return secrets.compare_digest(header[7:].strip().encode(), expected.encode())
+    return verify_token(token_hash, bearer_token(header))
 
 
 class BodyLimit:
@@ -150,7 +153,7 @@ def create_app(
     project_slug: str,
     *,
     alias: str = "champion",
-    token: str | None = None,
+    token_hash: str | None = None,
     settings: Settings | None = None,
     deployment_id: int | None = None,
     poll_seconds: float = 5.0,
@@ -169,11 +172,15 @@ def create_app(
     request). On start-up the app records the deployment as running (creating the row when
     ``deployment_id`` is None) and starts the log writer, the alias poller and the metrics
     sampler; on shut-down it flushes the log and marks the deployment stopped.
+
+    ``token_hash`` (:func:`workbench.serving.tokens.hash_token`) makes every endpoint but
+    ``/health`` require ``Authorization: Bearer <token>``; the plaintext token is never needed here.
     """
     from fastapi import Depends, FastAPI, Header, HTTPException, Request
     from fastapi.exception_handlers import http_exception_handler
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse, PlainTextResponse, Response
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
     from pydantic import BaseModel, Field
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -183,6 +190,8 @@ def create_app(
     from workbench.serving.deployments import create_deployment, mark_running, mark_stopped, set_model_version
 
     settings = settings or get_settings()
+    if token_hash is not None:
+        token_hash = check_token_hash(token_hash)
     with session_scope(settings.db_url) as session:
         project_id = get_project(session, slug=project_slug).id
     state: dict[str, Any] = {"deployment_id": deployment_id}
@@ -206,7 +215,8 @@ def create_app(
                 assert project is not None
                 state["deployment_id"] = create_deployment(
                     session, project=project, mode="web", alias=alias, status="starting", actor=actor,
-                    config={"poll_seconds": poll_seconds, "auth": bool(token)},
+                    config={"poll_seconds": poll_seconds, "auth": bool(token_hash),
+                            **({"token_hash": token_hash} if token_hash else {})},
                 ).id
             mark_running(session, deployment_id=state["deployment_id"], model_version=holder.model.version,
                          pid=os.getpid(), host=host, port=port,
@@ -237,6 +247,10 @@ def create_app(
         ),
         version="1",
         lifespan=lifespan,
+        # Served below behind the token: the schema names every input column and the classes.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.holder = holder
     app.state.stats = stats
@@ -244,8 +258,8 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes, stats=stats)
 
     # async: a plain def dependency would hop to the thread pool on every request.
-    async def authorized(authorization: str | None = Header(default=None)) -> None:
-        if not _check_token(token, authorization):
+    async def authorized(authorization: str | None = Header(default=None, include_in_schema=False)) -> None:
+        if not _check_token(token_hash, authorization):
             raise HTTPException(status_code=401, detail="Missing or wrong bearer token.",
                                 headers={"WWW-Authenticate": "Bearer"})
 
@@ -405,8 +419,10 @@ def create_app(
         raise AssertionError("unreachable")
 
     @app.get("/health")
-    def health() -> dict[str, Any]:
-        """Liveness and what is being served (no token needed)."""
+    def health(request: Request) -> dict[str, Any]:
+        """Liveness (no token needed); with the token (or none set), also what is being served."""
+        if not _check_token(token_hash, request.headers.get("authorization")):
+            return {"status": "ok"}
         model = holder.model
         return {
             "status": "ok",
@@ -433,6 +449,19 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.get("/openapi.json", dependencies=[Depends(authorized)], include_in_schema=False)
+    async def openapi_json() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", dependencies=[Depends(authorized)], include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - docs")
+
+    @app.get("/redoc", dependencies=[Depends(authorized)], include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title=f"{app.title} - ReDoc")
+
     return app
 
 
@@ -459,15 +488,15 @@ def run_server(
     host: str = "127.0.0.1",
     port: int = 8000,
     alias: str = "champion",
-    token: str | None = None,
+    token_hash: str | None = None,
     poll_seconds: float = 5.0,
     deployment_id: int | None = None,
     actor: str = "",
     settings: Settings | None = None,
 ) -> None:
-    """Serve in the foreground until interrupted (``workbench serve``)."""
+    """Serve in the foreground until interrupted (``workbench serve``); ``token_hash`` as in :func:`create_app`."""
     if not 0 < port < 65536:
         raise InvalidInput(f"port must be in 1-65535; got {port!r}.", field="port")
-    app = create_app(project_slug, alias=alias, token=token, settings=settings, deployment_id=deployment_id,
+    app = create_app(project_slug, alias=alias, token_hash=token_hash, settings=settings, deployment_id=deployment_id,
                      poll_seconds=poll_seconds, host=host, port=port, actor=actor)
     build_server(app, host=host, port=port).run()
