@@ -246,3 +246,23 @@ def test_a_launched_deployments_token_is_in_no_job_param_log_argv_or_jobs_show(m
         assert token not in (get_settings().jobs_dir / f"{job_id}.log").read_text()
     finally:
         kill_and_reap(job_row(job_id).pid)
+
+
+def test_jobs_show_hides_the_plaintext_token_an_older_version_stored_in_a_serve_jobs_params(
+    model: RegisteredModel,
+) -> None:
+    """Rows written before tokens were hashed still hold the token in a serve job's params: never print it."""
+    from workbench.jobs import create_job
+    from workbench.projects import get_project
+
+    legacy = "an-older-versions-plaintext-token-42"
+    with session_scope() as session:
+        job_id = create_job(session, kind="serve", project=get_project(session, slug=model.name),
+                            params={"deployment_id": 1, "alias": "champion", "token": legacy}).id
+    for args in (["jobs", "show", job_id, "--json"], ["jobs", "list", "--json"], ["jobs", "show", job_id]):
+        shown = subprocess.run([str(WORKBENCH), *args], capture_output=True, text=True, timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        assert legacy not in shown.stdout + shown.stderr, args
+    params = json.loads(subprocess.run([str(WORKBENCH), "jobs", "show", job_id, "--json"], capture_output=True,
+                                       text=True, timeout=60).stdout)["params"]
+    assert params == {"deployment_id": 1, "alias": "champion", "token": "(hidden)"}
