@@ -258,7 +258,7 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes, stats=stats)
 
     # async: a plain def dependency would hop to the thread pool on every request.
-    async def authorized(authorization: str | None = Header(default=None, include_in_schema=False)) -> None:
+    async def authorized(authorization: str | None = Header(default=None)) -> None:
         if not _check_token(token_hash, authorization):
             raise HTTPException(status_code=401, detail="Missing or wrong bearer token.",
                                 headers={"WWW-Authenticate": "Bearer"})
