@@ -125,6 +125,9 @@ def test_start_replay_metrics_stop_web(model: RegisteredModel) -> None:
         at.number_input(key="deployments.replay_rows").set_value(30).run()
         button(at, "Replay holdout").click().run()
         assert any("requires its bearer token" in e.value for e in at.error)
+        at.text_input(key="deployments.replay_token").set_value("a-wrong-token-0123456789").run()
+        button(at, "Replay holdout").click().run()
+        assert any("refused the bearer token (401)" in e.value for e in at.error)
         at.text_input(key="deployments.replay_token").set_value(token).run()
         button(at, "Replay holdout").click().run()
         assert not at.exception

@@ -317,6 +317,9 @@ def replay(project: Project, row: dict[str, Any], *, limit: int, token: str | No
         with httpx.Client(base_url=row["url"], timeout=10, headers=headers) as client:
             for record in records:
                 response = client.post("/predict", json=record)
+                if response.status_code == 401:  # every other request would be refused the same way
+                    raise InvalidInput(f"web service #{row['id']} refused the bearer token (401): paste the token "
+                                       "shown when it started.", field="token")
                 ok += response.status_code == 200
                 failed += response.status_code != 200
         return {"sent": len(records), "ok": ok, "failed": failed}
