@@ -198,6 +198,15 @@ def test_serve_generates_a_token_and_prints_it_once(model: RegisteredModel, tmp_
     assert log.read_text().count(token) == 1
 
 
+def test_a_serve_that_cannot_start_shows_no_token(model: RegisteredModel) -> None:
+    """A generated token is shown once the model is loaded: a failed start leaves no useless secret on screen."""
+    environ = {name: value for name, value in os.environ.items() if name != TOKEN_ENV}
+    result = subprocess.run([str(WORKBENCH), "serve", "no-such-project", "--port", str(free_port())], env=environ,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "no-such-project" in result.stderr
+    assert "Bearer token" not in result.stderr + result.stdout
+
+
 def test_a_token_on_argv_is_refused_with_the_ways_to_give_it(model: RegisteredModel) -> None:
     result = subprocess.run([str(WORKBENCH), "serve", model.name, "--token", TOKEN, "--port", str(free_port())],
                             capture_output=True, text=True, timeout=60)

@@ -103,6 +103,7 @@ def serve(project_slug: str, host: str, port: int, alias: str, token_file: Path 
             field="token",
         )
     token_hash = None
+    shown: list[str] = []  # a generated token, until it is shown (then forgotten)
     if no_token:
         if token_file is not None:
             raise InvalidInput("--no-token and --token-file contradict each other; give one of them.",
@@ -111,11 +112,16 @@ def serve(project_slug: str, host: str, port: int, alias: str, token_file: Path 
         chosen = serve_token(token_file)
         token_hash = hash_token(chosen.token)
         if chosen.generated:
-            click.echo(f"Bearer token of this service (shown only now; only its hash is kept): {chosen.token}",
+            shown.append(chosen.token)
+        del chosen  # requests are checked against the hash; the plaintext is kept only to be shown
+
+    def show_token() -> None:
+        while shown:
+            click.echo(f"Bearer token of this service (shown only now; only its hash is kept): {shown.pop()}",
                        err=True)
-        del chosen  # the plaintext is not needed any more: requests are checked against the hash
+
     run_server(project_slug, host=host, port=port, alias=alias, token_hash=token_hash, poll_seconds=poll_seconds,
-               actor=actor())
+               actor=actor(), on_loaded=show_token)
 
 
 class _StreamGroup(click.Group):

@@ -493,10 +493,17 @@ def run_server(
     deployment_id: int | None = None,
     actor: str = "",
     settings: Settings | None = None,
+    on_loaded: Callable[[], None] | None = None,
 ) -> None:
-    """Serve in the foreground until interrupted (``workbench serve``); ``token_hash`` as in :func:`create_app`."""
+    """Serve in the foreground until interrupted (``workbench serve``); ``token_hash`` as in :func:`create_app`.
+
+    ``on_loaded`` runs once the model is loaded, just before the server starts (the CLI shows a
+    generated token then, so a start that fails shows none).
+    """
     if not 0 < port < 65536:
         raise InvalidInput(f"port must be in 1-65535; got {port!r}.", field="port")
     app = create_app(project_slug, alias=alias, token_hash=token_hash, settings=settings, deployment_id=deployment_id,
                      poll_seconds=poll_seconds, host=host, port=port, actor=actor)
+    if on_loaded is not None:
+        on_loaded()
     build_server(app, host=host, port=port).run()
