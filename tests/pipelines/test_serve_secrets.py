@@ -222,8 +222,8 @@ def test_a_token_on_argv_is_refused_with_the_ways_to_give_it(model: RegisteredMo
 def test_a_launched_deployments_token_is_in_no_job_param_log_argv_or_jobs_show(model: RegisteredModel) -> None:
     from workbench.serving.deployments import launch_deployment
 
-    launched = launch_deployment(project_slug=model.name, mode="web", config={"poll_seconds": 0},
-                                 require_token=True)
+    # A web deployment requires a token unless told otherwise (require_token=False).
+    launched = launch_deployment(project_slug=model.name, mode="web", config={"poll_seconds": 0})
     token = launched.token
     assert token and len(token) >= 40
     row = deployment_row(launched.deployment_id)

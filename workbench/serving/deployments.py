@@ -306,7 +306,7 @@ def launch_deployment(
     mode: str,
     alias: str = "champion",
     config: dict[str, Any] | None = None,
-    require_token: bool = False,
+    require_token: bool | None = None,
     actor: str = "",
     settings: Settings | None = None,
 ) -> Launched:
@@ -317,8 +317,8 @@ def launch_deployment(
     starts the workbench's nats-server once, outside the consumer job; then the deployment and
     its job are stored and the job's detached process is spawned.
 
-    With ``require_token`` (web only) a bearer token is generated: only its hash is stored, and the
-    token itself is returned here, the one time it exists outside the caller's request.
+    With ``require_token`` (web only; the default for web) a bearer token is generated: only its hash
+    is stored, and the token itself is returned here, the one time it exists outside the caller's request.
     """
     from workbench.db import session_scope
     from workbench.jobs import spawn
@@ -330,6 +330,8 @@ def launch_deployment(
     check_choice("mode", mode, ("web", "stream"))
     clean = validate_deployment_config(mode, config)
     alias = _check_alias(alias)
+    if require_token is None:
+        require_token = mode == "web"
     if require_token and mode != "web":
         raise InvalidInput("require_token applies to web deployments only; a stream consumer takes no token.",
                            field="require_token")
