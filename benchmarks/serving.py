@@ -69,7 +69,8 @@ def stop(process: subprocess.Popen) -> None:
             process.wait(timeout=10)
 
 
-def measure(url: str, payload: Any, *, requests: int, connections: int) -> dict[str, float]:
+def measure(url: str, payload: Any, *, requests: int, connections: int,
+            headers: dict[str, str] | None = None) -> dict[str, float]:
     latencies: list[float] = []
     failures = [0]
     lock = threading.Lock()
@@ -77,7 +78,7 @@ def measure(url: str, payload: Any, *, requests: int, connections: int) -> dict[
 
     def worker() -> None:
         local: list[float] = []
-        with httpx.Client(timeout=10) as client:
+        with httpx.Client(timeout=10, headers=headers) as client:
             for _ in range(10):  # warm-up
                 client.post(url, json=payload)
             for _ in range(per_thread):
@@ -120,8 +121,13 @@ def main() -> int:
 
     settings = get_settings()
     record = {k: (v.item() if hasattr(v, "item") else v) for k, v in make_frame(1, seed=9)[FEATURES].iloc[0].items()}
+    # The workbench serves with a bearer token, as it does by default; given by the environment, never argv.
+    import secrets
+
+    token = secrets.token_urlsafe(32)
+    auth = {"Authorization": f"Bearer {token}"}
     env = {**os.environ, "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri, "OMP_NUM_THREADS": "1",
-           "WORKBENCH_HOME": str(settings.home),
+           "WORKBENCH_HOME": str(settings.home), "WORKBENCH_SERVE_TOKEN": token,
            # mlflow models serve runs `uvicorn` from PATH.
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     wb_port, ml_port = free_port(), free_port()
@@ -139,7 +145,7 @@ def main() -> int:
         wait_ready(f"http://127.0.0.1:{ml_port}/ping", mlflow_server)
         for connections in (1, 8):
             wb = measure(f"http://127.0.0.1:{wb_port}/predict", record, requests=args.requests,
-                         connections=connections)
+                         connections=connections, headers=auth)
             ml = measure(f"http://127.0.0.1:{ml_port}/invocations", {"dataframe_records": [record]},
                          requests=args.requests, connections=connections)
             ratio = round(wb["rps"] / ml["rps"], 2) if ml["rps"] else None
@@ -149,7 +155,7 @@ def main() -> int:
                   f" | mlflow {ml['rps']} req/s p50 {ml['p50_ms']} ms p99 {ml['p99_ms']} ms | ratio {ratio}"
                   f" (goal >= {GOAL_RATIO})", flush=True)
         with httpx.Client() as client:
-            metrics = client.get(f"http://127.0.0.1:{wb_port}/metrics").text
+            metrics = client.get(f"http://127.0.0.1:{wb_port}/metrics", headers=auth).text
         logged = [line for line in metrics.splitlines() if line.startswith("workbench_prediction_log_rows")]
         report["prediction_log"] = logged
         print("prediction log:", "; ".join(logged))

@@ -51,7 +51,9 @@ def rows(group: click.Group, prefix: tuple[str, ...] = ("workbench",)) -> list[t
             continue
         sub_ctx = click.Context(command, info_name=" ".join(path))
         arguments = [piece for piece in command.collect_usage_pieces(sub_ctx) if piece != "[OPTIONS]"]
-        options = [_option(p) for p in command.params if isinstance(p, click.Option) and p.name != "help"]
+        # Hidden options exist only to be refused with a clear message (serve's --token): not documented.
+        options = [_option(p) for p in command.params
+                   if isinstance(p, click.Option) and p.name != "help" and not p.hidden]
         usage = " ".join((*path, *arguments))
         found.append((path, f"| `{usage}` | {_escape(command.get_short_help_str(300))} | {', '.join(options)} |"))
     return found

@@ -3,6 +3,9 @@
 uvicorn runs in a thread so that the job runner's SIGTERM handler (cancel) stays in charge:
 on cancel the server is asked to exit, the prediction log is flushed, the deployment is
 marked stopped and the job ends ``cancelled``.
+
+The bearer token's hash is read from the deployment's config, never from the job's params: the
+plaintext token is not known here at all (:mod:`workbench.serving.tokens`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ def run(
     alias: str = "champion",
     host: str = "127.0.0.1",
     port: int | None = None,
-    token: str | None = None,
     poll_seconds: float = 5.0,
     metrics_seconds: float = 5.0,
 ) -> dict[str, Any]:
@@ -34,7 +36,9 @@ def run(
     port = int(port) if port else free_port(host)
     ctx.progress(0.0, f"loading {ctx.project_slug}@{alias}", force=True)
     try:
-        app = create_app(ctx.project_slug, alias=alias, token=token, settings=ctx.settings,
+        with session_scope(ctx.settings.db_url) as session:
+            token_hash = (get_deployment(session, deployment_id=deployment_id).config or {}).get("token_hash")
+        app = create_app(ctx.project_slug, alias=alias, token_hash=token_hash, settings=ctx.settings,
                          deployment_id=deployment_id, poll_seconds=poll_seconds, host=host, port=port,
                          metrics_seconds=metrics_seconds, actor=ctx.actor)
     except Exception:

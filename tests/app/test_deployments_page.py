@@ -84,23 +84,51 @@ def test_batch_from_a_server_path_shows_cron_and_runs(model: RegisteredModel, da
     assert out.exists() and done.result["rows"] == 25
 
 
+def _shown(at: AppTest) -> str:
+    """Every text the page shows (to check a secret is not among them)."""
+    parts = [e.value for kind in ("success", "code", "markdown", "caption", "error", "info", "warning", "text")
+             for e in getattr(at, kind)]
+    parts += [str(e.value) for e in at.text_input]
+    return "\n".join(parts)
+
+
 def test_start_replay_metrics_stop_web(model: RegisteredModel) -> None:
+    """Issue 12 item 5 too: the generated bearer token is shown once (until dismissed), stored only as a hash,
+    never put in the job's params, and replaying traffic needs it."""
+    from workbench.serving.tokens import verify_token
+
     at = _app(model.name)
     web_tab = 1
     assert at.tabs[web_tab].label == "Web service"
+    assert at.checkbox(key="deployments.web_require_token").value is True
     at.tabs[web_tab].button[0].click().run()  # the form's "Start web service"
     assert not at.exception
     with session_scope() as session:
         deployment = session.scalar(select(Deployment).where(Deployment.mode == "web"))
-        deployment_id, job_id = deployment.id, deployment.job_id
+        deployment_id, job_id, token_hash = deployment.id, deployment.job_id, deployment.config["token_hash"]
     with session_scope() as session:
-        pid = session.get(Job, job_id).pid
+        job = session.get(Job, job_id)
+        pid, params = job.pid, dict(job.params)
+    tokens = [c.value for c in at.code if verify_token(token_hash, c.value)]
+    assert len(tokens) == 1, [c.value for c in at.code]  # shown once, as a code block to copy
+    token = tokens[0]
+    assert any("shown only this once" in s.value for s in at.success)
+    assert token not in json.dumps(params) and token not in json.dumps(deployment_row(deployment_id).config)
+    button(at, "I have saved the token").click().run()
+    assert token not in _shown(at)  # dismissed: never shown again
     try:
         row = poll(lambda: deployment_row(deployment_id), lambda r: r.status in ("running", "failed", "stopped"),
                    timeout=120, every=0.3)
         assert row.status == "running" and row.port
         at = _app(model.name)
+        assert token not in _shown(at)  # a new session never sees it
         at.number_input(key="deployments.replay_rows").set_value(30).run()
+        button(at, "Replay holdout").click().run()
+        assert any("requires its bearer token" in e.value for e in at.error)
+        at.text_input(key="deployments.replay_token").set_value("a-wrong-token-0123456789").run()
+        button(at, "Replay holdout").click().run()
+        assert any("refused the bearer token (401)" in e.value for e in at.error)
+        at.text_input(key="deployments.replay_token").set_value(token).run()
         button(at, "Replay holdout").click().run()
         assert not at.exception
         assert any("Sent" in s.value for s in at.success)

@@ -151,3 +151,30 @@ def test_deployment_params_are_coerced_and_only_given_ones_stored(db_url: str) -
         params = session.get(Job, stream.job_id).params
         assert params["batch_size"] == 10 and isinstance(params["batch_size"], int)
         assert params["ack_wait_seconds"] == 5.0
+
+
+def test_a_web_token_is_stored_only_as_a_hash_in_the_deployment_never_in_the_job(db_url: str) -> None:
+    """Issue 12 item 5: the token was copied into the job's params, which `workbench jobs show` prints."""
+    from workbench.serving.tokens import hash_token, verify_token
+
+    token = "the-deployments-token-0123456789"
+    with session_scope(db_url) as session:
+        project = _project(session)
+        web = start_deployment(session, project=project, mode="web", config={"port": 8123},
+                               token_hash=hash_token(token))
+        deployment_id, job_id = web.id, web.job_id
+    with session_scope(db_url) as session:
+        stored = get_deployment(session, deployment_id=deployment_id)
+        params = session.get(Job, job_id).params
+        assert params == {"deployment_id": deployment_id, "alias": "champion", "port": 8123}
+        assert token not in str(stored.config) and verify_token(stored.config["token_hash"], token)
+        shown = deployment_dict(stored)
+        assert shown["config"] == {"port": 8123, "auth": True}
+        # A plaintext token is refused as a setting (it would land in the job's params), naming the fix.
+        mark_stopped(session, deployment_id=deployment_id)
+        with pytest.raises(InvalidInput, match="token is not a deployment setting") as err:
+            start_deployment(session, project=project, mode="web", config={"token": token})
+        assert err.value.field == "token" and "--token-file" in str(err.value)
+        with pytest.raises(InvalidInput, match="not the token itself"):
+            start_deployment(session, project=project, mode="web", token_hash=token)
+        assert len(list_deployments(session, project=project)) == 1

@@ -17,10 +17,11 @@ from sqlalchemy import select
 from tests.helpers.registered_model import RegisteredModel, create_project_with_model, module_home
 from workbench.db import session_scope
 from workbench.db.models import PredictionLog
+from workbench.serving.tokens import hash_token
 from workbench.serving.web import create_app
 
 RECORD = {"age": 30, "plan": "basic", "monthly_fee": 20.5}
-TOKEN = "feedback-token"
+TOKEN = "feedback-token-of-the-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 
 
@@ -34,7 +35,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Regis
 def _client(model: RegisteredModel) -> Any:
     from fastapi.testclient import TestClient
 
-    app = create_app(model.name, token=TOKEN, log_flush_ms=20, poll_seconds=0, metrics_seconds=0)
+    app = create_app(model.name, token_hash=hash_token(TOKEN), log_flush_ms=20, poll_seconds=0, metrics_seconds=0)
     # A server error must come back as a 500 response, as a real client sees it, not as an exception.
     return TestClient(app, raise_server_exceptions=False)
 

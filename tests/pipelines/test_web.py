@@ -24,10 +24,11 @@ from tests.helpers.registered_model import (
 )
 from workbench.db import session_scope
 from workbench.db.models import Deployment, DeploymentMetric, PredictionLog
+from workbench.serving.tokens import hash_token
 from workbench.serving.web import build_server, create_app, free_port
 
 RECORD = {"age": 30, "plan": "basic", "monthly_fee": 20.5}
-TOKEN = "s3cret-token"
+TOKEN = "s3cret-token-of-the-web-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -41,7 +42,7 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegisteredModel]
 def client(model: RegisteredModel) -> Iterator[Any]:
     from fastapi.testclient import TestClient
 
-    app = create_app(model.name, token=TOKEN, log_flush_ms=20, poll_seconds=0, metrics_seconds=0.2)
+    app = create_app(model.name, token_hash=hash_token(TOKEN), log_flush_ms=20, poll_seconds=0, metrics_seconds=0.2)
     with TestClient(app) as test_client:
         yield test_client
 
@@ -107,7 +108,7 @@ def test_health_says_small_requests_take_the_compiled_path(client: Any) -> None:
     from workbench.serving.deployments import get_deployment
     from workbench.ui.deployments import predict_path_label
 
-    path = client.get("/health").json()["predict_path"]
+    path = client.get("/health", headers=AUTH).json()["predict_path"]  # the detail needs the token
     assert path["small_inputs"] == "compiled", path["reason"]
     assert path["max_rows"] >= 1
     # The deployment record keeps it too, for the Deployments page's table.

@@ -76,15 +76,52 @@ def score(project_slug: str, input_path: Path, output_path: Path, alias: str, ch
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
 @click.option("--alias", default="champion", show_default=True, help="Registered-model alias to serve.")
-@click.option("--token", default=None, envvar="WORKBENCH_SERVE_TOKEN",
-              help="Require 'Authorization: Bearer TOKEN' on every call but /health.")
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File holding the bearer token (else WORKBENCH_SERVE_TOKEN, else one is generated and printed "
+              "once).")
+@click.option("--no-token", is_flag=True, help="Serve without a bearer token: anyone who reaches the port may call it.")
+# Only to refuse it with a clear message: argv is visible to every local user (`ps`).
+@click.option("--token", "argv_token", default=None, hidden=True)
 @click.option("--poll-seconds", default=5.0, show_default=True, type=float, help="How often to re-check the alias.")
-def serve(project_slug: str, host: str, port: int, alias: str, token: str | None, poll_seconds: float) -> None:
-    """Serve PROJECT's registered model as a web service (FastAPI + uvicorn) in the foreground."""
+def serve(project_slug: str, host: str, port: int, alias: str, token_file: Path | None, no_token: bool,
+          argv_token: str | None, poll_seconds: float) -> None:
+    """Serve PROJECT's registered model as a web service (FastAPI + uvicorn) in the foreground.
+
+    Every call but /health needs 'Authorization: Bearer TOKEN'. The token comes from --token-file,
+    else from the environment variable WORKBENCH_SERVE_TOKEN, else it is generated and printed once
+    (on stderr); only its salted hash is kept.
+    """
+    from workbench.errors import InvalidInput
+    from workbench.serving.tokens import TOKEN_ENV, hash_token, serve_token
     from workbench.serving.web import run_server
 
-    run_server(project_slug, host=host, port=port, alias=alias, token=token, poll_seconds=poll_seconds,
-               actor=actor())
+    if argv_token is not None:
+        raise InvalidInput(
+            f"--token is refused: a token on the command line is shown by `ps` to every user of this machine "
+            f"(and kept in shell history; use a new one). Give it with --token-file PATH or the environment "
+            f"variable {TOKEN_ENV}, or leave both out to have one generated.",
+            field="token",
+        )
+    token_hash = None
+    shown: list[str] = []  # a generated token, until it is shown (then forgotten)
+    if no_token:
+        if token_file is not None:
+            raise InvalidInput("--no-token and --token-file contradict each other; give one of them.",
+                               field="token_file")
+    else:
+        chosen = serve_token(token_file)
+        token_hash = hash_token(chosen.token)
+        if chosen.generated:
+            shown.append(chosen.token)
+        del chosen  # requests are checked against the hash; the plaintext is kept only to be shown
+
+    def show_token() -> None:
+        while shown:
+            click.echo(f"Bearer token of this service (shown only now; only its hash is kept): {shown.pop()}",
+                       err=True)
+
+    run_server(project_slug, host=host, port=port, alias=alias, token_hash=token_hash, poll_seconds=poll_seconds,
+               actor=actor(), on_loaded=show_token)
 
 
 class _StreamGroup(click.Group):

@@ -241,15 +241,27 @@ def log_tail(job: Job, *, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+# Param names that held secrets in rows written by earlier versions (a web deployment's plaintext bearer
+# token was a serve job's param); such rows may still be in a store, so their value is never shown.
+SECRET_PARAMS = frozenset({"token"})
+
+
+def shown_params(params: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``params`` with the value of any secret (:data:`SECRET_PARAMS`) replaced by ``"(hidden)"``."""
+    if params is None:
+        return None
+    return {name: "(hidden)" if name in SECRET_PARAMS and value else value for name, value in params.items()}
+
+
 def job_dict(job: Job) -> dict[str, Any]:
-    """The job as JSON-ready data (CLI ``--json``)."""
+    """The job as JSON-ready data (CLI ``--json``); a secret param of an older row is hidden."""
     return {
         "id": job.id,
         "kind": job.kind,
         "status": job.status,
         "progress": round(job.progress, 4),
         "message": job.message,
-        "params": job.params,
+        "params": shown_params(job.params),
         "result": job.result,
         "error": job.error,
         "mlflow_run_id": job.mlflow_run_id,

@@ -4,6 +4,10 @@ Endpoints: ``POST /predict`` (one record or a list), ``POST /feedback`` (the tru
 logged prediction), ``GET /health`` and ``GET /metrics`` (Prometheus text). The request
 model is generated from the model signature, so bad input gets a 422 naming the field.
 
+With a bearer token (given as its hash, :mod:`workbench.serving.tokens`), every endpoint but
+``/health`` needs it, ``/docs``, ``/redoc`` and ``/openapi.json`` included (the schema names
+every input column); ``/health`` without it says only that the service is up.
+
 The prediction log is written off the request path by a :class:`PredictionLogWriter`
 (in batches every few hundred rows or 200 ms): a crash loses at most the rows not yet
 flushed. The alias is polled and the model swapped atomically when it moves.
@@ -15,13 +19,10 @@ import json
 import logging
 import os
 import re
-import secrets
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -29,68 +30,23 @@ from workbench.errors import InvalidInput, NotFound, WorkbenchError
 from workbench.serving.model_loader import ModelHolder, ServedModel
 from workbench.serving.sampler import MetricsSampler
 from workbench.serving.signature import InputColumn
+from workbench.serving.tokens import bearer_token, check_token_hash, verify_token
 from workbench.serving.web_input import body_schema as _body_schema
 from workbench.serving.web_input import check_records as _check_records
 from workbench.serving.web_input import logged_features as _logged_features
 from workbench.serving.web_input import parse_body as _parse_body
 from workbench.serving.web_input import problem as _problem
+from workbench.serving.web_metrics import ServiceStats, prometheus_text
 from workbench.settings import Settings, get_settings
 
 logger = logging.getLogger("workbench.serving.web")
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_RECORDS = 10_000
-# Latency histogram buckets in seconds (Prometheus convention).
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 METRICS_SAMPLE_SECONDS = 5.0
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 PYTHON_TYPES: dict[str, Any] = {"integer": int, "number": float, "string": str, "boolean": bool, "datetime": datetime}
-
-
-@dataclass
-class ServiceStats:
-    """Counters behind /metrics and the deployment_metrics samples (thread-safe)."""
-
-    started: float = field(default_factory=time.time)
-    requests: dict[tuple[str, int], int] = field(default_factory=dict)
-    predictions: int = 0
-    errors: int = 0
-    latency_buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
-    latency_sum: float = 0.0
-    latency_count: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    sampled_requests: int = 0
-    sampled_errors: int = 0
-
-    def observe(self, path: str, status: int, seconds: float | None = None, predictions: int = 0) -> None:
-        with self.lock:
-            key = (path, status)
-            self.requests[key] = self.requests.get(key, 0) + 1
-            if status >= 400:
-                self.errors += 1
-            self.predictions += predictions
-            if seconds is not None:
-                self.latency_sum += seconds
-                self.latency_count += 1
-                for i, bound in enumerate(LATENCY_BUCKETS):
-                    if seconds <= bound:
-                        self.latency_buckets[i] += 1
-                        break
-                else:
-                    self.latency_buckets[-1] += 1
-
-    def total_requests(self) -> int:
-        with self.lock:
-            return sum(self.requests.values())
-
-    def take_sample(self) -> tuple[int, int]:
-        """Requests and errors since the previous call."""
-        with self.lock:
-            total = sum(self.requests.values())
-            requests, errors = total - self.sampled_requests, self.errors - self.sampled_errors
-            self.sampled_requests, self.sampled_errors = total, self.errors
-            return requests, errors
 
 
 def _identifier(name: str, index: int, taken: set[str]) -> str:
@@ -128,12 +84,11 @@ def request_model(name: str, columns: list[InputColumn]) -> Any:
     )
 
 
-def _check_token(expected: str | None, header: str | None) -> bool:
-    if not expected:
+def _check_token(token_hash: str | None, header: str | None) -> bool:
+    """True when no token is required, or ``header`` carries the token ``token_hash`` was made from."""
+    if not token_hash:
         return True
-    if not header or not header.lower().startswith("bearer "):
-        return False
-    return secrets.compare_digest(header[7:].strip().encode(), expected.encode())
+    return verify_token(token_hash, bearer_token(header))
 
 
 class BodyLimit:
@@ -198,7 +153,7 @@ def create_app(
     project_slug: str,
     *,
     alias: str = "champion",
-    token: str | None = None,
+    token_hash: str | None = None,
     settings: Settings | None = None,
     deployment_id: int | None = None,
     poll_seconds: float = 5.0,
@@ -217,11 +172,15 @@ def create_app(
     request). On start-up the app records the deployment as running (creating the row when
     ``deployment_id`` is None) and starts the log writer, the alias poller and the metrics
     sampler; on shut-down it flushes the log and marks the deployment stopped.
+
+    ``token_hash`` (:func:`workbench.serving.tokens.hash_token`) makes every endpoint but
+    ``/health`` require ``Authorization: Bearer <token>``; the plaintext token is never needed here.
     """
     from fastapi import Depends, FastAPI, Header, HTTPException, Request
     from fastapi.exception_handlers import http_exception_handler
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse, PlainTextResponse, Response
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
     from pydantic import BaseModel, Field
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -231,6 +190,8 @@ def create_app(
     from workbench.serving.deployments import create_deployment, mark_running, mark_stopped, set_model_version
 
     settings = settings or get_settings()
+    if token_hash is not None:
+        token_hash = check_token_hash(token_hash)
     with session_scope(settings.db_url) as session:
         project_id = get_project(session, slug=project_slug).id
     state: dict[str, Any] = {"deployment_id": deployment_id}
@@ -254,7 +215,8 @@ def create_app(
                 assert project is not None
                 state["deployment_id"] = create_deployment(
                     session, project=project, mode="web", alias=alias, status="starting", actor=actor,
-                    config={"poll_seconds": poll_seconds, "auth": bool(token)},
+                    config={"poll_seconds": poll_seconds, "auth": bool(token_hash),
+                            **({"token_hash": token_hash} if token_hash else {})},
                 ).id
             mark_running(session, deployment_id=state["deployment_id"], model_version=holder.model.version,
                          pid=os.getpid(), host=host, port=port,
@@ -285,6 +247,10 @@ def create_app(
         ),
         version="1",
         lifespan=lifespan,
+        # Served below behind the token: the schema names every input column and the classes.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.holder = holder
     app.state.stats = stats
@@ -293,7 +259,7 @@ def create_app(
 
     # async: a plain def dependency would hop to the thread pool on every request.
     async def authorized(authorization: str | None = Header(default=None)) -> None:
-        if not _check_token(token, authorization):
+        if not _check_token(token_hash, authorization):
             raise HTTPException(status_code=401, detail="Missing or wrong bearer token.",
                                 headers={"WWW-Authenticate": "Bearer"})
 
@@ -453,8 +419,10 @@ def create_app(
         raise AssertionError("unreachable")
 
     @app.get("/health")
-    def health() -> dict[str, Any]:
-        """Liveness and what is being served (no token needed)."""
+    def health(request: Request) -> dict[str, Any]:
+        """Liveness (no token needed); with the token (or none set), also what is being served."""
+        if not _check_token(token_hash, request.headers.get("authorization")):
+            return {"status": "ok"}
         model = holder.model
         return {
             "status": "ok",
@@ -481,69 +449,20 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.get("/openapi.json", dependencies=[Depends(authorized)], include_in_schema=False)
+    async def openapi_json() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", dependencies=[Depends(authorized)], include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - docs")
+
+    @app.get("/redoc", dependencies=[Depends(authorized)], include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title=f"{app.title} - ReDoc")
+
     return app
-
-
-def prometheus_text(stats: ServiceStats, model: ServedModel, writer: Any) -> str:
-    """Render the service's counters in the Prometheus text exposition format (0.0.4)."""
-    import psutil
-
-    lines = [
-        "# HELP workbench_requests_total HTTP requests by path and status.",
-        "# TYPE workbench_requests_total counter",
-    ]
-    with stats.lock:
-        requests = dict(stats.requests)
-        buckets = list(stats.latency_buckets)
-        latency_sum, latency_count, errors, predictions = (
-            stats.latency_sum, stats.latency_count, stats.errors, stats.predictions)
-    for (path, status), count in sorted(requests.items()):
-        lines.append(f'workbench_requests_total{{path="{path}",status="{status}"}} {count}')
-    lines += [
-        "# HELP workbench_request_errors_total Requests answered with a 4xx or 5xx status.",
-        "# TYPE workbench_request_errors_total counter",
-        f"workbench_request_errors_total {errors}",
-        "# HELP workbench_predictions_total Records predicted.",
-        "# TYPE workbench_predictions_total counter",
-        f"workbench_predictions_total {predictions}",
-        "# HELP workbench_predict_latency_seconds Latency of /predict, model and validation included.",
-        "# TYPE workbench_predict_latency_seconds histogram",
-    ]
-    cumulative = 0
-    for bound, count in zip(LATENCY_BUCKETS, buckets, strict=False):
-        cumulative += count
-        lines.append(f'workbench_predict_latency_seconds_bucket{{le="{bound}"}} {cumulative}')
-    cumulative += buckets[-1]
-    lines += [
-        f'workbench_predict_latency_seconds_bucket{{le="+Inf"}} {cumulative}',
-        f"workbench_predict_latency_seconds_sum {latency_sum:.6f}",
-        f"workbench_predict_latency_seconds_count {latency_count}",
-        "# HELP workbench_model_info The registered model version being served.",
-        "# TYPE workbench_model_info gauge",
-        f'workbench_model_info{{model="{model.name}",alias="{model.alias}",version="{model.version}"}} 1',
-        "# HELP workbench_model_version The served version as a number.",
-        "# TYPE workbench_model_version gauge",
-        f"workbench_model_version {int(model.version) if model.version.isdigit() else 0}",
-    ]
-    if writer is not None:
-        lines += [
-            "# HELP workbench_prediction_log_rows Prediction-log rows by state.",
-            "# TYPE workbench_prediction_log_rows gauge",
-            f'workbench_prediction_log_rows{{state="written"}} {writer.written}',
-            f'workbench_prediction_log_rows{{state="pending"}} {writer.pending}',
-            f'workbench_prediction_log_rows{{state="dropped"}} {writer.dropped}',
-        ]
-    process = psutil.Process()
-    cpu = process.cpu_times()
-    lines += [
-        "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.",
-        "# TYPE process_cpu_seconds_total counter",
-        f"process_cpu_seconds_total {cpu.user + cpu.system:.3f}",
-        "# HELP process_resident_memory_bytes Resident memory size in bytes.",
-        "# TYPE process_resident_memory_bytes gauge",
-        f"process_resident_memory_bytes {process.memory_info().rss}",
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -569,15 +488,22 @@ def run_server(
     host: str = "127.0.0.1",
     port: int = 8000,
     alias: str = "champion",
-    token: str | None = None,
+    token_hash: str | None = None,
     poll_seconds: float = 5.0,
     deployment_id: int | None = None,
     actor: str = "",
     settings: Settings | None = None,
+    on_loaded: Callable[[], None] | None = None,
 ) -> None:
-    """Serve in the foreground until interrupted (``workbench serve``)."""
+    """Serve in the foreground until interrupted (``workbench serve``); ``token_hash`` as in :func:`create_app`.
+
+    ``on_loaded`` runs once the model is loaded, just before the server starts (the CLI shows a
+    generated token then, so a start that fails shows none).
+    """
     if not 0 < port < 65536:
         raise InvalidInput(f"port must be in 1-65535; got {port!r}.", field="port")
-    app = create_app(project_slug, alias=alias, token=token, settings=settings, deployment_id=deployment_id,
+    app = create_app(project_slug, alias=alias, token_hash=token_hash, settings=settings, deployment_id=deployment_id,
                      poll_seconds=poll_seconds, host=host, port=port, actor=actor)
+    if on_loaded is not None:
+        on_loaded()
     build_server(app, host=host, port=port).run()

@@ -105,6 +105,8 @@ def start_section(project: Project, mode: str, rows: list[dict[str, Any]]) -> No
     """Start or stop the project's web service or stream consumer (a managed background job)."""
     from workbench.serving.deployments import ACTIVE_STATUSES
 
+    if mode == "web":
+        new_token_notice()
     active = [r for r in rows if r["mode"] == mode and r["status"] in ACTIVE_STATUSES]
     if active:
         row = active[0]
@@ -118,11 +120,13 @@ def start_section(project: Project, mode: str, rows: list[dict[str, Any]]) -> No
     with st.form(key(PAGE, f"start_{mode}_form")):
         alias = st.text_input("Alias", value="champion", key=key(PAGE, f"{mode}_alias"))
         config: dict[str, Any] = {}
+        require_token = False
         if mode == "web":
             port = st.number_input("Port (0 picks a free one)", min_value=0, max_value=65535, value=0,
                                    key=key(PAGE, "web_port"))
-            token = st.text_input("Bearer token (optional)", type="password", key=key(PAGE, "web_token"))
-            config = {"port": int(port) or None, "token": token or None}
+            require_token = st.checkbox("Require a bearer token (generated and shown once)", value=True,
+                                        key=key(PAGE, "web_require_token"))
+            config = {"port": int(port) or None}
         else:
             from workbench.settings import get_settings
 
@@ -134,16 +138,41 @@ def start_section(project: Project, mode: str, rows: list[dict[str, Any]]) -> No
         submitted = st.form_submit_button(f"Start {MODE_LABELS[mode].lower()}", icon=":material/play_arrow:")
     if submitted:
         with shown_errors():
-            deployment_id = start(project, mode=mode, alias=alias, config=config)
-            st.toast(f"{MODE_LABELS[mode]} #{deployment_id} is starting.")
+            launched = start(project, mode=mode, alias=alias, config=config, require_token=require_token)
+            if launched.token:
+                st.session_state[key(PAGE, "new_token")] = {"deployment_id": launched.deployment_id,
+                                                            "token": launched.token}
+            st.toast(f"{MODE_LABELS[mode]} #{launched.deployment_id} is starting.")
             st.rerun()
 
 
-def start(project: Project, *, mode: str, alias: str, config: dict[str, Any]) -> int:
-    """Start a web service or stream consumer (:func:`workbench.serving.deployments.launch_deployment`)."""
+def new_token_notice() -> None:
+    """The bearer token of the web service just started, shown until the user says it is saved, then never again.
+
+    Only this browser session holds it (the workbench keeps its hash): not shown for one run only,
+    because the table's refresh re-runs the page within seconds of the start.
+    """
+    pending = st.session_state.get(key(PAGE, "new_token"))
+    if not pending:
+        return
+    st.success(f"Web service #{pending['deployment_id']} requires `Authorization: Bearer <token>` with this token. "
+               "Copy it now: it is shown only this once, and the workbench keeps only its hash.",
+               icon=":material/key:")
+    st.code(pending["token"], language=None)
+    if st.button("I have saved the token", key=key(PAGE, "token_saved"), icon=":material/check:"):
+        del st.session_state[key(PAGE, "new_token")]
+        st.rerun()
+
+
+def start(project: Project, *, mode: str, alias: str, config: dict[str, Any], require_token: bool = False) -> Any:
+    """Start a web service or stream consumer (:func:`workbench.serving.deployments.launch_deployment`).
+
+    Returns its :class:`~workbench.serving.deployments.Launched`: the id and, with ``require_token``, the token.
+    """
     from workbench.serving.deployments import launch_deployment
 
-    return launch_deployment(project_slug=project.slug, mode=mode, alias=alias, config=config, actor=display_name())
+    return launch_deployment(project_slug=project.slug, mode=mode, alias=alias, config=config,
+                             require_token=require_token, actor=display_name())
 
 
 def stop_deployment(row: dict[str, Any]) -> None:
@@ -272,20 +301,25 @@ def holdout_records(project: Project, *, limit: int) -> list[dict[str, Any]]:
     return [json_safe(r) for r in x.astype(object).where(x.notna(), None).to_dict("records")]
 
 
-def replay(project: Project, row: dict[str, Any], *, limit: int) -> dict[str, Any]:
-    """Send the holdout as traffic to a running web service (HTTP) or stream consumer (NATS)."""
+def replay(project: Project, row: dict[str, Any], *, limit: int, token: str | None = None) -> dict[str, Any]:
+    """Send the holdout as traffic to a running web service (HTTP, with ``token`` if given) or stream (NATS)."""
     from workbench.errors import InvalidInput
 
+    if row["mode"] == "web" and (row["config"] or {}).get("auth") and not token:
+        raise InvalidInput(f"web service #{row['id']} requires its bearer token: paste the token shown when it "
+                           "started, or start a new one and keep the token it shows.", field="token")
     records = holdout_records(project, limit=limit)
     if row["mode"] == "web":
         import httpx
 
-        token = (row["config"] or {}).get("token")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = {"Authorization": f"Bearer {token.strip()}"} if token else {}
         ok = failed = 0
         with httpx.Client(base_url=row["url"], timeout=10, headers=headers) as client:
             for record in records:
                 response = client.post("/predict", json=record)
+                if response.status_code == 401:  # every other request would be refused the same way
+                    raise InvalidInput(f"web service #{row['id']} refused the bearer token (401): paste the token "
+                                       "shown when it started.", field="token")
                 ok += response.status_code == 200
                 failed += response.status_code != 200
         return {"sent": len(records), "ok": ok, "failed": failed}
@@ -305,9 +339,12 @@ def replay_section(project: Project, rows: list[dict[str, Any]]) -> None:
     labels = {f"#{r['id']} {MODE_LABELS[r['mode']]}": r for r in running}
     choice = st.selectbox("Send traffic to", list(labels), key=key(PAGE, "replay_target"))
     limit = st.number_input("Rows", min_value=1, max_value=5000, value=200, key=key(PAGE, "replay_rows"))
+    token = None
+    if (labels[choice]["config"] or {}).get("auth"):
+        token = st.text_input("Bearer token of this web service", type="password", key=key(PAGE, "replay_token"))
     if st.button("Replay holdout", key=key(PAGE, "replay"), icon=":material/replay:"):
         with shown_errors(), st.spinner("Sending…"):
-            result = replay(project, labels[choice], limit=int(limit))
+            result = replay(project, labels[choice], limit=int(limit), token=token or None)
             st.success(f"Sent {result['sent']} rows to deployment {choice}.")
 
 
