@@ -44,24 +44,29 @@ def _version(value: str | None) -> str:
 
 
 def timeline_figure(moves: Sequence[dict[str, Any]]) -> Any:
-    """The promotion history (:func:`~workbench.registry.promotion_dict` rows, any order) as a
-    timeline: one lane per alias, a marker per move at its time labelled ``v1 → v2``, the action,
-    actor and reason on hover; the line joins an alias's moves oldest to newest."""
+    """The promotion history (:func:`~workbench.registry.promotion_dict` rows newest first, as
+    :func:`~workbench.registry.history` gives them) as a timeline: one lane per alias, a marker per
+    move at its time labelled ``v1 → v2``, the action, actor and reason on hover; the line joins an
+    alias's moves oldest to newest."""
     import plotly.graph_objects as go
 
-    ordered = sorted(moves, key=lambda m: m.get("created_at") or "")
+    # Reversed, not sorted by time: the times are to the second, and two moves within one second
+    # keep the order the history has them in (by time, then by id).
+    ordered = list(reversed(moves))
     fig = go.Figure()
     for alias in sorted({m["alias"] for m in ordered}, key=lambda a: (a not in ALIAS_COLOURS, a)):
         lane = [m for m in ordered if m["alias"] == alias]
         fig.add_trace(go.Scatter(
             x=[m["created_at"] for m in lane], y=[alias] * len(lane), mode="lines+markers+text", name=alias,
             text=[f"{_version(m['from_version'])} → {_version(m['to_version'])}" for m in lane],
-            textposition="top center", marker={"size": 12, "color": ALIAS_COLOURS.get(alias, "#546e7a")},
+            textposition="top center", cliponaxis=False,
+            marker={"size": 12, "color": ALIAS_COLOURS.get(alias, "#546e7a")},
             line={"color": ALIAS_COLOURS.get(alias, "#546e7a"), "dash": "dot"},
             customdata=[[m["action"], m["actor"] or "—", m["reason"] or "—"] for m in lane],
             hovertemplate="%{x}<br>%{customdata[0]} %{text}<br>by %{customdata[1]}: %{customdata[2]}<extra></extra>",
         ))
     fig.update_layout(title=f"Promotion timeline · {len(ordered)} alias moves", height=160 + 60 * len(fig.data),
                       xaxis_title="time (UTC)", showlegend=False, margin={"t": 50, "b": 40})
-    fig.update_yaxes(type="category")
+    # Room above the top lane and below the bottom one for the move labels.
+    fig.update_yaxes(type="category", range=[-0.6, len(fig.data) - 0.3])
     return fig
