@@ -242,7 +242,7 @@ def parallel_figure(frame: pd.DataFrame, metric: str, params: list[str], *, bar:
                                  dimensions=dimensions, labelangle=-20, labelside="top",
                                  labelfont={"size": 12}, tickfont={"size": 10}, rangefont={"size": 9}))
     fig.update_layout(title=_title("Parallel coordinates", family, len(data), len(shown), len(available)),
-                      height=440, margin={"t": 110, "l": 60, "r": 60})
+                      height=440, margin={"t": 110, "l": 90, "r": 60})  # room for the first axis's ticks
     return fig
 
 
@@ -507,5 +507,7 @@ def importance_figure(importance: Importance) -> Any:
     fig = go.Figure(go.Bar(x=[v for _, v in items], y=[short_label(k) for k, _ in items], orientation="h",
                            customdata=[k for k, _ in items], hovertemplate="%{customdata}: %{x:.3f}<extra></extra>"))
     fig.update_layout(title=f"Parameter importance ({importance.method}, {importance.n_trials} trials, "
-                            f"{importance.source})", xaxis_title="importance", height=120 + 28 * max(1, len(items)))
+                            f"{importance.source})", xaxis_title="importance", height=140 + 32 * max(1, len(items)))
+    # Every bar keeps its label: plotly would skip category ticks it finds crowded.
+    fig.update_yaxes(dtick=1, automargin=True)
     return fig

@@ -199,7 +199,9 @@ def figures(latency: pd.DataFrame, process: pd.DataFrame, *, latency_budget_ms: 
         cpu_top = max(100.0, float(process["cpu_percent"].max()))
         resources.update_layout(xaxis=time_axis(process["ts"]), yaxis={"title": "CPU %", "range": [0, cpu_top]},
                                 yaxis2={"title": "RSS MB", "overlaying": "y", "side": "right",
-                                        "rangemode": "tozero"})
+                                        "rangemode": "tozero"},
+                                legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02,
+                                        "yanchor": "bottom"})
     else:
         _note(resources, "No process sample in the window (the serving process writes one every few seconds)")
     resources.update_layout(title=f"{title} CPU and memory of the serving process".strip(), height=280)

@@ -165,6 +165,7 @@ def test_importance_per_family_over_every_finished_trial() -> None:
     assert importance.n_trials == len(forest)
     fig = ec.importance_figure(importance).to_dict()
     assert fig["data"][0]["y"][-1] == "max_depth"  # most important on top, a short label
+    assert fig["layout"]["yaxis"]["dtick"] == 1, "no bar loses its label"
     assert "random_forest" in fig["layout"]["title"]["text"] and f"{len(forest)} trials" in fig["layout"]["title"][
         "text"]
 
