@@ -305,7 +305,11 @@ def test_web_devops_charts_rate_over_the_real_span_and_error_axis_0_to_100(db_ur
     assert series["per_second"].notna().all()
     figs = {name: fig.to_dict() for name, fig in devops.figures(series, process, latency_budget_ms=100).items()}
     assert figs["throughput"]["data"][0]["type"] == "bar"
-    assert figs["throughput"]["layout"]["xaxis"]["tickformat"] == "%H:%M"  # minutes of data: minute ticks
+    assert figs["throughput"]["layout"]["xaxis"]["tickformat"] == "%H:%M:%S"  # 3 minutes: ticks every 30 s
+    assert "range" not in figs["throughput"]["layout"]["xaxis"], "a minute or more: plotly's own range"
+    day = devops.time_axis(pd.Series(pd.to_datetime(["2026-12-05 08:00", "2026-12-05 11:30"])))
+    assert day == {"title": "time (UTC)", "tickformat": "%H:%M"}
+    assert devops.time_axis(pd.Series(pd.to_datetime(["2026-12-01", "2026-12-05"])))["tickformat"] == "%b %d %H:%M"
     errors = figs["errors"]
     assert errors["layout"]["yaxis"]["range"] == [0, 1] and errors["layout"]["yaxis"]["tickformat"] == ".0%"
     rates = list(errors["data"][0]["y"])

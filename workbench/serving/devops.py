@@ -27,6 +27,7 @@ MIN_RATE_SECONDS = 1.0
 # A time axis narrower than this is widened around its data, so one point is not drawn on a
 # sub-millisecond axis ("19:13:59.9995").
 MIN_AXIS_SECONDS = 60.0
+SECONDS_TICKS_BELOW = 600.0  # spans shorter than this get seconds in their time ticks
 BUCKET_CHOICES = (1, 5, 10, 30, 60, 300, 600, 1800, 3600)
 NOTE_FONT = {"size": 13, "color": "#616161"}
 
@@ -146,6 +147,8 @@ def time_axis(ts: pd.Series) -> dict[str, Any]:
         half = pd.Timedelta(seconds=MIN_AXIS_SECONDS / 2)
         axis["range"] = [(middle - half).isoformat(), (middle + half).isoformat()]
         axis["tickformat"] = "%H:%M:%S"
+    elif span < SECONDS_TICKS_BELOW:
+        axis["tickformat"] = "%H:%M:%S"  # plotly ticks a few minutes every 30 s: "%H:%M" would repeat labels
     elif span < 86_400:
         axis["tickformat"] = "%H:%M"
     else:
