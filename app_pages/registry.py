@@ -20,7 +20,7 @@ with shown_errors():
         st.info("No model is registered yet: a tuning job registers its best model.")
         st.stop()
     current = ui.alias_summary(versions)
-    ui.versions_table(versions)
+    ui.versions_table(project, versions)
     promote_col, rollback_col = st.columns(2)
     with promote_col:
         ui.promote_section(project, versions, current)

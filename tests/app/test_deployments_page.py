@@ -294,3 +294,47 @@ def test_an_upload_is_kept_once_in_the_project_folder_and_scored(model: Register
     assert done.params["input_path"] == str(uploads / "batch-2.csv") and done.result["rows"] == 12
     at.run()
     assert any(d.proto.label.startswith("Download predictions") for d in at.get("download_button"))
+
+
+def test_batch_metrics_have_no_instant_rate_and_honest_axes(model: RegisteredModel) -> None:
+    """Issue 15: a batch run's 500 rows logged within a millisecond showed "Predictions/s 500.0", a
+    sub-millisecond time axis, a CPU axis down to -1 % and an empty error-rate chart spanning 0-400 %."""
+    from datetime import timedelta
+
+    import numpy as np
+
+    from workbench.db import get_engine
+    from workbench.db.models import utcnow
+    from workbench.prediction_log import LogSegment, insert_segment, segment_table
+    from workbench.projects import get_project
+    from workbench.serving.deployments import create_deployment, record_metric_sample
+
+    n = 500
+    with session_scope() as session:
+        deployment_id = create_deployment(session, project=get_project(session, slug=model.name), mode="batch").id
+        for _ in range(2):
+            record_metric_sample(session, deployment_id=deployment_id, pid=None, cpu_percent=0.0,
+                                 rss_bytes=60 << 20, requests=0, errors=0)
+    table = segment_table(request_ids=[f"honest-{i}" for i in range(n)], ts=utcnow() - timedelta(minutes=1),
+                          latency_ms=0.3, predictions=np.array(["no"] * n, dtype=object), proba=None,
+                          features={"age": np.arange(n)})
+    with get_engine().begin() as connection:
+        insert_segment(connection, deployment_id=deployment_id,
+                       segment=LogSegment(token="honest", first_index=0, table=table, latency_ms=0.3))
+    at = _app(model.name)
+    target = at.selectbox(key="deployments.metrics_target")
+    target.set_value(next(o for o in target.options if o.startswith(f"#{deployment_id} "))).run()
+    assert not at.exception, at.exception
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Predictions/s (5 min)"] == "–" and shown["Error rate"] == "–"
+    specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    titles = {"latency": "latency per prediction", "throughput": "predictions per second",
+              "resources": "CPU and memory", "errors": "error rate"}
+    figures = {name: next(s for s in specs if s["layout"]["title"]["text"].startswith(title))
+               for name, title in titles.items()}
+    assert figures["latency"]["layout"]["xaxis"]["tickformat"] == "%H:%M:%S"
+    assert not figures["throughput"].get("data")
+    assert "within a second" in figures["throughput"]["layout"]["annotations"][0]["text"]
+    assert figures["resources"]["layout"]["yaxis"]["range"] == [0, 100.0]
+    assert not figures["errors"].get("data")
+    assert figures["errors"]["layout"]["annotations"][0]["text"] == "No request in the window, so no error rate"

@@ -3,6 +3,7 @@ rollback behind a confirmation with a reason, the history, compare with the cham
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -94,3 +95,63 @@ def test_compare_with_champion_and_model_card(project: dict[str, Any]) -> None:
                     "## Ethical considerations", "## Caveats and recommendations"):
         assert section in card
     assert at.get("download_button"), "the model card can be downloaded"
+
+
+def test_version_selects_say_what_they_are_for(project: dict[str, Any]) -> None:
+    """Issue 15: the three selects were all labelled "Version"."""
+    at = _app(project["slug"])
+    labels = {s.key: s.label for s in at.selectbox}
+    assert labels["registry.promote_version"] == "Version to promote"
+    assert labels["registry.compare_version"] == "Version to compare with the champion"
+    assert labels["registry.card_version"] == "Model card of version"
+    assert len(set(labels.values())) == len(labels), labels
+
+
+def test_primary_metric_comes_right_after_version_and_aliases(project: dict[str, Any]) -> None:
+    """Issue 15: the canvas's primary metric was off-screen, after the other holdout metrics."""
+    from workbench.db import session_scope
+    from workbench.design.project_config import project_config
+    from workbench.projects import get_project
+    from workbench.registry import list_versions
+
+    slug = project["slug"]
+    with session_scope() as session:
+        row = get_project(session, slug=slug)
+        primary = project_config(session, project=row).primary_metric
+        holdout = {v.version: v.holdout_metrics[primary] for v in list_versions(session, project=row)}
+    table = _app(slug).dataframe[0].value
+    assert list(table.columns[:3]) == ["version", "aliases", f"holdout {primary}"]
+    assert sorted(table.columns).index(f"holdout {primary}") > 2, "alphabetically it would not come third"
+    assert list(table[f"holdout {primary}"]) == [pytest.approx(holdout[v]) for v in table["version"]]
+
+
+def test_promotion_history_is_shown_as_a_timeline(project: dict[str, Any]) -> None:
+    """Issue 15: the alias moves, oldest to newest, one lane per alias, with time, actor and reason."""
+    from workbench.db import session_scope
+    from workbench.projects import get_project
+    from workbench.registry import history, promotion_dict
+
+    slug = project["slug"]
+    at = _app(slug)
+    at.selectbox(key="registry.promote_version").set_value("2")
+    at.radio(key="registry.promote_alias").set_value("challenger")
+    at.button(key="registry.promote_open").click().run()
+    at.text_area(key="registry.promote_reason").input("try v2 on live traffic").run()
+    at.button(key="registry.promote_confirm").click().run()
+    assert not at.exception, at.exception
+    with session_scope() as session:
+        moves = [promotion_dict(r) for r in history(session, project=get_project(session, slug=slug))][::-1]
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    timeline = next(c for c in charts if c["layout"]["title"]["text"].startswith("Promotion timeline"))
+    assert timeline["layout"]["title"]["text"] == f"Promotion timeline · {len(moves)} alias moves"
+    lanes = {trace["name"]: trace for trace in timeline["data"]}
+    assert set(lanes) == {m["alias"] for m in moves} and "challenger" in lanes
+    for alias, trace in lanes.items():
+        lane = [m for m in moves if m["alias"] == alias]  # oldest first
+        assert list(trace["x"]) == [m["created_at"] for m in lane]
+        assert list(trace["y"]) == [alias] * len(lane)
+        assert list(trace["text"]) == [f"{'v' + m['from_version'] if m['from_version'] else 'none'} → "
+                                       f"v{m['to_version']}" for m in lane]
+        assert [c[1:] for c in trace["customdata"]] == [[m["actor"] or "—", m["reason"] or "—"] for m in lane]
+    assert lanes["challenger"]["text"][-1] == "none → v2"
+    assert lanes["challenger"]["customdata"][-1] == ["promote", "carol", "try v2 on live traffic"]

@@ -240,3 +240,78 @@ def test_devops_latency_journey_and_cascade(db_url: str) -> None:
         assert session.scalar(select(func.count(PredictionLogSegment.id))) == 0
         assert session.scalar(select(func.count(PredictionLabel.id))) == 0
         assert count_rows(session) == 0
+
+
+def _annotations(fig: object) -> list[str]:
+    return [a["text"] for a in fig.to_dict()["layout"].get("annotations", [])]  # type: ignore[attr-defined]
+
+
+def test_batch_devops_charts_have_honest_axes_and_no_instant_rate(db_url: str) -> None:
+    """Issue 15: a batch run logged within a millisecond got "500 predictions/s", a sub-millisecond
+    time axis, a CPU axis down to -1 % and an empty error-rate chart spanning 0-400 %."""
+    from workbench.db.models import utcnow
+    from workbench.serving import devops
+    from workbench.serving.deployments import record_metric_sample
+
+    _, _, batch = _deployments(db_url)
+    now = utcnow()
+    _write(db_url, batch, _segment("run", 0, 500, ts=now - timedelta(minutes=1), latency=0.2))
+    with session_scope(db_url) as session:
+        for _ in range(3):  # the batch process sampled with no requests (a batch has none) and 0 % CPU
+            record_metric_sample(session, deployment_id=batch, pid=1, cpu_percent=0.0, rss_bytes=50 << 20,
+                                 requests=0, errors=0)
+    with session_scope(db_url) as session:
+        head = devops.summary(session, deployment_id=batch, window_minutes=5)
+        series = devops.latency_series(devops.latency_frame(session, deployment_id=batch, window_minutes=60))
+        process = devops.process_frame(session, deployment_id=batch, window_minutes=60)
+    assert head["predictions"] == 500
+    assert head["per_second"] is None, "no rate over a span of under a second"
+    assert series["per_second"].isna().all() and int(series["predictions"].sum()) == 500
+    figs = {name: fig.to_dict() for name, fig in devops.figures(series, process, latency_budget_ms=100).items()}
+
+    latency_x = figs["latency"]["layout"]["xaxis"]
+    assert latency_x["tickformat"] == "%H:%M:%S"  # seconds, not "19:13:59.9995"
+    low, high = (pd.Timestamp(v) for v in latency_x["range"])
+    assert (high - low).total_seconds() == devops.MIN_AXIS_SECONDS
+    assert not figs["throughput"]["data"], "no bar of an instantaneous rate"
+    assert any("within a second" in t for t in _annotations(devops.figures(series, process,
+                                                                           latency_budget_ms=100)["throughput"]))
+    assert figs["resources"]["layout"]["yaxis"]["range"] == [0, 100.0]  # CPU is 0-100 %, never -1 %
+    assert not figs["errors"]["data"], "no empty error-rate axis without traffic"
+    errors_fig = devops.figures(series, process, latency_budget_ms=100)["errors"]
+    assert _annotations(errors_fig) == ["No request in the window, so no error rate"]
+
+
+def test_web_devops_charts_rate_over_the_real_span_and_error_axis_0_to_100(db_url: str) -> None:
+    from workbench.db.models import utcnow
+    from workbench.serving import devops
+    from workbench.serving.deployments import record_metric_sample
+
+    _, web, _ = _deployments(db_url)
+    now = utcnow()
+    times = [now - timedelta(minutes=4) + timedelta(seconds=2 * i) for i in range(91)]  # 3 minutes of traffic
+    with get_engine(db_url).begin() as connection:
+        insert_rows(connection, _rows(web, "w", times))
+    with session_scope(db_url) as session:
+        record_metric_sample(session, deployment_id=web, pid=1, cpu_percent=12.5, rss_bytes=80 << 20,
+                             requests=40, errors=2)
+        record_metric_sample(session, deployment_id=web, pid=1, cpu_percent=8.0, rss_bytes=80 << 20,
+                             requests=0, errors=0)
+    with session_scope(db_url) as session:
+        head = devops.summary(session, deployment_id=web, window_minutes=5)
+        series = devops.latency_series(devops.latency_frame(session, deployment_id=web, window_minutes=60))
+        process = devops.process_frame(session, deployment_id=web, window_minutes=60)
+    assert head["per_second"] == pytest.approx(91 / 180, abs=1e-3)  # rows over the 180 s they span
+    assert series["per_second"].notna().all()
+    figs = {name: fig.to_dict() for name, fig in devops.figures(series, process, latency_budget_ms=100).items()}
+    assert figs["throughput"]["data"][0]["type"] == "bar"
+    assert figs["throughput"]["layout"]["xaxis"]["tickformat"] == "%H:%M:%S"  # 3 minutes: ticks every 30 s
+    assert "range" not in figs["throughput"]["layout"]["xaxis"], "a minute or more: plotly's own range"
+    day = devops.time_axis(pd.Series(pd.to_datetime(["2026-12-05 08:00", "2026-12-05 11:30"])))
+    assert day == {"title": "time (UTC)", "tickformat": "%H:%M"}
+    assert devops.time_axis(pd.Series(pd.to_datetime(["2026-12-01", "2026-12-05"])))["tickformat"] == "%b %d %H:%M"
+    errors = figs["errors"]
+    assert errors["layout"]["yaxis"]["range"] == [0, 1] and errors["layout"]["yaxis"]["tickformat"] == ".0%"
+    rates = list(errors["data"][0]["y"])
+    assert rates[0] == pytest.approx(0.05)
+    assert rates[1] is None or np.isnan(rates[1])  # no requests: a gap, not 0 %

@@ -13,12 +13,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import InvalidInput
+from workbench.training.model_families import FAMILY_PARAM, SEPARATOR
 
 if TYPE_CHECKING:
     import pandas as pd
 
 BAR_COLOUR = "#c62828"
-MAX_SLICE_PARAMS = 8
+# Readability limits: beyond these many axes (or characters) the labels overlap until unreadable.
+MAX_PARALLEL_PARAMS = 6
+MAX_SLICE_PARAMS = 6
+MAX_LABEL_CHARS = 18
+MAX_TICK_CHARS = 10
+FAMILY_COLUMN = f"params.{FAMILY_PARAM}"
 CONTOUR_BINS = 25
 PED_ANOVA_MIN_TRIALS = 200  # below this, fANOVA (a random forest) is affordable and better on small studies
 
@@ -48,6 +54,100 @@ def default_metric(frame: pd.DataFrame, *, primary: str) -> str | None:
             return column
     metrics = [c for c in frame.columns if c.startswith("metrics.") and frame[c].notna().any()]
     return metrics[0] if metrics else None
+
+
+# --------------------------------------------------------------------------- model families
+# A study over several families has a categorical ``family`` param and names each family's params
+# ``<family>__<param>``; a trial's params of the other families are empty. The family charts
+# (parallel coordinates, slices, contour, importance) show one family at a time.
+
+
+def _param_family(column: str) -> str | None:
+    """``params.random_forest__max_depth`` -> ``random_forest``; None for a param of no family."""
+    family, separator, _ = column.removeprefix("params.").partition(SEPARATOR)
+    return family if separator and family else None
+
+
+def run_families(frame: pd.DataFrame, params: list[str]) -> pd.Series:
+    """Each run's model family: its ``family`` param, else the family whose params it has (a
+    one-family study logs no ``family`` param); None for runs of no family (baselines)."""
+    import pandas as pd
+
+    out = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    if FAMILY_COLUMN in frame.columns:
+        present = frame[FAMILY_COLUMN].notna()
+        out[present] = frame.loc[present, FAMILY_COLUMN].astype(str)
+    for column in params:
+        family = _param_family(column)
+        if family is not None and column in frame.columns:
+            out[out.isna() & frame[column].notna()] = family
+    return out
+
+
+def families(frame: pd.DataFrame, params: list[str]) -> list[str]:
+    """The model families among the runs, sorted."""
+    return sorted(str(f) for f in run_families(frame, params).dropna().unique())
+
+
+def best_family(frame: pd.DataFrame, metric: str, params: list[str], *, direction: str) -> str | None:
+    """The family of the best run on ``metric`` (what the family charts show first)."""
+    names = run_families(frame, params)
+    data = frame[frame[metric].notna() & names.notna()]
+    if data.empty:
+        return None
+    best = data[metric].astype(float).idxmax() if direction == "maximize" else data[metric].astype(float).idxmin()
+    return str(names[best])
+
+
+def family_view(frame: pd.DataFrame, params: list[str], family: str | None) -> tuple[pd.DataFrame, list[str]]:
+    """The runs of ``family`` and that family's params that vary among them (all runs and
+    ``params`` when ``family`` is None)."""
+    if family is None:
+        return frame, params
+    rows = frame[run_families(frame, params) == family]
+    own = [c for c in params if _param_family(c) == family and rows[c].nunique(dropna=True) > 1]
+    return rows, own
+
+
+def short_label(column: str, *, limit: int = MAX_LABEL_CHARS) -> str:
+    """A param's axis label: no ``params.`` and no family prefix (the chart's title names the
+    family), cut to ``limit`` characters with an ellipsis."""
+    name = column.removeprefix("params.")
+    _, separator, rest = name.partition(SEPARATOR)
+    name = rest if separator and rest else name
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
+def _labels(columns: list[str]) -> list[str]:
+    """Short labels of ``columns``; a name two families share keeps its family (cut) to stay distinct."""
+    short = [short_label(c) for c in columns]
+    return [s if short.count(s) == 1 else short_label(c.replace(SEPARATOR, ":"), limit=MAX_LABEL_CHARS + 8)
+            for s, c in zip(short, columns, strict=True)]
+
+
+def _tick(text: str) -> str:
+    return text if len(text) <= MAX_TICK_CHARS else text[: MAX_TICK_CHARS - 1] + "…"
+
+
+def _most_covered(data: pd.DataFrame, params: list[str], limit: int) -> list[str]:
+    """Up to ``limit`` params with values, the most runs having a value first (ties: given order)."""
+    present = [p for p in params if p in data.columns and data[p].notna().any()]
+    ranked = sorted(present, key=lambda p: (-int(data[p].notna().sum()), present.index(p)))
+    chosen = set(ranked[:limit])
+    return [p for p in present if p in chosen]
+
+
+def best_covered_pair(frame: pd.DataFrame, metric: str, params: list[str]) -> tuple[str, str] | None:
+    """The pair of params the most runs (with ``metric``) have both of: the contour's default,
+    so it does not open on a pair two runs share. Ties keep the given order."""
+    data = frame[frame[metric].notna()]
+    best: tuple[int, tuple[str, str]] | None = None
+    for i, x in enumerate(params):
+        for y in params[i + 1:]:
+            both = int((data[x].notna() & data[y].notna()).sum())
+            if best is None or both > best[0]:
+                best = (both, (x, y))
+    return best[1] if best is not None else None
 
 
 def _hline(fig: Any, bar: Any, *, row: Any = None, col: Any = None) -> None:
@@ -98,25 +198,37 @@ def history_figure(frame: pd.DataFrame, metric: str, *, direction: str, bar: Any
     return fig
 
 
-def parallel_figure(frame: pd.DataFrame, metric: str, params: list[str], *, bar: Any = None) -> Any:
-    """Parallel coordinates of the params and the metric for every run (categoricals as labelled ticks)."""
+def _title(name: str, family: str | None, n_runs: int, shown: int, total: int) -> str:
+    parts = [name, *([family] if family else []), f"{n_runs} runs"]
+    if shown < total:
+        parts.append(f"{shown} of {total} params")
+    return " · ".join(parts)
+
+
+def parallel_figure(frame: pd.DataFrame, metric: str, params: list[str], *, bar: Any = None,
+                    family: str | None = None) -> Any:
+    """Parallel coordinates of the params and the metric for every run (categoricals as labelled ticks).
+
+    At most :data:`MAX_PARALLEL_PARAMS` params (those the most runs have), short labels tilted
+    and cut, category ticks cut: past that the labels overlap until unreadable. ``family`` names
+    the model family the runs and params were chosen for (:func:`family_view`), for the title.
+    """
     import numpy as np
     import plotly.graph_objects as go
 
     data = frame[frame[metric].notna()]
+    available = [p for p in params if p in data.columns and data[p].notna().any()]
+    shown = _most_covered(data, available, MAX_PARALLEL_PARAMS)
     dimensions = []
-    for column in params:
-        if column not in data.columns or data[column].isna().all():
-            continue
+    for column, label in zip(shown, _labels(shown), strict=True):
         numeric = _numeric(data[column])
-        label = column.removeprefix("params.")
         if numeric is not None:
             dimensions.append({"label": label, "values": numeric.fillna(numeric.min()).to_numpy(dtype=float)})
         else:
             categories = sorted(data[column].fillna("—").astype(str).unique())
             codes = {c: i for i, c in enumerate(categories)}
             dimensions.append({"label": label, "values": data[column].fillna("—").astype(str).map(codes).to_numpy(),
-                               "tickvals": list(range(len(categories))), "ticktext": categories})
+                               "tickvals": list(range(len(categories))), "ticktext": [_tick(c) for c in categories]})
     values = data[metric].to_numpy(dtype=float)
     metric_dimension: dict[str, Any] = {"label": metric.removeprefix("metrics."), "values": values}
     if bar_applies(metric, bar, frame) and len(values):
@@ -127,41 +239,52 @@ def parallel_figure(frame: pd.DataFrame, metric: str, params: list[str], *, bar:
                                                                                       bar.value)]
     dimensions.append(metric_dimension)
     fig = go.Figure(go.Parcoords(line={"color": values, "colorscale": "Viridis", "showscale": True},
-                                 dimensions=dimensions))
-    fig.update_layout(title=f"Parallel coordinates · {len(data)} runs", height=420)
+                                 dimensions=dimensions, labelangle=-20, labelside="top",
+                                 labelfont={"size": 12}, tickfont={"size": 10}, rangefont={"size": 9}))
+    fig.update_layout(title=_title("Parallel coordinates", family, len(data), len(shown), len(available)),
+                      height=440, margin={"t": 110, "l": 90, "r": 60})  # room for the first axis's ticks
     return fig
 
 
-def slice_figure(frame: pd.DataFrame, metric: str, params: list[str], *, bar: Any = None) -> Any:
-    """One slice per parameter: the metric against that parameter's value, every run a point."""
+def slice_figure(frame: pd.DataFrame, metric: str, params: list[str], *, bar: Any = None,
+                 family: str | None = None) -> Any:
+    """One slice per parameter: the metric against that parameter's value, every run a point.
+
+    At most :data:`MAX_SLICE_PARAMS` slices (the params the most runs have), short titles, x
+    ticks tilted and few, category names cut, so neighbouring slices' labels do not overlap.
+    """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     data = frame[frame[metric].notna()]
-    shown = [p for p in params if p in data.columns and data[p].notna().any()][:MAX_SLICE_PARAMS]
+    available = [p for p in params if p in data.columns and data[p].notna().any()]
+    shown = _most_covered(data, available, MAX_SLICE_PARAMS)
     if not shown:
         raise InvalidInput("The runs have no parameters to slice by; pick runs with params (for example a job's "
                            "trials).", field="params")
-    fig = make_subplots(rows=1, cols=len(shown), shared_yaxes=True,
-                        subplot_titles=[p.removeprefix("params.") for p in shown])
+    fig = make_subplots(rows=1, cols=len(shown), shared_yaxes=True, subplot_titles=_labels(shown),
+                        horizontal_spacing=0.04 if len(shown) > 3 else 0.08)
     for index, column in enumerate(shown, start=1):
         rows = data[data[column].notna()]
         numeric = _numeric(rows[column])
-        x = numeric.to_numpy(dtype=float) if numeric is not None else rows[column].astype(str).to_numpy()
+        x = numeric.to_numpy(dtype=float) if numeric is not None else rows[column].astype(str).map(_tick).to_numpy()
         fig.add_trace(go.Scattergl(x=x, y=rows[metric].to_numpy(dtype=float), mode="markers",
                                    marker={"size": 4, "opacity": 0.5}, name=column.removeprefix("params."),
                                    showlegend=False), row=1, col=index)
         if numeric is not None and len(numeric) and numeric.min() > 0 and numeric.max() / numeric.min() > 100:
             fig.update_xaxes(type="log", row=1, col=index)
+    fig.update_xaxes(tickangle=-45, nticks=4, tickfont={"size": 10}, automargin=True)
+    fig.update_annotations(font={"size": 11})  # the subplot titles
     if bar_applies(metric, bar, frame):
         for index in range(1, len(shown) + 1):
             _hline(fig, bar, row=1, col=index)
-    fig.update_layout(title=f"Slices · {len(data)} runs", yaxis_title=metric.removeprefix("metrics."), height=360)
+    fig.update_layout(title=_title("Slices", family, len(data), len(shown), len(available)),
+                      yaxis_title=metric.removeprefix("metrics."), height=380)
     return fig
 
 
 def contour_figure(frame: pd.DataFrame, metric: str, x_param: str, y_param: str, *, direction: str,
-                   bar: Any = None) -> Any:
+                   bar: Any = None, family: str | None = None) -> Any:
     """The metric over two numeric params: a binned contour (mean per cell) with every run on top."""
     import numpy as np
     import pandas as pd
@@ -214,9 +337,9 @@ def contour_figure(frame: pd.DataFrame, metric: str, x_param: str, y_param: str,
                                  line={"color": BAR_COLOUR, "width": 3, "dash": "dash"}, showlegend=True))
     fig.add_trace(go.Scattergl(x=data[x_param].to_numpy(), y=data[y_param].to_numpy(), mode="markers",
                                marker={"size": 3, "color": "white", "opacity": 0.5}, name="runs"))
-    fig.update_xaxes(title=x_param.removeprefix("params."), type="log" if x_log else "linear")
-    fig.update_yaxes(title=y_param.removeprefix("params."), type="log" if y_log else "linear")
-    fig.update_layout(title=f"Contour · {len(data)} runs", height=420)
+    fig.update_xaxes(title=short_label(x_param), type="log" if x_log else "linear")
+    fig.update_yaxes(title=short_label(y_param), type="log" if y_log else "linear")
+    fig.update_layout(title=" · ".join(["Contour", *([family] if family else []), f"{len(data)} runs"]), height=420)
     return fig
 
 
@@ -293,6 +416,42 @@ def _study_from_frame(frame: pd.DataFrame, metric: str, params: list[str], direc
     return study
 
 
+def _trial_family(trial: Any) -> str | None:
+    """A trial's family: its ``family`` param, else the prefix of its params (one-family study)."""
+    if FAMILY_PARAM in trial.params:
+        return str(trial.params[FAMILY_PARAM])
+    prefixes = {_param_family(name) for name in trial.params} - {None}
+    return str(prefixes.pop()) if len(prefixes) == 1 else None
+
+
+def _family_study(study: Any, family: str | None, direction: str) -> tuple[Any, int]:
+    """An in-memory study of ``study``'s COMPLETE trials (of ``family`` when given) over the params
+    they all have that vary, without ``family`` itself; returns it and the number of trials.
+
+    Optuna's evaluators only use params every trial has: on a study of several families that is
+    ``family`` alone, so importance is computed per family, over that family's trials and params.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if family is not None:
+        trials = [t for t in trials if _trial_family(t) == family]
+    names = set.intersection(*(set(t.params) for t in trials)) - {FAMILY_PARAM} if trials else set()
+    varying = sorted(n for n in names if len({repr(t.params[n]) for t in trials}) > 1)
+    if len(trials) >= 2 and not varying:
+        raise InvalidInput(f"parameter importance needs a parameter that varies; the {len(trials)} finished "
+                           f"trials{f' of {family}' if family else ''} all have the same params.",
+                           field="importance")
+    subset = optuna.create_study(direction="maximize" if direction == "maximize" else "minimize")
+    subset.add_trials([
+        optuna.trial.create_trial(params={n: t.params[n] for n in varying},
+                                  distributions={n: t.distributions[n] for n in varying}, value=t.value)
+        for t in trials
+    ])
+    return subset, len(trials)
+
+
 def param_importance(
     frame: pd.DataFrame,
     metric: str,
@@ -301,31 +460,43 @@ def param_importance(
     direction: str,
     study: Any = None,
     study_label: str = "",
+    family: str | None = None,
 ) -> Importance:
     """Importances by PED-ANOVA (``PED_ANOVA_MIN_TRIALS`` trials or more) or fANOVA (fewer).
 
-    ``study`` is the job's Optuna study when it can be loaded; otherwise an in-memory study is
-    built from the runs in ``frame`` (params that every run has, with ranges taken from the data).
+    ``study`` is the job's Optuna study when it can be loaded (every COMPLETE trial of it, those
+    of resumed jobs included); otherwise an in-memory study is built from the runs in ``frame``
+    (params that every run has, with ranges taken from the data). ``family`` restricts both to
+    that model family's trials and params. Raises :class:`InvalidInput` saying why when the
+    importances cannot be computed, so the page shows the reason instead of an empty axis.
     """
     import optuna
 
     source = f"optuna study {study_label}" if study is not None else "the runs shown"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     if study is None:
-        study = _study_from_frame(frame, metric, params, direction)
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-    if len(complete) < 2:
-        raise InvalidInput(f"parameter importance needs at least 2 finished trials; {len(complete)} found.",
+        rows, own = family_view(frame, params, family)
+        # The runs are the family's already; their trials carry only the family's params.
+        study, n_complete = _family_study(_study_from_frame(rows, metric, own, direction), None, direction)
+    else:
+        study, n_complete = _family_study(study, family, direction)
+    of_family = f" of {family}" if family else ""
+    if n_complete < 2:
+        raise InvalidInput(f"parameter importance needs at least 2 finished trials{of_family}; {n_complete} found.",
                            field="importance")
-    if len(complete) >= PED_ANOVA_MIN_TRIALS:
+    if n_complete >= PED_ANOVA_MIN_TRIALS:
         evaluator: Any = optuna.importance.PedAnovaImportanceEvaluator()
         method = "PED-ANOVA"
     else:
         evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
         method = "fANOVA"
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    values = optuna.importance.get_param_importances(study, evaluator=evaluator)
-    return Importance({k: float(v) for k, v in values.items() if not math.isnan(float(v))}, method, len(complete),
-                      source)
+    values = {k: float(v) for k, v in optuna.importance.get_param_importances(study, evaluator=evaluator).items()
+              if not math.isnan(float(v))}
+    if not values:
+        raise InvalidInput(f"the importances of the {n_complete} finished trials{of_family} could not be computed "
+                           f"({method} found no parameter to explain the variation).", field="importance")
+    label = f"{method}, {family}" if family else method
+    return Importance(values, label, n_complete, source)
 
 
 def importance_figure(importance: Importance) -> Any:
@@ -333,7 +504,10 @@ def importance_figure(importance: Importance) -> Any:
     import plotly.graph_objects as go
 
     items = sorted(importance.values.items(), key=lambda kv: kv[1])
-    fig = go.Figure(go.Bar(x=[v for _, v in items], y=[k for k, _ in items], orientation="h"))
+    fig = go.Figure(go.Bar(x=[v for _, v in items], y=[short_label(k) for k, _ in items], orientation="h",
+                           customdata=[k for k, _ in items], hovertemplate="%{customdata}: %{x:.3f}<extra></extra>"))
     fig.update_layout(title=f"Parameter importance ({importance.method}, {importance.n_trials} trials, "
-                            f"{importance.source})", xaxis_title="importance", height=120 + 28 * max(1, len(items)))
+                            f"{importance.source})", xaxis_title="importance", height=140 + 32 * max(1, len(items)))
+    # Every bar keeps its label: plotly would skip category ticks it finds crowded.
+    fig.update_yaxes(dtick=1, automargin=True)
     return fig

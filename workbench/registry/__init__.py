@@ -4,6 +4,7 @@
 - ``_promotion``: promote / rollback the aliases, and the promotion history.
 - ``_compare``: a version against the champion on the project holdout.
 - ``_model_card``: the model card of a version, each section fed from one canvas box (``CARD_SOURCES``).
+- ``_views``: the Registry page's versions rows and promotion timeline figure.
 """
 
 from workbench.registry._compare import VersionComparison, compare_with_champion
@@ -30,6 +31,7 @@ from workbench.registry._versions import (
     model_name,
     version_threshold,
 )
+from workbench.registry._views import timeline_figure, versions_rows
 
 __all__ = [
     "ACTIONS",
@@ -56,5 +58,7 @@ __all__ = [
     "record_move",
     "rollback",
     "rollback_target",
+    "timeline_figure",
     "version_threshold",
+    "versions_rows",
 ]

@@ -21,6 +21,15 @@ from workbench.errors import InvalidInput
 
 DEFAULT_WINDOW_MINUTES = 60
 MAX_LOG_ROWS = 200_000
+# A rate needs a real duration: predictions logged within less than this many seconds (one batch
+# run writes its rows within milliseconds) get no predictions-per-second figure at all.
+MIN_RATE_SECONDS = 1.0
+# A time axis narrower than this is widened around its data, so one point is not drawn on a
+# sub-millisecond axis ("19:13:59.9995").
+MIN_AXIS_SECONDS = 60.0
+SECONDS_TICKS_BELOW = 600.0  # spans shorter than this get seconds in their time ticks
+BUCKET_CHOICES = (1, 5, 10, 30, 60, 300, 600, 1800, 3600)
+NOTE_FONT = {"size": 13, "color": "#616161"}
 
 
 def _since(window_minutes: float, now: datetime | None) -> datetime:
@@ -43,11 +52,30 @@ def latency_frame(session: Session, *, deployment_id: int, window_minutes: float
     return frame
 
 
-def latency_series(frame: pd.DataFrame, *, bucket_seconds: int = 10) -> pd.DataFrame:
-    """Per time bucket: predictions, predictions per second and latency p50/p95/p99 (ms)."""
+def span_seconds(ts: pd.Series) -> float:
+    """Seconds between the first and the last timestamp (0 for fewer than two)."""
+    if len(ts) < 2:
+        return 0.0
+    return float((ts.max() - ts.min()).total_seconds())
+
+
+def bucket_for(span: float) -> int:
+    """A bucket width giving about 60 buckets over ``span`` seconds, from :data:`BUCKET_CHOICES`."""
+    return next((b for b in BUCKET_CHOICES if span / b <= 60), BUCKET_CHOICES[-1])
+
+
+def latency_series(frame: pd.DataFrame, *, bucket_seconds: int | None = None) -> pd.DataFrame:
+    """Per time bucket: predictions, predictions per second and latency p50/p95/p99 (ms).
+
+    ``bucket_seconds`` defaults to a width fitting the data's span (:func:`bucket_for`).
+    ``per_second`` is NaN when all the predictions were logged within :data:`MIN_RATE_SECONDS`
+    (a batch run): a count over a few milliseconds is no rate.
+    """
     columns = ["ts", "predictions", "per_second", "p50_ms", "p95_ms", "p99_ms"]
     if frame.empty:
         return pd.DataFrame(columns=columns)
+    span = span_seconds(frame["ts"])
+    bucket_seconds = bucket_seconds or bucket_for(span)
     grouped = frame.groupby(frame["ts"].dt.floor(f"{int(bucket_seconds)}s"))["latency_ms"]
     out = pd.DataFrame({
         "predictions": grouped.size(),
@@ -55,7 +83,7 @@ def latency_series(frame: pd.DataFrame, *, bucket_seconds: int = 10) -> pd.DataF
         "p95_ms": grouped.quantile(0.95),
         "p99_ms": grouped.quantile(0.99),
     })
-    out["per_second"] = out["predictions"] / bucket_seconds
+    out["per_second"] = out["predictions"] / bucket_seconds if span >= MIN_RATE_SECONDS else float("nan")
     return out.reset_index().rename(columns={"index": "ts"})[columns]
 
 
@@ -82,13 +110,16 @@ def summary(session: Session, *, deployment_id: int, window_minutes: float = 5.0
     log = latency_frame(session, deployment_id=deployment_id, window_minutes=window_minutes, now=now)
     samples = process_frame(session, deployment_id=deployment_id, window_minutes=window_minutes, now=now)
     n = len(log)
-    span = max((log["ts"].max() - log["ts"].min()).total_seconds(), 1.0) if n >= 2 else window_minutes * 60
+    # Rows over the real span of the log; no rate when they were logged within a second (a batch
+    # run), rather than an instantaneous "500 predictions/s" over a span of milliseconds.
+    span = span_seconds(log["ts"])
+    per_second = (round(n / span, 3) if span >= MIN_RATE_SECONDS else None) if n else 0.0
     requests = int(samples["requests"].sum()) if len(samples) else 0
     errors = int(samples["errors"].sum()) if len(samples) else 0
     last = samples.iloc[-1] if len(samples) else None
     return {
         "predictions": n,
-        "per_second": round(n / span, 3) if n else 0.0,
+        "per_second": per_second,
         "p50_ms": float(log["latency_ms"].quantile(0.50)) if n else None,
         "p95_ms": float(log["latency_ms"].quantile(0.95)) if n else None,
         "p99_ms": float(log["latency_ms"].quantile(0.99)) if n else None,
@@ -99,6 +130,37 @@ def summary(session: Session, *, deployment_id: int, window_minutes: float = 5.0
         "rss_mb": float(last["rss_mb"]) if last is not None else None,
         "window_minutes": window_minutes,
     }
+
+
+def time_axis(ts: pd.Series) -> dict[str, Any]:
+    """x-axis settings at the scale of the data: a tick format chosen from the span, and a range of
+    at least :data:`MIN_AXIS_SECONDS` around data that spans less (plotly would otherwise zoom
+    one point to sub-millisecond ticks)."""
+    values = pd.to_datetime(pd.Series(ts)).dropna()
+    if values.empty:
+        return {"tickformat": "%H:%M"}
+    low, high = values.min(), values.max()
+    span = (high - low).total_seconds()
+    axis: dict[str, Any] = {"title": "time (UTC)"}
+    if span < MIN_AXIS_SECONDS:
+        middle = low + (high - low) / 2
+        half = pd.Timedelta(seconds=MIN_AXIS_SECONDS / 2)
+        axis["range"] = [(middle - half).isoformat(), (middle + half).isoformat()]
+        axis["tickformat"] = "%H:%M:%S"
+    elif span < SECONDS_TICKS_BELOW:
+        axis["tickformat"] = "%H:%M:%S"  # plotly ticks a few minutes every 30 s: "%H:%M" would repeat labels
+    elif span < 86_400:
+        axis["tickformat"] = "%H:%M"
+    else:
+        axis["tickformat"] = "%b %d %H:%M"
+    return axis
+
+
+def _note(fig: Any, text: str) -> None:
+    """Say in the figure why there is nothing to draw, with no empty axes around the words."""
+    fig.add_annotation(text=text, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, font=NOTE_FONT)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
 
 
 def figures(latency: pd.DataFrame, process: pd.DataFrame, *, latency_budget_ms: float | None,
@@ -113,22 +175,50 @@ def figures(latency: pd.DataFrame, process: pd.DataFrame, *, latency_budget_ms: 
     if latency_budget_ms is not None:
         latency_fig.add_hline(y=latency_budget_ms, line_dash="dash", line_color="red",
                               annotation_text=f"budget {latency_budget_ms:g} ms")
-    latency_fig.update_layout(title=f"{title} latency per prediction (ms)".strip(), yaxis_title="ms", height=320)
+    latency_fig.update_layout(title=f"{title} latency per prediction (ms)".strip(), yaxis_title="ms", height=320,
+                              xaxis=time_axis(latency["ts"]), yaxis={"rangemode": "tozero"})
     figs["latency"] = latency_fig
 
-    throughput = go.Figure(go.Bar(x=latency["ts"], y=latency["per_second"], name="predictions/s"))
+    throughput = go.Figure()
+    rates = latency["per_second"].dropna() if "per_second" in latency else pd.Series(dtype=float)
+    if len(rates):
+        throughput.add_trace(go.Bar(x=latency["ts"], y=latency["per_second"], name="predictions/s"))
+        throughput.update_layout(xaxis=time_axis(latency["ts"]),
+                                 yaxis={"title": "predictions/s", "rangemode": "tozero"})
+    elif len(latency):
+        _note(throughput, f"{int(latency['predictions'].sum())} predictions logged within a second "
+                          "(a batch run): no rate over so short a span")
+    else:
+        _note(throughput, "No prediction logged in the window")
     throughput.update_layout(title=f"{title} predictions per second".strip(), height=280)
     figs["throughput"] = throughput
 
     resources = go.Figure()
-    resources.add_trace(go.Scatter(x=process["ts"], y=process["cpu_percent"], name="CPU %", mode="lines"))
-    resources.add_trace(go.Scatter(x=process["ts"], y=process["rss_mb"], name="RSS MB", mode="lines", yaxis="y2"))
-    resources.update_layout(title=f"{title} CPU and memory of the serving process".strip(), height=280,
-                            yaxis={"title": "CPU %"}, yaxis2={"title": "RSS MB", "overlaying": "y", "side": "right"})
+    if len(process):
+        resources.add_trace(go.Scatter(x=process["ts"], y=process["cpu_percent"], name="CPU %", mode="lines"))
+        resources.add_trace(go.Scatter(x=process["ts"], y=process["rss_mb"], name="RSS MB", mode="lines",
+                                       yaxis="y2"))
+        # CPU is a share: 0-100 % (above 100 only when a process really used several cores).
+        cpu_top = max(100.0, float(process["cpu_percent"].max()))
+        resources.update_layout(xaxis=time_axis(process["ts"]), yaxis={"title": "CPU %", "range": [0, cpu_top]},
+                                yaxis2={"title": "RSS MB", "overlaying": "y", "side": "right",
+                                        "rangemode": "tozero"},
+                                legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02,
+                                        "yanchor": "bottom"})
+    else:
+        _note(resources, "No process sample in the window (the serving process writes one every few seconds)")
+    resources.update_layout(title=f"{title} CPU and memory of the serving process".strip(), height=280)
     figs["resources"] = resources
 
-    errors = go.Figure(go.Scatter(x=process["ts"], y=process["error_rate"], mode="lines+markers", name="error rate"))
-    errors.update_layout(title=f"{title} error rate (4xx/5xx or dead letters)".strip(), yaxis_tickformat=".0%",
-                         height=260)
+    errors = go.Figure()
+    if len(process) and int(process["requests"].sum()) > 0:
+        # A sample with no request has no error rate (a gap), not a rate of 0.
+        rate = process["error_rate"].where(process["requests"] > 0)
+        errors.add_trace(go.Scatter(x=process["ts"], y=rate, mode="lines+markers", name="error rate"))
+        errors.update_layout(xaxis=time_axis(process["ts"]),
+                             yaxis={"title": "error rate", "tickformat": ".0%", "range": [0, 1]})
+    else:
+        _note(errors, "No request in the window, so no error rate")
+    errors.update_layout(title=f"{title} error rate (4xx/5xx or dead letters)".strip(), height=260)
     figs["errors"] = errors
     return figs

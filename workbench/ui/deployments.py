@@ -368,13 +368,15 @@ def metrics_section(project: Project, rows: list[dict[str, Any]], *, latency_bud
         return "–" if value is None else f"{value:,.1f}{unit}"
 
     cols = st.columns(6)
-    cols[0].metric("Predictions/s (5 min)", fmt(head["per_second"]))
+    cols[0].metric("Predictions/s (5 min)", fmt(head["per_second"]),
+                   help="Rows over the real time span of the log. None when the rows were logged within a "
+                        "second (one batch run): a rate over milliseconds would mean nothing.")
     cols[1].metric("p50 latency", fmt(head["p50_ms"], " ms"))
     cols[2].metric("p95 latency", fmt(head["p95_ms"], " ms"),
                    delta=None if head["p95_ms"] is None or latency_budget_ms is None
                    else f"{head['p95_ms'] - latency_budget_ms:+.1f} ms vs budget", delta_color="inverse")
     cols[3].metric("p99 latency", fmt(head["p99_ms"], " ms"))
-    cols[4].metric("Error rate", f"{head['error_rate']:.1%}")
+    cols[4].metric("Error rate", f"{head['error_rate']:.1%}" if head["requests"] else "–")
     cols[5].metric("CPU / RSS", f"{fmt(head['cpu_percent'], '%')} / {fmt(head['rss_mb'], ' MB')}")
     figs = devops.figures(latency, process, latency_budget_ms=latency_budget_ms)
     left, right = st.columns(2)

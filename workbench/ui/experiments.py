@@ -194,25 +194,33 @@ def _frame(slug: str, digest: str, filter_expr: str, kinds: tuple[str, ...], job
                           kinds=list(kinds), job_ids=list(jobs))
 
 
-def _load_study(slug: str, job_id: str) -> Any:
-    """The job's Optuna study ``<slug>/<job_id>``, or None when the storage has no such study."""
+def _load_study(slug: str, job_id: str) -> tuple[Any, str]:
+    """The job's Optuna study and its name, or (None, name) when the storage has no such study.
+
+    A resumed job continues the study of the job it resumes (``<slug>/<first job's id>``), so
+    the name follows the chain of resumes: the study holds every trial, the resumed ones too.
+    """
     from workbench.settings import get_settings
     from workbench.training.optuna_storage import load_study
+    from workbench.training.train_jobs import job_study_name
 
-    return load_study(f"{slug}/{job_id}", settings=get_settings())
+    settings = get_settings()
+    name = job_study_name(settings, job_id, project_slug=slug)
+    return load_study(name, settings=settings), name
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _importance(slug: str, digest: str, job_id: str, metric: str, params: tuple[str, ...], direction: str) -> Any:
+def _importance(slug: str, digest: str, job_id: str, metric: str, params: tuple[str, ...], direction: str,
+                family: str | None = None) -> Any:
     from workbench.experiments.charts import param_importance
 
     frame = _frame(slug, digest, "", (), (job_id,))
-    study = _load_study(slug, job_id)
+    study, name = _load_study(slug, job_id)
     if study is not None and not (metric == "metrics.value" or (metric.startswith("metrics.cv_")
                                                                and metric.endswith("_mean"))):
         study = None  # the study's value is the trials' CV mean; other metrics come from the runs
     return param_importance(frame, metric, list(params), direction=_study_direction(study, direction),
-                            study=study, study_label=f"{slug}/{job_id}")
+                            study=study, study_label=name, family=family)
 
 
 def _study_direction(study: Any, default: str) -> str:
@@ -264,38 +272,53 @@ def charts(project: Project, query: Query) -> None:
     st.caption(f"{int(frame[metric].notna().sum())} runs with {metric.removeprefix('metrics.')} · every run is drawn "
                "(WebGL)" + (f" · bar to beat: {bar.metric} {bar.value:.4g} ({bar.label or bar.baseline})" if bar
                             else " · no bar to beat yet (run the baselines)"))
+    # Parallel coordinates, importance, slices and contour show one model family at a time: its
+    # runs and its params (another family's params are empty for them).
+    names = ec.families(with_metric, params)
+    family = names[0] if len(names) == 1 else None
+    if len(names) > 1:
+        best = ec.best_family(with_metric, metric, params, direction=direction)
+        family = st.selectbox("Model family", names, index=names.index(best) if best in names else 0,
+                              key=key(PAGE, "family"),
+                              help="The parameter charts show the runs and the params of one model family; the "
+                                   "best run's family first.")
+    fam_frame, fam_params = ec.family_view(frame, params, family)
     history, parallel, importance, slices, contour, fit_time = st.tabs(
         ["History", "Parallel coordinates", "Importance", "Slices", "Contour", "Metric vs fit time"])
     with history:
         _safe("history", lambda: ec.history_figure(frame, metric, direction=direction, bar=bar))
     with parallel:
-        _safe("parallel", lambda: ec.parallel_figure(frame, metric, params, bar=bar))
+        _safe("parallel", lambda: ec.parallel_figure(fam_frame, metric, fam_params, bar=bar, family=family))
     with importance:
-        job_options = [j for j in frame["job_id"].dropna().unique().tolist()]
+        job_options = [j for j in fam_frame["job_id"].dropna().unique().tolist()]
         if not job_options:
             st.info("Parameter importance is computed per tuning job; no run shown belongs to a job.")
         else:
-            counts = frame["job_id"].value_counts()
+            counts = fam_frame["job_id"].value_counts()
             job = st.selectbox("Study (job)", job_options, index=job_options.index(counts.index[0]),
                                key=key(PAGE, "importance_job"),
                                format_func=lambda j: f"{j} ({int(counts.get(j, 0))} runs)")
-            job_params = tuple(p for p in params if frame.loc[frame["job_id"] == job, p].notna().all())
+            job_params = tuple(p for p in fam_params if fam_frame.loc[fam_frame["job_id"] == job, p].notna().all())
             _safe("importance", lambda: ec.importance_figure(
-                _importance(project.slug, query.digest, job, metric, job_params, direction)))
+                _importance(project.slug, query.digest, job, metric, job_params, direction, family)))
     with slices:
-        _safe("slices", lambda: ec.slice_figure(frame, metric, params, bar=bar))
+        _safe("slices", lambda: ec.slice_figure(fam_frame, metric, fam_params, bar=bar, family=family))
     with contour:
-        numeric = [p for p in params if ec._numeric(with_metric[p]) is not None]
-        if len(numeric) < 2:
+        fam_with_metric = fam_frame[fam_frame[metric].notna()]
+        numeric = [p for p in fam_params if ec._numeric(fam_with_metric[p]) is not None]
+        pair = ec.best_covered_pair(fam_frame, metric, numeric)
+        if pair is None:
             st.info("A contour needs two numeric parameters; the runs shown have "
                     f"{len(numeric)}.")
         else:
+            # Default to the pair the most runs have both of (not one that two runs share).
             x_col, y_col = st.columns(2)
-            x_param = x_col.selectbox("x", numeric, index=0, key=key(PAGE, "contour_x"),
+            x_param = x_col.selectbox("x", numeric, index=numeric.index(pair[0]), key=key(PAGE, f"contour_x.{family}"),
                                       format_func=lambda c: c.removeprefix("params."))
-            y_param = y_col.selectbox("y", numeric, index=1, key=key(PAGE, "contour_y"),
+            y_param = y_col.selectbox("y", numeric, index=numeric.index(pair[1]), key=key(PAGE, f"contour_y.{family}"),
                                       format_func=lambda c: c.removeprefix("params."))
-            _safe("contour", lambda: ec.contour_figure(frame, metric, x_param, y_param, direction=direction, bar=bar))
+            _safe("contour", lambda: ec.contour_figure(fam_frame, metric, x_param, y_param, direction=direction,
+                                                       bar=bar, family=family))
     with fit_time:
         _safe("fit_time", lambda: ec.fit_time_figure(frame, metric, bar=bar))
 

@@ -36,26 +36,15 @@ def load_versions(project: Project) -> list[Any]:
         return list_versions(session, project=_project(session, project))
 
 
-def versions_table(versions: list[Any]) -> None:
-    """Versions with aliases, holdout metrics, source run and job, dataset hash, creation time, beat-baseline."""
-    metric_names = sorted({m for v in versions for m in v.holdout_metrics})
-    rows = []
-    for v in versions:
-        row: dict[str, Any] = {
-            "version": v.version,
-            "aliases": ", ".join(v.aliases),
-            "beat baseline": {True: "yes", False: "no", None: "—"}[v.beat_baseline],
-            **{f"holdout {m}": v.holdout_metrics.get(m) for m in metric_names},
-            "family": v.family,
-            "run": v.run_id,
-            "job": v.job_id,
-            "dataset hash": (v.dataset_hash or "")[:12],
-            "created": v.created_at,
-            "flag": v.flag or "",
-        }
-        if v.mlflow_link:
-            row["mlflow"] = v.mlflow_link
-        rows.append(row)
+def versions_table(project: Project, versions: list[Any]) -> None:
+    """Versions with aliases, the holdout score on the project's primary metric first, the other holdout
+    metrics, source run and job, dataset hash, creation time, beat-baseline."""
+    from workbench.design.project_config import project_config
+    from workbench.registry import versions_rows
+
+    with session_scope() as session:
+        primary = project_config(session, project=_project(session, project)).primary_metric
+    rows = versions_rows(versions, primary_metric=primary)
     config: dict[str, Any] = {"mlflow": st.column_config.LinkColumn("MLflow", display_text="open")}
     st.dataframe(pd.DataFrame(rows), hide_index=True, column_config=config, key=key(PAGE, "versions"))
 
@@ -75,8 +64,8 @@ def promote_section(project: Project, versions: list[Any], current: dict[str, st
 
     st.subheader("Promote")
     version_col, alias_col = st.columns(2)
-    version = version_col.selectbox("Version", [v.version for v in versions], key=key(PAGE, "promote_version"),
-                                    format_func=lambda v: f"v{v}")
+    version = version_col.selectbox("Version to promote", [v.version for v in versions],
+                                    key=key(PAGE, "promote_version"), format_func=lambda v: f"v{v}")
     alias = alias_col.radio("Alias", ALIASES, horizontal=True, key=key(PAGE, "promote_alias"))
     if st.button("Promote…", key=key(PAGE, "promote_open")):
         st.session_state[key(PAGE, "confirm")] = ("promote", version, alias)
@@ -137,8 +126,9 @@ def _close_confirmation(message: str | None) -> None:
 
 
 def history_section(project: Project) -> None:
-    """Every alias change: who, when, from which version to which, and why."""
-    from workbench.registry import history, promotion_dict
+    """Every alias change as a timeline (one lane per alias), then the table: who, when, from which
+    version to which, and why."""
+    from workbench.registry import history, promotion_dict, timeline_figure
 
     st.subheader("Promotion history")
     with session_scope() as session:
@@ -146,6 +136,7 @@ def history_section(project: Project) -> None:
     if not rows:
         st.caption("No promotion yet.")
         return
+    st.plotly_chart(timeline_figure(rows), key=key(PAGE, "timeline"), config={"displaylogo": False})
     st.dataframe(pd.DataFrame(rows)[["created_at", "action", "alias", "from_version", "to_version", "actor",
                                      "reason"]], hide_index=True, key=key(PAGE, "history"))
 
@@ -159,7 +150,8 @@ def compare_section(project: Project, versions: list[Any], current: dict[str, st
         st.caption("There is no champion yet.")
         return
     options = [v.version for v in versions]
-    version = st.selectbox("Version", options, key=key(PAGE, "compare_version"), format_func=lambda v: f"v{v}")
+    version = st.selectbox("Version to compare with the champion", options, key=key(PAGE, "compare_version"),
+                           format_func=lambda v: f"v{v}")
     if st.button("Compare on the holdout", key=key(PAGE, "compare_go")):
         with st.spinner("Scoring both models on the holdout…"), session_scope() as session:
             st.session_state[key(PAGE, "comparison")] = compare_with_champion(
@@ -184,7 +176,7 @@ def model_card_section(project: Project, versions: list[Any]) -> None:
     from workbench.registry import log_model_card, model_card
 
     st.subheader("Model card")
-    version = st.selectbox("Version", [v.version for v in versions], key=key(PAGE, "card_version"),
+    version = st.selectbox("Model card of version", [v.version for v in versions], key=key(PAGE, "card_version"),
                            format_func=lambda v: f"v{v}")
     with session_scope() as session:
         card = model_card(session, project=_project(session, project), version=version)
