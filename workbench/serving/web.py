@@ -393,7 +393,13 @@ def create_app(
         except (TypeError, ValueError):
             return content
 
-    @app.post("/feedback", dependencies=[Depends(authorized)])
+    @app.post(
+        "/feedback", dependencies=[Depends(authorized)],
+        # The 422 is the same small problem body as /predict's (the validation handler above), not
+        # FastAPI's default HTTPValidationError shape, which the schema would otherwise promise.
+        responses={404: {"model": InputProblem, "description": "No prediction of this deployment has this request id"},
+                   422: {"model": InputProblem, "description": "A label or request id the served model refuses"}},
+    )
     def feedback(request: Request, body: Feedback) -> dict[str, Any]:
         """Record the true label of a logged prediction (by its request id)."""
         writer: PredictionLogWriter = request.app.state.writer
