@@ -108,6 +108,7 @@ def test_a_viewer_sees_the_canvas_but_the_save_is_refused(projects: Path) -> Non
     at.query_params["project"] = "churn"
     at = _run(at)
     assert not at.error
+    assert any("You are a viewer of Churn" in str(c.value) for c in at.caption)
     at.text_area(key="ml_canvas.churn.w.value_proposition.text").input("Keep customers")
     at.button(key="ml_canvas.churn.save").click()
     at = _run(at)

@@ -98,13 +98,19 @@ def current_role() -> str | None:
 
 
 def require_project() -> Project:
-    """The current project, or stop the page with a pointer to Home."""
+    """The current project, or stop the page with a pointer to Home; a viewer is told they cannot change it."""
     project = current_project()
     if project is None:
         st.info("Pick or create a project on the Home page first.", icon=":material/info:")
         page_link("home", label="Go to Home")
         st.stop()
     assert project is not None
+    if current_role() == "viewer":
+        # Said up front, so a viewer is not surprised when a save or a launch is refused.
+        st.caption(
+            f":material/visibility: You are a viewer of {project.name}: you can look and download, not change it. "
+            "Ask one of its owners to make you an editor."
+        )
     return project
 
 
