@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 HEADER = "| command | what it does | options |\n|---|---|---|"
 # Lifecycle order of the top-level commands; anything else follows, alphabetically.
 ORDER = [
-    "up", "db", "demo", "project", "data", "canvas", "baseline", "train", "tune-worker", "runs", "models",
+    "up", "db", "demo", "project", "member", "data", "canvas", "baseline", "train", "tune-worker", "runs", "models",
     "model", "promote", "rollback", "retrain", "score", "serve", "stream", "monitor", "alerts", "jobs",
 ]  # fmt: skip
 VERB_ORDER = {"create": 0, "list": 1, "add": 2, "show": 3, "rename": 4, "archive": 5}

@@ -215,6 +215,9 @@ _retrain_commands.register(main)
 from workbench.commands import registry as _registry_commands  # noqa: E402
 
 _registry_commands.register(main)
+from workbench.commands import members as _member_commands  # noqa: E402
+
+_member_commands.register(main)
 
 if __name__ == "__main__":
     main()

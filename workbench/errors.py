@@ -39,6 +39,15 @@ class Conflict(WorkbenchError):
     http_status = 409
 
 
+class Forbidden(WorkbenchError):
+    """The acting user's role in a project does not allow the change (or the view) asked for.
+
+    The message names the user, the project, what was refused and who can grant the role.
+    """
+
+    http_status = 403
+
+
 class StoreOutdated(WorkbenchError):
     """A store's schema is older than this version of the workbench."""
 

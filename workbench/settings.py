@@ -66,6 +66,9 @@ class Settings:
     # Folders whose files a browser user may score by server path, separated by os.pathsep (empty: none,
     # and the Deployments page offers uploads only). See workbench.access.files.
     data_roots: str = field(default="", metadata={"env": "WORKBENCH_DATA_ROOTS"})
+    # Workbench admins, by the identity sign-in records (email, else name), comma-separated: they may view,
+    # edit and manage the members of every project. See workbench.access.roles.
+    admins: str = field(default="", metadata={"env": "WORKBENCH_ADMINS"})
 
     def __post_init__(self) -> None:
         home = Path(self.home).expanduser().resolve()
@@ -114,6 +117,11 @@ class Settings:
     def embedded_db(self) -> bool:
         """True when the workbench DB is a SQLite file (which is then upgraded automatically)."""
         return self.db_url.startswith("sqlite")
+
+    @property
+    def admin_names(self) -> frozenset[str]:
+        """The admins' identities, from the comma-separated ``admins`` (compared case-insensitively)."""
+        return frozenset(name.strip().lower() for name in self.admins.split(",") if name.strip())
 
     def ensure_home(self) -> None:
         """Create the home folder and its sub-folders; called by commands, never at import."""

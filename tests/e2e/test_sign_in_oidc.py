@@ -2,7 +2,9 @@
 
 The app gets an ``[auth]`` section in the ``.streamlit/secrets.toml`` of the folder it starts from. Not
 signed in, every URL shows only the sign-in page; after signing in at the provider the workbench shows, the
-sidebar names the user, the user's changes record them, and Sign out returns to the sign-in page.
+sidebar names the user, the user's changes record them, and Sign out returns to the sign-in page. Project
+roles hold in the browser too: a viewer sees the project but a save is refused, and a project the user is
+not a member of is neither in the picker nor opened by a link ("No access").
 """
 
 from __future__ import annotations
@@ -136,6 +138,8 @@ def test_sign_in_with_a_real_openid_connect_provider(
     signed_in_server: StreamlitServer, page: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     signed_in_server.cli("demo", "seed")
+    # The demo project is the CLI operator's; alice sees it once she is a member (project roles).
+    signed_in_server.cli("member", "set", "demo-churn", EMAIL, "viewer")
     # Not signed in: the home page and a deep link both show only the sign-in page.
     page.goto(signed_in_server.url)
     _assert_only_sign_in(page)
@@ -179,6 +183,53 @@ def test_sign_in_with_a_real_openid_connect_provider(
     # and sends the browser back to the app. Before, a rerun dropped the redirect and the browser
     # never left the app, so the provider's session was never ended.
     sidebar.get_by_role("button", name="Sign out").click()
+    page.wait_for_url("**/oauth2/end_session**")
     page.get_by_role("button", name="End session").click()
     page.wait_for_url(f"{signed_in_server.url}/**")
     _assert_only_sign_in(page)
+
+
+def _project(server: StreamlitServer, name: str) -> None:
+    server.cli("project", "create", name, "--dataset", "synthetic:churn?rows=200", "--target", "churned",
+               "--task", "classification")
+
+
+def test_a_viewer_sees_the_project_but_cannot_save_and_a_non_member_sees_nothing(
+    signed_in_server: StreamlitServer, page: Any
+) -> None:
+    _project(signed_in_server, "Shared model")
+    _project(signed_in_server, "Secret plans")
+    signed_in_server.cli("member", "set", "shared-model", EMAIL, "viewer")
+
+    page.goto(f"{signed_in_server.url}/?project=shared-model")
+    page.get_by_test_id("stMain").get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="alice", exact=True).click()
+    page.wait_for_url(f"{signed_in_server.url}/**")
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_text("Your role in this project: viewer").wait_for()
+    wait_for_app(page, heading="Shared model")
+    # The picker offers only her project.
+    sidebar.get_by_test_id("stSelectbox").click()
+    options = page.get_by_role("option")
+    options.first.wait_for()
+    assert options.all_inner_texts() == ["Shared model (shared-model)"]
+    page.keyboard.press("Escape")
+    wait_for_idle(page)
+
+    # The viewer opens the canvas, but the service refuses her save.
+    sidebar.get_by_test_id("stSidebarNav").get_by_role("link", name="ML Canvas").click()
+    wait_for_app(page, heading="Machine Learning Canvas")
+    box = page.get_by_role("textbox", name="Value Proposition", exact=True)
+    box.fill("Viewers should not write this")
+    box.press("Control+Enter")
+    wait_for_idle(page)
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_text(f"{EMAIL} may not change").first.wait_for(state="visible")
+    assert signed_in_server.cli("canvas", "export", "shared-model", "--kind", "ml_canvas").stdout.count(
+        "Viewers should not write this") == 0
+
+    # A link to a project she is not a member of says so, and shows nothing of it.
+    page.goto(f"{signed_in_server.url}/?project=secret-plans")
+    page.get_by_text("No access to project 'secret-plans'").wait_for(state="visible")
+    wait_for_idle(page)
+    assert page.get_by_test_id("stMain").get_by_role("heading", name="Secret plans").count() == 0

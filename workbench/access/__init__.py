@@ -5,6 +5,8 @@
   folders to write, error messages that never quote a file).
 - :mod:`workbench.access.sign_in`: who may see the app (sign-in page, configure-sign-in page, local mode,
   signed-in user), decided as a pure function the UI renders.
+- :mod:`workbench.access.roles`: project roles (owner, editor, viewer) and admins; the services that change
+  a project call its ``require``.
 """
 
-__all__ = ["files", "identity", "sign_in"]
+__all__ = ["files", "identity", "roles", "sign_in"]

@@ -27,6 +27,8 @@ from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from workbench.access.roles import Principal, require
+
 # The pieces live in private modules by concept; their public names are re-exported here,
 # where every caller imports them from.
 from workbench.data._columns import (
@@ -144,8 +146,13 @@ def add_dataset(
     source: str,
     actor: str = "",
     settings: Settings | None = None,
+    principal: Principal | None = None,
 ) -> Dataset:
-    """Store ``frame`` as the project's next dataset version (Parquet + row), all or nothing."""
+    """Store ``frame`` as the project's next dataset version (Parquet + row), all or nothing.
+
+    ``principal`` (None: the operator) must be an editor of the project.
+    """
+    require(session, project=project, principal=principal, action="edit")
     settings = settings or get_settings()
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         raise InvalidInput("the dataset has no rows or no columns; nothing to store.", field="file")
@@ -308,12 +315,17 @@ def set_project_setup(
     time_column: str | None = None,
     actor: str = "",
     settings: Settings | None = None,
+    principal: Principal | None = None,
 ) -> Project:
-    """Change the project's target, task and time column after checking them on its latest data."""
+    """Change the project's target, task and time column after checking them on its latest data.
+
+    ``principal`` (None: the operator) must be an editor of the project.
+    """
     from workbench.projects import get_project
 
     # Re-read the row in this session: pages hold detached copies.
     project = get_project(session, slug=project.slug)
+    require(session, project=project, principal=principal, action="edit")
     dataset = latest_dataset(session, project=project)
     frame = load_frame(dataset)
     validate_target(frame, target=target, task_type=task_type, time_column=time_column or None, settings=settings)

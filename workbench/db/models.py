@@ -62,6 +62,21 @@ class Project(Base):
     updated_by: Mapped[str] = mapped_column(String(120), default="")
 
 
+class ProjectMember(Base):
+    """A user's role in one project (owner, editor or viewer); see ``workbench.access.roles``."""
+
+    __tablename__ = "project_members"
+    __table_args__ = (UniqueConstraint("project_id", "user", name="uq_project_members_project_user"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    # The identity the app records for a signed-in user (email, else name, else subject).
+    user: Mapped[str] = mapped_column(String(120), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    added_by: Mapped[str] = mapped_column(String(120), default="")
+    added_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class Dataset(Base):
     """One version of a project's data, stored as Parquet under the home folder."""
 

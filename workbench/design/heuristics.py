@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+from workbench.access.roles import Principal, require
 from workbench.db.models import Project, utcnow
 from workbench.errors import InvalidInput, check_choice
 from workbench.validation import Constraint, Options, Param, Real, Refused, check_param
@@ -356,14 +357,23 @@ def project_classes(session: Session, *, project: Project) -> list[Any] | None:
 
 
 def set_heuristic(
-    session: Session, *, project: Project, rule: Rule | dict[str, Any] | None, actor: str = ""
+    session: Session,
+    *,
+    project: Project,
+    rule: Rule | dict[str, Any] | None,
+    actor: str = "",
+    principal: Principal | None = None,
 ) -> Project:
-    """Validate ``rule`` against the project's newest data and store it (``None`` removes it)."""
+    """Validate ``rule`` against the project's newest data and store it (``None`` removes it).
+
+    ``principal`` (None: the operator) must be an editor of the project.
+    """
     from workbench.data.datasets import latest_dataset
     from workbench.projects import get_project
 
     # Re-read the row in this session: pages hold detached copies.
     project = get_project(session, slug=project.slug)
+    require(session, project=project, principal=principal, action="edit")
     if rule is None:
         project.heuristic = None
     else:

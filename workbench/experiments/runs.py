@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Text, func, select, type_coerce
 from sqlalchemy.orm import Session
 
+from workbench.access.roles import Principal, require
 from workbench.db.models import Project, RunProjection, RunSyncState, SavedView
 from workbench.errors import Conflict, InvalidInput, NotFound
 from workbench.experiments._sync import TAG_PARENT, SyncResult, sync_runs
@@ -262,10 +263,15 @@ def job_ids(session: Session, *, project: Project) -> list[str]:
 
 def save_view(
     session: Session, *, project: Project, name: str, filter_expr: str, columns: Sequence[str] | None = None,
-    actor: str = "", replace: bool = False,
+    actor: str = "", replace: bool = False, principal: Principal | None = None,
 ) -> SavedView:
-    """Save a named filter (validated) and column choice; ``replace`` overwrites a view of that name."""
+    """Save a named filter (validated) and column choice; ``replace`` overwrites a view of that name.
+
+    Views are shared by the project, so ``principal`` (None: the operator) must be an editor.
+    """
     from workbench.experiments.run_filter import parse
+
+    require(session, project=project, principal=principal, action="edit")
 
     name = (name or "").strip()
     if not name or len(name) > 120:

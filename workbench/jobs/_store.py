@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from workbench.access.roles import Principal, require
 from workbench.db.models import Job, Project, utcnow
 from workbench.errors import Conflict, InvalidInput, NotFound
 from workbench.settings import Settings, get_settings
@@ -123,14 +124,20 @@ def launch(
     params: dict[str, Any] | None = None,
     actor: str = "",
     settings: Settings | None = None,
+    principal: Principal | None = None,
 ) -> str:
-    """Create a job and start its process; returns the job id."""
+    """Create a job and start its process; returns the job id.
+
+    ``principal`` (None: the operator) must be an editor of the project.
+    """
     from workbench.db import session_scope
     from workbench.projects import get_project
 
     settings = settings or get_settings()
     with session_scope(settings.db_url) as session:
         project = get_project(session, slug=project_slug) if project_slug else None
+        if project is not None:
+            require(session, project=project, principal=principal, action="launch_job")
         job = create_job(session, kind=kind, project=project, params=params, actor=actor, settings=settings)
         job_id = job.id
     pid = spawn(job_id, settings=settings)
@@ -212,9 +219,15 @@ def list_jobs(
     return list(session.scalars(query))
 
 
-def cancel(session: Session, *, job_id: str) -> Job:
-    """Ask a job to stop: SIGTERM to its process group; the pipeline records ``cancelled``."""
+def cancel(session: Session, *, job_id: str, principal: Principal | None = None) -> Job:
+    """Ask a job to stop: SIGTERM to its process group; the pipeline records ``cancelled``.
+
+    ``principal`` (None: the operator) must be an editor of the job's project.
+    """
     job = get_job(session, job_id=job_id)
+    project = session.get(Project, job.project_id) if job.project_id is not None else None
+    if project is not None:
+        require(session, project=project, principal=principal, action="launch_job")
     if job.status not in ACTIVE_STATUSES:
         raise Conflict(f"Job {job_id} is already {job.status}; only queued or running jobs can be cancelled.")
     if job.pid and pid_alive(job.pid):

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from workbench.access.roles import Principal, require
 from workbench.db.models import Alert, Deployment, Project, utcnow
 from workbench.db.models import MonitoringReport as ReportRow
 from workbench.errors import NotFound
@@ -101,11 +102,17 @@ def list_alerts(
     return list(session.scalars(query))
 
 
-def acknowledge_alert(session: Session, *, alert_id: int, actor: str) -> Alert:
-    """Mark an alert as seen by ``actor`` (idempotent: the first acknowledgement is kept)."""
+def acknowledge_alert(session: Session, *, alert_id: int, actor: str, principal: Principal | None = None) -> Alert:
+    """Mark an alert as seen by ``actor`` (idempotent: the first acknowledgement is kept).
+
+    ``principal`` (None: the operator) must be an editor of the alert's project.
+    """
     alert = session.get(Alert, alert_id)
     if alert is None:
         raise NotFound(f"No alert with id {alert_id!r}.")
+    project = session.get(Project, alert.project_id)
+    if project is not None:
+        require(session, project=project, principal=principal, action="acknowledge")
     if alert.acknowledged_at is None:
         alert.acknowledged_at = utcnow()
         alert.acknowledged_by = actor or "unknown"

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from workbench.access.roles import Principal
     from workbench.monitoring.service import Window
     from workbench.settings import Settings
 
@@ -46,13 +47,16 @@ def check_and_apply_policy(
     actor: str = "",
     now: datetime | None = None,
     settings: Settings | None = None,
+    principal: Principal | None = None,
 ) -> CheckOutcome:
     """Monitor ``deployment_id`` (default: every deployment of the project) over ``window``, then
     start a retrain when a check failed and the project's retrain policy says so.
 
     The reports, metrics and alerts are committed before the policy is applied, so a retrain
-    refused by its cooldown (or failing to launch) never loses the check.
+    refused by its cooldown (or failing to launch) never loses the check. ``principal`` (None: the
+    operator or the schedule) must be an editor of the project: a check may start a retrain.
     """
+    from workbench.access.roles import require
     from workbench.db import session_scope
     from workbench.monitoring.service import monitor_project
     from workbench.projects import get_project
@@ -62,6 +66,7 @@ def check_and_apply_policy(
     settings = settings or get_settings()
     with session_scope(settings.db_url) as session:
         project = get_project(session, slug=project_slug)
+        require(session, project=project, principal=principal, action="launch_job")
         reports = monitor_project(
             session,
             project=project,

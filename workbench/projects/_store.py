@@ -12,6 +12,7 @@ import unicodedata
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from workbench.access.roles import add_owner
 from workbench.db.models import Project, utcnow
 from workbench.errors import Conflict, InvalidInput, NotFound, check_choice
 
@@ -75,6 +76,8 @@ def create_project(
     )
     session.add(project)
     session.flush()
+    # The creator owns the project, so they can add its members (the CLI records the operator).
+    add_owner(session, project=project, user=actor)
     return project
 
 

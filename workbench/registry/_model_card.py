@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+from workbench.access.roles import Principal, require
 from workbench.db.models import Project
 from workbench.errors import Conflict, NotFound
 from workbench.registry._versions import _client, get_version, list_versions, model_name
@@ -312,8 +313,12 @@ def _sources_table() -> list[str]:
 
 
 def log_model_card(session: Session, *, project: Project, version: str | int | None = None,
-                   settings: Settings | None = None) -> tuple[str, str]:
-    """Build the model card and log it as ``model_card.md`` on the version's run; returns ``(markdown, run_id)``."""
+                   settings: Settings | None = None, principal: Principal | None = None) -> tuple[str, str]:
+    """Build the model card and log it as ``model_card.md`` on the version's run; returns ``(markdown, run_id)``.
+
+    ``principal`` (None: the operator) must be an editor of the project.
+    """
+    require(session, project=project, principal=principal, action="edit")
     card = model_card(session, project=project, version=version, settings=settings)
     info = get_version(session, project=project, version=version, settings=settings) if version is not None else \
         next((v for v in list_versions(session, project=project, settings=settings) if "champion" in v.aliases),

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from workbench.access.roles import Principal, require
 from workbench.db.models import Project, Promotion
 from workbench.errors import Conflict, InvalidInput, check_choice
 from workbench.registry._versions import _client, aliases, get_version, model_name
@@ -44,8 +45,13 @@ def promote(
     reason: str,
     actor: str,
     settings: Settings | None = None,
+    principal: Principal | None = None,
 ) -> Promotion:
-    """Point ``alias`` (champion or challenger) at ``version`` and record it in the promotion history."""
+    """Point ``alias`` (champion or challenger) at ``version`` and record it in the promotion history.
+
+    ``principal`` (None: the operator) must be an editor of the project.
+    """
+    require(session, project=project, principal=principal, action="promote")
     check_choice("alias", alias, ALIASES)
     text = _check_reason(reason)
     info = get_version(session, project=project, version=version, settings=settings)
@@ -112,8 +118,13 @@ def rollback(
     actor: str,
     alias: str = "champion",
     settings: Settings | None = None,
+    principal: Principal | None = None,
 ) -> Promotion:
-    """Make the previous champion champion again (undo the latest promotion), recorded in the history."""
+    """Make the previous champion champion again (undo the latest promotion), recorded in the history.
+
+    ``principal`` (None: the operator) must be an editor of the project.
+    """
+    require(session, project=project, principal=principal, action="promote")
     check_choice("alias", alias, ALIASES)
     text = _check_reason(reason)
     target = rollback_target(session, project=project, alias=alias)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from workbench.access.roles import Principal, require
 from workbench.db.models import Deployment, DeploymentMetric, Job, Project, utcnow
 from workbench.errors import Conflict, InvalidInput, NotFound, check_choice
 from workbench.validation import Integer, Param, Real, Text, validate_params
@@ -309,13 +310,15 @@ def launch_deployment(
     require_token: bool | None = None,
     actor: str = "",
     settings: Settings | None = None,
+    principal: Principal | None = None,
 ) -> Launched:
     """Start a web or stream deployment of ``project_slug``: the whole start-up.
 
     The settings and the alias are checked first (a bad one, or an alias with no model version,
     fails here with a clear message, before any row is written); a stream on the embedded broker
     starts the workbench's nats-server once, outside the consumer job; then the deployment and
-    its job are stored and the job's detached process is spawned.
+    its job are stored and the job's detached process is spawned. ``principal`` (None: the
+    operator) must be an editor of the project, checked before anything starts.
 
     With ``require_token`` (web only; the default for web) a bearer token is generated: only its hash
     is stored, and the token itself is returned here, the one time it exists outside the caller's request.
@@ -327,6 +330,8 @@ def launch_deployment(
     from workbench.settings import get_settings
 
     settings = settings or get_settings()
+    with session_scope(settings.db_url) as session:
+        require(session, project=get_project(session, slug=project_slug), principal=principal, action="deploy")
     check_choice("mode", mode, ("web", "stream"))
     clean = validate_deployment_config(mode, config)
     alias = _check_alias(alias)
@@ -366,20 +371,27 @@ def launch_browser_batch(
     uploaded: bool = False,
     actor: str = "",
     settings: Settings | None = None,
+    principal: Principal | None = None,
 ) -> tuple[str, str]:
     """Launch a ``score`` job from the browser, inside its file sandbox; returns ``(job id, output path)``.
 
     The input is a file uploaded into the project's own ``uploads`` folder (``uploaded``), or a
     server file under the data roots; the output is ``output_name`` in the project's ``scores``
-    folder, never an existing file (:mod:`workbench.access.files`).
+    folder, never an existing file (:mod:`workbench.access.files`). ``principal`` (None: the
+    operator) must be an editor of the project.
     """
     from pathlib import Path
 
     from workbench.access.files import browser_input_path, browser_output_path, project_folder
+    from workbench.db import session_scope
     from workbench.jobs import launch
+    from workbench.projects import get_project
     from workbench.settings import get_settings
 
     settings = settings or get_settings()
+    # The role first, so a viewer is told about their role, not about the file they chose.
+    with session_scope(settings.db_url) as session:
+        require(session, project=get_project(session, slug=project_slug), principal=principal, action="launch_job")
     alias = _check_alias(alias)
     if uploaded:
         source = Path(input_path).resolve()
@@ -390,18 +402,23 @@ def launch_browser_batch(
         source = browser_input_path(input_path, settings=settings)
     output = browser_output_path(project_slug, output_name, settings=settings)
     params = {"input_path": str(source), "output_path": str(output), "alias": alias}
-    job_id = launch(kind="score", project_slug=project_slug, params=params, actor=actor, settings=settings)
+    job_id = launch(kind="score", project_slug=project_slug, params=params, actor=actor, settings=settings,
+                    principal=principal)
     return job_id, str(output)
 
 
-def stop_deployment(session: Session, *, deployment_id: int) -> Deployment:
+def stop_deployment(session: Session, *, deployment_id: int, principal: Principal | None = None) -> Deployment:
     """Ask the deployment's job to stop (SIGTERM to its process group; the job marks itself stopped).
 
-    A job that already ended just has its deployment recorded as stopped.
+    A job that already ended just has its deployment recorded as stopped. ``principal`` (None: the
+    operator) must be an editor of the deployment's project.
     """
     from workbench.jobs import cancel
 
     deployment = get_deployment(session, deployment_id=deployment_id)
+    project = session.get(Project, deployment.project_id)
+    if project is not None:
+        require(session, project=project, principal=principal, action="deploy")
     if deployment.job_id is None:
         return mark_stopped(session, deployment_id=deployment_id)
     try:

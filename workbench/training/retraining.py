@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from workbench.access.roles import Principal, require
 from workbench.db.models import Job, Project, utcnow
 from workbench.errors import Conflict, InvalidInput
 from workbench.training._constraints import WholeNumber
@@ -139,9 +140,17 @@ def validate_params(params: dict[str, Any], *, settings: Settings) -> dict[str, 
 
 
 def start_retrain(
-    *, project_slug: str, actor: str, params: dict[str, Any] | None = None, settings: Settings | None = None
+    *,
+    project_slug: str,
+    actor: str,
+    params: dict[str, Any] | None = None,
+    settings: Settings | None = None,
+    principal: Principal | None = None,
 ) -> str:
-    """Check the params and the cooldown, then launch a ``retrain`` job; returns its id."""
+    """Check the params and the cooldown, then launch a ``retrain`` job; returns its id.
+
+    ``principal`` (None: the operator) must be an editor of the project.
+    """
     from workbench.db import session_scope
     from workbench.jobs import launch
     from workbench.projects import get_project
@@ -151,8 +160,10 @@ def start_retrain(
     clean = validate_params(dict(params or {}), settings=settings)
     with session_scope(settings.db_url) as session:
         project = get_project(session, slug=project_slug)
+        require(session, project=project, principal=principal, action="launch_job")
         check_cooldown(session, project=project, cooldown_minutes=clean["cooldown_minutes"])
-    return launch(kind="retrain", project_slug=project_slug, params=clean, actor=actor, settings=settings)
+    return launch(kind="retrain", project_slug=project_slug, params=clean, actor=actor, settings=settings,
+                  principal=principal)
 
 
 def retrain_on_alert(

@@ -13,7 +13,7 @@ from workbench.design.canvases.content import merge_content, normalize_content
 from workbench.design.canvases.definitions import KIND_TITLES
 from workbench.errors import WorkbenchError
 from workbench.ui._canvas_state import flash, is_dirty, load, reset_widgets, set_draft, state_key, sync_from_widgets
-from workbench.ui.context import display_name
+from workbench.ui.context import display_name, principal
 
 
 def save(kind: str, project: Project, content: dict[str, Any], base: int | None, note: str = "") -> None:
@@ -30,6 +30,7 @@ def save(kind: str, project: Project, content: dict[str, Any], base: int | None,
                 content=content,
                 base_revision=base,
                 author=display_name(),
+                principal=principal(),
                 note=note,
             )
             revision, saved = row.revision, normalize_content(kind, row.content)
@@ -108,7 +109,8 @@ def on_restore(kind: str, project: Project, revision_key: str) -> None:
         return
     try:
         with session_scope() as session:
-            row = restore(session, project=project, kind=kind, revision=int(number), author=display_name())
+            row = restore(session, project=project, kind=kind, revision=int(number), author=display_name(),
+                          principal=principal())
             revision, saved = row.revision, normalize_content(kind, row.content)
     except WorkbenchError as exc:
         flash(kind, slug, "error", str(exc))
@@ -130,7 +132,8 @@ def on_import(kind: str, project: Project, uploader_key: str) -> None:
     try:
         text = uploaded.getvalue().decode("utf-8").removeprefix("\ufeff")
         with session_scope() as session:
-            results = import_markdown(session, project=project, text=text, author=display_name(), source=uploaded.name)
+            results = import_markdown(session, project=project, text=text, author=display_name(),
+                                      principal=principal(), source=uploaded.name)
     except UnicodeDecodeError:
         flash(kind, slug, "error", f"{uploaded.name} is not UTF-8 text; save it as UTF-8 and retry.")
         return

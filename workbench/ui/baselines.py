@@ -15,7 +15,7 @@ import streamlit as st
 from workbench.db import session_scope
 from workbench.db.models import Dataset, Project
 from workbench.ui import context
-from workbench.ui.context import display_name, key
+from workbench.ui.context import display_name, key, principal
 from workbench.ui.data import latest as latest_dataset_or_none
 from workbench.ui.errors import shown_errors
 
@@ -147,14 +147,15 @@ def rule_section(project: Project, dataset: Dataset) -> None:
             with shown_errors():
                 rule = Rule(conditions=conditions, combine=combine, then_value=then_value, else_value=else_value)
                 with session_scope() as session:
-                    stored = set_heuristic(session, project=project, rule=rule, actor=display_name()).heuristic
+                    stored = set_heuristic(session, project=project, rule=rule, actor=display_name(),
+                                           principal=principal()).heuristic
                 assert stored is not None
                 flash(f"Saved the rule: {Rule.from_dict(stored).describe()}")
         if current is not None and remove.button("Remove rule", key=key(PAGE, "rule.remove"),
                                                   icon=":material/delete:"):
             with shown_errors():
                 with session_scope() as session:
-                    set_heuristic(session, project=project, rule=None, actor=display_name())
+                    set_heuristic(session, project=project, rule=None, actor=display_name(), principal=principal())
                 flash("Removed the rule.")
 
 
@@ -173,7 +174,8 @@ def run_section(project: Project) -> None:
     job_id = st.session_state.get(job_key)
     if st.button("Run baselines", key=key(PAGE, "run"), icon=":material/play_arrow:", type="primary"):
         with shown_errors():
-            job_id = launch(kind="baseline", project_slug=project.slug, params={}, actor=display_name())
+            job_id = launch(kind="baseline", project_slug=project.slug, params={}, actor=display_name(),
+                            principal=principal())
             st.session_state[job_key] = job_id
     if job_id:
         state = job_progress(job_id, key=key(PAGE, "job_done"))

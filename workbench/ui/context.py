@@ -9,6 +9,7 @@ from typing import Any
 
 import streamlit as st
 
+from workbench.access.roles import Principal
 from workbench.access.sign_in import Access, AccessKind, decide_access
 from workbench.db import session_scope
 from workbench.db.models import Project
@@ -49,28 +50,67 @@ def sync_url() -> None:
 
 
 def current_project() -> Project | None:
-    """The current project row (detached), or None when there is none or it vanished."""
+    """The current project row (detached), or None when there is none, it vanished, or it is not yours.
+
+    A signed-in user who may not view the project gets "No access to project X" here, so a deep
+    link never shows a project to a non-member (the picker does not list it either).
+    """
+    from workbench.access.roles import can, subject_to_roles
     from workbench.errors import NotFound
     from workbench.projects import get_project
 
     slug = current_slug()
     if not slug:
         return None
-    try:
-        with session_scope() as session:
-            return get_project(session, slug=slug)
-    except NotFound:
+    me = principal()
+    with session_scope() as session:
+        try:
+            project: Project | None = get_project(session, slug=slug)
+        except NotFound:
+            project = None
+        allowed = project is not None and can(session, project=project, principal=me, action="view")
+    if allowed:
+        return project
+    if subject_to_roles(me):
+        # The same words whether the project exists or not, so slugs cannot be probed.
+        st.error(
+            f"No access to project {slug!r}: you ({me.name}) are not a member of it, or it does not exist. "
+            "Ask one of its owners or a workbench admin to add you, or pick one of your projects in the sidebar.",
+            icon=":material/lock:",
+        )
+    return None
+
+
+def current_role() -> str | None:
+    """This user's role in the current project (``admin`` above all roles), or None when none applies."""
+    from workbench.access.roles import role_of
+    from workbench.errors import NotFound
+    from workbench.projects import get_project
+
+    slug = current_slug()
+    if not slug:
         return None
+    with session_scope() as session:
+        try:
+            return role_of(session, project=get_project(session, slug=slug), principal=principal())
+        except NotFound:
+            return None
 
 
 def require_project() -> Project:
-    """The current project, or stop the page with a pointer to Home."""
+    """The current project, or stop the page with a pointer to Home; a viewer is told they cannot change it."""
     project = current_project()
     if project is None:
         st.info("Pick or create a project on the Home page first.", icon=":material/info:")
         page_link("home", label="Go to Home")
         st.stop()
     assert project is not None
+    if current_role() == "viewer":
+        # Said up front, so a viewer is not surprised when a save or a launch is refused.
+        st.caption(
+            f":material/visibility: You are a viewer of {project.name}: you can look and download, not change it. "
+            "Ask one of its owners to make you an editor."
+        )
     return project
 
 
@@ -99,6 +139,17 @@ def access() -> Access:
         user_info=user_info,
         local_user=actor(),
     )
+
+
+def principal() -> Principal:
+    """Who this run acts as for project roles (``workbench.access.roles``); services that change things get it."""
+    from workbench.access.roles import principal_for
+    from workbench.settings import get_settings
+
+    decision = access()
+    if not decision.shows_workbench:
+        st.stop()  # only reached if a page ran outside the shell's gate
+    return principal_for(decision, name=display_name(), admins=get_settings().admin_names)
 
 
 def display_name() -> str:

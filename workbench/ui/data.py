@@ -17,7 +17,7 @@ import streamlit as st
 from workbench.db import session_scope
 from workbench.db.models import Dataset, Project
 from workbench.ui import context
-from workbench.ui.context import display_name, key
+from workbench.ui.context import display_name, key, principal
 from workbench.ui.errors import shown_errors
 
 PAGE = "data"
@@ -90,7 +90,8 @@ def upload_version(project: Project) -> None:
         with session_scope() as session:
             attached = session.merge(project)
             dataset = add_dataset(
-                session, project=attached, frame=frame, source=f"upload:{uploaded.name}", actor=display_name()
+                session, project=attached, frame=frame, source=f"upload:{uploaded.name}", actor=display_name(),
+                principal=principal(),
             )
             version = dataset.version
         flash(f"Added version {version}: {len(frame):,} rows × {frame.shape[1]} columns.")
@@ -135,6 +136,7 @@ def target_settings(project: Project, dataset: Dataset) -> None:
                     task_type=task,
                     time_column=None if time_column == "(none)" else time_column,
                     actor=display_name(),
+                    principal=principal(),
                 )
             flash(f"Saved: predict {target!r} ({task}).")
 
@@ -171,6 +173,7 @@ def profile_section(project: Project, dataset: Dataset) -> dict[str, Any] | None
                 project_slug=project.slug,
                 params={"dataset_id": dataset.id},
                 actor=display_name(),
+                principal=principal(),
             )
             st.rerun()
     if profile is not None:

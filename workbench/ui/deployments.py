@@ -9,7 +9,7 @@ import streamlit as st
 
 from workbench.db import session_scope
 from workbench.db.models import Project
-from workbench.ui.context import display_name, key
+from workbench.ui.context import display_name, key, principal
 from workbench.ui.errors import shown_errors
 
 PAGE = "deployments"
@@ -172,7 +172,7 @@ def start(project: Project, *, mode: str, alias: str, config: dict[str, Any], re
     from workbench.serving.deployments import launch_deployment
 
     return launch_deployment(project_slug=project.slug, mode=mode, alias=alias, config=config,
-                             require_token=require_token, actor=display_name())
+                             require_token=require_token, actor=display_name(), principal=principal())
 
 
 def stop_deployment(row: dict[str, Any]) -> None:
@@ -180,7 +180,7 @@ def stop_deployment(row: dict[str, Any]) -> None:
     from workbench.serving.deployments import stop_deployment as stop
 
     with shown_errors(), session_scope() as session:
-        stop(session, deployment_id=row["id"])
+        stop(session, deployment_id=row["id"], principal=principal())
     st.toast(f"Stop sent to deployment #{row['id']}.")
     st.rerun()
 
@@ -229,7 +229,7 @@ def batch_section(project: Project) -> None:
         with shown_errors():
             launched, output = launch_browser_batch(
                 project_slug=project.slug, input_path=str(input_path), output_name=output_name, alias=alias,
-                uploaded=source == "Upload a file", actor=display_name(), settings=settings,
+                uploaded=source == "Upload a file", actor=display_name(), principal=principal(), settings=settings,
             )
             st.session_state[key(PAGE, "batch_job")] = launched
             st.session_state[key(PAGE, "batch_output")] = output
@@ -289,14 +289,20 @@ def batch_job(job_id: str, output: str | None) -> None:
 
 
 def holdout_records(project: Project, *, limit: int) -> list[dict[str, Any]]:
-    """Up to ``limit`` holdout rows of the project (features only), as JSON-safe records."""
+    """Up to ``limit`` holdout rows of the project (features only), as JSON-safe records.
+
+    Only for sending traffic to a deployment, so it needs the role that deploys.
+    """
+    from workbench.access.roles import require
     from workbench.data.splits import load_split_frames
     from workbench.prediction_log import json_safe
 
     with session_scope() as session:
         from workbench.projects import get_project
 
-        frames = load_split_frames(session, project=get_project(session, slug=project.slug))
+        attached = get_project(session, slug=project.slug)
+        require(session, project=attached, principal=principal(), action="deploy")
+        frames = load_split_frames(session, project=attached)
     x = frames.X_holdout.head(limit)
     return [json_safe(r) for r in x.astype(object).where(x.notna(), None).to_dict("records")]
 

@@ -12,7 +12,7 @@ import streamlit as st
 from workbench.db import session_scope
 from workbench.db.models import Project
 from workbench.errors import WorkbenchError
-from workbench.ui.context import display_name, key
+from workbench.ui.context import display_name, key, principal
 
 PAGE = "experiments"
 PAGE_SIZES = (25, 50, 100, 200)
@@ -120,7 +120,7 @@ def filter_bar(project: Project, digest: str, n_runs: int) -> Query:
             with session_scope() as session:
                 save_view(session, project=_project(session, project), name=name, filter_expr=text,
                           columns=st.session_state.get(key(PAGE, "columns")) or [], actor=display_name(),
-                          replace=replace)
+                          principal=principal(), replace=replace)
             st.toast(f"View {name!r} saved.")
     return Query(filter_expr=text, kinds=list(kinds), jobs=list(chosen_jobs), digest=digest, n_runs=n_runs)
 

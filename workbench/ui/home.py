@@ -9,10 +9,19 @@ import streamlit as st
 
 from workbench.db import session_scope
 from workbench.db.models import Project
-from workbench.ui.context import current_project
+from workbench.ui.context import current_project, current_slug
+from workbench.ui.members import members_section
 from workbench.ui.pages import page_link
 
-__all__ = ["create_project_form", "current_project", "journey", "open_alerts", "recent_jobs"]
+__all__ = [
+    "create_project_form",
+    "current_project",
+    "current_slug",
+    "journey",
+    "members_section",
+    "open_alerts",
+    "recent_jobs",
+]
 
 
 def open_alerts(project: Project) -> None:

@@ -9,6 +9,7 @@ import streamlit as st
 
 from workbench.db import session_scope
 from workbench.jobs import ACTIVE_STATUSES, get_job, job_dict, log_tail
+from workbench.ui.context import principal
 
 POLL_SECONDS = 1.0
 STATUS_ICONS = {
@@ -67,5 +68,5 @@ def cancel_button(job_id: str, *, key: str) -> None:
 
     if st.button("Cancel job", key=key, icon=":material/stop:"):
         with session_scope() as session:
-            cancel(session, job_id=job_id)
+            cancel(session, job_id=job_id, principal=principal())
         st.toast(f"Cancel sent to job {job_id}.")

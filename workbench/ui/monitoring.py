@@ -15,7 +15,7 @@ import streamlit as st
 from workbench.db import session_scope
 from workbench.db.models import Project
 from workbench.ui import context
-from workbench.ui.context import display_name, key
+from workbench.ui.context import display_name, key, principal
 from workbench.ui.pages import page_link
 
 PAGE = "monitoring"
@@ -111,7 +111,8 @@ def run_check(project: Project, deployment_id: int, window: str, *, with_evident
 
         with st.spinner("Checking the window…"):
             outcome = check_and_apply_policy(project_slug=project.slug, deployment_id=deployment_id, window=parsed,
-                                             with_evidently=with_evidently, actor=display_name())
+                                             with_evidently=with_evidently, actor=display_name(),
+                                             principal=principal())
         stored = outcome.reports[0]
         if outcome.retrain_job:  # the on_alert / automatic policies start a retrain when a check failed
             st.session_state[key(PAGE, "retrain_job")] = outcome.retrain_job
@@ -127,6 +128,7 @@ def run_check(project: Project, deployment_id: int, window: str, *, with_evident
         project_slug=project.slug,
         params={"deployment_id": deployment_id, "window": window, "with_evidently": with_evidently},
         actor=display_name(),
+        principal=principal(),
     )
     st.session_state[key(PAGE, "job")] = job_id
     return None
@@ -359,7 +361,7 @@ def alerts_section(project: Project) -> None:
 
                 with shown_errors():
                     with session_scope() as session:
-                        acknowledge_alert(session, alert_id=alert["id"], actor=display_name())
+                        acknowledge_alert(session, alert_id=alert["id"], actor=display_name(), principal=principal())
                     flash(f"Alert #{alert['id']} acknowledged.")
                     st.rerun()
             if right.button("Retrain", key=key(PAGE, f"retrain_alert_{alert['id']}"), icon=":material/model_training:"):
@@ -448,7 +450,8 @@ def save_thresholds(
             content.setdefault("boxes", {}).setdefault(box, {"text": "", "fields": {}}).setdefault("fields", {})
             content["boxes"][box]["fields"][field] = value
         saved = save_canvas(session, project=row, kind="ml_canvas", content=content, base_revision=revision,
-                            author=display_name(), note="Monitoring thresholds edited on the Monitoring page")
+                            author=display_name(), principal=principal(),
+                            note="Monitoring thresholds edited on the Monitoring page")
         return int(saved.revision)
 
 
@@ -459,7 +462,7 @@ def start_retrain_from_page(project: Project) -> str:
     """Launch a retrain job (refused within the cooldown) and remember it for the page."""
     from workbench.training.retraining import start_retrain
 
-    job_id = start_retrain(project_slug=project.slug, actor=display_name())
+    job_id = start_retrain(project_slug=project.slug, actor=display_name(), principal=principal())
     st.session_state[key(PAGE, "retrain_job")] = job_id
     flash(f"Retrain job {job_id} started.")
     st.rerun()
@@ -553,7 +556,7 @@ def promote_from_page(project: Project, version: str, *, reason: str) -> None:
     with shown_errors():
         with session_scope() as session:
             promote(session, project=_project(session, project), version=version, alias="champion",
-                    reason=reason, actor=display_name())
+                    reason=reason, actor=display_name(), principal=principal())
         done = True
     if done:
         st.session_state.pop(key(PAGE, "promote_pending"), None)

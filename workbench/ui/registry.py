@@ -12,7 +12,7 @@ import streamlit as st
 from workbench.db import session_scope
 from workbench.db.models import Project
 from workbench.ui import context
-from workbench.ui.context import display_name, key
+from workbench.ui.context import display_name, key, principal
 
 PAGE = "registry"
 
@@ -77,7 +77,7 @@ def promote_section(project: Project, versions: list[Any], current: dict[str, st
         if reason is not None:
             with session_scope() as session:
                 promote(session, project=_project(session, project), version=version, alias=alias,
-                        reason=reason, actor=display_name())
+                        reason=reason, actor=display_name(), principal=principal())
             _close_confirmation(f"v{version} is now the {alias}.")
 
 
@@ -100,7 +100,8 @@ def rollback_section(project: Project, current: dict[str, str]) -> None:
         reason = _confirmed_reason("rollback", "Confirm rollback", f"Make **v{previous}** the **champion** again?")
         if reason is not None:
             with session_scope() as session:
-                row = rollback(session, project=_project(session, project), reason=reason, actor=display_name())
+                row = rollback(session, project=_project(session, project), reason=reason, actor=display_name(),
+                               principal=principal())
                 to_version = row.to_version
             _close_confirmation(f"Rolled back: v{to_version} is the champion again.")
 
@@ -184,7 +185,8 @@ def model_card_section(project: Project, versions: list[Any]) -> None:
                        mime="text/markdown", key=key(PAGE, "card_download"))
     if st.button("Log it on the version's MLflow run", key=key(PAGE, "card_log")):
         with session_scope() as session:
-            _, run_id = log_model_card(session, project=_project(session, project), version=version)
+            _, run_id = log_model_card(session, project=_project(session, project), version=version,
+                                       principal=principal())
         st.success(f"Logged as model_card.md on run {run_id}.")
     with st.expander("Preview"):
         st.markdown(card)

@@ -6,7 +6,7 @@ import streamlit as st
 
 from workbench.access.sign_in import Access, AccessKind
 from workbench.db import session_scope
-from workbench.ui.context import NAME_STATE, access, current_slug, set_current, sync_url
+from workbench.ui.context import NAME_STATE, access, current_role, current_slug, principal, set_current, sync_url
 from workbench.ui.pages import PAGES
 
 PICKER_STATE = "shell.picker"
@@ -22,29 +22,40 @@ server_metadata_url = "https://idp.example.com/.well-known/openid-configuration"
 
 
 def project_picker() -> None:
-    """Sidebar select box of active projects; the choice goes into the URL."""
-    from workbench.projects import list_projects
+    """Sidebar select box of the active projects this user may view; the choice goes into the URL.
 
+    A signed-in user's link to a project they may not view keeps its slug (the page then says
+    "No access"), with nothing picked here; anyone else falls back to the first project.
+    """
+    from workbench.access.roles import subject_to_roles, visible_projects
+
+    me = principal()
     with session_scope() as session:
-        projects = [(p.slug, p.name) for p in list_projects(session)]
+        projects = [(p.slug, p.name) for p in visible_projects(session, principal=me)]
     slugs = [slug for slug, _ in projects]
     names = dict(projects)
     current = current_slug()
-    if current not in slugs:
+    if current not in slugs and not (current and subject_to_roles(me)):
         current = slugs[0] if slugs else None
         set_current(current)
     if not slugs:
-        st.sidebar.caption("No projects yet: create one on Home.")
+        hint = "create one on Home, or ask an owner to add you" if subject_to_roles(me) else "create one on Home"
+        st.sidebar.caption(f"No projects yet: {hint}.")
         return
     # The picker shows the current project, however it became current (picked here, created on Home,
     # opened from a link): its value is set before it is drawn, and only a user's pick changes the
     # current project, in the callback. Comparing its value with the current project after drawing
     # instead turned a project made current elsewhere back into the one the picker still held.
+    if current not in slugs:
+        current = None  # a link to a project this user may not view: nothing picked
     if st.session_state.get(PICKER_STATE) != current:
         st.session_state[PICKER_STATE] = current
     st.sidebar.selectbox(
         "Project",
         slugs,
+        # None: nothing picked while a link names a project this user may not view (0 lets the state decide).
+        index=0 if current in slugs else None,
+        placeholder="Choose one of your projects",
         format_func=lambda slug: f"{names[slug]} ({slug})",
         key=PICKER_STATE,
         on_change=_on_pick,
@@ -68,6 +79,9 @@ def who_is_acting(decision: Access) -> None:
     """The sidebar's identity block: the signed-in user and Sign out, or local mode and the name box."""
     if decision.kind is AccessKind.SIGNED_IN:
         st.sidebar.caption(f"Signed in as **{decision.user}**")
+        role = current_role()
+        if role:
+            st.sidebar.caption(f"Your role in this project: **{role}**")
         st.sidebar.button("Sign out", key="shell.sign_out", icon=":material/logout:", on_click=_sign_out)
         return
     if decision.kind is AccessKind.LOCAL:

@@ -12,7 +12,7 @@ import streamlit as st
 
 from workbench.db import session_scope
 from workbench.db.models import Project
-from workbench.ui.context import display_name, key
+from workbench.ui.context import display_name, key, principal
 from workbench.ui.errors import shown_errors
 
 PAGE = "tuning"
@@ -124,7 +124,7 @@ def launch_job(project: Project, params: dict[str, Any]) -> str | None:
         # The job stores the validated settings (plus resume_of when resuming).
         stored = {**params, **check_params(settings, project.slug, params).job_params()}
         job_id = launch(kind="train", project_slug=project.slug, params=stored, actor=display_name(),
-                        settings=settings)
+                        principal=principal(), settings=settings)
         st.session_state[_job_key(project)] = job_id
         st.toast(f"Tuning job {job_id} started.")
         return job_id

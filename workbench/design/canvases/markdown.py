@@ -48,6 +48,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from workbench.access.roles import Principal, require
+
 # The format's vocabulary and the parser live in private modules; their public names are
 # re-exported here, where callers import them from.
 from workbench.design.canvases._format import (
@@ -310,7 +312,14 @@ def _stale_canvases(session: Any, *, project: Any, document: ParsedDocument) -> 
 
 
 def import_markdown(
-    session: Any, *, project: Any, text: str, author: str, source: str = "", force: bool = False
+    session: Any,
+    *,
+    project: Any,
+    text: str,
+    author: str,
+    source: str = "",
+    force: bool = False,
+    principal: Principal | None = None,
 ) -> list[ImportResult]:
     """Parse ``text`` and save each canvas in it as a new revision of ``project``'s canvas.
 
@@ -319,10 +328,12 @@ def import_markdown(
     refused with :class:`StaleImport`, like a stale save, unless ``force`` (then it overwrites;
     the replaced revisions stay in the history). A canvas whose content equals its newest
     revision is left alone. Everything is validated before anything is saved, and the caller's
-    transaction makes the import all or nothing.
+    transaction makes the import all or nothing. ``principal`` (None: the operator) must be an editor.
     """
     from workbench.design.canvases.store import load_canvas, save_canvas
 
+    # Checked before parsing, so a viewer learns it is their role, not their file, that is refused.
+    require(session, project=project, principal=principal, action="edit")
     document = parse_markdown(text)
     if not force:
         stale = _stale_canvases(session, project=project, document=document)
@@ -346,6 +357,7 @@ def import_markdown(
                 base_revision=None if force else previous,
                 author=author,
                 note=note,
+                principal=principal,
             )
         except InvalidInput as exc:
             raise InvalidInput(

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from workbench.access.roles import Principal, require
 from workbench.db.models import CanvasRevision, Dataset, Job, Project
 from workbench.design.canvases.content import (
     Change,
@@ -155,6 +156,7 @@ def save_canvas(
     base_revision: int | None,
     author: str,
     note: str = "",
+    principal: Principal | None = None,
 ) -> CanvasRevision:
     """Save ``content`` as the next revision of one canvas.
 
@@ -164,7 +166,9 @@ def save_canvas(
     Saving content equal to the newest revision creates nothing and returns that revision.
     When a concurrent save wins the race for the same revision number, the session's
     transaction is rolled back before the conflict is raised.
+    ``principal`` (None: the operator) must be an editor of the project.
     """
+    require(session, project=project, principal=principal, action="edit")
     check_kind(kind)
     canonical = normalize_content(kind, content)
     _validate(kind, canonical, project)
@@ -261,11 +265,13 @@ def restore(
     revision: int,
     author: str,
     base_revision: int | None = None,
+    principal: Principal | None = None,
 ) -> CanvasRevision:
     """Make an old revision current again by saving its content as a new revision.
 
     Nothing is rewritten: the revisions in between stay in the history.
     """
+    require(session, project=project, principal=principal, action="edit")
     old = get_revision(session, project=project, kind=kind, revision=revision)
     latest = _latest_row(session, project=project, kind=kind)
     if latest is not None and normalize_content(kind, latest.content) == normalize_content(kind, old.content):
@@ -278,6 +284,7 @@ def restore(
         base_revision=base_revision,
         author=author,
         note=f"Restored revision {revision}",
+        principal=principal,
     )
 
 
