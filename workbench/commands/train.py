@@ -25,6 +25,17 @@ def register(main: click.Group) -> None:
     main.add_command(tune_worker)
 
 
+def _check_optuna_storage(settings: Any) -> None:
+    """Open the Optuna storage before any job starts: an unreachable server is one ``Error:`` line (exit 2).
+
+    Without this the job itself would fail on it, and the command would print the job's failure
+    with the driver's message and exit 1, after a job row was already written.
+    """
+    from workbench.training.optuna_storage import check_reachable
+
+    check_reachable(settings.optuna_storage)
+
+
 def _summary(job: dict[str, Any]) -> dict[str, Any]:
     result = job.get("result") or {}
     return {
@@ -104,6 +115,7 @@ def train(
     params: dict[str, Any] = check_params(settings, project_slug, {**tuning, "resume_of": resume_of}).job_params()
     if resume_of:
         params["resume_of"] = resume_of
+    _check_optuna_storage(settings)
     job_id = launch(kind="train", project_slug=project_slug, params=params, actor=actor(), settings=settings)
     if detach:
         emit({"job_id": job_id, "status": "queued"}, as_json=as_json,
@@ -157,6 +169,7 @@ def tune_worker(job_id: str, max_trials: int | None, name: str, wait_seconds: fl
     # A cancel of the job (SIGTERM to its process group) or a plain `kill` ends the worker
     # after its current trial, so the trial is not left running.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    _check_optuna_storage(settings)
     result = work(job_id, settings=settings, max_trials=max_trials, name=name, wait_seconds=wait_seconds, log=log,
                   stop=stop)
     emit(result, as_json=as_json,

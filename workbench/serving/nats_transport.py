@@ -14,6 +14,7 @@ so the events of a deleted and recreated stream never reuse the keys of the old 
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import time
 from typing import Any
@@ -21,6 +22,8 @@ from typing import Any
 from workbench.errors import InvalidInput
 from workbench.serving.stream_keys import event_key, sequence_key, stream_epoch
 from workbench.serving.transport import InMessage, subjects
+
+_logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_DELIVER = 5
 DEFAULT_ACK_WAIT_SECONDS = 30.0
@@ -74,15 +77,19 @@ class NatsTransport:
         """Connect, create the stream when missing and (with ``consumer``) bind the durable pull consumer."""
         import nats
 
+        from workbench.db._outage import NATS_SERVER, reason
+        from workbench.errors import StoreUnavailable
+
         try:
             self._nc = await nats.connect(self.url, connect_timeout=self.connect_timeout, max_reconnect_attempts=3,
-                                          allow_reconnect=True)
+                                          allow_reconnect=True, error_cb=_log_nats_error)
         except Exception as exc:
-            raise InvalidInput(
-                f"Cannot reach NATS at {self.url}: {exc}. Start a nats-server with JetStream (-js) or drop --nats "
-                "to let the workbench start its own.",
-                field="nats_url",
-            ) from exc
+            # One line naming the server and what to check (nats-py's own error callback would log a
+            # traceback per attempt: _log_nats_error keeps that to one debug line).
+            raise StoreUnavailable(
+                NATS_SERVER[0], self.url, env=NATS_SERVER[1], reason=reason(exc),
+                timeout_seconds=self.connect_timeout,
+            ) from None
         self._js = self._nc.jetstream()
         await self._ensure_stream()
         if consumer:
@@ -228,3 +235,8 @@ class NatsTransport:
                 await self._nc.flush(timeout=5)
             finally:
                 await self._nc.close()
+
+
+async def _log_nats_error(exc: Exception) -> None:
+    """nats-py's error callback: one debug line (its default logs a traceback for every failed attempt)."""
+    _logger.debug("nats: %s: %s", type(exc).__name__, exc)

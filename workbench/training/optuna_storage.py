@@ -70,6 +70,30 @@ def open_storage(url: str, *, heartbeat_seconds: float = 2.0) -> Any:
     return _storages.get((url, float(heartbeat_seconds)), lambda: _new_storage(url, heartbeat_seconds))
 
 
+def check_reachable(url: str) -> None:
+    """Connect to an RDB storage's server once (no tables created); StoreUnavailable when it cannot be reached.
+
+    A probe rather than :func:`open_storage`: Optuna creates its tables when a storage opens, and
+    processes starting together (a job and its tune-workers) would race to create them.
+    """
+    if not is_rdb_url(url):
+        return
+    from sqlalchemy import create_engine
+
+    from workbench.db._outage import OPTUNA_STORAGE, connect_args, guard_engine, timeout_seconds
+    from workbench.db.engine import sqlite_file
+
+    if sqlite_file(url) is not None:
+        return  # a local file: nothing to reach
+    engine = create_engine(url, connect_args=connect_args(url, timeout_seconds()))
+    guard_engine(engine, store=OPTUNA_STORAGE, url=url, timeout=timeout_seconds())
+    try:
+        with engine.connect():
+            pass
+    finally:
+        engine.dispose()
+
+
 def load_study(name: str, *, settings: Settings) -> optuna.Study | None:
     """Study ``name`` on the settings' storage for reading, or None when it does not exist."""
     import optuna
@@ -95,7 +119,11 @@ def _new_storage(url: str, heartbeat_seconds: float) -> Any:
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     if not is_rdb_url(url):
         return url
+    from sqlalchemy import exc as sa_exc
+
+    from workbench.db._outage import OPTUNA_STORAGE, connect_args, guard_engine, reason, timeout_seconds
     from workbench.db.engine import sqlite_file
+    from workbench.errors import StoreUnavailable
 
     engine_kwargs: dict[str, Any] = {}
     db_path = sqlite_file(url)
@@ -107,21 +135,29 @@ def _new_storage(url: str, heartbeat_seconds: float) -> Any:
             connection.execute("PRAGMA journal_mode=WAL")
         engine_kwargs = {"connect_args": {"timeout": 30}}
     else:
-        engine_kwargs = {"pool_pre_ping": True}
+        # A server that refuses or never answers fails within the store timeout (WORKBENCH_STORE_TIMEOUT).
+        engine_kwargs = {"pool_pre_ping": True, "connect_args": connect_args(url, timeout_seconds())}
     interval = max(1, round(heartbeat_seconds))
     with warnings.catch_warnings():
         # heartbeat_interval is flagged experimental by Optuna; it is what makes dead workers' trials retry.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        storage = optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=interval,
-            grace_period=interval * 2,
-            heartbeat_stale_trial_callback=_retry_callback(),
-        )
+        try:
+            storage = optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=interval,
+                grace_period=interval * 2,
+                heartbeat_stale_trial_callback=_retry_callback(),
+            )
+        except (sa_exc.OperationalError, sa_exc.InterfaceError, OSError) as exc:
+            # Optuna connects in its constructor (to create its tables): one line naming the store, not
+            # the driver's traceback.
+            raise StoreUnavailable(OPTUNA_STORAGE[0], url, env=OPTUNA_STORAGE[1], reason=reason(exc),
+                                   timeout_seconds=timeout_seconds()) from None
     from workbench.db.engine import sqlite_fast_writes
 
     sqlite_fast_writes(storage.engine)
+    guard_engine(storage.engine, store=OPTUNA_STORAGE, url=url, timeout=timeout_seconds())
     return storage
 
 

@@ -111,6 +111,36 @@ def test_mlflow_store_that_never_answers_times_out(workbench_home: Path, silent_
     assert "timed out" in line
 
 
+def test_optuna_storage_refused_is_one_line_and_starts_no_job(workbench_home: Path) -> None:
+    home = workbench_home
+    seeded, _ = _run(["demo", "seed"], home)  # a project with a dataset, so the settings validate
+    assert seeded.returncode == 0, seeded.stderr
+    url = _pg_url(_free_port())
+    result, elapsed = _run(["train", "demo-churn", "--trials", "1"], home, WORKBENCH_OPTUNA_STORAGE=url)
+    line = _assert_one_line(result, elapsed, store="Optuna storage", url=url)
+    assert "WORKBENCH_OPTUNA_STORAGE" in line
+    jobs, _ = _run(["jobs", "list", "--json"], home)
+    assert jobs.returncode == 0 and "train" not in jobs.stdout  # refused before any job row was written
+
+
+def test_optuna_storage_that_never_answers_times_out_for_a_tune_worker(workbench_home: Path, silent_port: int) -> None:
+    home = _home_with_project(workbench_home)
+    url = _pg_url(silent_port)
+    result, elapsed = _run(["tune-worker", "no-such-job"], home, WORKBENCH_OPTUNA_STORAGE=url)
+    line = _assert_one_line(result, elapsed, store="Optuna storage", url=url)
+    assert "timed out" in line
+
+
+def test_nats_refused_is_one_line(workbench_home: Path, tmp_path: Path) -> None:
+    home = _home_with_project(workbench_home)
+    events = tmp_path / "events.csv"
+    events.write_text("tenure,plan\n3,basic\n")
+    url = f"nats://wb:{PASSWORD}@127.0.0.1:{_free_port()}"
+    result, elapsed = _run(["stream", "send", "churn", str(events), "--nats", url], home)
+    line = _assert_one_line(result, elapsed, store="NATS server", url=url)
+    assert "--nats" in line
+
+
 @pytest.mark.parametrize(
     "url",
     [
