@@ -185,6 +185,41 @@ def test_flat_forests_give_sklearns_numbers_on_many_rows() -> None:
                 (forest.predict_proba if forest.classifier else forest.predict)(np.full((1, 5), bad))
 
 
+def _flip_missing(forest: Any) -> None:
+    forest.missing_left2 = ~forest.missing_left2
+
+
+def _float64_input(forest: Any) -> None:
+    forest._float32_input = lambda x: np.asarray(x, dtype=np.float64)  # the cast sklearn makes, forgotten
+
+
+@pytest.mark.parametrize("plant", ["_nudge_leaves", "_flip_missing", "_float64_input"])
+@pytest.mark.parametrize("kind", ["RandomForestClassifier", "ExtraTreesRegressor"])
+def test_the_split_point_check_refuses_a_walk_that_is_not_sklearns(
+    monkeypatch: pytest.MonkeyPatch, plant: str, kind: str
+) -> None:
+    """Built from a fitted forest, the flat trees compare themselves with it at its own split points."""
+    import sklearn.ensemble
+
+    from workbench.serving import _trees
+
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(800, 4))
+    x[rng.random(x.shape) < 0.1] = np.nan
+    y = rng.integers(0, 3, 800) if kind.endswith("Classifier") else np.nan_to_num(x[:, 0]) + rng.normal(size=800)
+    model = getattr(sklearn.ensemble, kind)(n_estimators=10, random_state=0).fit(x, y)
+    _trees.FlatForest(model)  # as built, it agrees
+    check = _trees.FlatForest._check_at_split_points
+
+    def planted_check(self: Any, *args: Any) -> None:
+        globals()[plant](self)
+        check(self, *args)
+
+    monkeypatch.setattr(_trees.FlatForest, "_check_at_split_points", planted_check)
+    with pytest.raises(_trees.NotCompilable, match="split points"):
+        _trees.FlatForest(model)
+
+
 def _nudge_leaves(forest: Any) -> None:
     forest.values = np.nextafter(forest.values, np.inf)  # one ulp: invisible to a tolerance
 
@@ -243,3 +278,21 @@ def test_health_reports_the_compiled_path_for_a_forest(home: Path) -> None:
         served = load_model("forest-health")
         want = served.pipeline.predict_proba(frame_from_validated([record], served.columns))[0]
         assert list(response.json()["proba"].values()) == want.tolist()
+
+
+def test_a_walk_refused_at_the_split_points_leaves_the_forest_to_sklearn(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The preprocessing stays compiled; the forest itself then scores the compiled matrix."""
+    from workbench.serving import _trees
+
+    monkeypatch.setattr(_trees.FlatForest, "_float32_input", lambda self, x: np.asarray(x, dtype=np.float64))
+    train, features = messy_frame(500, seed=9, task="regression")
+    served = register_and_load("forest-refused", build("random_forest", "regression", train, features), train,
+                               features, TARGETS["regression"])
+    path = served.describe()["predict_path"]
+    assert path["small_inputs"] == "compiled", path["reason"]
+    assert "the estimator itself (the flat trees differ from sklearn's at the split points)" in path["reason"]
+    records = request_records(train.head(9), features)
+    want, _ = pipeline_outputs(served, frame_from_validated(records, served.columns))
+    assert [r["prediction"] for r in served.predict_records(records, validated=True)] == want.tolist()

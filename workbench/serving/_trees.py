@@ -4,7 +4,7 @@ sklearn's forests predict tree by tree: for every tree a Python call, an input c
 dispatch and an allocation, which for one record costs far more than the comparisons. Here the
 nodes of every tree are packed into flat arrays and all trees advance one level per numpy step.
 
-Everything that decides the numbers is sklearn's own (scikit-learn 1.4 to 1.9):
+Everything that decides the numbers is sklearn's own (read off scikit-learn 1.9's source):
 
 - the input is cast to float32 first, as ``BaseForest._validate_X_predict`` does, and the float32
   values are compared with the float64 thresholds (``x <= threshold`` goes left); an infinite value
@@ -15,8 +15,12 @@ Everything that decides the numbers is sklearn's own (scikit-learn 1.4 to 1.9):
   then divided by the number of trees, as ``_accumulate_prediction`` and ``predict``/``predict_proba``
   do with ``n_jobs=1``.
 
-The caller still checks the outputs against the estimator bit for bit at load time (``exact``),
-and uses this walk only when they are identical.
+Two checks guard against another sklearn version doing otherwise. Built, the flat forest compares
+itself with the estimator bit for bit on rows made of its own split points (a difference raises
+:class:`NotCompilable`, and the estimator itself scores the compiled matrix); and the model loader
+compares the whole compiled path with the Pipeline bit for bit on its probe records (``exact``),
+serving on the Pipeline at any difference. :class:`NotCompilable` lives here so that
+:mod:`workbench.serving.fast_path` can import this module without a cycle.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import numpy as np
 _TREE_LEAF = -1  # sklearn.tree._tree.TREE_LEAF
 # The flat copy costs about 60 bytes a node on top of sklearn's own; bigger forests keep sklearn's walk.
 MAX_NODES = 4_000_000
+# Rows per call of the load-time comparison with sklearn at the split points (the fast path's limit).
+FAST_PATH_CHECK_ROWS = 64
 
 
 class NotCompilable(Exception):
@@ -122,6 +128,44 @@ class FlatForest:
         self.n_features_in_ = n_features
         self.allow_nan = allow_nan
         self.width = width
+        # Internal nodes only (a leaf points at itself).
+        internal = self.children2[0::2] != 2 * np.arange(offset, dtype=np.intp)
+        self._check_at_split_points(estimator, self.feature2[0::2][internal], self.threshold2[0::2][internal])
+
+    def _check_at_split_points(self, estimator: Any, features: np.ndarray, thresholds: np.ndarray) -> None:
+        """Compare with the estimator itself, bit for bit, on rows made of the split points.
+
+        Every value is a threshold of its feature, that threshold rounded to float32, or one step
+        either side of either (and NaN when the trees take it): the values where a missing float32
+        cast or a reversed comparison would show. A difference means sklearn's walk is not this one.
+        """
+        rng = np.random.default_rng(0)
+        n_rows = 2 * FAST_PATH_CHECK_ROWS
+        rows = rng.normal(size=(n_rows, self.n_features_in_))
+        for j in range(self.n_features_in_):
+            points = np.unique(thresholds[features == j])
+            if len(points) == 0:
+                continue
+            points = rng.choice(points, size=min(len(points), 64), replace=False)
+            as32 = points.astype(np.float32)
+            candidates = np.concatenate([
+                points, np.nextafter(points, -np.inf), np.nextafter(points, np.inf),
+                as32, np.nextafter(as32, np.float32(-np.inf)), np.nextafter(as32, np.float32(np.inf)),
+                [np.nan] if self.allow_nan else [],
+            ]).astype(np.float64)
+            with np.errstate(over="ignore"):  # a split of missing from present values is at +inf
+                usable = np.isfinite(candidates.astype(np.float32)) | np.isnan(candidates)
+            if usable.any():
+                rows[:, j] = rng.choice(candidates[usable], size=n_rows)
+        for start in range(0, n_rows, FAST_PATH_CHECK_ROWS):
+            chunk = rows[start : start + FAST_PATH_CHECK_ROWS]
+            if self.classifier:
+                want, got = estimator.predict_proba(chunk), self.predict_proba(chunk)
+            else:
+                want, got = estimator.predict(chunk), self.predict(chunk)
+            want = np.ascontiguousarray(want, dtype=np.float64)
+            if want.shape != got.shape or want.tobytes() != np.ascontiguousarray(got).tobytes():
+                raise NotCompilable("the flat trees differ from sklearn's at the split points")
 
     def _float32_input(self, x: np.ndarray) -> np.ndarray:
         """The input as sklearn's forest sees it: cast to float32, checked for infinities (and NaN)."""
