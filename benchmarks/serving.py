@@ -1,6 +1,7 @@
 """Benchmark: ``workbench serve`` (prediction log on) against ``mlflow models serve --env-manager local``.
 
-The same HistGradientBoosting Pipeline (8 numeric + 2 categorical features) is registered in
+The same Pipeline (8 numeric + 2 categorical features; HistGradientBoosting, or with ``--family
+random_forest`` a 50-tree random forest of depth 10) is registered in
 a throw-away workbench home and served by both, each in its own process on a free port of
 127.0.0.1 with ``OMP_NUM_THREADS=1``. The same httpx client sends one-record requests, first
 over one connection (sequential), then over 8 connections (8 threads). It reports p50 and p99
@@ -8,6 +9,7 @@ latency and requests per second for each server, and the throughput ratio workbe
 
     .venv/bin/python benchmarks/serving.py --requests 2000
     .venv/bin/python benchmarks/serving.py --requests 500 --json out.json
+    .venv/bin/python benchmarks/serving.py --family random_forest --requests 500 --connections 1
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ os.environ["OMP_NUM_THREADS"] = "1"
 
 GOAL_RATIO = 2.5
 GOAL_P99_MS = 5.0
+# --family -> the model kind benchmarks/batch.py registers.
+FAMILY_KINDS = {"hist_gradient_boosting": "hgb", "random_forest": "rf"}
 
 
 def free_port() -> int:
@@ -111,12 +115,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--json", dest="json_path", default=None)
+    parser.add_argument("--family", choices=sorted(FAMILY_KINDS), default="hist_gradient_boosting")
+    parser.add_argument("--connections", default="1,8", help="comma-separated connection counts")
     args = parser.parse_args()
     from batch import FEATURES, make_frame, register, setup_home
 
     base = Path(tempfile.mkdtemp(prefix="wb-bench-serving-"))
     setup_home(base)
-    slug = register("hgb", make_frame(20_000, seed=1))
+    slug = register(FAMILY_KINDS[args.family], make_frame(20_000, seed=1))
     from workbench.settings import get_settings
 
     settings = get_settings()
@@ -139,11 +145,15 @@ def main() -> int:
          "--env-manager", "local", "-h", "127.0.0.1", "-p", str(ml_port), "-w", "1"],
         cwd=base, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
-    report: dict[str, Any] = {"requests": args.requests}
+    report: dict[str, Any] = {"requests": args.requests, "family": args.family}
     try:
         wait_ready(f"http://127.0.0.1:{wb_port}/health", workbench)
         wait_ready(f"http://127.0.0.1:{ml_port}/ping", mlflow_server)
-        for connections in (1, 8):
+        path = httpx.get(f"http://127.0.0.1:{wb_port}/health", headers=auth).json().get("predict_path", {})
+        report["predict_path"] = path
+        print(f"{args.family}: small inputs take the {path.get('small_inputs')} path ({path.get('reason')})",
+              flush=True)
+        for connections in (int(c) for c in args.connections.split(",") if c.strip()):
             wb = measure(f"http://127.0.0.1:{wb_port}/predict", record, requests=args.requests,
                          connections=connections, headers=auth)
             ml = measure(f"http://127.0.0.1:{ml_port}/invocations", {"dataframe_records": [record]},

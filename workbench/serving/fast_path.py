@@ -5,7 +5,9 @@ time on per-call checks (column names, dtypes, pandas-to-numpy copies) rather th
 arithmetic: about 2-3 ms per call against well under 0.1 ms of actual work. For the
 handful of records a web request or a stream micro-batch carries, :func:`compile_pipeline`
 turns the fitted preprocessing into plain numpy and dict operations that produce the same
-design matrix, and hands that matrix to the Pipeline's own final estimator.
+design matrix, and hands that matrix to the Pipeline's own final estimator, or to its trees
+walked as flat arrays for HistGradientBoosting, random forests and extra trees
+(:mod:`workbench.serving._trees`; forests are checked bit for bit at load time).
 
 It compiles only what it knows exactly, the transformers
 :func:`workbench.data.preprocessing.build_preprocessor` builds and a few equivalent ones:
@@ -34,7 +36,11 @@ from typing import Any
 
 import numpy as np
 
+from workbench.serving._trees import FlatForest, NotCompilable, forest_types
 from workbench.serving.signature import InputColumn
+
+__all__ = ["FAST_PATH_MAX_ROWS", "CompiledPipeline", "NotCompilable", "compile_pipeline", "outputs_agree",
+           "outputs_identical", "probe_records"]
 
 # Only frames up to this many rows take the compiled path; bigger ones (batch chunks) keep
 # the Pipeline, whose vectorised transform wins once the per-call overhead is amortised.
@@ -42,10 +48,6 @@ FAST_PATH_MAX_ROWS = 64
 NUMERIC_KINDS = ("integer", "number", "boolean")
 # A value no fitted encoder has seen (probes the encoder's handling of unknown categories).
 _UNSEEN = "\x00workbench-unseen-category\x00"
-
-
-class NotCompilable(Exception):
-    """The pipeline uses something the fast path does not reproduce exactly (the message says what)."""
 
 
 def _is_missing(value: Any) -> bool:
@@ -191,14 +193,16 @@ class _HistGradientBoostingForest:
 
 
 def _compile_estimator(estimator: Any) -> tuple[Any, str]:
-    """The estimator to call on the compiled matrix: a flat HistGradientBoosting forest, or itself."""
+    """The estimator to call on the compiled matrix: flat trees (gradient boosting, forests), or itself."""
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
-    if type(estimator) in (HistGradientBoostingClassifier, HistGradientBoostingRegressor):
-        try:
+    try:
+        if type(estimator) in (HistGradientBoostingClassifier, HistGradientBoostingRegressor):
             return _HistGradientBoostingForest(estimator), "flat HistGradientBoosting trees"
-        except NotCompilable as exc:
-            return estimator, f"the estimator itself ({exc})"
+        if type(estimator) in forest_types():
+            return FlatForest(estimator), f"flat {type(estimator).__name__} trees (checked bit for bit)"
+    except NotCompilable as exc:
+        return estimator, f"the estimator itself ({exc})"
     return estimator, "the estimator itself"
 
 
@@ -516,3 +520,21 @@ def outputs_agree(expected: tuple[np.ndarray, np.ndarray | None], got: tuple[np.
     if want_pred.dtype.kind in "fc":
         return bool(np.allclose(want_pred, got_pred.astype(want_pred.dtype), rtol=1e-9, atol=1e-12, equal_nan=True))
     return bool(np.array_equal(want_pred, got_pred))
+
+
+def outputs_identical(expected: tuple[np.ndarray, np.ndarray | None],
+                      got: tuple[np.ndarray, np.ndarray | None]) -> bool:
+    """True when predictions and probabilities are the same numbers, bit for bit (flat forests)."""
+    for want, have in zip(expected, got, strict=True):
+        if (want is None) != (have is None):
+            return False
+        if want is None or have is None:
+            continue
+        if want.shape != have.shape or want.dtype != have.dtype:
+            return False
+        if want.dtype.kind in "fc":
+            if np.ascontiguousarray(want).tobytes() != np.ascontiguousarray(have).tobytes():
+                return False
+        elif not np.array_equal(want, have):
+            return False
+    return True

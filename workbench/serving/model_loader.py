@@ -33,6 +33,7 @@ from workbench.serving.fast_path import (
     NotCompilable,
     compile_pipeline,
     outputs_agree,
+    outputs_identical,
     probe_records,
 )
 from workbench.serving.signature import (
@@ -230,7 +231,9 @@ class ServedModel:
         records = probe_records(self.columns, self.pipeline)
         self.fast = compiled
         try:
-            mismatch = self._first_mismatch(records, outputs_agree)
+            # Flat forests promise sklearn's numbers exactly: anything less and the Pipeline serves.
+            exact = bool(getattr(compiled.estimator, "exact", False))
+            mismatch = self._first_mismatch(records, outputs_identical if exact else outputs_agree)
         except Exception as exc:  # the check itself failed: do not trust the compiled path
             mismatch = f"the probe records ({type(exc).__name__}: {exc})"
         finally:
