@@ -1,5 +1,5 @@
 """The Monitoring page in AppTest: window choice, Run check, the report as plotly specs, history with
-thresholds, Acknowledge an alert, thresholds saved as an ML Canvas revision, the Evidently download."""
+thresholds, Acknowledge an alert, thresholds saved as an ML Canvas revision, the Evidently download in one click."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from tests.helpers.app_pages import button, open_page
+from tests.helpers.app_pages import button, open_page, record_downloads
 from tests.helpers.processes import job_row, poll
 from tests.helpers.registered_model import (
     FEATURES,
@@ -195,18 +195,26 @@ def test_thresholds_are_saved_as_a_canvas_revision(setup: dict[str, Any]) -> Non
         assert project_config(session, project=get_project(session, slug=setup["slug"])).retrain_policy == "manual"
 
 
-def test_evidently_report_is_a_download(setup: dict[str, Any]) -> None:
+def test_evidently_report_is_a_one_click_download(setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    download = record_downloads(monkeypatch)
     at = _app(setup["slug"])
     at.number_input(key="monitoring.window_records").set_value(100).run()
     button(at, "Run check").click().run()
     assert not at.exception, at.exception
-    assert any(b.label == "Prepare Evidently report (HTML)" for b in at.button), (
-        [e.value for e in at.error], [c.value for c in at.caption], [w.value for w in at.warning])
-    button(at, "Prepare Evidently report (HTML)").click().run()
-    assert not at.exception, at.exception
+    # No "Prepare" step: the download buttons are there as soon as the report is shown.
+    assert not any("Prepare" in b.label for b in at.button)
     downloads = at.get("download_button")
-    assert downloads, "no download button"
+    assert downloads, ([e.value for e in at.error], [c.value for c in at.caption], [w.value for w in at.warning])
     assert not at.get("iframe")
+    with session_scope() as session:
+        report = session.scalars(select(MonitoringReport).order_by(MonitoringReport.id.desc())).first()
+        sections = report.summary.get("evidently_sections") or ["data"]
+    assert [d.proto.label for d in downloads] == [f"Download Evidently {s} report (HTML)" for s in sections]
+    # The one click downloads what the button's callable renders: Evidently's standalone HTML of the report.
+    file_name, html = download(downloads[0])
+    assert file_name == f"monitoring-report-{report.id}-{sections[0]}.html"
+    assert html.lstrip().lower().startswith("<!doctype html")
+    assert all(f"Value Drift for column {column}" in html for column in FEATURES)  # Evidently's per-column widgets
 
 
 def test_home_lists_open_alerts_with_a_link(setup: dict[str, Any]) -> None:
