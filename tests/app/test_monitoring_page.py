@@ -169,6 +169,52 @@ def test_run_check_draws_native_charts_opens_alert_and_acknowledges(setup: dict[
     assert any("acknowledged" in s.value for s in at.success)
 
 
+def test_test_suite_and_per_column_drift_detail(setup: dict[str, Any]) -> None:
+    at = _app(setup["slug"])
+    at.radio(key="monitoring.window_kind").set_value("Last N records").run()
+    at.number_input(key="monitoring.window_records").set_value(120).run()
+    at.checkbox(key="monitoring.with_evidently").set_value(False).run()
+    button(at, "Run check").click().run()
+    assert not at.exception, at.exception
+    with session_scope() as session:
+        report = session.scalars(select(MonitoringReport).order_by(MonitoringReport.id.desc())).first()
+        summary, report_id = report.summary, report.id
+    assert report.window["spec"] == "120"
+
+    # The test suite: each check and each column's drift test, with its condition, value and verdict.
+    suite = next(df.value for df in at.dataframe if "condition" in df.value.columns)
+    rows = {r["test"]: r for r in suite.to_dict("records")}
+    checks = {c["check"]: c for c in summary["checks"]}
+    assert list(rows)[:3] == ["drift", "quality", "latency"]
+    assert rows["drift"]["condition"] == f"share of drifted columns < {checks['drift']['threshold']:g}"
+    assert rows["drift"]["value"] == pytest.approx(checks["drift"]["value"]) and rows["drift"]["status"] == "fail"
+    assert rows["latency"]["status"] == checks["latency"]["status"]
+    columns = {c["column"]: c for c in summary["drift"]["columns"]}
+    for name, column in columns.items():
+        row = rows[f"drift · {name}"]
+        assert row["value"] == pytest.approx(column["statistic"]) and row["threshold"] == column["threshold"]
+        assert row["status"] == ("fail" if column["drifted"] else "pass")
+
+    # Per-column detail: pick a column, see reference vs current with its test, statistic and threshold.
+    picker = at.selectbox(key=f"monitoring.drift_column_{report_id}")
+    picker.set_value("plan").run()
+    assert not at.exception, at.exception
+    detail = next(f for f in _figures(at) if _title(f).startswith("plan: "))
+    plan = columns["plan"]
+    assert _title(detail) == (f"plan: {plan['stattest_label']} = {plan['statistic']:.4g} "
+                              f"(threshold {plan['threshold']:g}) · drifted")
+    bars = {t["name"]: dict(zip(t["x"], t["y"], strict=True)) for t in detail["data"]}
+    assert bars["current"]["pro"] == 1.0  # every logged request was on the pro plan
+    assert 0 < bars["reference"]["pro"] < 1 and sum(bars["reference"].values()) == pytest.approx(1.0)
+    at.selectbox(key=f"monitoring.drift_column_{report_id}").set_value("age").run()
+    age = next(f for f in _figures(at) if _title(f).startswith("age: "))
+    traces = {t["name"]: t for t in age["data"]}
+    assert list(traces["reference"]["x"]) == list(traces["current"]["x"])  # the same bins
+    centres = np.array(traces["current"]["x"])
+    assert 60 <= float(np.dot(centres, traces["current"]["y"])) <= 90  # the drifted ages: 60 to 90
+    assert any(c.value.startswith(f"Test: {columns['age']['stattest_label']} on ") for c in at.caption)
+
+
 def test_thresholds_are_saved_as_a_canvas_revision(setup: dict[str, Any]) -> None:
     from workbench.design.project_config import project_config
     from workbench.projects import get_project

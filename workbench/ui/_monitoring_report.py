@@ -70,11 +70,47 @@ def _reference(project_slug: str, alias: str, version: str) -> pd.DataFrame | No
         return None
 
 
+def suite_section(report: dict[str, Any]) -> None:
+    """The report as a test suite: each check and each column's drift test, its condition, value and verdict."""
+    from workbench.monitoring import views
+
+    table = views.suite_table(report["summary"])
+    table.insert(0, "", [STATUS_ICONS.get(s, "") for s in table["status"]])
+    st.dataframe(table, hide_index=True, key=key(PAGE, f"suite_{report['id']}"),
+                 column_config={"": st.column_config.TextColumn(width="small"),
+                                "value": st.column_config.NumberColumn(format="%.4g"),
+                                "threshold": st.column_config.NumberColumn(format="%g")})
+
+
+def drift_detail(report: dict[str, Any], reference: pd.DataFrame | None, log: pd.DataFrame) -> None:
+    """One column at a time: reference vs current, with its test, statistic and threshold."""
+    from workbench.monitoring import views
+
+    columns = {c["column"]: c for c in (report["summary"].get("drift") or {}).get("columns", [])}
+    if not columns:
+        return
+    chosen = st.selectbox("Column", list(columns), key=key(PAGE, f"drift_column_{report['id']}"),
+                          format_func=lambda c: f"{c} · {'drifted' if columns[c]['drifted'] else 'no drift'}")
+    column = columns[chosen]
+    ref = reference[chosen] if reference is not None and chosen in reference.columns else None
+    st.plotly_chart(views.column_drift_figure(ref, views.log_column(log, chosen), column),
+                    key=key(PAGE, f"drift_detail_{report['id']}"))
+    st.caption(f"Test: {column.get('stattest_label') or column['stattest']} on {column['n_reference']} reference "
+               f"and {column['n_current']} current rows; passes when {views.drift_condition(column)}.")
+
+
 def report_section(project: Project, report: dict[str, Any]) -> None:
-    """Drift table and chart, prediction drift, data quality, quality metrics, Evidently download."""
+    """Test suite, drift table, chart and per-column detail, prediction drift, data quality, quality metrics,
+    Evidently download."""
     from workbench.monitoring import views
 
     summary = report["summary"]
+    log = _report_log(project, report)
+    reference_info = summary.get("reference") or {}
+    reference = _reference(project.slug, reference_info.get("alias", "champion"),
+                           str(reference_info.get("model_version", "")))
+    st.markdown("**Test suite**")
+    suite_section(report)
     drift = summary.get("drift") or {}
     st.markdown(
         f"**Data drift**: {drift.get('n_drifted', 0)} of {drift.get('n_columns', 0)} columns drifted "
@@ -86,6 +122,7 @@ def report_section(project: Project, report: dict[str, Any]) -> None:
         st.plotly_chart(views.drift_figure(summary), key=key(PAGE, f"drift_fig_{report['id']}"))
         st.dataframe(table, hide_index=True, key=key(PAGE, f"drift_table_{report['id']}"),
                      column_config={"statistic": st.column_config.NumberColumn(format="%.4f")})
+        drift_detail(report, reference, log)
     for skipped in drift.get("skipped") or []:
         st.caption(f"Not tested: {skipped['column']} ({skipped['reason']})")
     if summary.get("missing_features"):
@@ -93,10 +130,6 @@ def report_section(project: Project, report: dict[str, Any]) -> None:
 
     st.markdown("**Prediction drift**")
     st.caption(views.prediction_drift_text(summary))
-    log = _report_log(project, report)
-    reference_info = summary.get("reference") or {}
-    reference = _reference(project.slug, reference_info.get("alias", "champion"),
-                           str(reference_info.get("model_version", "")))
     st.plotly_chart(views.prediction_figure(reference, log, task_type=project.task_type),
                     key=key(PAGE, f"pred_fig_{report['id']}"))
 
