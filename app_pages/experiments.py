@@ -26,4 +26,4 @@ with shown_errors():
     st.subheader("Charts")
     ui.charts(project, query)
     ui.compare(project, rows)
-    ui.run_view(project, rows)
+    ui.run_view(project, rows, digest)

@@ -329,7 +329,16 @@ def charts(project: Project, query: Query) -> None:
 MAX_HISTORY_CHARTS = 8
 
 
-def run_view(project: Project, rows: list[dict[str, Any]]) -> None:
+@st.cache_data(show_spinner=False, max_entries=16)
+def _run_detail(run_id: str, digest: str) -> tuple[Any, pd.DataFrame]:
+    """The run and its metric histories (cached until the projection's digest moves: a run changed)."""
+    from workbench.experiments import run_detail as detail
+
+    run = detail.run_detail(run_id)
+    return run, detail.metric_histories(run_id, sorted(run.metrics))
+
+
+def run_view(project: Project, rows: list[dict[str, Any]], digest: str) -> None:
     """Pick a run: its params, latest metrics, metric histories as step charts, tags and artifacts to download."""
     from functools import partial
 
@@ -343,18 +352,17 @@ def run_view(project: Project, rows: list[dict[str, Any]]) -> None:
         return
     run_id = st.selectbox("Run", list(labels), format_func=lambda r: labels.get(r, r), key=key(PAGE, "detail_run"))
     settings = get_settings()
-    run = detail.run_detail(run_id, settings=settings)
+    run, history = _run_detail(run_id, digest)
     link = mlflow_ui_link(settings, run.experiment_id, run.run_id)
     st.markdown(f"**{run.run_name or run.run_id}** · `{run.run_id}` · {run.status}"
                 + (f" · [open in MLflow]({link})" if link else ""))
     params, metrics = st.columns(2)
     with params:
-        st.markdown("**Parameters**")
+        st.markdown("**Params**")
         st.dataframe(run.params_frame(), hide_index=True, key=key(PAGE, "detail_params"))
     with metrics:
         st.markdown("**Metrics** (latest value)")
         st.dataframe(run.metrics_frame(), hide_index=True, key=key(PAGE, "detail_metrics"))
-    history = detail.metric_histories(run.run_id, sorted(run.metrics), settings=settings)
     stepped = detail.stepped_metrics(history)
     if stepped:
         st.markdown("**Metric history**")
