@@ -1,5 +1,5 @@
-"""The Monitoring page's report: check statuses, drift, prediction drift, data and model quality,
-and Evidently's HTML as a one-click download."""
+"""The Monitoring page's report: check statuses, the test suite, drift with a per-column detail,
+prediction drift, data and model quality, and Evidently's HTML as a one-click download."""
 
 from __future__ import annotations
 

@@ -14,13 +14,13 @@ import streamlit as st
 from workbench.db import session_scope
 from workbench.db.models import Project
 from workbench.ui import context
+from workbench.ui._monitoring_report import PAGE as PAGE
 from workbench.ui._monitoring_report import STATUS_ICONS as STATUS_ICONS
 from workbench.ui._monitoring_report import checks_section as checks_section
 from workbench.ui._monitoring_report import report_section as report_section
 from workbench.ui.context import display_name, key
 from workbench.ui.pages import page_link
 
-PAGE = "monitoring"
 WINDOW_KINDS = ("Last N records", "Last N hours", "Date range")
 # A records window up to this size is checked in the page; larger windows run as a job.
 INLINE_MAX_RECORDS = 5000
