@@ -195,7 +195,10 @@ def test_test_suite_and_per_column_drift_detail(setup: dict[str, Any]) -> None:
         assert row["value"] == pytest.approx(column["statistic"]) and row["threshold"] == column["threshold"]
         assert row["status"] == ("fail" if column["drifted"] else "pass")
 
-    # Per-column detail: pick a column, see reference vs current with its test, statistic and threshold.
+    # Per-column detail: a drifted column is shown first; pick another, see reference vs current with its test,
+    # statistic and threshold.
+    shown = next(f for f in _figures(at) if "(threshold " in _title(f))
+    assert _title(shown).endswith("· drifted")
     picker = at.selectbox(key=f"monitoring.drift_column_{report_id}")
     picker.set_value("plan").run()
     assert not at.exception, at.exception

@@ -179,6 +179,8 @@ def comparison_table(result: dict[str, Any]) -> pd.DataFrame:
 _PASS_CONDITIONS = {"distance": "{label} < {threshold:g}", "p_value_le": "{label} > {threshold:g}",
                     "p_value_lt": "{label} ≥ {threshold:g}"}
 HISTOGRAM_BINS = 20
+REFERENCE_COLOUR = "#90a4ae"
+CURRENT_COLOUR = "#1565c0"
 
 
 def log_column(log: pd.DataFrame, column: str) -> pd.Series:
@@ -221,6 +223,7 @@ def column_drift_figure(reference: pd.Series | None, current: pd.Series, column:
 
     figure = go.Figure()
     samples = [("reference", reference), ("current", current)]
+    colours = {"reference": REFERENCE_COLOUR, "current": CURRENT_COLOUR}
     if column["kind"] == "numerical":
         numbers = {name: _numeric(values) for name, values in samples if values is not None}
         pooled = np.concatenate([v.to_numpy() for v in numbers.values()]) if numbers else np.array([])
@@ -229,15 +232,16 @@ def column_drift_figure(reference: pd.Series | None, current: pd.Series, column:
         for name, values in numbers.items():
             counts, _ = np.histogram(values.to_numpy(), bins=edges)
             shares = counts / counts.sum() if counts.sum() else counts.astype(float)
-            figure.add_bar(x=centres, y=shares.tolist(), name=name, width=float(edges[1] - edges[0]), opacity=0.6,
-                           hovertemplate="%{x:.4g}: %{y:.1%}<extra>" + name + "</extra>")
+            figure.add_bar(x=centres, y=shares.tolist(), name=name, width=float(edges[1] - edges[0]), opacity=0.55,
+                           marker_color=colours[name], hovertemplate="%{x:.4g}: %{y:.1%}<extra>" + name + "</extra>")
         figure.update_layout(barmode="overlay", xaxis_title=column["column"], yaxis_title="share of rows")
     else:
         shares = {name: values.dropna().map(str).value_counts(normalize=True)
                   for name, values in samples if values is not None}
         categories = sorted(set().union(*(s.index for s in shares.values()))) if shares else []
         for name, share in shares.items():
-            figure.add_bar(x=categories, y=[float(share.get(c, 0.0)) for c in categories], name=name)
+            figure.add_bar(x=categories, y=[float(share.get(c, 0.0)) for c in categories], name=name,
+                           marker_color=colours[name])
         figure.update_layout(barmode="group", xaxis_title=column["column"], yaxis_title="share of rows")
     figure.update_layout(title=column_drift_title(column), height=340)
     return figure

@@ -74,11 +74,8 @@ def suite_section(report: dict[str, Any]) -> None:
     """The report as a test suite: each check and each column's drift test, its condition, value and verdict."""
     from workbench.monitoring import views
 
-    table = views.suite_table(report["summary"])
-    table.insert(0, "", [STATUS_ICONS.get(s, "") for s in table["status"]])
-    st.dataframe(table, hide_index=True, key=key(PAGE, f"suite_{report['id']}"),
-                 column_config={"": st.column_config.TextColumn(width="small"),
-                                "value": st.column_config.NumberColumn(format="%.4g"),
+    st.dataframe(views.suite_table(report["summary"]), hide_index=True, key=key(PAGE, f"suite_{report['id']}"),
+                 column_config={"value": st.column_config.NumberColumn(format="%.4g"),
                                 "threshold": st.column_config.NumberColumn(format="%g")})
 
 
@@ -86,7 +83,9 @@ def drift_detail(report: dict[str, Any], reference: pd.DataFrame | None, log: pd
     """One column at a time: reference vs current, with its test, statistic and threshold."""
     from workbench.monitoring import views
 
-    columns = {c["column"]: c for c in (report["summary"].get("drift") or {}).get("columns", [])}
+    tested = (report["summary"].get("drift") or {}).get("columns", [])
+    # The drifted columns first: they are the ones to look at.
+    columns = {c["column"]: c for c in sorted(tested, key=lambda c: not c["drifted"])}
     if not columns:
         return
     chosen = st.selectbox("Column", list(columns), key=key(PAGE, f"drift_column_{report['id']}"),

@@ -69,6 +69,7 @@ def test_numerical_detail_shares_the_bins_and_names_the_test() -> None:
     figure = views.column_drift_figure(summary["reference"]["fee"], summary["current"]["fee"], fee).to_dict()
     reference, current = figure["data"]
     assert (reference["name"], current["name"]) == ("reference", "current")
+    assert reference["marker"]["color"] != current["marker"]["color"]  # overlaid: told apart by colour
     assert list(reference["x"]) == list(current["x"]) and len(reference["x"]) == views.HISTOGRAM_BINS
     assert sum(reference["y"]) == pytest.approx(1.0) and sum(current["y"]) == pytest.approx(1.0)
     # The reference sits around 50, the current around 80: their mass is in different bins.
