@@ -91,6 +91,7 @@ def edf_figure(trials: Iterable[Any], *, metric: str, direction: str | None = No
     figure.update_layout(
         title=f"Empirical distribution of {label} per family (CV; better to the {better})",
         xaxis_title=label, yaxis_title="share of trials ≤ value", yaxis={"range": [0, 1.05]}, height=340,
+        showlegend=True,  # the family is named even when the study tried only one
         margin={"t": 50, "b": 40},
     )
     return figure

@@ -66,6 +66,6 @@ def test_edf_is_the_share_of_completed_trials_at_most_each_value_per_family(tria
     assert set(lines) == {"knn", "logreg"}
     assert list(lines["knn"]["x"]) == [0.60, 0.70] and list(lines["knn"]["y"]) == [0.5, 1.0]
     assert lines["knn"]["line"]["shape"] == "hv"  # a step function
-    assert "better to the right" in figure["layout"]["title"]["text"]
+    assert "better to the right" in figure["layout"]["title"]["text"] and figure["layout"]["showlegend"]
     minimise = edf_figure(trials, metric="rmse", direction="minimize").to_dict()
     assert "better to the left" in minimise["layout"]["title"]["text"]
