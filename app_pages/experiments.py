@@ -1,4 +1,5 @@
-"""Experiments: every run of the project (baselines, trials, best models, retrains), filtered, charted and compared."""
+"""Experiments: every run of the project (baselines, trials, best models, retrains), filtered, charted, compared,
+and one run in detail."""
 
 import streamlit as st
 
@@ -25,3 +26,4 @@ with shown_errors():
     st.subheader("Charts")
     ui.charts(project, query)
     ui.compare(project, rows)
+    ui.run_view(project, rows, digest)

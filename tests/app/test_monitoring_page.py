@@ -1,5 +1,5 @@
 """The Monitoring page in AppTest: window choice, Run check, the report as plotly specs, history with
-thresholds, Acknowledge an alert, thresholds saved as an ML Canvas revision, the Evidently download."""
+thresholds, Acknowledge an alert, thresholds saved as an ML Canvas revision, the Evidently download in one click."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from tests.helpers.app_pages import button, open_page
+from tests.helpers.app_pages import button, open_page, record_downloads
 from tests.helpers.processes import job_row, poll
 from tests.helpers.registered_model import (
     FEATURES,
@@ -169,6 +169,55 @@ def test_run_check_draws_native_charts_opens_alert_and_acknowledges(setup: dict[
     assert any("acknowledged" in s.value for s in at.success)
 
 
+def test_test_suite_and_per_column_drift_detail(setup: dict[str, Any]) -> None:
+    at = _app(setup["slug"])
+    at.radio(key="monitoring.window_kind").set_value("Last N records").run()
+    at.number_input(key="monitoring.window_records").set_value(120).run()
+    at.checkbox(key="monitoring.with_evidently").set_value(False).run()
+    button(at, "Run check").click().run()
+    assert not at.exception, at.exception
+    with session_scope() as session:
+        report = session.scalars(select(MonitoringReport).order_by(MonitoringReport.id.desc())).first()
+        summary, report_id = report.summary, report.id
+    assert report.window["spec"] == "120"
+
+    # The test suite: each check and each column's drift test, with its condition, value and verdict.
+    suite = next(df.value for df in at.dataframe if "condition" in df.value.columns)
+    rows = {r["test"]: r for r in suite.to_dict("records")}
+    checks = {c["check"]: c for c in summary["checks"]}
+    assert list(rows)[:3] == ["drift", "quality", "latency"]
+    assert rows["drift"]["condition"] == f"share of drifted columns < {checks['drift']['threshold']:g}"
+    assert rows["drift"]["value"] == pytest.approx(checks["drift"]["value"]) and rows["drift"]["status"] == "fail"
+    assert rows["latency"]["status"] == checks["latency"]["status"]
+    columns = {c["column"]: c for c in summary["drift"]["columns"]}
+    for name, column in columns.items():
+        row = rows[f"drift · {name}"]
+        assert row["value"] == pytest.approx(column["statistic"]) and row["threshold"] == column["threshold"]
+        assert row["status"] == ("fail" if column["drifted"] else "pass")
+
+    # Per-column detail: a drifted column is shown first; pick another, see reference vs current with its test,
+    # statistic and threshold.
+    shown = next(f for f in _figures(at) if "(threshold " in _title(f))
+    assert _title(shown).endswith("· drifted")
+    picker = at.selectbox(key=f"monitoring.drift_column_{report_id}")
+    picker.set_value("plan").run()
+    assert not at.exception, at.exception
+    detail = next(f for f in _figures(at) if _title(f).startswith("plan: "))
+    plan = columns["plan"]
+    assert _title(detail) == (f"plan: {plan['stattest_label']} = {plan['statistic']:.4g} "
+                              f"(threshold {plan['threshold']:g}) · drifted")
+    bars = {t["name"]: dict(zip(t["x"], t["y"], strict=True)) for t in detail["data"]}
+    assert bars["current"]["pro"] == 1.0  # every logged request was on the pro plan
+    assert 0 < bars["reference"]["pro"] < 1 and sum(bars["reference"].values()) == pytest.approx(1.0)
+    at.selectbox(key=f"monitoring.drift_column_{report_id}").set_value("age").run()
+    age = next(f for f in _figures(at) if _title(f).startswith("age: "))
+    traces = {t["name"]: t for t in age["data"]}
+    assert list(traces["reference"]["x"]) == list(traces["current"]["x"])  # the same bins
+    centres = np.array(traces["current"]["x"])
+    assert 60 <= float(np.dot(centres, traces["current"]["y"])) <= 90  # the drifted ages: 60 to 90
+    assert any(c.value.startswith(f"Test: {columns['age']['stattest_label']} on ") for c in at.caption)
+
+
 def test_thresholds_are_saved_as_a_canvas_revision(setup: dict[str, Any]) -> None:
     from workbench.design.project_config import project_config
     from workbench.projects import get_project
@@ -195,18 +244,26 @@ def test_thresholds_are_saved_as_a_canvas_revision(setup: dict[str, Any]) -> Non
         assert project_config(session, project=get_project(session, slug=setup["slug"])).retrain_policy == "manual"
 
 
-def test_evidently_report_is_a_download(setup: dict[str, Any]) -> None:
+def test_evidently_report_is_a_one_click_download(setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    download = record_downloads(monkeypatch)
     at = _app(setup["slug"])
     at.number_input(key="monitoring.window_records").set_value(100).run()
     button(at, "Run check").click().run()
     assert not at.exception, at.exception
-    assert any(b.label == "Prepare Evidently report (HTML)" for b in at.button), (
-        [e.value for e in at.error], [c.value for c in at.caption], [w.value for w in at.warning])
-    button(at, "Prepare Evidently report (HTML)").click().run()
-    assert not at.exception, at.exception
+    # No "Prepare" step: the download buttons are there as soon as the report is shown.
+    assert not any("Prepare" in b.label for b in at.button)
     downloads = at.get("download_button")
-    assert downloads, "no download button"
+    assert downloads, ([e.value for e in at.error], [c.value for c in at.caption], [w.value for w in at.warning])
     assert not at.get("iframe")
+    with session_scope() as session:
+        report = session.scalars(select(MonitoringReport).order_by(MonitoringReport.id.desc())).first()
+        sections = report.summary.get("evidently_sections") or ["data"]
+    assert [d.proto.label for d in downloads] == [f"Download Evidently {s} report (HTML)" for s in sections]
+    # The one click downloads what the button's callable renders: Evidently's standalone HTML of the report.
+    file_name, html = download(downloads[0])
+    assert file_name == f"monitoring-report-{report.id}-{sections[0]}.html"
+    assert html.lstrip().lower().startswith("<!doctype html")
+    assert all(f"Value Drift for column {column}" in html for column in FEATURES)  # Evidently's per-column widgets
 
 
 def test_home_lists_open_alerts_with_a_link(setup: dict[str, Any]) -> None:

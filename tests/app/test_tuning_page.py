@@ -157,3 +157,40 @@ def test_the_result_compares_holdout_with_holdout_and_states_the_uplift_rule(wor
     assert f"Holdout balanced_accuracy **{holdout:.4f}**" in text and f"**{bar['value']:.4f}**" in text
     assert "same holdout" in text and f"relative uplift **{uplift:+.2%}**" in text
     assert "passes" in text and "Rule: a relative uplift (value − bar) / |bar| of at least 1.00%" in text
+
+
+def test_trials_are_shown_as_an_edf_and_a_table(workbench_home: Path) -> None:
+    """The EDF of the objective per family and the trial table (state, duration, params, attributes)."""
+    from tests.helpers.jobs import run_job_ok
+    from workbench.settings import get_settings
+    from workbench.training.optuna_storage import load_study
+
+    slug = _project(workbench_home, name="Tuning trials")
+    result = run_job_ok(slug, "train", {"models": ["knn", "linear"], "n_trials": 6, "folds": 2,
+                                        "seed": 4})["result"]
+    study = load_study(result["study"], settings=get_settings())
+    assert study is not None
+    trials = [t for t in study.get_trials() if not t.user_attrs.get("workbench.surplus")]
+    at = _app(slug)
+    assert not at.exception, at.exception
+
+    edf = next(c for c in _charts(at) if c["layout"]["title"]["text"].startswith("Empirical distribution"))
+    expected: dict[str, list[float]] = {}
+    for trial in trials:
+        if trial.state.name == "COMPLETE":
+            expected.setdefault(trial.user_attrs["family"], []).append(trial.value)
+    lines = {t["name"]: t for t in edf["data"]}
+    assert set(lines) == set(expected)
+    for family, values in expected.items():
+        assert list(lines[family]["x"]) == sorted(values)
+        assert list(lines[family]["y"]) == [(i + 1) / len(values) for i in range(len(values))]
+
+    table = next(df.value for df in at.dataframe if "state" in df.value.columns and "user_attrs" in df.value.columns)
+    assert table["number"].tolist() == [t.number for t in trials]
+    assert table["state"].tolist() == [t.state.name for t in trials]
+    durations = [(t.datetime_complete - t.datetime_start).total_seconds() for t in trials]
+    assert table["duration (s)"].tolist() == [round(d, 3) for d in durations]
+    first = trials[0]
+    assert all(f"{name}=" in table.loc[0, "params"] for name in first.params)
+    assert "cv_mean=" in table.loc[0, "user_attrs"] and "worker=" in table.loc[0, "user_attrs"]
+    assert table["family"].tolist() == [t.user_attrs.get("family", "") for t in trials]

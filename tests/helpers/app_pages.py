@@ -1,9 +1,12 @@
-"""Opening one page of the app in Streamlit's AppTest with a project chosen, as the shell does."""
+"""Opening one page of the app in Streamlit's AppTest with a project chosen, as the shell does; what a
+deferred download button hands out."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
+from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 
@@ -20,3 +23,31 @@ def open_page(page: str, slug: str, *, timeout: float, state: dict[str, Any] | N
 def button(at: AppTest, label: str) -> Any:
     """The page's button labelled ``label``."""
     return next(b for b in at.button if b.label == label)
+
+
+class _RecordingMediaFiles(MediaFileManager):
+    """AppTest's media file manager, also keeping each deferred download's callable by its file id."""
+
+    deferred: ClassVar[dict[str, tuple[str | None, Callable[[], Any]]]] = {}
+
+    def add_deferred(self, callable_: Any, *args: Any, **kwargs: Any) -> str:
+        file_id = super().add_deferred(callable_, *args, **kwargs)
+        _RecordingMediaFiles.deferred[file_id] = (kwargs.get("file_name"), callable_)
+        return file_id
+
+
+def record_downloads(monkeypatch: Any) -> Callable[[Any], tuple[str | None, Any]]:
+    """Make AppTest keep the callables of download buttons whose ``data`` is a callable.
+
+    Returns ``download(element)``: what clicking that download button hands the browser, ``(file name,
+    content)``, the content being the callable's result as Streamlit's server produces it on the click.
+    """
+    import streamlit.testing.v1.app_test as app_test
+
+    monkeypatch.setattr(app_test, "MediaFileManager", _RecordingMediaFiles)
+
+    def download(element: Any) -> tuple[str | None, Any]:
+        file_name, produce = _RecordingMediaFiles.deferred[element.proto.deferred_file_id]
+        return file_name, produce()
+
+    return download

@@ -2,7 +2,8 @@
 
 Modules: ``runs`` (query the projection, saved views, compare runs; ``sync_runs`` re-exported),
 ``_sync`` (keeping the projection exact through :func:`workbench.tracking.open_run_source`),
-``run_filter`` (the filter language, compiled to SQL) and ``charts``.
+``run_filter`` (the filter language, compiled to SQL), ``charts`` and ``run_detail`` (one run: params,
+metrics with their history, tags, artifacts).
 """
 
-__all__ = ["charts", "run_filter", "runs"]
+__all__ = ["charts", "run_detail", "run_filter", "runs"]

@@ -245,6 +245,16 @@ def load_snapshots(row: ReportRow) -> Any:
     return loads_report(Path(row.snapshot_path).read_bytes())
 
 
+def report_html(report_id: int, *, section: str = "data") -> str:
+    """Evidently's standalone HTML of one section of a stored report (what the download holds)."""
+    from workbench.db import session_scope
+    from workbench.monitoring.reports import evidently_html
+
+    with session_scope() as session:
+        snapshots = load_snapshots(get_report(session, report_id=report_id))
+    return evidently_html(snapshots, section=section)
+
+
 def metric_history(
     session: Session, *, deployment_id: int, metrics: list[str], since: datetime | None = None
 ) -> pd.DataFrame:

@@ -171,3 +171,116 @@ def comparison_table(result: dict[str, Any]) -> pd.DataFrame:
             f"challenger v{result.get('challenger_version')}": [challenger.get(n) for n in names],
         }
     )
+
+
+# --------------------------------------------------------------------------- per-column drift detail
+
+# How each drift rule reads as the condition a column must meet to pass (drift.StatTestSpec.rule).
+_PASS_CONDITIONS = {"distance": "{label} < {threshold:g}", "p_value_le": "{label} > {threshold:g}",
+                    "p_value_lt": "{label} ≥ {threshold:g}"}
+HISTOGRAM_BINS = 20
+REFERENCE_COLOUR = "#90a4ae"
+CURRENT_COLOUR = "#1565c0"
+
+
+def log_column(log: pd.DataFrame, column: str) -> pd.Series:
+    """A feature's values in a window of the log (``feature:<name>`` when it is named like a log column)."""
+    for name in (f"feature:{column}", column):
+        if name in log.columns:
+            return log[name]
+    return pd.Series([], dtype=object, name=column)
+
+
+def drift_condition(column: dict[str, Any]) -> str:
+    """The condition under which a column's drift test passes, e.g. ``K-S p_value > 0.05``."""
+    from workbench.monitoring.drift import STATTESTS
+
+    spec = STATTESTS[column["stattest"]]
+    return _PASS_CONDITIONS[spec.rule].format(label=spec.label, threshold=float(column["threshold"]))
+
+
+def column_drift_title(column: dict[str, Any]) -> str:
+    """The detail chart's title: the column, its test, statistic, threshold and verdict."""
+    verdict = "drifted" if column["drifted"] else "no drift"
+    return (f"{column['column']}: {column.get('stattest_label') or column['stattest']} = {column['statistic']:.4g} "
+            f"(threshold {column['threshold']:g}) · {verdict}")
+
+
+def _numeric(values: pd.Series) -> pd.Series:
+    numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+    return numbers[numbers.notna() & ~numbers.isin([float("inf"), float("-inf")])]
+
+
+def column_drift_figure(reference: pd.Series | None, current: pd.Series, column: dict[str, Any]) -> go.Figure:
+    """Reference vs current for one tested column, titled with its test, statistic and threshold.
+
+    Numerical columns: the share of each sample per bin, both on the same bins (edges from the
+    two samples together); categorical ones: the share of each value. Missing values are left
+    out, as the drift test leaves them out.
+    """
+    import numpy as np
+    import plotly.graph_objects as go
+
+    figure = go.Figure()
+    samples = [("reference", reference), ("current", current)]
+    colours = {"reference": REFERENCE_COLOUR, "current": CURRENT_COLOUR}
+    if column["kind"] == "numerical":
+        numbers = {name: _numeric(values) for name, values in samples if values is not None}
+        pooled = np.concatenate([v.to_numpy() for v in numbers.values()]) if numbers else np.array([])
+        edges = np.histogram_bin_edges(pooled, bins=HISTOGRAM_BINS) if pooled.size else np.array([0.0, 1.0])
+        centres = ((edges[:-1] + edges[1:]) / 2).tolist()
+        for name, values in numbers.items():
+            counts, _ = np.histogram(values.to_numpy(), bins=edges)
+            shares = counts / counts.sum() if counts.sum() else counts.astype(float)
+            figure.add_bar(x=centres, y=shares.tolist(), name=name, width=float(edges[1] - edges[0]), opacity=0.55,
+                           marker_color=colours[name], hovertemplate="%{x:.4g}: %{y:.1%}<extra>" + name + "</extra>")
+        figure.update_layout(barmode="overlay", xaxis_title=column["column"], yaxis_title="share of rows")
+    else:
+        shares = {name: values.dropna().map(str).value_counts(normalize=True)
+                  for name, values in samples if values is not None}
+        categories = sorted(set().union(*(s.index for s in shares.values()))) if shares else []
+        for name, share in shares.items():
+            figure.add_bar(x=categories, y=[float(share.get(c, 0.0)) for c in categories], name=name,
+                           marker_color=colours[name])
+        figure.update_layout(barmode="group", xaxis_title=column["column"], yaxis_title="share of rows")
+    figure.update_layout(title=column_drift_title(column), height=340)
+    return figure
+
+
+# --------------------------------------------------------------------------- test suite
+
+
+def _check_condition(check: dict[str, Any], thresholds: dict[str, Any]) -> str:
+    """A check's pass condition in words, from its threshold (see :mod:`workbench.monitoring.checks`)."""
+    limit = check.get("threshold")
+    if check["check"] == "drift":
+        return f"share of drifted columns < {limit:g}"
+    if check["check"] == "latency":
+        return f"latency p95 ≤ {limit:g} ms"
+    metric = thresholds.get("primary_metric", "metric")
+    if limit is None:
+        return f"{metric}: no quality floor set"
+    if thresholds.get("metric_direction", "maximize") == "minimize":
+        return f"{metric} ≤ {limit:g}"
+    return f"{metric} ≥ {limit:g}"
+
+
+def suite_table(summary: dict[str, Any]) -> pd.DataFrame:
+    """Every test of a report, as a test suite: the checks, then each column's drift test.
+
+    One row per test: its name, the condition it must meet, the value measured, the threshold,
+    and the status (``pass``/``warn``/``fail``/``skipped`` for a check, ``pass``/``fail`` for a
+    column's drift test).
+    """
+    thresholds = summary.get("thresholds") or {}
+    rows = [
+        {"test": check["check"], "condition": _check_condition(check, thresholds), "value": check.get("value"),
+         "threshold": check.get("threshold"), "status": check["status"]}
+        for check in summary.get("checks") or []
+    ]
+    rows.extend(
+        {"test": f"drift · {c['column']}", "condition": drift_condition(c), "value": c["statistic"],
+         "threshold": c["threshold"], "status": "fail" if c["drifted"] else "pass"}
+        for c in (summary.get("drift") or {}).get("columns", [])
+    )
+    return pd.DataFrame(rows, columns=["test", "condition", "value", "threshold", "status"])

@@ -8,6 +8,7 @@
 - :mod:`~workbench.training.train_jobs`: train jobs as the page, the CLI and the pipeline see them.
 - :mod:`~workbench.training.worker`: ``workbench tune-worker`` and a job's local workers.
 - :mod:`~workbench.training.trial_runs`: one MLflow child run per trial, written off the trial's path.
+- :mod:`~workbench.training.trial_views`: the trial table and the EDF plot the Tuning page shows.
 - :mod:`~workbench.training.optuna_storage`: the Optuna storage behind every study.
 - :mod:`~workbench.training.retraining`: fresh data, warm-started tuning and the champion/challenger gate.
 
@@ -24,5 +25,6 @@ __all__ = [
     "study",
     "train_jobs",
     "trial_runs",
+    "trial_views",
     "worker",
 ]

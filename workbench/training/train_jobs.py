@@ -213,15 +213,16 @@ def job_study_name(settings: Settings, job_id: str, *, project_slug: str) -> str
 def live_status(settings: Settings, job: dict[str, Any], *, project_slug: str) -> dict[str, Any]:
     """What the Tuning page shows while (and after) a train job runs, read from the Optuna storage.
 
-    Returns ``{"study", "done", "target", "best", "history" (DataFrame), "seconds_left", "direction"}``;
-    ``history`` holds every worker's finished trials. Missing study: ``done`` 0 and empty history.
+    Returns ``{"study", "done", "target", "best", "history" (DataFrame), "seconds_left", "direction",
+    "trials"}``; ``history`` holds every worker's finished trials, ``trials`` every trial (Optuna
+    ``FrozenTrial``, any state). Missing study: ``done`` 0, empty history and no trials.
     """
     from workbench.training.optuna_storage import load_study
     from workbench.training.study import FINISHED_STATES, history_frame
 
     name = (job.get("result") or {}).get("study") or job_study_name(settings, job["id"], project_slug=project_slug)
     status: dict[str, Any] = {"study": name, "done": 0, "target": None, "best": None, "history": None,
-                              "seconds_left": None, "direction": None}
+                              "seconds_left": None, "direction": None, "trials": []}
     study = load_study(name, settings=settings)
     if study is None:
         return status
@@ -229,7 +230,7 @@ def live_status(settings: Settings, job: dict[str, Any], *, project_slug: str) -
     done = sum(1 for t in trials if t.state.name in FINISHED_STATES)
     target = study.user_attrs.get(TARGET_ATTR)
     history = history_frame(study)
-    status.update(done=done, target=target, history=history, direction=study.direction.name.lower())
+    status.update(done=done, target=target, history=history, direction=study.direction.name.lower(), trials=trials)
     if not history.empty:
         status["best"] = float(history["best"].iloc[-1])
     status["seconds_left"] = _seconds_left(job, done=done, target=target, trials=trials)

@@ -6,7 +6,7 @@ Pages call these helpers; the logic they show lives in the service modules of ``
 - :mod:`~workbench.ui.shell` and ``context``: the app shell, the project picker, the current project.
 - :mod:`~workbench.ui.jobs` and ``errors``: the job-progress fragment and error display.
 - One module per page area: ``home``, ``data``, ``canvas`` (with private ``_canvas_*``), ``baselines``,
-  ``tuning``, ``experiments``, ``registry``, ``deployments``, ``monitoring``.
+  ``tuning``, ``experiments``, ``registry``, ``deployments``, ``monitoring`` (with private ``_monitoring_report``).
 """
 
 __all__ = [

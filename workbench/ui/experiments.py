@@ -323,6 +323,72 @@ def charts(project: Project, query: Query) -> None:
         _safe("fit_time", lambda: ec.fit_time_figure(frame, metric, bar=bar))
 
 
+# --------------------------------------------------------------------------- run detail
+
+# At most this many metric histories are drawn; the rest are in the metrics table.
+MAX_HISTORY_CHARTS = 8
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _run_detail(run_id: str, digest: str) -> tuple[Any, pd.DataFrame]:
+    """The run and its metric histories (cached until the projection's digest moves: a run changed)."""
+    from workbench.experiments import run_detail as detail
+
+    run = detail.run_detail(run_id)
+    return run, detail.metric_histories(run_id, sorted(run.metrics))
+
+
+def run_view(project: Project, rows: list[dict[str, Any]], digest: str) -> None:
+    """Pick a run: its params, latest metrics, metric histories as step charts, tags and artifacts to download."""
+    from functools import partial
+
+    from workbench.experiments import run_detail as detail
+    from workbench.settings import get_settings
+    from workbench.tracking import mlflow_ui_link
+
+    st.subheader("Run detail")
+    labels = {r["run_id"]: f"{r.get('run_name') or r['run_id'][:8]} · {r['run_id'][:8]}" for r in rows}
+    if not labels:
+        return
+    run_id = st.selectbox("Run", list(labels), format_func=lambda r: labels.get(r, r), key=key(PAGE, "detail_run"))
+    settings = get_settings()
+    run, history = _run_detail(run_id, digest)
+    link = mlflow_ui_link(settings, run.experiment_id, run.run_id)
+    st.markdown(f"**{run.run_name or run.run_id}** · `{run.run_id}` · {run.status}"
+                + (f" · [open in MLflow]({link})" if link else ""))
+    params, metrics = st.columns(2)
+    with params:
+        st.markdown("**Params**")
+        st.dataframe(run.params_frame(), hide_index=True, key=key(PAGE, "detail_params"))
+    with metrics:
+        st.markdown("**Metrics** (latest value)")
+        st.dataframe(run.metrics_frame(), hide_index=True, key=key(PAGE, "detail_metrics"))
+    stepped = detail.stepped_metrics(history)
+    if stepped:
+        st.markdown("**Metric history**")
+        columns = st.columns(2)
+        for index, metric in enumerate(stepped[:MAX_HISTORY_CHARTS]):
+            with columns[index % 2]:
+                st.plotly_chart(detail.metric_history_figure(history, metric),
+                                key=key(PAGE, f"detail_history_{metric}"))
+    else:
+        st.caption("Each metric of this run was logged once, so there is no history to draw.")
+    st.markdown("**Tags**")
+    st.dataframe(run.tags_frame(), hide_index=True, key=key(PAGE, "detail_tags"))
+    st.markdown(f"**Artifacts** ({len(run.artifacts)})")
+    if not run.artifacts:
+        st.caption("This run logged no artifact.")
+    for index, (path, size) in enumerate(run.artifacts):
+        st.download_button(
+            f"{path}" + (f" ({size:,} bytes)" if size is not None else ""),
+            data=partial(detail.artifact_bytes, run.run_id, path, settings=settings),
+            file_name=path.rsplit("/", 1)[-1],
+            key=key(PAGE, f"detail_artifact_{index}"),
+            icon=":material/download:",
+            on_click="ignore",
+        )
+
+
 # --------------------------------------------------------------------------- compare
 
 

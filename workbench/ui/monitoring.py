@@ -9,25 +9,21 @@ from datetime import date, timedelta
 from functools import partial
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from workbench.db import session_scope
 from workbench.db.models import Project
 from workbench.ui import context
+from workbench.ui._monitoring_report import PAGE as PAGE
+from workbench.ui._monitoring_report import STATUS_ICONS as STATUS_ICONS
+from workbench.ui._monitoring_report import checks_section as checks_section
+from workbench.ui._monitoring_report import report_section as report_section
 from workbench.ui.context import display_name, key, principal
 from workbench.ui.pages import page_link
 
-PAGE = "monitoring"
 WINDOW_KINDS = ("Last N records", "Last N hours", "Date range")
 # A records window up to this size is checked in the page; larger windows run as a job.
 INLINE_MAX_RECORDS = 5000
-STATUS_ICONS = {
-    "pass": ":material/check_circle:",
-    "warn": ":material/warning:",
-    "fail": ":material/error:",
-    "skipped": ":material/remove_circle_outline:",
-}
 
 
 def _project(session: Any, project: Project) -> Project:
@@ -181,129 +177,6 @@ def latest_report(project: Project, deployment_id: int) -> dict[str, Any] | None
         key=pick,
     )
     return by_id[chosen]
-
-
-def checks_section(report: dict[str, Any]) -> None:
-    """The check statuses as metric tiles plus the messages."""
-    summary = report["summary"]
-    checks = summary.get("checks") or []
-    st.markdown(
-        f"{STATUS_ICONS.get(report['status'], '')} Overall: **{report['status']}** · "
-        f"{summary['n_rows']} predictions, {summary['n_labelled']} labelled · window `{report['window']['spec']}`"
-    )
-    for column, check in zip(st.columns(max(1, len(checks))), checks, strict=False):
-        with column:
-            value = check.get("value")
-            st.metric(
-                f"{check['check']} · {check['status']}",
-                "—" if value is None else f"{value:.4g}",
-                help=check["message"],
-            )
-            st.caption(f"{STATUS_ICONS.get(check['status'], '')} {check['message']}")
-    for alert in summary.get("alerts") or []:
-        if alert.get("new"):
-            st.error(f"Alert #{alert['id']} ({alert['check']}): {alert['message']}", icon=":material/notifications:")
-
-
-def _report_log(project: Project, report: dict[str, Any]) -> pd.DataFrame:
-    """The rows of the prediction log the report read (its stored first and last time)."""
-    from datetime import datetime
-
-    from workbench.prediction_log import log_frame
-
-    window = report["window"]
-    since = datetime.fromisoformat(window["from"]) if window.get("from") else None
-    until = datetime.fromisoformat(window["to"]) + timedelta(microseconds=1) if window.get("to") else None
-    with session_scope() as session:
-        return log_frame(session, deployment_id=report["deployment_id"], since=since, until=until,
-                         limit=max(1, int(window.get("n_rows") or 1)))
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def _reference(project_slug: str, alias: str, version: str) -> pd.DataFrame | None:
-    """The reference sample (cached per model version)."""
-    from workbench.errors import WorkbenchError
-    from workbench.monitoring.service import load_reference
-
-    try:
-        return load_reference(project_slug, alias=alias)[0]
-    except WorkbenchError:
-        return None
-
-
-def report_section(project: Project, report: dict[str, Any]) -> None:
-    """Drift table and chart, prediction drift, data quality, quality metrics, Evidently download."""
-    from workbench.monitoring import views
-
-    summary = report["summary"]
-    drift = summary.get("drift") or {}
-    st.markdown(
-        f"**Data drift**: {drift.get('n_drifted', 0)} of {drift.get('n_columns', 0)} columns drifted "
-        f"(share {drift.get('share_drifted', 0):.2f}; canvas threshold "
-        f"{summary['thresholds']['drift_threshold']:g})."
-    )
-    table = views.drift_table(summary)
-    if len(table):
-        st.plotly_chart(views.drift_figure(summary), key=key(PAGE, f"drift_fig_{report['id']}"))
-        st.dataframe(table, hide_index=True, key=key(PAGE, f"drift_table_{report['id']}"),
-                     column_config={"statistic": st.column_config.NumberColumn(format="%.4f")})
-    for skipped in drift.get("skipped") or []:
-        st.caption(f"Not tested: {skipped['column']} ({skipped['reason']})")
-    if summary.get("missing_features"):
-        st.warning(f"Features missing from the log: {', '.join(summary['missing_features'])}")
-
-    st.markdown("**Prediction drift**")
-    st.caption(views.prediction_drift_text(summary))
-    log = _report_log(project, report)
-    reference_info = summary.get("reference") or {}
-    reference = _reference(project.slug, reference_info.get("alias", "champion"),
-                           str(reference_info.get("model_version", "")))
-    st.plotly_chart(views.prediction_figure(reference, log, task_type=project.task_type),
-                    key=key(PAGE, f"pred_fig_{report['id']}"))
-
-    st.markdown("**Data quality**")
-    st.dataframe(views.data_quality(log, summary.get("features") or []), hide_index=True,
-                 key=key(PAGE, f"dq_{report['id']}"))
-
-    st.markdown(f"**Model quality** ({summary['primary_metric']})")
-    quality = views.quality_table(summary)
-    if len(quality):
-        st.dataframe(quality, hide_index=True, key=key(PAGE, f"quality_{report['id']}"))
-    else:
-        st.caption("No labels in this window yet; send them through /feedback to see quality.")
-    if summary.get("evidently_error"):
-        st.warning(f"The Evidently report failed: {summary['evidently_error']}")
-    evidently_download(report)
-
-
-def evidently_download(report: dict[str, Any]) -> None:
-    """Evidently's own HTML of the report, as a download (built only when asked)."""
-    if not report.get("snapshot_path"):
-        st.caption("This check ran without the Evidently report; tick the box and run it again to get it.")
-        return
-    sections = report["summary"].get("evidently_sections") or ["data"]
-    cache_key = key(PAGE, f"html_{report['id']}")
-    html = st.session_state.get(cache_key)
-    if html is None:
-        if st.button("Prepare Evidently report (HTML)", key=key(PAGE, f"prep_{report['id']}"),
-                     icon=":material/description:"):
-            from workbench.monitoring.reports import evidently_html
-            from workbench.monitoring.service import get_report, load_snapshots
-
-            with st.spinner("Rendering Evidently's HTML…"), session_scope() as session:
-                snapshots = load_snapshots(get_report(session, report_id=report["id"]))
-            st.session_state[cache_key] = {s: evidently_html(snapshots, section=s) for s in sections}
-            st.rerun()
-        return
-    for section, text in html.items():
-        st.download_button(
-            f"Download Evidently {section} report",
-            data=text,
-            file_name=f"monitoring-report-{report['id']}-{section}.html",
-            mime="text/html",
-            key=key(PAGE, f"dl_{report['id']}_{section}"),
-            icon=":material/download:",
-        )
 
 
 def history_section(project: Project, deployment_id: int, thresholds: dict[str, Any]) -> None:

@@ -188,8 +188,21 @@ def live_panel(project: Project, bar: Any, metric: str) -> Any:
         st.plotly_chart(history_chart(status["history"], bar, metric=metric, direction=status["direction"]),
                         key=key(PAGE, f"history.{job['id']}"))
         st.caption(f"Study `{status['study']}`: every worker's trials, read from the Optuna storage.")
+        trials_view(status["trials"], metric=metric, direction=status["direction"], job_id=job["id"])
 
     return render
+
+
+def trials_view(trials: list[Any], *, metric: str, direction: str | None, job_id: str) -> None:
+    """The study's trials: the EDF of the objective per family, and the trial table."""
+    from workbench.training.trial_views import edf_figure, trial_table
+
+    if not trials:
+        return
+    st.plotly_chart(edf_figure(trials, metric=metric, direction=direction), key=key(PAGE, f"edf.{job_id}"))
+    st.dataframe(trial_table(trials), hide_index=True, width="stretch", key=key(PAGE, f"trials.{job_id}"),
+                 column_config={"value": st.column_config.NumberColumn(format="%.4f"),
+                                "duration (s)": st.column_config.NumberColumn(format="%.2f")})
 
 
 def job_section(project: Project) -> None:
