@@ -46,6 +46,35 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegisteredModel]
         yield create_project_with_model(name="Workers churn")
 
 
+@pytest.fixture(scope="module")
+def pg_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegisteredModel]:
+    """The same, with the workbench DB (so the prediction log) on the PostgreSQL test server."""
+    from tests.conftest import (
+        _postgres_available,
+        drop_postgres_database,
+        make_postgres_database,
+        reset_workbench_caches,
+    )
+    from workbench.db.engine import make_engine
+    from workbench.db.migrate import upgrade
+
+    reason = _postgres_available()
+    if reason:
+        pytest.skip(reason)
+    with module_home(tmp_path_factory, "web_workers_pg"), pytest.MonkeyPatch.context() as patch:
+        url = make_postgres_database()
+        try:
+            patch.setenv("WORKBENCH_DB_URL", url)
+            reset_workbench_caches()
+            engine = make_engine(url)
+            upgrade(engine)
+            engine.dispose()
+            yield create_project_with_model(name="Workers churn")
+        finally:
+            reset_workbench_caches()
+            drop_postgres_database(url)
+
+
 def _model_info(metrics: str) -> dict[str, str]:
     """worker pid -> the version its workbench_model_info line names."""
     return {worker: version for version, worker in
@@ -60,6 +89,16 @@ def _deployment_on(port: int) -> Deployment | None:
 def test_two_workers_log_every_prediction_once_and_all_move_to_the_promoted_version(
     model: RegisteredModel, tmp_path: Path
 ) -> None:
+    _serve_two_workers_promote_and_stop(model, tmp_path)
+
+
+def test_two_workers_on_one_postgresql_log(pg_model: RegisteredModel, tmp_path: Path) -> None:
+    """A team's setup: the workers write one PostgreSQL prediction log (as replicas on several machines do)."""
+    _serve_two_workers_promote_and_stop(pg_model, tmp_path)
+
+
+def _serve_two_workers_promote_and_stop(model: RegisteredModel, tmp_path: Path) -> None:
+    """Serve with 2 workers, send traffic, promote, SIGTERM; then check the log, the versions, the samples."""
     from workbench.settings import get_settings
 
     port = free_port()
@@ -176,6 +215,7 @@ def test_a_managed_deployment_with_two_workers_starts_answers_and_stops_them_on_
         deployment = start_deployment(session, project=project, mode="web",
                                       config={"workers": 2, "poll_seconds": 0, "metrics_seconds": 1})
         deployment_id, job_id = deployment.id, deployment.job_id
+    assert job_id is not None
     pid = spawn(job_id)
     workers: list[int] = []
     try:
