@@ -7,6 +7,7 @@ every answered prediction is in the log exactly once and every worker moved to t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -244,3 +245,43 @@ def test_a_managed_deployment_with_two_workers_starts_answers_and_stops_them_on_
     finally:
         for started in [pid, *workers]:
             kill_and_reap(started)
+
+
+def test_a_worker_that_dies_is_replaced_and_the_service_keeps_answering(model: RegisteredModel,
+                                                                         tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        parent = subprocess.Popen([str(WORKBENCH), "serve", model.name, "--workers", "2", "--no-token", "--port",
+                                   str(port)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    started: list[int] = []
+    try:
+        row = poll(lambda: _deployment_on(port), lambda r: (r is not None and r.status == "running")
+                   or parent.poll() is not None, timeout=120, every=0.3)
+        assert row is not None and row.status == "running", log.read_text()
+        first = [child.pid for child in psutil.Process(parent.pid).children()]
+        started += first
+        kill_and_reap(first[0])  # not our child: reaped by the parent, which starts another
+
+        def children() -> list[int]:
+            now = []
+            for child in psutil.Process(parent.pid).children():
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    if child.status() != psutil.STATUS_ZOMBIE:
+                        now.append(child.pid)
+            started.extend(pid for pid in now if pid not in started)
+            return now
+
+        now = poll(children, lambda pids: len(pids) == 2 and first[0] not in pids, timeout=30)
+        assert len(now) == 2 and first[0] not in now and first[1] in now
+        metrics = poll(lambda: httpx.get(f"{url}/metrics", timeout=30).text,
+                       lambda text: set(_model_info(text)) == {str(pid) for pid in now}, timeout=120, every=0.5)
+        assert set(_model_info(metrics)) == {str(pid) for pid in now}, metrics  # the dead one is not reported
+        assert httpx.post(f"{url}/predict", json=RECORD, timeout=30).status_code == 200
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(timeout=60) == 0, log.read_text()
+    finally:
+        for pid in [parent.pid, *started]:
+            kill_and_reap(pid)
+    assert _deployment_on(port).status == "stopped"  # type: ignore[union-attr]
