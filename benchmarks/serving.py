@@ -41,6 +41,7 @@ os.environ["OMP_NUM_THREADS"] = "1"
 GOAL_RATIO = 2.5
 GOAL_P99_MS = 5.0
 GOAL_WORKERS_SPEEDUP = 1.6  # for 2 workers over one process, at 8 connections
+WARMUP = 10  # requests per connection before the clock starts (logged too)
 
 
 def free_port() -> int:
@@ -85,7 +86,7 @@ def measure(url: str, payload: Any, *, requests: int, connections: int,
     def worker() -> None:
         local: list[float] = []
         with httpx.Client(timeout=10, headers=headers) as client:
-            for _ in range(10):  # warm-up
+            for _ in range(WARMUP):
                 client.post(url, json=payload)
             for _ in range(per_thread):
                 started = time.perf_counter()
@@ -202,6 +203,7 @@ def measure_workers(slug: str, record: dict[str, Any], env: dict[str, str], auth
                 raise RuntimeError(f"{workers} workers not up in 120 s")
             time.sleep(0.5)
         result = measure(f"http://127.0.0.1:{port}/predict", record, requests=requests, connections=8, headers=auth)
+        time.sleep(1.0)  # a sibling worker's counters in /metrics are up to 0.5 s old
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", headers=auth, timeout=10).text
         predicted = sum(int(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
                         if line.startswith("workbench_predictions_total"))
@@ -219,12 +221,14 @@ def measure_workers(slug: str, record: dict[str, Any], env: dict[str, str], auth
         distinct = session.scalar(select(func.count(func.distinct(PredictionLog.request_id)))
                                   .where(PredictionLog.deployment_id == deployment_id))
     speedup = round(result["rps"] / single_rps, 2) if single_rps else None
-    complete = logged == distinct == predicted and result["failures"] == 0
+    sent = result["requests"] + WARMUP * 8
+    complete = logged == distinct == sent and result["failures"] == 0
     print(f"{workers} workers, 8 connections: {result['rps']} req/s p50 {result['p50_ms']} ms p99 {result['p99_ms']} ms"
           f" | {speedup}x one process (goal >= {GOAL_WORKERS_SPEEDUP}) | log {logged} rows, {distinct} distinct, "
-          f"{predicted} predicted: {'complete' if complete else 'INCOMPLETE'}", flush=True)
+          f"{sent} sent, {predicted} predicted (/metrics): {'complete' if complete else 'INCOMPLETE'}", flush=True)
     return {**result, "workers": workers, "speedup": speedup, "logged": logged, "distinct": distinct,
-            "predicted": predicted, "log_complete": complete}
+            "sent": sent, "predicted": predicted,
+            "log_complete": complete}
 
 
 if __name__ == "__main__":
