@@ -11,6 +11,9 @@ every input column); ``/health`` without it says only that the service is up.
 The prediction log is written off the request path by a :class:`PredictionLogWriter`
 (in batches every few hundred rows or 200 ms): a crash loses at most the rows not yet
 flushed. The alias is polled and the model swapped atomically when it moves.
+
+``workbench serve --workers N`` runs this app in N processes on one port
+(:mod:`workbench.serving.web_workers`); ``create_app(worker_dir=...)`` builds one of them.
 """
 
 # No ``from __future__ import annotations``: FastAPI must resolve the endpoint annotations,
