@@ -116,6 +116,7 @@ def _serve_two_workers_promote_and_stop(model: RegisteredModel, tmp_path: Path) 
                    or parent.poll() is not None, timeout=120, every=0.3)
         assert row is not None and row.status == "running", log.read_text()
         assert row.pid == parent.pid and row.config["workers"] == 2
+        assert row.config["predict_path"]["small_inputs"] in ("compiled", "pipeline")  # the page's table says it
         workers = [child.pid for child in psutil.Process(parent.pid).children()]
         assert len(workers) == 2
         for pid in workers:  # the token reaches the workers as its hash, through the database

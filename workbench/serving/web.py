@@ -203,7 +203,13 @@ def create_app(
     from workbench.db import session_scope
     from workbench.prediction_log import PredictionLogWriter, make_row, record_feedback
     from workbench.projects import get_project
-    from workbench.serving.deployments import create_deployment, mark_running, mark_stopped, set_model_version
+    from workbench.serving.deployments import (
+        create_deployment,
+        get_deployment,
+        mark_running,
+        mark_stopped,
+        set_model_version,
+    )
 
     settings = settings or get_settings()
     if token_hash is not None:
@@ -242,6 +248,13 @@ def create_app(
                 mark_running(session, deployment_id=state["deployment_id"], model_version=holder.model.version,
                              pid=os.getpid(), host=host, port=port,
                              predict_path=holder.model.describe()["predict_path"])
+        else:
+            # Only the path small inputs take, for the page's table; every worker writes the same value
+            # (and before its first snapshot, so before the parent updates the row).
+            with session_scope(settings.db_url) as session:
+                deployment = get_deployment(session, deployment_id=state["deployment_id"])
+                predict_path = holder.model.describe()["predict_path"]
+                deployment.config = {**(deployment.config or {}), "predict_path": predict_path}
         writer = PredictionLogWriter(settings.db_url, flush_rows=log_flush_rows, flush_ms=log_flush_ms)
         sampler = MetricsSampler(deployment_id=state["deployment_id"], take_counts=stats.take_sample,
                                  settings=settings, seconds=metrics_seconds)
