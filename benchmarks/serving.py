@@ -10,6 +10,11 @@ latency and requests per second for each server, and the throughput ratio workbe
     .venv/bin/python benchmarks/serving.py --requests 2000
     .venv/bin/python benchmarks/serving.py --requests 500 --json out.json
     .venv/bin/python benchmarks/serving.py --family random_forest --requests 500 --connections 1
+    .venv/bin/python benchmarks/serving.py --requests 1000 --workers 2
+
+With ``--workers N`` it then serves the same model with ``workbench serve --workers N`` and reports
+its requests per second at 8 connections against the single process's (goal: at least
+1.6x for 2 workers), and whether the prediction log holds every prediction once after a SIGTERM.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ GOAL_RATIO = 2.5
 GOAL_P99_MS = 5.0
 # --family -> the model kind benchmarks/batch.py registers.
 FAMILY_KINDS = {"hist_gradient_boosting": "hgb", "random_forest": "rf"}
+GOAL_WORKERS_SPEEDUP = 1.6  # for 2 workers over one process, at 8 connections
+WARMUP = 10  # requests per connection before the clock starts (logged too)
 
 
 def free_port() -> int:
@@ -83,7 +90,7 @@ def measure(url: str, payload: Any, *, requests: int, connections: int,
     def worker() -> None:
         local: list[float] = []
         with httpx.Client(timeout=10, headers=headers) as client:
-            for _ in range(10):  # warm-up
+            for _ in range(WARMUP):
                 client.post(url, json=payload)
             for _ in range(per_thread):
                 started = time.perf_counter()
@@ -117,6 +124,8 @@ def main() -> int:
     parser.add_argument("--json", dest="json_path", default=None)
     parser.add_argument("--family", choices=sorted(FAMILY_KINDS), default="hist_gradient_boosting")
     parser.add_argument("--connections", default="1,8", help="comma-separated connection counts")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="Also measure `workbench serve --workers N` at 8 connections (N > 1).")
     args = parser.parse_args()
     from batch import FEATURES, make_frame, register, setup_home
 
@@ -172,10 +181,64 @@ def main() -> int:
     finally:
         stop(workbench)
         stop(mlflow_server)
+    try:
+        if args.workers > 1:
+            report["workers"] = measure_workers(slug, record, env, auth, workers=args.workers, requests=args.requests,
+                                                single_rps=report["8_connection"]["workbench"]["rps"], log=log)
+    finally:
         log.close()
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(report, indent=2))
     return 0
+
+
+def measure_workers(slug: str, record: dict[str, Any], env: dict[str, str], auth: dict[str, str], *,
+                    workers: int, requests: int, single_rps: float, log: Any) -> dict[str, Any]:
+    """`workbench serve --workers N` at 8 connections: requests per second vs one process, and the log complete."""
+    from sqlalchemy import func, select
+
+    from workbench.db import session_scope
+    from workbench.db.models import Deployment, PredictionLog
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", slug, "--port", str(port),
+                               "--workers", str(workers)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/health", server)
+        deadline = time.monotonic() + 120  # /health answers once one worker is up: wait for all of them
+        while f"workbench_workers {workers}\n" not in httpx.get(f"http://127.0.0.1:{port}/metrics", headers=auth,
+                                                                 timeout=10).text:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{workers} workers not up in 120 s")
+            time.sleep(0.5)
+        result = measure(f"http://127.0.0.1:{port}/predict", record, requests=requests, connections=8, headers=auth)
+        time.sleep(1.0)  # a sibling worker's counters in /metrics are up to 0.5 s old
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", headers=auth, timeout=10).text
+        predicted = sum(int(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                        if line.startswith("workbench_predictions_total"))
+    finally:
+        server.send_signal(signal.SIGTERM)  # the parent stops its workers, each flushing its log
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            stop(server)
+    with session_scope() as session:
+        deployment_id = session.scalars(select(Deployment.id).where(Deployment.port == port)
+                                        .order_by(Deployment.id.desc())).first()
+        logged = session.scalar(select(func.count()).select_from(PredictionLog)
+                                .where(PredictionLog.deployment_id == deployment_id))
+        distinct = session.scalar(select(func.count(func.distinct(PredictionLog.request_id)))
+                                  .where(PredictionLog.deployment_id == deployment_id))
+    speedup = round(result["rps"] / single_rps, 2) if single_rps else None
+    sent = result["requests"] + WARMUP * 8
+    complete = logged == distinct == sent and result["failures"] == 0
+    print(f"{workers} workers, 8 connections: {result['rps']} req/s p50 {result['p50_ms']} ms p99 {result['p99_ms']} ms"
+          f" | {speedup}x one process (goal >= {GOAL_WORKERS_SPEEDUP}) | log {logged} rows, {distinct} distinct, "
+          f"{sent} sent, {predicted} predicted (/metrics): {'complete' if complete else 'INCOMPLETE'}", flush=True)
+    return {**result, "workers": workers, "speedup": speedup, "logged": logged, "distinct": distinct,
+            "sent": sent, "predicted": predicted,
+            "log_complete": complete}
 
 
 if __name__ == "__main__":

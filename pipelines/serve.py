@@ -29,11 +29,19 @@ def run(
     port: int | None = None,
     poll_seconds: float = 5.0,
     metrics_seconds: float = 5.0,
+    workers: int = 1,
 ) -> dict[str, Any]:
-    """Serve until cancelled; returns how many requests were answered."""
+    """Serve until cancelled; returns how many requests were answered.
+
+    With ``workers`` above 1 this process supervises that many worker processes on the port
+    (:mod:`workbench.serving.web_workers`); a cancel stops them, each flushing its log.
+    """
     if not ctx.project_slug:
         raise InvalidInput("a serve job needs a project; launch it with project_slug set.", field="project")
     port = int(port) if port else free_port(host)
+    if int(workers) > 1:
+        _run_workers(ctx, deployment_id, alias=alias, host=host, port=port, poll_seconds=poll_seconds,
+                     metrics_seconds=metrics_seconds, workers=int(workers))
     ctx.progress(0.0, f"loading {ctx.project_slug}@{alias}", force=True)
     try:
         with session_scope(ctx.settings.db_url) as session:
@@ -75,3 +83,24 @@ def run(
     with session_scope(ctx.settings.db_url) as session:
         status = get_deployment(session, deployment_id=deployment_id).status
     raise JobFailed(f"the web server stopped on its own (deployment status {status}); see the job log.")
+
+
+def _run_workers(ctx: JobContext, deployment_id: int, *, alias: str, host: str, port: int, poll_seconds: float,
+                 metrics_seconds: float, workers: int) -> None:
+    """Supervise ``workers`` worker processes until the job is cancelled (the workers read the token hash)."""
+    from workbench.serving.web_workers import run_workers
+
+    assert ctx.project_slug  # checked by run()
+    ctx.progress(0.0, f"starting {workers} workers for {ctx.project_slug}@{alias}", force=True)
+
+    def tick(pids: list[int]) -> None:
+        # progress() is also the cancellation point: JobCancelled stops the workers in run_workers.
+        ctx.progress(0.5, f"serving on http://{host}:{port} with {len(pids)} workers (pids "
+                          f"{', '.join(map(str, pids))})")
+
+    run_workers(ctx.project_slug, workers=workers, host=host, port=port, alias=alias, poll_seconds=poll_seconds,
+                metrics_seconds=metrics_seconds, deployment_id=deployment_id, actor=ctx.actor,
+                settings=ctx.settings, on_loaded=lambda: ctx.log(f"serving {ctx.project_slug}@{alias} on "
+                                                                  f"http://{host}:{port} with {workers} workers"),
+                tick=tick)
+    raise JobFailed(f"the web workers stopped on their own (deployment {deployment_id}); see the job log.")

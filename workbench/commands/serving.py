@@ -83,17 +83,24 @@ def score(project_slug: str, input_path: Path, output_path: Path, alias: str, ch
 # Only to refuse it with a clear message: argv is visible to every local user (`ps`).
 @click.option("--token", "argv_token", default=None, hidden=True)
 @click.option("--poll-seconds", default=5.0, show_default=True, type=float, help="How often to re-check the alias.")
+@click.option("--workers", default=1, show_default=True, type=int,
+              help="Worker processes behind the one port (each loads the model and hot-swaps it; all write the "
+              "one prediction log). About one per CPU core.")
 def serve(project_slug: str, host: str, port: int, alias: str, token_file: Path | None, no_token: bool,
-          argv_token: str | None, poll_seconds: float) -> None:
+          argv_token: str | None, poll_seconds: float, workers: int) -> None:
     """Serve PROJECT's registered model as a web service (FastAPI + uvicorn) in the foreground.
 
     Every call but /health needs 'Authorization: Bearer TOKEN'. The token comes from --token-file,
     else from the environment variable WORKBENCH_SERVE_TOKEN, else it is generated and printed once
-    (on stderr); only its salted hash is kept.
+    (on stderr); only its salted hash is kept (the workers of --workers N read the hash from the
+    deployment record). /metrics then shows every worker, labelled worker="PID".
     """
     from workbench.errors import InvalidInput
     from workbench.serving.tokens import TOKEN_ENV, hash_token, serve_token
     from workbench.serving.web import run_server
+    from workbench.serving.web_workers import check_workers, run_workers
+
+    workers = check_workers(workers)  # before a token is generated or shown
 
     if argv_token is not None:
         raise InvalidInput(
@@ -120,6 +127,10 @@ def serve(project_slug: str, host: str, port: int, alias: str, token_file: Path 
             click.echo(f"Bearer token of this service (shown only now; only its hash is kept): {shown.pop()}",
                        err=True)
 
+    if workers > 1:
+        run_workers(project_slug, workers=workers, host=host, port=port, alias=alias, token_hash=token_hash,
+                    poll_seconds=poll_seconds, actor=actor(), on_loaded=show_token)
+        return
     run_server(project_slug, host=host, port=port, alias=alias, token_hash=token_hash, poll_seconds=poll_seconds,
                actor=actor(), on_loaded=show_token)
 

@@ -39,6 +39,7 @@ MODE_JOB_KINDS = {"web": "serve", "stream": "stream", "batch": "score"}
 ALIAS_MAX = 80
 MAX_BATCH_SIZE = 10_000
 MAX_SECONDS = 3600
+MAX_WORKERS = 64
 
 # Shared by both long-lived modes: how often the alias is re-read and process health sampled.
 _TIMING_PARAMS: dict[str, Param] = {
@@ -51,6 +52,8 @@ DEPLOYMENT_PARAMS: dict[str, dict[str, Param]] = {
     "web": {
         "port": Param(Integer(0, 65535), default=None, hint="0 or none picks a free port."),
         "host": Param(Text(max_length=255, min_length=1), default=None),
+        "workers": Param(Integer(1, MAX_WORKERS), default=None,
+                         hint="Worker processes behind the one port (each loads the model); about one per core."),
         **_TIMING_PARAMS,
     },
     "stream": {

@@ -30,6 +30,8 @@ MIN_AXIS_SECONDS = 60.0
 SECONDS_TICKS_BELOW = 600.0  # spans shorter than this get seconds in their time ticks
 BUCKET_CHOICES = (1, 5, 10, 30, 60, 300, 600, 1800, 3600)
 NOTE_FONT = {"size": 13, "color": "#616161"}
+# Samples of one process are seconds apart: one silent for this long (relative to the newest) has stopped.
+LIVE_SAMPLE_SECONDS = 30.0
 
 
 def _since(window_minutes: float, now: datetime | None) -> datetime:
@@ -116,7 +118,7 @@ def summary(session: Session, *, deployment_id: int, window_minutes: float = 5.0
     per_second = (round(n / span, 3) if span >= MIN_RATE_SECONDS else None) if n else 0.0
     requests = int(samples["requests"].sum()) if len(samples) else 0
     errors = int(samples["errors"].sum()) if len(samples) else 0
-    last = samples.iloc[-1] if len(samples) else None
+    latest = latest_per_process(samples)
     return {
         "predictions": n,
         "per_second": per_second,
@@ -126,10 +128,25 @@ def summary(session: Session, *, deployment_id: int, window_minutes: float = 5.0
         "requests": requests,
         "errors": errors,
         "error_rate": (errors / requests) if requests else 0.0,
-        "cpu_percent": float(last["cpu_percent"]) if last is not None else None,
-        "rss_mb": float(last["rss_mb"]) if last is not None else None,
+        # Several worker processes (`serve --workers N`): the deployment uses their sum.
+        "cpu_percent": float(latest["cpu_percent"].sum()) if len(latest) else None,
+        "rss_mb": float(latest["rss_mb"].sum()) if len(latest) else None,
+        "processes": len(latest),
         "window_minutes": window_minutes,
     }
+
+
+def latest_per_process(samples: pd.DataFrame) -> pd.DataFrame:
+    """The newest sample of each process still sampling: one row for a single process, one per worker.
+
+    A process whose newest sample is more than :data:`LIVE_SAMPLE_SECONDS` older than the newest
+    sample of all is gone (a worker that was restarted, or the process before a restart) and left out.
+    """
+    if samples.empty:
+        return samples
+    latest = samples.groupby(samples["pid"].fillna(-1), sort=True).tail(1)
+    newest = latest["ts"].max()
+    return latest[latest["ts"] >= newest - pd.Timedelta(seconds=LIVE_SAMPLE_SECONDS)]
 
 
 def time_axis(ts: pd.Series) -> dict[str, Any]:
@@ -195,9 +212,15 @@ def figures(latency: pd.DataFrame, process: pd.DataFrame, *, latency_budget_ms: 
 
     resources = go.Figure()
     if len(process):
-        resources.add_trace(go.Scatter(x=process["ts"], y=process["cpu_percent"], name="CPU %", mode="lines"))
-        resources.add_trace(go.Scatter(x=process["ts"], y=process["rss_mb"], name="RSS MB", mode="lines",
-                                       yaxis="y2"))
+        # One CPU and one RSS line per process: a `serve --workers N` deployment shows each worker's.
+        pids = process["pid"].dropna().unique() if "pid" in process else []
+        groups = [(f" (pid {int(pid)})", process[process["pid"] == pid]) for pid in pids] if len(pids) > 1 \
+            else [("", process)]
+        for suffix, rows in groups:
+            resources.add_trace(go.Scatter(x=rows["ts"], y=rows["cpu_percent"], name=f"CPU %{suffix}",
+                                           mode="lines"))
+            resources.add_trace(go.Scatter(x=rows["ts"], y=rows["rss_mb"], name=f"RSS MB{suffix}", mode="lines",
+                                           yaxis="y2"))
         # CPU is a share: 0-100 % (above 100 only when a process really used several cores).
         cpu_top = max(100.0, float(process["cpu_percent"].max()))
         resources.update_layout(xaxis=time_axis(process["ts"]), yaxis={"title": "CPU %", "range": [0, cpu_top]},

@@ -11,6 +11,9 @@ every input column); ``/health`` without it says only that the service is up.
 The prediction log is written off the request path by a :class:`PredictionLogWriter`
 (in batches every few hundred rows or 200 ms): a crash loses at most the rows not yet
 flushed. The alias is polled and the model swapped atomically when it moves.
+
+``workbench serve --workers N`` runs this app in N processes on one port
+(:mod:`workbench.serving.web_workers`); ``create_app(worker_dir=...)`` builds one of them.
 """
 
 # No ``from __future__ import annotations``: FastAPI must resolve the endpoint annotations,
@@ -24,6 +27,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from workbench.errors import InvalidInput, NotFound, WorkbenchError
@@ -36,7 +40,14 @@ from workbench.serving.web_input import check_records as _check_records
 from workbench.serving.web_input import logged_features as _logged_features
 from workbench.serving.web_input import parse_body as _parse_body
 from workbench.serving.web_input import problem as _problem
-from workbench.serving.web_metrics import ServiceStats, prometheus_text
+from workbench.serving.web_metrics import (
+    ServiceStats,
+    SnapshotWriter,
+    prometheus_text,
+    read_snapshots,
+    render,
+    snapshot,
+)
 from workbench.settings import Settings, get_settings
 
 logger = logging.getLogger("workbench.serving.web")
@@ -165,6 +176,7 @@ def create_app(
     host: str | None = None,
     port: int | None = None,
     actor: str = "",
+    worker_dir: Path | None = None,
 ) -> Any:
     """Build the FastAPI app serving ``models:/<project_slug>@<alias>``.
 
@@ -175,6 +187,10 @@ def create_app(
 
     ``token_hash`` (:func:`workbench.serving.tokens.hash_token`) makes every endpoint but
     ``/health`` require ``Authorization: Bearer <token>``; the plaintext token is never needed here.
+
+    ``worker_dir`` makes this app one worker of several (:mod:`workbench.serving.web_workers`):
+    the parent process owns the deployment row (``deployment_id`` is required), this worker leaves
+    its counters in that folder, and ``/metrics`` shows every live worker's, labelled by pid.
     """
     from fastapi import Depends, FastAPI, Header, HTTPException, Request
     from fastapi.exception_handlers import http_exception_handler
@@ -187,11 +203,19 @@ def create_app(
     from workbench.db import session_scope
     from workbench.prediction_log import PredictionLogWriter, make_row, record_feedback
     from workbench.projects import get_project
-    from workbench.serving.deployments import create_deployment, mark_running, mark_stopped, set_model_version
+    from workbench.serving.deployments import (
+        create_deployment,
+        get_deployment,
+        mark_running,
+        mark_stopped,
+        set_model_version,
+    )
 
     settings = settings or get_settings()
     if token_hash is not None:
         token_hash = check_token_hash(token_hash)
+    if worker_dir is not None and deployment_id is None:
+        raise InvalidInput("a web worker needs the deployment_id its parent process created.", field="deployment_id")
     with session_scope(settings.db_url) as session:
         project_id = get_project(session, slug=project_slug).id
     state: dict[str, Any] = {"deployment_id": deployment_id}
@@ -209,35 +233,54 @@ def create_app(
     async def lifespan(app: FastAPI) -> Any:
         from workbench.db.models import Project
 
-        with session_scope(settings.db_url) as session:
-            if state["deployment_id"] is None:
-                project = session.get(Project, project_id)
-                assert project is not None
-                state["deployment_id"] = create_deployment(
-                    session, project=project, mode="web", alias=alias, status="starting", actor=actor,
-                    config={"poll_seconds": poll_seconds, "auth": bool(token_hash),
-                            **({"token_hash": token_hash} if token_hash else {})},
-                ).id
-            mark_running(session, deployment_id=state["deployment_id"], model_version=holder.model.version,
-                         pid=os.getpid(), host=host, port=port,
-                         predict_path=holder.model.describe()["predict_path"])
+        if worker_dir is None:
+            # (A worker leaves the deployment row to its parent: several workers would each mark it
+            # running with their own pid, and the first to stop would mark it stopped.)
+            with session_scope(settings.db_url) as session:
+                if state["deployment_id"] is None:
+                    project = session.get(Project, project_id)
+                    assert project is not None
+                    state["deployment_id"] = create_deployment(
+                        session, project=project, mode="web", alias=alias, status="starting", actor=actor,
+                        config={"poll_seconds": poll_seconds, "auth": bool(token_hash),
+                                **({"token_hash": token_hash} if token_hash else {})},
+                    ).id
+                mark_running(session, deployment_id=state["deployment_id"], model_version=holder.model.version,
+                             pid=os.getpid(), host=host, port=port,
+                             predict_path=holder.model.describe()["predict_path"])
+        else:
+            # Only the path small inputs take, for the page's table; every worker writes the same value
+            # (and before its first snapshot, so before the parent updates the row).
+            with session_scope(settings.db_url) as session:
+                deployment = get_deployment(session, deployment_id=state["deployment_id"])
+                predict_path = holder.model.describe()["predict_path"]
+                deployment.config = {**(deployment.config or {}), "predict_path": predict_path}
         writer = PredictionLogWriter(settings.db_url, flush_rows=log_flush_rows, flush_ms=log_flush_ms)
         sampler = MetricsSampler(deployment_id=state["deployment_id"], take_counts=stats.take_sample,
                                  settings=settings, seconds=metrics_seconds)
         app.state.writer = writer
         holder.start_polling()
         sampler.start()
+        snapshots = None
+        if worker_dir is not None:
+            snapshots = SnapshotWriter(worker_dir, lambda: snapshot(stats, holder.model, writer))
+            app.state.snapshots = snapshots
+            snapshots.write()  # the parent waits for this file: the worker is up
+            snapshots.start()
         try:
             yield
         finally:
             holder.stop()
             writer.close()
             sampler.stop()
-            try:
-                with session_scope(settings.db_url) as session:
-                    mark_stopped(session, deployment_id=state["deployment_id"])
-            except Exception as exc:  # shutting down anyway; say why the record may be stale
-                logger.warning("could not record the deployment as stopped: %s", exc)
+            if snapshots is not None:
+                snapshots.stop()
+            else:
+                try:
+                    with session_scope(settings.db_url) as session:
+                        mark_stopped(session, deployment_id=state["deployment_id"])
+                except Exception as exc:  # shutting down anyway; say why the record may be stale
+                    logger.warning("could not record the deployment as stopped: %s", exc)
 
     app = FastAPI(
         title=f"Workbench model service: {project_slug}@{alias}",
@@ -406,7 +449,9 @@ def create_app(
         model = holder.model
         # Checked against the served model before any read or write (a 422 naming the field).
         check = {"classes": model.classes} if model.is_classifier else {"numeric": True}
-        for attempt in range(2):
+        # A sibling worker's prediction may sit in *its* buffer: one more try once it has flushed.
+        attempts = 2 if worker_dir is None else 3
+        for attempt in range(attempts):
             try:
                 with session_scope(settings.db_url) as session:
                     # Only this deployment's own predictions: a token cannot label (or probe) another's.
@@ -420,6 +465,9 @@ def create_app(
                     # The prediction may sit in the buffer or in a write the log thread has
                     # taken but not committed; flush() waits for that write (same lock).
                     writer.flush()
+                    continue
+                if attempt + 1 < attempts:
+                    time.sleep(2 * log_flush_ms / 1000)
                     continue
                 raise
         raise AssertionError("unreachable")
@@ -442,7 +490,10 @@ def create_app(
     def metrics(request: Request) -> str:
         """Prometheus text format: requests, latency histogram, errors, model version, process."""
         writer = getattr(request.app.state, "writer", None)
-        return prometheus_text(stats, holder.model, writer)
+        if worker_dir is None:
+            return prometheus_text(stats, holder.model, writer)
+        request.app.state.snapshots.write()  # this worker's counters as of now; its siblings' within 0.5 s
+        return render(read_snapshots(worker_dir), per_worker=True)
 
     def openapi() -> dict[str, Any]:
         from fastapi.openapi.utils import get_openapi

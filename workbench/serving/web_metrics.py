@@ -1,14 +1,31 @@
-"""The web service's counters (:class:`ServiceStats`) and their Prometheus text (``GET /metrics``)."""
+"""The web service's counters (:class:`ServiceStats`) and their Prometheus text (``GET /metrics``).
+
+Several worker processes (``workbench serve --workers N``) share their counters through small
+files, one per worker (:class:`SnapshotWriter`, :func:`read_snapshots`), which any worker renders
+with a ``worker="<pid>"`` label (:func:`render`).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
+import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from workbench.serving.model_loader import ServedModel
 
+if TYPE_CHECKING:
+    from workbench.settings import Settings
+
+logger = logging.getLogger("workbench.serving.web")
+
+SNAPSHOT_SECONDS = 0.5  # how often a worker leaves its counters for its siblings
 # Latency histogram buckets in seconds (Prometheus convention).
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -59,66 +76,164 @@ class ServiceStats:
 
 
 
-def prometheus_text(stats: ServiceStats, model: ServedModel, writer: Any) -> str:
-    """Render the service's counters in the Prometheus text exposition format (0.0.4)."""
+def snapshot(stats: ServiceStats, model: ServedModel, writer: Any) -> dict[str, Any]:
+    """This process's counters, model and log-writer state as plain JSON-ready data.
+
+    A worker of ``workbench serve --workers N`` writes it to a file its siblings read, so any
+    worker's ``/metrics`` can show all of them (:mod:`workbench.serving.web_workers`).
+    """
     import psutil
 
-    lines = [
-        "# HELP workbench_requests_total HTTP requests by path and status.",
-        "# TYPE workbench_requests_total counter",
-    ]
     with stats.lock:
-        requests = dict(stats.requests)
-        buckets = list(stats.latency_buckets)
-        latency_sum, latency_count, errors, predictions = (
-            stats.latency_sum, stats.latency_count, stats.errors, stats.predictions)
-    for (path, status), count in sorted(requests.items()):
-        lines.append(f'workbench_requests_total{{path="{path}",status="{status}"}} {count}')
-    lines += [
-        "# HELP workbench_request_errors_total Requests answered with a 4xx or 5xx status.",
-        "# TYPE workbench_request_errors_total counter",
-        f"workbench_request_errors_total {errors}",
-        "# HELP workbench_predictions_total Records predicted.",
-        "# TYPE workbench_predictions_total counter",
-        f"workbench_predictions_total {predictions}",
-        "# HELP workbench_predict_latency_seconds Latency of /predict, model and validation included.",
-        "# TYPE workbench_predict_latency_seconds histogram",
-    ]
-    cumulative = 0
-    for bound, count in zip(LATENCY_BUCKETS, buckets, strict=False):
-        cumulative += count
-        lines.append(f'workbench_predict_latency_seconds_bucket{{le="{bound}"}} {cumulative}')
-    cumulative += buckets[-1]
-    lines += [
-        f'workbench_predict_latency_seconds_bucket{{le="+Inf"}} {cumulative}',
-        f"workbench_predict_latency_seconds_sum {latency_sum:.6f}",
-        f"workbench_predict_latency_seconds_count {latency_count}",
-        "# HELP workbench_model_info The registered model version being served.",
-        "# TYPE workbench_model_info gauge",
-        f'workbench_model_info{{model="{model.name}",alias="{model.alias}",version="{model.version}"}} 1',
-        "# HELP workbench_model_version The served version as a number.",
-        "# TYPE workbench_model_version gauge",
-        f"workbench_model_version {int(model.version) if model.version.isdigit() else 0}",
-    ]
+        data: dict[str, Any] = {
+            "requests": [[path, status, count] for (path, status), count in sorted(stats.requests.items())],
+            "latency_buckets": list(stats.latency_buckets),
+            "latency_sum": stats.latency_sum,
+            "latency_count": stats.latency_count,
+            "errors": stats.errors,
+            "predictions": stats.predictions,
+        }
+    data["model"] = {"name": model.name, "alias": model.alias, "version": model.version}
     if writer is not None:
-        lines += [
-            "# HELP workbench_prediction_log_rows Prediction-log rows by state.",
-            "# TYPE workbench_prediction_log_rows gauge",
-            f'workbench_prediction_log_rows{{state="written"}} {writer.written}',
-            f'workbench_prediction_log_rows{{state="pending"}} {writer.pending}',
-            f'workbench_prediction_log_rows{{state="dropped"}} {writer.dropped}',
-        ]
+        data["log"] = {"written": writer.written, "pending": writer.pending, "dropped": writer.dropped}
     process = psutil.Process()
     cpu = process.cpu_times()
-    lines += [
-        "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.",
-        "# TYPE process_cpu_seconds_total counter",
-        f"process_cpu_seconds_total {cpu.user + cpu.system:.3f}",
-        "# HELP process_resident_memory_bytes Resident memory size in bytes.",
-        "# TYPE process_resident_memory_bytes gauge",
-        f"process_resident_memory_bytes {process.memory_info().rss}",
-    ]
+    data.update(pid=process.pid, cpu_seconds=cpu.user + cpu.system, rss_bytes=process.memory_info().rss,
+                ts=time.time())
+    return data
+
+
+def _labels(worker: str, extra: str = "") -> str:
+    """A label set: ``extra`` (already ``k="v"`` pairs) plus ``worker`` when there is one."""
+    parts = [part for part in (extra, f'worker="{worker}"' if worker else "") if part]
+    return "{" + ",".join(parts) + "}" if parts else ""
+
+
+def render(snapshots: list[dict[str, Any]], *, per_worker: bool = False) -> str:
+    """The Prometheus text exposition format (0.0.4) of one or several processes' :func:`snapshot`.
+
+    With ``per_worker`` every sample carries a ``worker="<pid>"`` label (one series per worker
+    process; sum them in the query, e.g. ``sum(rate(workbench_requests_total[1m]))``).
+    """
+    def worker_of(data: dict[str, Any]) -> str:
+        return str(data["pid"]) if per_worker else ""
+
+    lines = ["# HELP workbench_requests_total HTTP requests by path and status.",
+             "# TYPE workbench_requests_total counter"]
+    for data in snapshots:
+        for path, status, count in data["requests"]:
+            labels = _labels(worker_of(data), f'path="{path}",status="{status}"')
+            lines.append(f"workbench_requests_total{labels} {count}")
+    families = (
+        ("workbench_request_errors_total", "Requests answered with a 4xx or 5xx status.", "counter", "errors"),
+        ("workbench_predictions_total", "Records predicted.", "counter", "predictions"),
+    )
+    for name, help_text, kind, key in families:
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+        lines += [f"{name}{_labels(worker_of(data))} {data[key]}" for data in snapshots]
+    lines += ["# HELP workbench_predict_latency_seconds Latency of /predict, model and validation included.",
+              "# TYPE workbench_predict_latency_seconds histogram"]
+    for data in snapshots:
+        worker, buckets = worker_of(data), data["latency_buckets"]
+        cumulative = 0
+        for bound, count in zip(LATENCY_BUCKETS, buckets, strict=False):
+            cumulative += count
+            labels = _labels(worker, f'le="{bound}"')
+            lines.append(f"workbench_predict_latency_seconds_bucket{labels} {cumulative}")
+        cumulative += buckets[-1]
+        lines += [
+            "workbench_predict_latency_seconds_bucket" + _labels(worker, 'le="+Inf"') + f" {cumulative}",
+            f"workbench_predict_latency_seconds_sum{_labels(worker)} {data['latency_sum']:.6f}",
+            f"workbench_predict_latency_seconds_count{_labels(worker)} {data['latency_count']}",
+        ]
+    lines += ["# HELP workbench_model_info The registered model version being served.",
+              "# TYPE workbench_model_info gauge"]
+    for data in snapshots:
+        model = data["model"]
+        info = f'model="{model["name"]}",alias="{model["alias"]}",version="{model["version"]}"'
+        lines.append(f"workbench_model_info{_labels(worker_of(data), info)} 1")
+    lines += ["# HELP workbench_model_version The served version as a number.",
+              "# TYPE workbench_model_version gauge"]
+    for data in snapshots:
+        version = data["model"]["version"]
+        lines.append(f"workbench_model_version{_labels(worker_of(data))} {int(version) if version.isdigit() else 0}")
+    logged = [data for data in snapshots if "log" in data]
+    if logged:
+        lines += ["# HELP workbench_prediction_log_rows Prediction-log rows by state.",
+                  "# TYPE workbench_prediction_log_rows gauge"]
+        for data in logged:
+            for state in ("written", "pending", "dropped"):
+                labels = _labels(worker_of(data), f'state="{state}"')
+                lines.append(f"workbench_prediction_log_rows{labels} {data['log'][state]}")
+    if per_worker:
+        lines += ["# HELP workbench_workers Worker processes serving behind this port.",
+                  "# TYPE workbench_workers gauge", f"workbench_workers {len(snapshots)}"]
+    lines += ["# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.",
+              "# TYPE process_cpu_seconds_total counter"]
+    lines += [f"process_cpu_seconds_total{_labels(worker_of(data))} {data['cpu_seconds']:.3f}" for data in snapshots]
+    lines += ["# HELP process_resident_memory_bytes Resident memory size in bytes.",
+              "# TYPE process_resident_memory_bytes gauge"]
+    lines += [f"process_resident_memory_bytes{_labels(worker_of(data))} {data['rss_bytes']}" for data in snapshots]
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["LATENCY_BUCKETS", "ServiceStats", "prometheus_text"]
+def prometheus_text(stats: ServiceStats, model: ServedModel, writer: Any) -> str:
+    """Render this one process's counters in the Prometheus text exposition format (0.0.4)."""
+    return render([snapshot(stats, model, writer)])
+
+
+def worker_dir(settings: Settings, deployment_id: int) -> Path:
+    """The folder where the workers of web deployment ``deployment_id`` leave their counters."""
+    return settings.home / "run" / f"web-{deployment_id}"
+
+
+class SnapshotWriter(threading.Thread):
+    """Every ``seconds``, write this worker's counters (:func:`~workbench.serving.web_metrics.snapshot`) to
+    ``<folder>/<pid>.json``."""
+
+    def __init__(self, folder: Path, take: Callable[[], dict[str, Any]], seconds: float = SNAPSHOT_SECONDS) -> None:
+        super().__init__(name="metrics-snapshot", daemon=True)
+        self.folder = folder
+        self.take = take
+        self.seconds = seconds
+        self.stopped = threading.Event()
+        self.path = folder / f"{os.getpid()}.json"
+
+    def write(self) -> None:
+        """Write the snapshot now (atomically: a reader never sees half a file)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        scratch = self.path.with_suffix(".tmp")
+        scratch.write_text(json.dumps(self.take()))
+        os.replace(scratch, self.path)
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.seconds):
+            try:
+                self.write()
+            except Exception as exc:  # a full disk must not stop serving
+                logger.warning("metrics snapshot failed: %s", exc)
+
+    def stop(self) -> None:
+        """Stop writing and remove the file: a stopped worker is no longer reported."""
+        self.stopped.set()
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+
+
+def read_snapshots(folder: Path) -> list[dict[str, Any]]:
+    """The snapshots of the workers still alive, by pid (a dead worker's leftover file is skipped)."""
+    import psutil
+
+    found: list[dict[str, Any]] = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # being replaced right now, or removed: the next scrape sees it
+        if psutil.pid_exists(int(data.get("pid", 0))):
+            found.append(data)
+    return sorted(found, key=lambda data: int(data["pid"]))
+
+
+__all__ = ["LATENCY_BUCKETS", "ServiceStats", "SnapshotWriter", "prometheus_text", "read_snapshots", "render",
+           "snapshot", "worker_dir"]

@@ -92,6 +92,8 @@ def deployments_table(rows: list[dict[str, Any]]) -> None:
             "small inputs": predict_path_label(r),
             "where": r["url"] or (r["host"] if r["mode"] == "stream" else ""),
             "pid": r["pid"],
+            # `serve --workers N`: the pid is the parent's; the metrics below show each worker.
+            "workers": (r["config"] or {}).get("workers", 1) if r["mode"] == "web" else None,
             "job": r["job_id"],
             "started": r["started_at"],
             "stopped": r["stopped_at"],
@@ -124,9 +126,13 @@ def start_section(project: Project, mode: str, rows: list[dict[str, Any]]) -> No
         if mode == "web":
             port = st.number_input("Port (0 picks a free one)", min_value=0, max_value=65535, value=0,
                                    key=key(PAGE, "web_port"))
+            from workbench.serving.deployments import MAX_WORKERS
+
+            workers = st.number_input("Worker processes (each loads the model; about one per core)", min_value=1,
+                                      max_value=MAX_WORKERS, value=1, key=key(PAGE, "web_workers"))
             require_token = st.checkbox("Require a bearer token (generated and shown once)", value=True,
                                         key=key(PAGE, "web_require_token"))
-            config = {"port": int(port) or None}
+            config = {"port": int(port) or None, "workers": int(workers) if int(workers) > 1 else None}
         else:
             from workbench.settings import get_settings
 
@@ -383,7 +389,9 @@ def metrics_section(project: Project, rows: list[dict[str, Any]], *, latency_bud
                    else f"{head['p95_ms'] - latency_budget_ms:+.1f} ms vs budget", delta_color="inverse")
     cols[3].metric("p99 latency", fmt(head["p99_ms"], " ms"))
     cols[4].metric("Error rate", f"{head['error_rate']:.1%}" if head["requests"] else "–")
-    cols[5].metric("CPU / RSS", f"{fmt(head['cpu_percent'], '%')} / {fmt(head['rss_mb'], ' MB')}")
+    workers = f" ({head['processes']} workers)" if head.get("processes", 0) > 1 else ""
+    cols[5].metric(f"CPU / RSS{workers}", f"{fmt(head['cpu_percent'], '%')} / {fmt(head['rss_mb'], ' MB')}",
+                   help="The serving process's newest sample; with several worker processes, their sum.")
     figs = devops.figures(latency, process, latency_budget_ms=latency_budget_ms)
     left, right = st.columns(2)
     left.plotly_chart(figs["latency"], key=key(PAGE, "fig_latency"))
