@@ -8,6 +8,7 @@ train pipeline, as the scoring contract does. Files are small and split into sev
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import threading
@@ -308,3 +309,65 @@ def test_cli_master_without_spark_engine_is_refused(trained: Trained, tmp_path: 
                                        "--master", "local[2]"])
     assert answer.exit_code != 0
     assert "--master applies to --engine spark only" in answer.output
+
+
+def test_cancel_from_the_page_stops_the_spark_job(trained: Trained, tmp_path: Path) -> None:
+    """The page's Cancel (SIGTERM to the job's process group) ends a detached Spark score job ``cancelled``."""
+    import time
+
+    from workbench.jobs import cancel, get_job, launch
+    from workbench.jobs._store import pid_alive
+
+    big = pd.concat([trained.holdout] * 300, ignore_index=True)
+    big.to_csv(tmp_path / "in.csv", index=False)
+    job_id = launch(kind="score", project_slug=trained.slug, actor="test", params={
+        "input_path": str(tmp_path / "in.csv"), "output_path": str(tmp_path / "out"), "engine": "spark",
+        "master": "local[1]", "chunk_rows": 200})
+    deadline = time.monotonic() + 120
+    while True:  # wait for the Spark job's first progress report
+        with session_scope() as session:
+            job = get_job(session, job_id=job_id)
+            status, message, pid = job.status, job.message or "", job.pid
+        assert status in ("queued", "running"), f"the job ended {status} before it was cancelled: {message}"
+        if message.startswith("Spark:"):
+            break
+        assert time.monotonic() < deadline, f"no Spark progress after 120 s: {message}"
+        time.sleep(0.2)
+    with session_scope() as session:
+        cancel(session, job_id=job_id)
+    while True:
+        with session_scope() as session:
+            job = get_job(session, job_id=job_id)
+            status, message = job.status, job.message
+        if status not in ("queued", "running"):
+            break
+        assert time.monotonic() < deadline, f"the job did not stop within 120 s: {message}"
+        time.sleep(0.2)
+    assert status == "cancelled", message
+    for _ in range(100):  # the job process (and the JVM it started) exits
+        if not pid_alive(pid):
+            break
+        time.sleep(0.1)
+    assert not pid_alive(pid)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]  # no output, no temporary folder
+
+
+def test_bad_value_found_in_a_task_has_the_pandas_message(trained: Trained, spark: Any, tmp_path: Path) -> None:
+    from workbench.serving.batch import score_file
+    from workbench.serving.spark_batch import score_spark
+
+    model = _model(trained)
+    bad = trained.holdout.astype({"party_age": object})
+    bad.loc[len(bad) - 3, "party_age"] = "forty"  # text in a numeric column, deep in the file
+    bad.to_csv(tmp_path / "in.csv", index=False)
+    with pytest.raises(InvalidInput) as pandas_error:
+        score_file(model, tmp_path / "in.csv", tmp_path / "pandas.parquet")
+    with pytest.raises(InvalidInput) as spark_error:
+        score_spark(model, tmp_path / "in.csv", tmp_path / "out", spark=spark)
+    # The contract's words for the same column; the quoted example comes from the failing chunk,
+    # and Spark's partitions start elsewhere than the pandas engine's chunks.
+    def words(error: pytest.ExceptionInfo[InvalidInput]) -> str:
+        return re.sub(r"got '[^']*'", "got …", str(error.value))
+
+    assert "party_age" in words(spark_error) and words(spark_error) == words(pandas_error)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]

@@ -281,7 +281,11 @@ def spark_session(master: str = DEFAULT_MASTER, *, app_name: str = "workbench-sc
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.master(master).appName(app_name)
     # UTC: timestamps pass through mapInPandas unshifted, whatever the machine's time zone.
-    settings = {"spark.sql.session.timeZone": "UTC", **(conf or {})}
+    settings = {"spark.sql.session.timeZone": "UTC"}
+    if master.startswith("local"):
+        # Nothing outside this machine talks to a local driver: keep it (and its UI) off the network.
+        settings.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"})
+    settings.update(conf or {})
     for name, value in settings.items():
         builder = builder.config(name, value)
     return builder.getOrCreate()
@@ -489,7 +493,7 @@ def score_spark(
         except Exception as exc:
             if watcher.error is not None:
                 raise watcher.error from exc
-            raise
+            raise _task_error(exc) from exc
         finally:
             watcher.stopped.set()
             watcher.join()
@@ -510,6 +514,20 @@ def score_spark(
     return ScoreResult(output_path=str(output), rows=rows, chunks=len(_data_files(output)),
                        seconds=time.perf_counter() - started, model_version=model.version,
                        deployment_id=deployment_id)
+
+
+def _task_error(exc: Exception) -> Exception:
+    """The scoring contract's InvalidInput raised in a task (a bad value), in its own words; else ``exc``.
+
+    Spark wraps a Python error of a task in a Java stack trace; the contract's message (the column,
+    the first bad value and the fix) is what the pandas engine would have said for the same file.
+    """
+    import re
+
+    found = re.search(r"workbench\.errors\.InvalidInput: (.+)", str(exc))
+    if found is None:
+        return exc
+    return InvalidInput(found.group(1).strip(), field="input_path")
 
 
 def _replace(tmp: Path, output: Path) -> None:
