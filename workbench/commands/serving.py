@@ -61,11 +61,9 @@ def score(project_slug: str, input_path: Path, output_path: Path, alias: str, ch
     from workbench.serving.batch import file_format
 
     if engine == "spark":
-        import importlib.util
+        from workbench.serving.spark_batch import check_available
 
-        if importlib.util.find_spec("pyspark") is None:  # fail fast, before the job exists
-            raise InvalidInput("--engine spark needs pyspark: pip install 'mlops-workbench[spark]' "
-                               "(and Java 17+), or score with the default pandas engine.", field="engine")
+        check_available()  # pyspark and Java: fail fast, before the job exists
         params.update(engine="spark", master=master)
     else:
         if master is not None:

@@ -271,6 +271,20 @@ def score_partition(frames: Iterator[Any], plan: TaskPlan, rows_scored: Any = No
 # --------------------------------------------------------------------------- driver side
 
 
+def check_available() -> None:
+    """InvalidInput(field="engine") naming the fix when pyspark or Java is missing, before any work."""
+    import importlib.util
+
+    if importlib.util.find_spec("pyspark") is None:
+        raise InvalidInput("the Spark engine needs pyspark: pip install 'mlops-workbench[spark]' (make test does), "
+                           "or score with the default pandas engine.", field="engine")
+    java_home = os.environ.get("JAVA_HOME")
+    if shutil.which("java") is None and not (java_home and Path(java_home, "bin", "java").is_file()):
+        raise InvalidInput("the Spark engine needs Java 17+ and no `java` is on PATH (nor JAVA_HOME set): "
+                           "install one (Debian: apt-get install default-jre-headless; make test does), "
+                           "or score with the default pandas engine.", field="engine")
+
+
 def spark_session(master: str = DEFAULT_MASTER, *, app_name: str = "workbench-score",
                   conf: dict[str, str] | None = None) -> Any:
     """A SparkSession on ``master`` (any Spark master URL), with the settings batch scoring relies on."""
@@ -456,6 +470,7 @@ def score_spark(
     started = time.perf_counter()
     own_session = False
     if spark is None:
+        check_available()
         spark, own_session = _session(master)
     tmp = output.with_name(f".{output.name}.{uuid.uuid4().hex[:8]}.tmp")
     group = f"workbench-score-{plan.token}"
