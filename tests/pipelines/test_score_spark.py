@@ -371,3 +371,23 @@ def test_bad_value_found_in_a_task_has_the_pandas_message(trained: Trained, spar
 
     assert "party_age" in words(spark_error) and words(spark_error) == words(pandas_error)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+def test_pandas_parquet_with_nanosecond_timestamps(trained: Trained, spark: Any, tmp_path: Path) -> None:
+    """pandas writes datetimes as nanosecond Parquet timestamps, which Spark cannot read as timestamps."""
+    import pyarrow.parquet as pq
+
+    from workbench.serving.spark_batch import score_spark
+
+    frame = trained.holdout.assign(**{DATE_COLUMN: pd.to_datetime(trained.holdout[DATE_COLUMN])})
+    frame[DATE_COLUMN] += pd.to_timedelta(frame["row"] * 1_000_003, unit="us")  # microseconds and a gap
+    frame.loc[5, DATE_COLUMN] = pd.NaT
+    frame.to_parquet(tmp_path / "in.parquet", index=False)
+    assert str(pq.read_schema(tmp_path / "in.parquet").field(DATE_COLUMN).type) == "timestamp[ns]"
+    score_spark(_model(trained), tmp_path / "in.parquet", tmp_path / "out", spark=spark, batch_rows=64)
+    from workbench.serving.batch import score_file
+
+    score_file(_model(trained), tmp_path / "in.parquet", tmp_path / "pandas.parquet", chunk_rows=128)
+    out = _spark_output(tmp_path / "out")
+    _assert_same_predictions(out, pd.read_parquet(tmp_path / "pandas.parquet").set_index("row").sort_index())
+    assert out[DATE_COLUMN].equals(frame.set_index("row")[DATE_COLUMN].astype(out[DATE_COLUMN].dtype))

@@ -28,7 +28,6 @@ importing the workbench never starts a JVM.
 from __future__ import annotations
 
 import contextlib
-import glob
 import hashlib
 import os
 import shutil
@@ -42,114 +41,24 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import InvalidInput
-from workbench.serving.batch import FORMATS, PREDICTION_COLUMN, REQUEST_ID_COLUMN, ScoreResult, check_schema
+from workbench.serving.batch import PREDICTION_COLUMN, REQUEST_ID_COLUMN, ScoreResult, check_schema
 from workbench.serving.model_loader import ServedModel
 from workbench.serving.signature import InputColumn
+from workbench.serving.spark_input import (
+    SparkInput,
+    arrow_dataset,
+    data_files,
+    from_nanoseconds,
+    input_rows,
+    nanosecond_columns,
+    resolve_input,
+    spark_schema,
+)
 
 DEFAULT_MASTER = "local[*]"
 ENGINES = ("pandas", "spark")
-_GLOB_CHARS = set("*?[")
 #: Rows per Arrow batch handed to the scoring function (Spark's default is 10,000).
 DEFAULT_BATCH_ROWS = 10_000
-
-
-# --------------------------------------------------------------------------- input
-
-
-@dataclass(frozen=True)
-class SparkInput:
-    """The files one ``INPUT`` names, their format, and the folder Hive partitions are found under."""
-
-    files: list[str]
-    format: str  # "csv" or "parquet"
-    base: str | None  # the folder given as INPUT (partition discovery), None for a file or a glob
-
-
-def _data_files(folder: Path) -> list[Path]:
-    # Spark's and Hadoop's markers (_SUCCESS, .crc files, _temporary) are not data.
-    return sorted(
-        p for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in FORMATS
-        and not any(part.startswith(("_", ".")) for part in p.relative_to(folder).parts)
-    )
-
-
-def resolve_input(spec: str | Path) -> SparkInput:
-    """The CSV or Parquet files of a file, a folder or a glob; InvalidInput(field="input_path") otherwise."""
-    text = str(spec)
-    base: str | None = None
-    if _GLOB_CHARS & set(text):
-        files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
-        what = f"the glob {text!r}"
-    elif Path(text).is_dir():
-        files = _data_files(Path(text))
-        base = str(Path(text).resolve())
-        what = f"the folder {text!r}"
-    elif Path(text).is_file():
-        files = [Path(text)]
-        what = f"the file {text!r}"
-    else:
-        raise InvalidInput(f"input_path {text!r} is not a file, a folder or a glob that exists; check the path.",
-                           field="input_path")
-    formats = {FORMATS.get(p.suffix.lower()) for p in files}
-    if not files or None in formats:
-        raise InvalidInput(f"{what} holds no .csv, .parquet or .pq files"
-                           + (f" (found {files[0].name!r})" if files else "") + "; point INPUT at your data files.",
-                           field="input_path")
-    if len(formats) > 1:
-        raise InvalidInput(f"{what} mixes CSV and Parquet files; score each format separately.", field="input_path")
-    return SparkInput(files=[str(p.resolve()) for p in files], format=str(formats.pop()), base=base)
-
-
-def _arrow_dataset(source: SparkInput) -> Any:
-    """The pyarrow dataset of the input: its schema (driver side, no Spark task) and row count."""
-    import pyarrow.dataset as ds
-
-    from workbench.serving.batch import CSV_BLOCK_BYTES
-
-    file_format: Any = source.format
-    if source.format == "csv":
-        import pyarrow.csv as pacsv
-
-        # As the pandas engine reads a CSV (workbench.serving.batch.open_batches): the same inferred types.
-        file_format = ds.CsvFileFormat(read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
-                                       convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
-    try:
-        return ds.dataset(source.files, format=file_format, partitioning="hive" if source.base else None,
-                          partition_base_dir=source.base)
-    except Exception as exc:  # pyarrow raises ArrowInvalid and friends on unreadable files
-        raise InvalidInput(f"input_path holds a file that is not readable {source.format.upper()}: {exc}",
-                           field="input_path") from exc
-
-
-def _count_rows(dataset: Any, source: SparkInput) -> int:
-    """Rows of the input: Parquet footers, or CSV newlines (as the pandas engine counts them)."""
-    if source.format == "parquet":
-        return int(dataset.count_rows())
-    from workbench.serving.batch import _count_csv_rows
-
-    return sum(_count_csv_rows(Path(f)) for f in source.files)
-
-
-def spark_schema(arrow_schema: Any) -> Any:
-    """The Spark schema that reads the files as pyarrow does (every field nullable)."""
-    import pyarrow as pa
-    import pyarrow.types as pat
-    from pyspark.sql.pandas.types import from_arrow_type
-    from pyspark.sql.types import StringType, StructField, StructType
-
-    fields = []
-    for field in arrow_schema:
-        kind = field.type
-        if pat.is_dictionary(kind):
-            kind = kind.value_type
-        if pat.is_large_string(kind):
-            kind = pa.string()
-        if pat.is_timestamp(kind):
-            kind = pa.timestamp("us", tz=kind.tz)  # Spark keeps microseconds
-        spark_type = StringType() if pat.is_null(kind) else from_arrow_type(kind)
-        fields.append(StructField(field.name, spark_type, True))
-    return StructType(fields)
 
 
 # --------------------------------------------------------------------------- executor side
@@ -209,6 +118,7 @@ class TaskPlan:
     features: dict[str, str]  # signature name -> the file's column name
     db_url: str | None  # None: do not log
     deployment_id: int | None
+    nanoseconds: dict[str, str | None]  # columns read as int64 nanoseconds -> their time zone
     #: Called in the task after each batch is scored and logged (tests fail a first attempt here).
     after_batch: Callable[[], None] | None = None
 
@@ -237,6 +147,8 @@ def score_partition(frames: Iterator[Any], plan: TaskPlan, rows_scored: Any = No
         n = len(frame)
         if n == 0:
             continue
+        for name, tz in plan.nanoseconds.items():
+            frame[name] = from_nanoseconds(frame[name], tz)
         t0 = time.perf_counter()
         predictions, proba = model.predict_frame(frame)
         latency_ms = (time.perf_counter() - t0) * 1000 / n
@@ -377,7 +289,7 @@ def run_token(job_id: str | None) -> str:
 def _parquet_rows(folder: Path) -> int:
     import pyarrow.dataset as ds
 
-    files = [str(p) for p in _data_files(folder)]
+    files = [str(p) for p in data_files(folder)]
     return int(ds.dataset(files, format="parquet").count_rows()) if files else 0
 
 
@@ -452,12 +364,13 @@ def score_spark(
         raise InvalidInput(f"chunk_rows must be a positive integer; got {batch_rows!r}.", field="chunk_rows")
     source = resolve_input(input_path)
     output = check_output(output_path, source)
-    dataset = _arrow_dataset(source)
+    dataset = arrow_dataset(source)
     check_schema(dataset.schema, model.columns)  # the pandas engine's check and words, before any task
     from workbench.serving.batch import _index_columns, input_names
     from workbench.settings import get_settings
 
-    total_rows = _count_rows(dataset, source)
+    total_rows = input_rows(dataset, source)
+    nanoseconds = nanosecond_columns(dataset.schema, source.format)
     features = input_names(dataset.schema, model.columns)
     proba_columns = [f"proba_{label}" for label in model.class_labels] if model.is_classifier else []
     added = {REQUEST_ID_COLUMN, PREDICTION_COLUMN, *proba_columns}
@@ -465,7 +378,7 @@ def score_spark(
     plan = TaskPlan(
         model=model_ref(model, tracking_uri=tracking_uri or get_settings().mlflow_tracking_uri),
         token=run_token(job_id), passthrough=passthrough, features=features,
-        db_url=db_url, deployment_id=deployment_id, after_batch=after_batch,
+        db_url=db_url, deployment_id=deployment_id, nanoseconds=nanoseconds, after_batch=after_batch,
     )
     started = time.perf_counter()
     own_session = False
@@ -478,7 +391,8 @@ def score_spark(
     try:
         from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
-        read_schema = spark_schema(dataset.schema)
+        read_schema = spark_schema(dataset.schema, nanoseconds)
+        by_name = {f.name: f for f in spark_schema(dataset.schema).fields}  # the output keeps timestamps
         reader = spark.read.schema(read_schema)
         if source.base is not None:
             reader = reader.option("basePath", source.base)
@@ -488,7 +402,6 @@ def score_spark(
             frame = reader.options(header=True, mode="FAILFAST", escape='"').csv(source.files)
         else:
             frame = reader.parquet(*source.files)
-        by_name = {f.name: f for f in read_schema.fields}
         out_schema = StructType([
             StructField(REQUEST_ID_COLUMN, StringType(), False),
             *(StructField(n, by_name[n].dataType, True) for n in passthrough),
@@ -526,7 +439,7 @@ def score_spark(
         if own_session:
             spark.stop()
     rows = _parquet_rows(output)
-    return ScoreResult(output_path=str(output), rows=rows, chunks=len(_data_files(output)),
+    return ScoreResult(output_path=str(output), rows=rows, chunks=len(data_files(output)),
                        seconds=time.perf_counter() - started, model_version=model.version,
                        deployment_id=deployment_id)
 
