@@ -83,7 +83,7 @@ java:
 test: install-dev chromium java
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: install-dev chromium
+bench: install-dev chromium java
 	@set -e; for script in benchmarks/*.py; do \
 		echo "== $$script"; \
 		$(BIN)/python $$script; \
