@@ -13,7 +13,7 @@ CHROMIUM ?= /usr/bin/chromium
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 
-.PHONY: run test bench lint clean install install-dev chromium
+.PHONY: run test bench lint clean install install-dev chromium java
 
 # The venv is created once; `pip install -e .` is re-run (quietly) so new dependencies land.
 $(BIN)/python:
@@ -27,7 +27,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
 	@touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
@@ -59,10 +59,31 @@ chromium:
 		echo "WARNING: $(CHROMIUM) is missing and apt-get needs root (no passwordless sudo); the real-browser tests will skip. Install it with: sudo apt-get install chromium" >&2; \
 	fi
 
-test: install-dev chromium
+# Spark (the [spark] extra, `workbench score --engine spark`) needs Java 17+. Install Debian's
+# default JRE when `java` is missing and apt-get is usable; otherwise warn: the Spark tests then skip.
+java:
+	@if command -v java >/dev/null 2>&1; then \
+		echo "java: $$(command -v java) present"; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+		echo "WARNING: java is missing and apt-get is not available; the Spark engine's tests will skip." >&2; \
+	elif [ "$$(id -u)" = "0" ]; then \
+		echo "java: installing Debian default-jre-headless with apt-get"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends default-jre-headless || \
+		echo "WARNING: apt-get could not install default-jre-headless; the Spark engine's tests will skip." >&2; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		echo "java: installing Debian default-jre-headless with sudo apt-get"; \
+		sudo -n env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends default-jre-headless || \
+		echo "WARNING: apt-get could not install default-jre-headless; the Spark engine's tests will skip." >&2; \
+	else \
+		echo "WARNING: java is missing and apt-get needs root (no passwordless sudo); the Spark engine's tests will skip. Install it with: sudo apt-get install default-jre-headless" >&2; \
+	fi
+
+test: install-dev chromium java
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: install-dev chromium
+bench: install-dev chromium java
 	@set -e; for script in benchmarks/*.py; do \
 		echo "== $$script"; \
 		$(BIN)/python $$script; \

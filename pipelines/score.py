@@ -31,10 +31,21 @@ def run(
     alias: str = "champion",
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     log_predictions: bool = True,
+    engine: str = "pandas",
+    master: str | None = None,
 ) -> dict[str, Any]:
-    """Score ``input_path`` into ``output_path``; returns rows, chunks, timing, version and deployment."""
+    """Score ``input_path`` into ``output_path``; returns rows, chunks, timing, version and deployment.
+
+    ``engine="spark"`` scores a file, folder or glob on the Spark ``master`` into a Parquet folder
+    (:mod:`workbench.serving.spark_batch`); the default pandas engine needs neither pyspark nor Java.
+    """
     if not ctx.project_slug:
         raise InvalidInput("a score job needs a project; launch it with project_slug set.", field="project")
+    if engine not in ("pandas", "spark"):
+        raise InvalidInput(f"engine must be 'pandas' or 'spark'; got {engine!r}.", field="engine")
+    if master is not None and engine != "spark":
+        raise InvalidInput("master applies to the Spark engine only; add engine='spark' or drop master.",
+                           field="master")
     ctx.progress(0.0, f"loading model {ctx.project_slug}@{alias}", force=True)
     model = load_model(ctx.project_slug, alias=alias, settings=ctx.settings)
     with session_scope(ctx.settings.db_url) as session:
@@ -54,16 +65,32 @@ def run(
         fraction = min(0.99, done / total) if total else 0.99
         ctx.progress(fraction, f"scored {done:,} of {total:,} rows ({chunks} chunks)")
 
+    def on_spark_progress(tasks_done: int, tasks_total: int, rows: int, total: int) -> None:
+        # Called from the engine's status-tracker thread; raises JobCancelled on a cancel, which
+        # makes the engine cancel the Spark job group.
+        fraction = min(0.99, tasks_done / tasks_total) if tasks_total else 0.0
+        ctx.progress(fraction, f"Spark: {tasks_done} of {tasks_total} tasks done, {rows:,} of {total:,} rows scored")
+
     status = "failed"
     try:
-        result = score_file(
-            model,
-            input_path,
-            output_path,
-            chunk_rows=int(chunk_rows),
-            log_segment=log_segment if log_predictions else None,
-            on_progress=on_progress,
-        )
+        if engine == "spark":
+            from workbench.serving.spark_batch import DEFAULT_MASTER, score_spark
+
+            result = score_spark(
+                model, input_path, output_path, master=master or DEFAULT_MASTER,
+                tracking_uri=ctx.settings.mlflow_tracking_uri,
+                db_url=ctx.settings.db_url if log_predictions else None, deployment_id=deployment_id,
+                job_id=ctx.job_id, batch_rows=int(chunk_rows), on_progress=on_spark_progress,
+            )
+        else:
+            result = score_file(
+                model,
+                input_path,
+                output_path,
+                chunk_rows=int(chunk_rows),
+                log_segment=log_segment if log_predictions else None,
+                on_progress=on_progress,
+            )
         status = "stopped"
     finally:
         with session_scope(ctx.settings.db_url) as session:
@@ -71,6 +98,7 @@ def run(
     data = result.as_dict()
     data["deployment_id"] = deployment_id
     data["decision_threshold"] = model.applied_threshold
+    data["engine"] = engine
     ctx.log(f"wrote {result.rows:,} rows to {result.output_path} in {result.seconds:.2f}s")
     return data
 

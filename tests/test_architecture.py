@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("mlflow", "optuna", "evidently", "sklearn")
+HEAVY = ("mlflow", "optuna", "evidently", "sklearn", "pyspark")
 FIRST_PARTY = ("workbench", "app_pages", "pipelines")
 # The Home page's import roots: what a browser opening the app makes the server import.
 HOME_ENTRY_FILES = (

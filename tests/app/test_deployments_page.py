@@ -92,6 +92,35 @@ def _shown(at: AppTest) -> str:
     return "\n".join(parts)
 
 
+@pytest.mark.slow
+def test_batch_on_the_spark_engine_writes_a_parquet_folder(model: RegisteredModel, data_root: Path) -> None:
+    import shutil
+
+    pytest.importorskip("pyspark", reason="the [spark] extra is not installed")
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs Java 17+ and `java` is not on PATH (make test installs default-jre-headless)")
+    source = data_root / "spark in.csv"
+    model.frame[list(FEATURES)].head(30).to_csv(source, index=False)
+    at = _app(model.name)
+    at.radio(key="deployments.batch_source").set_value("Server path").run()
+    at.text_input(key="deployments.batch_path").set_value(str(source)).run()
+    at.text_input(key="deployments.batch_out").set_value("spark scored.parquet").run()
+    at.radio(key="deployments.batch_engine").set_value("spark").run()
+    cron = [c.value for c in at.code if "workbench score" in c.value]
+    assert cron and cron[0].endswith("--engine spark")
+    button(at, "Score").click().run()
+    assert not at.exception
+    job_id = at.session_state["deployments.batch_job"]
+    done = poll(lambda: job_row(job_id), lambda j: j.status in ("succeeded", "failed", "cancelled", "lost"),
+                timeout=240, every=0.5)
+    assert done.status == "succeeded", done.error
+    out = Path(at.session_state["deployments.batch_output"])
+    assert out.is_dir() and (out / "_SUCCESS").is_file() and done.result["rows"] == 30
+    assert done.params["engine"] == "spark" and done.result["engine"] == "spark"
+    at.run()
+    assert any("Parquet folder" in c.value for c in at.caption)
+
+
 def test_start_replay_metrics_stop_web(model: RegisteredModel) -> None:
     """Issue 12 item 5 too: the generated bearer token is shown once (until dismissed), stored only as a hash,
     never put in the job's params, and replaying traffic needs it."""

@@ -22,17 +22,26 @@ def register(main: click.Group) -> None:
 
 @click.command("score")
 @click.argument("project_slug", metavar="PROJECT")
-@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", "output_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Output file (.parquet or .csv); written only when every row scored.")
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "output_path", required=True, type=click.Path(path_type=Path),
+              help="Output file (.parquet or .csv); with --engine spark, a Parquet folder. Written only when "
+              "every row scored.")
 @click.option("--alias", default="champion", show_default=True, help="Registered-model alias to score with.")
-@click.option("--chunk-rows", default=50_000, show_default=True, type=int, help="Rows per chunk (bounds memory).")
+@click.option("--chunk-rows", default=50_000, show_default=True, type=int,
+              help="Rows per chunk (bounds memory); with --engine spark, rows per Arrow batch of a task.")
+@click.option("--engine", type=click.Choice(["pandas", "spark"]), default="pandas", show_default=True,
+              help="pandas: one file in this process. spark: a file, a folder of Parquet/CSV files or a glob, "
+              "on a Spark master (needs the [spark] extra and Java 17+).")
+@click.option("--master", default=None, help="Spark master URL for --engine spark (default: local[*]).")
 @json_option
-def score(project_slug: str, input_path: Path, output_path: Path, alias: str, chunk_rows: int, as_json: bool) -> None:
-    """Score INPUT (CSV or Parquet) with PROJECT's registered model into OUTPUT.
+def score(project_slug: str, input_path: Path, output_path: Path, alias: str, chunk_rows: int, engine: str,
+          master: str | None, as_json: bool) -> None:
+    """Score INPUT with PROJECT's registered model into OUTPUT.
 
-    The run is recorded as a ``score`` job (visible on the Deployments page) but runs in this
-    process, so there is no process start-up to wait for and Ctrl-C stops it.
+    INPUT is a CSV or Parquet file; with ``--engine spark`` also a folder of them or a glob, and
+    OUTPUT is then a Parquet folder. The run is recorded as a ``score`` job (visible on the
+    Deployments page) but runs in this process, so there is no process start-up to wait for and
+    Ctrl-C stops it.
     """
     import threading
 
@@ -48,9 +57,19 @@ def score(project_slug: str, input_path: Path, output_path: Path, alias: str, ch
         "alias": alias,
         "chunk_rows": chunk_rows,
     }
+    from workbench.errors import InvalidInput
     from workbench.serving.batch import file_format
 
-    file_format(output_path, field="output_path")  # fail fast, before the job exists
+    if engine == "spark":
+        from workbench.serving.spark_batch import check_available
+
+        check_available()  # pyspark and Java: fail fast, before the job exists
+        params.update(engine="spark", master=master)
+    else:
+        if master is not None:
+            raise InvalidInput("--master applies to --engine spark only; add --engine spark or drop --master.",
+                               field="master")
+        file_format(output_path, field="output_path")  # fail fast, before the job exists
     with session_scope() as session:
         project = get_project(session, slug=project_slug)
         job_id = create_job(session, kind="score", project=project, params=params, actor=actor()).id

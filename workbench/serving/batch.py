@@ -391,11 +391,13 @@ def score_file(
 
 
 def cron_line(project_slug: str, input_path: str, output_path: str, *, alias: str = "champion",
-              schedule: str = "0 2 * * *") -> str:
+              schedule: str = "0 2 * * *", engine: str = "pandas") -> str:
     """The crontab line that would run this batch on ``schedule`` (shown on the Deployments page)."""
     import shlex
 
     parts = ["workbench", "score", project_slug, input_path, "-o", output_path]
     if alias != "champion":
         parts += ["--alias", alias]
+    if engine != "pandas":
+        parts += ["--engine", engine]
     return f"{schedule} " + " ".join(shlex.quote(p) for p in parts)

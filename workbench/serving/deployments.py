@@ -375,13 +375,16 @@ def launch_browser_batch(
     actor: str = "",
     settings: Settings | None = None,
     principal: Principal | None = None,
+    engine: str = "pandas",
 ) -> tuple[str, str]:
     """Launch a ``score`` job from the browser, inside its file sandbox; returns ``(job id, output path)``.
 
     The input is a file uploaded into the project's own ``uploads`` folder (``uploaded``), or a
     server file under the data roots; the output is ``output_name`` in the project's ``scores``
     folder, never an existing file (:mod:`workbench.access.files`). ``principal`` (None: the
-    operator) must be an editor of the project.
+    operator) must be an editor of the project. ``engine="spark"`` scores
+    it on Spark in local mode on the server (``local[*]``; a cluster is for the CLI's
+    ``--master``) into a Parquet folder of that name.
     """
     from pathlib import Path
 
@@ -403,8 +406,25 @@ def launch_browser_batch(
                                field="input_path")
     else:
         source = browser_input_path(input_path, settings=settings)
+    if engine not in ("pandas", "spark"):
+        raise InvalidInput(f"engine must be 'pandas' or 'spark'; got {engine!r}.", field="engine")
+    if engine == "spark":  # checked before the output name is reserved
+        from workbench.serving.spark_batch import check_available
+
+        if Path(output_name).suffix.lower() != ".parquet":
+            raise InvalidInput("the Spark engine writes a Parquet folder: name the output *.parquet.",
+                               field="output_name")
+        check_available()
     output = browser_output_path(project_slug, output_name, settings=settings)
-    params = {"input_path": str(source), "output_path": str(output), "alias": alias}
+    params: dict[str, Any] = {"input_path": str(source), "output_path": str(output), "alias": alias}
+    if engine == "spark":
+        from workbench.serving.spark_batch import DEFAULT_MASTER
+
+        # The name was reserved as an empty file; the engine writes a folder, so reserve it as one
+        # (an empty folder, replaced by the finished output).
+        output.unlink()
+        output.mkdir()
+        params.update(engine="spark", master=DEFAULT_MASTER)
     job_id = launch(kind="score", project_slug=project_slug, params=params, actor=actor, settings=settings,
                     principal=principal)
     return job_id, str(output)

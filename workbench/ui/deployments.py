@@ -225,10 +225,16 @@ def batch_section(project: Project) -> None:
                                 help=f"Written to {settings.home / 'scores' / project.slug}; a taken name gets a "
                                 "-2, -3... suffix, so no file is replaced.")
     alias = st.text_input("Alias", value="champion", key=key(PAGE, "batch_alias"))
+    engine = "pandas"
+    if spark_installed():
+        engine = st.radio("Engine", ["pandas", "spark"], horizontal=True, key=key(PAGE, "batch_engine"),
+                          help="pandas: the file in one process. spark: the same file on Spark in local mode on "
+                          "the server, into a Parquet folder (for a cluster, use `workbench score --engine spark "
+                          "--master URL`).") or "pandas"
     if input_path:
         st.caption("To run it every night, add this line to the crontab (`crontab -e`):")
         out_hint = str(settings.home / "scores" / project.slug / (output_name or "predictions.parquet"))
-        st.code(cron_line(project.slug, input_path, out_hint, alias=alias), language="bash")
+        st.code(cron_line(project.slug, input_path, out_hint, alias=alias, engine=engine), language="bash")
     if st.button("Score", key=key(PAGE, "batch_run"), icon=":material/play_arrow:", disabled=not input_path):
         from workbench.serving.deployments import launch_browser_batch
 
@@ -236,12 +242,20 @@ def batch_section(project: Project) -> None:
             launched, output = launch_browser_batch(
                 project_slug=project.slug, input_path=str(input_path), output_name=output_name, alias=alias,
                 uploaded=source == "Upload a file", actor=display_name(), principal=principal(), settings=settings,
+                engine=engine,
             )
             st.session_state[key(PAGE, "batch_job")] = launched
             st.session_state[key(PAGE, "batch_output")] = output
     job_id = st.session_state.get(key(PAGE, "batch_job"))
     if job_id:
         batch_job(str(job_id), st.session_state.get(key(PAGE, "batch_output")))
+
+
+def spark_installed() -> bool:
+    """Whether the Spark engine's extra is installed (the page offers the engine only then)."""
+    import importlib.util
+
+    return importlib.util.find_spec("pyspark") is not None
 
 
 def batch_job(job_id: str, output: str | None) -> None:
@@ -292,6 +306,8 @@ def batch_job(job_id: str, output: str | None) -> None:
                                key=key(PAGE, f"batch_download_{job_id}"), icon=":material/download:")
         else:
             st.caption(f"{path.name} is too large to download here; it is at `{path}` on the server.")
+    elif data["status"] == "succeeded" and path is not None and path.is_dir():
+        st.caption(f"{path.name} is a Parquet folder (the Spark engine's output); it is at `{path}` on the server.")
 
 
 def holdout_records(project: Project, *, limit: int) -> list[dict[str, Any]]:
