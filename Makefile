@@ -38,47 +38,32 @@ run: install
 	$(BIN)/workbench demo seed
 	$(BIN)/python -m streamlit run streamlit_app.py --server.address $(HOST) --server.port $(PORT)
 
-# Debian chromium drives the real-browser tests. Install it when missing and apt-get is usable
-# (as root, or through sudo); otherwise warn: the e2e tests then skip and say why.
-chromium:
-	@if [ -x "$(CHROMIUM)" ]; then \
-		echo "chromium: $(CHROMIUM) present"; \
+# apt_install(name, present-test, packages, which tests skip without it): install Debian packages when
+# missing and apt-get is usable (as root, or through passwordless sudo); otherwise warn and go on,
+# since the tests that need them skip and say why.
+define apt_install
+	@if $(2); then \
+		echo "$(1): present"; \
 	elif ! command -v apt-get >/dev/null 2>&1; then \
-		echo "WARNING: $(CHROMIUM) is missing and apt-get is not available; the real-browser tests will skip." >&2; \
-	elif [ "$$(id -u)" = "0" ]; then \
-		echo "chromium: installing Debian chromium with apt-get"; \
-		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation || \
-		echo "WARNING: apt-get could not install chromium; the real-browser tests will skip." >&2; \
-	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
-		echo "chromium: installing Debian chromium with sudo apt-get"; \
-		sudo -n env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-		sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation || \
-		echo "WARNING: apt-get could not install chromium; the real-browser tests will skip." >&2; \
+		echo "WARNING: $(1) is missing and apt-get is not available; $(4) will skip." >&2; \
 	else \
-		echo "WARNING: $(CHROMIUM) is missing and apt-get needs root (no passwordless sudo); the real-browser tests will skip. Install it with: sudo apt-get install chromium" >&2; \
+		if [ "$$(id -u)" = "0" ]; then SUDO=""; \
+		elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+		else echo "WARNING: $(1) is missing and apt-get needs root (no passwordless sudo); $(4) will skip. Install it with: sudo apt-get install $(3)" >&2; exit 0; fi; \
+		echo "$(1): installing Debian $(3) with $${SUDO:+sudo }apt-get"; \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(3) || \
+		echo "WARNING: apt-get could not install $(3); $(4) will skip." >&2; \
 	fi
+endef
 
-# Spark (the [spark] extra, `workbench score --engine spark`) needs Java 17+. Install Debian's
-# default JRE when `java` is missing and apt-get is usable; otherwise warn: the Spark tests then skip.
+# Debian chromium drives the real-browser tests.
+chromium:
+	$(call apt_install,chromium,[ -x "$(CHROMIUM)" ],chromium fonts-liberation,the real-browser tests)
+
+# Spark (the [spark] extra, `workbench score --engine spark`) needs Java 17+.
 java:
-	@if command -v java >/dev/null 2>&1; then \
-		echo "java: $$(command -v java) present"; \
-	elif ! command -v apt-get >/dev/null 2>&1; then \
-		echo "WARNING: java is missing and apt-get is not available; the Spark engine's tests will skip." >&2; \
-	elif [ "$$(id -u)" = "0" ]; then \
-		echo "java: installing Debian default-jre-headless with apt-get"; \
-		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends default-jre-headless || \
-		echo "WARNING: apt-get could not install default-jre-headless; the Spark engine's tests will skip." >&2; \
-	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
-		echo "java: installing Debian default-jre-headless with sudo apt-get"; \
-		sudo -n env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-		sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends default-jre-headless || \
-		echo "WARNING: apt-get could not install default-jre-headless; the Spark engine's tests will skip." >&2; \
-	else \
-		echo "WARNING: java is missing and apt-get needs root (no passwordless sudo); the Spark engine's tests will skip. Install it with: sudo apt-get install default-jre-headless" >&2; \
-	fi
+	$(call apt_install,java,command -v java >/dev/null 2>&1,default-jre-headless,the Spark engine's tests)
 
 test: install-dev chromium java
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
