@@ -147,3 +147,21 @@ def test_the_only_owner_cannot_be_removed_from_the_page(projects: Path) -> None:
     at.button(key="members.remove").click()
     at = _run(at)
     assert "only owner of project 'churn'" in _errors(at)
+
+
+def test_a_viewers_batch_upload_is_refused_and_leaves_no_file(projects: Path) -> None:
+    """Issue 12: the Deployments page stored a viewer's upload in the project's folder before refusing the run."""
+    from workbench.settings import get_settings
+
+    at = AppTest.from_file(str(REPO_ROOT / "app_pages" / "deployments.py"), default_timeout=30)
+    at.secrets["auth"] = AUTH
+    at.user = _user(VIEWER)
+    at.session_state["shell.project"] = "churn"
+    at.query_params["project"] = "churn"
+    at = _run(at)
+    at.file_uploader(key="deployments.batch_upload").upload("batch.csv", b"tenure\n3\n", "text/csv")
+    at = _run(at)
+    assert "vi@example.com may not launch a job" in _errors(at)
+    uploads = get_settings().home / "uploads" / "churn"
+    assert not uploads.exists() or list(uploads.iterdir()) == []
+    assert "deployments.batch_run" not in [b.key for b in at.button if not b.disabled]  # nothing to score
