@@ -99,6 +99,7 @@ def _changes() -> dict[str, Callable[[Principal], object]]:
         stop_deployment,
         store_browser_upload,
     )
+    from workbench.serving.stream import send_records
     from workbench.training.retraining import start_retrain
 
     return {
@@ -124,6 +125,8 @@ def _changes() -> dict[str, Callable[[Principal], object]]:
             project_slug="churn", input_path="in.csv", output_name="out.csv", principal=who),
         "batch upload": lambda who: store_browser_upload(
             project_slug="churn", name="in.csv", data=b"x\n1\n", principal=who),
+        "stream replay": lambda who: send_records(  # refused before connecting: no broker at this URL
+            "churn", [{"x": 1}], nats_url="nats://127.0.0.1:9", principal=who),
         "monitoring check": lambda who: check_and_apply_policy(project_slug="churn", principal=who),
         "retrain": lambda who: start_retrain(project_slug="churn", actor=who.name, principal=who),
         "promote": _in_session(lambda s, p, who: promote(

@@ -356,7 +356,8 @@ def replay(project: Project, row: dict[str, Any], *, limit: int, token: str | No
     if row["mode"] == "stream":
         from workbench.serving.stream import send_records
 
-        return send_records(project.slug, records, nats_url=(row["config"] or {}).get("nats_url"))
+        return send_records(project.slug, records, nats_url=(row["config"] or {}).get("nats_url"),
+                            principal=principal())
     raise InvalidInput("replay needs a running web or stream deployment.", field="deployment")
 
 
