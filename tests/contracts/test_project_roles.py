@@ -127,6 +127,7 @@ def _changes() -> dict[str, Callable[[Principal], object]]:
             project_slug="churn", name="in.csv", data=b"x\n1\n", principal=who),
         "stream replay": lambda who: send_records(  # refused before connecting: no broker at this URL
             "churn", [{"x": 1}], nats_url="nats://127.0.0.1:9", principal=who),
+        "store profile": _store_profile,
         "monitoring check": lambda who: check_and_apply_policy(project_slug="churn", principal=who),
         "retrain": lambda who: start_retrain(project_slug="churn", actor=who.name, principal=who),
         "promote": _in_session(lambda s, p, who: promote(
@@ -136,6 +137,16 @@ def _changes() -> dict[str, Callable[[Principal], object]]:
         "model card": _in_session(lambda s, p, who: log_model_card(s, project=p, principal=who)),
         "acknowledge": lambda who: _acknowledge(acknowledge_alert, who),
     }
+
+
+def _store_profile(who: Principal) -> object:
+    from workbench.data.datasets import add_dataset
+    from workbench.data.profiling import profile_frame, save_profile
+
+    frame = pd.DataFrame({"churned": [0, 1]})
+    with session_scope() as session:  # added by the operator; the profile is stored as ``who``
+        dataset = add_dataset(session, project=get_project(session, slug="churn"), frame=frame, source="t")
+    return save_profile(dataset, profile_frame(frame), principal=who)
 
 
 def _cancel(cancel: Callable[..., object], who: Principal) -> object:
