@@ -147,3 +147,43 @@ def test_the_only_owner_cannot_be_removed_from_the_page(projects: Path) -> None:
     at.button(key="members.remove").click()
     at = _run(at)
     assert "only owner of project 'churn'" in _errors(at)
+
+
+def test_a_viewers_batch_upload_is_refused_and_leaves_no_file(projects: Path) -> None:
+    """Issue 12: the Deployments page stored a viewer's upload in the project's folder before refusing the run."""
+    from workbench.settings import get_settings
+
+    at = AppTest.from_file(str(REPO_ROOT / "app_pages" / "deployments.py"), default_timeout=30)
+    at.secrets["auth"] = AUTH
+    at.user = _user(VIEWER)
+    at.session_state["shell.project"] = "churn"
+    at.query_params["project"] = "churn"
+    at = _run(at)
+    at.file_uploader(key="deployments.batch_upload").upload("batch.csv", b"tenure\n3\n", "text/csv")
+    at = _run(at)
+    assert "vi@example.com may not launch a job" in _errors(at)
+    uploads = get_settings().home / "uploads" / "churn"
+    assert not uploads.exists() or list(uploads.iterdir()) == []
+    assert "deployments.batch_run" not in [b.key for b in at.button if not b.disabled]  # nothing to score
+
+
+def test_a_viewer_sees_the_profile_but_it_is_not_stored(projects: Path) -> None:
+    """Issue 12: opening the Data page stored the inline profile, a write, even for a viewer."""
+    import pandas as pd
+
+    from workbench.data.datasets import add_dataset, latest_dataset
+    from workbench.data.profiling import load_profile
+
+    with session_scope() as session:
+        add_dataset(session, project=get_project(session, slug="churn"),
+                    frame=pd.DataFrame({"tenure": [1, 5, 9], "churned": [0, 1, 0]}), source="t")
+    at = AppTest.from_file(str(REPO_ROOT / "app_pages" / "data.py"), default_timeout=30)
+    at.secrets["auth"] = AUTH
+    at.user = _user(VIEWER)
+    at.session_state["shell.project"] = "churn"
+    at.query_params["project"] = "churn"
+    at = _run(at)
+    assert not at.error
+    assert "Profile of version 1" in _subheaders(at)
+    with session_scope() as session:
+        assert load_profile(latest_dataset(session, project=get_project(session, slug="churn"))) is None

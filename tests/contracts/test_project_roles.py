@@ -93,7 +93,13 @@ def _changes() -> dict[str, Callable[[Principal], object]]:
     from workbench.monitoring.cycle import check_and_apply_policy
     from workbench.monitoring.service import acknowledge_alert
     from workbench.registry import log_model_card, promote, rollback
-    from workbench.serving.deployments import launch_browser_batch, launch_deployment, stop_deployment
+    from workbench.serving.deployments import (
+        launch_browser_batch,
+        launch_deployment,
+        stop_deployment,
+        store_browser_upload,
+    )
+    from workbench.serving.stream import send_records
     from workbench.training.retraining import start_retrain
 
     return {
@@ -117,6 +123,11 @@ def _changes() -> dict[str, Callable[[Principal], object]]:
         "stop deployment": lambda who: _stop(stop_deployment, who),
         "batch scoring": lambda who: launch_browser_batch(
             project_slug="churn", input_path="in.csv", output_name="out.csv", principal=who),
+        "batch upload": lambda who: store_browser_upload(
+            project_slug="churn", name="in.csv", data=b"x\n1\n", principal=who),
+        "stream replay": lambda who: send_records(  # refused before connecting: no broker at this URL
+            "churn", [{"x": 1}], nats_url="nats://127.0.0.1:9", principal=who),
+        "store profile": _store_profile,
         "monitoring check": lambda who: check_and_apply_policy(project_slug="churn", principal=who),
         "retrain": lambda who: start_retrain(project_slug="churn", actor=who.name, principal=who),
         "promote": _in_session(lambda s, p, who: promote(
@@ -126,6 +137,16 @@ def _changes() -> dict[str, Callable[[Principal], object]]:
         "model card": _in_session(lambda s, p, who: log_model_card(s, project=p, principal=who)),
         "acknowledge": lambda who: _acknowledge(acknowledge_alert, who),
     }
+
+
+def _store_profile(who: Principal) -> object:
+    from workbench.data.datasets import add_dataset
+    from workbench.data.profiling import profile_frame, save_profile
+
+    frame = pd.DataFrame({"churned": [0, 1]})
+    with session_scope() as session:  # added by the operator; the profile is stored as ``who``
+        dataset = add_dataset(session, project=get_project(session, slug="churn"), frame=frame, source="t")
+    return save_profile(dataset, profile_frame(frame), principal=who)
 
 
 def _cancel(cancel: Callable[..., object], who: Principal) -> object:
@@ -184,6 +205,20 @@ def test_the_refusal_changed_nothing(db_url: str) -> None:
         assert history(session, project=project, kind="ml_canvas") == []
         alert = session.get(Alert, alert_id)
         assert alert is not None and alert.acknowledged_at is None
+
+
+def test_a_refused_upload_writes_no_file(db_url: str) -> None:
+    from workbench.serving.deployments import store_browser_upload
+    from workbench.settings import get_settings
+
+    _setup()
+    uploads = get_settings().home / "uploads" / "churn"
+    for who in (VIEWER, STRANGER):
+        with pytest.raises(Forbidden):
+            store_browser_upload(project_slug="churn", name="batch.csv", data=b"x\n1\n", principal=who)
+    assert not uploads.exists() or list(uploads.iterdir()) == []
+    kept = store_browser_upload(project_slug="churn", name="../batch.csv", data=b"x\n1\n", principal=EDITOR)
+    assert Path(kept) == uploads.resolve() / "batch.csv" and Path(kept).read_bytes() == b"x\n1\n"
 
 
 def test_an_editor_changes_the_project(db_url: str) -> None:

@@ -14,7 +14,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,9 @@ from sqlalchemy.orm import Session
 
 from workbench.data.datasets import column_kind
 from workbench.db.models import Dataset, Project
+
+if TYPE_CHECKING:
+    from workbench.access.roles import Principal
 
 HISTOGRAM_BINS = 30
 TOP_CATEGORIES = 20
@@ -161,8 +164,23 @@ def profile_path(dataset: Dataset) -> Path:
     return Path(dataset.path).with_suffix(".profile.json")
 
 
-def save_profile(dataset: Dataset, profile: dict[str, Any]) -> Path:
-    """Write the profile atomically (temporary file, then rename)."""
+def save_profile(
+    dataset: Dataset, profile: dict[str, Any], *, principal: Principal | None = None, db_url: str | None = None
+) -> Path:
+    """Write the profile atomically (temporary file, then rename).
+
+    Storing a profile is what the ``profile`` job does, so ``principal`` must be allowed to launch a
+    job in the dataset's project (checked first; a viewer's profile is shown, not stored). None is
+    the operator (the profile job itself), always allowed.
+    """
+    if principal is not None:
+        from workbench.access.roles import require
+        from workbench.db import session_scope
+
+        with session_scope(db_url) as session:
+            project = session.get(Project, dataset.project_id)
+            assert project is not None  # a dataset row cannot outlive its project (foreign key)
+            require(session, project=project, principal=principal, action="launch_job")
     path = profile_path(dataset)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {**profile, "dataset_id": dataset.id, "content_hash": dataset.content_hash}

@@ -365,6 +365,38 @@ def launch_deployment(
     return Launched(deployment_id, token)
 
 
+def store_browser_upload(
+    *,
+    project_slug: str,
+    name: str,
+    data: bytes,
+    settings: Settings | None = None,
+    principal: Principal | None = None,
+) -> str:
+    """Keep a file uploaded from the browser in the project's own ``uploads`` folder; returns its path.
+
+    The upload is only ever the input of a browser batch run (:func:`launch_browser_batch`), so
+    ``principal`` (None: the operator) must be allowed to launch a job in the project, and that is
+    checked before anything is written: a viewer's upload leaves no file on the server. The name is
+    the file's base name, never an existing file (:func:`workbench.access.files.upload_path`).
+    """
+    from workbench.access.files import upload_path
+    from workbench.db import session_scope
+    from workbench.projects import get_project
+    from workbench.settings import get_settings
+
+    settings = settings or get_settings()
+    with session_scope(settings.db_url) as session:
+        require(session, project=get_project(session, slug=project_slug), principal=principal, action="launch_job")
+    target = upload_path(project_slug, name, settings=settings)
+    try:
+        target.write_bytes(data)
+    except BaseException:
+        target.unlink(missing_ok=True)  # no half-written file, nor an empty reservation, is left
+        raise
+    return str(target)
+
+
 def launch_browser_batch(
     *,
     project_slug: str,

@@ -37,13 +37,16 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import InvalidInput
 from workbench.serving.model_loader import ModelHolder, ServedModel
 from workbench.serving.stream_keys import event_key, id_from_field
 from workbench.serving.transport import InMessage, Transport, subjects
 from workbench.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from workbench.access.roles import Principal
 
 logger = logging.getLogger("workbench.serving.stream")
 
@@ -394,14 +397,27 @@ def send_records(
     nats_url: str | None = None,
     settings: Settings | None = None,
     window: int = 256,
+    principal: Principal | None = None,
 ) -> dict[str, Any]:
-    """Publish records (dicts) as feature events; ``rate`` > 0 paces them (events per second)."""
+    """Publish records (dicts) as feature events; ``rate`` > 0 paces them (events per second).
+
+    Sending traffic to a project's stream is part of running its deployment: ``principal`` (the
+    Deployments page's replay passes its user) must be allowed to ``deploy`` in the project, checked
+    before any connection. None is the operator (``workbench stream send``, benchmarks), always allowed.
+    """
     from workbench.serving.nats_server import ensure_server
     from workbench.serving.nats_transport import NatsTransport
 
     if rate < 0:
         raise InvalidInput(f"rate must be 0 (as fast as possible) or a positive number; got {rate!r}.", field="rate")
     settings = settings or get_settings()
+    if principal is not None:
+        from workbench.access.roles import require
+        from workbench.db import session_scope
+        from workbench.projects import get_project
+
+        with session_scope(settings.db_url) as session:
+            require(session, project=get_project(session, slug=project_slug), principal=principal, action="deploy")
     url = nats_url or ensure_server(settings)
     transport = NatsTransport(url, project_slug)
     run_id = uuid.uuid4().hex[:12]

@@ -17,7 +17,7 @@ import streamlit as st
 from workbench.db import session_scope
 from workbench.db.models import Dataset, Project
 from workbench.ui import context
-from workbench.ui.context import display_name, key, principal
+from workbench.ui.context import current_role, display_name, key, principal
 from workbench.ui.errors import shown_errors
 
 PAGE = "data"
@@ -154,7 +154,8 @@ def profile_section(project: Project, dataset: Dataset) -> dict[str, Any] | None
 
         with shown_errors(), st.spinner("Profiling…"):
             profile = profile_frame(load_frame(dataset))
-            save_profile(dataset, profile)
+            if current_role() != "viewer":  # a viewer sees the profile; storing it is an editor's (the service checks)
+                save_profile(dataset, profile, principal=principal())
     if job_id is not None:
         _follow_job(job_id, dataset)
         profile = load_profile(dataset) or profile

@@ -198,7 +198,7 @@ def batch_section(project: Project) -> None:
     output goes to the project's own ``scores`` folder (never onto an existing file) and is offered
     as a download (:mod:`workbench.access.files`).
     """
-    from workbench.access.files import data_roots, upload_path
+    from workbench.access.files import data_roots
     from workbench.serving.batch import cron_line
     from workbench.settings import get_settings
 
@@ -212,10 +212,12 @@ def batch_section(project: Project) -> None:
         if upload is not None:
             saved = st.session_state.setdefault(key(PAGE, "batch_saved"), {})
             if upload.file_id not in saved:  # once per upload: the page re-runs on every click
-                with shown_errors():
-                    target = upload_path(project.slug, upload.name, settings=settings)
-                    target.write_bytes(upload.getvalue())
-                    saved[upload.file_id] = str(target)
+                from workbench.serving.deployments import store_browser_upload
+
+                with shown_errors():  # the service checks the role before it writes anything
+                    saved[upload.file_id] = store_browser_upload(
+                        project_slug=project.slug, name=upload.name, data=upload.getvalue(), settings=settings,
+                        principal=principal())
             input_path = saved.get(upload.file_id)
     else:
         st.caption("Readable folders (WORKBENCH_DATA_ROOTS): " + ", ".join(f"`{r}`" for r in roots))
@@ -354,7 +356,8 @@ def replay(project: Project, row: dict[str, Any], *, limit: int, token: str | No
     if row["mode"] == "stream":
         from workbench.serving.stream import send_records
 
-        return send_records(project.slug, records, nats_url=(row["config"] or {}).get("nats_url"))
+        return send_records(project.slug, records, nats_url=(row["config"] or {}).get("nats_url"),
+                            principal=principal())
     raise InvalidInput("replay needs a running web or stream deployment.", field="deployment")
 
 
