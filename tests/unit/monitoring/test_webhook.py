@@ -85,6 +85,9 @@ def test_a_failed_check_posts_its_value_and_threshold(
             reference=project_setup["reference"],
             thresholds=_thresholds(),
         )
+    from workbench.events import wait_for_deliveries
+
+    assert wait_for_deliveries(30), "alerts are posted by the webhook worker once the check is committed"
     payloads = [body for _, body in handler.received]
     assert payloads, "a failing check posts its alert"
     for body in payloads:
