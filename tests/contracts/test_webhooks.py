@@ -1,7 +1,8 @@
 """Webhooks on registry, deployment and alert events, against a real HTTP receiver on 127.0.0.1 (issue 15).
 
 The documented payload for an alias move and a registration, deployment start and stop, retries with
-backoff recorded in the delivery log, an unreachable receiver that never fails the promotion.
+backoff recorded in the delivery log, an unreachable receiver that never fails the promotion. The delivery
+log and deployment events run on SQLite and PostgreSQL; the MLflow-backed ones on SQLite.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def test_a_refused_promotion_posts_nothing(receiver: Receiver) -> None:
     assert receiver.bodies() == [] and _attempts(slug) == []
 
 
-def test_deployment_start_and_stop_post_deployment_started_and_stopped(receiver: Receiver) -> None:
+def test_deployment_start_and_stop_post_deployment_started_and_stopped(db_url: str, receiver: Receiver) -> None:
     from workbench.serving.deployments import create_deployment, mark_running, mark_stopped, stop_deployment
 
     slug = _project()
@@ -138,7 +139,7 @@ def test_deployment_start_and_stop_post_deployment_started_and_stopped(receiver:
     assert stopped["data"]["deployment_id"] == deployment_id and stopped["data"]["status"] == "stopped"
 
 
-def test_a_failing_receiver_gets_three_attempts_with_backoff_in_the_log(receiver: Receiver) -> None:
+def test_a_failing_receiver_gets_three_attempts_with_backoff_in_the_log(db_url: str, receiver: Receiver) -> None:
     slug = _project()
     receiver.answers = [500, 503]  # then 200
     with session_scope() as session:
