@@ -193,7 +193,6 @@ def mark_running(
         deployment.job_id = job_id
     deployment.stopped_at = None
     if not was_running:
-        session.flush()
         _announce(session, deployment, "deployment.started")
     return deployment
 
