@@ -1,5 +1,5 @@
 """Monitoring: check a deployment's predictions against the champion's reference, see the history and
-the alerts, edit the thresholds, and retrain when the model goes stale."""
+the alerts, edit the thresholds, retrain when the model goes stale, and see the webhook deliveries."""
 
 import streamlit as st
 
@@ -46,3 +46,6 @@ if deployment is not None:
 
 st.subheader("Retrain")
 ui.retrain_section(project)
+
+st.subheader("Webhook deliveries")
+ui.deliveries_section(project)

@@ -54,7 +54,13 @@ class Settings:
     lost_after_seconds: float = field(default=4.0, metadata={"env": "WORKBENCH_LOST_AFTER_SECONDS"})
     # Seconds to wait for a store server (PostgreSQL, MLflow over HTTP, NATS) to answer before giving up.
     store_timeout_seconds: float = field(default=5.0, metadata={"env": "WORKBENCH_STORE_TIMEOUT"})
+    # Where registry, deployment and alert events are posted (workbench.events): one URL or several
+    # separated by commas or spaces; each attempt is kept in the delivery log.
     webhook_url: str = field(default="", metadata={"env": "WORKBENCH_WEBHOOK_URL"})
+    # Attempts per event and URL; the pause doubles after each failed one (0.5 s, 1 s, 2 s, ...).
+    webhook_attempts: int = field(default=3, metadata={"env": "WORKBENCH_WEBHOOK_ATTEMPTS"})
+    webhook_backoff_seconds: float = field(default=0.5, metadata={"env": "WORKBENCH_WEBHOOK_BACKOFF_SECONDS"})
+    webhook_timeout_seconds: float = field(default=5.0, metadata={"env": "WORKBENCH_WEBHOOK_TIMEOUT"})
     # Minutes between scheduled monitoring checks while the app is up (0: off).
     monitor_every_minutes: float = field(default=0.0, metadata={"env": "WORKBENCH_MONITOR_EVERY_MINUTES"})
     # Retraining: the smaller tuning budget and the pause between two retrains of a project.
@@ -87,6 +93,18 @@ class Settings:
                 "Fix WORKBENCH_MAX_UPLOAD_MB or max_upload_mb in workbench.toml.",
                 field="max_upload_mb",
             )
+        if not 1 <= self.webhook_attempts <= 10:
+            raise InvalidInput(
+                f"webhook_attempts must be between 1 and 10; got {self.webhook_attempts!r}. "
+                "Fix WORKBENCH_WEBHOOK_ATTEMPTS or webhook_attempts in workbench.toml.",
+                field="webhook_attempts",
+            )
+        if self.webhook_backoff_seconds < 0 or self.webhook_timeout_seconds <= 0:
+            raise InvalidInput(
+                "webhook_backoff_seconds must be 0 or more and webhook_timeout_seconds more than 0; got "
+                f"{self.webhook_backoff_seconds!r} and {self.webhook_timeout_seconds!r}.",
+                field="webhook_backoff_seconds" if self.webhook_backoff_seconds < 0 else "webhook_timeout_seconds",
+            )
         if self.lost_after_seconds < self.heartbeat_seconds:
             raise InvalidInput(
                 "lost_after_seconds must be at least heartbeat_seconds "
@@ -117,6 +135,11 @@ class Settings:
     def embedded_db(self) -> bool:
         """True when the workbench DB is a SQLite file (which is then upgraded automatically)."""
         return self.db_url.startswith("sqlite")
+
+    @property
+    def webhook_urls(self) -> tuple[str, ...]:
+        """The webhook URLs events are posted to, from ``webhook_url`` (commas or spaces between them)."""
+        return tuple(part for part in self.webhook_url.replace(",", " ").split() if part)
 
     @property
     def admin_names(self) -> frozenset[str]:

@@ -12,24 +12,25 @@ from workbench.access.roles import Principal, require
 from workbench.db.models import Alert, Deployment, Project, utcnow
 from workbench.db.models import MonitoringReport as ReportRow
 from workbench.errors import NotFound
+from workbench.events import emit_on_commit
 from workbench.monitoring.checks import CheckResult
 
 logger = logging.getLogger("workbench.monitoring")
 
 
 def send_webhook(url: str, payload: dict[str, Any], *, timeout: float = 5.0) -> bool:
-    """POST ``payload`` as JSON to ``url``; False (and a log line) when it fails. Never raises."""
-    if not url:
-        return False
-    try:
-        import httpx
+    """POST ``payload`` as JSON to ``url`` once; False (and a log line) when it fails. Never raises.
 
-        response = httpx.post(url, json=payload, timeout=timeout)
-        response.raise_for_status()
+    Alerts themselves go through :func:`workbench.events.emit_on_commit` (retries, delivery log).
+    """
+    from workbench.events import post_json, public_url
+
+    status, error = post_json(url, payload, timeout=timeout)
+    if status is not None and 200 <= status < 300:
         return True
-    except Exception as exc:  # an unreachable webhook must not fail the monitoring run
-        logger.warning("alert webhook %s failed: %s", url, exc)
-        return False
+    if url:
+        logger.warning("alert webhook %s failed: %s", public_url(url), error or f"HTTP {status}")
+    return False
 
 
 def alert_dict(alert: Alert) -> dict[str, Any]:
@@ -80,12 +81,11 @@ def _raise_alerts(
         session.add(alert)
         session.flush()
         data = alert_dict(alert)
-        if settings.webhook_url:
-            # The receiver gets what was measured against which bar, not only the sentence.
-            send_webhook(
-                settings.webhook_url,
-                {"project": project.slug, **data, "value": check.value, "threshold": check.threshold},
-            )
+        # The receiver gets what was measured against which bar, not only the sentence; the alert's
+        # fields are repeated at the top level, where the issue 11 alert webhook posted them.
+        measured = {**data, "value": check.value, "threshold": check.threshold}
+        emit_on_commit(session, "alert.raised", project=project, payload=measured, settings=settings,
+                       top_level=measured)
         out.append({**data, "new": True})
     return out
 

@@ -1,7 +1,8 @@
 """Moving the ``champion`` / ``challenger`` aliases, and the promotion history that records every move.
 
 MLflow keeps aliases but no history of them; every move made here is also written to the
-``promotions`` table (who, when, from which version to which, and why). Rollback undoes the
+``promotions`` table (who, when, from which version to which, and why) and, once committed,
+posted to the webhooks as ``model.alias_moved`` (:mod:`workbench.events`). Rollback undoes the
 latest champion promotion that has not been undone yet, so repeated rollbacks walk back through
 the history like an undo stack.
 """
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 from workbench.access.roles import Principal, require
 from workbench.db.models import Project, Promotion
 from workbench.errors import Conflict, InvalidInput, check_choice
+from workbench.events import emit_on_commit
 from workbench.registry._versions import _client, aliases, get_version, model_name
 
 if TYPE_CHECKING:
@@ -34,6 +36,14 @@ def _check_reason(reason: str | None) -> str:
     if len(text) > MAX_REASON:
         raise InvalidInput(f"reason is {len(text)} characters; at most {MAX_REASON} are allowed.", field="reason")
     return text
+
+
+def _announce(session: Session, project: Project, row: Promotion, settings: Settings | None) -> None:
+    """``model.alias_moved`` to the webhooks once the move is committed (never fails the move)."""
+    emit_on_commit(session, "model.alias_moved", project=project, settings=settings, payload={
+        "model": model_name(project), "alias": row.alias, "action": row.action,
+        "from_version": row.from_version, "to_version": row.to_version, "actor": row.actor, "reason": row.reason,
+    })
 
 
 def promote(
@@ -69,6 +79,7 @@ def promote(
                     action="promote", actor=actor or "", reason=text)
     session.add(row)
     session.flush()
+    _announce(session, project, row, settings)
     return row
 
 
@@ -82,11 +93,12 @@ def record_move(
     actor: str,
     reason: str,
     action: str = "promote",
+    settings: Settings | None = None,
 ) -> Promotion:
     """Write one alias move made elsewhere (a tuning job's automatic first champion) to the history.
 
     The alias has already moved in MLflow; this only keeps the record, so every move is in
-    :func:`history` whoever made it.
+    :func:`history` whoever made it (and announces it to the webhooks, as :func:`promote` does).
     """
     check_choice("alias", alias, ALIASES)
     check_choice("action", action, ACTIONS)
@@ -94,6 +106,7 @@ def record_move(
                     action=action, actor=actor or "", reason=_check_reason(reason))
     session.add(row)
     session.flush()
+    _announce(session, project, row, settings)
     return row
 
 
@@ -139,6 +152,7 @@ def rollback(
                     action="rollback", actor=actor or "", reason=text)
     session.add(row)
     session.flush()
+    _announce(session, project, row, settings)
     return row
 
 

@@ -6,12 +6,14 @@ with its reproducibility record (``config.json``), a reference sample for monito
 feature importance and the evaluation figures (:func:`workbench.evaluation.figures.evaluation_figures`),
 and registers it as a new version of the project's model. It becomes champion only when there
 is no champion yet and it beats the bar to beat by the minimum uplift; otherwise the version
-is flagged (``TAG_FLAG``) with the reason.
+is flagged (``TAG_FLAG``) with the reason. The new version is announced to the webhooks
+(``model.version_registered``, :mod:`workbench.events`), and the automatic champion as an alias move.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
 
     from workbench.settings import Settings
     from workbench.training.config import TuningConfig
+
+logger = logging.getLogger("workbench.training")
 
 CHAMPION = "champion"
 TAG_FLAG = "workbench.flag"
@@ -188,6 +192,10 @@ def refit_and_register(
     )
     beat, bar_dict, flag = _gate(client, name, holdout, bar=bar, metric=config.metric, min_uplift=min_uplift)
     champion = flag is None
+    _announce_version(project_slug, settings, {
+        "model": name, "version": str(version.version), "run_id": run_id, "family": family_id,
+        "metric": config.metric, "holdout": holdout, "champion": champion, "flag": flag,
+    })
     if flag is None:
         client.set_registered_model_alias(name, CHAMPION, version.version)
         _record_first_champion(project_slug, str(version.version), bar=bar, holdout=holdout,
@@ -203,6 +211,24 @@ def refit_and_register(
         beat_baseline=beat,
         bar=bar_dict,
     )
+
+
+def _announce_version(project_slug: str, settings: Settings | None, data: dict[str, Any]) -> None:
+    """``model.version_registered`` to the webhooks; a failure is logged, never raised into the job."""
+    from workbench.db import session_scope
+    from workbench.events import emit, project_ref
+    from workbench.projects import get_project
+    from workbench.settings import get_settings
+
+    settings = settings or get_settings()
+    if not settings.webhook_urls:
+        return
+    try:
+        with session_scope(settings.db_url) as session:
+            project = project_ref(get_project(session, slug=project_slug))
+        emit("model.version_registered", project=project, payload=data, settings=settings)
+    except Exception as exc:  # the version is registered; the announcement is best effort
+        logger.warning("could not announce version %s of %s: %s", data.get("version"), project_slug, exc)
 
 
 def _record_first_champion(
@@ -223,7 +249,7 @@ def _record_first_champion(
     )
     with session_scope(settings.db_url) as session:
         record_move(session, project=get_project(session, slug=project_slug), alias=CHAMPION, from_version=None,
-                    to_version=version, actor=actor or "tuning job", reason=reason)
+                    to_version=version, actor=actor or "tuning job", reason=reason, settings=settings)
 
 
 def _save_model(pipeline: Any, folder: Path, *, sample: pd.DataFrame, train: pd.DataFrame, project_slug: str,

@@ -242,6 +242,40 @@ def alerts_section(project: Project) -> None:
                     start_retrain_from_page(project)
 
 
+# --------------------------------------------------------------------------- webhook deliveries
+
+DELIVERY_COLUMNS = ("Event", "Time", "Status", "Attempts", "Last answer", "URL")
+
+
+def delivery_rows(project: Project, limit: int = 50) -> list[dict[str, Any]]:
+    """The project's latest webhook deliveries (one per event and URL, newest first) as table rows."""
+    from workbench.events import delivery_summaries
+
+    with session_scope() as session:
+        summaries = delivery_summaries(session, project=_project(session, project), limit=limit)
+    return [
+        {"Event": item["event"], "Time": (item["time"] or "").replace("T", " "), "Status": item["status"],
+         "Attempts": item["attempts"],
+         "Last answer": str(item["status_code"]) if item["status_code"] is not None else (item["last_error"] or ""),
+         "URL": item["url"]}
+        for item in summaries
+    ]
+
+
+def deliveries_section(project: Project) -> None:
+    """Every registry, deployment and alert event of the project posted to the webhooks, with its attempts."""
+    from workbench.settings import get_settings
+
+    if not get_settings().webhook_urls:
+        st.caption("No webhook is configured: set `WORKBENCH_WEBHOOK_URL` (or `webhook_url` in workbench.toml) "
+                   "to have registry, deployment and alert events posted.")
+    rows = delivery_rows(project)
+    if not rows:
+        st.caption("No webhook delivery yet.")
+        return
+    st.dataframe(rows, hide_index=True, width="stretch", column_order=DELIVERY_COLUMNS)
+
+
 # --------------------------------------------------------------------------- thresholds (ML Canvas)
 
 

@@ -85,6 +85,9 @@ def test_a_failed_check_posts_its_value_and_threshold(
             reference=project_setup["reference"],
             thresholds=_thresholds(),
         )
+    from workbench.events import wait_for_deliveries
+
+    assert wait_for_deliveries(30), "alerts are posted by the webhook worker once the check is committed"
     payloads = [body for _, body in handler.received]
     assert payloads, "a failing check posts its alert"
     for body in payloads:
@@ -92,3 +95,15 @@ def test_a_failed_check_posts_its_value_and_threshold(
         assert isinstance(body["value"], float) and isinstance(body["threshold"], float), body
     drift = next(body for body in payloads if body["check"] == "drift")
     assert drift["value"] > drift["threshold"] == _thresholds().drift_threshold
+    # The same alert as a workbench event (issue 15): the envelope, the alert as its data, one logged delivery.
+    for body in payloads:
+        assert body["event"] == "alert.raised" and body["data"]["check"] == body["check"], body
+        assert body["data"]["value"] == body["value"] and body["data"]["id"] == body["id"]
+    from sqlalchemy import select
+
+    from workbench.db.models import WebhookDelivery
+
+    with session_scope() as session:
+        log = list(session.scalars(select(WebhookDelivery)))
+    assert sorted(row.event_id for row in log) == sorted(body["event_id"] for body in payloads)
+    assert all(row.event == "alert.raised" and row.delivered and row.attempt == 1 for row in log)
