@@ -6,7 +6,8 @@ one run, each side timed from outside the process as a user would (wall clock fr
 interpreter start, imports, model loading and file opening included; peak RSS of that process from
 ``os.wait4``):
 
-- ``workbench``: ``workbench score SLUG INPUT -o OUTPUT`` as a subprocess: read the Parquet input in
+- ``workbench``: ``workbench score SLUG INPUT -o OUTPUT --json`` as a subprocess (the JSON gives the
+  job's own scoring seconds, reported beside the wall clock): read the Parquet input in
   chunks, check it against the signature, predict, write the Parquet output and log every row to
   the prediction log (SQLite; one columnar log segment per chunk);
 - ``script``: the plain script a user would write, as a subprocess: ``pd.read_parquet`` ->
@@ -127,14 +128,20 @@ STARTUP = "import pandas, pyarrow.parquet, mlflow.sklearn, sklearn.ensemble, skl
 def run_outside(command: list[str], env: dict[str, str]) -> dict[str, float]:
     """Run ``command`` to its end: wall-clock seconds from outside and the process's peak RSS (MiB)."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} exited with {process.returncode}: {stderr[-2000:]}")
-    return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024}
+    result = {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024}
+    if "--json" in command:  # `workbench score --json`: the job's own scoring seconds, to split the wall clock
+        result["job_seconds"] = float(json.loads(stdout)["seconds"])
+    return result
 
 
 def floor_seconds(pipeline: Any, frame: pd.DataFrame, input_path: Path, output_path: Path) -> dict[str, float]:
@@ -158,7 +165,8 @@ def subprocess_env() -> dict[str, str]:
 
 
 def workbench_command(slug: str, input_path: Path, output_path: Path) -> list[str]:
-    return [str(Path(sys.executable).parent / "workbench"), "score", slug, str(input_path), "-o", str(output_path)]
+    return [str(Path(sys.executable).parent / "workbench"), "score", slug, str(input_path), "-o", str(output_path),
+            "--json"]
 
 
 def compare(kind: str, rows: int, base: Path, *, samples: int = 3) -> dict[str, Any]:
@@ -195,6 +203,8 @@ def compare(kind: str, rows: int, base: Path, *, samples: int = 3) -> dict[str, 
                      "rows_per_second": summary([rows / r["seconds"] for r in results], 0)}
         if "peak_rss_mb" in results[0]:
             row[name]["peak_rss_mb"] = summary([r["peak_rss_mb"] for r in results], 0)
+        if "job_seconds" in results[0]:
+            row[name]["job_seconds"] = summary([r["job_seconds"] for r in results], 3)
     row["floor"]["io_seconds"] = round(statistics.median(r["io_seconds"] for r in runs["floor"]), 3)
     row["floor"]["predict_seconds"] = round(statistics.median(r["predict_seconds"] for r in runs["floor"]), 3)
     wb, us, fl = (row[n]["rows_per_second"]["median"] for n in ("workbench", "script", "floor"))
@@ -242,7 +252,10 @@ def main() -> int:
         row = compare(kind, args.rows, base, samples=max(1, args.samples))
         report["speed"].append(row)
         print(f"{kind:>4}: workbench score {spread(row['workbench']['rows_per_second'], '{:,.0f}')} rows/s, "
-              f"peak RSS {row['workbench']['peak_rss_mb']['median']:.0f} MiB", flush=True)
+              f"peak RSS {row['workbench']['peak_rss_mb']['median']:.0f} MiB; of its "
+              f"{row['workbench']['seconds']['median']} s (median), the job reports "
+              f"{row['workbench']['job_seconds']['median']} s of scoring (read, check, predict, write, log)",
+              flush=True)
         print(f"      user script     {spread(row['script']['rows_per_second'], '{:,.0f}')} rows/s, "
               f"peak RSS {row['script']['peak_rss_mb']['median']:.0f} MiB", flush=True)
         print(f"      floor           {spread(row['floor']['rows_per_second'], '{:,.0f}')} rows/s "
