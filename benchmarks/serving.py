@@ -261,7 +261,8 @@ def main() -> int:
         if args.workers > 1 and "8_connection" in report:
             report["workers"] = measure_workers(
                 slug, record, env, auth, workers=args.workers, requests=args.requests,
-                single_rps=report["8_connection"]["workbench"]["rps"]["median"], log=log)
+                single_rps=report["8_connection"]["workbench"]["rps"]["median"],
+                mlflow_rps=report["8_connection"]["mlflow"]["rps"]["median"], log=log)
     finally:
         log.close()
     if args.json_path:
@@ -270,7 +271,8 @@ def main() -> int:
 
 
 def measure_workers(slug: str, record: dict[str, Any], env: dict[str, str], auth: dict[str, str], *,
-                    workers: int, requests: int, single_rps: float, log: Any) -> dict[str, Any]:
+                    workers: int, requests: int, single_rps: float, mlflow_rps: float | None = None,
+                    log: Any) -> dict[str, Any]:
     """`workbench serve --workers N` at 8 connections: requests per second vs one process, and the log complete."""
     from sqlalchemy import func, select
 
@@ -308,12 +310,15 @@ def measure_workers(slug: str, record: dict[str, Any], env: dict[str, str], auth
         distinct = session.scalar(select(func.count(func.distinct(PredictionLog.request_id)))
                                   .where(PredictionLog.deployment_id == deployment_id))
     speedup = round(result["rps"] / single_rps, 2) if single_rps else None
+    versus_mlflow = round(result["rps"] / mlflow_rps, 2) if mlflow_rps else None
     sent = result["requests"] + WARMUP * 8
     complete = logged == distinct == sent and result["failures"] == 0
     print(f"{workers} workers, 8 connections: {result['rps']} req/s p50 {result['p50_ms']} ms p99 {result['p99_ms']} ms"
-          f" | {speedup}x one process (goal >= {GOAL_WORKERS_SPEEDUP}) | log {logged} rows, {distinct} distinct, "
+          f" | {speedup}x one process (goal >= {GOAL_WORKERS_SPEEDUP}) | {versus_mlflow}x mlflow's median"
+          f" (measured before, not alternated with it) | log {logged} rows, {distinct} distinct, "
           f"{sent} sent, {predicted} predicted (/metrics): {'complete' if complete else 'INCOMPLETE'}", flush=True)
-    return {**result, "workers": workers, "speedup": speedup, "logged": logged, "distinct": distinct,
+    return {**result, "workers": workers, "speedup": speedup, "ratio_mlflow": versus_mlflow, "logged": logged,
+            "distinct": distinct,
             "sent": sent, "predicted": predicted,
             "log_complete": complete}
 
