@@ -1,19 +1,31 @@
-"""Benchmark: ``workbench serve`` (prediction log on) against ``mlflow models serve --env-manager local``.
+"""Benchmark: ``workbench serve`` (prediction log on) against ``mlflow models serve`` and a bare floor server.
 
 The same Pipeline (8 numeric + 2 categorical features; HistGradientBoosting, or with ``--family
-random_forest`` a 50-tree random forest of depth 10) is registered in
-a throw-away workbench home and served by both, each in its own process on a free port of
-127.0.0.1 with ``OMP_NUM_THREADS=1``. The same httpx client sends one-record requests, first
-over one connection (sequential), then over 8 connections (8 threads). It reports p50 and p99
-latency and requests per second for each server, and the throughput ratio workbench/mlflow.
+random_forest`` a 50-tree random forest of depth 10) is registered in a throw-away workbench home
+and served, each in its own process on a free port of 127.0.0.1 with ``OMP_NUM_THREADS=1``, by:
 
-    .venv/bin/python benchmarks/serving.py --requests 2000
+- ``workbench``: ``workbench serve`` (one process, its default; access log off, as it ships);
+- ``mlflow``: ``mlflow models serve --env-manager local -w <cores>`` (as many uvicorn workers as
+  cores, as its docs advise; ``--mlflow-workers`` changes it), its access log turned off too
+  (``UVICORN_ACCESS_LOG=false`` and ``UVICORN_LOG_LEVEL=warning``: mlflow runs the ``uvicorn`` CLI,
+  which reads its options from ``UVICORN_*``), so that neither writes a line per request;
+- ``floor``: a bare Starlette endpoint that reads the request body and returns a constant JSON,
+  served by uvicorn exactly as ``workbench serve`` serves its app (one process, same
+  ``uvicorn.Config``: loop and http ``auto``, i.e. uvloop and httptools, access log off).
+
+The same httpx client sends one-record requests over each connection count of ``--connections``
+(threads of one client process). For each count, ``--samples`` rounds (3 by default) measure the
+three servers, the first one rotating each round (W M F, M F W, F W M, ...); it reports for each the
+median requests per second with min-max, median p50/p99, the ratio workbench/mlflow of the medians
+and the workbench's rate as a fraction of the floor's.
+
+    .venv/bin/python benchmarks/serving.py --requests 400
     .venv/bin/python benchmarks/serving.py --requests 500 --json out.json
     .venv/bin/python benchmarks/serving.py --family random_forest --requests 500 --connections 1
     .venv/bin/python benchmarks/serving.py --requests 1000 --workers 2
 
 With ``--workers N`` it then serves the same model with ``workbench serve --workers N`` and reports
-its requests per second at 8 connections against the single process's (goal: at least
+its requests per second at 8 connections against the single process's median (goal: at least
 1.6x for 2 workers), and whether the prediction log holds every prediction once after a SIGTERM.
 """
 
@@ -118,15 +130,45 @@ def measure(url: str, payload: Any, *, requests: int, connections: int,
     }
 
 
+def floor_server(port: int) -> None:
+    """The floor: a bare Starlette endpoint (body read, constant JSON) served like ``workbench serve``."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from workbench.serving.web import build_server  # the workbench's own uvicorn.Config
+
+    body = json.dumps({"prediction": "no", "probabilities": {"no": 0.5, "yes": 0.5}}).encode()
+
+    async def predict(request: Request) -> Response:
+        await request.body()
+        return Response(body, media_type="application/json")
+
+    async def health(request: Request) -> Response:
+        return Response(b"{}", media_type="application/json")
+
+    app = Starlette(routes=[Route("/predict", predict, methods=["POST"]), Route("/health", health)])
+    build_server(app, host="127.0.0.1", port=port).run()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--requests", type=int, default=2000, help="requests per sample, per server")
+    parser.add_argument("--samples", type=int, default=3, help="alternated rounds per connection count (>= 3)")
     parser.add_argument("--json", dest="json_path", default=None)
     parser.add_argument("--family", choices=sorted(FAMILY_KINDS), default="hist_gradient_boosting")
     parser.add_argument("--connections", default="1,8", help="comma-separated connection counts")
+    parser.add_argument("--mlflow-workers", type=int, default=os.cpu_count() or 1,
+                        help="uvicorn workers of `mlflow models serve` (default: the number of cores)")
     parser.add_argument("--workers", type=int, default=1,
                         help="Also measure `workbench serve --workers N` at 8 connections (N > 1).")
+    parser.add_argument("--floor-server", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.floor_server:
+        floor_server(args.floor_server)
+        return 0
+    from _fair import load_average, ratio, rounds, spread, summary
     from batch import FEATURES, make_frame, register, setup_home
 
     base = Path(tempfile.mkdtemp(prefix="wb-bench-serving-"))
@@ -143,36 +185,67 @@ def main() -> int:
     auth = {"Authorization": f"Bearer {token}"}
     env = {**os.environ, "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri, "OMP_NUM_THREADS": "1",
            "WORKBENCH_HOME": str(settings.home), "WORKBENCH_SERVE_TOKEN": token,
-           # mlflow models serve runs `uvicorn` from PATH.
+           # mlflow models serve runs the `uvicorn` CLI from PATH, which reads UVICORN_* options:
+           # access log off and log level warning, as `workbench serve` configures its uvicorn.
+           "UVICORN_ACCESS_LOG": "false", "UVICORN_LOG_LEVEL": "warning",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    wb_port, ml_port = free_port(), free_port()
+    wb_port, ml_port, fl_port = free_port(), free_port(), free_port()
     log = (base / "servers.log").open("ab")
+    popen = {"cwd": REPO, "env": env, "stdout": log, "stderr": subprocess.STDOUT, "start_new_session": True}
     workbench = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", slug, "--port", str(wb_port)],
-                                 cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                 **popen)
     mlflow_server = subprocess.Popen(
         [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", f"models:/{slug}@champion",
-         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(ml_port), "-w", "1"],
-        cwd=base, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(ml_port), "-w", str(args.mlflow_workers)],
+        **{**popen, "cwd": base},
     )
-    report: dict[str, Any] = {"requests": args.requests, "family": args.family}
+    floor = subprocess.Popen([sys.executable, __file__, "--floor-server", str(fl_port)], **popen)
+    targets = {
+        "workbench": (f"http://127.0.0.1:{wb_port}/predict", record, auth),
+        "mlflow": (f"http://127.0.0.1:{ml_port}/invocations", {"dataframe_records": [record]}, None),
+        "floor": (f"http://127.0.0.1:{fl_port}/predict", record, None),
+    }
+    samples = max(1, args.samples)
+    report: dict[str, Any] = {"requests": args.requests, "samples": samples, "family": args.family,
+                              "mlflow_workers": args.mlflow_workers, "command": " ".join(sys.argv),
+                              "load_before": load_average()}
+    print(f"{report['load_before']}; mlflow -w {args.mlflow_workers}, {samples} alternated samples of "
+          f"{args.requests} requests per server", flush=True)
     try:
         wait_ready(f"http://127.0.0.1:{wb_port}/health", workbench)
         wait_ready(f"http://127.0.0.1:{ml_port}/ping", mlflow_server)
+        wait_ready(f"http://127.0.0.1:{fl_port}/health", floor)
         path = httpx.get(f"http://127.0.0.1:{wb_port}/health", headers=auth).json().get("predict_path", {})
         report["predict_path"] = path
         print(f"{args.family}: small inputs take the {path.get('small_inputs')} path ({path.get('reason')})",
               flush=True)
         for connections in (int(c) for c in args.connections.split(",") if c.strip()):
-            wb = measure(f"http://127.0.0.1:{wb_port}/predict", record, requests=args.requests,
-                         connections=connections, headers=auth)
-            ml = measure(f"http://127.0.0.1:{ml_port}/invocations", {"dataframe_records": [record]},
-                         requests=args.requests, connections=connections)
-            ratio = round(wb["rps"] / ml["rps"], 2) if ml["rps"] else None
-            report[f"{connections}_connection"] = {"workbench": wb, "mlflow": ml, "throughput_ratio": ratio}
-            print(f"{connections} connection(s): "
-                  f"workbench {wb['rps']} req/s p50 {wb['p50_ms']} ms p99 {wb['p99_ms']} ms"
-                  f" | mlflow {ml['rps']} req/s p50 {ml['p50_ms']} ms p99 {ml['p99_ms']} ms | ratio {ratio}"
-                  f" (goal >= {GOAL_RATIO})", flush=True)
+            runs: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
+            for order in rounds(list(targets), samples):
+                for name in order:
+                    url, payload, headers = targets[name]
+                    runs[name].append(measure(url, payload, requests=args.requests, connections=connections,
+                                              headers=headers))
+            row: dict[str, Any] = {"order": rounds(list(targets), samples)}
+            for name, results in runs.items():
+                row[name] = {"rps": summary([r["rps"] for r in results]),
+                             "p50_ms": summary([r["p50_ms"] for r in results], 2),
+                             "p99_ms": summary([r["p99_ms"] for r in results], 2),
+                             "failures": sum(r["failures"] for r in results)}
+            wb, ml, fl = (row[n]["rps"]["median"] for n in ("workbench", "mlflow", "floor"))
+            row["ratio_workbench_mlflow"] = ratio(wb, ml)
+            row["fraction_of_floor"] = ratio(wb, fl)
+            row["mlflow_fraction_of_floor"] = ratio(ml, fl)
+            report[f"{connections}_connection"] = row
+            print(f"{connections} connection(s), req/s median (min-max) of {samples}, p50 / p99 ms medians:",
+                  flush=True)
+            for name in targets:
+                stats = row[name]
+                print(f"  {name:>9}: {spread(stats['rps'])} req/s, p50 {stats['p50_ms']['median']} ms, "
+                      f"p99 {stats['p99_ms']['median']} ms" + (f", {stats['failures']} FAILED" if stats["failures"]
+                                                                 else ""), flush=True)
+            print(f"  ratio workbench/mlflow {row['ratio_workbench_mlflow']} (goal >= {GOAL_RATIO}); workbench "
+                  f"{row['fraction_of_floor']} of the floor (mlflow {row['mlflow_fraction_of_floor']})", flush=True)
         with httpx.Client() as client:
             metrics = client.get(f"http://127.0.0.1:{wb_port}/metrics", headers=auth).text
         logged = [line for line in metrics.splitlines() if line.startswith("workbench_prediction_log_rows")]
@@ -181,10 +254,15 @@ def main() -> int:
     finally:
         stop(workbench)
         stop(mlflow_server)
+        stop(floor)
+    report["load_after"] = load_average()
+    print(report["load_after"], flush=True)
     try:
-        if args.workers > 1:
-            report["workers"] = measure_workers(slug, record, env, auth, workers=args.workers, requests=args.requests,
-                                                single_rps=report["8_connection"]["workbench"]["rps"], log=log)
+        if args.workers > 1 and "8_connection" in report:
+            report["workers"] = measure_workers(
+                slug, record, env, auth, workers=args.workers, requests=args.requests,
+                single_rps=report["8_connection"]["workbench"]["rps"]["median"],
+                mlflow_rps=report["8_connection"]["mlflow"]["rps"]["median"], log=log)
     finally:
         log.close()
     if args.json_path:
@@ -193,7 +271,8 @@ def main() -> int:
 
 
 def measure_workers(slug: str, record: dict[str, Any], env: dict[str, str], auth: dict[str, str], *,
-                    workers: int, requests: int, single_rps: float, log: Any) -> dict[str, Any]:
+                    workers: int, requests: int, single_rps: float, mlflow_rps: float | None = None,
+                    log: Any) -> dict[str, Any]:
     """`workbench serve --workers N` at 8 connections: requests per second vs one process, and the log complete."""
     from sqlalchemy import func, select
 
@@ -231,12 +310,15 @@ def measure_workers(slug: str, record: dict[str, Any], env: dict[str, str], auth
         distinct = session.scalar(select(func.count(func.distinct(PredictionLog.request_id)))
                                   .where(PredictionLog.deployment_id == deployment_id))
     speedup = round(result["rps"] / single_rps, 2) if single_rps else None
+    versus_mlflow = round(result["rps"] / mlflow_rps, 2) if mlflow_rps else None
     sent = result["requests"] + WARMUP * 8
     complete = logged == distinct == sent and result["failures"] == 0
     print(f"{workers} workers, 8 connections: {result['rps']} req/s p50 {result['p50_ms']} ms p99 {result['p99_ms']} ms"
-          f" | {speedup}x one process (goal >= {GOAL_WORKERS_SPEEDUP}) | log {logged} rows, {distinct} distinct, "
+          f" | {speedup}x one process (goal >= {GOAL_WORKERS_SPEEDUP}) | {versus_mlflow}x mlflow's median"
+          f" (measured before, not alternated with it) | log {logged} rows, {distinct} distinct, "
           f"{sent} sent, {predicted} predicted (/metrics): {'complete' if complete else 'INCOMPLETE'}", flush=True)
-    return {**result, "workers": workers, "speedup": speedup, "logged": logged, "distinct": distinct,
+    return {**result, "workers": workers, "speedup": speedup, "ratio_mlflow": versus_mlflow, "logged": logged,
+            "distinct": distinct,
             "sent": sent, "predicted": predicted,
             "log_complete": complete}
 

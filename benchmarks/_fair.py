@@ -1,0 +1,42 @@
+"""Shared helpers for the fair-baseline benchmarks (issue 16 item 1): alternated samples, median and spread.
+
+Each benchmark measures the workbench, a fair competitor and a floor in the same run. ``rounds``
+gives the order of each round so that no side always goes first (A B F, B F A, F A B, ...), and
+``summary`` reports the median of a side's samples with their min and max.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Sequence
+from typing import Any
+
+
+def rounds(sides: Sequence[str], samples: int) -> list[list[str]]:
+    """``samples`` rounds over ``sides``, the starting side rotating each round."""
+    sides = list(sides)
+    return [sides[i % len(sides):] + sides[:i % len(sides)] for i in range(samples)]
+
+
+def summary(values: Sequence[float], digits: int = 1) -> dict[str, Any]:
+    """Median, min and max of ``values`` (and the samples themselves), rounded."""
+    return {"median": round(statistics.median(values), digits), "min": round(min(values), digits),
+            "max": round(max(values), digits), "samples": [round(v, digits) for v in values]}
+
+
+def spread(stats: dict[str, Any], fmt: str = "{:,.1f}") -> str:
+    """``median (min-max)`` of a ``summary``."""
+    return f"{fmt.format(stats['median'])} ({fmt.format(stats['min'])}-{fmt.format(stats['max'])})"
+
+
+def ratio(a: float, b: float, digits: int = 2) -> float | None:
+    return round(a / b, digits) if b else None
+
+
+def load_average() -> str:
+    """``uptime``'s three load averages and the UTC time, for the report."""
+    one, five, fifteen = os.getloadavg()
+    return (f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, load average {one:.2f} {five:.2f} "
+            f"{fifteen:.2f} on {os.cpu_count()} cores")
