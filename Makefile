@@ -69,7 +69,7 @@ test: install-dev chromium java
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install-dev chromium java
-	@set -e; for script in benchmarks/*.py; do \
+	@set -e; for script in benchmarks/[!_]*.py; do \
 		echo "== $$script"; \
 		$(BIN)/python $$script; \
 	done
