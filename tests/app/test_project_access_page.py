@@ -12,19 +12,13 @@ from streamlit import config
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import REPO_ROOT
+from tests.helpers.app_pages import TEST_AUTH
 from workbench.access.roles import Principal, list_members, set_member
 from workbench.db import session_scope
 from workbench.design.canvases.store import history
 from workbench.projects import create_project, get_project
 
 APP = str(REPO_ROOT / "streamlit_app.py")
-AUTH = {
-    "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
-    "cookie_secret": "test-cookie-secret",
-    "client_id": "workbench",
-    "client_secret": "secret",
-    "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration",
-}
 OWNER = "olga@example.com"
 VIEWER = "vi@example.com"
 OUTSIDER = "bob@example.com"
@@ -57,7 +51,7 @@ def _run(at: AppTest) -> AppTest:
 
 def _app(email: str, *, script: str = APP, project: str | None = None) -> AppTest:
     at = AppTest.from_file(script, default_timeout=30)
-    at.secrets["auth"] = AUTH
+    at.secrets["auth"] = TEST_AUTH
     at.user = _user(email)
     if project:
         at.query_params["project"] = project
@@ -102,7 +96,7 @@ def test_a_deep_link_to_a_project_of_others_says_no_access(projects: Path) -> No
 
 def test_a_viewer_sees_the_canvas_but_the_save_is_refused(projects: Path) -> None:
     at = AppTest.from_file(str(REPO_ROOT / "app_pages" / "ml_canvas.py"), default_timeout=30)
-    at.secrets["auth"] = AUTH
+    at.secrets["auth"] = TEST_AUTH
     at.user = _user(VIEWER)
     at.session_state["shell.project"] = "churn"
     at.query_params["project"] = "churn"
@@ -154,7 +148,7 @@ def test_a_viewers_batch_upload_is_refused_and_leaves_no_file(projects: Path) ->
     from workbench.settings import get_settings
 
     at = AppTest.from_file(str(REPO_ROOT / "app_pages" / "deployments.py"), default_timeout=30)
-    at.secrets["auth"] = AUTH
+    at.secrets["auth"] = TEST_AUTH
     at.user = _user(VIEWER)
     at.session_state["shell.project"] = "churn"
     at.query_params["project"] = "churn"
@@ -178,7 +172,7 @@ def test_a_viewer_sees_the_profile_but_it_is_not_stored(projects: Path) -> None:
         add_dataset(session, project=get_project(session, slug="churn"),
                     frame=pd.DataFrame({"tenure": [1, 5, 9], "churned": [0, 1, 0]}), source="t")
     at = AppTest.from_file(str(REPO_ROOT / "app_pages" / "data.py"), default_timeout=30)
-    at.secrets["auth"] = AUTH
+    at.secrets["auth"] = TEST_AUTH
     at.user = _user(VIEWER)
     at.session_state["shell.project"] = "churn"
     at.query_params["project"] = "churn"

@@ -15,25 +15,19 @@ from streamlit import config
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import REPO_ROOT, reset_workbench_caches
+from tests.helpers.app_pages import TEST_AUTH
 from workbench.db import session_scope
 from workbench.projects import get_project
 from workbench.ui.home import SOURCE_NAMED
 
 APP = str(REPO_ROOT / "streamlit_app.py")
-AUTH = {
-    "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
-    "cookie_secret": "test-cookie-secret",
-    "client_id": "workbench",
-    "client_secret": "secret",
-    "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration",
-}
 ALICE = {"is_logged_in": True, "email": "alice@example.com", "name": "Alice", "sub": "alice"}
 
 
 def _app(*, user: dict[str, Any] | None = None, auth: bool = True, address: str = "127.0.0.1") -> AppTest:
     at = AppTest.from_file(APP, default_timeout=30)
     if auth:
-        at.secrets["auth"] = AUTH
+        at.secrets["auth"] = TEST_AUTH
     if user is not None:
         at.user = user
     return _run(at, address)

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
-import socket
 import threading
 import time
 import uuid
@@ -28,23 +26,18 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from tests.helpers.jobs import run_job_ok
-from tests.helpers.messy_data import DATE_COLUMN, SPACED_COLUMN, SPACED_COLUMN_NORMALISED, TARGET, write_messy_csv
+from tests.helpers.messy_data import (
+    DATE_COLUMN,
+    SPACED_COLUMN,
+    SPACED_COLUMN_NORMALISED,
+    train_messy_champion,
+)
+from tests.helpers.nats import NATS_URL, nats_reason
 from tests.helpers.registered_model import module_home, seed_mlflow_store
 from workbench.db import session_scope
 from workbench.db.models import PredictionLog
 
-NATS_URL = os.environ.get("WORKBENCH_TEST_NATS", "nats://127.0.0.1:4222")
 THRESHOLD = 0.4
-
-
-def _nats_reason() -> str | None:
-    host, port = NATS_URL.removeprefix("nats://").split(":")
-    try:
-        with socket.create_connection((host, int(port)), timeout=2) as sock:
-            return None if sock.recv(4).startswith(b"INFO") else f"the server at {NATS_URL} does not speak NATS"
-    except OSError as exc:
-        return f"no NATS server answers at {NATS_URL}: {exc}"
 
 
 @dataclass(frozen=True)
@@ -57,8 +50,6 @@ class Trained:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
-    from tests.helpers.drifted_churn import set_canvas_fields
-    from workbench.data.datasets import create_project_with_dataset
     from workbench.data.splits import load_split_frames
     from workbench.projects import get_project
     from workbench.settings import get_settings
@@ -66,19 +57,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     with module_home(tmp_path_factory, "contract") as home:
         get_settings().ensure_home()
         seed_mlflow_store(get_settings().mlflow_tracking_uri)
-        path = home.parent / "tips messy.csv"
-        write_messy_csv(path, n=2000, seed=3)
         name = f"Tips {uuid.uuid4().hex[:6]}"  # unique: the NATS server is shared
-        with session_scope() as session:
-            slug = create_project_with_dataset(session, name=name, dataset_spec_or_frame=str(path), target=TARGET,
-                                               task_type="classification").slug
-        set_canvas_fields(slug, {("decisions", "decision_threshold"): THRESHOLD})
-        run_job_ok(slug, "baseline")
-        result = run_job_ok(slug, "train", {"models": ["linear"], "n_trials": 2, "folds": 3, "seed": 7})["result"]
-        if not result["champion"]:  # flagged by the gate (close to the baselines): serve it all the same
-            from workbench.tracking import get_client
-
-            get_client(get_settings()).set_registered_model_alias(slug, "champion", result["model_version"])
+        slug = train_messy_champion(home.parent, name=name, n=2000, seed=3,
+                                    canvas_fields={("decisions", "decision_threshold"): THRESHOLD})
         with session_scope() as session:
             frames = load_split_frames(session, project=get_project(session, slug=slug))
             holdout = frames.holdout.reset_index(drop=True)
@@ -86,7 +67,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
         try:
             yield Trained(slug=slug, home=home, holdout=holdout, features=features)
         finally:
-            if _nats_reason() is None:
+            if nats_reason() is None:
                 asyncio.run(_drop_stream(slug))
 
 
@@ -224,8 +205,8 @@ def _score_stream(trained: Trained) -> tuple[list[Any], np.ndarray, dict[str, An
 
 
 def test_batch_web_and_stream_agree_row_for_row_with_the_threshold(trained: Trained, tmp_path: Path) -> None:
-    if _nats_reason() is not None:
-        pytest.skip(str(_nats_reason()))
+    if nats_reason() is not None:
+        pytest.skip(str(nats_reason()))
     labels, proba, classes = _expected(trained)
     assert trained.holdout[trained.features].isna().any().sum() >= 4, "the holdout must have gaps in 4+ columns"
     # The threshold matters on this holdout: some rows between 0.4 and 0.5 are "yes" only because of it.
@@ -322,7 +303,7 @@ def test_a_bad_value_is_refused_alike_by_batch_and_web(trained: Trained, tmp_pat
     assert answer.json()["detail"] == str(batch_error.value)
     assert answer.json()["field"] == "size" == batch_error.value.field
     assert "'many'" in str(batch_error.value)
-    if _nats_reason() is None:  # the stream dead-letters the same event with the same reason
+    if nats_reason() is None:  # the stream dead-letters the same event with the same reason
         assert _stream_reason(trained, bad) == str(batch_error.value)
 
 

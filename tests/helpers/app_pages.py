@@ -9,6 +9,15 @@ from typing import Any, ClassVar
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
+#: An ``[auth]`` section for AppTest's ``at.secrets``: sign-in configured (nothing is ever fetched from it).
+TEST_AUTH = {
+    "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
+    "cookie_secret": "test-cookie-secret",
+    "client_id": "workbench",
+    "client_secret": "secret",
+    "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration",
+}
+
 
 def open_page(page: str, slug: str, *, timeout: float, state: dict[str, Any] | None = None) -> AppTest:
     """Run the page file ``page`` once with project ``slug`` selected (session and URL), plus ``state``."""

@@ -75,3 +75,33 @@ def write_messy_csv(path: Path, n: int = 3000, *, seed: int = 0) -> pd.DataFrame
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False, date_format="%Y-%m-%d")
     return frame
+
+
+def train_messy_champion(
+    folder: Path, *, name: str, n: int, seed: int, canvas_fields: dict[tuple[str, str], object] | None = None
+) -> str:
+    """A classification project on the messy CSV, baselined and tuned by the real pipelines; its slug.
+
+    The CSV is written into ``folder``; ``canvas_fields`` (box, field) are set on the ML Canvas before
+    training. The tuned version is made champion even when the gate flags it (close to the baselines),
+    since the callers need a model to serve, not a verdict.
+    """
+    from tests.helpers.drifted_churn import set_canvas_fields
+    from tests.helpers.jobs import run_job_ok
+    from workbench.data.datasets import create_project_with_dataset
+    from workbench.db import session_scope
+    from workbench.settings import get_settings
+    from workbench.tracking import get_client
+
+    path = folder / "tips messy.csv"
+    write_messy_csv(path, n=n, seed=seed)
+    with session_scope() as session:
+        slug = create_project_with_dataset(session, name=name, dataset_spec_or_frame=str(path), target=TARGET,
+                                           task_type="classification").slug
+    if canvas_fields:
+        set_canvas_fields(slug, canvas_fields)
+    run_job_ok(slug, "baseline")
+    result = run_job_ok(slug, "train", {"models": ["linear"], "n_trials": 2, "folds": 3, "seed": 7})["result"]
+    if not result["champion"]:
+        get_client(get_settings()).set_registered_model_alias(slug, "champion", result["model_version"])
+    return slug

@@ -23,8 +23,12 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from tests.helpers.jobs import run_job_ok
-from tests.helpers.messy_data import DATE_COLUMN, SPACED_COLUMN, SPACED_COLUMN_NORMALISED, TARGET, write_messy_csv
+from tests.helpers.messy_data import (
+    DATE_COLUMN,
+    SPACED_COLUMN,
+    SPACED_COLUMN_NORMALISED,
+    train_messy_champion,
+)
 from tests.helpers.registered_model import module_home, seed_mlflow_store
 from workbench.db import session_scope
 from workbench.errors import InvalidInput, JobCancelled
@@ -46,7 +50,6 @@ class Trained:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
-    from workbench.data.datasets import create_project_with_dataset
     from workbench.data.splits import load_split_frames
     from workbench.projects import get_project
     from workbench.settings import get_settings
@@ -54,18 +57,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     with module_home(tmp_path_factory, "spark") as home:
         get_settings().ensure_home()
         seed_mlflow_store(get_settings().mlflow_tracking_uri)
-        path = home.parent / "tips messy.csv"
-        write_messy_csv(path, n=1500, seed=5)
-        with session_scope() as session:
-            slug = create_project_with_dataset(session, name=f"Tips spark {uuid.uuid4().hex[:6]}",
-                                               dataset_spec_or_frame=str(path), target=TARGET,
-                                               task_type="classification").slug
-        run_job_ok(slug, "baseline")
-        result = run_job_ok(slug, "train", {"models": ["linear"], "n_trials": 2, "folds": 3, "seed": 7})["result"]
-        if not result["champion"]:  # flagged by the gate (close to the baselines): serve it all the same
-            from workbench.tracking import get_client
-
-            get_client(get_settings()).set_registered_model_alias(slug, "champion", result["model_version"])
+        slug = train_messy_champion(home.parent, name=f"Tips spark {uuid.uuid4().hex[:6]}", n=1500, seed=5)
         with session_scope() as session:
             frames = load_split_frames(session, project=get_project(session, slug=slug))
             holdout = frames.holdout.reset_index(drop=True)[list(frames.feature_columns)]
