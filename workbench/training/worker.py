@@ -113,8 +113,12 @@ def work(
 
     worker_name = name or f"{socket.gethostname()}-{os.getpid()}"
     _, parent_id, slug = _job_state(settings, job_id)
-    # Load the data first (the slow part), so the worker is ready when the job opens its study.
+    # Load the data and open the MLflow store first (the slow parts: the store's first use imports
+    # MLflow and checks its schema), so the worker is ready when the job opens its study; a short
+    # job could otherwise finish every trial while its workers were still starting up.
     inputs = load_inputs(settings, slug)
+    client = get_client(settings)
+    experiment_id = ensure_experiment(project_slug=slug, settings=settings)
     if log is not None:
         log(f"[{worker_name}] ready: waiting for job {job_id} to open its study")
     deadline = time.monotonic() + wait_seconds
@@ -129,9 +133,8 @@ def work(
     target = study.user_attrs.get(TARGET_ATTR)
     objective = CVObjective(X=inputs.frames.X_train, y=inputs.frames.y_train, config=config, worker=worker_name,
                             threshold=inputs.decision_threshold)
-    client = get_client(settings)
     writer = TrialRunWriter(
-        client, experiment_id=ensure_experiment(project_slug=slug, settings=settings), parent_run_id=parent_id,
+        client, experiment_id=experiment_id, parent_run_id=parent_id,
         study=study.study_name, project_slug=slug, job_id=job_id, metric=config.metric,
     )
     writer.start()
