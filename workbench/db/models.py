@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -207,6 +208,10 @@ class PredictionLog(Base):
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     label: Mapped[Any] = mapped_column(JSON, nullable=True)
     labelled_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # During a canary or A/B rollout, which variant answered ("champion" or "challenger") and the
+    # rollout; both are NULL for a prediction served with no rollout running (the champion's).
+    variant: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    rollout_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
 
 
 class PredictionLogSegment(Base):
@@ -404,6 +409,78 @@ class Promotion(Base):
     actor: Mapped[str] = mapped_column(String(120), default="")
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    # The rollout a step belongs to (start, share change, stop, breach, promotion after a rollout).
+    rollout_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+
+
+class Rollout(Base):
+    """A registered version (normally ``@challenger``) served beside the champion on one deployment.
+
+    ``mode`` is ``shadow`` (the challenger scores a copy of every request off the response path),
+    ``canary`` or ``ab`` (the challenger answers ``share`` of the keys, sticky by a stable hash of
+    the key column, else the request id). ``settings`` freezes, at start, what the verdict and the
+    guardrails use (alpha, minimum uplift, burn-in, latency budget), so editing the canvas later
+    does not change a running test. ``status`` is ``running`` until the rollout is stopped,
+    breached (a guardrail stopped it) or promoted.
+    """
+
+    __tablename__ = "rollouts"
+    __table_args__ = (
+        # At most one running rollout per deployment, enforced by the database (a partial unique
+        # index, which SQLite and PostgreSQL both have), so two people starting one at once can't
+        # both succeed.
+        Index(
+            "uq_rollouts_running_deployment",
+            "deployment_id",
+            unique=True,
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"), index=True)
+    mode: Mapped[str] = mapped_column(String(10))
+    share: Mapped[float] = mapped_column(Float, default=0.0)
+    champion_version: Mapped[str] = mapped_column(String(20))
+    challenger_version: Mapped[str] = mapped_column(String(20))
+    key_column: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    status: Mapped[str] = mapped_column(String(12), default="running")
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The last verdict computed (better, worse, no difference yet), for listings without recomputing.
+    verdict: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    end_reason: Mapped[str] = mapped_column(Text, default="")
+    started_by: Mapped[str] = mapped_column(String(120), default="")
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class ShadowPrediction(Base):
+    """The challenger's prediction for a request the champion answered, during a shadow rollout.
+
+    The request's features and its label stay on the champion's ``prediction_log`` row; the two
+    are linked by ``request_id``. ``error`` says why there is no prediction (the challenger raised
+    or timed out); requests dropped because the shadow queue was full have no row and are counted
+    in the service's metrics instead.
+    """
+
+    __tablename__ = "shadow_predictions"
+    __table_args__ = (
+        # A re-delivered stream message or a retried request is scored in shadow once.
+        UniqueConstraint("rollout_id", "request_id", name="uq_shadow_predictions_rollout_request"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    rollout_id: Mapped[int] = mapped_column(ForeignKey("rollouts.id", ondelete="CASCADE"), index=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    request_id: Mapped[str] = mapped_column(String(80))
+    ts: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    prediction: Mapped[Any] = mapped_column(JSON, nullable=True)
+    proba: Mapped[dict[str, float] | None] = mapped_column(JSON, nullable=True)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class WebhookDelivery(Base):

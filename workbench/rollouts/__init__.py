@@ -1,7 +1,8 @@
 """Rollouts of a challenger against the champion: sticky assignment, an always-valid verdict, guardrails.
 
-The statistical and routing core of shadow, canary and online A/B rollouts; pure Python and
-numpy, no store, no serving. Modules: ``_assignment`` (which variant answers a key),
+The statistical and routing core of shadow, canary and online A/B rollouts, no serving.
+Modules: ``_plan`` (the running rollout as the serving side routes by it), ``_assignment``
+(which variant answers a key),
 ``_msprt`` (the vectorised mixture SPRT), ``_sequential`` (the verdict on the primary metric,
 fed batch by batch), ``_guardrails`` (error-rate and latency checks), ``_settings`` (the
 declared settings).
@@ -47,6 +48,16 @@ from workbench.rollouts._guardrails import (
     check_guardrails,
     error_rate_log_ratio,
 )
+from workbench.rollouts._plan import (
+    BREACHED,
+    PROMOTED,
+    RUNNING,
+    STATUSES,
+    STOPPED,
+    RolloutPlan,
+    active_rollout,
+    serving_plan,
+)
 from workbench.rollouts._sequential import (
     BETTER,
     DIRECTIONS,
@@ -65,6 +76,7 @@ from workbench.rollouts._settings import ROLLOUT_PARAMS, validate_rollout
 __all__ = [
     "BETTER",
     "BREACH",
+    "BREACHED",
     "CHALLENGER",
     "CHAMPION",
     "DIRECTIONS",
@@ -72,19 +84,25 @@ __all__ = [
     "MODES",
     "NO_DIFFERENCE_YET",
     "OK",
+    "PROMOTED",
     "ROLLOUT_PARAMS",
+    "RUNNING",
     "SKIPPED",
+    "STATUSES",
+    "STOPPED",
     "VARIANTS",
     "WAITING",
     "WORSE",
     "ArmTotals",
     "GuardrailCheck",
     "GuardrailResult",
+    "RolloutPlan",
     "SequentialPath",
     "SequentialState",
     "SequentialTest",
     "SequentialVerdict",
     "VariantTraffic",
+    "active_rollout",
     "assign_variant",
     "assign_variants",
     "assignment_point",
@@ -92,6 +110,7 @@ __all__ = [
     "error_rate_log_ratio",
     "mixing_scale",
     "routing_key",
+    "serving_plan",
     "traffic_share",
     "validate_rollout",
 ]

@@ -1,0 +1,73 @@
+"""What a serving process needs to know about its deployment's running rollout (the read contract).
+
+The web service and the stream consumer poll :func:`serving_plan` (as they poll the champion
+alias) and route by the plan: a share change or a stop takes effect at the next poll, without a
+restart. The plan is a frozen value, so a request routed under one plan is never half-routed
+under the next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from workbench.db.models import Rollout
+
+RUNNING = "running"
+STOPPED = "stopped"
+BREACHED = "breached"
+PROMOTED = "promoted"
+STATUSES = (RUNNING, STOPPED, BREACHED, PROMOTED)
+
+
+@dataclass(frozen=True)
+class RolloutPlan:
+    """A running rollout as the serving side routes by it.
+
+    ``share`` is the challenger's share of answers (0.0 in shadow mode, where the challenger
+    scores a copy of every request); ``salt`` makes the sticky assignment specific to this
+    rollout (:func:`workbench.rollouts.assign_variant`), so a new rollout reshuffles keys.
+    """
+
+    rollout_id: int
+    deployment_id: int
+    mode: str
+    share: float
+    champion_version: str
+    challenger_version: str
+    key_column: str | None
+
+    @property
+    def salt(self) -> str:
+        """The assignment salt: one per rollout."""
+        return f"rollout-{self.rollout_id}"
+
+    @property
+    def shadow(self) -> bool:
+        """True when the challenger scores copies off the response path and never answers."""
+        return self.mode == "shadow"
+
+
+def active_rollout(session: Session, *, deployment_id: int) -> Rollout | None:
+    """The deployment's running rollout, or None (at most one runs: a unique partial index)."""
+    return session.scalars(
+        select(Rollout).where(Rollout.deployment_id == deployment_id, Rollout.status == RUNNING)
+    ).first()
+
+
+def serving_plan(session: Session, *, deployment_id: int) -> RolloutPlan | None:
+    """The routing plan of the deployment's running rollout, or None when the champion serves alone."""
+    row = active_rollout(session, deployment_id=deployment_id)
+    if row is None:
+        return None
+    return RolloutPlan(
+        rollout_id=row.id,
+        deployment_id=row.deployment_id,
+        mode=row.mode,
+        share=float(row.share),
+        champion_version=row.champion_version,
+        challenger_version=row.challenger_version,
+        key_column=row.key_column,
+    )
