@@ -483,6 +483,27 @@ class ShadowPrediction(Base):
     error: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
+class RolloutTraffic(Base):
+    """One serving process's counts for one variant of a rollout since its previous sample.
+
+    The prediction log holds what was answered; this holds what was not: failed requests, and in
+    shadow mode the copies dropped because the shadow queue was full or that timed out. The
+    guardrails' error rates and the page's "dropped" figure are sums over these rows.
+    """
+
+    __tablename__ = "rollout_traffic"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    rollout_id: Mapped[int] = mapped_column(ForeignKey("rollouts.id", ondelete="CASCADE"), index=True)
+    variant: Mapped[str] = mapped_column(String(10))
+    ts: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    dropped: Mapped[int] = mapped_column(Integer, default=0)
+    timeouts: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class WebhookDelivery(Base):
     """One attempt to post an event to a webhook (``workbench.events``): the delivery log.
 

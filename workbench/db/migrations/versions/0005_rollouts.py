@@ -1,5 +1,6 @@
 """Rollouts: ``rollouts`` (shadow, canary and A/B of a challenger on a deployment),
-``shadow_predictions`` (the challenger's predictions off the response path), the answering
+``shadow_predictions`` (the challenger's predictions off the response path), ``rollout_traffic``
+(per-variant errors, dropped and timed-out shadow copies), the answering
 variant on ``prediction_log`` and the rollout of each step in ``promotions``.
 
 Revision ID: 0005
@@ -67,6 +68,22 @@ def upgrade() -> None:
         sa.UniqueConstraint("rollout_id", "request_id", name="uq_shadow_predictions_rollout_request"),
     )
     op.create_index("ix_shadow_predictions_rollout_id", "shadow_predictions", ["rollout_id"])
+    op.create_table(
+        "rollout_traffic",
+        sa.Column("id", big_id, nullable=False),
+        sa.Column("rollout_id", sa.Integer(), nullable=False),
+        sa.Column("variant", sa.String(10), nullable=False),
+        sa.Column("ts", sa.DateTime(), nullable=False),
+        sa.Column("pid", sa.Integer(), nullable=True),
+        sa.Column("requests", sa.Integer(), nullable=False),
+        sa.Column("errors", sa.Integer(), nullable=False),
+        sa.Column("dropped", sa.Integer(), nullable=False),
+        sa.Column("timeouts", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_rollout_traffic"),
+        sa.ForeignKeyConstraint(["rollout_id"], ["rollouts.id"], name="fk_rollout_traffic_rollout_id_rollouts",
+                                ondelete="CASCADE"),
+    )
+    op.create_index("ix_rollout_traffic_rollout_id", "rollout_traffic", ["rollout_id"])
     # Plain nullable columns: ADD COLUMN works in place on SQLite and PostgreSQL (no table rebuild
     # of a possibly large prediction log).
     op.add_column("prediction_log", sa.Column("variant", sa.String(10), nullable=True))
@@ -84,5 +101,6 @@ def downgrade() -> None:
     with op.batch_alter_table("prediction_log") as batch:
         batch.drop_column("rollout_id")
         batch.drop_column("variant")
+    op.drop_table("rollout_traffic")
     op.drop_table("shadow_predictions")
     op.drop_table("rollouts")
