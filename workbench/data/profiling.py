@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.orm import Session
 
-from workbench.data.datasets import column_kind
+from workbench.data.datasets import analysis_kind
 from workbench.db.models import Dataset, Project
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 HISTOGRAM_BINS = 30
 TOP_CATEGORIES = 20
-PROFILE_VERSION = 1
+PROFILE_VERSION = 2  # 2: low-cardinality integers are categorical (analysis_kind)
 
 
 def _num(value: Any) -> float | None:
@@ -93,8 +93,8 @@ def _top_values(series: pd.Series) -> dict[str, Any]:
 
 
 def profile_column(series: pd.Series, *, kind: str | None = None) -> dict[str, Any]:
-    """The profile of one column."""
-    kind = kind or column_kind(series)
+    """The profile of one column (its kind by :func:`~workbench.data.datasets.analysis_kind`, as drift has it)."""
+    kind = kind or analysis_kind(series)
     n = len(series)
     missing = int(series.isna().sum())
     entry: dict[str, Any] = {
