@@ -201,6 +201,7 @@ def warm_imports() -> None:
 
 @st.cache_resource(show_spinner=False)
 def _start_warm_thread() -> bool:
+    import contextlib
     import importlib
     import logging
     import os
@@ -208,10 +209,8 @@ def _start_warm_thread() -> bool:
     import time
 
     def warm() -> None:
-        try:  # below the request threads (Linux nice applies per thread)
+        with contextlib.suppress(AttributeError, OSError):  # below the request threads (Linux nice is per thread)
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-        except (AttributeError, OSError):
-            pass
         time.sleep(WARM_DELAY_SECONDS)
         for name in WARM_MODULES:
             try:
