@@ -7,6 +7,7 @@ Heavy libraries (mlflow, fastapi, uvicorn, nats) are imported inside the command
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -19,6 +20,25 @@ def register(main: click.Group) -> None:
     main.add_command(serve)
     main.add_command(stream)
     main.add_command(replay)
+
+
+def _run_here(job_id: str, *, kind: str, as_json: bool) -> dict[str, Any]:
+    """Run job ``job_id`` in this process (so Ctrl-C stops it) with a progress bar; its id and result.
+
+    JobFailed when it did not succeed.
+    """
+    import threading
+
+    from workbench.errors import JobFailed
+    from workbench.jobs.runner import run_job
+
+    worker = threading.Thread(target=run_job, args=(job_id,), name=f"{kind}-{job_id}", daemon=True)
+    worker.start()
+    data = wait_for_job(job_id, show_progress=not as_json, poll_seconds=0.2)
+    worker.join()
+    if data["status"] != "succeeded":
+        raise JobFailed(f"{kind} job {job_id} {data['status']}: {data['error'] or data['message']}")
+    return {"job_id": job_id, **(data["result"] or {})}
 
 
 @click.command("score")
@@ -44,12 +64,9 @@ def score(project_slug: str, input_path: Path, output_path: Path, alias: str, ch
     Deployments page) but runs in this process, so there is no process start-up to wait for and
     Ctrl-C stops it.
     """
-    import threading
 
     from workbench.db import session_scope
-    from workbench.errors import JobFailed
     from workbench.jobs import create_job
-    from workbench.jobs.runner import run_job
     from workbench.projects import get_project
 
     params = {
@@ -74,13 +91,7 @@ def score(project_slug: str, input_path: Path, output_path: Path, alias: str, ch
     with session_scope() as session:
         project = get_project(session, slug=project_slug)
         job_id = create_job(session, kind="score", project=project, params=params, actor=actor()).id
-    worker = threading.Thread(target=run_job, args=(job_id,), name=f"score-{job_id}", daemon=True)
-    worker.start()
-    data = wait_for_job(job_id, show_progress=not as_json, poll_seconds=0.2)
-    worker.join()
-    if data["status"] != "succeeded":
-        raise JobFailed(f"score job {job_id} {data['status']}: {data['error'] or data['message']}")
-    result = {"job_id": job_id, **(data["result"] or {})}
+    result = _run_here(job_id, kind="score", as_json=as_json)
     emit(
         result,
         as_json=as_json,
@@ -222,12 +233,9 @@ def replay(project_slug: str, deployment_id: int, rows: int, token_file: Path | 
     (so Ctrl-C stops it). The token is read from a file or the environment, never from argv.
     """
     import os
-    import threading
 
     from workbench.db import session_scope
-    from workbench.errors import JobFailed
     from workbench.jobs import create_job
-    from workbench.jobs.runner import run_job
     from workbench.projects import get_project
     from workbench.serving.replay import REPLAY_TOKEN_ENV, replay_target
 
@@ -240,12 +248,6 @@ def replay(project_slug: str, deployment_id: int, rows: int, token_file: Path | 
         project = get_project(session, slug=project_slug)
         job_id = create_job(session, kind="replay", project=project,
                             params={"deployment_id": deployment_id, "rows": rows}, actor=actor()).id
-    worker = threading.Thread(target=run_job, args=(job_id,), name=f"replay-{job_id}", daemon=True)
-    worker.start()
-    data = wait_for_job(job_id, show_progress=not as_json, poll_seconds=0.2)
-    worker.join()
-    if data["status"] != "succeeded":
-        raise JobFailed(f"replay job {job_id} {data['status']}: {data['error'] or data['message']}")
-    result = {"job_id": job_id, **(data["result"] or {})}
+    result = _run_here(job_id, kind="replay", as_json=as_json)
     emit(result, as_json=as_json, text=(f"Sent {result['sent']} rows to deployment #{deployment_id}: "
                                          f"{result['ok']} answered, {result['failed']} refused."))
