@@ -7,7 +7,7 @@ Pages are grouped by stage, as listed in ``workbench.ui.pages``. With ``[auth]``
 import streamlit as st
 
 from workbench.ui.pages import navigation_pages
-from workbench.ui.shell import gate, monitor_schedule, sidebar
+from workbench.ui.shell import gate, monitor_schedule, sidebar, warm_imports
 
 st.set_page_config(page_title="MLOps Workbench", page_icon=":material/hub:", layout="wide")
 
@@ -17,3 +17,4 @@ if gate():
     monitor_schedule()  # the scheduled monitoring checks start once per server process (when set)
     sidebar()
     navigation.run()
+    warm_imports()  # after the page: the Train/Operate pages' heavy imports, once, in the background

@@ -151,3 +151,30 @@ def test_large_data_is_profiled_by_a_background_job(workbench_home: Path, monkey
         assert not at.exception, at.exception
     assert any("succeeded" in m.value for m in at.markdown)
     assert "colour" in _titles(at)
+
+
+def test_low_cardinality_integers_have_the_kind_monitoring_tests_them_by(workbench_home: Path) -> None:
+    """Issue 15: an integer column of a few values was "numeric" here but categorical for drift."""
+    from tests.helpers.messy_data import LOW_CARDINALITY_INT, SPACED_COLUMN_NORMALISED, TARGET, messy_tips
+    from workbench.monitoring.drift import column_drift, infer_column_kind
+
+    frame = messy_tips(600, seed=3)
+    at = _data_page(_project(name="Messy", frame=frame, target=TARGET, time_column="visit_date"))
+    types = at.dataframe[-1].value.set_index("column")
+    drift_kind = infer_column_kind(frame[LOW_CARDINALITY_INT])
+    assert drift_kind == "categorical"
+    assert types.loc[LOW_CARDINALITY_INT, "kind"] == "categorical"
+    # The same rule for the other columns: a float with gaps is numeric on both sides.
+    assert types.loc["party_age", "kind"] == "numeric" and infer_column_kind(frame["party_age"]) == "numerical"
+    # The drift check agrees (it compares value frequencies), and the profile draws a bar per value.
+    assert column_drift(LOW_CARDINALITY_INT, frame[LOW_CARDINALITY_INT], frame[LOW_CARDINALITY_INT]).kind == drift_kind
+    # Six distributions are drawn at first (each plotly chart costs the browser time), target first.
+    distributions = [t for t in _titles(at) if t != "Missing values per column"]
+    assert sorted(distributions) == sorted([TARGET, SPACED_COLUMN_NORMALISED, "sex", "smoker", "day", "time"])
+    picker = at.multiselect(key="data.chart_columns")
+    if LOW_CARDINALITY_INT not in picker.value:  # the first columns are charted by default; pick it
+        picker.set_value([*picker.value, LOW_CARDINALITY_INT]).run()
+    chart = next(c for c in _charts(at) if c["layout"]["title"]["text"] == LOW_CARDINALITY_INT)
+    assert chart["layout"]["xaxis"]["title"]["text"].startswith("categorical")
+    assert sorted(int(v) for v in chart["data"][0]["x"]) == sorted(frame[LOW_CARDINALITY_INT].unique().tolist())
+    assert sum(chart["data"][0]["y"]) == len(frame)

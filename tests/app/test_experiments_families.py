@@ -54,7 +54,15 @@ def _figures(at: AppTest) -> dict[str, dict[str, Any]]:
     return out
 
 
+CHART_OF = {"Parallel coordinates": "Parallel coordinates", "Slices": "Slices", "Parameter importance": "Importance",
+            "Contour": "Contour", "Optimisation history": "History"}
+
+
 def _figure(at: AppTest, prefix: str) -> dict[str, Any]:
+    """The figure whose title starts with ``prefix``, once its chart is picked (one chart is drawn at a time)."""
+    if prefix in CHART_OF and at.radio(key="experiments.chart").value != CHART_OF[prefix]:
+        at.radio(key="experiments.chart").set_value(CHART_OF[prefix]).run()
+        assert not at.exception, at.exception
     figures = _figures(at)
     return next((spec for title, spec in figures.items() if title.startswith(prefix)),
                 {"missing": [prefix, list(figures), [i.value for i in at.info]]})
@@ -77,8 +85,15 @@ def test_parameter_charts_show_one_family_with_readable_labels(project: dict[str
     chooser = at.selectbox(key="experiments.family")
     assert sorted(chooser.options) == sorted(f for f in FAMILIES if by_family[f])
     chooser.set_value(family).run()
+    # Importance of the resumed job's study: every finished trial of the family, its own params.
+    at.radio(key="experiments.chart").set_value("Importance").run()  # its study picker shows with the chart
     at.selectbox(key="experiments.importance_job").set_value(project["resumed"]["id"]).run()
     assert not at.exception, at.exception
+    importance = _figure(at, "Parameter importance")
+    assert "data" in importance, importance
+    title = importance["layout"]["title"]["text"]
+    assert f"{len(by_family[family])} trials" in title and family in title, title
+    assert sorted(importance["data"][0]["y"]) == sorted(_family_space(family))
 
     parallel = _figure(at, "Parallel coordinates")
     labels = [d["label"] for d in parallel["data"][0]["dimensions"]]
@@ -90,13 +105,6 @@ def test_parameter_charts_show_one_family_with_readable_labels(project: dict[str
     slices = _figure(at, "Slices")
     titles = [a["text"] for a in slices["layout"]["annotations"] if not a["text"].startswith("bar to beat")]
     assert titles == labels[:-1]
-
-    # Importance of the resumed job's study: every finished trial of the family, its own params.
-    importance = _figure(at, "Parameter importance")
-    assert "data" in importance, importance
-    title = importance["layout"]["title"]["text"]
-    assert f"{len(by_family[family])} trials" in title and family in title, title
-    assert sorted(importance["data"][0]["y"]) == sorted(_family_space(family))
 
     # The contour opens on a pair every run of the family has.
     contour = _figure(at, "Contour")

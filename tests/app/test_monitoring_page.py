@@ -100,6 +100,29 @@ def _title(figure: dict[str, Any]) -> str:
     return title.get("text", "") if isinstance(title, dict) else str(title)
 
 
+def _check(at: AppTest) -> Any:
+    """Click Run check: it starts a ``monitor`` job whose progress the page shows; wait for it to end, then rerun
+    the page as the polling fragment does when the job is over. Returns the finished job row."""
+    from workbench.db.models import Job
+
+    button(at, "Run check").click().run()
+    assert not at.exception, at.exception
+    job_id = at.session_state["monitoring.job"]
+    with session_scope() as session:
+        assert session.get(Job, job_id).kind == "monitor"
+    # Shown at once with its progress, while it is queued or running (the page no longer waits on a spinner).
+    shown = [m.value for m in at.markdown if f"Job `{job_id}`" in m.value]
+    assert shown and any(state in shown[0] for state in ("queued", "running", "succeeded")), shown
+    assert at.get("progress")
+    job = poll(lambda: job_row(job_id), lambda j: j.status not in ("queued", "running"), timeout=180, every=0.5)
+    assert job.status == "succeeded", job.error
+    at.run()  # the polling fragment's rerun does not fire in AppTest
+    at.run()
+    assert not at.exception, at.exception
+    assert any(f"Job `{job_id}`" in m.value and "succeeded" in m.value for m in at.markdown)
+    return job
+
+
 def test_window_choices_give_the_cli_window_forms(setup: dict[str, Any]) -> None:
     from workbench.monitoring.service import parse_window
 
@@ -126,8 +149,7 @@ def test_run_check_draws_native_charts_opens_alert_and_acknowledges(setup: dict[
     at.radio(key="monitoring.window_kind").set_value("Last N records").run()
     at.number_input(key="monitoring.window_records").set_value(150).run()
     at.checkbox(key="monitoring.with_evidently").set_value(False).run()
-    button(at, "Run check").click().run()
-    assert not at.exception, at.exception
+    _check(at)
 
     with session_scope() as session:
         report = session.scalars(select(MonitoringReport).order_by(MonitoringReport.id.desc())).first()
@@ -174,8 +196,7 @@ def test_test_suite_and_per_column_drift_detail(setup: dict[str, Any]) -> None:
     at.radio(key="monitoring.window_kind").set_value("Last N records").run()
     at.number_input(key="monitoring.window_records").set_value(120).run()
     at.checkbox(key="monitoring.with_evidently").set_value(False).run()
-    button(at, "Run check").click().run()
-    assert not at.exception, at.exception
+    _check(at)
     with session_scope() as session:
         report = session.scalars(select(MonitoringReport).order_by(MonitoringReport.id.desc())).first()
         summary, report_id = report.summary, report.id
@@ -248,8 +269,7 @@ def test_evidently_report_is_a_one_click_download(setup: dict[str, Any], monkeyp
     download = record_downloads(monkeypatch)
     at = _app(setup["slug"])
     at.number_input(key="monitoring.window_records").set_value(100).run()
-    button(at, "Run check").click().run()
-    assert not at.exception, at.exception
+    _check(at)
     # No "Prepare" step: the download buttons are there as soon as the report is shown.
     assert not any("Prepare" in b.label for b in at.button)
     downloads = at.get("download_button")
@@ -287,30 +307,38 @@ def test_home_lists_open_alerts_with_a_link(setup: dict[str, Any]) -> None:
     assert any("Monitoring" in link.proto.label for link in links), [link.proto for link in links]
 
 
-def test_a_large_window_runs_as_a_monitor_job(setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    """Above the inline limit the check is a background ``monitor`` job, shown with its progress."""
+def test_run_check_is_a_job_whose_report_equals_the_synchronous_check(setup: dict[str, Any]) -> None:
+    """Issue 15: Run check blocked the page for seconds; it is a ``monitor`` job now, with the same result as
+    the check the page used to run in place (``check_and_apply_policy``, which ``workbench monitor`` runs too)."""
+    from workbench.monitoring.cycle import check_and_apply_policy
+    from workbench.monitoring.service import parse_window
 
-    from workbench.db.models import Job
-    from workbench.ui import monitoring as ui
-
-    monkeypatch.setattr(ui, "INLINE_MAX_RECORDS", 10)  # the page module is shared with AppTest's script runs
     at = _app(setup["slug"])
     at.radio(key="monitoring.window_kind").set_value("Last N hours").run()
     at.number_input(key="monitoring.window_hours").set_value(24).run()
     at.checkbox(key="monitoring.with_evidently").set_value(False).run()
-    button(at, "Run check").click().run()
-    assert not at.exception, at.exception
-    job_id = at.session_state["monitoring.job"]
-    with session_scope() as session:
-        assert session.get(Job, job_id).kind == "monitor"
-    job = poll(lambda: job_row(job_id), lambda j: j.status not in ("queued", "running"), timeout=120, every=0.5)
-    assert job.status == "succeeded", job.error
-    at.run()  # the polling fragment's rerun does not fire in AppTest
-    assert not at.exception
-    assert any(f"Job `{job_id}`" in m.value and "succeeded" in m.value for m in at.markdown)
+    job = _check(at)
     report_id = job.result["report_ids"][0]
-    at.run()
     assert at.selectbox(key="monitoring.report_pick").value == report_id
+    assert any(f"report #{report_id}" in s.value for s in at.success)  # the flash names the new report
+    with session_scope() as session:
+        from_job = session.get(MonitoringReport, report_id).summary
+    # The old in-page path, on the same window (no traffic arrives in between).
+    direct = check_and_apply_policy(project_slug=setup["slug"], deployment_id=setup["deployment_id"],
+                                    window=parse_window("24h"), with_evidently=False, actor="test").reports[0]
+    assert direct["id"] != report_id
+    with session_scope() as session:
+        in_page = session.get(MonitoringReport, direct["id"]).summary
+    assert from_job["n_rows"] == in_page["n_rows"] == 200
+    assert from_job["drift"]["columns"] == in_page["drift"]["columns"]
+    assert [(c["check"], c["status"], c["value"]) for c in from_job["checks"]] == [
+        (c["check"], c["status"], c["value"]) for c in in_page["checks"]
+    ]
+    # What the page draws is that report: the drift chart's bars are its per-column statistics.
+    figures = _figures(at)
+    drift = figures[[_title(f) for f in figures].index("Drift score per column")]
+    statistics = {c["column"]: c["statistic"] for c in from_job["drift"]["columns"]}
+    assert dict(zip(drift["data"][0]["x"], drift["data"][0]["y"], strict=True)) == pytest.approx(statistics)
 
 
 def test_the_page_is_under_operate_and_guides_without_a_deployment(setup: dict[str, Any]) -> None:

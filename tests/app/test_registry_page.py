@@ -155,3 +155,23 @@ def test_promotion_history_is_shown_as_a_timeline(project: dict[str, Any]) -> No
         assert [c[1:] for c in trace["customdata"]] == [[m["actor"] or "—", m["reason"] or "—"] for m in lane]
     assert lanes["challenger"]["text"][-1] == "none → v2"
     assert lanes["challenger"]["customdata"][-1] == ["promote", "carol", "try v2 on live traffic"]
+
+
+def test_a_new_home_opens_registry_and_deployments_without_creating_the_mlflow_store(workbench_home: Path) -> None:
+    """Issue 15: on a new home the Registry page waited seconds for MLflow to create its store, to say "nothing"."""
+    from tests.bad_inputs import good_frame
+    from workbench.data.datasets import create_project_with_dataset
+    from workbench.db import session_scope
+    from workbench.settings import get_settings
+
+    with session_scope() as session:
+        slug = create_project_with_dataset(session, name="Fresh", dataset_spec_or_frame=good_frame(),
+                                           target="label", task_type="classification").slug
+    store = Path(get_settings().mlflow_tracking_uri.removeprefix("sqlite:///"))
+    registry = open_page(PAGE, slug, timeout=60)
+    assert not registry.exception, registry.exception
+    assert [i.value for i in registry.info] == ["No model is registered yet: a tuning job registers its best model."]
+    deployments = open_page(str(Path(PAGE).with_name("deployments.py")), slug, timeout=60)
+    assert not deployments.exception, deployments.exception
+    assert any(f"No model version has the alias `champion` for `{slug}`" in w.value for w in deployments.warning)
+    assert not store.exists(), "looking at the pages created the MLflow store"

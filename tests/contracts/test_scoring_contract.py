@@ -362,9 +362,8 @@ def test_the_version_records_its_threshold_and_its_optional_inputs(trained: Trai
 
 def test_the_deployments_page_replay_of_the_holdout_has_no_error(trained: Trained) -> None:
     """Today: replaying the project's own holdout to the web service failed 23 % of the rows."""
-    from workbench.projects import get_project
+    from workbench.serving.replay import holdout_records, send
     from workbench.serving.web import build_server, create_app, free_port
-    from workbench.ui.deployments import replay
 
     port = free_port()
     server = build_server(create_app(trained.slug, poll_seconds=0, metrics_seconds=60), host="127.0.0.1",
@@ -376,10 +375,9 @@ def test_the_deployments_page_replay_of_the_holdout_has_no_error(trained: Traine
         while not server.started and time.monotonic() < deadline:
             time.sleep(0.05)
         with session_scope() as session:
-            project = get_project(session, slug=trained.slug)
-            session.expunge(project)
-        result = replay(project, {"mode": "web", "url": f"http://127.0.0.1:{port}", "config": {}},
-                        limit=len(trained.holdout))
+            records = holdout_records(session, project_slug=trained.slug, limit=len(trained.holdout))
+        result = send({"id": 1, "mode": "web", "url": f"http://127.0.0.1:{port}", "config": {}}, records,
+                      project_slug=trained.slug)
     finally:
         server.should_exit = True
         thread.join(timeout=10)

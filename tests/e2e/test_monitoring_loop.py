@@ -34,6 +34,8 @@ def _run_check(page: Any, records: int) -> None:
     records_box.press("Enter")
     wait_for_idle(page)
     page.get_by_role("button", name="Run check").click()
+    wait_for_idle(page)  # the page is back at once: the check is a monitor job shown with its progress
+    page.get_by_test_id("stMain").get_by_text("(monitor): succeeded").first.wait_for(timeout=180_000)
     wait_for_idle(page, timeout_ms=180_000)
 
 

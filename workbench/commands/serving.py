@@ -1,4 +1,4 @@
-"""CLI commands that serve the registered model: ``score`` (batch), ``serve`` (web), ``stream``.
+"""CLI commands that serve the registered model: ``score`` (batch), ``serve`` (web), ``stream``, ``replay``.
 
 Heavy libraries (mlflow, fastapi, uvicorn, nats) are imported inside the commands so that
 ``workbench --help`` stays fast.
@@ -7,6 +7,7 @@ Heavy libraries (mlflow, fastapi, uvicorn, nats) are imported inside the command
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -14,10 +15,30 @@ from workbench.commands.common import actor, emit, json_option, wait_for_job
 
 
 def register(main: click.Group) -> None:
-    """Add ``score``, ``serve`` and the ``stream`` group to ``main``."""
+    """Add ``score``, ``serve``, the ``stream`` group and ``replay`` to ``main``."""
     main.add_command(score)
     main.add_command(serve)
     main.add_command(stream)
+    main.add_command(replay)
+
+
+def _run_here(job_id: str, *, kind: str, as_json: bool) -> dict[str, Any]:
+    """Run job ``job_id`` in this process (so Ctrl-C stops it) with a progress bar; its id and result.
+
+    JobFailed when it did not succeed.
+    """
+    import threading
+
+    from workbench.errors import JobFailed
+    from workbench.jobs.runner import run_job
+
+    worker = threading.Thread(target=run_job, args=(job_id,), name=f"{kind}-{job_id}", daemon=True)
+    worker.start()
+    data = wait_for_job(job_id, show_progress=not as_json, poll_seconds=0.2)
+    worker.join()
+    if data["status"] != "succeeded":
+        raise JobFailed(f"{kind} job {job_id} {data['status']}: {data['error'] or data['message']}")
+    return {"job_id": job_id, **(data["result"] or {})}
 
 
 @click.command("score")
@@ -43,12 +64,9 @@ def score(project_slug: str, input_path: Path, output_path: Path, alias: str, ch
     Deployments page) but runs in this process, so there is no process start-up to wait for and
     Ctrl-C stops it.
     """
-    import threading
 
     from workbench.db import session_scope
-    from workbench.errors import JobFailed
     from workbench.jobs import create_job
-    from workbench.jobs.runner import run_job
     from workbench.projects import get_project
 
     params = {
@@ -73,13 +91,7 @@ def score(project_slug: str, input_path: Path, output_path: Path, alias: str, ch
     with session_scope() as session:
         project = get_project(session, slug=project_slug)
         job_id = create_job(session, kind="score", project=project, params=params, actor=actor()).id
-    worker = threading.Thread(target=run_job, args=(job_id,), name=f"score-{job_id}", daemon=True)
-    worker.start()
-    data = wait_for_job(job_id, show_progress=not as_json, poll_seconds=0.2)
-    worker.join()
-    if data["status"] != "succeeded":
-        raise JobFailed(f"score job {job_id} {data['status']}: {data['error'] or data['message']}")
-    result = {"job_id": job_id, **(data["result"] or {})}
+    result = _run_here(job_id, kind="score", as_json=as_json)
     emit(
         result,
         as_json=as_json,
@@ -205,3 +217,37 @@ def stream_send(project_slug: str, file: Path, rate: float, nats_url: str | None
 
     data = send_file(project_slug, file, rate=rate, nats_url=nats_url, limit=limit)
     emit(data, as_json=as_json, text=f"Sent {data['sent']:,} events to {data['subject']}.")
+
+
+@click.command("replay")
+@click.argument("project_slug", metavar="PROJECT")
+@click.argument("deployment_id", metavar="DEPLOYMENT", type=int)
+@click.option("--rows", default=200, show_default=True, type=int, help="Holdout rows to send (1-5000).")
+@click.option("--token-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="File holding the web service's bearer token (or set WORKBENCH_REPLAY_TOKEN).")
+@json_option
+def replay(project_slug: str, deployment_id: int, rows: int, token_file: Path | None, as_json: bool) -> None:
+    """Send PROJECT's holdout as traffic to its running web or stream DEPLOYMENT.
+
+    What the Deployments page's "Replay holdout" does: a ``replay`` job, run here in this process
+    (so Ctrl-C stops it). The token is read from a file or the environment, never from argv.
+    """
+    import os
+
+    from workbench.db import session_scope
+    from workbench.jobs import create_job
+    from workbench.projects import get_project
+    from workbench.serving.replay import REPLAY_TOKEN_ENV, replay_target
+
+    if token_file is not None:
+        os.environ[REPLAY_TOKEN_ENV] = token_file.read_text(encoding="utf-8").strip()  # the job reads it from here
+    with session_scope() as session:
+        # Fail fast (wrong deployment, missing or wrong token) before the job exists.
+        replay_target(session, project_slug=project_slug, deployment_id=deployment_id,
+                      token=os.environ.get(REPLAY_TOKEN_ENV) or None)
+        project = get_project(session, slug=project_slug)
+        job_id = create_job(session, kind="replay", project=project,
+                            params={"deployment_id": deployment_id, "rows": rows}, actor=actor()).id
+    result = _run_here(job_id, kind="replay", as_json=as_json)
+    emit(result, as_json=as_json, text=(f"Sent {result['sent']} rows to deployment #{deployment_id}: "
+                                         f"{result['ok']} answered, {result['failed']} refused."))

@@ -17,6 +17,10 @@ COLUMN_KINDS = ("numeric", "categorical", "datetime", "boolean", "text")
 # CATEGORICAL_MAX_UNIQUE values) is free text rather than a category.
 TEXT_UNIQUE_SHARE = 0.5
 CATEGORICAL_MAX_UNIQUE = 50
+# An integer column with at most this many distinct values is a category (a code, a count of
+# a few values), as Evidently's drift inference has it; both the Data page and monitoring use
+# :func:`analysis_kind`, so a column has the same kind on both.
+INTEGER_CARDINALITY_LIMIT = 10
 # What pandas' infer_dtype says of object columns that cannot hold a nested value: the
 # per-value scan below is skipped for them (a text column of millions of rows stays fast).
 _FLAT_INFERRED = frozenset(
@@ -125,6 +129,19 @@ def column_kind(series: pd.Series) -> str:
     if len(uniques) > CATEGORICAL_MAX_UNIQUE and len(uniques) > TEXT_UNIQUE_SHARE * len(non_null):
         return "text"
     return "categorical"
+
+
+def analysis_kind(series: pd.Series) -> str:
+    """The kind a column is analysed as: the Data page's profile shows it and drift tests by it.
+
+    :func:`column_kind`, except that an integer column (not boolean) with at most
+    :data:`INTEGER_CARDINALITY_LIMIT` distinct values is ``"categorical"``: monitoring compares
+    its value frequencies, so the profile shows its top values rather than a histogram.
+    """
+    dtype = series.dtype
+    if pd.api.types.is_integer_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+        return "categorical" if series.nunique(dropna=True) <= INTEGER_CARDINALITY_LIMIT else "numeric"
+    return column_kind(series)
 
 
 def infer_columns(frame: pd.DataFrame) -> list[dict[str, str]]:

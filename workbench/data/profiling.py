@@ -18,9 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy.orm import Session
 
-from workbench.data.datasets import column_kind
+# The stored profile's file, version and checks live in a module without pandas (Home's journey reads them).
+from workbench.data._stored_profiles import PROFILE_VERSION as PROFILE_VERSION
+from workbench.data._stored_profiles import has_profile as has_profile
+from workbench.data._stored_profiles import load_profile as load_profile
+from workbench.data._stored_profiles import profile_path as profile_path
+from workbench.data._stored_profiles import project_has_profile as project_has_profile
+from workbench.data.datasets import analysis_kind
 from workbench.db.models import Dataset, Project
 
 if TYPE_CHECKING:
@@ -28,7 +33,6 @@ if TYPE_CHECKING:
 
 HISTOGRAM_BINS = 30
 TOP_CATEGORIES = 20
-PROFILE_VERSION = 1
 
 
 def _num(value: Any) -> float | None:
@@ -93,8 +97,8 @@ def _top_values(series: pd.Series) -> dict[str, Any]:
 
 
 def profile_column(series: pd.Series, *, kind: str | None = None) -> dict[str, Any]:
-    """The profile of one column."""
-    kind = kind or column_kind(series)
+    """The profile of one column (its kind by :func:`~workbench.data.datasets.analysis_kind`, as drift has it)."""
+    kind = kind or analysis_kind(series)
     n = len(series)
     missing = int(series.isna().sum())
     entry: dict[str, Any] = {
@@ -159,11 +163,6 @@ def _duplicate_rows(frame: pd.DataFrame) -> int:
     return int(hashes.duplicated().sum())
 
 
-def profile_path(dataset: Dataset) -> Path:
-    """Where the profile of ``dataset`` is stored: beside its Parquet file."""
-    return Path(dataset.path).with_suffix(".profile.json")
-
-
 def save_profile(
     dataset: Dataset, profile: dict[str, Any], *, principal: Principal | None = None, db_url: str | None = None
 ) -> Path:
@@ -194,25 +193,6 @@ def save_profile(
     return path
 
 
-def load_profile(dataset: Dataset) -> dict[str, Any] | None:
-    """The stored profile of ``dataset``, or None when it was not computed yet (or is stale)."""
-    path = profile_path(dataset)
-    if not path.is_file():
-        return None
-    try:
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    if data.get("content_hash") != dataset.content_hash or data.get("profile_version") != PROFILE_VERSION:
-        return None
-    return data
-
-
-def has_profile(dataset: Dataset) -> bool:
-    """True when a current profile of ``dataset`` is stored."""
-    return load_profile(dataset) is not None
-
-
 def missing_table(profile: dict[str, Any]) -> pd.DataFrame:
     """Column, kind, dtype, missing count and share, unique count: the profile's overview table."""
     rows = [
@@ -227,14 +207,3 @@ def missing_table(profile: dict[str, Any]) -> pd.DataFrame:
         for c in profile["columns"]
     ]
     return pd.DataFrame(rows, columns=["column", "kind", "dtype", "missing", "missing_share", "unique"])
-
-
-def project_has_profile(session: Session, *, project: Project) -> bool:
-    """True when the project's latest dataset version has a stored, current profile."""
-    from workbench.data.datasets import latest_dataset
-    from workbench.errors import NotFound
-
-    try:
-        return has_profile(latest_dataset(session, project=project))
-    except NotFound:
-        return False

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ JOB_KINDS: dict[str, str] = {
     "serve": "pipelines.serve",
     "stream": "pipelines.stream",
     "monitor": "pipelines.monitor",
+    "replay": "pipelines.replay",
     "retrain": "pipelines.retrain",
 }
 
@@ -94,16 +96,17 @@ def create_job(
     return job
 
 
-def spawn(job_id: str, *, settings: Settings | None = None) -> int:
+def spawn(job_id: str, *, settings: Settings | None = None, secret_env: Mapping[str, str] | None = None) -> int:
     """Start the detached process that runs ``job_id``; returns its PID.
 
     ``start_new_session`` puts the job in its own process group: it survives the Streamlit
-    server and can be cancelled as a group.
+    server and can be cancelled as a group. ``secret_env`` (a bearer token, say) is given to that
+    process only, never stored with the job.
     """
     settings = settings or get_settings()
     settings.ensure_home()
     log_path = settings.jobs_dir / f"{job_id}.log"
-    env = {**os.environ, **store_environment(settings)}
+    env = {**os.environ, **store_environment(settings), **(secret_env or {})}
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "workbench.jobs.runner", job_id],
@@ -125,10 +128,12 @@ def launch(
     actor: str = "",
     settings: Settings | None = None,
     principal: Principal | None = None,
+    secret_env: Mapping[str, str] | None = None,
 ) -> str:
     """Create a job and start its process; returns the job id.
 
-    ``principal`` (None: the operator) must be an editor of the project.
+    ``principal`` (None: the operator) must be an editor of the project. ``secret_env`` goes to the
+    job's process environment only (see :func:`spawn`).
     """
     from workbench.db import session_scope
     from workbench.projects import get_project
@@ -140,7 +145,7 @@ def launch(
             require(session, project=project, principal=principal, action="launch_job")
         job = create_job(session, kind=kind, project=project, params=params, actor=actor, settings=settings)
         job_id = job.id
-    pid = spawn(job_id, settings=settings)
+    pid = spawn(job_id, settings=settings, secret_env=secret_env)
     with session_scope(settings.db_url) as session:
         started = session.get(Job, job_id)
         if started is not None and started.pid is None:

@@ -55,13 +55,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench.data.datasets import INTEGER_CARDINALITY_LIMIT, analysis_kind
 from workbench.errors import InvalidInput, check_choice
 
 KINDS = ("numerical", "categorical", "text", "datetime", "list", "unknown")
 TESTED_KINDS = ("numerical", "categorical")
 
-# Evidently's constants (core/datasets.py, legacy/calculations/stattests/registry.py).
-INTEGER_CARDINALITY_LIMIT = 10
+# Evidently's constants (core/datasets.py, legacy/calculations/stattests/registry.py). Its integer
+# cardinality limit (10) is workbench.data's INTEGER_CARDINALITY_LIMIT: one rule, analysis_kind,
+# decides an integer column's kind for the Data page and for drift.
 TEXT_UNIQUE_SHARE = 0.5
 SMALL_REFERENCE_ROWS = 1000
 LOW_CARDINALITY_VALUES = 5
@@ -238,8 +240,8 @@ def _dtype_family(series: pd.Series) -> str:
 def infer_column_kind(series: pd.Series) -> str:
     """The column type Evidently infers for ``series`` (one of :data:`KINDS`)."""
     family = _dtype_family(series)
-    if family == "int":
-        return "categorical" if series.nunique() <= INTEGER_CARDINALITY_LIMIT else "numerical"
+    if family == "int":  # the Data page's rule too, so a column has one kind everywhere
+        return "categorical" if analysis_kind(series) == "categorical" else "numerical"
     if family == "string":
         return "text" if series.nunique() > series.count() * TEXT_UNIQUE_SHARE else "categorical"
     return family
@@ -390,7 +392,8 @@ def _numerical_drift(
     cur_sorted = _sorted_finite(cur)
     kind = "numerical"
     if integer_inference:
-        # An int column is categorical in Evidently when the current data has <= 10 values.
+        # An int column is categorical when the current data has <= 10 values (analysis_kind's rule,
+        # counted here on the sorted values this function needs anyway).
         n_cur_values = 1 + int(np.count_nonzero(cur_sorted[1:] != cur_sorted[:-1])) if cur_sorted.size else 0
         if n_cur_values <= INTEGER_CARDINALITY_LIMIT:
             kind = "categorical"

@@ -38,7 +38,7 @@ def journey(session: Session, *, project: Project) -> list[Step]:
     canvases_done, canvases_detail = canvases_progress(session, project=project)
     profiles = _succeeded(session, project, "profile")
     # The Data page profiles small data inline (no job), so a stored profile of the latest version counts too.
-    from workbench.data.profiling import project_has_profile
+    from workbench.data import project_has_profile  # no pandas: Home stays light
 
     profiled = profiles > 0 or (datasets > 0 and project_has_profile(session, project=project))
     baselines = _succeeded(session, project, "baseline")

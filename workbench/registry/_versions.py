@@ -84,6 +84,10 @@ def _ms_to_iso(ms: int | None) -> str:
 
 def list_versions(session: Session, *, project: Project, settings: Settings | None = None) -> list[VersionInfo]:
     """Every version of the project's model, newest first, with holdout metrics and the beat-baseline flag."""
+    from workbench.tracking import tracking_store_missing
+
+    if tracking_store_missing(settings):  # a new home: nothing registered, and no need to import MLflow to know
+        return []
     from mlflow.exceptions import MlflowException
 
     from workbench.design.baselines import bar_to_beat

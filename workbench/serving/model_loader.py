@@ -317,16 +317,21 @@ def _client(settings: Settings) -> Any:
 
 def resolve_alias(name: str, alias: str, *, settings: Settings | None = None) -> str:
     """The version ``alias`` of registered model ``name`` points at; NotFound with the fix when absent."""
+    settings = settings or get_settings()
+    missing = NotFound(
+        f"No registered model version {name}@{alias}. Register a model for project {name!r} "
+        f"and set the alias {alias!r} (Experiments page, or the train pipeline) first."
+    )
+    from workbench.tracking import tracking_store_missing
+
+    if tracking_store_missing(settings):  # a new home has no model (and MLflow need not be imported to say so)
+        raise missing
     from mlflow.exceptions import MlflowException
 
-    settings = settings or get_settings()
     try:
         return str(_client(settings).get_model_version_by_alias(name, alias).version)
     except MlflowException as exc:
-        raise NotFound(
-            f"No registered model version {name}@{alias}. Register a model for project {name!r} "
-            f"and set the alias {alias!r} (Experiments page, or the train pipeline) first."
-        ) from exc
+        raise missing from exc
 
 
 def load_model(name: str, *, alias: str = "champion", version: str | None = None,

@@ -29,6 +29,7 @@ from workbench.tracking._client import (
     log_run_batch,
     mlflow_fast_writes,
     mlflow_ui_link,
+    tracking_store_missing,
 )
 from workbench.tracking._client_store import ClientRunSink, ClientRunSource
 from workbench.tracking._protocol import FinishedRun, RunRecord, RunSink, RunSource
@@ -79,5 +80,6 @@ __all__ = [
     "mlflow_ui_link",
     "open_run_source",
     "schema_problems",
+    "tracking_store_missing",
     "workspaces_enabled",
 ]

@@ -58,6 +58,18 @@ def get_client(settings: Settings | None = None) -> MlflowClient:
     return _clients.get((tracking_uri, registry_uri), create)
 
 
+def tracking_store_missing(settings: Settings | None = None) -> bool:
+    """True when the tracking store is a SQLite file that does not exist yet: it holds no run and no model.
+
+    Pages that only read (Registry, Deployments) ask this first, so opening them on a new home neither
+    waits seconds for MLflow to import and create its schema nor creates the store just by looking.
+    """
+    from workbench.db.engine import sqlite_file
+
+    path = sqlite_file((settings or get_settings()).mlflow_tracking_uri)
+    return path is not None and not path.exists()
+
+
 def experiment_name(slug: str) -> str:
     """The MLflow experiment name of a project."""
     return f"{EXPERIMENT_PREFIX}{slug}"

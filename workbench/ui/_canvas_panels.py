@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import difflib
 
-import pandas as pd
 import streamlit as st
 
 from workbench.db import session_scope
@@ -101,6 +100,8 @@ def history_panel(kind: str, project: Project) -> None:
         if not table:
             st.caption("Not saved yet.")
             return
+        import pandas as pd  # only with a table to draw: a canvas page need not import it (a second, cold)
+
         st.dataframe(
             pd.DataFrame(table)[["revision", "author", "created_at", "note", "filled", "total"]],
             hide_index=True,
@@ -218,6 +219,8 @@ def decisions_panel(project: Project) -> None:
             }
             for name in CANVAS_FIELDS
         ]
+        import pandas as pd  # only with a table to draw (see history_panel)
+
         st.dataframe(pd.DataFrame(rows), hide_index=True)
         if project.task_type == "classification":
             # Serving, holdout metrics and the gate apply it only when the model has two classes.

@@ -4,14 +4,16 @@ prediction drift, data and model quality, and Evidently's HTML as a one-click do
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import streamlit as st
 
 from workbench.db import session_scope
 from workbench.db.models import Project
 from workbench.ui.context import key
+
+if TYPE_CHECKING:  # the entry point imports this module (the monitor schedule) on every page: no pandas then
+    import pandas as pd
 
 PAGE = "monitoring"
 STATUS_ICONS = {

@@ -24,8 +24,9 @@ PAGE = "data"
 # Profiles of up to this many cells are computed while the page renders (well under a second);
 # larger data gets a background job.
 INLINE_PROFILE_MAX_CELLS = 2_000_000
-# Distribution charts drawn by default (the rest can be picked).
-DEFAULT_CHARTS = 12
+# Distribution charts drawn by default (the rest can be picked). Each plotly chart costs the browser
+# a few hundred milliseconds to draw on a 2-core machine: 12 made the Data page take seconds (issue 15).
+DEFAULT_CHARTS = 6
 UPLOAD_TYPES = ["csv", "parquet", "pq", "txt", "tsv"]
 
 

@@ -312,60 +312,49 @@ def batch_job(job_id: str, output: str | None) -> None:
         st.caption(f"{path.name} is a Parquet folder (the Spark engine's output); it is at `{path}` on the server.")
 
 
-def holdout_records(project: Project, *, limit: int) -> list[dict[str, Any]]:
-    """Up to ``limit`` holdout rows of the project (features only), as JSON-safe records.
+def start_replay(project: Project, row: dict[str, Any], *, limit: int, token: str | None = None) -> str:
+    """Start a ``replay`` job sending up to ``limit`` holdout rows to ``row``'s deployment; returns the job id.
 
-    Only for sending traffic to a deployment, so it needs the role that deploys.
+    The deployment, the user's role and a web service's token are checked here first
+    (:func:`workbench.serving.replay.replay_target`), so a wrong paste is named at once; the token
+    reaches the job through its process environment only. ``workbench replay`` starts the same job.
     """
-    from workbench.access.roles import require
-    from workbench.data.splits import load_split_frames
-    from workbench.prediction_log import json_safe
+    from workbench.jobs import launch
+    from workbench.serving.replay import REPLAY_TOKEN_ENV, replay_target
 
     with session_scope() as session:
-        from workbench.projects import get_project
+        replay_target(session, project_slug=project.slug, deployment_id=int(row["id"]), token=token,
+                      principal=principal())
+    job_id = launch(kind="replay", project_slug=project.slug, params={"deployment_id": int(row["id"]),
+                    "rows": int(limit)}, actor=display_name(), principal=principal(),
+                    secret_env={REPLAY_TOKEN_ENV: token.strip()} if token else None)
+    st.session_state[key(PAGE, "replay_job")] = job_id
+    return job_id
 
-        attached = get_project(session, slug=project.slug)
-        require(session, project=attached, principal=principal(), action="deploy")
-        frames = load_split_frames(session, project=attached)
-    x = frames.X_holdout.head(limit)
-    return [json_safe(r) for r in x.astype(object).where(x.notna(), None).to_dict("records")]
 
+def replay_job() -> None:
+    """The last replay job of this session: progress while it runs, then how many rows were sent and answered."""
+    from workbench.ui.jobs import job_progress
 
-def replay(project: Project, row: dict[str, Any], *, limit: int, token: str | None = None) -> dict[str, Any]:
-    """Send the holdout as traffic to a running web service (HTTP, with ``token`` if given) or stream (NATS)."""
-    from workbench.errors import InvalidInput
+    job_id = st.session_state.get(key(PAGE, "replay_job"))
+    if not job_id:
+        return
 
-    if row["mode"] == "web" and (row["config"] or {}).get("auth") and not token:
-        raise InvalidInput(f"web service #{row['id']} requires its bearer token: paste the token shown when it "
-                           "started, or start a new one and keep the token it shows.", field="token")
-    records = holdout_records(project, limit=limit)
-    if row["mode"] == "web":
-        import httpx
+    def extra(job: dict[str, Any]) -> None:
+        result = job.get("result") or {}
+        if job["status"] == "succeeded" and result:
+            st.success(f"Sent {result['sent']} rows to deployment #{result['deployment_id']}: {result['ok']} "
+                       f"answered, {result['failed']} refused.")
 
-        headers = {"Authorization": f"Bearer {token.strip()}"} if token else {}
-        ok = failed = 0
-        with httpx.Client(base_url=row["url"], timeout=10, headers=headers) as client:
-            for record in records:
-                response = client.post("/predict", json=record)
-                if response.status_code == 401:  # every other request would be refused the same way
-                    raise InvalidInput(f"web service #{row['id']} refused the bearer token (401): paste the token "
-                                       "shown when it started.", field="token")
-                ok += response.status_code == 200
-                failed += response.status_code != 200
-        return {"sent": len(records), "ok": ok, "failed": failed}
-    if row["mode"] == "stream":
-        from workbench.serving.stream import send_records
-
-        return send_records(project.slug, records, nats_url=(row["config"] or {}).get("nats_url"),
-                            principal=principal())
-    raise InvalidInput("replay needs a running web or stream deployment.", field="deployment")
+    job_progress(str(job_id), key=key(PAGE, "replay_status"), extra=extra)
 
 
 def replay_section(project: Project, rows: list[dict[str, Any]]) -> None:
-    """A button that replays the holdout to a running deployment, so the metrics move."""
+    """A button that replays the holdout to a running deployment as a background job, so the metrics move."""
     running = [r for r in rows if r["status"] == "running" and r["mode"] in ("web", "stream")]
     if not running:
         st.caption("Start a web service or a stream consumer to replay the holdout as traffic.")
+        replay_job()
         return
     labels = {f"#{r['id']} {MODE_LABELS[r['mode']]}": r for r in running}
     choice = st.selectbox("Send traffic to", list(labels), key=key(PAGE, "replay_target"))
@@ -374,9 +363,9 @@ def replay_section(project: Project, rows: list[dict[str, Any]]) -> None:
     if (labels[choice]["config"] or {}).get("auth"):
         token = st.text_input("Bearer token of this web service", type="password", key=key(PAGE, "replay_token"))
     if st.button("Replay holdout", key=key(PAGE, "replay"), icon=":material/replay:"):
-        with shown_errors(), st.spinner("Sending…"):
-            result = replay(project, labels[choice], limit=int(limit), token=token or None)
-            st.success(f"Sent {result['sent']} rows to deployment {choice}.")
+        with shown_errors():
+            start_replay(project, labels[choice], limit=int(limit), token=token or None)
+    replay_job()
 
 
 def metrics_section(project: Project, rows: list[dict[str, Any]], *, latency_budget_ms: float | None) -> None:

@@ -240,8 +240,11 @@ def _safe(name: str, build: Any) -> None:
         st.info(str(exc), icon=":material/info:")
 
 
+CHARTS = ("History", "Parallel coordinates", "Importance", "Slices", "Contour", "Metric vs fit time")
+
+
 def charts(project: Project, query: Query) -> None:
-    """Every chart over the filtered runs, the bar to beat drawn where it applies."""
+    """The chart the user picks (:data:`CHARTS`) over the filtered runs, the bar to beat drawn where it applies."""
     from workbench.design.baselines import bar_to_beat
     from workbench.design.project_config import project_config
     from workbench.evaluation.metrics import METRICS
@@ -283,13 +286,14 @@ def charts(project: Project, query: Query) -> None:
                               help="The parameter charts show the runs and the params of one model family; the "
                                    "best run's family first.")
     fam_frame, fam_params = ec.family_view(frame, params, family)
-    history, parallel, importance, slices, contour, fit_time = st.tabs(
-        ["History", "Parallel coordinates", "Importance", "Slices", "Contour", "Metric vs fit time"])
-    with history:
+    # One chart at a time: tabs would build and send all six figures on every rerun (the parallel
+    # coordinates and the contour of thousands of runs alone take seconds to draw in the browser).
+    chart = st.radio("Chart", CHARTS, horizontal=True, key=key(PAGE, "chart"), label_visibility="collapsed")
+    if chart == "History":
         _safe("history", lambda: ec.history_figure(frame, metric, direction=direction, bar=bar))
-    with parallel:
+    elif chart == "Parallel coordinates":
         _safe("parallel", lambda: ec.parallel_figure(fam_frame, metric, fam_params, bar=bar, family=family))
-    with importance:
+    elif chart == "Importance":
         job_options = [j for j in fam_frame["job_id"].dropna().unique().tolist()]
         if not job_options:
             st.info("Parameter importance is computed per tuning job; no run shown belongs to a job.")
@@ -301,9 +305,9 @@ def charts(project: Project, query: Query) -> None:
             job_params = tuple(p for p in fam_params if fam_frame.loc[fam_frame["job_id"] == job, p].notna().all())
             _safe("importance", lambda: ec.importance_figure(
                 _importance(project.slug, query.digest, job, metric, job_params, direction, family)))
-    with slices:
+    elif chart == "Slices":
         _safe("slices", lambda: ec.slice_figure(fam_frame, metric, fam_params, bar=bar, family=family))
-    with contour:
+    elif chart == "Contour":
         fam_with_metric = fam_frame[fam_frame[metric].notna()]
         numeric = [p for p in fam_params if ec._numeric(fam_with_metric[p]) is not None]
         pair = ec.best_covered_pair(fam_frame, metric, numeric)
@@ -319,7 +323,7 @@ def charts(project: Project, query: Query) -> None:
                                       format_func=lambda c: c.removeprefix("params."))
             _safe("contour", lambda: ec.contour_figure(fam_frame, metric, x_param, y_param, direction=direction,
                                                        bar=bar, family=family))
-    with fit_time:
+    else:
         _safe("fit_time", lambda: ec.fit_time_figure(frame, metric, bar=bar))
 
 

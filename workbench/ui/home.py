@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from workbench.db import session_scope
@@ -68,6 +67,8 @@ def recent_jobs(project: Project) -> None:
     if not rows:
         st.caption("No jobs yet.")
         return
+    import pandas as pd  # here, not at the top: Home without jobs draws no table, and pandas takes a second to import
+
     frame = pd.DataFrame(rows)[["id", "kind", "status", "progress", "message", "created_at", "created_by"]]
     st.dataframe(
         frame,

@@ -6,7 +6,6 @@ Only owners of the project and workbench admins see it; the services refuse anyb
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from workbench.db import session_scope
@@ -35,6 +34,8 @@ def members_section(project: Project) -> None:
     show_flash(PAGE)
     st.caption(ROLE_HELP)
     if rows:
+        import pandas as pd  # only when the table is drawn (Home imports this module)
+
         st.dataframe(pd.DataFrame(rows), hide_index=True, key=key(PAGE, "table"))
     else:
         st.caption("No members yet: only workbench admins can open this project.")

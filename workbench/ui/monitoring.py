@@ -22,8 +22,6 @@ from workbench.ui.context import display_name, key, principal
 from workbench.ui.pages import page_link
 
 WINDOW_KINDS = ("Last N records", "Last N hours", "Date range")
-# A records window up to this size is checked in the page; larger windows run as a job.
-INLINE_MAX_RECORDS = 5000
 
 
 def _project(session: Any, project: Project) -> Project:
@@ -84,7 +82,7 @@ def window_picker() -> str:
 
 
 def window_size(deployment_id: int, window: str) -> int:
-    """How many logged predictions the window holds (decides inline check or job)."""
+    """How many logged predictions the window holds (the page shows it before a check starts)."""
     from workbench.monitoring.service import parse_window
     from workbench.prediction_log import count_rows
 
@@ -93,32 +91,17 @@ def window_size(deployment_id: int, window: str) -> int:
         return min(count_rows(session, deployment_id=deployment_id, since=since, until=until), limit)
 
 
-def run_check(project: Project, deployment_id: int, window: str, *, with_evidently: bool) -> dict[str, Any] | None:
-    """The Run check button: inline for a small records window, else a ``monitor`` job.
+def run_check(project: Project, deployment_id: int, window: str, *, with_evidently: bool) -> str:
+    """The Run check button: a ``monitor`` job (``pipelines.monitor``), whatever the window's size.
 
-    Returns the stored report when it ran inline (None when a job was launched).
+    The check took seconds to minutes even on small windows (the Evidently report alone takes
+    several), and a check in the page froze it under a spinner; as a job it shows progress, can
+    be cancelled and survives the tab. ``workbench monitor`` runs the same pipeline. Returns the job id.
     """
+    from workbench.jobs import launch
     from workbench.monitoring.service import parse_window
 
-    parsed = parse_window(window)  # a bad window is shown before anything runs
-    inline = window_size(deployment_id, window) <= INLINE_MAX_RECORDS
-    if inline:
-        from workbench.monitoring.cycle import check_and_apply_policy
-
-        with st.spinner("Checking the window…"):
-            outcome = check_and_apply_policy(project_slug=project.slug, deployment_id=deployment_id, window=parsed,
-                                             with_evidently=with_evidently, actor=display_name(),
-                                             principal=principal())
-        stored = outcome.reports[0]
-        if outcome.retrain_job:  # the on_alert / automatic policies start a retrain when a check failed
-            st.session_state[key(PAGE, "retrain_job")] = outcome.retrain_job
-            st.toast(f"Retrain job {outcome.retrain_job} started: {outcome.retrain_reason}")
-        st.session_state[key(PAGE, "report")] = stored["id"]
-        flash(f"Check done: report #{stored['id']} is **{stored['status']}**.")
-        st.rerun()  # the alerts at the top of the page include this check's
-        return stored
-    from workbench.jobs import launch
-
+    parse_window(window)  # a bad window is shown before anything starts
     job_id = launch(
         kind="monitor",
         project_slug=project.slug,
@@ -127,11 +110,11 @@ def run_check(project: Project, deployment_id: int, window: str, *, with_evident
         principal=principal(),
     )
     st.session_state[key(PAGE, "job")] = job_id
-    return None
+    return job_id
 
 
 def check_job(project: Project) -> None:
-    """Progress of the last monitor job launched from this page."""
+    """Progress of the last monitor job launched from this page; once it succeeds, its report is shown."""
     from workbench.ui.jobs import job_progress
 
     job_id = st.session_state.get(key(PAGE, "job"))
@@ -144,6 +127,11 @@ def check_job(project: Project) -> None:
         if job["status"] == "succeeded" and result.get("report_ids") and st.session_state.get(shown) != job["id"]:
             st.session_state[shown] = job["id"]  # once: later the picker is the user's again
             st.session_state[key(PAGE, "report")] = result["report_ids"][0]
+            statuses = ", ".join(f"**{s}**" for s in (result.get("statuses") or {}).values())
+            flash(f"Check done: report #{result['report_ids'][0]} is {statuses}.")
+            if result.get("retrain_job"):  # the on_alert / automatic policies start a retrain when a check failed
+                st.session_state[key(PAGE, "retrain_job")] = result["retrain_job"]
+                st.toast(f"Retrain job {result['retrain_job']} started by the retrain policy.")
 
     job_progress(job_id, key=key(PAGE, "job_status"), extra=extra)
 

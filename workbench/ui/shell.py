@@ -168,3 +168,55 @@ def monitor_schedule() -> None:
     from workbench.ui.monitoring import monitor_schedule as start
 
     start()
+
+
+# Imported by the Train and Operate pages (Registry, Deployments, Experiments, Monitoring), which are
+# slow to open the first time in a server process mostly because of these imports (MLflow alone takes
+# seconds on a 2-core machine).
+WARM_MODULES = (
+    "mlflow",
+    "mlflow.exceptions",
+    "workbench.tracking",
+    "workbench.registry",
+    "workbench.serving.model_loader",
+    "workbench.monitoring.drift",
+)
+WARM_DELAY_SECONDS = 3.0
+
+
+def warm_imports() -> None:
+    """Once per server process, import what the heavier pages need, in a low-priority background thread.
+
+    Called by the entry point after each run. The first page is drawn without them (Home and the
+    Design pages never need them); the thread starts a few seconds later, so a later click on
+    Registry or Deployments does not pay seconds of imports. Not under AppTest: its runs share the
+    test process, whose own checks of ``sys.modules`` and imports it would race.
+    """
+    import sys
+
+    if "streamlit.testing.v1.app_test" in sys.modules:
+        return
+    _start_warm_thread()
+
+
+@st.cache_resource(show_spinner=False)
+def _start_warm_thread() -> bool:
+    import contextlib
+    import importlib
+    import logging
+    import os
+    import threading
+    import time
+
+    def warm() -> None:
+        with contextlib.suppress(AttributeError, OSError):  # below the request threads (Linux nice is per thread)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        time.sleep(WARM_DELAY_SECONDS)
+        for name in WARM_MODULES:
+            try:
+                importlib.import_module(name)
+            except Exception:  # a missing optional library shows where it is used, not here
+                logging.getLogger(__name__).debug("warming %s failed", name, exc_info=True)
+
+    threading.Thread(target=warm, name="workbench-warm-imports", daemon=True).start()
+    return True
