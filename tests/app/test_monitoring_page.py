@@ -4,7 +4,6 @@ thresholds, Acknowledge an alert, thresholds saved as an ML Canvas revision, the
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -19,31 +18,14 @@ from tests.helpers.app_pages import button, open_page, record_downloads
 from tests.helpers.processes import job_row, poll
 from tests.helpers.registered_model import (
     FEATURES,
-    RegisteredModel,
     create_project_with_model,
+    log_reference,
     module_home,
 )
 from workbench.db import session_scope
 from workbench.db.models import Alert, MonitoringReport, utcnow
 
 PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "monitoring.py")
-
-
-def _log_reference(model: RegisteredModel) -> None:
-    """The reference sample the train pipeline logs with a model (features, target, prediction)."""
-    from mlflow import MlflowClient
-
-    from tests.helpers.registered_model import build_pipeline
-
-    frame = model.frame
-    pipeline = build_pipeline().fit(frame[list(FEATURES)], frame["churned"])
-    reference = frame.copy()
-    reference["prediction"] = pipeline.predict(frame[list(FEATURES)])
-    client = MlflowClient(tracking_uri=model.tracking_uri, registry_uri=model.tracking_uri)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "reference.parquet"
-        reference.to_parquet(path, index=False)
-        client.log_artifact(model.run_id, str(path), "reference")
 
 
 def _drifted_traffic(deployment_id: int, n: int = 200) -> None:
@@ -78,7 +60,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     with module_home(tmp_path_factory, "monitoring_page"):
         model = create_project_with_model(name="Monitor page", with_dataset=True)
         slug = model.name
-        _log_reference(model)
+        log_reference(model)
         with session_scope() as session:
             deployment = create_deployment(session, project=get_project(session, slug=slug), mode="web",
                                            status="running")

@@ -257,3 +257,18 @@ def module_home(tmp_path_factory: Any, name: str = "home") -> Any:
                 reset_workbench_caches()
 
     return _home()
+
+
+def log_reference(model: RegisteredModel) -> None:
+    """Log the reference sample the train pipeline logs with a model (features, target, prediction) on its run."""
+    from mlflow import MlflowClient
+
+    frame = model.frame
+    pipeline = build_pipeline().fit(frame[list(FEATURES)], frame["churned"])
+    reference = frame.copy()
+    reference["prediction"] = pipeline.predict(frame[list(FEATURES)])
+    client = MlflowClient(tracking_uri=model.tracking_uri, registry_uri=model.tracking_uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "reference.parquet"
+        reference.to_parquet(path, index=False)
+        client.log_artifact(model.run_id, str(path), "reference")
