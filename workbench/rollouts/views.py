@@ -191,3 +191,9 @@ def step_rows(history: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [{"when": h["created_at"], "step": STEP_WORDS.get(h["action"], h["action"]), "rollout": h.get("rollout_id"),
              "champion": h["from_version"], "challenger": h["to_version"], "by": h["actor"], "reason": h["reason"]}
             for h in history]
+
+
+def step_lines(history: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The rollout's history as Markdown list items, oldest first: ``when · **step** (rollout #n) · by who: why``."""
+    return [f"- {row['when'] or '—'} · **{row['step']}** (rollout #{row['rollout']}, v{row['champion']} → "
+            f"v{row['challenger']}) · by {row['by'] or '—'}: {row['reason'] or '—'}" for row in step_rows(history)]

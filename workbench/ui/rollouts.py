@@ -258,9 +258,7 @@ def steps_section(state: PanelState) -> None:
 
     if not state.steps:
         return
-    st.markdown("**Rollout history**")
-    st.dataframe(pd.DataFrame(views.step_rows(state.steps)), hide_index=True,
-                 key=key(PAGE, "rollout.history"))
+    st.markdown("**Rollout history** (rows of the registry history)\n\n" + "\n".join(views.step_lines(state.steps)))
 
 
 def _done(message: str) -> None:
