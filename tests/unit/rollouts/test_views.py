@@ -15,8 +15,8 @@ from workbench.rollouts import (
     RolloutStatus,
     SequentialVerdict,
     VariantStats,
+    views,
 )
-from workbench.rollouts import views
 
 T0 = datetime(2026, 12, 5, 12, 0, 0)
 
