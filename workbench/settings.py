@@ -66,6 +66,8 @@ class Settings:
     # Retraining: the smaller tuning budget and the pause between two retrains of a project.
     retrain_trials: int = field(default=5, metadata={"env": "WORKBENCH_RETRAIN_TRIALS"})
     retrain_cooldown_minutes: float = field(default=60.0, metadata={"env": "WORKBENCH_RETRAIN_COOLDOWN_MINUTES"})
+    # Seconds between two guardrail checks of a running rollout by each serving process (workbench.rollouts).
+    rollout_check_seconds: float = field(default=10.0, metadata={"env": "WORKBENCH_ROLLOUT_CHECK_SECONDS"})
     # Serve the browser app on a non-loopback address without sign-in ([auth] in .streamlit/secrets.toml):
     # off by default, so such a server shows how to configure sign-in instead. See workbench.access.sign_in.
     allow_anonymous: bool = field(default=False, metadata={"env": "WORKBENCH_ALLOW_ANONYMOUS"})
