@@ -5,7 +5,14 @@ counts, latencies), ``_feedback`` (labels), ``_writer`` (the batched background 
 """
 
 from workbench.prediction_log._feedback import record_feedback
-from workbench.prediction_log._read import LOG_FRAME_COLUMNS, count_rows, has_predictions, latency_frame, log_frame
+from workbench.prediction_log._read import (
+    LOG_FRAME_COLUMNS,
+    VARIANTS,
+    count_rows,
+    has_predictions,
+    latency_frame,
+    log_frame,
+)
 from workbench.prediction_log._rows import (
     LOG_COLUMNS,
     PROBA_PREFIX,
@@ -36,6 +43,7 @@ __all__ = [
     "SEGMENT_COMPRESSION",
     "SEGMENT_FEATURE_PREFIX",
     "SEGMENT_TOKEN_MAX",
+    "VARIANTS",
     "LogSegment",
     "PredictionLogWriter",
     "count_rows",
