@@ -13,7 +13,16 @@ from workbench.prediction_log._read import (
     latency_frame,
     log_frame,
 )
-from workbench.prediction_log._rows import LOG_COLUMNS, PROBA_PREFIX, REQUEST_ID_MAX, insert_rows, json_safe, make_row
+from workbench.prediction_log._rows import (
+    LOG_COLUMNS,
+    PROBA_PREFIX,
+    REQUEST_ID_MAX,
+    insert_rows,
+    insert_shadow_rows,
+    json_safe,
+    make_row,
+    make_shadow_row,
+)
 from workbench.prediction_log._segments import (
     SEGMENT_COMPRESSION,
     SEGMENT_FEATURE_PREFIX,
@@ -42,10 +51,12 @@ __all__ = [
     "has_predictions",
     "insert_rows",
     "insert_segment",
+    "insert_shadow_rows",
     "json_safe",
     "latency_frame",
     "log_frame",
     "make_row",
+    "make_shadow_row",
     "read_segment",
     "record_feedback",
     "segment_table",
