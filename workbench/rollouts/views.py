@@ -35,7 +35,8 @@ def _finite(value: Any) -> float | None:
 def _variants(status: Any) -> list[tuple[str, Any]]:
     """The status's variants, champion first."""
     variants: Mapping[str, Any] = status.variants
-    return [(name, variants[name]) for name in sorted(variants, key=lambda v: (v not in VARIANT_ORDER, v))]
+    rank = {name: i for i, name in enumerate(VARIANT_ORDER)}
+    return [(name, variants[name]) for name in sorted(variants, key=lambda v: (rank.get(v, len(rank)), v))]
 
 
 def metric_name(status: Any) -> str:
