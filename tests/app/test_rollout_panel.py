@@ -43,6 +43,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         challenger = register_model(champion.name, tracking_uri=settings.mlflow_tracking_uri,
                                     artifacts_dir=settings.artifacts_dir, variant=1, alias="challenger",
                                     frame=champion.frame)
+        log_reference(challenger)  # the champion after the panel's promotion
         with session_scope() as session:
             project = get_project(session, slug=champion.name)
             ids = [create_deployment(session, project=project, mode="web", status="running").id for _ in range(2)]
@@ -217,6 +218,7 @@ def test_monitoring_by_variant_reads_only_that_variants_predictions(setup: dict[
     at.checkbox(key="monitoring.with_evidently").uncheck().run()
     button(at, "Run check").click().run()
     assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
     challenger = _reports(slug, deployment)[0]
     assert challenger["window"]["variant"] == "challenger"
     # Only the challenger's shadow predictions (errors have none), read with the champion rows' features.
