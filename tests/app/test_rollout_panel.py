@@ -46,9 +46,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         log_reference(challenger)  # the champion after the panel's promotion
         with session_scope() as session:
             project = get_project(session, slug=champion.name)
-            ids = [create_deployment(session, project=project, mode="web", status="running").id for _ in range(2)]
+            ids = [create_deployment(session, project=project, mode="web", status="running").id for _ in range(3)]
         yield {"slug": champion.name, "champion": champion.version, "challenger": challenger.version,
-               "web": ids[0], "monitored": ids[1]}
+               "web": ids[0], "monitored": ids[1], "viewed": ids[2]}
 
 
 def _deployments(slug: str, deployment_id: int) -> AppTest:
@@ -248,3 +248,45 @@ def _reports(slug: str, deployment_id: int) -> list[dict[str, Any]]:
     with session_scope() as session:
         return [report_dict(r) for r in list_reports(session, project=get_project(session, slug=slug),
                                                     deployment_id=deployment_id)]
+
+
+def test_a_viewer_sees_the_live_comparison_but_every_control_is_disabled(setup: dict[str, Any]) -> None:
+    from streamlit import config
+
+    from tests.helpers.app_pages import TEST_AUTH
+    from workbench.access.roles import Principal, set_member
+    from workbench.projects import get_project
+    from workbench.rollouts import start_rollout
+
+    slug, deployment = setup["slug"], setup["viewed"]
+    viewer = "vi@example.com"
+    with session_scope() as session:
+        set_member(session, project=get_project(session, slug=slug), user=viewer, role="viewer",
+                   principal=Principal("operator", is_admin=True))
+        version = setup["challenger"] if _champion(slug) != setup["challenger"] else setup["champion"]
+        rollout = start_rollout(session, project=slug, deployment_id=deployment, mode="canary", share=0.2,
+                                version=version, actor="ed").id
+    from tests.helpers.rollout_traffic import write_canary_traffic
+
+    write_canary_traffic(deployment, rollout, n=150, prefix="viewed", share=0.2, seed=9)
+    at = AppTest.from_file(DEPLOYMENTS, default_timeout=60)
+    at.secrets["auth"] = TEST_AUTH
+    at.user = {"is_logged_in": True, "email": viewer, "sub": "vi"}
+    at.session_state["shell.project"] = slug
+    at.query_params["project"] = slug
+    before = config.get_option("server.address")
+    config.set_option("server.address", "127.0.0.1")  # sign-in is configured: a local server, as in production
+    try:
+        at.run()
+        target = at.selectbox(key="deployments.rollout.target")
+        target.set_value(next(o for o in target.options if o.startswith(f"#{deployment} "))).run()
+    finally:
+        config.set_option("server.address", before)
+    assert not at.exception, at.exception
+    status = _status(slug, deployment)
+    assert status.variants["challenger"].requests > 0
+    _check_charts_match_status(at, status)  # the viewer sees the same comparison
+    controls = {b.label: b.disabled for b in at.button
+                if b.label in ("Apply share", "Stop rollout (champion only)", f"Promote v{version} to champion")}
+    assert controls == {"Apply share": True, "Stop rollout (champion only)": True,
+                        f"Promote v{version} to champion": True}
