@@ -215,7 +215,10 @@ def comparison(project: Project, deployment_id: int, *, running: bool, latency_b
 
     @st.fragment(run_every=timedelta(seconds=REFRESH_SECONDS))
     def _live() -> None:
-        show_comparison(project, deployment_id, latency_budget_ms=latency_budget_ms)
+        status = show_comparison(project, deployment_id, latency_budget_ms=latency_budget_ms)
+        if status is not None and status.rollout["status"] != "running":
+            # A guardrail breach or the automatic policy ended it meanwhile: redraw the controls too.
+            st.rerun()
 
     _live()
 
@@ -228,10 +231,12 @@ def status_of(project: Project, deployment_id: int) -> Any:
         return rollout_status(session, project=project.slug, deployment_id=deployment_id)
 
 
-def show_comparison(project: Project, deployment_id: int, *, latency_budget_ms: float | None) -> None:
-    """The verdict in words, the per-variant table, the guardrails and the four charts."""
+def show_comparison(project: Project, deployment_id: int, *, latency_budget_ms: float | None) -> Any:
+    """The verdict in words, the per-variant table, the guardrails and the four charts; returns the status shown
+    (None when it could not be computed: the error is shown instead)."""
     from workbench.rollouts import views
 
+    status = None
     with shown_errors():
         status = status_of(project, deployment_id)
         st.markdown(f"Verdict: {views.verdict_sentence(status)}")
@@ -250,6 +255,7 @@ def show_comparison(project: Project, deployment_id: int, *, latency_budget_ms: 
         with st.expander("Guardrails"):
             st.dataframe(pd.DataFrame(views.guardrail_rows(status)), hide_index=True,
                          key=_key(deployment_id, "guardrails"))
+    return status
 
 
 def steps_section(state: PanelState) -> None:
