@@ -416,6 +416,52 @@ def promote_rollout(
     return row
 
 
+def online_target(session: Session, *, project: Project) -> Deployment | None:
+    """The deployment the retrain gate's online step rolls out on: the newest running web service, else stream."""
+    for mode in ROLLOUT_DEPLOYMENT_MODES:
+        found = session.scalars(
+            select(Deployment).where(Deployment.project_id == project.id, Deployment.mode == mode,
+                                     Deployment.status == "running").order_by(Deployment.id.desc()).limit(1)
+        ).first()
+        if found is not None:
+            return found
+    return None
+
+
+def start_online_step(
+    session: Session, *, project: Project, version: str, actor: str, reason: str, settings: Settings | None = None,
+) -> dict[str, Any]:
+    """The retrain gate's online step: roll ``version`` out (as the canvas says) instead of promoting it.
+
+    Returns ``{"started": bool, "reason": str, "rollout": dict | None}``. Nothing starts when the
+    canvas declares no online step, when no web or stream deployment is running, or when one is
+    already running a rollout (the reason says which); the caller then keeps the offline gate's
+    decision.
+    """
+    from workbench.design.project_config import project_config
+
+    config = project_config(session, project=project)
+    if config.online_step == "none":
+        return {"started": False, "reason": "the ML Canvas declares no online step", "rollout": None}
+    target = online_target(session, project=project)
+    if target is None:
+        return {"started": False, "rollout": None,
+                "reason": f"online step {config.online_step!r}: no web service or stream consumer is running"}
+    running = active_rollout(session, deployment_id=target.id)
+    if running is not None:
+        return {"started": False, "rollout": None,
+                "reason": f"online step {config.online_step!r}: deployment {target.id} already runs rollout "
+                          f"{running.id}"}
+    share = config.online_share if config.online_step == "canary" else None
+    row = start_rollout(session, project=project, deployment_id=target.id, mode=config.online_step, share=share,
+                        version=version, actor=actor, settings=settings,
+                        params={"automatic": config.retrain_policy == "automatic"})
+    how = ("promoted by itself when the online verdict says better" if config.retrain_policy == "automatic"
+           else "a person promotes it with a reason")
+    return {"started": True, "rollout": rollout_dict(row),
+            "reason": f"{reason}; online step: {config.online_step} on deployment {target.id}, {how}"}
+
+
 # --------------------------------------------------------------------------- reading
 
 
