@@ -81,20 +81,28 @@ def _automatic(slug: str = "churn", *, min_uplift: float = 0.1, online_share: fl
                              ("building_models", "online_share"): online_share})
 
 
+def _watch(web: int, rollout_id: int, accuracy: dict[str, float], *, seed: int,
+           batches: int = 30) -> list[tuple[str, str, str]]:
+    """A batch of labelled traffic, then a check, until the check acts or ``batches`` ran; every check's outcome."""
+    rng = np.random.default_rng(seed)
+    seen = []
+    for batch in range(batches):
+        _answered_batch(web, rollout_id, batch, size=60, accuracy=accuracy, rng=rng)
+        seen.append(_check(web))
+        if seen[-1][0] != "none":
+            break
+    return seen
+
+
 def test_an_ab_rollout_with_a_real_uplift_reaches_better_and_promotes(db_url: str, workbench_home: Path) -> None:
     setup = make_project(champion_metrics={"accuracy": 0.7})
     _automatic()
     web = setup["web"]
     rollout_id = _begin(web, "ab", 0.5)
     assert _row(rollout_id).settings["automatic"] is True
-    rng = np.random.default_rng(3)
-    actions = []
-    for batch in range(30):
-        _answered_batch(web, rollout_id, batch, size=60, accuracy={"champion": 0.70, "challenger": 0.85}, rng=rng)
-        action, verdict, reason = _check(web)
-        actions.append(action)
-        if action != "none":
-            break
+    seen = _watch(web, rollout_id, {"champion": 0.70, "challenger": 0.85}, seed=3)
+    actions = [action for action, _, _ in seen]
+    _, verdict, reason = seen[-1]
     assert actions[-1] == "promote" and set(actions[:-1]) == {"none"}, actions
     assert verdict == BETTER and "online verdict better" in reason
     assert len(actions) > 1  # not before the burn-in: a verdict needs labels
@@ -114,11 +122,8 @@ def test_an_aa_rollout_never_reaches_a_verdict_of_better(db_url: str, workbench_
     _automatic()
     web = setup["web"]
     rollout_id = _begin(web, "ab", 0.5)
-    rng = np.random.default_rng(5)
-    for batch in range(25):
-        _answered_batch(web, rollout_id, batch, size=60, accuracy={"champion": 0.75, "challenger": 0.75}, rng=rng)
-        action, verdict, _ = _check(web)
-        assert action == "none" and verdict != BETTER, (batch, verdict)
+    seen = _watch(web, rollout_id, {"champion": 0.75, "challenger": 0.75}, seed=5, batches=25)
+    assert len(seen) == 25 and all(action == "none" and verdict != BETTER for action, verdict, _ in seen), seen
     row = _row(rollout_id)
     assert row.status == RUNNING
     with session_scope() as session:
@@ -130,12 +135,7 @@ def test_a_worse_challenger_is_stopped_under_the_automatic_policy(db_url: str, w
     _automatic()
     web = setup["web"]
     rollout_id = _begin(web, "canary", 0.5)
-    rng = np.random.default_rng(9)
-    for batch in range(30):
-        _answered_batch(web, rollout_id, batch, size=60, accuracy={"champion": 0.8, "challenger": 0.6}, rng=rng)
-        action, verdict, _ = _check(web)
-        if action != "none":
-            break
+    action, verdict, _ = _watch(web, rollout_id, {"champion": 0.8, "challenger": 0.6}, seed=9)[-1]
     assert (action, verdict) == ("stop", WORSE)
     assert _row(rollout_id).status == STOPPED
     with session_scope() as session:
@@ -148,10 +148,8 @@ def test_the_manual_policy_leaves_the_verdict_to_a_person(db_url: str, workbench
     set_canvas_fields("churn", {("impact_simulation", "min_uplift"): 0.1})  # policy stays manual
     web = setup["web"]
     rollout_id = _begin(web, "ab", 0.5)
-    rng = np.random.default_rng(3)
-    for batch in range(20):
-        _answered_batch(web, rollout_id, batch, size=60, accuracy={"champion": 0.70, "challenger": 0.90}, rng=rng)
-        assert _check(web)[0] == "none"
+    seen = _watch(web, rollout_id, {"champion": 0.70, "challenger": 0.90}, seed=3, batches=20)
+    assert len(seen) == 20 and {action for action, _, _ in seen} == {"none"}
     row = _row(rollout_id)
     assert row.status == RUNNING and row.verdict == BETTER  # the verdict is there; nobody acted on it
 

@@ -397,23 +397,35 @@ def promote_rollout(
     person promoting before the verdict says "better" does so on the record. ``principal``
     must be allowed to promote in the project.
     """
-    from workbench.registry import promote
-
     row_project = _project(session, project)
     require(session, project=row_project, principal=principal, action="promote")
     text = _reason(reason)
     row = _running(session, row_project, deployment_id)
     verdict = row.verdict or "no verdict computed yet"
-    if not _claim(session, row, {"status": PROMOTED, "end_reason": text, "ended_at": utcnow()}):
+    if not end_promoted(session, project=row_project, row=row, reason=text, actor=actor, settings=settings,
+                        principal=principal, note=f"{row.mode}; online verdict: {verdict}"):
         raise Conflict(f"Rollout {row.id} had already ended ({row.status}) when it was being promoted.")
-    history = promote(session, project=row_project, version=row.challenger_version, alias="champion",
-                      reason=f"{text} (rollout {row.id}, {row.mode}; online verdict: {verdict})", actor=actor,
-                      settings=settings, principal=principal)
+    return row
+
+
+def end_promoted(
+    session: Session, *, project: Project, row: Rollout, reason: str, actor: str, note: str,
+    settings: Settings | None = None, principal: Principal | None = None,
+) -> bool:
+    """End a running rollout as promoted: ``@champion`` moves through the registry's promote (its history row
+    linked to the rollout, ``note`` added to its reason). False when the rollout had already ended."""
+    from workbench.registry import promote
+
+    if not _claim(session, row, {"status": PROMOTED, "end_reason": reason, "ended_at": utcnow()}):
+        return False
+    history = promote(session, project=project, version=row.challenger_version, alias="champion",
+                      reason=f"{reason} (rollout {row.id}, {note})", actor=actor, settings=settings,
+                      principal=principal)
     history.rollout_id = row.id
     session.flush()
-    announce_step(session, project=row_project, rollout=row, action="promote", actor=actor, reason=text,
+    announce_step(session, project=project, rollout=row, action="promote", actor=actor, reason=reason,
                   settings=settings)
-    return row
+    return True
 
 
 def online_target(session: Session, *, project: Project) -> Deployment | None:
