@@ -437,16 +437,17 @@ class RolloutRouter:
     def check(self) -> None:
         """Write the counts, let :func:`workbench.rollouts.check_rollout` judge the rollout, re-read the plan."""
         from workbench.db import session_scope
-        from workbench.projects import get_project
         from workbench.rollouts import check_rollout
 
         if self.active is None:
             return
         self.sample()  # the guardrails read rollout_traffic: give them this process's latest counts
         with session_scope(self.settings.db_url) as session:
-            check_rollout(session, project=get_project(session, slug=self.project_slug),
-                          deployment_id=self.deployment_id)
+            done = check_rollout(session, project=self.project_slug, deployment_id=self.deployment_id,
+                                 settings=self.settings)
         self.checks += 1
+        if done.action != "none":
+            logger.info("rollout check: %s (%s)", done.action, done.reason)
         self.refresh()
 
     def _run(self) -> None:
