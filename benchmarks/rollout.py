@@ -110,7 +110,7 @@ def main() -> int:
     parser.add_argument("--share", type=float, default=0.2, help="the canary's share")
     parser.add_argument("--json", dest="json_path", default=None)
     args = parser.parse_args()
-    from _fair import load_average, ratio, rounds, spread, summary
+    from _fair import alternated, load_average, ratio, spread
     from batch import FEATURES, make_frame, setup_home
     from serving import free_port, measure, stop, wait_ready
 
@@ -148,17 +148,8 @@ def main() -> int:
         wait_for_rollout(urls["shadow"], auth, "shadow")
         wait_for_rollout(urls["canary"], auth, "canary")
         for connections in (int(c) for c in args.connections.split(",") if c.strip()):
-            runs: dict[str, list[dict[str, float]]] = {name: [] for name in SERVERS}
-            for order in rounds(list(SERVERS), samples):
-                for name in order:
-                    runs[name].append(measure(f"{urls[name]}/predict", record, requests=args.requests,
-                                              connections=connections, headers=auth))
-            row: dict[str, Any] = {"order": rounds(list(SERVERS), samples)}
-            for name, results in runs.items():
-                row[name] = {"rps": summary([r["rps"] for r in results]),
-                             "p50_ms": summary([r["p50_ms"] for r in results], 2),
-                             "p99_ms": summary([r["p99_ms"] for r in results], 2),
-                             "failures": sum(r["failures"] for r in results)}
+            row = alternated(SERVERS, samples, lambda name, n=connections: measure(
+                f"{urls[name]}/predict", record, requests=args.requests, connections=n, headers=auth))
             med = {name: {key: row[name][key]["median"] for key in ("rps", "p99_ms")} for name in SERVERS}
             row["shadow_p99_ratio"] = ratio(med["shadow"]["p99_ms"], med["champion"]["p99_ms"])
             row["shadow_rps_ratio"] = ratio(med["shadow"]["rps"], med["champion"]["rps"])
