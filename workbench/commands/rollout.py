@@ -38,6 +38,18 @@ def _row_line(data: dict[str, Any]) -> str:
             + (f" ({data['end_reason']})" if data["end_reason"] else ""))
 
 
+def _step(service: str, *, project: str, deployment_id: int, as_json: bool, **values: Any) -> None:
+    """Run one step of ``workbench.rollouts`` (``set_share``, ``stop_rollout``, ...) and print the rollout."""
+    import workbench.rollouts as rollouts
+    from workbench.db import session_scope
+
+    with session_scope() as session:
+        row = getattr(rollouts, service)(session, project=project, deployment_id=deployment_id, actor=actor(),
+                                         **values)
+        data = rollouts.rollout_dict(row)
+    emit(data, as_json=as_json, text=_row_line(data))
+
+
 def status_text(status: Any) -> str:
     """The status of one rollout as a few readable lines."""
     data = status.to_dict()
@@ -118,13 +130,7 @@ def rollout_status_command(project: str, deployment_id: int | None, as_json: boo
 @json_option
 def rollout_set_share(project: str, deployment_id: int, share: float, as_json: bool) -> None:
     """Change the share of a running canary or A/B rollout (no restart: serving reads it at its next poll)."""
-    from workbench.db import session_scope
-    from workbench.rollouts import rollout_dict, set_share
-
-    with session_scope() as session:
-        data = rollout_dict(set_share(session, project=project, deployment_id=deployment_id, share=share,
-                                      actor=actor()))
-    emit(data, as_json=as_json, text=_row_line(data))
+    _step("set_share", project=project, deployment_id=deployment_id, as_json=as_json, share=share)
 
 
 @rollout.command("stop")
@@ -134,13 +140,7 @@ def rollout_set_share(project: str, deployment_id: int, share: float, as_json: b
 @json_option
 def rollout_stop(project: str, deployment_id: int, reason: str, as_json: bool) -> None:
     """Stop the running rollout: the champion answers alone again."""
-    from workbench.db import session_scope
-    from workbench.rollouts import rollout_dict, stop_rollout
-
-    with session_scope() as session:
-        data = rollout_dict(stop_rollout(session, project=project, deployment_id=deployment_id, reason=reason,
-                                         actor=actor()))
-    emit(data, as_json=as_json, text=_row_line(data))
+    _step("stop_rollout", project=project, deployment_id=deployment_id, as_json=as_json, reason=reason)
 
 
 @rollout.command("promote")
@@ -150,13 +150,7 @@ def rollout_stop(project: str, deployment_id: int, reason: str, as_json: bool) -
 @json_option
 def rollout_promote(project: str, deployment_id: int, reason: str, as_json: bool) -> None:
     """Make the running rollout's challenger the champion (the online verdict is recorded with the reason)."""
-    from workbench.db import session_scope
-    from workbench.rollouts import promote_rollout, rollout_dict
-
-    with session_scope() as session:
-        data = rollout_dict(promote_rollout(session, project=project, deployment_id=deployment_id, reason=reason,
-                                            actor=actor()))
-    emit(data, as_json=as_json, text=_row_line(data))
+    _step("promote_rollout", project=project, deployment_id=deployment_id, as_json=as_json, reason=reason)
 
 
 @rollout.command("history")

@@ -397,23 +397,81 @@ def promote_rollout(
     person promoting before the verdict says "better" does so on the record. ``principal``
     must be allowed to promote in the project.
     """
-    from workbench.registry import promote
-
     row_project = _project(session, project)
     require(session, project=row_project, principal=principal, action="promote")
     text = _reason(reason)
     row = _running(session, row_project, deployment_id)
     verdict = row.verdict or "no verdict computed yet"
-    if not _claim(session, row, {"status": PROMOTED, "end_reason": text, "ended_at": utcnow()}):
+    if not end_promoted(session, project=row_project, row=row, reason=text, actor=actor, settings=settings,
+                        principal=principal, note=f"{row.mode}; online verdict: {verdict}"):
         raise Conflict(f"Rollout {row.id} had already ended ({row.status}) when it was being promoted.")
-    history = promote(session, project=row_project, version=row.challenger_version, alias="champion",
-                      reason=f"{text} (rollout {row.id}, {row.mode}; online verdict: {verdict})", actor=actor,
-                      settings=settings, principal=principal)
+    return row
+
+
+def end_promoted(
+    session: Session, *, project: Project, row: Rollout, reason: str, actor: str, note: str,
+    settings: Settings | None = None, principal: Principal | None = None,
+) -> bool:
+    """End a running rollout as promoted: ``@champion`` moves through the registry's promote (its history row
+    linked to the rollout, ``note`` added to its reason). False when the rollout had already ended."""
+    from workbench.registry import promote
+
+    if not _claim(session, row, {"status": PROMOTED, "end_reason": reason, "ended_at": utcnow()}):
+        return False
+    history = promote(session, project=project, version=row.challenger_version, alias="champion",
+                      reason=f"{reason} (rollout {row.id}, {note})", actor=actor, settings=settings,
+                      principal=principal)
     history.rollout_id = row.id
     session.flush()
-    announce_step(session, project=row_project, rollout=row, action="promote", actor=actor, reason=text,
+    announce_step(session, project=project, rollout=row, action="promote", actor=actor, reason=reason,
                   settings=settings)
-    return row
+    return True
+
+
+def online_target(session: Session, *, project: Project) -> Deployment | None:
+    """The deployment the retrain gate's online step rolls out on: the newest running web service, else stream."""
+    for mode in ROLLOUT_DEPLOYMENT_MODES:
+        found = session.scalars(
+            select(Deployment).where(Deployment.project_id == project.id, Deployment.mode == mode,
+                                     Deployment.status == "running").order_by(Deployment.id.desc()).limit(1)
+        ).first()
+        if found is not None:
+            return found
+    return None
+
+
+def start_online_step(
+    session: Session, *, project: Project, version: str, actor: str, reason: str, settings: Settings | None = None,
+) -> dict[str, Any]:
+    """The retrain gate's online step: roll ``version`` out (as the canvas says) instead of promoting it.
+
+    Returns ``{"started": bool, "reason": str, "rollout": dict | None}``. Nothing starts when the
+    canvas declares no online step, when no web or stream deployment is running, or when one is
+    already running a rollout (the reason says which); the caller then keeps the offline gate's
+    decision.
+    """
+    from workbench.design.project_config import project_config
+
+    config = project_config(session, project=project)
+    if config.online_step == "none":
+        return {"started": False, "reason": "the ML Canvas declares no online step", "rollout": None}
+    target = online_target(session, project=project)
+    if target is None:
+        return {"started": False, "rollout": None,
+                "reason": f"online step {config.online_step!r}: no web service or stream consumer is running"}
+    running = active_rollout(session, deployment_id=target.id)
+    if running is not None:
+        return {"started": False, "rollout": None,
+                "reason": f"online step {config.online_step!r}: deployment {target.id} already runs rollout "
+                          f"{running.id}"}
+    share = config.online_share if config.online_step == "canary" else None
+    row = start_rollout(session, project=project, deployment_id=target.id, mode=config.online_step, share=share,
+                        version=version, actor=actor, settings=settings,
+                        params={"automatic": config.retrain_policy == "automatic"})
+    how = ("promoted by itself when the online verdict says better" if config.retrain_policy == "automatic"
+           else "a person promotes it with a reason")
+    return {"started": True, "rollout": rollout_dict(row),
+            "reason": f"{reason}; online step: {config.online_step} on deployment {target.id}, {how}"}
 
 
 # --------------------------------------------------------------------------- reading

@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 from workbench.db.models import Alert, PredictionLog, Project, Rollout, RolloutTraffic, ShadowPrediction, utcnow
 from workbench.rollouts._assignment import CHALLENGER, CHAMPION, traffic_share
 from workbench.rollouts._guardrails import OK, SKIPPED, GuardrailResult, VariantTraffic, check_guardrails
-from workbench.rollouts._plan import BREACHED, PROMOTED, RUNNING, STOPPED
+from workbench.rollouts._plan import BREACHED, RUNNING, STOPPED
 from workbench.rollouts._sequential import (
     BETTER,
     NO_DIFFERENCE_YET,
@@ -54,7 +54,7 @@ from workbench.rollouts._service import (
     DEFAULT_ONLINE_SHARE,
     _claim,
     _project,
-    announce_step,
+    end_promoted,
     end_rollout,
     latest_rollout,
     percent,
@@ -532,8 +532,6 @@ def check_rollout(
     verdict is "better" is promoted and one whose verdict is "worse" is stopped. Every change is
     a conditional UPDATE on the running row, so two processes checking at once act once.
     """
-    from workbench.registry import promote
-
     row_project = _project(session, project)
     row = latest_rollout(session, project=row_project, deployment_id=deployment_id)
     status = compute_status(session, project=row_project, row=row)
@@ -566,14 +564,9 @@ def check_rollout(
         return RolloutCheck(status, "canary", reason)
     if verdict == BETTER:
         reason = f"online verdict better: {status.verdict.summary()}"
-        if not _claim(session, row, {"status": PROMOTED, "end_reason": reason, "ended_at": utcnow()}):
+        if not end_promoted(session, project=row_project, row=row, reason=reason, actor=actor, settings=settings,
+                            note=f"{row.mode}; automatic policy"):
             return RolloutCheck(status, "none", f"rollout {row.id} had already ended")
-        history = promote(session, project=row_project, version=row.challenger_version, alias="champion",
-                          reason=f"rollout {row.id} ({row.mode}) {reason}", actor=actor, settings=settings)
-        history.rollout_id = row.id
-        session.flush()
-        announce_step(session, project=row_project, rollout=row, action="promote", actor=actor, reason=reason,
-                      settings=settings)
         return RolloutCheck(status, "promote", reason)
     if verdict == WORSE:
         reason = f"online verdict worse: {status.verdict.summary()}"
