@@ -1,4 +1,4 @@
-"""The rollout columns of the prediction log and the shadow rows, written by the batched writer, on SQLite and PostgreSQL."""
+"""Rollout columns of the prediction log and shadow rows through the batched writer, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
