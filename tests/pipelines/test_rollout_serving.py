@@ -289,3 +289,39 @@ def test_a_canary_challenger_that_raises_is_answered_by_the_champion_and_counted
     assert totals["challenger"]["errors"] == totals["challenger"]["requests"] == routed
     assert totals["champion"]["requests"] == 60
     end_rollout_row(rollout_id)
+
+
+def test_a_guardrail_breach_stops_the_rollout_within_one_check_and_the_champion_serves_alone(
+        service: Service, versions: RolloutVersions) -> None:
+    from workbench.db.models import Alert
+    from workbench.rollouts import rollout_history, start_rollout
+
+    records = messy_requests(120, seed=23)
+    with session_scope() as session:
+        rollout_id = start_rollout(session, project=versions.slug, deployment_id=service.deployment_id,
+                                   mode="canary", share=0.5, version=versions.failing, key_column=KEY_COLUMN,
+                                   actor="test", params={"min_requests": 30}).id
+    service.wait_for_plan(rollout_id)
+    router = service.app.state.router
+    answers = [service.predict(record)[0] for record in records]
+    assert {a["model_version"] for a in answers} == {versions.champion}  # every failed canary answer replaced
+    assert router.active is not None and router.checks == 0  # no timer in this service: the check below is the one
+
+    router.check()  # one check: it writes this process's counts, judges them, and re-reads the plan
+
+    assert router.active is None
+    with session_scope() as session:
+        row = session.get(Rollout, rollout_id)
+        assert row.status == "breached" and row.ended_at is not None
+        assert "error" in row.end_reason.lower()
+        steps = [step.action for step in rollout_history(session, project=versions.slug,
+                                                         deployment_id=service.deployment_id)
+                 if step.rollout_id == rollout_id]
+        alerts = list(session.scalars(select(Alert).where(Alert.deployment_id == service.deployment_id)))
+    assert sorted(steps) == ["breach", "canary"], steps  # the start and the breach, as history rows
+    assert any(str(rollout_id) in alert.message for alert in alerts)
+    after, _ = service.predict(records[:5])
+    assert {p["model_version"] for p in after["predictions"]} == {versions.champion}
+    assert all("variant" not in p for p in after["predictions"])  # champion-only: no rollout to name
+    traffic = _traffic(rollout_id)
+    assert traffic["challenger"]["errors"] == traffic["challenger"]["requests"] > 0

@@ -195,20 +195,26 @@ def _counted(run: Callable[[ServedModel, list[dict[str, Any]]], list[dict[str, A
     return results
 
 
-def _predict_each(model: ServedModel, records: list[dict[str, Any]]) -> list[dict[str, Any] | Exception]:
-    """Predict a batch; if it fails, record by record, so one copy's failure is not every copy's."""
+def _predict_each(model: ServedModel, records: list[dict[str, Any]]
+                  ) -> tuple[list[dict[str, Any] | Exception], float]:
+    """Predict a batch; if it fails, record by record, so one copy's failure is not every copy's.
+
+    Also returns the seconds the call took, measured where it runs: the challenger's latency is
+    its own, not the time its copies waited for the scoring thread.
+    """
+    started = time.perf_counter()
     try:
-        return list(model.predict_records(records))
+        return list(model.predict_records(records)), time.perf_counter() - started
     except Exception as exc:
         if len(records) == 1:
-            return [exc]
+            return [exc], time.perf_counter() - started
     out: list[dict[str, Any] | Exception] = []
     for record in records:
         try:
             out.append(model.predict_records([record])[0])
         except Exception as exc:
             out.append(exc)
-    return out
+    return out, time.perf_counter() - started
 
 
 class ShadowScorer:
@@ -310,16 +316,17 @@ class ShadowScorer:
         outcomes: list[dict[str, Any] | Exception]
         timed_out = False
         try:
-            outcomes = future.result(timeout=self.timeout_seconds)
+            outcomes, seconds = future.result(timeout=self.timeout_seconds)
         except FutureTimeout:
             timed_out = True
+            seconds = time.perf_counter() - started
             outcomes = [TimeoutError(f"timeout: no answer within {self.timeout_seconds:g} s")] * len(records)
             # The call keeps its thread until it returns; the next call gets a fresh one.
             self._abandoned.append(future)
             assert self._executor is not None
             self._executor.shutdown(wait=False)
             self._executor = None
-        per_row_ms = (time.perf_counter() - started) * 1000 / max(1, len(records))
+        per_row_ms = seconds * 1000 / max(1, len(records))
         dep_id = self.deployment_id()
         rows = []
         tallies: dict[int, list[int]] = {}
@@ -437,16 +444,17 @@ class RolloutRouter:
     def check(self) -> None:
         """Write the counts, let :func:`workbench.rollouts.check_rollout` judge the rollout, re-read the plan."""
         from workbench.db import session_scope
-        from workbench.projects import get_project
         from workbench.rollouts import check_rollout
 
         if self.active is None:
             return
         self.sample()  # the guardrails read rollout_traffic: give them this process's latest counts
         with session_scope(self.settings.db_url) as session:
-            check_rollout(session, project=get_project(session, slug=self.project_slug),
-                          deployment_id=self.deployment_id)
+            done = check_rollout(session, project=self.project_slug, deployment_id=self.deployment_id,
+                                 settings=self.settings)
         self.checks += 1
+        if done.action != "none":
+            logger.info("rollout check: %s (%s)", done.action, done.reason)
         self.refresh()
 
     def _run(self) -> None:
