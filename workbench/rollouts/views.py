@@ -86,7 +86,10 @@ def variant_rows(status: Any) -> list[dict[str, Any]]:
 
 def interval_figure(status: Any) -> go.Figure:
     """The difference challenger − champion on the tested metric after each label, with its always-valid
-    interval as a band and zero as a line: the verdict changes when the band leaves zero."""
+    interval as a band and zero as a line: the verdict changes when the band leaves zero.
+
+    The x axis counts labels, the looks the test is taken at (labels arrive unevenly, so a time
+    axis would squeeze the early, widest part); each point's time is on its hover."""
     import plotly.graph_objects as go
 
     points = list(status.path)
@@ -101,8 +104,9 @@ def interval_figure(status: Any) -> go.Figure:
                                 fillcolor="rgba(239,108,0,0.2)", name="always-valid interval"))
     figure.add_trace(go.Scatter(x=x, y=estimate, mode="lines+markers", name="challenger − champion",
                                 line={"color": VARIANT_COLOURS["challenger"]},
-                                customdata=[[p.verdict] for p in points],
-                                hovertemplate="%{x} labels: %{y:+.4g}<br>%{customdata[0]}<extra></extra>"))
+                                customdata=[[p.verdict, _when(p.time)] for p in points],
+                                hovertemplate="%{x} labels (%{customdata[1]}): %{y:+.4g}<br>%{customdata[0]}"
+                                              "<extra></extra>"))
     figure.add_hline(y=0.0, line_dash="dot", line_color="#616161")
     alpha = status.verdict.alpha
     figure.update_layout(title=f"{metric_name(status)}: challenger − champion, {1 - alpha:.0%} always-valid interval",
@@ -173,6 +177,11 @@ def agreement_figure(status: Any) -> go.Figure:
         title = "Agreement with the champion: no paired requests (shadow mode pairs them)"
     figure.update_layout(title=title, height=300, showlegend=False, margin={"t": 50, "b": 40})
     return figure
+
+
+def _when(time: Any) -> str:
+    """A path point's time to the second (UTC), or ``—``."""
+    return time.isoformat(sep=" ", timespec="seconds") if hasattr(time, "isoformat") else str(time or "—")
 
 
 def _regression(status: Any) -> bool:

@@ -58,7 +58,9 @@ def test_interval_figure_draws_the_path_with_unbounded_looks_as_gaps() -> None:
     assert list(estimate["x"]) == [100, 300, 590]
     assert list(estimate["y"]) == [0.02, 0.08, 0.1]
     assert list(lower["y"]) == [None, -0.01, 0.01] and list(upper["y"]) == [None, 0.17, 0.2]
-    assert [c[0] for c in estimate["customdata"]] == ["no difference yet", "no difference yet", "better"]
+    assert [list(c) for c in estimate["customdata"]] == [["no difference yet", "2026-12-05 12:00:00"],
+                                                         ["no difference yet", "2026-12-05 12:01:00"],
+                                                         ["better", "2026-12-05 12:02:00"]]
     assert lower["fill"] == "tonexty"  # the band between the bounds
 
 
