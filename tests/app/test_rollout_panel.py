@@ -229,6 +229,16 @@ def test_monitoring_by_variant_reads_only_that_variants_predictions(setup: dict[
     button(at, "Run check").click().run()
     served = _reports(slug, deployment)[0]
     assert served["window"]["variant"] is None and served["window"]["n_rows"] == 120
+    # `workbench monitor --variant` runs the same check from the CLI.
+    from click.testing import CliRunner
+
+    from workbench.cli import main
+
+    done = CliRunner().invoke(main, ["monitor", slug, "--deployment", str(deployment), "--window", "500", "--fast",
+                                     "--variant", "champion", "--json"], catch_exceptions=False)
+    champion = json.loads(done.stdout)[0]
+    assert champion["window"]["variant"] == "champion" and champion["window"]["n_rows"] == 120
+    at.run()
     # The page shows the picked variant's reports only.
     at.radio(key="monitoring.variant").set_value("challenger").run()
     assert [o for o in at.selectbox(key="monitoring.report_pick").options] == [
