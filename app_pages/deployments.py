@@ -4,6 +4,7 @@ import streamlit as st
 
 from workbench.ui import deployments as ui
 from workbench.ui.context import require_project
+from workbench.ui.rollouts import rollout_panel
 
 project = require_project()
 st.title(f"Deployments · {project.name}")
@@ -34,6 +35,9 @@ for tab, mode in zip(st.tabs([ui.MODE_LABELS[m] for m in modes]), modes, strict=
             ui.batch_section(project)
         else:
             ui.start_section(project, mode, rows)
+
+st.subheader("Rollout")
+rollout_panel(project, rows, latency_budget_ms=budget)
 
 st.subheader("Send traffic")
 ui.replay_section(project, rows)

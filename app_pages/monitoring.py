@@ -25,6 +25,7 @@ with st.expander("Thresholds and retrain policy (ML Canvas)", expanded=False):
 deployment = ui.deployment_picker(project)
 if deployment is not None:
     st.subheader("Run a check")
+    variant = ui.variant_picker(project, deployment)
     window = ui.window_picker()
     with_evidently = st.checkbox(
         "Include the Evidently report (slower; needed for the HTML download)", value=True,
@@ -32,17 +33,17 @@ if deployment is not None:
     )
     if st.button("Run check", type="primary", key=key(ui.PAGE, "run"), icon=":material/play_arrow:"):
         with shown_errors():
-            ui.run_check(project, deployment["id"], window, with_evidently=with_evidently)
+            ui.run_check(project, deployment["id"], window, with_evidently=with_evidently, variant=variant)
     ui.check_job(project)
 
     st.subheader("Report")
-    report = ui.latest_report(project, deployment["id"])
+    report = ui.latest_report(project, deployment["id"], variant)
     if report is not None:
         ui.checks_section(report)
         ui.report_section(project, report)
 
     st.subheader("History")
-    ui.history_section(project, deployment["id"], thresholds)
+    ui.history_section(project, deployment["id"], thresholds, variant)
 
 st.subheader("Retrain")
 ui.retrain_section(project)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
@@ -40,3 +40,22 @@ def load_average() -> str:
     one, five, fifteen = os.getloadavg()
     return (f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, load average {one:.2f} {five:.2f} "
             f"{fifteen:.2f} on {os.cpu_count()} cores")
+
+
+def alternated(names: Sequence[str], samples: int, run: Callable[[str], dict[str, float]]) -> dict[str, Any]:
+    """``run(name)`` for each side in alternated rounds; per side the ``summary`` of its req/s, p50 and p99.
+
+    ``run`` returns one sample's ``rps``, ``p50_ms``, ``p99_ms`` and ``failures``; the result also
+    records the order of the rounds.
+    """
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    for order in rounds(list(names), samples):
+        for name in order:
+            runs[name].append(run(name))
+    row: dict[str, Any] = {"order": rounds(list(names), samples)}
+    for name, results in runs.items():
+        row[name] = {"rps": summary([r["rps"] for r in results]),
+                     "p50_ms": summary([r["p50_ms"] for r in results], 2),
+                     "p99_ms": summary([r["p99_ms"] for r in results], 2),
+                     "failures": sum(r["failures"] for r in results)}
+    return row

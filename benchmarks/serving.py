@@ -168,7 +168,7 @@ def main() -> int:
     if args.floor_server:
         floor_server(args.floor_server)
         return 0
-    from _fair import load_average, ratio, rounds, spread, summary
+    from _fair import alternated, load_average, ratio, spread
     from batch import FEATURES, make_frame, register, setup_home
 
     base = Path(tempfile.mkdtemp(prefix="wb-bench-serving-"))
@@ -220,18 +220,8 @@ def main() -> int:
         print(f"{args.family}: small inputs take the {path.get('small_inputs')} path ({path.get('reason')})",
               flush=True)
         for connections in (int(c) for c in args.connections.split(",") if c.strip()):
-            runs: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
-            for order in rounds(list(targets), samples):
-                for name in order:
-                    url, payload, headers = targets[name]
-                    runs[name].append(measure(url, payload, requests=args.requests, connections=connections,
-                                              headers=headers))
-            row: dict[str, Any] = {"order": rounds(list(targets), samples)}
-            for name, results in runs.items():
-                row[name] = {"rps": summary([r["rps"] for r in results]),
-                             "p50_ms": summary([r["p50_ms"] for r in results], 2),
-                             "p99_ms": summary([r["p99_ms"] for r in results], 2),
-                             "failures": sum(r["failures"] for r in results)}
+            row = alternated(list(targets), samples, lambda name, n=connections: measure(
+                targets[name][0], targets[name][1], requests=args.requests, connections=n, headers=targets[name][2]))
             wb, ml, fl = (row[n]["rps"]["median"] for n in ("workbench", "mlflow", "floor"))
             row["ratio_workbench_mlflow"] = ratio(wb, ml)
             row["fraction_of_floor"] = ratio(wb, fl)

@@ -20,9 +20,11 @@ def run(
     deployment_id: int | None = None,
     window: str | None = None,
     with_evidently: bool = True,
+    variant: str | None = None,
 ) -> dict[str, Any]:
     """Monitor ``deployment_id`` (default: every deployment of the project) over ``window``, then
-    apply the retrain policy (:func:`workbench.monitoring.cycle.check_and_apply_policy`)."""
+    apply the retrain policy (:func:`workbench.monitoring.cycle.check_and_apply_policy`); ``variant``
+    checks only the champion's or the challenger's predictions of a rollout."""
     from workbench.monitoring.cycle import check_and_apply_policy
 
     if not ctx.project_slug:
@@ -35,6 +37,7 @@ def run(
         with_evidently=with_evidently,
         actor=ctx.actor,
         settings=ctx.settings,
+        variant=variant,
     )
     reports, failed = outcome.reports, outcome.failed_checks
     if outcome.retrain_job:

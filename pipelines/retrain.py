@@ -1,5 +1,11 @@
 """Retrain: fresh data → warm-started tuning (the train pipeline) → challenger → gate → promotion per policy.
 
+With an online step in the ML Canvas (``building_models.online_step``: shadow or canary), a
+challenger that wins offline is not promoted here: it is set ``@challenger`` and rolled out on
+the project's running web service (else stream consumer), and the rollout's check promotes it
+when the online verdict says better (automatic policy) or a person does (otherwise). With no
+such deployment running, the offline gate decides as before, and the result says why.
+
 ``run(ctx, **params)`` is what the Retrain buttons, ``workbench retrain`` and the ``on_alert``
 policy start (job kind ``retrain``). The steps are services of :mod:`workbench.training.retraining`;
 the tuning itself is ``pipelines.train.run`` with ``kind="retrain"``, so a retrain is logged,
@@ -102,6 +108,7 @@ def run(
         challenger_value=evaluation["challenger"].get(config.primary_metric),
     )
     promotions: list[dict[str, Any]] = []
+    online: dict[str, Any] = {"started": False, "reason": "the challenger did not win offline", "rollout": None}
     with session_scope(settings.db_url) as session:
         project_row = get_project(session, slug=ctx.project_slug)
         if aliases(project=project_row, settings=settings).get("challenger") != challenger:
@@ -111,14 +118,25 @@ def run(
                 actor=ctx.actor or "retrain",
                 settings=settings,
             )))
-        if decision.promote or (champion is None and decision.wins):
+        if decision.wins and champion is not None:
+            # The online step: a challenger that won offline goes to a rollout on the running
+            # deployment first; the rollout's verdict (or a person) promotes it, not this job.
+            from workbench.rollouts import start_online_step
+
+            online = start_online_step(session, project=project_row, version=challenger, actor=ctx.actor or "retrain",
+                                       reason=f"retrain job {ctx.job_id}: {decision.reason}", settings=settings)
+            ctx.log(online["reason"])
+        if not online["started"] and (decision.promote or (champion is None and decision.wins)):
             promotions.append(promotion_dict(promote(
                 session, project=project_row, version=challenger, alias="champion",
                 reason=f"retrain job {ctx.job_id}: {decision.reason}", actor=ctx.actor or "retrain",
                 settings=settings,
             )))
     promoted = any(p["alias"] == "champion" for p in promotions)
-    ctx.progress(1.0, f"challenger v{challenger}: {decision.reason}" + (" (promoted)" if promoted else ""), force=True)
+    outcome = " (promoted)" if promoted else ""
+    if online["started"]:
+        outcome = f" ({online['rollout']['mode']} rollout started)"
+    ctx.progress(1.0, f"challenger v{challenger}: {decision.reason}{outcome}", force=True)
     return {
         "champion_version": champion,
         "challenger_version": challenger,
@@ -126,6 +144,7 @@ def run(
         "decision": decision.as_dict(),
         "promoted": promoted,
         "promotions": promotions,
+        "online": online,
         "n_training_rows": len(inputs.frames.train),
         "n_recent_rows": len(recent) - n_fresh,
         "n_fresh_holdout": n_fresh,

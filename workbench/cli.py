@@ -218,6 +218,9 @@ _registry_commands.register(main)
 from workbench.commands import members as _member_commands  # noqa: E402
 
 _member_commands.register(main)
+from workbench.commands import rollout as _rollout_commands  # noqa: E402
+
+_rollout_commands.register(main)
 
 if __name__ == "__main__":
     main()

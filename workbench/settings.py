@@ -63,6 +63,8 @@ class Settings:
     webhook_timeout_seconds: float = field(default=5.0, metadata={"env": "WORKBENCH_WEBHOOK_TIMEOUT"})
     # Minutes between scheduled monitoring checks while the app is up (0: off).
     monitor_every_minutes: float = field(default=0.0, metadata={"env": "WORKBENCH_MONITOR_EVERY_MINUTES"})
+    # Seconds between two rollout checks (verdict, guardrails, automatic steps) by each serving process.
+    rollout_check_seconds: float = field(default=10.0, metadata={"env": "WORKBENCH_ROLLOUT_CHECK_SECONDS"})
     # Retraining: the smaller tuning budget and the pause between two retrains of a project.
     retrain_trials: int = field(default=5, metadata={"env": "WORKBENCH_RETRAIN_TRIALS"})
     retrain_cooldown_minutes: float = field(default=60.0, metadata={"env": "WORKBENCH_RETRAIN_COOLDOWN_MINUTES"})
@@ -104,6 +106,12 @@ class Settings:
                 "webhook_backoff_seconds must be 0 or more and webhook_timeout_seconds more than 0; got "
                 f"{self.webhook_backoff_seconds!r} and {self.webhook_timeout_seconds!r}.",
                 field="webhook_backoff_seconds" if self.webhook_backoff_seconds < 0 else "webhook_timeout_seconds",
+            )
+        if self.rollout_check_seconds <= 0:
+            raise InvalidInput(
+                f"rollout_check_seconds must be more than 0; got {self.rollout_check_seconds!r}. "
+                "Fix WORKBENCH_ROLLOUT_CHECK_SECONDS or rollout_check_seconds in workbench.toml.",
+                field="rollout_check_seconds",
             )
         if self.lost_after_seconds < self.heartbeat_seconds:
             raise InvalidInput(

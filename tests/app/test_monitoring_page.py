@@ -4,7 +4,6 @@ thresholds, Acknowledge an alert, thresholds saved as an ML Canvas revision, the
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -15,35 +14,17 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from tests.helpers.app_pages import button, open_page, record_downloads
-from tests.helpers.processes import job_row, poll
+from tests.helpers.app_pages import button, open_page, record_downloads, run_check_job
 from tests.helpers.registered_model import (
     FEATURES,
-    RegisteredModel,
     create_project_with_model,
+    log_reference,
     module_home,
 )
 from workbench.db import session_scope
 from workbench.db.models import Alert, MonitoringReport, utcnow
 
 PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "monitoring.py")
-
-
-def _log_reference(model: RegisteredModel) -> None:
-    """The reference sample the train pipeline logs with a model (features, target, prediction)."""
-    from mlflow import MlflowClient
-
-    from tests.helpers.registered_model import build_pipeline
-
-    frame = model.frame
-    pipeline = build_pipeline().fit(frame[list(FEATURES)], frame["churned"])
-    reference = frame.copy()
-    reference["prediction"] = pipeline.predict(frame[list(FEATURES)])
-    client = MlflowClient(tracking_uri=model.tracking_uri, registry_uri=model.tracking_uri)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "reference.parquet"
-        reference.to_parquet(path, index=False)
-        client.log_artifact(model.run_id, str(path), "reference")
 
 
 def _drifted_traffic(deployment_id: int, n: int = 200) -> None:
@@ -78,7 +59,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     with module_home(tmp_path_factory, "monitoring_page"):
         model = create_project_with_model(name="Monitor page", with_dataset=True)
         slug = model.name
-        _log_reference(model)
+        log_reference(model)
         with session_scope() as session:
             deployment = create_deployment(session, project=get_project(session, slug=slug), mode="web",
                                            status="running")
@@ -98,29 +79,6 @@ def _figures(at: AppTest) -> list[dict[str, Any]]:
 def _title(figure: dict[str, Any]) -> str:
     title = figure.get("layout", {}).get("title", {})
     return title.get("text", "") if isinstance(title, dict) else str(title)
-
-
-def _check(at: AppTest) -> Any:
-    """Click Run check: it starts a ``monitor`` job whose progress the page shows; wait for it to end, then rerun
-    the page as the polling fragment does when the job is over. Returns the finished job row."""
-    from workbench.db.models import Job
-
-    button(at, "Run check").click().run()
-    assert not at.exception, at.exception
-    job_id = at.session_state["monitoring.job"]
-    with session_scope() as session:
-        assert session.get(Job, job_id).kind == "monitor"
-    # Shown at once with its progress, while it is queued or running (the page no longer waits on a spinner).
-    shown = [m.value for m in at.markdown if f"Job `{job_id}`" in m.value]
-    assert shown and any(state in shown[0] for state in ("queued", "running", "succeeded")), shown
-    assert at.get("progress")
-    job = poll(lambda: job_row(job_id), lambda j: j.status not in ("queued", "running"), timeout=180, every=0.5)
-    assert job.status == "succeeded", job.error
-    at.run()  # the polling fragment's rerun does not fire in AppTest
-    at.run()
-    assert not at.exception, at.exception
-    assert any(f"Job `{job_id}`" in m.value and "succeeded" in m.value for m in at.markdown)
-    return job
 
 
 def test_window_choices_give_the_cli_window_forms(setup: dict[str, Any]) -> None:
@@ -149,7 +107,7 @@ def test_run_check_draws_native_charts_opens_alert_and_acknowledges(setup: dict[
     at.radio(key="monitoring.window_kind").set_value("Last N records").run()
     at.number_input(key="monitoring.window_records").set_value(150).run()
     at.checkbox(key="monitoring.with_evidently").set_value(False).run()
-    _check(at)
+    run_check_job(at)
 
     with session_scope() as session:
         report = session.scalars(select(MonitoringReport).order_by(MonitoringReport.id.desc())).first()
@@ -196,7 +154,7 @@ def test_test_suite_and_per_column_drift_detail(setup: dict[str, Any]) -> None:
     at.radio(key="monitoring.window_kind").set_value("Last N records").run()
     at.number_input(key="monitoring.window_records").set_value(120).run()
     at.checkbox(key="monitoring.with_evidently").set_value(False).run()
-    _check(at)
+    run_check_job(at)
     with session_scope() as session:
         report = session.scalars(select(MonitoringReport).order_by(MonitoringReport.id.desc())).first()
         summary, report_id = report.summary, report.id
@@ -269,7 +227,7 @@ def test_evidently_report_is_a_one_click_download(setup: dict[str, Any], monkeyp
     download = record_downloads(monkeypatch)
     at = _app(setup["slug"])
     at.number_input(key="monitoring.window_records").set_value(100).run()
-    _check(at)
+    run_check_job(at)
     # No "Prepare" step: the download buttons are there as soon as the report is shown.
     assert not any("Prepare" in b.label for b in at.button)
     downloads = at.get("download_button")
@@ -317,7 +275,7 @@ def test_run_check_is_a_job_whose_report_equals_the_synchronous_check(setup: dic
     at.radio(key="monitoring.window_kind").set_value("Last N hours").run()
     at.number_input(key="monitoring.window_hours").set_value(24).run()
     at.checkbox(key="monitoring.with_evidently").set_value(False).run()
-    job = _check(at)
+    job = run_check_job(at)
     report_id = job.result["report_ids"][0]
     assert at.selectbox(key="monitoring.report_pick").value == report_id
     assert any(f"report #{report_id}" in s.value for s in at.success)  # the flash names the new report

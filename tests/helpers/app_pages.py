@@ -60,3 +60,28 @@ def record_downloads(monkeypatch: Any) -> Callable[[Any], tuple[str | None, Any]
         return file_name, produce()
 
     return download
+
+
+def run_check_job(at: AppTest) -> Any:
+    """Click Run check: it starts a ``monitor`` job whose progress the page shows; wait for it to end, then rerun
+    the page as the polling fragment does when the job is over. Returns the finished job row."""
+    from tests.helpers.processes import job_row, poll
+    from workbench.db import session_scope
+    from workbench.db.models import Job
+
+    button(at, "Run check").click().run()
+    assert not at.exception, at.exception
+    job_id = at.session_state["monitoring.job"]
+    with session_scope() as session:
+        assert session.get(Job, job_id).kind == "monitor"
+    # Shown at once with its progress, while it is queued or running (the page no longer waits on a spinner).
+    shown = [m.value for m in at.markdown if f"Job `{job_id}`" in m.value]
+    assert shown and any(state in shown[0] for state in ("queued", "running", "succeeded")), shown
+    assert at.get("progress")
+    job = poll(lambda: job_row(job_id), lambda j: j.status not in ("queued", "running"), timeout=180, every=0.5)
+    assert job.status == "succeeded", job.error
+    at.run()  # the polling fragment's rerun does not fire in AppTest
+    at.run()
+    assert not at.exception, at.exception
+    assert any(f"Job `{job_id}`" in m.value and "succeeded" in m.value for m in at.markdown)
+    return job

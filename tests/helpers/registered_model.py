@@ -132,10 +132,13 @@ def register_model(
     pipeline: Any = None,
     features: tuple[str, ...] | list[str] = FEATURES,
     target: str = "churned",
+    after_fit: Any = None,
 ) -> RegisteredModel:
     """Fit a Pipeline (default: a tiny one), log it with a signature, create a version, point ``alias`` at it.
 
     ``pipeline`` is an unfitted sklearn Pipeline to use instead (the benchmarks pass bigger models).
+    ``after_fit(pipeline)`` runs on the fitted Pipeline once its signature is inferred, before it
+    is saved (the rollout tests make a fitted step slow or failing from then on).
     """
     import mlflow.sklearn
     from mlflow.models import infer_signature
@@ -145,6 +148,8 @@ def register_model(
     y = frame[target]
     pipeline = (pipeline if pipeline is not None else build_pipeline(task, variant=variant)).fit(x, y)
     signature = infer_signature(x, pipeline.predict(x))
+    if after_fit is not None:
+        after_fit(pipeline)
     import skops.io
 
     # skops refuses to load types it does not trust (random forests' trees, for example);
@@ -257,3 +262,18 @@ def module_home(tmp_path_factory: Any, name: str = "home") -> Any:
                 reset_workbench_caches()
 
     return _home()
+
+
+def log_reference(model: RegisteredModel) -> None:
+    """Log the reference sample the train pipeline logs with a model (features, target, prediction) on its run."""
+    from mlflow import MlflowClient
+
+    frame = model.frame
+    pipeline = build_pipeline().fit(frame[list(FEATURES)], frame["churned"])
+    reference = frame.copy()
+    reference["prediction"] = pipeline.predict(frame[list(FEATURES)])
+    client = MlflowClient(tracking_uri=model.tracking_uri, registry_uri=model.tracking_uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "reference.parquet"
+        reference.to_parquet(path, index=False)
+        client.log_artifact(model.run_id, str(path), "reference")

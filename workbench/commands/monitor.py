@@ -54,10 +54,17 @@ def _text(results: list[dict[str, Any]]) -> str:
     help="300 (last 300 records), 24h (last 24 hours), 7d, or 2026-11-01..2026-11-07. Default: 24h.",
 )
 @click.option("--fast", is_flag=True, help="Skip the Evidently report (drift, checks and history only).")
+@click.option(
+    "--variant",
+    type=click.Choice(["champion", "challenger"]),
+    default=None,
+    help="During a rollout, check only this variant's predictions (no alert, no retrain). Default: what was served.",
+)
 @json_option
 @click.pass_context
 def monitor(
-    ctx: click.Context, project_slug: str, deployment_id: int | None, window: str | None, fast: bool, as_json: bool
+    ctx: click.Context, project_slug: str, deployment_id: int | None, window: str | None, fast: bool,
+    variant: str | None, as_json: bool,
 ) -> None:
     """Check PROJECT's deployments: drift, quality and latency against the canvas thresholds.
 
@@ -66,7 +73,8 @@ def monitor(
     from workbench.monitoring.cycle import check_and_apply_policy
 
     outcome = check_and_apply_policy(
-        project_slug=project_slug, deployment_id=deployment_id, window=window, with_evidently=not fast, actor=actor()
+        project_slug=project_slug, deployment_id=deployment_id, window=window, with_evidently=not fast, actor=actor(),
+        variant=variant,
     )
     results = outcome.reports
     text = _text(results) + (f"\nretrain job {outcome.retrain_job} started: {outcome.retrain_reason}"

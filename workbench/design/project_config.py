@@ -34,6 +34,9 @@ PRIMARY_METRICS: dict[str, tuple[str, str]] = {
 DEFAULT_METRIC = {"classification": "balanced_accuracy", "regression": "rmse"}
 DEPLOYMENT_MODES = ("batch", "web", "stream")
 RETRAIN_POLICIES = ("manual", "on_alert", "automatic")
+# The online step of the retrain gate: a challenger that won offline goes to a rollout on the
+# running web or stream deployment (shadow first, or straight to a canary) before any promotion.
+ONLINE_STEPS = ("none", "shadow", "canary")
 
 # (canvas box id, structured field id) -> config attribute. The ML Canvas's structured
 # fields are the source of every decision below.
@@ -47,6 +50,8 @@ CANVAS_FIELDS: dict[str, tuple[str, str]] = {
     "deployment_mode": ("making_predictions", "deployment_mode"),
     "latency_budget_ms": ("making_predictions", "latency_budget_ms"),
     "retrain_policy": ("building_models", "retrain_policy"),
+    "online_step": ("building_models", "online_step"),
+    "online_share": ("building_models", "online_share"),
     "drift_threshold": ("monitoring", "drift_threshold"),
     "quality_floor": ("monitoring", "quality_floor"),
 }
@@ -57,6 +62,8 @@ DEFAULTS: dict[str, Any] = {
     "deployment_mode": "batch",
     "latency_budget_ms": 100.0,
     "retrain_policy": "manual",
+    "online_step": "none",
+    "online_share": 0.1,
     "drift_threshold": 0.3,
     "quality_floor": None,
 }
@@ -77,6 +84,8 @@ class ProjectConfig:
     drift_threshold: float
     quality_floor: float | None
     retrain_policy: str
+    online_step: str = "none"
+    online_share: float = 0.1
     defaults_used: frozenset[str] = field(default_factory=frozenset)
 
     @property
@@ -117,6 +126,8 @@ NUMBER_RANGES: dict[str, tuple[float, float]] = {
     "drift_threshold": (0.0, 1.0),
     "min_uplift": (0.0, 1e9),
     "latency_budget_ms": (0.0, 1e9),
+    # A canary answers 1 to 50 % of keys (workbench.rollouts.traffic_share).
+    "online_share": (0.01, 0.5),
 }
 
 
@@ -161,6 +172,7 @@ def validate_config(values: dict[str, Any]) -> None:
             )
     check_choice("deployment_mode", values["deployment_mode"], DEPLOYMENT_MODES)
     check_choice("retrain_policy", values["retrain_policy"], RETRAIN_POLICIES)
+    check_choice("online_step", values["online_step"], ONLINE_STEPS)
 
 
 def resolve_values(content: dict[str, Any], *, task_type: str, target: str) -> tuple[dict[str, Any], set[str]]:
@@ -186,7 +198,8 @@ def resolve_values(content: dict[str, Any], *, task_type: str, target: str) -> t
         if values[name] is None:
             values[name] = default
             defaults_used.add(name)
-    for name in ("decision_threshold", "min_uplift", "latency_budget_ms", "drift_threshold", "quality_floor"):
+    for name in ("decision_threshold", "min_uplift", "latency_budget_ms", "drift_threshold", "quality_floor",
+                 "online_share"):
         if values[name] is not None and not isinstance(values[name], bool):
             try:
                 values[name] = float(values[name])

@@ -6,8 +6,8 @@
   :func:`emit_on_commit` (the same once a session commits), :func:`wait_for_deliveries`, and the
   delivery log (``webhook_deliveries``) read back for the Monitoring page.
 
-The registry, the deployments and the monitoring alerts emit through here, so there is one webhook
-path. ``rollout.step`` is declared but nothing emits it yet: rollouts are not built.
+The registry, the deployments, the monitoring alerts and the rollouts emit through here, so there is
+one webhook path.
 """
 
 from workbench.events._catalog import EVENT_TYPES, ProjectRef, build_payload, check_event, project_ref

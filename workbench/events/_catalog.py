@@ -12,7 +12,7 @@ from workbench.errors import check_choice
 EVENT_TYPES: dict[str, str] = {
     "model.version_registered": "a tuning or retrain job registered a new version of the project's model",
     "model.alias_moved": "the champion or challenger alias moved: promote, rollback, or a job's first champion",
-    "rollout.step": "a rollout of the challenger moved a step (reserved: rollouts are not built, nothing emits it)",
+    "rollout.step": "a rollout of the challenger moved a step: start, share change, stop, guardrail breach, promotion",
     "deployment.started": "a deployment (web, stream or a batch scoring run) is running",
     "deployment.stopped": "a deployment stopped or failed",
     "alert.raised": "a monitoring check failed and opened an alert",

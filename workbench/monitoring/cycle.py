@@ -48,6 +48,7 @@ def check_and_apply_policy(
     now: datetime | None = None,
     settings: Settings | None = None,
     principal: Principal | None = None,
+    variant: str | None = None,
 ) -> CheckOutcome:
     """Monitor ``deployment_id`` (default: every deployment of the project) over ``window``, then
     start a retrain when a check failed and the project's retrain policy says so.
@@ -55,6 +56,8 @@ def check_and_apply_policy(
     The reports, metrics and alerts are committed before the policy is applied, so a retrain
     refused by its cooldown (or failing to launch) never loses the check. ``principal`` (None: the
     operator or the schedule) must be an editor of the project: a check may start a retrain.
+    ``variant`` checks only the champion's or the challenger's predictions of a rollout; such a
+    check raises no alert and starts no retrain (:func:`~workbench.monitoring.service.run_monitoring`).
     """
     from workbench.access.roles import require
     from workbench.db import session_scope
@@ -76,7 +79,10 @@ def check_and_apply_policy(
             actor=actor,
             now=now,
             settings=settings,
+            variant=variant,
         )
+    if variant is not None:
+        return CheckOutcome(reports=reports, retrain_job=None, retrain_reason="a variant's check starts no retrain")
     retrain = retrain_on_alert(project_slug=project_slug, reports=reports, actor=actor or "monitor", settings=settings)
     return CheckOutcome(reports=reports, retrain_job=retrain["started"], retrain_reason=retrain["reason"])
 

@@ -71,11 +71,17 @@ def run_monitoring(
     actor: str = "",
     now: datetime | None = None,
     settings: Any = None,
+    variant: str | None = None,
 ) -> dict[str, Any]:
     """Monitor one window of ``deployment``; store report, metrics and alerts; return the summary.
 
     ``reference`` defaults to the sample logged with the model ``deployment.alias`` points at.
-    ``thresholds`` default to the project's canvas.
+    ``thresholds`` default to the project's canvas. ``variant`` (``"champion"`` or
+    ``"challenger"``; None: what was served) reads only that variant's predictions during a
+    rollout (:func:`workbench.prediction_log.log_frame`). A variant's report is kept with its
+    variant in the window and its history under :func:`variant_metric` names, apart from the
+    served history, and raises no alert: the rollout's guardrails watch the challenger, and an
+    alert (or a retrain) about a share of the traffic would double the served report's.
     """
     from workbench.monitoring.checks import project_thresholds
     from workbench.prediction_log import log_frame
@@ -91,7 +97,7 @@ def run_monitoring(
         reference, reference_info = load_reference(project.slug, alias=deployment.alias, settings=settings)
     thresholds = thresholds or project_thresholds(session, project=project)
     since, until, limit = window.bounds(now)
-    log = log_frame(session, deployment_id=deployment.id, since=since, until=until, limit=limit)
+    log = log_frame(session, deployment_id=deployment.id, since=since, until=until, limit=limit, variant=variant)
     analysis = analyse_window(
         reference,
         log,
@@ -106,6 +112,7 @@ def run_monitoring(
         "to": until.isoformat() if until else (log["ts"].max().isoformat() if len(log) else None),
         "n_rows": len(log),
         "truncated": window.kind != "records" and len(log) >= limit,
+        "variant": variant,
     }
     summary = analysis.summary()
     summary["reference"] = reference_info or {}
@@ -135,13 +142,13 @@ def run_monitoring(
                     "ts": row.created_at,
                     "deployment_id": deployment.id,
                     "report_id": row.id,
-                    "metric": name,
+                    "metric": variant_metric(name, variant),
                     "value": value,
                 }
                 for name, value in metric_rows
             ],
         )
-    alerts = _raise_alerts(
+    alerts = [] if variant is not None else _raise_alerts(
         session, project=project, deployment=deployment, report=row, checks=analysis.checks, settings=settings
     )
     summary = {**summary, "alerts": alerts}
@@ -160,8 +167,9 @@ def monitor_project(
     actor: str = "",
     now: datetime | None = None,
     settings: Any = None,
+    variant: str | None = None,
 ) -> list[dict[str, Any]]:
-    """:func:`run_monitoring` on one deployment of ``project``, or on each of them."""
+    """:func:`run_monitoring` on one deployment of ``project``, or on each of them (``variant``: of one variant)."""
     from workbench.serving.deployments import get_deployment, list_deployments
 
     parsed = window if isinstance(window, Window) else parse_window(window)
@@ -193,6 +201,7 @@ def monitor_project(
                 actor=actor,
                 now=now,
                 settings=settings,
+                variant=variant,
             )
         )
     return results
@@ -255,6 +264,11 @@ def report_html(report_id: int, *, section: str = "data") -> str:
     return evidently_html(snapshots, section=section)
 
 
+def variant_metric(metric: str, variant: str | None) -> str:
+    """The history name of ``metric`` for one variant's reports (``challenger/drift.share``); unchanged for None."""
+    return metric if variant is None else f"{variant}/{metric}"
+
+
 def metric_history(
     session: Session, *, deployment_id: int, metrics: list[str], since: datetime | None = None
 ) -> pd.DataFrame:
@@ -295,4 +309,5 @@ __all__ = [
     "report_dict",
     "run_monitoring",
     "send_webhook",
+    "variant_metric",
 ]

@@ -5,8 +5,24 @@ counts, latencies), ``_feedback`` (labels), ``_writer`` (the batched background 
 """
 
 from workbench.prediction_log._feedback import record_feedback
-from workbench.prediction_log._read import LOG_FRAME_COLUMNS, count_rows, has_predictions, latency_frame, log_frame
-from workbench.prediction_log._rows import LOG_COLUMNS, PROBA_PREFIX, REQUEST_ID_MAX, insert_rows, json_safe, make_row
+from workbench.prediction_log._read import (
+    LOG_FRAME_COLUMNS,
+    VARIANTS,
+    count_rows,
+    has_predictions,
+    latency_frame,
+    log_frame,
+)
+from workbench.prediction_log._rows import (
+    LOG_COLUMNS,
+    PROBA_PREFIX,
+    REQUEST_ID_MAX,
+    insert_rows,
+    insert_shadow_rows,
+    json_safe,
+    make_row,
+    make_shadow_row,
+)
 from workbench.prediction_log._segments import (
     SEGMENT_COMPRESSION,
     SEGMENT_FEATURE_PREFIX,
@@ -27,6 +43,7 @@ __all__ = [
     "SEGMENT_COMPRESSION",
     "SEGMENT_FEATURE_PREFIX",
     "SEGMENT_TOKEN_MAX",
+    "VARIANTS",
     "LogSegment",
     "PredictionLogWriter",
     "count_rows",
@@ -34,10 +51,12 @@ __all__ = [
     "has_predictions",
     "insert_rows",
     "insert_segment",
+    "insert_shadow_rows",
     "json_safe",
     "latency_frame",
     "log_frame",
     "make_row",
+    "make_shadow_row",
     "read_segment",
     "record_feedback",
     "segment_table",

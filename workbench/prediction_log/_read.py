@@ -3,6 +3,14 @@
 Every reader (:func:`log_frame`, :func:`count_rows`, :func:`has_predictions`,
 :func:`latency_frame`) sees segment rows exactly like row-logged ones. A window is the newest
 ``limit`` predictions in ``[since, until)``: ``min(rows in the window, limit)`` of them.
+
+During a rollout (:mod:`workbench.rollouts`) :func:`log_frame`, :func:`count_rows` and
+:func:`latency_frame` take ``variant``: None (the default) reads what was served, every row as
+before; ``"champion"`` the rows the champion answered (``variant`` NULL or ``champion``, batch
+segments included); ``"challenger"`` the rows the challenger answered in a canary or A/B
+rollout plus its shadow predictions, each read with the features and label of the champion's
+row of the same request (and the shadow prediction's own time, prediction, probabilities and
+latency). Shadow rows that hold an error instead of a prediction are left out.
 """
 
 from __future__ import annotations
@@ -14,7 +22,8 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from workbench.db.models import Deployment, PredictionLabel, PredictionLog, PredictionLogSegment
+from workbench.db.models import Deployment, PredictionLabel, PredictionLog, PredictionLogSegment, ShadowPrediction
+from workbench.errors import InvalidInput
 from workbench.prediction_log._rows import PROBA_PREFIX
 from workbench.prediction_log._segments import SEGMENT_FEATURE_PREFIX, read_segment
 
@@ -38,6 +47,40 @@ def _in_scope(query: Any, model: type[PredictionLog] | type[PredictionLogSegment
         query = query.where(last >= since)
     if until is not None:
         query = query.where(first < until)
+    return query
+
+
+VARIANTS = ("champion", "challenger")
+
+
+def _check_variant(variant: str | None) -> None:
+    if variant is not None and variant not in VARIANTS:
+        raise InvalidInput(f"variant must be None (what was served), 'champion' or 'challenger'; got {variant!r}.",
+                           field="variant")
+
+
+def _answered_by(query: Any, variant: str | None) -> Any:
+    """``query`` over prediction_log narrowed to the rows ``variant`` answered (None: every row)."""
+    if variant == "champion":
+        return query.where(or_(PredictionLog.variant.is_(None), PredictionLog.variant == "champion"))
+    if variant == "challenger":
+        return query.where(PredictionLog.variant == "challenger")
+    return query
+
+
+def _shadow_scope(query: Any, *, project_id: int | None, deployment_id: int | None, since: datetime | None,
+                  until: datetime | None) -> Any:
+    """``query`` over shadow_predictions with a prediction, narrowed like :func:`_in_scope` narrows the log."""
+    query = query.where(ShadowPrediction.error.is_(None))
+    if deployment_id is not None:
+        query = query.where(ShadowPrediction.deployment_id == deployment_id)
+    if project_id is not None:
+        query = query.join(Deployment, Deployment.id == ShadowPrediction.deployment_id).where(
+            Deployment.project_id == project_id)
+    if since is not None:
+        query = query.where(ShadowPrediction.ts >= since)
+    if until is not None:
+        query = query.where(ShadowPrediction.ts < until)
     return query
 
 
@@ -66,10 +109,18 @@ def _in_window(ts: Any, since: datetime | None, until: datetime | None) -> Any:
 
 
 def count_rows(session: Session, *, deployment_id: int | None = None, since: datetime | None = None,
-               until: datetime | None = None) -> int:
-    """Number of logged predictions (of one deployment, or all), row-logged and in segments, in [since, until)."""
+               until: datetime | None = None, variant: str | None = None) -> int:
+    """Number of logged predictions (of one deployment, or all), row-logged and in segments, in [since, until).
+
+    ``variant`` counts only the champion's or the challenger's (module docstring).
+    """
+    _check_variant(variant)
     where: dict[str, Any] = {"project_id": None, "deployment_id": deployment_id, "since": since, "until": until}
-    total = int(session.scalar(_in_scope(select(func.count(PredictionLog.id)), PredictionLog, **where)) or 0)
+    total = int(session.scalar(_answered_by(
+        _in_scope(select(func.count(PredictionLog.id)), PredictionLog, **where), variant)) or 0)
+    if variant == "challenger":
+        # Its shadow predictions; batch segments are never a challenger's.
+        return total + int(session.scalar(_shadow_scope(select(func.count(ShadowPrediction.id)), **where)) or 0)
     inside = _in_scope(select(func.coalesce(func.sum(PredictionLogSegment.rows), 0)), PredictionLogSegment, **where)
     if since is not None:
         inside = inside.where(PredictionLogSegment.ts_min >= since)
@@ -100,22 +151,32 @@ def has_predictions(session: Session, *, project_id: int) -> bool:
     return False
 
 
-def latency_frame(session: Session, *, deployment_id: int, since: datetime, limit: int) -> Any:
+def latency_frame(session: Session, *, deployment_id: int, since: datetime, limit: int,
+                  variant: str | None = None) -> Any:
     """``(ts, latency_ms)`` of the deployment's newest ``limit`` predictions since ``since``, in time order.
 
     Segments are not decoded: each contributes its ``rows`` at times spread evenly over
     ``[ts_min, ts_max]``, every one with the segment's mean latency per row (what batch scoring
-    measures: one chunk's prediction time over its rows).
+    measures: one chunk's prediction time over its rows). ``variant`` reads only the champion's
+    or the challenger's latencies (its shadow ones included; module docstring).
     """
     import numpy as np
     import pandas as pd
 
-    rows = session.execute(
+    _check_variant(variant)
+    rows = session.execute(_answered_by(
         select(PredictionLog.ts, PredictionLog.latency_ms)
-        .where(PredictionLog.deployment_id == deployment_id, PredictionLog.ts >= since)
+        .where(PredictionLog.deployment_id == deployment_id, PredictionLog.ts >= since), variant)
         .order_by(PredictionLog.ts.desc())
         .limit(limit)
     ).all()
+    if variant == "challenger":
+        rows = [*rows, *session.execute(_shadow_scope(
+            select(ShadowPrediction.ts, ShadowPrediction.latency_ms), project_id=None, deployment_id=deployment_id,
+            since=since, until=None).order_by(ShadowPrediction.ts.desc()).limit(limit)).all()]
+        frame = pd.DataFrame(rows, columns=["ts", "latency_ms"])
+        frame["ts"] = pd.to_datetime(frame["ts"])
+        return frame.sort_values("ts", kind="stable").tail(max(0, limit)).reset_index(drop=True)
     parts = [pd.DataFrame(rows, columns=["ts", "latency_ms"])]
     parts[0]["ts"] = pd.to_datetime(parts[0]["ts"])
     taken = 0
@@ -228,6 +289,27 @@ def _join_segment_labels(session: Session, frame: Any) -> None:
     frame.loc[hit, "labelled_at"] = pd.to_datetime(ids[hit].map(labelled_at))
 
 
+def _shadow_rows(session: Session, where: dict[str, Any], limit: int) -> list[Any]:
+    """The newest ``limit`` shadow predictions in scope, read as log rows.
+
+    Features and label come from the champion's row of the same request; time, prediction,
+    probabilities and latency are the shadow prediction's.
+    """
+    from types import SimpleNamespace
+
+    query = _shadow_scope(
+        select(ShadowPrediction, PredictionLog).join(
+            PredictionLog, PredictionLog.request_id == ShadowPrediction.request_id),
+        **where,
+    ).order_by(ShadowPrediction.ts.desc(), ShadowPrediction.id.desc()).limit(limit)
+    return [
+        SimpleNamespace(id=row.id, deployment_id=shadow.deployment_id, ts=shadow.ts, request_id=shadow.request_id,
+                        prediction=shadow.prediction, proba=shadow.proba, latency_ms=shadow.latency_ms,
+                        features=row.features, label=row.label, labelled_at=row.labelled_at)
+        for shadow, row in session.execute(query)
+    ][::-1]
+
+
 def log_frame(
     session: Session,
     *,
@@ -236,6 +318,7 @@ def log_frame(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 100_000,
+    variant: str | None = None,
 ) -> Any:
     """A window of the log as a pandas DataFrame: one row per prediction, features expanded to columns.
 
@@ -244,18 +327,23 @@ def log_frame(
     the log's own columns). Newest ``limit`` rows in ``[since, until)``, in time
     order, whether they were logged one row each (web, stream) or in segments (batch). Only the
     segments overlapping the window are decoded, newest first, and no more once ``limit`` newer
-    rows are in hand.
+    rows are in hand. ``variant`` reads only the champion's or the challenger's predictions
+    (the challenger's shadow predictions with their request's features and label; module docstring).
     """
     import numpy as np
     import pandas as pd
 
+    _check_variant(variant)
     limit = max(0, int(limit))
     where: dict[str, Any] = {"project_id": project_id, "deployment_id": deployment_id, "since": since, "until": until}
     query = select(PredictionLog).order_by(PredictionLog.ts.desc(), PredictionLog.id.desc()).limit(limit)
-    rows_part = _rows_part(list(session.scalars(_in_scope(query, PredictionLog, **where)))[::-1])
+    logged: list[Any] = list(session.scalars(_answered_by(_in_scope(query, PredictionLog, **where), variant)))[::-1]
+    if variant == "challenger" and limit:
+        logged = sorted([*logged, *_shadow_rows(session, where, limit)], key=lambda r: r.ts)[-limit:]
+    rows_part = _rows_part(logged)
     parts = [rows_part] if len(rows_part) else []
     seen = [rows_part["ts"].to_numpy().astype("datetime64[ns]")] if len(rows_part) else []
-    if limit:
+    if limit and variant != "challenger":  # batch segments are never a challenger's
         for meta in _segment_metas(session, **where).all():
             newest_of_rest = np.datetime64(meta.ts_max, "ns")
             # Segments come by ts_max, newest first: once ``limit`` rows are newer than this

@@ -3,6 +3,10 @@
 Rows are unique on ``request_id``: inserting a row whose request id is already logged does
 nothing (``INSERT … ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL), so a re-delivered
 stream message never logs twice. Labels (``/feedback``) go in the row.
+
+During a rollout a row also says which variant answered it and of which rollout; in shadow mode
+the challenger's prediction of the same request goes to ``shadow_predictions``
+(:func:`make_shadow_row`, :func:`insert_shadow_rows`), unique on (rollout, request id).
 """
 
 from __future__ import annotations
@@ -16,11 +20,12 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from workbench.db.models import PredictionLog, utcnow
+from workbench.db.models import PredictionLog, ShadowPrediction, utcnow
 from workbench.errors import InvalidInput
 
 LOG_COLUMNS = ("deployment_id", "ts", "request_id", "features", "prediction", "proba", "latency_ms")
 REQUEST_ID_MAX = 80
+SHADOW_ERROR_MAX = 200  # the shadow_predictions.error column
 PROBA_PREFIX = "proba_"
 
 
@@ -59,8 +64,14 @@ def make_row(
     proba: dict[str, float] | None = None,
     latency_ms: float = 0.0,
     ts: datetime | None = None,
+    variant: str | None = None,
+    rollout_id: int | None = None,
 ) -> dict[str, Any]:
-    """One prediction-log row as a dict ready for :func:`insert_rows`."""
+    """One prediction-log row as a dict ready for :func:`insert_rows`.
+
+    ``variant`` (``"champion"``/``"challenger"``) and ``rollout_id`` say which variant of a
+    running rollout answered; both None when the champion serves alone.
+    """
     return {
         "deployment_id": deployment_id,
         "ts": ts or utcnow(),
@@ -69,7 +80,55 @@ def make_row(
         "prediction": prediction,
         "proba": proba,
         "latency_ms": float(latency_ms),
+        "variant": variant,
+        "rollout_id": rollout_id,
     }
+
+
+def make_shadow_row(
+    *,
+    rollout_id: int,
+    deployment_id: int,
+    request_id: str,
+    prediction: Any = None,
+    proba: dict[str, float] | None = None,
+    latency_ms: float = 0.0,
+    error: str | None = None,
+    ts: datetime | None = None,
+) -> dict[str, Any]:
+    """One ``shadow_predictions`` row (the challenger's answer to a request the champion answered).
+
+    ``error`` (cut to 200 characters) says why there is no prediction: the challenger raised or
+    timed out.
+    """
+    return {
+        "rollout_id": rollout_id,
+        "deployment_id": deployment_id,
+        "request_id": request_id,
+        "ts": ts or utcnow(),
+        "prediction": prediction,
+        "proba": proba,
+        "latency_ms": float(latency_ms),
+        "error": None if error is None else error[:SHADOW_ERROR_MAX],
+    }
+
+
+def insert_shadow_rows(bind: Session | Connection, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert shadow rows, skipping any already logged for the same (rollout, request id); returns rows attempted.
+
+    A re-delivered stream event or a retried write is scored in shadow once. The caller's
+    session or connection decides the transaction.
+    """
+    if not rows:
+        return 0
+    connection = bind.connection() if isinstance(bind, Session) else bind
+    statement = _insert_statement(connection.dialect.name, ShadowPrediction).on_conflict_do_nothing(
+        index_elements=["rollout_id", "request_id"])
+    connection.execute(statement, [
+        {**row, "prediction": json_safe(row.get("prediction")), "proba": json_safe(row.get("proba"))}
+        for row in rows
+    ])
+    return len(rows)
 
 
 def _insert_statement(dialect: str, model: Any = PredictionLog) -> Any:
@@ -125,6 +184,8 @@ def insert_rows(bind: Session | Connection, rows: Sequence[dict[str, Any]]) -> i
             dumps(json_safe(row.get("prediction"))),
             None if proba is None else dumps(json_safe(proba)),
             float(row.get("latency_ms") or 0.0),
+            row.get("variant"),
+            row.get("rollout_id"),
         ))
     connection.exec_driver_sql(sql, params)  # type: ignore[arg-type]
     return len(params)
@@ -133,11 +194,12 @@ def insert_rows(bind: Session | Connection, rows: Sequence[dict[str, Any]]) -> i
 # One DBAPI executemany with JSON already encoded (SQLAlchemy's per-value JSON processing is slower).
 _ENCODED_SQL = {
     "sqlite": (
-        "INSERT INTO prediction_log (deployment_id, ts, request_id, features, prediction, proba, latency_ms) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING"
+        "INSERT INTO prediction_log (deployment_id, ts, request_id, features, prediction, proba, latency_ms, "
+        "variant, rollout_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING"
     ),
     "postgresql": (
-        "INSERT INTO prediction_log (deployment_id, ts, request_id, features, prediction, proba, latency_ms) "
-        "VALUES (%s, %s, %s, %s::json, %s::json, %s::json, %s) ON CONFLICT (request_id) DO NOTHING"
+        "INSERT INTO prediction_log (deployment_id, ts, request_id, features, prediction, proba, latency_ms, "
+        "variant, rollout_id) VALUES (%s, %s, %s, %s::json, %s::json, %s::json, %s, %s, %s) "
+        "ON CONFLICT (request_id) DO NOTHING"
     ),
 }

@@ -2,6 +2,8 @@
 
 Callers append rows to an in-memory buffer and a background thread writes them every
 ``flush_rows`` rows or ``flush_ms`` milliseconds. A crash loses at most the rows not yet flushed.
+During a shadow rollout the challenger's rows (``shadow_predictions``) go through the same writer
+(:meth:`PredictionLogWriter.extend_shadow`), in the same buffer and transactions, off the request path.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from workbench.errors import InvalidInput
-from workbench.prediction_log._rows import insert_rows
+from workbench.prediction_log._rows import insert_rows, insert_shadow_rows
 
 logger = logging.getLogger("workbench.prediction_log")
+
+# Marks a buffered row as a shadow_predictions row (one buffer keeps the order and the retry logic).
+SHADOW_ROW = "__shadow__"
 
 
 class PredictionLogWriter:
@@ -59,6 +64,10 @@ class PredictionLogWriter:
         """Queue one row."""
         self.extend([row])
 
+    def extend_shadow(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Queue ``shadow_predictions`` rows (:func:`~workbench.prediction_log.make_shadow_row`)."""
+        self.extend([{**row, SHADOW_ROW: True} for row in rows])
+
     def extend(self, rows: Sequence[dict[str, Any]]) -> None:
         """Queue rows (cheap: no DB work on the caller's thread)."""
         if not rows:
@@ -90,8 +99,13 @@ class PredictionLogWriter:
     def _write(self, rows: list[dict[str, Any]]) -> None:
         from workbench.db import get_engine
 
+        shadow = [row for row in rows if SHADOW_ROW in row]
         with get_engine(self.db_url).begin() as connection:
-            insert_rows(connection, rows)
+            if shadow:
+                insert_rows(connection, [row for row in rows if SHADOW_ROW not in row])
+                insert_shadow_rows(connection, [{k: v for k, v in row.items() if k != SHADOW_ROW} for row in shadow])
+            else:
+                insert_rows(connection, rows)
 
     def flush(self) -> int:
         """Write every waiting row now, after any write already in flight; returns how many this call wrote."""

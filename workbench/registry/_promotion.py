@@ -171,5 +171,5 @@ def history(session: Session, *, project: Project, alias: str | None = None,
 def promotion_dict(row: Promotion) -> dict[str, Any]:
     """JSON-ready form of a history row."""
     return {"alias": row.alias, "action": row.action, "from_version": row.from_version,
-            "to_version": row.to_version, "actor": row.actor, "reason": row.reason,
+            "to_version": row.to_version, "actor": row.actor, "reason": row.reason, "rollout_id": row.rollout_id,
             "created_at": row.created_at.isoformat(timespec="seconds") if row.created_at else None}

@@ -9,7 +9,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from workbench.registry._versions import VersionInfo
 
-ALIAS_COLOURS = {"champion": "#2e7d32", "challenger": "#ef6c00"}
+ALIAS_COLOURS = {"champion": "#2e7d32", "challenger": "#ef6c00", "rollout": "#1565c0"}
+# The lane of rollout steps (workbench.rollouts writes them with this alias): they move no alias,
+# so their marker says the step and the challenger version rather than "from → to".
+ROLLOUT_LANE = "rollout"
 
 
 def versions_rows(versions: Sequence[VersionInfo], *, primary_metric: str | None) -> list[dict[str, Any]]:
@@ -43,11 +46,19 @@ def _version(value: str | None) -> str:
     return f"v{value}" if value else "none"
 
 
+def _move_label(move: dict[str, Any]) -> str:
+    """``v1 → v2`` for an alias move; ``shadow v3`` (the step and the challenger) for a rollout step."""
+    if move["alias"] == ROLLOUT_LANE:
+        return f"{move['action']} {_version(move['to_version'])}"
+    return f"{_version(move['from_version'])} → {_version(move['to_version'])}"
+
+
 def timeline_figure(moves: Sequence[dict[str, Any]]) -> Any:
     """The promotion history (:func:`~workbench.registry.promotion_dict` rows newest first, as
     :func:`~workbench.registry.history` gives them) as a timeline: one lane per alias, a marker per
     move at its time labelled ``v1 → v2``, the action, actor and reason on hover; the line joins an
-    alias's moves oldest to newest."""
+    alias's moves oldest to newest. Rollout steps (start, share, stop, breach) get a ``rollout``
+    lane below the aliases, each marker labelled with the step and the challenger version."""
     import plotly.graph_objects as go
 
     # Reversed, not sorted by time: the times are to the second, and two moves within one second
@@ -58,7 +69,7 @@ def timeline_figure(moves: Sequence[dict[str, Any]]) -> Any:
         lane = [m for m in ordered if m["alias"] == alias]
         fig.add_trace(go.Scatter(
             x=[m["created_at"] for m in lane], y=[alias] * len(lane), mode="lines+markers+text", name=alias,
-            text=[f"{_version(m['from_version'])} → {_version(m['to_version'])}" for m in lane],
+            text=[_move_label(m) for m in lane],
             textposition="top center", cliponaxis=False,
             marker={"size": 12, "color": ALIAS_COLOURS.get(alias, "#546e7a")},
             line={"color": ALIAS_COLOURS.get(alias, "#546e7a"), "dash": "dot"},

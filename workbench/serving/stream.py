@@ -21,6 +21,12 @@ to the dead-letter subject, alone and with the reason: the valid events of its m
 are predicted once, as if it had not been there. One whose processing keeps failing goes
 there after ``max_deliver`` deliveries. Only the model's declared features are logged.
 
+During a rollout (:mod:`workbench.serving.rollout`) each event is answered by its sticky
+variant in canary/ab mode (its key column, else its event key, so a redelivered event keeps its
+variant); the log row and the published prediction name the variant. In shadow mode the
+champion answers and, once the batch is acked, a copy goes to the challenger off the consumer's
+path; its rows are unique on (rollout, event key), so a redelivered event is scored once.
+
 The logic talks only to :class:`~workbench.serving.transport.Transport`.
 """
 
@@ -41,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.errors import InvalidInput
 from workbench.serving.model_loader import ModelHolder, ServedModel
+from workbench.serving.rollout import ActiveRollout, RolloutRouter, ShadowScorer, VariantCounters, answer
 from workbench.serving.stream_keys import event_key, id_from_field
 from workbench.serving.transport import InMessage, Transport, subjects
 from workbench.settings import Settings, get_settings
@@ -126,6 +133,9 @@ async def process_batch(
     stats: StreamStats | None = None,
     id_field: str | None = None,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    active: ActiveRollout | None = None,
+    counters: VariantCounters | None = None,
+    shadow: ShadowScorer | None = None,
 ) -> dict[str, int]:
     """Predict, log, publish, then ack one micro-batch; returns counts of what happened.
 
@@ -133,6 +143,10 @@ async def process_batch(
     on it (in the transport's ``key_scope``), one without it keeps the transport's key.
     Each event is read and checked on its own: whatever is wrong with one (any error while
     reading it, or the scoring contract's refusal) dead-letters that one alone.
+
+    ``active``: the running rollout, routing each event to its variant (canary/ab; a challenger
+    that raises is replaced by the champion and counted in ``counters``) or, in shadow mode,
+    handing the acked batch's records to ``shadow``.
     """
     from workbench.prediction_log import json_safe, make_row
     from workbench.serving.web_input import logged_features
@@ -157,34 +171,46 @@ async def process_batch(
                                f"{type(exc).__name__}: {exc}", "body")
             dead += 1
     results: list[dict[str, Any]] = []
+    variants: list[str | None] = []
+    versions: list[str] = []
     if valid:
         try:
-            results = model.predict_records([record for _, record in valid])
+            answered = answer(model, active, [record for _, record in valid], [m.id for m, _ in valid],
+                              counters=counters)
+            results, variants, versions = answered.results, answered.variants, answered.versions
         except Exception:
             # One bad record fails the frame: find it (and any other) record by record.
-            valid, results, refused = _one_by_one(model, valid)
+            valid, answers, refused = _one_by_one(model, valid, active, counters)
+            results = [a.results[0] for a in answers]
+            variants = [a.variants[0] for a in answers]
+            versions = [a.versions[0] for a in answers]
             for message, reason, field_name in refused:
                 await _dead_letter(transport, message, reason, field_name)
                 dead += 1
     per_row_ms = (time.perf_counter() - started) * 1000 / max(1, len(valid))
     if valid:
+        rollout_id = active.plan.rollout_id if active is not None else None
         rows = [
             make_row(deployment_id=deployment_id, request_id=message.id,
                      features=logged_features(record, model.columns),
-                     prediction=result["prediction"], proba=result["proba"], latency_ms=per_row_ms)
-            for (message, record), result in zip(valid, results, strict=True)
+                     prediction=result["prediction"], proba=result["proba"], latency_ms=per_row_ms,
+                     variant=variant, rollout_id=rollout_id)
+            for (message, record), result, variant in zip(valid, results, variants, strict=True)
         ]
         # Blocking DB work off the event loop, committed before anything is published or acked.
         await asyncio.get_running_loop().run_in_executor(None, write_log, rows)
         payloads = [
-            json.dumps({"request_id": message.id, "model_version": model.version, **json_safe(result)}).encode()
-            for (message, _), result in zip(valid, results, strict=True)
+            json.dumps({"request_id": message.id, "model_version": version, **json_safe(result),
+                        **({"variant": variant} if variant is not None else {})}).encode()
+            for (message, _), result, version, variant in zip(valid, results, versions, variants, strict=True)
         ]
         await asyncio.gather(*(
             transport.publish(transport.predictions_subject, payload, msg_id=message.id)
             for (message, _), payload in zip(valid, payloads, strict=True)
         ))
         await asyncio.gather(*(transport.ack(message) for message, _ in valid))
+        if active is not None and active.plan.shadow and shadow is not None:
+            shadow.submit(active, [record for _, record in valid], [message.id for message, _ in valid])
     with stats.lock:
         stats.events += len(messages)
         stats.predicted += len(valid)
@@ -194,9 +220,13 @@ async def process_batch(
 
 
 def _one_by_one(
-    model: ServedModel, valid: list[tuple[InMessage, dict[str, Any]]]
-) -> tuple[list[tuple[InMessage, dict[str, Any]]], list[dict[str, Any]], list[tuple[InMessage, str, str | None]]]:
-    """Predict record by record: (kept events, their results, refused events with reason and field).
+    model: ServedModel, valid: list[tuple[InMessage, dict[str, Any]]], active: ActiveRollout | None = None,
+    counters: VariantCounters | None = None,
+) -> tuple[list[tuple[InMessage, dict[str, Any]]], list[Any], list[tuple[InMessage, str, str | None]]]:
+    """Predict record by record: (kept events, their answers, refused events with reason and field).
+
+    Each answer is a one-record :class:`~workbench.serving.rollout.Answers` (routed as in
+    :func:`~workbench.serving.rollout.answer`).
 
     A record the scoring contract refuses (InvalidInput) or that fails the model alone is
     refused. When every record fails with something other than the contract's refusal, the
@@ -204,12 +234,12 @@ def _one_by_one(
     batch is retried and, after ``max_deliver`` tries, dead-lettered as failed.
     """
     kept: list[tuple[InMessage, dict[str, Any]]] = []
-    results: list[dict[str, Any]] = []
+    results: list[Any] = []
     refused: list[tuple[InMessage, str, str | None]] = []
     unexpected: list[Exception] = []
     for message, record in valid:
         try:
-            results.append(model.predict_records([record])[0])
+            results.append(answer(model, active, [record], [message.id], counters=counters))
             kept.append((message, record))
         except InvalidInput as exc:
             refused.append((message, str(exc), exc.field))
@@ -233,9 +263,11 @@ async def consume(
     on_batch: Callable[[dict[str, int]], None] | None = None,
     id_field: str | None = None,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    router: RolloutRouter | None = None,
+    shadow: ShadowScorer | None = None,
 ) -> StreamStats:
     """Fetch and process micro-batches until ``stop`` is set (``id_field``, ``max_event_bytes``: see
-    :func:`process_batch`)."""
+    :func:`process_batch`); ``router`` gives each batch the running rollout, ``shadow`` scores its copies."""
     stats = stats or StreamStats()
     while not stop.is_set():
         messages = await transport.fetch(batch_size, FETCH_TIMEOUT_SECONDS)
@@ -244,7 +276,10 @@ async def consume(
         try:
             counts = await process_batch(messages, model=holder.model, transport=transport, write_log=write_log,
                                          deployment_id=deployment_id, stats=stats, id_field=id_field,
-                                         max_event_bytes=max_event_bytes)
+                                         max_event_bytes=max_event_bytes,
+                                         active=router.active if router is not None else None,
+                                         counters=router.counters if router is not None else None,
+                                         shadow=shadow)
         except Exception as exc:  # e.g. the DB is down: retry later, dead-letter after max_deliver
             logger.warning("micro-batch of %d failed: %s", len(messages), exc)
             with stats.lock:
@@ -293,14 +328,23 @@ def run_consumer(
     on_batch: Callable[[dict[str, int]], None] | None = None,
     id_field: str | None = None,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    shadow_queue: int = 64,
+    shadow_timeout_seconds: float = 5.0,
+    rollout_check_seconds: float | None = None,
 ) -> dict[str, Any]:
     """Run the consumer until ``stop`` is set (or SIGTERM/SIGINT in the foreground); returns its counts.
 
     ``id_field`` names the event field that holds each event's own id (the idempotency key);
     without it, the producer's ``Nats-Msg-Id`` is the key, else the stream sequence. A bigger
     event than ``max_event_bytes`` is dead-lettered unread.
+
+    Rollouts: the plan is polled every ``poll_seconds``; in shadow mode at most ``shadow_queue``
+    micro-batches wait for the challenger (more are dropped, counted), each challenger call gets
+    ``shadow_timeout_seconds``; the guardrails are checked every ``rollout_check_seconds``
+    (default ``Settings.rollout_check_seconds``).
     """
     from workbench.db import session_scope
+    from workbench.prediction_log import PredictionLogWriter
     from workbench.projects import get_project
     from workbench.serving.deployments import create_deployment, mark_running, mark_stopped, set_model_version
     from workbench.serving.nats_server import ensure_server
@@ -340,6 +384,15 @@ def run_consumer(
     sampler = MetricsSampler(deployment_id=deployment_id, take_counts=stats.take_sample, settings=settings,
                              seconds=metrics_seconds)
     transport = NatsTransport(url, project_slug, max_deliver=max_deliver, ack_wait_seconds=ack_wait_seconds)
+    counters = VariantCounters()
+    # The champion's rows are written before the ack (exactly once); the challenger's shadow rows
+    # go through a batched writer off the consumer's path (unique per rollout and event key).
+    shadow_writer = PredictionLogWriter(settings.db_url)
+    shadow = ShadowScorer(write=shadow_writer.extend_shadow, deployment_id=lambda: deployment_id, counters=counters,
+                          queue_size=shadow_queue, timeout_seconds=shadow_timeout_seconds)
+    router = RolloutRouter(project_slug, settings=settings, deployment_id=deployment_id, counters=counters,
+                           poll_seconds=poll_seconds, sample_seconds=metrics_seconds,
+                           check_seconds=rollout_check_seconds)
 
     async def main() -> None:
         await transport.connect()
@@ -349,18 +402,23 @@ def run_consumer(
         try:
             await consume(transport, holder=holder, deployment_id=deployment_id, write_log=_log_writer(settings.db_url),
                           stop=stop_event, batch_size=batch_size, stats=stats, on_batch=on_batch,
-                          id_field=id_field or None, max_event_bytes=max_event_bytes)
+                          id_field=id_field or None, max_event_bytes=max_event_bytes, router=router, shadow=shadow)
         finally:
             await transport.close()
 
     status = "failed"
     holder.start_polling()
+    shadow.start()
+    router.start()
     sampler.start()
     try:
         asyncio.run(main())
         status = "stopped"
     finally:
         holder.stop()
+        router.stop()
+        shadow.stop()
+        shadow_writer.close()
         sampler.stop()
         with session_scope(settings.db_url) as session:
             mark_stopped(session, deployment_id=deployment_id, status=status)

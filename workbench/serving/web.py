@@ -14,6 +14,11 @@ flushed. The alias is polled and the model swapped atomically when it moves.
 
 ``workbench serve --workers N`` runs this app in N processes on one port
 (:mod:`workbench.serving.web_workers`); ``create_app(worker_dir=...)`` builds one of them.
+
+During a rollout (:mod:`workbench.serving.rollout`) the challenger version is loaded beside the
+champion: in shadow mode the champion answers and a copy of each request is scored by the
+challenger off the response path; in canary/ab mode each record is answered by its sticky
+variant. Every worker polls the plan, counts per variant and checks the guardrails.
 """
 
 # No ``from __future__ import annotations``: FastAPI must resolve the endpoint annotations,
@@ -21,20 +26,26 @@ flushed. The alias is polled and the model swapped atomically when it moves.
 import json
 import logging
 import os
-import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from workbench.errors import InvalidInput, NotFound, WorkbenchError
 from workbench.serving.model_loader import ModelHolder, ServedModel
+from workbench.serving.rollout import (
+    DEFAULT_SHADOW_QUEUE,
+    DEFAULT_SHADOW_TIMEOUT_SECONDS,
+    RolloutRouter,
+    ShadowScorer,
+    VariantCounters,
+    answer,
+)
 from workbench.serving.sampler import MetricsSampler
-from workbench.serving.signature import InputColumn
 from workbench.serving.tokens import bearer_token, check_token_hash, verify_token
+from workbench.serving.web_input import BodyLimit, request_model
 from workbench.serving.web_input import body_schema as _body_schema
 from workbench.serving.web_input import check_records as _check_records
 from workbench.serving.web_input import logged_features as _logged_features
@@ -56,108 +67,11 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_RECORDS = 10_000
 METRICS_SAMPLE_SECONDS = 5.0
 
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-PYTHON_TYPES: dict[str, Any] = {"integer": int, "number": float, "string": str, "boolean": bool, "datetime": datetime}
-
-
-def _identifier(name: str, index: int, taken: set[str]) -> str:
-    ident = re.sub(r"\W", "_", name)
-    if not ident or ident[0].isdigit() or ident.startswith("_") or ident in taken:
-        ident = f"f{index}_{ident}".rstrip("_")
-    taken.add(ident)
-    return ident
-
-
-def request_model(name: str, columns: list[InputColumn]) -> Any:
-    """A pydantic model of one record, generated from the signature's columns.
-
-    Field names keep the column names (as aliases, so any column name works); unknown keys
-    are ignored; a missing or mistyped field gives a 422 whose ``loc`` names it.
-    """
-    from pydantic import ConfigDict, Field, create_model
-
-    fields: dict[str, Any] = {}
-    taken: set[str] = set()
-    for i, column in enumerate(columns):
-        python_type = PYTHON_TYPES.get(column.kind, str)
-        ident = _identifier(column.name, i, taken)
-        # Integers must fit the model's int64 column: a bigger one is a 422, not an overflow later.
-        low, high = (INT64_MIN, INT64_MAX) if column.kind == "integer" else (None, None)
-        if column.required:
-            fields[ident] = (python_type, Field(..., alias=column.name, ge=low, le=high))
-        else:
-            fields[ident] = (python_type | None, Field(None, alias=column.name, ge=low, le=high))
-    model_name = re.sub(r"\W", "", name.title()) or "Model"
-    return create_model(
-        f"{model_name}Record",
-        __config__=ConfigDict(extra="ignore", populate_by_name=True, allow_inf_nan=False),
-        **fields,
-    )
-
-
 def _check_token(token_hash: str | None, header: str | None) -> bool:
     """True when no token is required, or ``header`` carries the token ``token_hash`` was made from."""
     if not token_hash:
         return True
     return verify_token(token_hash, bearer_token(header))
-
-
-class BodyLimit:
-    """ASGI middleware: refuse bodies over ``max_bytes`` with 413 before the app parses them."""
-
-    def __init__(self, app: Any, max_bytes: int, stats: ServiceStats) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-        self.stats = stats
-
-    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
-                       send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
-        if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                try:
-                    too_big = int(value) > self.max_bytes
-                except ValueError:
-                    too_big = False
-                if too_big:
-                    await self._refuse(scope, send)
-                    return
-        # No (or a small) Content-Length: count what arrives, buffer it and replay it.
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body = message.get("body", b"")
-            size += len(body)
-            if size > self.max_bytes:
-                await self._refuse(scope, send)
-                return
-            chunks.append(body)
-            more = message.get("more_body", False)
-        replayed = False
-
-        async def replay() -> dict[str, Any]:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-    async def _refuse(self, scope: dict[str, Any], send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
-        self.stats.observe(scope.get("path", ""), 413)
-        body = json.dumps(
-            {"detail": f"Request body is larger than {self.max_bytes} bytes; send fewer records per call."}
-        ).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
 
 
 def create_app(
@@ -177,6 +91,9 @@ def create_app(
     port: int | None = None,
     actor: str = "",
     worker_dir: Path | None = None,
+    shadow_queue: int = DEFAULT_SHADOW_QUEUE,
+    shadow_timeout_seconds: float = DEFAULT_SHADOW_TIMEOUT_SECONDS,
+    rollout_check_seconds: float | None = None,
 ) -> Any:
     """Build the FastAPI app serving ``models:/<project_slug>@<alias>``.
 
@@ -191,6 +108,11 @@ def create_app(
     ``worker_dir`` makes this app one worker of several (:mod:`workbench.serving.web_workers`):
     the parent process owns the deployment row (``deployment_id`` is required), this worker leaves
     its counters in that folder, and ``/metrics`` shows every live worker's, labelled by pid.
+
+    Rollouts: the deployment's plan is polled every ``poll_seconds`` with the alias; in shadow
+    mode at most ``shadow_queue`` requests wait for the challenger (more are dropped, counted)
+    and each challenger call gets ``shadow_timeout_seconds``; the guardrails are checked every
+    ``rollout_check_seconds`` (default: ``Settings.rollout_check_seconds``).
     """
     from fastapi import Depends, FastAPI, Header, HTTPException, Request
     from fastapi.exception_handlers import http_exception_handler
@@ -228,6 +150,9 @@ def create_app(
     holder = ModelHolder(project_slug, alias=alias, settings=settings, poll_seconds=poll_seconds, on_swap=on_swap)
     record = request_model(project_slug, holder.model.columns)
     stats = ServiceStats()
+    counters = VariantCounters()
+    # Set in the lifespan, once the deployment id is known (a rollout belongs to a deployment).
+    rollout: dict[str, Any] = {"router": None, "shadow": None}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
@@ -259,11 +184,20 @@ def create_app(
         sampler = MetricsSampler(deployment_id=state["deployment_id"], take_counts=stats.take_sample,
                                  settings=settings, seconds=metrics_seconds)
         app.state.writer = writer
+        shadow = ShadowScorer(write=writer.extend_shadow, deployment_id=lambda: state["deployment_id"],
+                              counters=counters, queue_size=shadow_queue, timeout_seconds=shadow_timeout_seconds)
+        router = RolloutRouter(project_slug, settings=settings, deployment_id=state["deployment_id"],
+                               counters=counters, poll_seconds=poll_seconds, sample_seconds=metrics_seconds,
+                               check_seconds=rollout_check_seconds)
+        shadow.start()
+        router.start()
+        rollout.update(router=router, shadow=shadow)
+        app.state.router, app.state.shadow = router, shadow
         holder.start_polling()
         sampler.start()
         snapshots = None
         if worker_dir is not None:
-            snapshots = SnapshotWriter(worker_dir, lambda: snapshot(stats, holder.model, writer))
+            snapshots = SnapshotWriter(worker_dir, lambda: snapshot(stats, holder.model, writer, rollout_state()))
             app.state.snapshots = snapshots
             snapshots.write()  # the parent waits for this file: the worker is up
             snapshots.start()
@@ -271,6 +205,8 @@ def create_app(
             yield
         finally:
             holder.stop()
+            router.stop()
+            shadow.stop()  # scores what is queued, before the writer's last flush
             writer.close()
             sampler.stop()
             if snapshots is not None:
@@ -297,6 +233,16 @@ def create_app(
     )
     app.state.holder = holder
     app.state.stats = stats
+    app.state.counters = counters
+
+    def rollout_state() -> dict[str, Any] | None:
+        """The running rollout and the per-variant counts, for /metrics (None when there never was one)."""
+        router, shadow = rollout["router"], rollout["shadow"]
+        totals = counters.totals()
+        described = router.describe() if router is not None else None
+        if described is None and not totals:
+            return None
+        return {"active": described, "counts": totals, "shadow_waiting": shadow.waiting if shadow else 0}
     app.state.deployment = state
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes, stats=stats)
 
@@ -344,6 +290,8 @@ def create_app(
         prediction: Any
         proba: dict[str, float] | None = None
         model_version: str
+        # Only during a rollout: "champion" or "challenger", whichever answered this record.
+        variant: str | None = None
 
     class Predictions(BaseModel):
         predictions: list[Prediction]
@@ -411,23 +359,43 @@ def create_app(
         return content  # a non-finite or exotic value: FastAPI serialises it
 
     def score(items: list[dict[str, Any]], single: bool, started: float, writer: Any) -> bytes | dict[str, Any]:
-        """Predict and log validated-shape records; the JSON answer (bytes), or a dict when not plain JSON."""
+        """Predict and log validated-shape records; the JSON answer (bytes), or a dict when not plain JSON.
+
+        During a canary or ab rollout each record is answered by its variant (input order kept;
+        the top-level ``model_version`` is the champion's); in shadow mode the champion answers
+        and a copy goes to the challenger's queue once the answer is ready.
+        """
         model = holder.model  # one read: a swap in between does not mix versions
-        results = model.predict_records(items)
+        router = rollout["router"]
+        active = router.active if router is not None else None  # one read, like the model
+        base = uuid.uuid4().hex
+        request_ids = [base] if single else [f"{base}-{i}" for i in range(len(items))]
+        if active is None:
+            results = model.predict_records(items)
+            variants: list[str | None] = [None] * len(items)
+            versions = [model.version] * len(items)
+        else:
+            answered = answer(model, active, items, request_ids, counters=counters)
+            results, variants, versions = answered.results, answered.variants, answered.versions
         features = [_logged_features(item, model.columns) for item in items]
         latency = time.perf_counter() - started
         per_row_ms = latency * 1000 / len(items)
-        base = uuid.uuid4().hex
-        request_ids = [base] if single else [f"{base}-{i}" for i in range(len(items))]
         dep_id = state["deployment_id"]
+        rollout_id = active.plan.rollout_id if active is not None else None
         writer.extend([
             make_row(deployment_id=dep_id, request_id=rid, features=feat, prediction=res["prediction"],
-                     proba=res["proba"], latency_ms=per_row_ms)
-            for rid, feat, res in zip(request_ids, features, results, strict=True)
+                     proba=res["proba"], latency_ms=per_row_ms, variant=variant, rollout_id=rollout_id)
+            for rid, feat, res, variant in zip(request_ids, features, results, variants, strict=True)
         ])
+        if active is not None and active.plan.shadow:
+            rollout["shadow"].submit(active, items, request_ids)
         stats.observe("/predict", 200, latency, predictions=len(items))
-        out = [{"request_id": rid, **res, "model_version": model.version}
-               for rid, res in zip(request_ids, results, strict=True)]
+        if active is None:
+            out = [{"request_id": rid, **res, "model_version": model.version}
+                   for rid, res in zip(request_ids, results, strict=True)]
+        else:
+            out = [{"request_id": rid, **res, "model_version": version, "variant": variant}
+                   for rid, res, version, variant in zip(request_ids, results, versions, variants, strict=True)]
         content = out[0] if single else {"predictions": out, "model_version": model.version}
         try:
             # Encoded here rather than re-validated against the response model (which documents
@@ -478,11 +446,13 @@ def create_app(
         if not _check_token(token_hash, request.headers.get("authorization")):
             return {"status": "ok"}
         model = holder.model
+        router = rollout["router"]
         return {
             "status": "ok",
             "project": project_slug,
             **model.describe(),
             "deployment_id": state["deployment_id"],
+            "rollout": router.describe() if router is not None else None,
             "uptime_seconds": round(time.time() - stats.started, 1),
         }
 
@@ -491,7 +461,7 @@ def create_app(
         """Prometheus text format: requests, latency histogram, errors, model version, process."""
         writer = getattr(request.app.state, "writer", None)
         if worker_dir is None:
-            return prometheus_text(stats, holder.model, writer)
+            return prometheus_text(stats, holder.model, writer, rollout_state())
         request.app.state.snapshots.write()  # this worker's counters as of now; its siblings' within 0.5 s
         return render(read_snapshots(worker_dir), per_worker=True)
 

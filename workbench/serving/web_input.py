@@ -1,5 +1,8 @@
 """What the web service's /predict does with a body before the scoring contract sees it.
 
+The request model is generated from the signature (:func:`request_model`, for the documented
+schema) and a body over the size limit is refused before it is read (:class:`BodyLimit`).
+
 The body is parsed here (bounded nesting, JSON only), its shape checked (a record or a list of
 at most ``max_records`` objects), and a refusal turned into a small 422 body: one error and a
 count, never one error per field per record. The records then go to the same
@@ -9,10 +12,114 @@ count, never one error per field per record. The records then go to the same
 from __future__ import annotations
 
 import json
-from typing import Any
+import re
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import InvalidInput
 from workbench.serving.signature import InputColumn
+
+if TYPE_CHECKING:
+    from workbench.serving.web_metrics import ServiceStats
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+PYTHON_TYPES: dict[str, Any] = {"integer": int, "number": float, "string": str, "boolean": bool, "datetime": datetime}
+
+
+def _identifier(name: str, index: int, taken: set[str]) -> str:
+    ident = re.sub(r"\W", "_", name)
+    if not ident or ident[0].isdigit() or ident.startswith("_") or ident in taken:
+        ident = f"f{index}_{ident}".rstrip("_")
+    taken.add(ident)
+    return ident
+
+
+def request_model(name: str, columns: list[InputColumn]) -> Any:
+    """A pydantic model of one record, generated from the signature's columns.
+
+    Field names keep the column names (as aliases, so any column name works); unknown keys
+    are ignored; a missing or mistyped field gives a 422 whose ``loc`` names it.
+    """
+    from pydantic import ConfigDict, Field, create_model
+
+    fields: dict[str, Any] = {}
+    taken: set[str] = set()
+    for i, column in enumerate(columns):
+        python_type = PYTHON_TYPES.get(column.kind, str)
+        ident = _identifier(column.name, i, taken)
+        # Integers must fit the model's int64 column: a bigger one is a 422, not an overflow later.
+        low, high = (INT64_MIN, INT64_MAX) if column.kind == "integer" else (None, None)
+        if column.required:
+            fields[ident] = (python_type, Field(..., alias=column.name, ge=low, le=high))
+        else:
+            fields[ident] = (python_type | None, Field(None, alias=column.name, ge=low, le=high))
+    model_name = re.sub(r"\W", "", name.title()) or "Model"
+    return create_model(
+        f"{model_name}Record",
+        __config__=ConfigDict(extra="ignore", populate_by_name=True, allow_inf_nan=False),
+        **fields,
+    )
+
+
+class BodyLimit:
+    """ASGI middleware: refuse bodies over ``max_bytes`` with 413 before the app parses them."""
+
+    def __init__(self, app: Any, max_bytes: int, stats: ServiceStats) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.stats = stats
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
+                       send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.max_bytes
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    await self._refuse(scope, send)
+                    return
+        # No (or a small) Content-Length: count what arrives, buffer it and replay it.
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.max_bytes:
+                await self._refuse(scope, send)
+                return
+            chunks.append(body)
+            more = message.get("more_body", False)
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: dict[str, Any], send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        self.stats.observe(scope.get("path", ""), 413)
+        body = json.dumps(
+            {"detail": f"Request body is larger than {self.max_bytes} bytes; send fewer records per call."}
+        ).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
 
 
 def body_schema(records_type: Any) -> tuple[dict[str, Any], dict[str, Any]]:

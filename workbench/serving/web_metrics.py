@@ -76,8 +76,12 @@ class ServiceStats:
 
 
 
-def snapshot(stats: ServiceStats, model: ServedModel, writer: Any) -> dict[str, Any]:
+def snapshot(stats: ServiceStats, model: ServedModel, writer: Any, rollout: dict[str, Any] | None = None
+             ) -> dict[str, Any]:
     """This process's counters, model and log-writer state as plain JSON-ready data.
+
+    ``rollout`` is the running rollout and the per-variant counts (``{"active": ..., "counts": [...],
+    "shadow_waiting": n}``, see :mod:`workbench.serving.rollout`), None when there never was one.
 
     A worker of ``workbench serve --workers N`` writes it to a file its siblings read, so any
     worker's ``/metrics`` can show all of them (:mod:`workbench.serving.web_workers`).
@@ -96,6 +100,8 @@ def snapshot(stats: ServiceStats, model: ServedModel, writer: Any) -> dict[str, 
     data["model"] = {"name": model.name, "alias": model.alias, "version": model.version}
     if writer is not None:
         data["log"] = {"written": writer.written, "pending": writer.pending, "dropped": writer.dropped}
+    if rollout is not None:
+        data["rollout"] = rollout
     process = psutil.Process()
     cpu = process.cpu_times()
     data.update(pid=process.pid, cpu_seconds=cpu.user + cpu.system, rss_bytes=process.memory_info().rss,
@@ -165,6 +171,7 @@ def render(snapshots: list[dict[str, Any]], *, per_worker: bool = False) -> str:
             for state in ("written", "pending", "dropped"):
                 labels = _labels(worker_of(data), f'state="{state}"')
                 lines.append(f"workbench_prediction_log_rows{labels} {data['log'][state]}")
+    lines += _rollout_lines(snapshots, worker_of)
     if per_worker:
         lines += ["# HELP workbench_workers Worker processes serving behind this port.",
                   "# TYPE workbench_workers gauge", f"workbench_workers {len(snapshots)}"]
@@ -177,9 +184,46 @@ def render(snapshots: list[dict[str, Any]], *, per_worker: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def prometheus_text(stats: ServiceStats, model: ServedModel, writer: Any) -> str:
+# (metric suffix, count field, help) of the per-variant rollout counters.
+ROLLOUT_COUNTERS = (
+    ("requests", "requests", "Records a variant of a rollout answered or scored (shadow copies that failed included)."),
+    ("errors", "errors", "Records on which a variant of a rollout raised (a canary's then answered by the champion)."),
+    ("shadow_dropped", "dropped", "Shadow copies dropped because the challenger's queue was full."),
+    ("shadow_timeouts", "timeouts", "Shadow copies the challenger did not answer within the timeout."),
+)
+
+
+def _rollout_lines(snapshots: list[dict[str, Any]], worker_of: Callable[[dict[str, Any]], str]) -> list[str]:
+    """The rollout families: the running rollout (info) and the counters by rollout and variant."""
+    with_rollout = [data for data in snapshots if data.get("rollout")]
+    if not with_rollout:
+        return []
+    lines = ["# HELP workbench_rollout_info The rollout running on this deployment (share: the challenger's).",
+             "# TYPE workbench_rollout_info gauge"]
+    for data in with_rollout:
+        active = data["rollout"].get("active")
+        if active:
+            info = (f'rollout="{active["rollout_id"]}",mode="{active["mode"]}",'
+                    f'challenger_version="{active["challenger_version"]}",share="{active["share"]:g}"')
+            lines.append(f"workbench_rollout_info{_labels(worker_of(data), info)} 1")
+    for suffix, key, help_text in ROLLOUT_COUNTERS:
+        name = f"workbench_rollout_{suffix}_total"
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
+        for data in with_rollout:
+            for row in data["rollout"].get("counts", []):
+                labels = _labels(worker_of(data), f'rollout="{row["rollout_id"]}",variant="{row["variant"]}"')
+                lines.append(f"{name}{labels} {row[key]}")
+    lines += ["# HELP workbench_rollout_shadow_queue Shadow copies waiting for the challenger.",
+              "# TYPE workbench_rollout_shadow_queue gauge"]
+    lines += [f"workbench_rollout_shadow_queue{_labels(worker_of(data))} {data['rollout'].get('shadow_waiting', 0)}"
+              for data in with_rollout]
+    return lines
+
+
+def prometheus_text(stats: ServiceStats, model: ServedModel, writer: Any, rollout: dict[str, Any] | None = None
+                    ) -> str:
     """Render this one process's counters in the Prometheus text exposition format (0.0.4)."""
-    return render([snapshot(stats, model, writer)])
+    return render([snapshot(stats, model, writer, rollout)])
 
 
 def worker_dir(settings: Settings, deployment_id: int) -> Path:

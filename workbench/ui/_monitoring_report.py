@@ -57,7 +57,7 @@ def _report_log(project: Project, report: dict[str, Any]) -> pd.DataFrame:
     until = datetime.fromisoformat(window["to"]) + timedelta(microseconds=1) if window.get("to") else None
     with session_scope() as session:
         return log_frame(session, deployment_id=report["deployment_id"], since=since, until=until,
-                         limit=max(1, int(window.get("n_rows") or 1)))
+                         limit=max(1, int(window.get("n_rows") or 1)), variant=window.get("variant"))
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -62,6 +62,28 @@ def deployment_picker(project: Project) -> dict[str, Any] | None:
     return by_id[chosen]
 
 
+VARIANT_LABELS = {None: "Served (every prediction)", "champion": "Champion's answers",
+                  "challenger": "Challenger's predictions (answers and shadow copies)"}
+
+
+def variant_picker(project: Project, deployment: dict[str, Any]) -> str | None:
+    """Which predictions to check when the deployment has or had a rollout: what was served (None), or one variant's.
+
+    No choice is shown (None) for a deployment that never had a rollout: it has only served rows.
+    """
+    from workbench.rollouts import list_rollouts
+
+    with session_scope() as session:
+        rollouts = list_rollouts(session, project=_project(session, project), deployment_id=deployment["id"])
+    if not rollouts:
+        return None
+    return st.radio("Predictions", list(VARIANT_LABELS), format_func=VARIANT_LABELS.__getitem__, horizontal=True,
+                    key=key(PAGE, "variant"),
+                    help="During a rollout the log holds both variants: check drift and quality per variant. A "
+                         "variant's check raises no alert and starts no retrain (the rollout's guardrails watch the "
+                         "challenger).")
+
+
 def window_picker() -> str:
     """The window as ``workbench monitor --window`` takes it: ``300``, ``24h`` or ``A..B``."""
     kind = st.radio("Window", WINDOW_KINDS, horizontal=True, key=key(PAGE, "window_kind"))
@@ -81,22 +103,24 @@ def window_picker() -> str:
     return f"{days[0].isoformat()}..{days[-1].isoformat()}"
 
 
-def window_size(deployment_id: int, window: str) -> int:
-    """How many logged predictions the window holds (the page shows it before a check starts)."""
+def window_size(deployment_id: int, window: str, variant: str | None = None) -> int:
+    """How many logged predictions (of ``variant``, None: served) the window holds (shown before a check starts)."""
     from workbench.monitoring.service import parse_window
     from workbench.prediction_log import count_rows
 
     since, until, limit = parse_window(window).bounds()
     with session_scope() as session:
-        return min(count_rows(session, deployment_id=deployment_id, since=since, until=until), limit)
+        return min(count_rows(session, deployment_id=deployment_id, since=since, until=until, variant=variant), limit)
 
 
-def run_check(project: Project, deployment_id: int, window: str, *, with_evidently: bool) -> str:
+def run_check(project: Project, deployment_id: int, window: str, *, with_evidently: bool,
+              variant: str | None = None) -> str:
     """The Run check button: a ``monitor`` job (``pipelines.monitor``), whatever the window's size.
 
     The check took seconds to minutes even on small windows (the Evidently report alone takes
     several), and a check in the page froze it under a spinner; as a job it shows progress, can
-    be cancelled and survives the tab. ``workbench monitor`` runs the same pipeline. Returns the job id.
+    be cancelled and survives the tab. ``workbench monitor`` runs the same pipeline. ``variant``
+    checks one variant's predictions of a rollout (:func:`variant_picker`). Returns the job id.
     """
     from workbench.jobs import launch
     from workbench.monitoring.service import parse_window
@@ -105,7 +129,8 @@ def run_check(project: Project, deployment_id: int, window: str, *, with_evident
     job_id = launch(
         kind="monitor",
         project_slug=project.slug,
-        params={"deployment_id": deployment_id, "window": window, "with_evidently": with_evidently},
+        params={"deployment_id": deployment_id, "window": window, "with_evidently": with_evidently,
+                **({"variant": variant} if variant else {})},
         actor=display_name(),
         principal=principal(),
     )
@@ -139,13 +164,14 @@ def check_job(project: Project) -> None:
 # --------------------------------------------------------------------------- the report
 
 
-def latest_report(project: Project, deployment_id: int) -> dict[str, Any] | None:
-    """The report picked on the page (the newest of the deployment by default)."""
+def latest_report(project: Project, deployment_id: int, variant: str | None = None) -> dict[str, Any] | None:
+    """The report picked on the page (the newest of the deployment, of ``variant``'s reports, by default)."""
     from workbench.monitoring.service import list_reports, report_dict
 
     with session_scope() as session:
         rows = [report_dict(r) for r in list_reports(session, project=_project(session, project),
                                                      deployment_id=deployment_id, limit=30)]
+    rows = [r for r in rows if (r["window"] or {}).get("variant") == variant]
     if not rows:
         st.caption("No report for this deployment yet: pick a window and run a check.")
         return None
@@ -167,14 +193,18 @@ def latest_report(project: Project, deployment_id: int) -> dict[str, Any] | None
     return by_id[chosen]
 
 
-def history_section(project: Project, deployment_id: int, thresholds: dict[str, Any]) -> None:
-    """Drift share, primary metric, volume and latency over time, with the threshold lines."""
+def history_section(project: Project, deployment_id: int, thresholds: dict[str, Any],
+                    variant: str | None = None) -> None:
+    """Drift share, primary metric, volume and latency over time (of ``variant``'s checks), with the threshold lines."""
     from workbench.monitoring import views
-    from workbench.monitoring.service import metric_history
+    from workbench.monitoring.service import metric_history, variant_metric
 
     charts = views.history_metrics(thresholds["primary_metric"])
     with session_scope() as session:
-        history = metric_history(session, deployment_id=deployment_id, metrics=[m for _, m, _ in charts])
+        history = metric_history(session, deployment_id=deployment_id,
+                                 metrics=[variant_metric(m, variant) for _, m, _ in charts])
+    if variant is not None:  # the charts look metrics up by their served names
+        history["metric"] = history["metric"].str.removeprefix(f"{variant}/")
     if history.empty:
         st.caption("No history yet: each check adds one point.")
         return

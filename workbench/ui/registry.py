@@ -138,8 +138,9 @@ def history_section(project: Project) -> None:
         st.caption("No promotion yet.")
         return
     st.plotly_chart(timeline_figure(rows), key=key(PAGE, "timeline"), config={"displaylogo": False})
+    # Rollout steps are rows too (alias "rollout", from the champion to the challenger version).
     st.dataframe(pd.DataFrame(rows)[["created_at", "action", "alias", "from_version", "to_version", "actor",
-                                     "reason"]], hide_index=True, key=key(PAGE, "history"))
+                                     "reason", "rollout_id"]], hide_index=True, key=key(PAGE, "history"))
 
 
 def compare_section(project: Project, versions: list[Any], current: dict[str, str]) -> None:

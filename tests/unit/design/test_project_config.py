@@ -56,6 +56,8 @@ def test_defaults_apply_and_are_listed_when_the_canvas_is_empty(workbench_home: 
         "deployment_mode",
         "latency_budget_ms",
         "retrain_policy",
+        "online_step",
+        "online_share",
         "drift_threshold",
         "quality_floor",
     }
@@ -69,6 +71,8 @@ def test_canvas_values_are_read_and_typed(workbench_home: Path) -> None:
         making_predictions__deployment_mode="web",
         making_predictions__latency_budget_ms=50,
         building_models__retrain_policy="on_alert",
+        building_models__online_step="shadow",
+        building_models__online_share="0.2",
         monitoring__drift_threshold=0.2,
         monitoring__quality_floor=0.7,
         prediction_task__task_type="classification",
@@ -86,6 +90,8 @@ def test_canvas_values_are_read_and_typed(workbench_home: Path) -> None:
         "drift_threshold": 0.2,
         "quality_floor": 0.7,
         "retrain_policy": "on_alert",
+        "online_step": "shadow",
+        "online_share": 0.2,
         "defaults_used": ["metric_direction"],
     }
 
@@ -125,6 +131,13 @@ def test_canvas_values_are_read_and_typed(workbench_home: Path) -> None:
             "project is regression",
         ),
         ("regression", {"prediction_task__target_column": "price"}, "prediction_task.target_column", "predicts 'y'"),
+        (
+            "classification",
+            {"building_models__online_step": "blue-green"},
+            "building_models.online_step",
+            "'none', 'shadow', 'canary'",
+        ),
+        ("classification", {"building_models__online_share": 0.9}, "building_models.online_share", "[0.01, 0.5]"),
     ],
 )
 def test_saving_the_canvas_validates_the_structured_fields(

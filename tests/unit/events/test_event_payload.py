@@ -34,12 +34,13 @@ def test_an_unknown_event_is_refused_naming_the_allowed_ones() -> None:
         build_payload("model.deleted", project=ProjectRef(1, "churn"), data={})
 
 
-def test_rollout_step_is_declared_but_nothing_emits_it_yet() -> None:
+def test_rollout_step_is_emitted_by_the_rollout_service_only() -> None:
     assert "rollout.step" in EVENT_TYPES
-    # Only the events package itself names it (the catalogue and its docstring): no emitter exists.
-    mentions = [path.relative_to(REPO_ROOT).as_posix() for folder in ("workbench", "pipelines")
-                for path in (REPO_ROOT / folder).rglob("*.py") if "rollout.step" in path.read_text(encoding="utf-8")]
-    assert mentions and all(m.startswith("workbench/events/") for m in mentions), mentions
+    # The catalogue declares it and the rollout service emits it: no other module posts it.
+    mentions = {path.relative_to(REPO_ROOT).as_posix() for folder in ("workbench", "pipelines")
+                for path in (REPO_ROOT / folder).rglob("*.py") if "rollout.step" in path.read_text(encoding="utf-8")}
+    assert "workbench/rollouts/_service.py" in mentions, mentions
+    assert all(m.startswith(("workbench/events/", "workbench/rollouts/")) for m in mentions), mentions
     assert set(EVENT_TYPES) == {"model.version_registered", "model.alias_moved", "rollout.step",
                                 "deployment.started", "deployment.stopped", "alert.raised"}
 

@@ -36,3 +36,19 @@ def test_timeline_keeps_the_history_order_of_moves_within_one_second() -> None:
     assert list(trace["text"]) == ["none → v1", "v1 → v2", "v2 → v1"]
     assert [list(c) for c in trace["customdata"]] == [["promote", "job", "—"], ["promote", "ann", "better"],
                                                       ["rollback", "bob", "latency"]]
+
+
+def test_timeline_puts_rollout_steps_on_their_own_lane_labelled_with_the_step() -> None:
+    newest_first = [
+        {"alias": "champion", "action": "promote", "from_version": "1", "to_version": "2", "actor": "ann",
+         "reason": "online verdict better", "created_at": "2026-12-05T11:00:00", "rollout_id": 7},
+        {"alias": "rollout", "action": "share", "from_version": "1", "to_version": "2", "actor": "ann",
+         "reason": "share 10% → 20%", "created_at": "2026-12-05T10:30:00", "rollout_id": 7},
+        {"alias": "rollout", "action": "shadow", "from_version": "1", "to_version": "2", "actor": "ann",
+         "reason": "start", "created_at": "2026-12-05T10:00:00", "rollout_id": 7},
+    ]
+    traces = {t["name"]: t for t in timeline_figure(newest_first).to_dict()["data"]}
+    assert set(traces) == {"champion", "rollout"}
+    assert list(traces["rollout"]["text"]) == ["shadow v2", "share v2"]
+    assert [c[2] for c in traces["rollout"]["customdata"]] == ["start", "share 10% → 20%"]
+    assert list(traces["champion"]["text"]) == ["v1 → v2"]

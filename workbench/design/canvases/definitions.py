@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.design.project_config import DEFAULTS, DEPLOYMENT_MODES, PRIMARY_METRICS, RETRAIN_POLICIES
+from workbench.design.project_config import DEFAULTS, DEPLOYMENT_MODES, ONLINE_STEPS, PRIMARY_METRICS, RETRAIN_POLICIES
 from workbench.errors import InvalidInput, check_choice
 
 FIELD_TYPES = ("select", "number", "text")
@@ -356,6 +356,26 @@ ML_CANVAS = CanvasDef(
                     default=DEFAULTS["retrain_policy"],
                     help="manual: a person starts it; on_alert: a monitoring alert proposes it; "
                     "automatic: an alert retrains and promotes when the gate passes.",
+                ),
+                FieldDef(
+                    "online_step",
+                    "Online step before promotion",
+                    "select",
+                    choices=ONLINE_STEPS,
+                    default=DEFAULTS["online_step"],
+                    help="none: the offline gate promotes; shadow: a challenger that won offline is scored in "
+                    "shadow on the running web or stream deployment, then (automatic policy) goes to a canary and "
+                    "is promoted when the online verdict says better; canary: straight to a canary.",
+                ),
+                FieldDef(
+                    "online_share",
+                    "Online canary share",
+                    "number",
+                    min=0.01,
+                    max=0.5,
+                    step=0.05,
+                    default=DEFAULTS["online_share"],
+                    help="The challenger's share of answers in the canary step (0.01 to 0.5).",
                 ),
             ),
         ),

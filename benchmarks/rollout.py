@@ -1,0 +1,191 @@
+"""Benchmark: what a rollout costs the web service: champion only against shadow and canary, in one run.
+
+Two versions of the same Pipeline (benchmarks/batch.py's 8 numeric + 2 categorical features,
+HistGradientBoosting; the challenger trained on another sample) are registered in a throw-away
+workbench home, and three ``workbench serve`` processes (one process each, as it ships, with
+``OMP_NUM_THREADS=1`` and a bearer token) serve the champion on free ports of 127.0.0.1:
+
+- ``champion``: no rollout (the baseline);
+- ``shadow``: a shadow rollout of the challenger (it scores a copy of every request off the
+  response path, its rows written to ``shadow_predictions``);
+- ``canary``: a canary at ``--share`` (20 % by default) routed by the request id.
+
+Both rollouts are started through the service API (``workbench.rollouts.start_rollout``) with the
+automatic policy off, so neither changes mode during the run, and a loose latency guardrail
+(``latency_factor`` 100: on a busy machine the p99 of a few hundred requests is noisy, and a
+breach would end the rollout mid-run; what is measured here is the serving cost, not the
+guardrail). Each is checked again at the end: a rollout no longer running makes its figures
+invalid, and the report says so.
+
+For each connection count of ``--connections``, ``--samples`` alternated rounds (the first server
+rotating: C S K, S K C, K C S) send ``--requests`` one-record requests to each server. It prints
+the median req/s (min-max), p50 and p99, and the ratios against the goals of issue 13: shadow adds
+at most 10 % to the champion-only p99 and costs at most 15 % of its requests per second; the
+canary answers at the champion-only rate within 10 %.
+
+    .venv/bin/python benchmarks/rollout.py --requests 300
+    .venv/bin/python benchmarks/rollout.py --requests 2000 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ["OMP_NUM_THREADS"] = "1"
+
+GOAL_SHADOW_P99 = 1.10  # shadow p99 / champion-only p99 at most
+GOAL_SHADOW_RPS = 0.85  # shadow req/s / champion-only req/s at least
+GOAL_CANARY_RPS = 0.90  # canary req/s / champion-only req/s at least
+SERVERS = ("champion", "shadow", "canary")
+
+
+def register_versions() -> tuple[str, str]:
+    """A project with a champion and a challenger (same features, another training sample); slug and challenger."""
+    from batch import FEATURES, make_frame, make_pipeline, register
+
+    from tests.helpers.registered_model import register_model
+    from workbench.settings import get_settings
+
+    slug = register("hgb", make_frame(20_000, seed=1))
+    settings = get_settings()
+    challenger = register_model(slug, tracking_uri=settings.mlflow_tracking_uri,
+                                artifacts_dir=settings.artifacts_dir, frame=make_frame(20_000, seed=2),
+                                pipeline=make_pipeline("hgb"), features=FEATURES, alias="challenger")
+    return slug, challenger.version
+
+
+def start_rollouts(slug: str, deployments: dict[str, int], *, share: float) -> dict[str, int]:
+    """Start the shadow and the canary rollout on their deployments (automatic steps off); their ids."""
+    from workbench.db import session_scope
+    from workbench.rollouts import start_rollout
+
+    ids: dict[str, int] = {}
+    with session_scope() as session:
+        for name, mode, mode_share in (("shadow", "shadow", None), ("canary", "canary", share)):
+            ids[name] = start_rollout(session, project=slug, deployment_id=deployments[name], mode=mode,
+                                      share=mode_share, actor="benchmark",
+                                      params={"automatic": False, "latency_factor": 100.0}).id
+    return ids
+
+
+def rollout_states(ids: dict[str, int]) -> dict[str, str]:
+    from workbench.db import session_scope
+    from workbench.db.models import Rollout
+
+    with session_scope() as session:
+        return {name: str(session.get(Rollout, rid).status) for name, rid in ids.items()}  # type: ignore[union-attr]
+
+
+def wait_for_rollout(url: str, auth: dict[str, str], mode: str | None, timeout: float = 60) -> None:
+    """Wait until the server's /health shows the rollout mode (its plan poll has loaded the challenger)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rollout = httpx.get(f"{url}/health", headers=auth, timeout=10).json().get("rollout")
+        if (rollout or {}).get("mode") == mode:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not pick up its {mode} rollout in {timeout} s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=2000, help="requests per sample, per server")
+    parser.add_argument("--samples", type=int, default=3, help="alternated rounds per connection count (>= 3)")
+    parser.add_argument("--connections", default="1,8", help="comma-separated connection counts")
+    parser.add_argument("--share", type=float, default=0.2, help="the canary's share")
+    parser.add_argument("--json", dest="json_path", default=None)
+    args = parser.parse_args()
+    from _fair import alternated, load_average, ratio, spread
+    from batch import FEATURES, make_frame, setup_home
+    from serving import free_port, measure, stop, wait_ready
+
+    base = Path(tempfile.mkdtemp(prefix="wb-bench-rollout-"))
+    setup_home(base)
+    slug, challenger = register_versions()
+    from workbench.settings import get_settings
+
+    settings = get_settings()
+    record = {k: (v.item() if hasattr(v, "item") else v) for k, v in make_frame(1, seed=9)[FEATURES].iloc[0].items()}
+    token = secrets.token_urlsafe(32)
+    auth = {"Authorization": f"Bearer {token}"}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri, "OMP_NUM_THREADS": "1",
+           "WORKBENCH_HOME": str(settings.home), "WORKBENCH_SERVE_TOKEN": token}
+    log = (base / "servers.log").open("ab")
+    ports = {name: free_port() for name in SERVERS}
+    processes = {
+        name: subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", slug, "--port", str(port),
+                                "--poll-seconds", "1"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+        for name, port in ports.items()
+    }
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    samples = max(1, args.samples)
+    report: dict[str, Any] = {"requests": args.requests, "samples": samples, "share": args.share,
+                              "challenger_version": challenger, "command": " ".join(sys.argv),
+                              "load_before": load_average()}
+    print(f"{report['load_before']}; {samples} alternated samples of {args.requests} requests per server", flush=True)
+    try:
+        for name in SERVERS:
+            wait_ready(f"{urls[name]}/health", processes[name])
+        deployments = {name: int(httpx.get(f"{urls[name]}/health", headers=auth).json()["deployment_id"])
+                       for name in SERVERS}
+        ids = start_rollouts(slug, deployments, share=args.share)
+        wait_for_rollout(urls["shadow"], auth, "shadow")
+        wait_for_rollout(urls["canary"], auth, "canary")
+        for connections in (int(c) for c in args.connections.split(",") if c.strip()):
+            row = alternated(SERVERS, samples, lambda name, n=connections: measure(
+                f"{urls[name]}/predict", record, requests=args.requests, connections=n, headers=auth))
+            med = {name: {key: row[name][key]["median"] for key in ("rps", "p99_ms")} for name in SERVERS}
+            row["shadow_p99_ratio"] = ratio(med["shadow"]["p99_ms"], med["champion"]["p99_ms"])
+            row["shadow_rps_ratio"] = ratio(med["shadow"]["rps"], med["champion"]["rps"])
+            row["canary_rps_ratio"] = ratio(med["canary"]["rps"], med["champion"]["rps"])
+            report[f"{connections}_connection"] = row
+            print(f"{connections} connection(s), req/s median (min-max) of {samples}, p50 / p99 ms medians:",
+                  flush=True)
+            for name in SERVERS:
+                stats = row[name]
+                print(f"  {name:>9}: {spread(stats['rps'])} req/s, p50 {stats['p50_ms']['median']} ms, "
+                      f"p99 {spread(stats['p99_ms'], '{:,.2f}')} ms"
+                      + (f", {stats['failures']} FAILED" if stats["failures"] else ""), flush=True)
+            print(f"  shadow p99 {row['shadow_p99_ratio']}x champion-only (goal <= {GOAL_SHADOW_P99}), "
+                  f"req/s {row['shadow_rps_ratio']}x (goal >= {GOAL_SHADOW_RPS}); canary req/s "
+                  f"{row['canary_rps_ratio']}x (goal >= {GOAL_CANARY_RPS})", flush=True)
+        time.sleep(1.5)  # the shadow writer flushes every 200 ms; /metrics snapshots are live
+        shadow_metrics = httpx.get(f"{urls['shadow']}/metrics", headers=auth, timeout=10).text
+        report["shadow_counters"] = [line for line in shadow_metrics.splitlines()
+                                     if line.startswith(("workbench_rollout_requests_total",
+                                                         "workbench_rollout_shadow_dropped_total",
+                                                         "workbench_rollout_shadow_timeouts_total"))]
+        print("shadow counters:", "; ".join(report["shadow_counters"]), flush=True)
+        report["rollouts_at_end"] = states = rollout_states(ids)
+        valid = all(state == "running" for state in states.values())
+        print(f"rollouts at the end: {states}" + ("" if valid else " - NOT RUNNING: these figures are invalid"),
+              flush=True)
+    finally:
+        for process in processes.values():
+            stop(process)
+        log.close()
+    report["load_after"] = load_average()
+    print(report["load_after"], flush=True)
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,513 @@
+"""Rollouts inside a serving process: the challenger beside the champion, shadow scoring, canary routing.
+
+The web service and the stream consumer share these parts:
+
+- :class:`RolloutRouter` polls the deployment's running rollout (:func:`workbench.rollouts.serving_plan`),
+  keeps the challenger version loaded while it runs (through the same safe loader and fast path
+  as the champion) and drops it when it ends; it also writes this process's per-variant counts
+  to ``rollout_traffic`` and calls :func:`workbench.rollouts.check_rollout` on a timer, so a
+  guardrail breach stops the rollout and this process answers with the champion alone at once.
+- :func:`answer` predicts a list of records under the current plan: in shadow mode (or without a
+  rollout) the champion answers every record; in canary/ab mode each record is answered by the
+  variant its routing key is assigned to (sticky by a stable hash), in input order.
+- :class:`ShadowScorer` scores copies for the challenger off the response path: the request path
+  only puts a reference on a bounded queue (a full queue drops the copy and counts it); a worker
+  thread scores queued copies in batches under a timeout and hands the rows to the log writer.
+
+Counts per variant (:class:`VariantCounters`): ``requests`` are the records a variant answered or
+tried to (shadow copies that raised or timed out included, dropped copies not), ``errors`` those
+that raised, ``timeouts`` shadow copies that got no answer within the timeout, ``dropped`` shadow
+copies never scored because the queue was full.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import Any
+
+from workbench.errors import InvalidInput
+from workbench.rollouts import CHALLENGER, CHAMPION, RolloutPlan, assign_variant, routing_key
+from workbench.serving.model_loader import ServedModel, load_model
+from workbench.settings import Settings
+
+logger = logging.getLogger("workbench.serving.rollout")
+
+DEFAULT_SHADOW_QUEUE = 256  # requests (or stream batches) waiting for the challenger
+DEFAULT_SHADOW_TIMEOUT_SECONDS = 1.0
+SHADOW_BATCH_ROWS = 256  # copies scored together: one call costs far less per row than one per request
+# Calls abandoned after their timeout that may still run; beyond this the worker waits for the
+# oldest (the queue then fills and copies are dropped, counted) rather than start threads unboundedly.
+MAX_ABANDONED_CALLS = 2
+COUNT_FIELDS = ("requests", "errors", "dropped", "timeouts")
+
+
+@dataclass(frozen=True)
+class ActiveRollout:
+    """A running rollout's plan with its loaded challenger: one value, read once per request."""
+
+    plan: RolloutPlan
+    challenger: ServedModel
+
+
+class VariantCounters:
+    """Per (rollout, variant) counts: cumulative for ``/metrics``, deltas for ``rollout_traffic`` (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._totals: dict[tuple[int, str], list[int]] = {}
+        self._taken: dict[tuple[int, str], list[int]] = {}
+
+    def add(self, rollout_id: int, variant: str, *, requests: int = 0, errors: int = 0, dropped: int = 0,
+            timeouts: int = 0) -> None:
+        """Add counts for one variant of one rollout."""
+        with self._lock:
+            counts = self._totals.setdefault((rollout_id, variant), [0, 0, 0, 0])
+            counts[0] += requests
+            counts[1] += errors
+            counts[2] += dropped
+            counts[3] += timeouts
+
+    def totals(self) -> list[dict[str, Any]]:
+        """Cumulative counts since the process started, one dict per (rollout, variant)."""
+        with self._lock:
+            return [{"rollout_id": rid, "variant": variant, **dict(zip(COUNT_FIELDS, counts, strict=True))}
+                    for (rid, variant), counts in sorted(self._totals.items())]
+
+    def take(self) -> list[dict[str, Any]]:
+        """Counts since the previous call, for (rollout, variant) pairs that changed."""
+        with self._lock:
+            out = []
+            for key, counts in sorted(self._totals.items()):
+                before = self._taken.get(key, [0, 0, 0, 0])
+                delta = [now - then for now, then in zip(counts, before, strict=True)]
+                if any(delta):
+                    out.append({"rollout_id": key[0], "variant": key[1], **dict(zip(COUNT_FIELDS, delta, strict=True))})
+                    self._taken[key] = list(counts)
+            return out
+
+    def give_back(self, taken: list[dict[str, Any]]) -> None:
+        """Undo a :meth:`take` whose rows could not be written, so the next sample carries them."""
+        with self._lock:
+            for row in taken:
+                key = (row["rollout_id"], row["variant"])
+                before = self._taken.get(key)
+                if before is not None:
+                    self._taken[key] = [b - row[f] for b, f in zip(before, COUNT_FIELDS, strict=True)]
+
+
+@dataclass
+class Answers:
+    """What :func:`answer` returns: per record, its result, the variant that answered and its version."""
+
+    results: list[dict[str, Any]]
+    variants: list[str | None]
+    versions: list[str]
+
+
+def _variant_of(plan: RolloutPlan, record: dict[str, Any], request_id: str) -> str:
+    key_value = record.get(plan.key_column) if plan.key_column else None
+    try:
+        return assign_variant(routing_key(key_value, request_id), share=plan.share, salt=plan.salt)
+    except InvalidInput:
+        # A key value that is no identifier (a list, a boolean): the request id keeps it sticky per request.
+        return assign_variant(request_id, share=plan.share, salt=plan.salt)
+
+
+def answer(champion: ServedModel, active: ActiveRollout | None, records: list[dict[str, Any]],
+           request_ids: Sequence[str], *, counters: VariantCounters | None = None,
+           predict: Callable[[ServedModel, list[dict[str, Any]]], list[dict[str, Any]]] | None = None) -> Answers:
+    """Predict ``records`` under the running rollout (if any), keeping their order.
+
+    Without a rollout, or in shadow mode, the champion answers every record (variants None
+    without a rollout, ``"champion"`` in shadow). In canary/ab mode each record goes to the
+    variant :func:`workbench.rollouts.assign_variant` gives its routing key (the plan's key
+    column, else its request id); a request with several records may be split. If the
+    challenger raises on its records, the champion answers them instead and each counts as a
+    challenger error; if the champion refuses them too (bad input), that error is raised.
+    ``predict`` (default ``model.predict_records(records)``) lets the caller choose how a
+    model predicts.
+    """
+    def run(model: ServedModel, part: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return predict(model, part) if predict is not None else model.predict_records(part)
+
+    n = len(records)
+    if active is None:
+        return Answers(run(champion, records), [None] * n, [champion.version] * n)
+    plan = active.plan
+    if plan.shadow or plan.share <= 0:
+        results = _counted(run, champion, records, plan.rollout_id, CHAMPION, counters)
+        return Answers(results, [CHAMPION] * n, [champion.version] * n)
+    variants: list[str | None] = [_variant_of(plan, record, rid)
+                                  for record, rid in zip(records, request_ids, strict=True)]
+    challenger_at = [i for i, v in enumerate(variants) if v == CHALLENGER]
+    if not challenger_at:
+        results = _counted(run, champion, records, plan.rollout_id, CHAMPION, counters)
+        return Answers(results, variants, [champion.version] * n)
+    champion_at = [i for i, v in enumerate(variants) if v == CHAMPION]
+    out: list[dict[str, Any] | None] = [None] * n
+    versions = [champion.version] * n
+    if champion_at:
+        part = _counted(run, champion, [records[i] for i in champion_at], plan.rollout_id, CHAMPION, counters)
+        for i, result in zip(champion_at, part, strict=True):
+            out[i] = result
+    chosen = [records[i] for i in challenger_at]
+    try:
+        part = run(active.challenger, chosen)
+        if counters is not None:
+            counters.add(plan.rollout_id, CHALLENGER, requests=len(chosen))
+        for i in challenger_at:
+            versions[i] = active.challenger.version
+    except Exception as exc:
+        part = run(champion, chosen)  # raises if the records are bad for the champion too: the caller's 422
+        logger.warning("challenger v%s failed on %d records, the champion answered: %s",
+                       active.challenger.version, len(chosen), exc)
+        if counters is not None:
+            counters.add(plan.rollout_id, CHALLENGER, requests=len(chosen), errors=len(chosen))
+            counters.add(plan.rollout_id, CHAMPION, requests=len(chosen))
+        for i in challenger_at:
+            variants[i] = CHAMPION
+    for i, result in zip(challenger_at, part, strict=True):
+        out[i] = result
+    return Answers([r for r in out if r is not None], list(variants), versions)
+
+
+def _counted(run: Callable[[ServedModel, list[dict[str, Any]]], list[dict[str, Any]]], model: ServedModel,
+             records: list[dict[str, Any]], rollout_id: int, variant: str,
+             counters: VariantCounters | None) -> list[dict[str, Any]]:
+    try:
+        results = run(model, records)
+    except InvalidInput:
+        raise  # the request's fault (a 422), not the variant's
+    except Exception:
+        if counters is not None:
+            counters.add(rollout_id, variant, requests=len(records), errors=len(records))
+        raise
+    if counters is not None:
+        counters.add(rollout_id, variant, requests=len(records))
+    return results
+
+
+def _predict_each(model: ServedModel, records: list[dict[str, Any]]
+                  ) -> tuple[list[dict[str, Any] | Exception], float]:
+    """Predict a batch; if it fails, record by record, so one copy's failure is not every copy's.
+
+    Also returns the seconds the call took, measured where it runs: the challenger's latency is
+    its own, not the time its copies waited for the scoring thread.
+    """
+    started = time.perf_counter()
+    try:
+        return list(model.predict_records(records)), time.perf_counter() - started
+    except Exception as exc:
+        if len(records) == 1:
+            return [exc], time.perf_counter() - started
+    out: list[dict[str, Any] | Exception] = []
+    for record in records:
+        try:
+            out.append(model.predict_records([record])[0])
+        except Exception as exc:
+            out.append(exc)
+    return out, time.perf_counter() - started
+
+
+class ShadowScorer:
+    """Score copies of requests with the challenger off the response path, into ``shadow_predictions``.
+
+    :meth:`submit` never blocks and never raises: the copy goes on a bounded queue, or is
+    dropped (and counted) when the queue is full. A worker thread scores what is queued, up to
+    ``SHADOW_BATCH_ROWS`` copies at once, in a helper thread it waits on for at most
+    ``timeout_seconds``; copies without an answer by then get a row with ``error`` "timeout"
+    (counted) and the worker moves on. ``write`` receives the rows
+    (:func:`~workbench.prediction_log.make_shadow_row`), normally the log writer's
+    ``extend_shadow``, which writes them in batches.
+    """
+
+    def __init__(self, *, write: Callable[[list[dict[str, Any]]], None], deployment_id: Callable[[], int],
+                 counters: VariantCounters, queue_size: int = DEFAULT_SHADOW_QUEUE,
+                 timeout_seconds: float = DEFAULT_SHADOW_TIMEOUT_SECONDS) -> None:
+        if queue_size < 1:
+            raise InvalidInput(f"shadow_queue must be at least 1; got {queue_size!r}.", field="shadow_queue")
+        if timeout_seconds <= 0:
+            raise InvalidInput(f"shadow_timeout_seconds must be positive; got {timeout_seconds!r}.",
+                               field="shadow_timeout_seconds")
+        self.write = write
+        self.deployment_id = deployment_id
+        self.counters = counters
+        self.timeout_seconds = timeout_seconds
+        self._queue: queue.Queue[tuple[ActiveRollout, list[dict[str, Any]], list[str]] | None] = queue.Queue(
+            maxsize=queue_size)
+        self._executor: ThreadPoolExecutor | None = None
+        self._abandoned: list[Future[Any]] = []
+        self._thread = threading.Thread(target=self._run, name="shadow-scorer", daemon=True)
+        self._stopped = threading.Event()
+        self.scored = 0
+
+    def start(self) -> None:
+        """Start the worker thread."""
+        self._thread.start()
+
+    def submit(self, active: ActiveRollout, records: list[dict[str, Any]], request_ids: list[str]) -> bool:
+        """Queue a copy for the challenger (the caller must not change ``records`` afterwards); False when dropped."""
+        try:
+            self._queue.put_nowait((active, records, request_ids))
+            return True
+        except queue.Full:
+            self.counters.add(active.plan.rollout_id, CHALLENGER, dropped=len(records))
+            return False
+
+    @property
+    def waiting(self) -> int:
+        """Copies (requests or stream batches) waiting in the queue."""
+        return self._queue.qsize()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            rows = len(item[1])
+            while rows < SHADOW_BATCH_ROWS:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)  # seen again at the top, after this batch
+                    break
+                batch.append(more)
+                rows += len(more[1])
+            # One call per challenger: a share change gives a new plan but the same loaded model.
+            groups: dict[int, list[tuple[ActiveRollout, list[dict[str, Any]], list[str]]]] = {}
+            for entry in batch:
+                groups.setdefault(id(entry[0].challenger), []).append(entry)
+            for entries in groups.values():
+                try:
+                    self._score(entries)
+                except Exception as exc:  # never let one batch kill the worker
+                    logger.warning("shadow scoring failed: %s", exc)
+
+    def _call(self, model: ServedModel, records: list[dict[str, Any]]) -> Future[Any]:
+        self._abandoned = [f for f in self._abandoned if not f.done()]
+        if len(self._abandoned) >= MAX_ABANDONED_CALLS:
+            # Too many stuck calls: wait for the oldest, so threads stay bounded (the queue absorbs
+            # or drops what arrives meanwhile).
+            self._abandoned.pop(0).exception()
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow-call")
+        return self._executor.submit(_predict_each, model, records)
+
+    def _score(self, entries: list[tuple[ActiveRollout, list[dict[str, Any]], list[str]]]) -> None:
+        from workbench.prediction_log import make_shadow_row
+
+        active = entries[0][0]
+        records = [record for _, recs, _ in entries for record in recs]
+        ids = [rid for _, _, rids in entries for rid in rids]
+        rollout_ids = [entry[0].plan.rollout_id for entry in entries for _ in entry[2]]
+        started = time.perf_counter()
+        future = self._call(active.challenger, records)
+        outcomes: list[dict[str, Any] | Exception]
+        timed_out = False
+        try:
+            outcomes, seconds = future.result(timeout=self.timeout_seconds)
+        except FutureTimeout:
+            timed_out = True
+            seconds = time.perf_counter() - started
+            outcomes = [TimeoutError(f"timeout: no answer within {self.timeout_seconds:g} s")] * len(records)
+            # The call keeps its thread until it returns; the next call gets a fresh one.
+            self._abandoned.append(future)
+            assert self._executor is not None
+            self._executor.shutdown(wait=False)
+            self._executor = None
+        per_row_ms = seconds * 1000 / max(1, len(records))
+        dep_id = self.deployment_id()
+        rows = []
+        tallies: dict[int, list[int]] = {}
+        for rollout_id, rid, outcome in zip(rollout_ids, ids, outcomes, strict=True):
+            tally = tallies.setdefault(rollout_id, [0, 0, 0])
+            tally[0] += 1
+            if isinstance(outcome, Exception):
+                if timed_out:
+                    tally[2] += 1
+                else:
+                    tally[1] += 1
+                error = str(outcome) if timed_out else f"{type(outcome).__name__}: {outcome}"
+                rows.append(make_shadow_row(rollout_id=rollout_id, deployment_id=dep_id, request_id=rid,
+                                            latency_ms=per_row_ms, error=error))
+            else:
+                rows.append(make_shadow_row(rollout_id=rollout_id, deployment_id=dep_id, request_id=rid,
+                                            prediction=outcome["prediction"], proba=outcome["proba"],
+                                            latency_ms=per_row_ms))
+        for rollout_id, (requests, errors, timeouts) in tallies.items():
+            self.counters.add(rollout_id, CHALLENGER, requests=requests, errors=errors, timeouts=timeouts)
+        self.scored += len(rows)
+        self.write(rows)
+
+    def stop(self, *, timeout: float = 5.0) -> None:
+        """Score what is queued (within ``timeout``), then stop the worker."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout=timeout)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+
+
+def write_traffic(settings: Settings, counts: list[dict[str, Any]], *, pid: int | None = None) -> None:
+    """Store per-variant counts (:meth:`VariantCounters.take`) as ``rollout_traffic`` rows of this process."""
+    from workbench.db import session_scope
+    from workbench.db.models import RolloutTraffic, utcnow
+
+    if not counts:
+        return
+    now = utcnow()
+    with session_scope(settings.db_url) as session:
+        session.add_all([
+            RolloutTraffic(rollout_id=row["rollout_id"], variant=row["variant"], ts=now, pid=pid or os.getpid(),
+                           **{name: row[name] for name in COUNT_FIELDS})
+            for row in counts
+        ])
+
+
+class RolloutRouter:
+    """The running rollout of one deployment as this process serves it.
+
+    ``active`` is None (the champion serves alone) or an :class:`ActiveRollout`; it is replaced
+    whole, so a request reads one consistent plan and challenger. A background thread, every
+    ``poll_seconds``, re-reads the plan (a share change or a stop takes effect then, no restart);
+    every ``sample_seconds`` writes the counts to ``rollout_traffic``; every ``check_seconds``
+    calls :func:`workbench.rollouts.check_rollout` (idempotent: several processes may) and
+    re-reads the plan right after, so a breach is served champion-only at once.
+    """
+
+    def __init__(self, project_slug: str, *, settings: Settings, deployment_id: int, counters: VariantCounters,
+                 poll_seconds: float = 5.0, sample_seconds: float = 5.0, check_seconds: float | None = None) -> None:
+        self.project_slug = project_slug
+        self.settings = settings
+        self.deployment_id = deployment_id
+        self.counters = counters
+        self.poll_seconds = poll_seconds
+        self.sample_seconds = sample_seconds
+        self.check_seconds = float(settings.rollout_check_seconds if check_seconds is None else check_seconds)
+        self.active: ActiveRollout | None = None
+        self.loads = 0
+        self.checks = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # one refresh at a time (the timer and a caller's explicit refresh)
+
+    def refresh(self) -> ActiveRollout | None:
+        """Re-read the plan; load the challenger when a rollout starts (or changes version), drop it when it ends."""
+        from workbench.db import session_scope
+        from workbench.rollouts import serving_plan
+
+        with self._lock:
+            with session_scope(self.settings.db_url) as session:
+                plan = serving_plan(session, deployment_id=self.deployment_id)
+            current = self.active
+            if plan is None:
+                if current is not None:
+                    logger.info("rollout %s ended: serving the champion alone", current.plan.rollout_id)
+                self.active = None
+                return None
+            if current is not None and current.plan.rollout_id == plan.rollout_id \
+                    and current.challenger.version == plan.challenger_version:
+                if current.plan != plan:
+                    self.active = ActiveRollout(plan, current.challenger)  # e.g. a share change: same model
+                return self.active
+            challenger = load_model(self.project_slug, alias=CHALLENGER, version=plan.challenger_version,
+                                    settings=self.settings, fast_path=True)
+            self.loads += 1
+            self.active = ActiveRollout(plan, challenger)
+            logger.info("rollout %s (%s, share %.0f%%): challenger version %s loaded", plan.rollout_id, plan.mode,
+                        plan.share * 100, plan.challenger_version)
+            return self.active
+
+    def sample(self) -> None:
+        """Write this process's counts since the previous sample to ``rollout_traffic``."""
+        taken = self.counters.take()
+        try:
+            write_traffic(self.settings, taken)
+        except Exception:
+            self.counters.give_back(taken)
+            raise
+
+    def check(self) -> None:
+        """Write the counts, let :func:`workbench.rollouts.check_rollout` judge the rollout, re-read the plan."""
+        from workbench.db import session_scope
+        from workbench.rollouts import check_rollout
+
+        if self.active is None:
+            return
+        self.sample()  # the guardrails read rollout_traffic: give them this process's latest counts
+        with session_scope(self.settings.db_url) as session:
+            done = check_rollout(session, project=self.project_slug, deployment_id=self.deployment_id,
+                                 settings=self.settings)
+        self.checks += 1
+        if done.action != "none":
+            logger.info("rollout check: %s (%s)", done.action, done.reason)
+        self.refresh()
+
+    def _run(self) -> None:
+        tasks: list[tuple[float, Callable[[], Any], str]] = [
+            (seconds, action, name)
+            for seconds, action, name in ((self.poll_seconds, self.refresh, "rollout poll"),
+                                          (self.sample_seconds, self.sample, "rollout traffic sample"),
+                                          (self.check_seconds, self.check, "rollout check"))
+            if seconds > 0
+        ]
+        if not tasks:
+            return
+        due = [time.monotonic() + seconds for seconds, _, _ in tasks]
+        while not self._stop.wait(max(0.01, min(due) - time.monotonic())):
+            for i, (seconds, action, name) in enumerate(tasks):
+                if time.monotonic() >= due[i]:
+                    try:
+                        action()
+                    except Exception as exc:  # the DB or the registry briefly unreachable must not stop serving
+                        logger.warning("%s failed: %s", name, exc)
+                    due[i] = time.monotonic() + seconds
+
+    def start(self) -> None:
+        """Read the plan now (a rollout already running is served from the first request), then poll."""
+        try:
+            self.refresh()
+        except Exception as exc:
+            logger.warning("could not read the rollout plan at start (retrying at the next poll): %s", exc)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="rollout-router", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the timer and store the last counts."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        try:
+            self.sample()
+        except Exception as exc:
+            logger.warning("final rollout traffic sample failed: %s", exc)
+
+    def describe(self) -> dict[str, Any] | None:
+        """The running rollout as served here, for ``/health`` and ``/metrics`` (None without one)."""
+        active = self.active
+        if active is None:
+            return None
+        plan = active.plan
+        return {"rollout_id": plan.rollout_id, "mode": plan.mode, "share": plan.share,
+                "champion_version": plan.champion_version, "challenger_version": active.challenger.version,
+                "key_column": plan.key_column}
+
+
+__all__ = ["DEFAULT_SHADOW_QUEUE", "DEFAULT_SHADOW_TIMEOUT_SECONDS", "ActiveRollout", "Answers", "RolloutRouter",
+           "ShadowScorer", "VariantCounters", "answer", "write_traffic"]
