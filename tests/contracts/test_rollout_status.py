@@ -91,9 +91,10 @@ def test_canary_status_equals_a_hand_computation(db_url: str, workbench_home: Pa
         session.add(PredictionLog(deployment_id=setup["stopped"], request_id="elsewhere", ts=start,
                                   features={}, prediction="no", latency_ms=1.0, label="no", labelled_at=start,
                                   variant="challenger"))
-        traffic = [("champion", 250, 3), ("champion", 180, 1), ("challenger", 110, 2), ("challenger", 70, 4)]
-        session.add_all(RolloutTraffic(rollout_id=rollout_id, variant=v, requests=n, errors=e, pid=1)
-                        for v, n, e in traffic)
+        traffic = [("champion", 250, 3, 0), ("champion", 180, 1, 0),
+                   ("challenger", 110, 2, 5), ("challenger", 70, 4, 2)]
+        session.add_all(RolloutTraffic(rollout_id=rollout_id, variant=v, requests=n, errors=e, dropped=d,
+                                       timeouts=d // 2, pid=1) for v, n, e, d in traffic)
     with session_scope() as session:
         status = rollout_status(session, project="churn", deployment_id=web,
                                 now=start + timedelta(hours=2))
@@ -103,6 +104,7 @@ def test_canary_status_equals_a_hand_computation(db_url: str, workbench_home: Pa
         mine = frame[frame["variant"] == name]
         stats = status.variants[name]
         assert (stats.requests, stats.errors) == (requests, errors)
+        assert (stats.dropped, stats.timeouts) == ((7, 3) if name == "challenger" else (0, 0))
         assert stats.error_rate == pytest.approx(errors / requests)
         assert stats.predictions == len(mine)
         assert stats.latency_p50_ms == pytest.approx(np.percentile(mine["latency_ms"], 50))
