@@ -36,6 +36,7 @@ JOB_KINDS: dict[str, str] = {
     "serve": "pipelines.serve",
     "stream": "pipelines.stream",
     "monitor": "pipelines.monitor",
+    "demo": "pipelines.demo",
     "retrain": "pipelines.retrain",
 }
 
