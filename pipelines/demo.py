@@ -6,19 +6,22 @@ retrain), created and run inside this process, so the pages show them as they sh
 service call (canvases, promotion, the web service). A step whose result is already there is skipped, so a
 demo job that failed or was cancelled can simply be started again.
 
-The web deployment is the real FastAPI app of :func:`workbench.serving.web.create_app`, served in-process
-(no port is opened) for the replay: its lifespan records the deployment as running, its ``/predict`` and
-``/feedback`` endpoints log the predictions and the labels, and on exit it flushes the log and records the
-deployment as stopped. So the Deployments page shows a stopped web deployment with its traffic, which is
-true: nothing keeps serving after the demo.
+The web deployment is the real FastAPI app of :func:`workbench.serving.web.create_app`, served by uvicorn
+on a free port of 127.0.0.1 inside this job only for the replay (as ``pipelines/serve.py`` serves it): its
+lifespan records the deployment as running, its ``/predict`` and ``/feedback`` endpoints log the predictions
+and the labels over real HTTP, and on exit it flushes the log and records the deployment as stopped. So the
+Deployments page shows a stopped web deployment with its traffic, which is true: nothing keeps serving (or
+holds a port) after the demo.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from workbench.db import session_scope
@@ -177,9 +180,11 @@ def _champion(ctx: JobContext) -> dict[str, Any] | None:
         project = get_project(session, slug=str(ctx.project_slug))
         newest = str(trained.get("model_version") or count)
         if held.get("champion") is None:
-            # The first version did not beat the baselines' bar; the tuned one is the demo's model.
-            promote(session, project=project, version=newest, reason="demo: the tuned version is the first champion",
-                    actor=ctx.actor or "workbench demo", settings=ctx.settings)
+            # Neither version beat the baselines' bar by the minimum uplift (so neither became champion on its
+            # own); the demo needs a served model, and the reason says so in the promotion history.
+            promote(session, project=project, version=newest, actor=ctx.actor or "workbench demo",
+                    settings=ctx.settings,
+                    reason="demo: no version beat the baselines' bar yet; the tuned one is served as champion")
             return {**trained, "promoted": True}
         if held["champion"] == newest:
             return {**trained, "promoted": True}
@@ -195,11 +200,10 @@ def _champion(ctx: JobContext) -> dict[str, Any] | None:
 
 def _operate(ctx: JobContext) -> dict[str, Any] | None:
     """Serve the champion, replay traffic with labels, check it, replay the drifted rest, check again."""
-    from fastapi.testclient import TestClient
+    import httpx
 
     from workbench.monitoring.service import list_reports
     from workbench.projects.demo import demo_traffic
-    from workbench.serving.web import create_app
 
     with session_scope(ctx.settings.db_url) as session:
         project = get_project(session, slug=str(ctx.project_slug))
@@ -207,24 +211,49 @@ def _operate(ctx: JobContext) -> dict[str, Any] | None:
         if list_reports(session, project=project, limit=1) and _has_drift_alert(session, project.id):
             return None
     before, after = demo_traffic()
-    app = create_app(str(ctx.project_slug), alias="champion", settings=ctx.settings, actor=ctx.actor,
-                     poll_seconds=60.0)
     checks: list[dict[str, Any]] = []
-    with TestClient(app) as client:  # runs the app's lifespan: the deployment is running, then stopped
+    with _served(ctx) as (app, url):
         deployment_id = int(app.state.deployment["deployment_id"])
-        ctx.log(f"web deployment #{deployment_id} serves the champion in-process for the replay")
-        for phase, rows in (("before the drift", before), ("after the drift", after)):
-            sent = _replay(client, app, rows, target=target, drop=[c for c in (target, time_column) if c])
-            ctx.log(f"replayed {sent} labelled requests {phase}")
-            ctx.check_cancelled()
-            check = _child(ctx, "monitor", {"deployment_id": deployment_id, "window": MONITOR_WINDOW})
-            checks.append({"phase": phase, "job_id": check["job_id"], "failed_checks": check.get("failed_checks"),
-                           "alerts": check.get("alerts")})
+        ctx.log(f"web deployment #{deployment_id} serves the champion on {url} for the replay")
+        with httpx.Client(base_url=url, timeout=60) as client:
+            for phase, rows in (("before the drift", before), ("after the drift", after)):
+                sent = _replay(client, app, rows, target=target, drop=[c for c in (target, time_column) if c])
+                ctx.log(f"replayed {sent} labelled requests {phase}")
+                ctx.check_cancelled()
+                check = _child(ctx, "monitor", {"deployment_id": deployment_id, "window": MONITOR_WINDOW})
+                checks.append({"phase": phase, "job_id": check["job_id"],
+                               "failed_checks": check.get("failed_checks"), "alerts": check.get("alerts")})
     with session_scope(ctx.settings.db_url) as session:
         if not _has_drift_alert(session, get_project(session, slug=str(ctx.project_slug)).id):
             raise JobFailed(f"the drifted traffic raised no drift alert (checks: {checks}); the demo's data or "
                             "thresholds no longer show drift.")
     return {"deployment_id": deployment_id, "requests": len(before) + len(after), "checks": checks}
+
+
+@contextmanager
+def _served(ctx: JobContext) -> Iterator[tuple[Any, str]]:
+    """The champion's web app (:func:`workbench.serving.web.create_app`) served by uvicorn on 127.0.0.1 in a
+    thread, as ``pipelines/serve.py`` does, for as long as the block runs; then stopped, which flushes the
+    prediction log and records the deployment as stopped."""
+    from workbench.serving.web import build_server, create_app, free_port
+
+    host = "127.0.0.1"
+    port = free_port(host)
+    app = create_app(str(ctx.project_slug), alias="champion", settings=ctx.settings, actor=ctx.actor, host=host,
+                     port=port, poll_seconds=60.0)
+    server = build_server(app, host=host, port=port)
+    thread = threading.Thread(target=server.run, name="demo-uvicorn", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise JobFailed(f"the demo's web service did not start on {host}:{port}; see the job log.")
+            time.sleep(0.05)
+        yield app, f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
 
 
 def _replay(client: Any, app: Any, rows: Any, *, target: str, drop: list[str]) -> int:
