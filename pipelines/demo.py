@@ -39,8 +39,9 @@ RETRAIN_PARAMS: dict[str, Any] = {"n_trials": 3, "seed": 3}
 MONITOR_WINDOW = "300"
 REPLAY_BATCH = 50
 
-# (step id, what the Home page shows while it runs), in order. The rollout issue adds one more step after
-# "retrain": a shadow rollout of the challenger in progress (see SHADOW_ROLLOUT below).
+# (step id, what the Home page shows while it runs), in order; each id has its function in run()'s ``actions``.
+# SHADOW_ROLLOUT: the rollout issue adds one more step after "retrain" (a shadow rollout of the challenger,
+# left in progress): an entry here, its function in ``actions``, and its expected id in tests/pipelines/test_demo.py.
 STEPS: tuple[tuple[str, str], ...] = (
     ("canvases", "filling the three canvases with the worked example"),
     ("profile", "profiling the data"),
@@ -70,8 +71,6 @@ def run(ctx: JobContext) -> dict[str, Any]:
         results[step] = "skipped" if outcome is None else outcome
         ctx.log(f"{step}: {'skipped (already done)' if outcome is None else 'done'} "
                 f"in {time.perf_counter() - step_started:.1f}s")
-    # SHADOW_ROLLOUT: the rollout issue's step goes here (start a shadow rollout of the challenger and leave
-    # it in progress), added to STEPS once workbench/rollouts is merged.
     seconds = round(time.perf_counter() - started, 1)
     ctx.progress(1.0, f"the demo is ready ({seconds:g}s)", force=True)
     return {"steps": results, "seconds": seconds}

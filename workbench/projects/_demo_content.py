@@ -38,8 +38,8 @@ ML_CANVAS: dict[str, Any] = {"boxes": {
         "The CRM export (tenure, contract, payment method, region, partner) and the support desk's call "
         "counts, joined per customer each hour."),
     "building_models": _box(
-        "One model per month at most; retraining is proposed when monitoring raises an alert and a person "
-        "approves the challenger.", retrain_policy="manual"),
+        "One model per month at most: when monitoring raises an alert, someone starts a retrain, and a person "
+        "decides whether the challenger replaces the champion.", retrain_policy="manual"),
     "features": _box(
         "Tenure in months, monthly charges, support calls, contract type, payment method, region, partner."),
     "monitoring": _box(
