@@ -12,6 +12,7 @@ if project is None and ui.current_slug() is None:
     st.info("No project yet. Create one below, or run `make run` to get the demo project.")
 elif project is not None:
     st.header(project.name)
+    ui.demo_progress(project)  # only while the demo job builds this project, or after it failed
     ui.journey(project)
     ui.open_alerts(project)
     ui.recent_jobs(project)

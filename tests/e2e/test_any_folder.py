@@ -34,7 +34,7 @@ def test_home_next_link_opens_its_page_when_started_from_another_folder(
 ) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout  # collects without it
 
-    elsewhere_server.cli("demo", "seed")  # a project with data and no profile: the next step is on Data
+    elsewhere_server.cli("demo", "seed", "--minimal")  # a project with data and no profile: the next step is on Data
     page.goto(f"{elsewhere_server.url}/?project=demo-churn")
     wait_for_app(page, heading="Demo churn")
     main = page.get_by_test_id("stMain")

@@ -24,7 +24,7 @@ def _expect_picker(page: Any, shown: str) -> None:
 def test_a_created_project_becomes_current_in_the_header_picker_and_url(
     streamlit_server: StreamlitServer, page: Any
 ) -> None:
-    streamlit_server.cli("demo", "seed")  # the project that is current before
+    streamlit_server.cli("demo", "seed", "--minimal")  # the project that is current before
     page.goto(f"{streamlit_server.url}/?project=demo-churn")
     wait_for_app(page, heading="Demo churn")
     _expect_picker(page, "Demo churn (demo-churn)")

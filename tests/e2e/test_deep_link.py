@@ -8,7 +8,7 @@ from e2e_harness import StreamlitServer, wait_for_app
 
 
 def test_cold_deep_link_opens_the_page_inside_the_app_shell(streamlit_server: StreamlitServer, page: Any) -> None:
-    streamlit_server.cli("demo", "seed")
+    streamlit_server.cli("demo", "seed", "--minimal")
     slug = "demo-churn"
     # The very first request of this server is the deep link: Streamlit would run the page file
     # on its own (no grouped navigation, no project picker) unless the page hands it back.

@@ -1,7 +1,7 @@
 """The real-browser journey: create a project by uploading a CSV on Home, see its profile on Data.
 
 Runs the real ``streamlit run streamlit_app.py`` on an empty home and drives it with Debian
-chromium. Saves the screenshots the README shows (``docs/screenshots/home.png``, ``data.png``).
+chromium. Saves the Data screenshot the README shows (``docs/screenshots/data.png``).
 """
 
 from __future__ import annotations
@@ -70,8 +70,7 @@ def test_create_a_project_by_upload_and_see_its_profile(
     assert [(p["slug"], p["target"], p["task_type"]) for p in projects] == [(PROJECT_SLUG, "churned", "classification")]
     datasets = json.loads(streamlit_server.cli("data", "list", PROJECT_SLUG, "--json").stdout)
     assert len(datasets) == 1 and datasets[0]["n_rows"] == 240
-    page.evaluate("window.scrollTo(0, 0)")
-    save_screenshot(page, "home")
+    # (The README's Home screenshot is the built demo's, from tests/e2e/test_demo.py.)
 
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Data").click()
     wait_for_app(page, heading="Data")

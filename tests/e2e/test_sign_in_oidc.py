@@ -137,7 +137,7 @@ def _assert_only_sign_in(page: Any) -> None:
 def test_sign_in_with_a_real_openid_connect_provider(
     signed_in_server: StreamlitServer, page: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    signed_in_server.cli("demo", "seed")
+    signed_in_server.cli("demo", "seed", "--minimal")
     # The demo project is the CLI operator's; alice sees it once she is a member (project roles).
     signed_in_server.cli("member", "set", "demo-churn", EMAIL, "viewer")
     # Not signed in: the home page and a deep link both show only the sign-in page.

@@ -38,6 +38,7 @@ JOB_KINDS: dict[str, str] = {
     "stream": "pipelines.stream",
     "monitor": "pipelines.monitor",
     "replay": "pipelines.replay",
+    "demo": "pipelines.demo",
     "retrain": "pipelines.retrain",
 }
 

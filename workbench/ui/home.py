@@ -16,6 +16,7 @@ __all__ = [
     "create_project_form",
     "current_project",
     "current_slug",
+    "demo_progress",
     "journey",
     "members_section",
     "open_alerts",
@@ -35,6 +36,28 @@ def open_alerts(project: Project) -> None:
     for alert_id, check, message, created_at in alerts:
         st.error(f"#{alert_id} · {check} · {created_at:%Y-%m-%d %H:%M}: {message}", icon=":material/notifications:")
     page_link("monitoring", label="Open Monitoring")
+
+
+def demo_progress(project: Project) -> None:
+    """While the demo job builds this project, its live progress; after a failure, how to go on.
+
+    Nothing for a project without a demo job, or once the demo is built (the journey shows the result).
+    """
+    from workbench.jobs import ACTIVE_STATUSES
+    from workbench.projects.demo import demo_jobs
+    from workbench.ui.jobs import job_progress
+
+    with session_scope() as session:
+        latest = next(iter(demo_jobs(session, project=project)), None)
+        job_id, status = (latest.id, latest.status) if latest is not None else (None, None)
+    if job_id is None or status == "succeeded":
+        return
+    st.subheader("Building the demo")
+    if status in ACTIVE_STATUSES:
+        st.caption("Every stage is being filled by the real pipelines; the pages are usable meanwhile.")
+    job_progress(job_id, key="home.demo_job")
+    if status not in ACTIVE_STATUSES:
+        st.caption("Run `workbench demo seed` again to continue from the step that stopped.")
 
 
 def journey(project: Project) -> None:

@@ -113,7 +113,7 @@ def test_mlflow_store_that_never_answers_times_out(workbench_home: Path, silent_
 
 def test_optuna_storage_refused_is_one_line_and_starts_no_job(workbench_home: Path) -> None:
     home = workbench_home
-    seeded, _ = _run(["demo", "seed"], home)  # a project with a dataset, so the settings validate
+    seeded, _ = _run(["demo", "seed", "--minimal"], home)  # a project with a dataset, so the settings validate
     assert seeded.returncode == 0, seeded.stderr
     url = _pg_url(_free_port())
     result, elapsed = _run(["train", "demo-churn", "--trials", "1"], home, WORKBENCH_OPTUNA_STORAGE=url)

@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from workbench.db import session_scope
-from workbench.db.models import Dataset, Project
+from workbench.db.models import Dataset, Job, Project
 from workbench.projects.demo import DEMO, demo_slug, seed_demo
 
 
@@ -52,10 +52,12 @@ def test_seed_leaves_an_archived_demo_alone(workbench_home: Path) -> None:
 
 def test_demo_seed_command_is_idempotent(workbench_home: Path) -> None:
     env = {**os.environ, "WORKBENCH_HOME": str(workbench_home)}
-    command = [sys.executable, "-m", "workbench.cli", "demo", "seed", "--json"]
+    command = [sys.executable, "-m", "workbench.cli", "demo", "seed", "--minimal", "--json"]
     first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)["created"] is True
     again = subprocess.run(command[:-1], env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
     assert "already exists" in again.stdout
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(Job)) == 0  # --minimal starts no demo job
