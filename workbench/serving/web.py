@@ -112,7 +112,7 @@ def create_app(
     Rollouts: the deployment's plan is polled every ``poll_seconds`` with the alias; in shadow
     mode at most ``shadow_queue`` requests wait for the challenger (more are dropped, counted)
     and each challenger call gets ``shadow_timeout_seconds``; the guardrails are checked every
-    ``rollout_check_seconds`` (default: ``Settings.rollout_check_seconds``).
+    ``rollout_check_seconds`` (default: ``Settings.rollout_check_seconds``; 0 checks never, for tests).
     """
     from fastapi import Depends, FastAPI, Header, HTTPException, Request
     from fastapi.exception_handlers import http_exception_handler
