@@ -4,7 +4,7 @@
   (``conform``) that batch, web and stream share.
 - :mod:`~workbench.serving.model_loader` and ``fast_path``: load a version by alias; the compiled path.
 - :mod:`~workbench.serving.batch`: score a file in chunks; :mod:`~workbench.serving.web`, ``web_input``
-  and ``web_metrics``: the FastAPI app, its body checks (and request model) and its counters; :mod:`~workbench.serving.stream`,
+  and ``web_metrics``: the FastAPI app, its body checks and its counters; :mod:`~workbench.serving.stream`,
   ``stream_keys``, ``nats_transport``, ``nats_server``, ``transport``: the NATS JetStream consumer.
 - :mod:`~workbench.serving.rollout`: a running rollout in a web or stream process (the challenger
   loaded beside the champion, shadow scoring off the response path, sticky canary routing, counts).
