@@ -409,3 +409,17 @@ def test_each_worker_of_a_multi_process_service_runs_the_shadow_and_writes_its_o
     assert counts == {"champion": 80, "challenger": 80}
     served_by = {pid for pid, _, requests in per_pid if requests}
     assert served_by == set(workers)  # both workers served, each wrote its own rows (its pid)
+
+
+def test_a_challenger_that_cannot_be_loaded_leaves_the_champion_serving_and_is_not_reloaded_at_every_poll(
+        service: Service, versions: RolloutVersions) -> None:
+    router = service.app.state.router
+    before = router.load_failures
+    rollout_id = start_rollout_row(versions.slug, service.deployment_id, mode="canary", share=0.5,
+                                   champion=versions.champion, challenger="999")  # no such version
+    poll(lambda: router.load_failures, lambda n: n > before, timeout=30)
+    time.sleep(1.5)  # seven more polls at 0.2 s: within the retry pause, none tries to load it again
+    assert router.load_failures == before + 1 and router.active is None
+    answer, _ = service.predict(messy_requests(1, seed=43)[0])
+    assert answer["model_version"] == versions.champion and "variant" not in answer
+    end_rollout_row(rollout_id)
