@@ -228,3 +228,29 @@ def test_each_step_posts_rollout_step(db_url: str, workbench_home: Path, monkeyp
     assert [b["data"]["share"] for b in bodies] == [0.05, 0.25, 0.25]
     assert bodies[-1]["data"]["status"] == STOPPED and bodies[-1]["data"]["reason"] == "enough"
     assert bodies[1]["data"]["actor"] == "bob" and bodies[0]["project"] == "churn"
+
+
+def test_viewers_cannot_start_change_stop_or_promote(db_url: str, workbench_home: Path) -> None:
+    from workbench.access.roles import Principal, add_owner, set_member
+    from workbench.errors import Forbidden
+
+    setup = make_project()
+    owner, editor, viewer = Principal("olga@example.com"), Principal("ed@example.com"), Principal("vi@example.com")
+    with session_scope() as session:
+        project = get_project(session, slug="churn")
+        add_owner(session, project=project, user=owner.name)
+        set_member(session, project=project, user=editor.name, role="editor", principal=owner, actor=owner.name)
+        set_member(session, project=project, user=viewer.name, role="viewer", principal=owner, actor=owner.name)
+    with pytest.raises(Forbidden, match="viewer"):
+        _start(setup["web"], "canary", share=0.1, principal=viewer)
+    assert _start(setup["web"], "canary", share=0.1, principal=editor)["status"] == RUNNING
+    for step, extra in ((set_share, {"share": 0.2}), (stop_rollout, {"reason": "no"}),
+                        (promote_rollout, {"reason": "no"})):
+        with session_scope() as session, pytest.raises(Forbidden):
+            step(session, project="churn", deployment_id=setup["web"], actor=viewer.name, principal=viewer, **extra)
+    with session_scope() as session:
+        set_share(session, project="churn", deployment_id=setup["web"], share=0.2, actor=editor.name,
+                  principal=editor)
+        promote_rollout(session, project="churn", deployment_id=setup["web"], reason="ok", actor=owner.name,
+                        principal=owner)
+    assert [s[0] for s in _steps()] == ["canary", "share", "promote"]

@@ -91,9 +91,10 @@ def test_canary_status_equals_a_hand_computation(db_url: str, workbench_home: Pa
         session.add(PredictionLog(deployment_id=setup["stopped"], request_id="elsewhere", ts=start,
                                   features={}, prediction="no", latency_ms=1.0, label="no", labelled_at=start,
                                   variant="challenger"))
-        traffic = [("champion", 250, 3), ("champion", 180, 1), ("challenger", 110, 2), ("challenger", 70, 4)]
-        session.add_all(RolloutTraffic(rollout_id=rollout_id, variant=v, requests=n, errors=e, pid=1)
-                        for v, n, e in traffic)
+        traffic = [("champion", 250, 3, 0), ("champion", 180, 1, 0),
+                   ("challenger", 110, 2, 5), ("challenger", 70, 4, 2)]
+        session.add_all(RolloutTraffic(rollout_id=rollout_id, variant=v, requests=n, errors=e, dropped=d,
+                                       timeouts=d // 2, pid=1) for v, n, e, d in traffic)
     with session_scope() as session:
         status = rollout_status(session, project="churn", deployment_id=web,
                                 now=start + timedelta(hours=2))
@@ -103,6 +104,7 @@ def test_canary_status_equals_a_hand_computation(db_url: str, workbench_home: Pa
         mine = frame[frame["variant"] == name]
         stats = status.variants[name]
         assert (stats.requests, stats.errors) == (requests, errors)
+        assert (stats.dropped, stats.timeouts) == ((7, 3) if name == "challenger" else (0, 0))
         assert stats.error_rate == pytest.approx(errors / requests)
         assert stats.predictions == len(mine)
         assert stats.latency_p50_ms == pytest.approx(np.percentile(mine["latency_ms"], 50))
@@ -208,3 +210,48 @@ def test_readers_refuse_an_unknown_variant(db_url: str, workbench_home: Path) ->
     make_project()
     with session_scope() as session, pytest.raises(InvalidInput, match="variant must be"):
         log_frame(session, variant="blue")
+
+
+def test_regression_shadow_status_on_messy_numbers(db_url: str, workbench_home: Path) -> None:
+    """rmse is tested on the squared error; labels as numbers or numeric text; quantiles; mean absolute gap."""
+    setup = make_project(task="regression", champion_metrics={"rmse": 2.0})
+    web = setup["web"]
+    start = datetime(2026, 12, 4, 9, 0, 0)
+    rollout_id = _begin(web, "shadow", started=start)
+    rng = np.random.default_rng(4)
+    champion, shadow = [], []
+    for i in range(300):
+        truth = float(rng.normal(60, 10))
+        ts = start + timedelta(seconds=i)
+        label: Any = None if i % 5 == 0 else (f"{truth:.3f}" if i % 7 == 0 else round(truth, 3))
+        champion.append({"request_id": f"g{i}", "ts": ts, "prediction": truth + float(rng.normal(0, 2)),
+                         "label": label, "labelled_at": ts + timedelta(minutes=1) if label is not None else None,
+                         "latency_ms": 2.0, "features": {"age": i % 40}})
+        shadow.append({"request_id": f"g{i}", "ts": ts, "prediction": truth + float(rng.normal(0.5, 3)),
+                       "latency_ms": 3.0, "error": None})
+    with session_scope() as session:
+        session.add_all(PredictionLog(deployment_id=web, **r) for r in champion)
+        session.add_all(ShadowPrediction(rollout_id=rollout_id, deployment_id=web, **r) for r in shadow)
+        settings = dict(session.get(Rollout, rollout_id).settings)  # type: ignore[union-attr]
+    with session_scope() as session:
+        status = rollout_status(session, project="churn", deployment_id=web, now=start + timedelta(hours=1))
+    assert settings["test_metric"] == "squared_error" and settings["test_kind"] == "mean"
+    assert settings["baseline"] == pytest.approx(4.0) and settings["proxy"] is False
+
+    champ, chall = pd.DataFrame(champion), pd.DataFrame(shadow)
+    labels = pd.to_numeric(champ["label"], errors="coerce")
+    for name, frame in (("champion", champ), ("challenger", chall)):
+        errors = ((frame["prediction"] - labels) ** 2).dropna()
+        stats = status.variants[name]
+        assert stats.labelled == len(errors) == 240
+        assert stats.metric == pytest.approx(errors.mean())
+        half = Z * errors.std(ddof=1) / math.sqrt(len(errors))
+        assert (stats.ci_low, stats.ci_high) == (pytest.approx(errors.mean() - half),
+                                                 pytest.approx(errors.mean() + half))
+        quantiles = frame["prediction"].quantile([0.05, 0.25, 0.5, 0.75, 0.95]).to_numpy()
+        assert list(stats.distribution) == ["q05", "q25", "q50", "q75", "q95"]
+        assert list(stats.distribution.values()) == pytest.approx(quantiles)
+    assert status.agreement == pytest.approx((chall["prediction"] - champ["prediction"]).abs().mean())
+    assert status.verdict.direction == "minimize"
+    assert status.verdict.difference == pytest.approx(
+        status.variants["challenger"].metric - status.variants["champion"].metric)

@@ -131,3 +131,12 @@ def test_a_home_with_an_optuna_db_keeps_it(tmp_path: Path) -> None:
     (home / "optuna.db").touch()  # written by a version whose default was the SQLite file
     settings = load_settings({"WORKBENCH_HOME": str(home), "WORKBENCH_CONFIG": str(tmp_path / "none.toml")})
     assert settings.optuna_storage == f"sqlite:///{home.resolve() / 'optuna.db'}"
+
+
+def test_the_rollout_check_interval_is_read_and_must_be_positive(tmp_path: Path) -> None:
+    base = {"WORKBENCH_HOME": str(tmp_path / "wb"), "WORKBENCH_CONFIG": str(tmp_path / "none.toml")}
+    assert load_settings(base).rollout_check_seconds == 10.0
+    assert load_settings({**base, "WORKBENCH_ROLLOUT_CHECK_SECONDS": "2.5"}).rollout_check_seconds == 2.5
+    with pytest.raises(InvalidInput, match="WORKBENCH_ROLLOUT_CHECK_SECONDS") as refused:
+        load_settings({**base, "WORKBENCH_ROLLOUT_CHECK_SECONDS": "0"})
+    assert refused.value.field == "rollout_check_seconds"

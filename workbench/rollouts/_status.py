@@ -28,7 +28,7 @@ latencies of the log rows (``prediction_log.latency_ms``; ``shadow_predictions.l
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -259,39 +259,55 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _same_class(a: Any, b: Any) -> bool:
-    """Whether two JSON values name the same class (``1``, ``1.0`` and ``"1"`` do; ``"yes"`` and ``"Yes"`` don't).
+def _class_key(value: Any) -> Any:
+    """What names a class: a bool stays a bool (``True == 1`` in Python, but not as labels are matched in
+    ``/feedback``); a number or numeric text is its float (``1``, ``1.0`` and ``"1"`` are one class); other
+    text is itself (``"yes"`` and ``"Yes"`` are two); None is no class."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return ("bool", value)
+    number = _number(value)
+    return ("number", number) if number is not None else ("text", str(value))
 
-    A bool only ever equals a bool (``True == 1`` in Python), as labels are matched in ``/feedback``.
-    """
-    if a is None or b is None:
-        return False
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a is b
-    x, y = _number(a), _number(b)
-    if x is not None and y is not None:
-        return x == y
-    return str(a) == str(b)
+
+def class_keys(values: Sequence[Any]) -> list[Any]:
+    """:func:`_class_key` of each value, each distinct value worked out once (classes are few, rows many)."""
+    memo: dict[Any, Any] = {}
+    out = []
+    for value in values:
+        try:
+            slot = (type(value), value)
+            key = memo[slot] if slot in memo else memo.setdefault(slot, _class_key(value))
+        except TypeError:  # an unhashable JSON value (a list): rare, worked out each time
+            key = _class_key(value)
+        out.append(key)
+    return out
+
+
+def _numbers(values: Sequence[Any]) -> np.ndarray:
+    """Each value as a finite float, NaN where it is none (text that is not a number, None, infinity)."""
+    import pandas as pd
+
+    series = pd.Series(list(values), dtype=object)
+    numbers = pd.to_numeric(series.where(~series.map(lambda v: isinstance(v, bool))), errors="coerce")
+    array = numbers.to_numpy(dtype=float)
+    return np.where(np.isfinite(array), array, np.nan)
 
 
 def per_request_values(frame: pd.DataFrame, test_metric: str) -> np.ndarray:
     """The tested quantity of each row of ``frame`` (prediction, label); NaN where it cannot be computed."""
-    predictions, labels = frame["prediction"].tolist(), frame["label"].tolist()
     if test_metric == "accuracy":
-        return np.array([float(_same_class(p, y)) if y is not None and p is not None else np.nan
+        predictions, labels = class_keys(frame["prediction"].tolist()), class_keys(frame["label"].tolist())
+        return np.array([float(p == y) if p is not None and y is not None else np.nan
                          for p, y in zip(predictions, labels, strict=True)], dtype=float)
-    out = np.full(len(frame), np.nan)
-    for i, (p, y) in enumerate(zip(predictions, labels, strict=True)):
-        x, t = _number(p), _number(y)
-        if x is None or t is None:
-            continue
-        if test_metric == "absolute_error":
-            out[i] = abs(x - t)
-        elif test_metric == "squared_error":
-            out[i] = (x - t) ** 2
-        elif t != 0:  # absolute percentage error: undefined for a zero label
-            out[i] = abs(x - t) / abs(t)
-    return out
+    x, t = _numbers(frame["prediction"].tolist()), _numbers(frame["label"].tolist())
+    if test_metric == "absolute_error":
+        return np.abs(x - t)
+    if test_metric == "squared_error":
+        return (x - t) ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):  # absolute percentage error: undefined for a zero label
+        return np.where(t != 0, np.abs(x - t) / np.abs(t), np.nan)
 
 
 def _labelled(frame: pd.DataFrame, test_metric: str) -> pd.DataFrame:
@@ -316,10 +332,17 @@ def _distribution(predictions: list[Any], task_type: str) -> dict[str, float]:
     if not predictions:
         return {}
     if task_type == "classification":
-        keys = [str(int(n)) if (n := _number(p)) is not None and n.is_integer() else str(p) for p in predictions]
-        classes, counts = np.unique(np.array(keys, dtype=object).astype(str), return_counts=True)
-        return {str(c): float(k) / len(keys) for c, k in zip(classes, counts, strict=True)}
-    numbers = np.array([x for p in predictions if (x := _number(p)) is not None], dtype=float)
+        counts: dict[str, int] = {}
+        for key in class_keys(predictions):
+            if key is not None:
+                name = str(key[1]).lower() if key[0] == "bool" else key[1]
+                if key[0] == "number" and float(name).is_integer():
+                    name = int(name)
+                counts[str(name)] = counts.get(str(name), 0) + 1
+        total = sum(counts.values())
+        return {name: count / total for name, count in sorted(counts.items())}
+    numbers = _numbers(predictions)
+    numbers = numbers[np.isfinite(numbers)]
     if not len(numbers):
         return {}
     return {f"q{round(q * 100):02d}": float(np.quantile(numbers, q)) for q in QUANTILES}
@@ -380,10 +403,11 @@ def _agreement(champion: pd.DataFrame, challenger: pd.DataFrame, task_type: str)
         return None, 0
     a, b = pairs["prediction_champion"].tolist(), pairs["prediction_challenger"].tolist()
     if task_type == "classification":
-        return float(np.mean([_same_class(x, y) for x, y in zip(a, b, strict=True)])), len(pairs)
-    gaps = [abs(x - y) for p, q in zip(a, b, strict=True)
-            if (x := _number(p)) is not None and (y := _number(q)) is not None]
-    return (float(np.mean(gaps)) if gaps else None), len(pairs)
+        same = [x == y and x is not None for x, y in zip(class_keys(a), class_keys(b), strict=True)]
+        return float(np.mean(same)), len(pairs)
+    gaps = np.abs(_numbers(a) - _numbers(b))
+    gaps = gaps[np.isfinite(gaps)]
+    return (float(gaps.mean()) if len(gaps) else None), len(pairs)
 
 
 def sequential_test(frozen: Mapping[str, Any]) -> SequentialTest:
