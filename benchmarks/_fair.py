@@ -59,3 +59,13 @@ def alternated(names: Sequence[str], samples: int, run: Callable[[str], dict[str
                      "p99_ms": summary([r["p99_ms"] for r in results], 2),
                      "failures": sum(r["failures"] for r in results)}
     return row
+
+
+def print_sides(row: dict[str, Any], names: Sequence[str], *, connections: int, samples: int) -> None:
+    """Print an ``alternated`` row: per side the req/s median (min-max), the p50 and the p99 median (min-max)."""
+    print(f"{connections} connection(s), req/s median (min-max) of {samples}, p50 / p99 ms medians:", flush=True)
+    for name in names:
+        stats = row[name]
+        print(f"  {name:>9}: {spread(stats['rps'])} req/s, p50 {stats['p50_ms']['median']} ms, "
+              f"p99 {spread(stats['p99_ms'], '{:,.2f}')} ms"
+              + (f", {stats['failures']} FAILED" if stats["failures"] else ""), flush=True)

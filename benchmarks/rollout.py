@@ -110,7 +110,7 @@ def main() -> int:
     parser.add_argument("--share", type=float, default=0.2, help="the canary's share")
     parser.add_argument("--json", dest="json_path", default=None)
     args = parser.parse_args()
-    from _fair import alternated, load_average, ratio, spread
+    from _fair import alternated, load_average, print_sides, ratio
     from batch import FEATURES, make_frame, setup_home
     from serving import free_port, measure, stop, wait_ready
 
@@ -155,13 +155,7 @@ def main() -> int:
             row["shadow_rps_ratio"] = ratio(med["shadow"]["rps"], med["champion"]["rps"])
             row["canary_rps_ratio"] = ratio(med["canary"]["rps"], med["champion"]["rps"])
             report[f"{connections}_connection"] = row
-            print(f"{connections} connection(s), req/s median (min-max) of {samples}, p50 / p99 ms medians:",
-                  flush=True)
-            for name in SERVERS:
-                stats = row[name]
-                print(f"  {name:>9}: {spread(stats['rps'])} req/s, p50 {stats['p50_ms']['median']} ms, "
-                      f"p99 {spread(stats['p99_ms'], '{:,.2f}')} ms"
-                      + (f", {stats['failures']} FAILED" if stats["failures"] else ""), flush=True)
+            print_sides(row, SERVERS, connections=connections, samples=samples)
             print(f"  shadow p99 {row['shadow_p99_ratio']}x champion-only (goal <= {GOAL_SHADOW_P99}), "
                   f"req/s {row['shadow_rps_ratio']}x (goal >= {GOAL_SHADOW_RPS}); canary req/s "
                   f"{row['canary_rps_ratio']}x (goal >= {GOAL_CANARY_RPS})", flush=True)

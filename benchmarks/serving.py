@@ -168,7 +168,7 @@ def main() -> int:
     if args.floor_server:
         floor_server(args.floor_server)
         return 0
-    from _fair import alternated, load_average, ratio, spread
+    from _fair import alternated, load_average, print_sides, ratio
     from batch import FEATURES, make_frame, register, setup_home
 
     base = Path(tempfile.mkdtemp(prefix="wb-bench-serving-"))
@@ -227,13 +227,7 @@ def main() -> int:
             row["fraction_of_floor"] = ratio(wb, fl)
             row["mlflow_fraction_of_floor"] = ratio(ml, fl)
             report[f"{connections}_connection"] = row
-            print(f"{connections} connection(s), req/s median (min-max) of {samples}, p50 / p99 ms medians:",
-                  flush=True)
-            for name in targets:
-                stats = row[name]
-                print(f"  {name:>9}: {spread(stats['rps'])} req/s, p50 {stats['p50_ms']['median']} ms, "
-                      f"p99 {stats['p99_ms']['median']} ms" + (f", {stats['failures']} FAILED" if stats["failures"]
-                                                                 else ""), flush=True)
+            print_sides(row, list(targets), connections=connections, samples=samples)
             print(f"  ratio workbench/mlflow {row['ratio_workbench_mlflow']} (goal >= {GOAL_RATIO}); workbench "
                   f"{row['fraction_of_floor']} of the floor (mlflow {row['mlflow_fraction_of_floor']})", flush=True)
         with httpx.Client() as client:

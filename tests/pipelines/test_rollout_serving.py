@@ -325,3 +325,101 @@ def test_a_guardrail_breach_stops_the_rollout_within_one_check_and_the_champion_
     assert all("variant" not in p for p in after["predictions"])  # champion-only: no rollout to name
     traffic = _traffic(rollout_id)
     assert traffic["challenger"]["errors"] == traffic["challenger"]["requests"] > 0
+
+
+def test_each_worker_of_a_multi_process_service_runs_the_shadow_and_writes_its_own_counts(
+        versions: RolloutVersions, tmp_path: Any) -> None:
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import psutil
+
+    from tests.helpers.processes import kill_and_reap
+    from workbench.db.models import Deployment
+    from workbench.rollouts import start_rollout
+    from workbench.serving.tokens import TOKEN_ENV
+
+    token = "the-token-of-the-rollout-workers-test"
+    auth = {"Authorization": f"Bearer {token}"}
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    # No timed check here: what is tested is each worker's shadow and counts, not the guardrails.
+    env = {**os.environ, TOKEN_ENV: token, "WORKBENCH_ROLLOUT_CHECK_SECONDS": "3600"}
+    log = Path(tmp_path) / "serve.log"
+    with log.open("wb") as out:
+        parent = subprocess.Popen([str(Path(sys.executable).parent / "workbench"), "serve", versions.slug,
+                                   "--workers", "2", "--port", str(port), "--poll-seconds", "0.2"], env=env,
+                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    workers: list[int] = []
+    answered: list[str] = []
+    try:
+        def deployment() -> Deployment | None:
+            with session_scope() as session:
+                return session.scalars(select(Deployment).where(Deployment.port == port)).one_or_none()
+
+        row = poll(deployment, lambda r: (r is not None and r.status == "running") or parent.poll() is not None,
+                   timeout=120, every=0.3)
+        assert row is not None and row.status == "running", log.read_text()
+        workers = [child.pid for child in psutil.Process(parent.pid).children()]
+        with session_scope() as session:
+            rollout_id = start_rollout(session, project=versions.slug, deployment_id=row.id, mode="shadow",
+                                       actor="test").id
+        info = re.compile(rf'workbench_rollout_info\{{rollout="{rollout_id}",mode="shadow"[^}}]*worker="(\d+)"\}} 1')
+        metrics = poll(lambda: httpx.get(f"{url}/metrics", headers=auth, timeout=30).text,
+                       lambda text: set(info.findall(text)) == {str(pid) for pid in workers}, timeout=60)
+        assert set(info.findall(metrics)) == {str(pid) for pid in workers}, metrics
+        records = messy_requests(80, seed=29)
+        lock = threading.Lock()
+
+        def send(part: list[dict[str, Any]]) -> None:
+            for record in part:
+                # A new connection each time, so the kernel spreads the calls over both workers.
+                response = httpx.post(f"{url}/predict", json=record, headers=auth, timeout=30)
+                assert response.status_code == 200, response.text
+                with lock:
+                    answered.append(response.json()["request_id"])
+
+        senders = [threading.Thread(target=send, args=(records[i::4],)) for i in range(4)]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join(timeout=120)
+        parent.send_signal(signal.SIGTERM)  # each worker scores its queued copies and flushes before exiting
+        assert parent.wait(timeout=60) == 0, log.read_text()
+    finally:
+        for pid in [parent.pid, *workers]:
+            kill_and_reap(pid)
+    assert len(answered) == 80
+    shadow = _rows(ShadowPrediction, rollout_id)
+    logged = _rows(PredictionLog, rollout_id)
+    assert {r.request_id for r in shadow} == {r.request_id for r in logged} == set(answered)
+    assert all(r.error is None for r in shadow)
+    with session_scope() as session:
+        per_pid = session.execute(
+            select(RolloutTraffic.pid, RolloutTraffic.variant, func.sum(RolloutTraffic.requests))
+            .where(RolloutTraffic.rollout_id == rollout_id)
+            .group_by(RolloutTraffic.pid, RolloutTraffic.variant)).all()
+    counts: dict[str, int] = {}
+    for _pid, variant, requests in per_pid:
+        counts[variant] = counts.get(variant, 0) + int(requests)
+    assert counts == {"champion": 80, "challenger": 80}
+    served_by = {pid for pid, _, requests in per_pid if requests}
+    assert served_by == set(workers)  # both workers served, each wrote its own rows (its pid)
+
+
+def test_a_challenger_that_cannot_be_loaded_leaves_the_champion_serving_and_is_not_reloaded_at_every_poll(
+        service: Service, versions: RolloutVersions) -> None:
+    router = service.app.state.router
+    before = router.load_failures
+    rollout_id = start_rollout_row(versions.slug, service.deployment_id, mode="canary", share=0.5,
+                                   champion=versions.champion, challenger="999")  # no such version
+    poll(lambda: router.load_failures, lambda n: n > before, timeout=30)
+    time.sleep(1.5)  # seven more polls at 0.2 s: within the retry pause, none tries to load it again
+    assert router.load_failures == before + 1 and router.active is None
+    answer, _ = service.predict(messy_requests(1, seed=43)[0])
+    assert answer["model_version"] == versions.champion and "variant" not in answer
+    end_rollout_row(rollout_id)

@@ -50,14 +50,14 @@ def _deployment(slug: str) -> int:
 class Consumer:
     """run_consumer in a thread on an existing deployment (its rollout is read at start, then polled)."""
 
-    def __init__(self, slug: str, deployment_id: int) -> None:
+    def __init__(self, slug: str, deployment_id: int, *, check_seconds: float = 0) -> None:
         from workbench.serving.stream import run_consumer
 
         self.stop = threading.Event()
         self.result: dict[str, Any] = {}
         self.thread = threading.Thread(target=lambda: self.result.update(run_consumer(
             slug, nats_url=NATS_URL, deployment_id=deployment_id, batch_size=20, stop=self.stop, ack_wait_seconds=5,
-            poll_seconds=0.2, metrics_seconds=0.3, id_field=ID_FIELD, rollout_check_seconds=0)))
+            poll_seconds=0.2, metrics_seconds=0.3, id_field=ID_FIELD, rollout_check_seconds=check_seconds)))
         self.thread.start()
 
     def close(self) -> None:
@@ -157,3 +157,66 @@ def test_stream_canary_routes_each_key_to_one_variant_and_names_it(versions: Rol
     assert all(len(seen) == 1 for seen in per_customer.values())  # one entity, one variant
     assert {v for seen in per_customer.values() for v in seen} == {"champion", "challenger"}
     end_rollout_row(rollout_id)
+
+
+def _probe_until(slug: str, prefix: str, record: dict[str, Any], named: bool) -> str:
+    """Send one event at a time until the consumer's answer names a variant (``named``) or does not; its key."""
+    from workbench.serving.stream import send_records
+
+    for i in range(60):
+        send_records(slug, [{**record, ID_FIELD: f"{prefix}-{i}"}], nats_url=NATS_URL)
+        key = poll(lambda i=i: next((k for k in _published(slug) if k.endswith(f":id:{prefix}-{i}")), None),
+                   lambda found: found is not None, timeout=30)
+        if ("variant" in _published(slug)[key]) == named:
+            return str(key)
+    raise AssertionError(f"the consumer never answered {'with' if named else 'without'} a variant")
+
+
+def test_the_consumer_checks_its_rollout_and_a_breach_sends_it_back_to_the_champion(versions: RolloutVersions) -> None:
+    from workbench.db.models import Rollout
+    from workbench.rollouts import start_rollout
+    from workbench.serving.stream import send_records
+
+    deployment_id = _deployment(versions.slug)
+    records = messy_requests(120, seed=41)
+    consumer = Consumer(versions.slug, deployment_id, check_seconds=0.5)
+    try:
+        poll(lambda: _status(deployment_id), lambda status: status == "running", timeout=60)
+        with session_scope() as session:
+            rollout_id = start_rollout(session, project=versions.slug, deployment_id=deployment_id, mode="canary",
+                                       share=0.5, version=versions.failing, key_column=KEY_COLUMN, actor="test",
+                                       params={"min_requests": 30}).id
+        _probe_until(versions.slug, "before", records[0], named=True)  # the consumer's poll picked it up
+        send_records(versions.slug, _events(records, "breach"), nats_url=NATS_URL)
+        # The consumer's own timer checks the rollout: the failing challenger breaches the error guardrail.
+        poll(lambda: _rollout_status(rollout_id), lambda status: status == "breached", timeout=90)
+        after = _probe_until(versions.slug, "after", records[0], named=False)
+        logged = poll(lambda: _logged(deployment_id), lambda rows: sum(":id:breach-" in r.request_id
+                                                                        for r in rows) == 120, timeout=60)
+    finally:
+        consumer.close()
+    published = _published(versions.slug)
+    during = [r for r in logged if ":id:breach-" in r.request_id]
+    # Every canary answer the failing challenger owed was given by the champion, and named so.
+    assert {r.variant for r in during} == {"champion"} and {r.rollout_id for r in during} == {rollout_id}
+    assert {published[r.request_id]["model_version"] for r in during} == {versions.champion}
+    # After the breach the champion serves alone: no variant, no rollout on the log row.
+    row = next(r for r in _logged(deployment_id) if r.request_id == after)
+    assert (row.variant, row.rollout_id) == (None, None)
+    assert published[after]["model_version"] == versions.champion
+    with session_scope() as session:
+        assert "error" in session.get(Rollout, rollout_id).end_reason.lower()
+
+
+def _status(deployment_id: int) -> str:
+    from workbench.db.models import Deployment
+
+    with session_scope() as session:
+        return str(session.get(Deployment, deployment_id).status)
+
+
+def _rollout_status(rollout_id: int) -> str:
+    from workbench.db.models import Rollout
+
+    with session_scope() as session:
+        return str(session.get(Rollout, rollout_id).status)

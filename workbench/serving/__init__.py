@@ -6,6 +6,8 @@
 - :mod:`~workbench.serving.batch`: score a file in chunks; :mod:`~workbench.serving.web`, ``web_input``
   and ``web_metrics``: the FastAPI app, its body checks and its counters; :mod:`~workbench.serving.stream`,
   ``stream_keys``, ``nats_transport``, ``nats_server``, ``transport``: the NATS JetStream consumer.
+- :mod:`~workbench.serving.rollout`: a running rollout in a web or stream process (the challenger
+  loaded beside the champion, shadow scoring off the response path, sticky canary routing, counts).
 - :mod:`~workbench.serving.tokens`: web deployments' bearer tokens (generated, stored only as a hash).
 - :mod:`~workbench.serving.deployments`: deployment records, their declared params, start and stop.
 - :mod:`~workbench.serving.devops` and ``sampler``: DevOps metrics of the serving processes.
@@ -21,6 +23,7 @@ __all__ = [
     "model_loader",
     "nats_server",
     "nats_transport",
+    "rollout",
     "sampler",
     "signature",
     "stream",

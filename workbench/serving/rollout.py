@@ -47,6 +47,9 @@ SHADOW_BATCH_ROWS = 256  # copies scored together: one call costs far less per r
 # oldest (the queue then fills and copies are dropped, counted) rather than start threads unboundedly.
 MAX_ABANDONED_CALLS = 2
 COUNT_FIELDS = ("requests", "errors", "dropped", "timeouts")
+# A challenger that failed to load is tried again after this long, not at every poll (loading
+# downloads and unpacks the model: a bad version must not cost the champion's process that often).
+LOAD_RETRY_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -400,10 +403,12 @@ class RolloutRouter:
         self.check_seconds = float(settings.rollout_check_seconds if check_seconds is None else check_seconds)
         self.active: ActiveRollout | None = None
         self.loads = 0
+        self.load_failures = 0
         self.checks = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # one refresh at a time (the timer and a caller's explicit refresh)
+        self._failed_load: tuple[int, str, float] | None = None  # (rollout, version, when) of the last failure
 
     def refresh(self) -> ActiveRollout | None:
         """Re-read the plan; load the challenger when a rollout starts (or changes version), drop it when it ends."""
@@ -424,8 +429,19 @@ class RolloutRouter:
                 if current.plan != plan:
                     self.active = ActiveRollout(plan, current.challenger)  # e.g. a share change: same model
                 return self.active
-            challenger = load_model(self.project_slug, alias=CHALLENGER, version=plan.challenger_version,
-                                    settings=self.settings, fast_path=True)
+            failed = self._failed_load
+            if failed is not None and failed[:2] == (plan.rollout_id, plan.challenger_version) \
+                    and time.monotonic() - failed[2] < LOAD_RETRY_SECONDS:
+                return self.active  # the champion keeps serving alone until the next try
+            try:
+                challenger = load_model(self.project_slug, alias=CHALLENGER, version=plan.challenger_version,
+                                        settings=self.settings, fast_path=True)
+            except Exception:
+                self._failed_load = (plan.rollout_id, plan.challenger_version, time.monotonic())
+                self.load_failures += 1
+                self.active = None  # never route to a previous rollout's challenger
+                raise
+            self._failed_load = None
             self.loads += 1
             self.active = ActiveRollout(plan, challenger)
             logger.info("rollout %s (%s, share %.0f%%): challenger version %s loaded", plan.rollout_id, plan.mode,

@@ -341,7 +341,7 @@ def run_consumer(
     Rollouts: the plan is polled every ``poll_seconds``; in shadow mode at most ``shadow_queue``
     micro-batches wait for the challenger (more are dropped, counted), each challenger call gets
     ``shadow_timeout_seconds``; the guardrails are checked every ``rollout_check_seconds``
-    (default ``Settings.rollout_check_seconds``).
+    (default ``Settings.rollout_check_seconds``; 0 checks never, for tests).
     """
     from workbench.db import session_scope
     from workbench.prediction_log import PredictionLogWriter

@@ -112,7 +112,7 @@ def create_app(
     Rollouts: the deployment's plan is polled every ``poll_seconds`` with the alias; in shadow
     mode at most ``shadow_queue`` requests wait for the challenger (more are dropped, counted)
     and each challenger call gets ``shadow_timeout_seconds``; the guardrails are checked every
-    ``rollout_check_seconds`` (default: ``Settings.rollout_check_seconds``).
+    ``rollout_check_seconds`` (default: ``Settings.rollout_check_seconds``; 0 checks never, for tests).
     """
     from fastapi import Depends, FastAPI, Header, HTTPException, Request
     from fastapi.exception_handlers import http_exception_handler
@@ -343,27 +343,47 @@ def create_app(
         single = not isinstance(body, list)
         items = [body] if single else list(body)
         writer: PredictionLogWriter = request.app.state.writer
+        shadow_copy: list[Callable[[], Any]] = []
         try:
             _check_records(items, max_records)
             # A big list is conformed, predicted, logged and encoded off the event loop, so
             # /health and small requests keep answering meanwhile.
             if len(items) > FAST_PATH_MAX_ROWS:
-                content = await run_in_threadpool(score, items, single, started, writer)
+                content = await run_in_threadpool(score, items, single, started, writer, shadow_copy)
             else:
-                content = score(items, single, started, writer)
+                content = score(items, single, started, writer, shadow_copy)
         except InvalidInput as exc:
             stats.observe("/predict", 422)
             return JSONResponse(status_code=422, content=_problem(exc))
         if isinstance(content, bytes):
-            return Response(content=content, media_type="application/json")
+            return Response(content=content, media_type="application/json", background=_after(shadow_copy))
+        for copy in shadow_copy:
+            copy()
         return content  # a non-finite or exotic value: FastAPI serialises it
 
-    def score(items: list[dict[str, Any]], single: bool, started: float, writer: Any) -> bytes | dict[str, Any]:
+    def _after(jobs: list[Callable[[], Any]]) -> Any:
+        """A background task queueing the shadow copy once the response is sent (None without one)."""
+        from starlette.background import BackgroundTask
+
+        if not jobs:
+            return None
+
+        # async: Starlette runs it on the event loop after the last byte is sent, with no thread hop,
+        # so the challenger's worker wakes only after this response has left.
+        async def run() -> None:
+            for job in jobs:
+                job()
+
+        return BackgroundTask(run)
+
+    def score(items: list[dict[str, Any]], single: bool, started: float, writer: Any,
+              shadow_copy: list[Callable[[], Any]]) -> bytes | dict[str, Any]:
         """Predict and log validated-shape records; the JSON answer (bytes), or a dict when not plain JSON.
 
         During a canary or ab rollout each record is answered by its variant (input order kept;
         the top-level ``model_version`` is the champion's); in shadow mode the champion answers
-        and a copy goes to the challenger's queue once the answer is ready.
+        and ``shadow_copy`` receives the job that queues the copy for the challenger, which the
+        caller runs once the response is sent.
         """
         model = holder.model  # one read: a swap in between does not mix versions
         router = rollout["router"]
@@ -388,7 +408,8 @@ def create_app(
             for rid, feat, res, variant in zip(request_ids, features, results, variants, strict=True)
         ])
         if active is not None and active.plan.shadow:
-            rollout["shadow"].submit(active, items, request_ids)
+            shadow = rollout["shadow"]
+            shadow_copy.append(lambda: shadow.submit(active, items, request_ids))
         stats.observe("/predict", 200, latency, predictions=len(items))
         if active is None:
             out = [{"request_id": rid, **res, "model_version": model.version}
