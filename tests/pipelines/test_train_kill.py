@@ -109,3 +109,43 @@ def test_kill_9_mid_study_then_resume(workbench_home: Path, monkeypatch: pytest.
     logged = _children(client, slug, parent_run_id) + _children(client, slug, result["parent_run_id"])
     assert sorted(n for n in logged if n in complete_after) == complete_after
     assert len(logged) == len(set(logged))
+
+
+def test_cancel_mid_study_keeps_a_run_for_every_finished_trial(workbench_home: Path) -> None:
+    """Cancel (SIGTERM) a train job while its trials are being logged in groups: the writer flushes on the way
+    out, so every trial Optuna holds as finished has its child run, without a resume."""
+    from workbench.jobs import cancel
+
+    slug = _project(workbench_home, name="Cancelled study")
+    settings = get_settings()
+    job_id = launch(kind="train", project_slug=slug,
+                    params={"models": ["linear"], "n_trials": 400, "folds": 2, "seed": 3})
+    name = study_name(slug, job_id)
+    storage = open_storage(settings.optuna_storage)
+    deadline = time.monotonic() + 180
+    while True:
+        assert time.monotonic() < deadline, "the job did not get going"
+        try:
+            trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+        except KeyError:
+            trials = []
+        if sum(t.state.name == "COMPLETE" for t in trials) >= 5:
+            break
+        time.sleep(0.1)
+    with session_scope() as session:
+        cancel(session, job_id=job_id)
+    while True:
+        with session_scope() as session:
+            job = get_job(session, job_id=job_id)
+            status, parent_run_id = job.status, job.mlflow_run_id
+        if status not in ("queued", "running"):
+            break
+        assert time.monotonic() < deadline, "the job did not stop"
+        time.sleep(0.2)
+    assert status == "cancelled" and parent_run_id
+    finished = sorted(t.number for t in optuna.load_study(study_name=name, storage=storage).trials
+                      if t.state.name in ("COMPLETE", "PRUNED"))
+    assert 5 <= len(finished) < 400, len(finished)  # stopped mid-way
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    assert _children(client, slug, parent_run_id) == finished
+    assert client.get_run(parent_run_id).info.status == "KILLED"
