@@ -293,3 +293,39 @@ def test_incremental_sync_falls_back_to_a_full_pass_when_the_count_disagrees(sto
     result = _sync(incremental=True, reconcile_seconds=0)
     assert result.mode == "full" and result.updated == 1
     assert _projected_ids("tags.workbench.kind = 'best'") == {ids[1]}
+
+
+def test_the_row_cache_frame_equals_a_fresh_read_after_new_updated_and_deleted_runs(store: tuple[Any, str]) -> None:
+    """The Experiments page's cached frame (appended to for new runs, rebuilt otherwise) is what a fresh
+    ``runs_frame`` reads, and a new run decodes one row."""
+    import pandas as pd
+
+    from workbench.experiments.runs import RunsFrameCache, runs_frame
+
+    client, experiment_id = store
+    ids = [_log(client, experiment_id, kind="trial", job="j1", accuracy=a, model="linear") for a in (0.1, 0.2, 0.3)]
+    cache = RunsFrameCache()
+
+    def check(filter_expr: str = "") -> None:
+        with session_scope() as session:
+            project = get_project(session, slug="churn")
+            sync_runs(session, project=project, incremental=True)
+            cached = cache.frame(session, project=project, filter_expr=filter_expr)
+            fresh = runs_frame(session, project=project, filter_expr=filter_expr)
+        pd.testing.assert_frame_equal(cached, fresh)
+
+    check()
+    check("metrics.accuracy > 0.15")
+    decoded = cache.decoded
+    ids.append(_log(client, experiment_id, kind="trial", job="j1", accuracy=0.4, model="linear"))
+    check()
+    check("metrics.accuracy > 0.15")
+    assert cache.decoded - decoded == 1  # the new run's row, once for both queries
+    client.log_metric(ids[0], "accuracy", 0.9)  # an update: rebuilt, not appended
+    check()
+    check("metrics.accuracy > 0.15")
+    client.delete_run(ids[1])
+    check()
+    with session_scope() as session:
+        frame = cache.frame(session, project=get_project(session, slug="churn"))
+    assert ids[1] not in set(frame["run_id"]) and frame.loc[frame["run_id"] == ids[0], "metrics.accuracy"].item() == 0.9

@@ -42,6 +42,10 @@ class RunsFrameCache:
         self._lock = threading.Lock()
         self._rows: dict[str, _Row] = {}
         self.decoded = 0  # rows decoded since creation: what a test or a benchmark reads
+        # The last frame built per query, with the (run id, fingerprint) list it was built from: an
+        # unchanged list returns it, a list that only grew at the end (new runs) appends their rows.
+        self._frames: dict[tuple[Any, ...], tuple[list[tuple[str, str]], pd.DataFrame]] = {}
+        self._columns: tuple[list[tuple[str, str]], dict[str, list[str]]] | None = None
 
     def _refresh(self, session: Session, ids_fps: Sequence[tuple[str, str]]) -> list[_Row]:
         """The rows of ``ids_fps`` in order, decoding the ones not cached under that fingerprint."""
@@ -49,7 +53,11 @@ class RunsFrameCache:
             stale = [run_id for run_id, fp in ids_fps if (row := self._rows.get(run_id)) is None
                      or row.fingerprint != fp]
         fresh: dict[str, _Row] = {}
-        loads = json.loads
+
+        def loads(value: Any) -> Any:
+            # SQLite hands the JSON back as text; psycopg parses PostgreSQL's json type itself.
+            return json.loads(value) if isinstance(value, str | bytes) else value
+
         for start in range(0, len(stale), _CHUNK):
             query = select(
                 RunProjection.fingerprint,
@@ -84,6 +92,8 @@ class RunsFrameCache:
         Also forgets the rows of runs that are no longer active.
         """
         ids_fps = self._ids(session, project, [RunProjection.lifecycle_stage == "active"])
+        if self._columns is not None and self._columns[0] == ids_fps:
+            return {entity: list(keys) for entity, keys in self._columns[1].items()}
         rows = self._refresh(session, ids_fps)
         with self._lock:
             active = {run_id for run_id, _ in ids_fps}
@@ -96,7 +106,9 @@ class RunsFrameCache:
             metrics.update(row.metrics)
             params.update(row.params)
             tags.update(row.tag_keys)
-        return {"metrics": sorted(metrics), "params": sorted(params), "tags": sorted(tags)}
+        found = {"metrics": sorted(metrics), "params": sorted(params), "tags": sorted(tags)}
+        self._columns = (ids_fps, found)
+        return {entity: list(keys) for entity, keys in found.items()}
 
     def fingerprint(self, run_id: str) -> str | None:
         """The fingerprint the cache holds for a run (None when it holds none): a cache key for that run alone."""
@@ -137,16 +149,37 @@ class RunsFrameCache:
             params = present["params"] if params is None else params
         conditions = _base_conditions(session, project, filter_expr, kinds=kinds, job_ids=job_ids,
                                       include_deleted=False)
-        rows = self._refresh(session, self._ids(session, project, conditions))
-        columns: dict[str, list[Any]] = {name: [row.attributes[i] for row in rows]
-                                         for i, name in enumerate(ATTRIBUTES)}
-        columns["trial_number"] = [row.trial_number for row in rows]
-        for key in metrics:
-            columns[f"metrics.{key}"] = [row.metrics.get(key) for row in rows]
-        for key in params:
-            columns[f"params.{key}"] = [row.params.get(key) for row in rows]
-        frame = pd.DataFrame(columns)
-        frame["trial_number"] = pd.to_numeric(frame["trial_number"], errors="coerce")
-        for key in metrics:
-            frame[f"metrics.{key}"] = pd.to_numeric(frame[f"metrics.{key}"], errors="coerce")
-        return frame
+        ids_fps = self._ids(session, project, conditions)
+        query_key = (filter_expr or "", tuple(kinds or ()), tuple(job_ids or ()), tuple(metrics), tuple(params))
+        with self._lock:
+            previous = self._frames.get(query_key)
+        if previous is not None and previous[0] == ids_fps:
+            return previous[1].copy()
+        if previous is not None and len(ids_fps) > len(previous[0]) and ids_fps[: len(previous[0])] == previous[0]:
+            # Only new runs, at the end (the newest start times): build their rows and append them.
+            tail = _build(self._refresh(session, ids_fps[len(previous[0]):]), metrics, params)
+            frame = pd.concat([previous[1], tail], ignore_index=True) if len(previous[1]) else tail
+        else:
+            frame = _build(self._refresh(session, ids_fps), metrics, params)
+        with self._lock:
+            self._frames[query_key] = (ids_fps, frame)
+            while len(self._frames) > 8:  # a few filters at a time; the oldest goes first
+                del self._frames[next(iter(self._frames))]
+        return frame.copy()
+
+
+def _build(rows: Sequence[_Row], metrics: Sequence[str], params: Sequence[str]) -> pd.DataFrame:
+    """The frame of ``rows``: attributes, ``trial_number``, ``metrics.<k>`` (floats), ``params.<k>``."""
+    import pandas as pd
+
+    columns: dict[str, list[Any]] = {name: [row.attributes[i] for row in rows] for i, name in enumerate(ATTRIBUTES)}
+    columns["trial_number"] = [row.trial_number for row in rows]
+    for key in metrics:
+        columns[f"metrics.{key}"] = [row.metrics.get(key) for row in rows]
+    for key in params:
+        columns[f"params.{key}"] = [row.params.get(key) for row in rows]
+    frame = pd.DataFrame(columns)
+    frame["trial_number"] = pd.to_numeric(frame["trial_number"], errors="coerce")
+    for key in metrics:
+        frame[f"metrics.{key}"] = pd.to_numeric(frame[f"metrics.{key}"], errors="coerce")
+    return frame
