@@ -218,9 +218,9 @@ def _sync(**kwargs: Any) -> Any:
 def test_incremental_sync_reads_only_new_running_and_deleted_runs(store: tuple[Any, str]) -> None:
     """After a full pass, a new run is found without a full read; a deleted run disappears; a run that was
     running when first synced gets its final metrics and status."""
-    from workbench.tracking import log_run_batch
-
     import time
+
+    from workbench.tracking import log_run_batch
 
     client, experiment_id = store
     now = int(time.time() * 1000)
@@ -270,11 +270,11 @@ def test_incremental_sync_reads_only_new_running_and_deleted_runs(store: tuple[A
 def test_incremental_sync_falls_back_to_a_full_pass_when_the_count_disagrees(store: tuple[Any, str]) -> None:
     """A run purged by ``mlflow gc`` is invisible to the start-time window: the run count sends the sync to a
     full pass; an edit of a finished run waits for the periodic full pass (``reconcile_seconds``)."""
+    import time
+
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
     from workbench.settings import get_settings
-
-    import time
 
     client, experiment_id = store
     old = int(time.time() * 1000) - 1_200_000  # outside the start-time window
