@@ -18,6 +18,7 @@ from sqlalchemy import Text, select, type_coerce
 from sqlalchemy.orm import Session
 
 from workbench.db.models import Project, RunProjection
+from workbench.experiments._conditions import base_conditions
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -141,13 +142,11 @@ class RunsFrameCache:
         """What :func:`workbench.experiments.runs.runs_frame` returns, from the cached rows."""
         import pandas as pd
 
-        from workbench.experiments.runs import _base_conditions
-
         if metrics is None or params is None:
             present = self.columns(session, project=project)
             metrics = present["metrics"] if metrics is None else metrics
             params = present["params"] if params is None else params
-        conditions = _base_conditions(session, project, filter_expr, kinds=kinds, job_ids=job_ids,
+        conditions = base_conditions(session, project, filter_expr, kinds=kinds, job_ids=job_ids,
                                       include_deleted=False)
         ids_fps = self._ids(session, project, conditions)
         query_key = (filter_expr or "", tuple(kinds or ()), tuple(job_ids or ()), tuple(metrics), tuple(params))

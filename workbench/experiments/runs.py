@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from workbench.access.roles import Principal, require
 from workbench.db.models import Project, RunProjection, RunSyncState, SavedView
 from workbench.errors import Conflict, InvalidInput, NotFound
+from workbench.experiments._conditions import base_conditions as _base_conditions
 from workbench.experiments._frame_cache import RunsFrameCache
 from workbench.experiments._sync import TAG_PARENT, SyncResult, sync_runs
 
@@ -91,29 +92,6 @@ def _order_clauses(order_by: Sequence[str] | str | None) -> list[Any]:
     return clauses
 
 
-def _base_conditions(
-    session: Session,
-    project: Project,
-    filter_expr: str | None,
-    *,
-    kinds: Sequence[str] | None,
-    job_ids: Sequence[str] | None,
-    include_deleted: bool,
-) -> list[Any]:
-    from workbench.experiments.run_filter import parse, to_sql
-
-    dialect = session.get_bind().dialect.name
-    conditions: list[Any] = [RunProjection.project_id == project.id]
-    if not include_deleted:
-        conditions.append(RunProjection.lifecycle_stage == "active")
-    if kinds:
-        conditions.append(RunProjection.kind.in_(list(kinds)))
-    if job_ids:
-        conditions.append(RunProjection.job_id.in_(list(job_ids)))
-    conditions.append(to_sql(parse(filter_expr), dialect=dialect))
-    return conditions
-
-
 def _flatten(row: RunProjection, columns: Sequence[str] | None) -> dict[str, Any]:
     out: dict[str, Any] = {name: getattr(row, name) for name in ATTRIBUTE_COLUMNS}
     out["experiment_id"] = row.experiment_id
@@ -179,8 +157,6 @@ def runs_frame(
     ``metrics``/``params`` None means every key present (in the project's active runs). Each run's
     JSON documents are decoded once; :class:`RunsFrameCache` keeps them between calls.
     """
-    from workbench.experiments._frame_cache import RunsFrameCache
-
     # A cache used once: the Experiments page keeps one per project instead, so a new run costs its row.
     return RunsFrameCache().frame(session, project=project, filter_expr=filter_expr, kinds=kinds, job_ids=job_ids,
                                   metrics=metrics, params=params)
