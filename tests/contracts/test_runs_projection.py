@@ -329,3 +329,17 @@ def test_the_row_cache_frame_equals_a_fresh_read_after_new_updated_and_deleted_r
     with session_scope() as session:
         frame = cache.frame(session, project=get_project(session, slug="churn"))
     assert ids[1] not in set(frame["run_id"]) and frame.loc[frame["run_id"] == ids[0], "metrics.accuracy"].item() == 0.9
+
+
+def test_runs_frame_reads_the_json_columns_on_every_database(store: tuple[Any, str]) -> None:
+    """``runs_frame`` on PostgreSQL: psycopg hands the JSON columns back parsed (it raised TypeError there)."""
+    from workbench.experiments.runs import runs_frame
+
+    client, experiment_id = store
+    ids = [_log(client, experiment_id, kind="trial", job="j1", accuracy=a, model="linear") for a in (0.25, 0.75)]
+    with session_scope() as session:
+        project = get_project(session, slug="churn")
+        sync_runs(session, project=project)
+        frame = runs_frame(session, project=project)
+    assert list(frame["run_id"]) == ids
+    assert list(frame["metrics.accuracy"]) == [0.25, 0.75] and list(frame["params.model"]) == ["linear", "linear"]
