@@ -1,15 +1,25 @@
-"""Benchmark: events per second end to end through NATS JetStream, at-least-once.
+"""Benchmark: events per second end to end through NATS JetStream, against a bare consumer and a floor
+(issue 16 items 1 and 7).
 
-A HistGradientBoosting Pipeline is registered in a throw-away home; N feature events are
-published to ``workbench.<project>.features`` (JetStream acks, in windows); a consumer
-(``workbench.serving.stream.run_consumer``, in a thread of this process) predicts each
-micro-batch, logs it to the prediction log (SQLite, idempotent), publishes the predictions
-and acks. The clock runs from the first publish until every event is logged and acked.
-As a baseline, the same events are published and drained by a bare JetStream pull consumer
-that only acks (no model, no log): the ratio shows what prediction + log + publish cost.
+A HistGradientBoosting Pipeline is registered in a throw-away home. Two consumers run in this
+process for the whole benchmark, started (and the model loaded) before any clock:
 
-    .venv/bin/python benchmarks/stream.py --events 5000                 # NATS at 127.0.0.1:4222
-    .venv/bin/python benchmarks/stream.py --events 5000 --embedded      # the workbench's own nats-server
+- the workbench: ``workbench.serving.stream.run_consumer`` on the project's stream: predict each
+  micro-batch, log it to the prediction log (SQLite, idempotent), publish the predictions, ack;
+- the bare consumer (the competitor, as the nats-py docs show a pull consumer): a durable pull
+  subscription on a second stream that only acks, fetching the same batch size.
+
+Each sample starts a **publisher in a separate process** (``send_records``: JetStream publishes,
+acks awaited in windows), the same program for every side; it prepares its events, says it is
+ready, and the clock starts when it is told to go. The clock stops when every event is in the
+prediction log (the workbench: what a user would query) or acked (bare). The **floor** is that
+publisher alone, on a third stream nobody consumes: no consumer can finish before its events
+are published. Sides alternate in rotating order, ``--samples`` (>= 3) each; printed: the median
+(min-max) events per second of each side, the ratio workbench / bare (goal >= 0.7 at 20,000
+events) and each side's time as a multiple of the floor.
+
+    .venv/bin/python benchmarks/stream.py --events 20000                # NATS at 127.0.0.1:4222
+    .venv/bin/python benchmarks/stream.py --events 3000 --samples 3 --embedded
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -33,41 +44,97 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def bare_drain(url: str, slug: str, events: list[dict[str, Any]], batch_size: int) -> float:
-    """Publish and drain with a bare pull consumer that only acks; returns seconds."""
-    from workbench.serving.nats_transport import NatsTransport
+def publisher_main(url: str, slug: str, n_events: int, seed: int) -> int:
+    """The publisher process: build the events, print ``ready``, wait for ``go`` on stdin, publish, report."""
+    from batch import FEATURES, make_frame
+
+    from workbench.prediction_log import json_safe
     from workbench.serving.stream import send_records
 
-    async def drain(expected: int) -> None:
-        transport = NatsTransport(url, slug, durable=f"bare_{uuid.uuid4().hex[:6]}")
-        await transport.connect()
-        done = 0
-        while done < expected:
-            messages = await transport.fetch(batch_size, 1.0)
-            await asyncio.gather(*(transport.ack(m) for m in messages))
-            done += len(messages)
-        await transport.close()
+    events = [json_safe(r) for r in make_frame(n_events, seed=seed)[FEATURES].to_dict("records")]
+    print("ready", flush=True)
+    sys.stdin.readline()
+    sent = send_records(slug, events, nats_url=url)
+    print(json.dumps(sent), flush=True)
+    return 0
 
-    started = time.perf_counter()
-    thread = threading.Thread(target=lambda: asyncio.run(drain(len(events))))
-    thread.start()
-    send_records(slug, events, nats_url=url)
-    thread.join()
-    return time.perf_counter() - started
+
+class Publisher:
+    """A publisher process, started and made ready before the clock (see the module docstring)."""
+
+    def __init__(self, url: str, slug: str, n_events: int, seed: int) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--publish", url, slug, str(n_events), str(seed)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().strip()
+        if line != "ready":
+            raise SystemExit(f"the publisher did not start: {line!r}")
+
+    def go(self) -> float:
+        """Tell it to publish; returns the clock's start."""
+        assert self.process.stdin is not None
+        started = time.perf_counter()
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+        return started
+
+    def wait(self) -> None:
+        if self.process.wait(timeout=600) != 0:
+            raise SystemExit("the publisher failed")
+
+
+class BareConsumer(threading.Thread):
+    """A durable pull consumer that only acks (no model, no log), counting what it acked."""
+
+    def __init__(self, url: str, slug: str, batch_size: int) -> None:
+        super().__init__(daemon=True)
+        self.url, self.slug, self.batch_size = url, slug, batch_size
+        self.acked = 0
+        self.ready = threading.Event()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        from workbench.serving.nats_transport import NatsTransport
+
+        async def drain() -> None:
+            transport = NatsTransport(self.url, self.slug, durable=f"bare_{uuid.uuid4().hex[:6]}")
+            await transport.connect()
+            self.ready.set()
+            while not self.stop.is_set():
+                messages = await transport.fetch(self.batch_size, 1.0)
+                await asyncio.gather(*(transport.ack(m) for m in messages))
+                self.acked += len(messages)
+            await transport.close()
+
+        asyncio.run(drain())
+
+
+def _wait_for(count: Any, target: int, timeout: float = 600.0) -> float:
+    deadline = time.monotonic() + timeout
+    while count() < target:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out at {count()} of {target} events")
+        time.sleep(0.02)
+    return time.perf_counter()
 
 
 def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--publish":
+        return publisher_main(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--samples", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=200)
     parser.add_argument("--nats", default="nats://127.0.0.1:4222")
     parser.add_argument("--embedded", action="store_true", help="start the workbench's own nats-server")
     parser.add_argument("--json", dest="json_path", default=None)
     args = parser.parse_args()
-    from batch import FEATURES, make_frame, register, setup_home
+    from _fair import load_average, ratio, rounds, spread, summary
+    from batch import make_frame, register, setup_home
 
-    from workbench.prediction_log import count_rows, json_safe
-    from workbench.serving.stream import run_consumer, send_records
+    from workbench.prediction_log import count_rows
+    from workbench.serving.stream import run_consumer
 
     base = Path(tempfile.mkdtemp(prefix="wb-bench-stream-"))
     setup_home(base)
@@ -75,47 +142,57 @@ def main() -> int:
     from workbench.serving.nats_server import ensure_server, stop_server
     from workbench.settings import get_settings
 
+    print(f"Stream benchmark; {load_average()}", flush=True)
     url = ensure_server(get_settings()) if args.embedded else args.nats
     slug = register("hgb", make_frame(20_000, seed=1))
-    events = [json_safe(r) for r in make_frame(args.events, seed=3)[FEATURES].to_dict("records")]
     stop = threading.Event()
     result: dict[str, Any] = {}
+    bare = BareConsumer(url, f"{slug}-bare", args.batch_size)
+    samples = max(3, args.samples)
+    seconds: dict[str, list[float]] = {"workbench": [], "bare": [], "floor": []}
     try:
         consumer = threading.Thread(target=lambda: result.update(run_consumer(
             slug, nats_url=url, batch_size=args.batch_size, stop=stop, poll_seconds=0, metrics_seconds=1)))
         consumer.start()
-        time.sleep(2.0)  # let the consumer load the model and bind before the clock starts
-        started = time.perf_counter()
-        sent = send_records(slug, events, nats_url=url)
-        while True:
+        bare.start()
+        bare.ready.wait(30)
+
+        def logged() -> int:
             with session_scope() as session:
-                if count_rows(session) >= args.events:
-                    break
-            time.sleep(0.05)
-        seconds = time.perf_counter() - started
+                return count_rows(session)
+
+        # Warm-up (not timed): the model's first predictions, the first log writes, the publisher's imports.
+        warm = Publisher(url, slug, 200, seed=99)
+        warm.go()
+        _wait_for(logged, 200)
+        warm.wait()
+        done = {"workbench": 200, "bare": 0}
+        for index, order in enumerate(rounds(["workbench", "bare", "floor"], samples)):
+            for side in order:
+                target = {"workbench": slug, "bare": f"{slug}-bare", "floor": f"{slug}-floor"}[side]
+                publisher = Publisher(url, target, args.events, seed=3 + index)
+                started = publisher.go()
+                if side == "floor":
+                    publisher.wait()
+                    ended = time.perf_counter()
+                else:
+                    done[side] += args.events
+                    count = logged if side == "workbench" else (lambda: bare.acked)
+                    ended = _wait_for(count, done[side])
+                    publisher.wait()
+                seconds[side].append(ended - started)
+                print(f"  {side:9s} {args.events / (ended - started):9,.0f} events/s", flush=True)
         stop.set()
+        bare.stop.set()
         consumer.join()
-        bare = bare_drain(url, f"{slug}-bare", events, args.batch_size)
-        report = {
-            "events": args.events,
-            "batch_size": args.batch_size,
-            "nats": "embedded" if args.embedded else url,
-            "publish_events_per_second": sent["events_per_second"],
-            "end_to_end_seconds": round(seconds, 3),
-            "end_to_end_events_per_second": round(args.events / seconds, 1),
-            "bare_events_per_second": round(args.events / bare, 1),
-            "ratio_vs_bare": round(bare / seconds, 3),
-            "consumer": result,
-        }
-        print(json.dumps(report, indent=2))
-        if args.json_path:
-            Path(args.json_path).write_text(json.dumps(report, indent=2))
+        bare.join(10)
     finally:
         stop.set()
+        bare.stop.set()
         from workbench.serving.nats_transport import NatsTransport
 
         async def cleanup() -> None:
-            for name in (slug, f"{slug}-bare"):
+            for name in (slug, f"{slug}-bare", f"{slug}-floor"):
                 transport = NatsTransport(url, name)
                 await transport.connect(consumer=False)
                 await transport.delete_stream()
@@ -124,6 +201,28 @@ def main() -> int:
         asyncio.run(cleanup())
         if args.embedded:
             stop_server(get_settings())
+    rates = {side: summary([args.events / s for s in values], 0) for side, values in seconds.items()}
+    med = {side: summary(values, 3)["median"] for side, values in seconds.items()}
+    report = {
+        "events": args.events, "batch_size": args.batch_size, "samples": samples,
+        "nats": "embedded" if args.embedded else url,
+        "events_per_second": rates,
+        "ratio_workbench_over_bare": ratio(rates["workbench"]["median"], rates["bare"]["median"]),
+        "workbench_time_over_floor": ratio(med["workbench"], med["floor"]),
+        "bare_time_over_floor": ratio(med["bare"], med["floor"]),
+        "consumer": result,
+        "load": load_average(),
+    }
+    print(f"\n{args.events:,} events, batch {args.batch_size}, {samples} samples per side "
+          "(events/s, median (min-max)):")
+    for side, label in (("workbench", "workbench consumer (predict + log + publish + ack)"),
+                        ("bare", "bare pull consumer (ack only)"), ("floor", "floor: the publisher alone")):
+        print(f"  {label:52s} {spread(rates[side], '{:,.0f}')}")
+    print(f"  ratio workbench / bare = {report['ratio_workbench_over_bare']} (goal >= 0.7 at 20,000 events); "
+          f"time / floor: workbench {report['workbench_time_over_floor']}, bare {report['bare_time_over_floor']}")
+    print(f"  {load_average()}")
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(report, indent=2))
     return 0
 
 

@@ -1,23 +1,30 @@
-"""How much the workbench's tuning costs on top of bare Optuna, and its tracking throughput.
+"""How much the workbench's tuning costs on top of Optuna, against untracked Optuna on the same storage and a
+fair tracking competitor (issue 16 items 1 and 6).
 
-``python benchmarks/tuning_overhead.py [--trials-a 50] [--trials-b 200]`` measures, in one run,
-in a fresh temporary workbench home:
+``python benchmarks/tuning_overhead.py [--trials 100] [--samples 3] [--storage journal]`` measures,
+in one run, in a fresh temporary workbench home, for two objectives (one float param, x**2; the
+"20 ms" one also sleeps 20 ms, a short real fit; the "trivial" one does not, to show throughput),
+in rounds whose order rotates, ``--samples`` (>= 3) each:
 
-(a) 50 random-forest trials on ``builtin:breast_cancer`` (3-fold CV, same seeded TPE sampler,
-    the very same objective object) with the workbench's tuning (its default Optuna journal
-    file, or ``--storage sqlite`` for the RDB storage with heartbeats; an MLflow child run per
-    trial; job progress in the workbench DB) against bare
-    Optuna with in-memory storage. Prints the wall-time ratio (goal <= 1.10).
-(b) Trials per second for a trivial objective (one float param, x**2; seeded random sampler
-    on both sides) with the workbench's full tracking against Optuna +
-    ``optuna_integration.MLflowCallback`` with MLflow on SQLite, the way most teams wire it
-    (Optuna in memory, and Optuna on SQLite). The workbench figure includes flushing every
-    child run to MLflow. Goal: >= 4x the callback's rate.
+- ``workbench``: the workbench's tuning path (its Optuna storage, an MLflow child run per trial
+  written by the background writer, job progress in the workbench DB); the clock includes
+  flushing every child run to MLflow;
+- ``optuna``: untracked Optuna on the same storage (a new study per sample), same sampler;
+- ``log_batch_callback``: the competitor as MLflow's docs advise for many runs: Optuna on the same
+  storage plus a callback that logs each trial with three ``MlflowClient`` calls (``create_run``,
+  ``log_batch``, ``set_terminated``) to the same MLflow store;
+- ``floor``: the objective alone, called as many times (no Optuna, no tracking).
+
+Printed per objective: the median (min-max) seconds of each side, the workbench's overhead per
+trial over untracked Optuna in ms (goal <= 2 ms), the ratio workbench / optuna (goal <= 1.10 on
+the 20 ms objective), the throughput of the workbench as a fraction of untracked Optuna (goal
+>= 0.5) and as a multiple of the callback's (goal >= 4x), and the floor as a fraction of each.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -111,138 +118,146 @@ class _Tracked:
         return time.perf_counter() - started
 
 
-def bench_a(slug: str, inputs: Any, n_trials: int, folds: int) -> dict[str, float]:
+def _objective(sleep_seconds: float) -> Any:
+    def objective(trial: Any) -> float:
+        x = trial.suggest_float("x", -10, 10)
+        if sleep_seconds:
+            time.sleep(sleep_seconds)
+        return x * x
+
+    return objective
+
+
+class _LogBatchCallback:
+    """Three ``MlflowClient`` calls per finished trial: create_run, log_batch (params + value), set_terminated."""
+
+    def __init__(self, experiment_id: str) -> None:
+        from workbench.settings import get_settings
+        from workbench.tracking import get_client
+
+        self.client = get_client(get_settings())
+        self.experiment_id = experiment_id
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        from mlflow.entities import Metric, Param
+
+        now = int(time.time() * 1000)
+        run = self.client.create_run(self.experiment_id, run_name=f"trial-{trial.number}",
+                                     tags={"optuna.study": study.study_name})
+        metrics = [Metric("value", float(trial.value), now, 0)] if trial.value is not None else []
+        self.client.log_batch(run.info.run_id, metrics=metrics,
+                              params=[Param(k, str(v)) for k, v in trial.params.items()])
+        self.client.set_terminated(run.info.run_id, status="FINISHED" if trial.state.name == "COMPLETE"
+                                   else "FAILED")
+
+
+def bench(slug: str, inputs: Any, *, sleep_seconds: float, n_trials: int, samples: int) -> dict[str, Any]:
+    """Every side on one objective, in rotating rounds; seconds per side."""
     import optuna
+    from _fair import rounds
 
+    from workbench.settings import get_settings
+    from workbench.tracking import get_client
     from workbench.training.config import validate_tuning
-    from workbench.training.objective import CVObjective
-    from workbench.training.study import make_sampler
-
-    config = validate_tuning(models=["random_forest"], n_trials=n_trials, timeout_seconds=None, folds=folds,
-                             sampler="tpe", pruner="none", workers=1, seed=0, metric=inputs.metric,
-                             task_type=inputs.task_type, y_train=inputs.frames.y_train)
-    objective = CVObjective(X=inputs.frames.X_train, y=inputs.frames.y_train, config=config)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-    spent = {"bare": 0.0, "workbench": 0.0}
-
-    def timed(side: str) -> Any:
-        def run(trial: Any) -> float:
-            started = time.perf_counter()
-            try:
-                return objective(trial)
-            finally:
-                spent[side] += time.perf_counter() - started
-
-        return run
-
-    bare = optuna.create_study(direction="maximize" if config.direction == "maximize" else "minimize",
-                               sampler=make_sampler(config))
-    tracked = _Tracked(slug, config, label="a")
-    # Alternate the two sides in rounds, so a change in the machine's load hits both alike.
-    rounds = 5
-    bare_seconds = workbench_seconds = 0.0
-    for index in range(1, rounds + 1):
-        target = n_trials * index // rounds
-        started = time.perf_counter()
-        bare.optimize(timed("bare"), n_trials=target - len(bare.trials))
-        bare_seconds += time.perf_counter() - started
-        workbench_seconds += tracked.run(timed("workbench"), target, flush=index == rounds)
-    same = [t.value for t in bare.trials] == [t.value for t in tracked.study.trials]
-    # The machine is shared, so the same fits take a varying time; the cost the workbench adds
-    # around the objective (storage, tracking, progress) is measured apart as well.
-    bare_overhead = bare_seconds - spent["bare"]
-    workbench_overhead = workbench_seconds - spent["workbench"]
-    return {"bare_seconds": bare_seconds, "workbench_seconds": workbench_seconds,
-            "ratio": workbench_seconds / bare_seconds, "same_trials": float(same),
-            "bare_objective": spent["bare"], "workbench_objective": spent["workbench"],
-            "overhead_per_trial_ms": 1000 * (workbench_overhead - bare_overhead) / n_trials,
-            "ratio_same_fits": (spent["bare"] + workbench_overhead) / bare_seconds}
-
-
-def _trivial(trial: Any) -> float:
-    x = trial.suggest_float("x", -10, 10)
-    return x * x
-
-
-def bench_b(slug: str, inputs: Any, n_trials: int, home: Path) -> dict[str, float]:
-    import optuna
-    from optuna_integration import MLflowCallback
-
-    from workbench.training.config import validate_tuning
+    from workbench.training.optuna_storage import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    settings = get_settings()
+    storage = open_storage(settings.optuna_storage)
     config = validate_tuning(models=["linear"], n_trials=n_trials, timeout_seconds=None, folds=3, sampler="random",
                              pruner="none", workers=1, seed=0, metric=inputs.metric, task_type=inputs.task_type)
-    results: dict[str, float] = {}
+    objective = _objective(sleep_seconds)
+    client = get_client(settings)
+    callback_experiment = client.create_experiment(f"callback-{sleep_seconds}-{time.time_ns()}")
+    callback = _LogBatchCallback(callback_experiment)
+    seconds: dict[str, list[float]] = {"workbench": [], "optuna": [], "log_batch_callback": [], "floor": []}
+    for index, order in enumerate(rounds(list(seconds), samples)):
+        for side in order:
+            name = f"{side}-{sleep_seconds}-{index}-{time.time_ns()}"
+            if side == "workbench":
+                tracked = _Tracked(slug, config, label=name)
+                seconds[side].append(tracked.run(objective, n_trials))
+                continue
+            started = time.perf_counter()
+            if side == "floor":
+                trial = optuna.trial.FixedTrial({"x": 1.0})
+                for _ in range(n_trials):
+                    objective(trial)
+            else:
+                study = optuna.create_study(storage=storage, study_name=name,
+                                            sampler=optuna.samplers.RandomSampler(seed=0))
+                study.optimize(objective, n_trials=n_trials,
+                               callbacks=[callback] if side == "log_batch_callback" else None)
+            seconds[side].append(time.perf_counter() - started)
+    return seconds
 
-    def callback_rate(storage: str | None, name: str) -> float:
-        callback = MLflowCallback(tracking_uri=f"sqlite:///{home / f'callback-{name}.db'}", metric_name="value")
-        study = optuna.create_study(storage=storage, sampler=optuna.samplers.RandomSampler(seed=0))
-        study.optimize(_trivial, n_trials=3, callbacks=[callback])  # warm-up: MLflow schema and experiment
-        started = time.perf_counter()
-        study.optimize(_trivial, n_trials=n_trials, callbacks=[callback])
-        return n_trials / (time.perf_counter() - started)
 
-    results["callback_inmemory_per_s"] = callback_rate(None, "mem")
-    results["callback_sqlite_per_s"] = callback_rate(f"sqlite:///{home / 'callback-optuna.db'}", "sqlite")
+def report(label: str, seconds: dict[str, list[float]], n_trials: int, *, goal_ratio: bool) -> dict[str, Any]:
+    from _fair import ratio, spread, summary
 
-    memory = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    started = time.perf_counter()
-    memory.optimize(_trivial, n_trials=n_trials)
-    results["optuna_inmemory_per_s"] = n_trials / (time.perf_counter() - started)
-
-    tracked = _Tracked(slug, config, label="b")
-    tracked.study.optimize(_trivial, n_trials=3)  # warm-up, like the callback side
-    warm = 3
-    seconds = tracked.run(_trivial, n_trials + warm)
-    results["workbench_per_s"] = n_trials / seconds
-    results["workbench_trial_path_per_s"] = n_trials / tracked.trials_seconds
-    results["speedup_vs_callback_inmemory"] = results["workbench_per_s"] / results["callback_inmemory_per_s"]
-    results["speedup_vs_callback_sqlite"] = results["workbench_per_s"] / results["callback_sqlite_per_s"]
-    return results
+    stats = {side: summary(values, 4) for side, values in seconds.items()}
+    med = {side: stat["median"] for side, stat in stats.items()}
+    out = {
+        "seconds": stats,
+        "overhead_ms_per_trial": round(1000 * (med["workbench"] - med["optuna"]) / n_trials, 2),
+        "ratio_workbench_over_optuna": ratio(med["workbench"], med["optuna"], 3),
+        "throughput_vs_optuna": ratio(med["optuna"], med["workbench"], 3),
+        "throughput_vs_log_batch_callback": ratio(med["log_batch_callback"], med["workbench"], 2),
+        "floor_fraction": {side: ratio(med["floor"], med[side], 3) for side in ("workbench", "optuna",
+                                                                                 "log_batch_callback")},
+    }
+    print(f"\n{label}, {n_trials} trials per sample, {len(seconds['workbench'])} samples per side "
+          "(seconds, median (min-max); trials/s):")
+    labels = (("workbench", "workbench tuning (tracked, flushed)"), ("optuna", "untracked Optuna, same storage"),
+              ("log_batch_callback", "Optuna + 3-call log_batch callback"), ("floor", "floor: the objective alone"))
+    for side, text in labels:
+        rate = f"{n_trials / med[side]:10,.1f}/s" if med[side] else "   (< 1 ms)"
+        print(f"  {text:40s} {spread(stats[side], '{:.4f}')}   {rate}")
+    print(f"  workbench overhead per trial over untracked Optuna: {out['overhead_ms_per_trial']} ms (goal <= 2)")
+    ratio_text = f"ratio workbench / optuna = {out['ratio_workbench_over_optuna']}"
+    print(f"  {ratio_text}{' (goal <= 1.10)' if goal_ratio else ''}; throughput = "
+          f"{out['throughput_vs_optuna']} of untracked Optuna (goal >= 0.5), "
+          f"{out['throughput_vs_log_batch_callback']}x the log_batch callback (goal >= 4)")
+    print(f"  floor as a fraction of: workbench {out['floor_fraction']['workbench']}, optuna "
+          f"{out['floor_fraction']['optuna']}, callback {out['floor_fraction']['log_batch_callback']}")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trials-a", type=int, default=50)
-    parser.add_argument("--trials-b", type=int, default=200)
-    parser.add_argument("--folds", type=int, default=3)
-    parser.add_argument("--only", choices=["a", "b"], default=None)
+    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--samples", type=int, default=3)
+    parser.add_argument("--only", choices=["20ms", "trivial"], default=None)
     parser.add_argument("--storage", default="journal",
-                        help="The workbench's Optuna storage: 'journal' (the default file), 'sqlite' (an SQLite "
-                             "file: Optuna's RDB storage, with heartbeats) or an RDB URL such as "
+                        help="The Optuna storage of every side: 'journal' (the workbench's default file), 'sqlite' "
+                             "(an SQLite file: Optuna's RDB storage, with heartbeats) or an RDB URL such as "
                              "postgresql://postgres@127.0.0.1:5432/optuna_bench (an empty database).")
+    parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO_ROOT))
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    from _fair import load_average
+
     home = _setup_home()
     if args.storage == "sqlite":
         os.environ["WORKBENCH_OPTUNA_STORAGE"] = f"sqlite:///{home / 'home' / 'optuna.db'}"
     elif args.storage != "journal":
         os.environ["WORKBENCH_OPTUNA_STORAGE"] = args.storage
     slug, inputs = _project()
-    print(f"workbench home: {home}; Optuna storage: {args.storage}; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    if args.only in (None, "a"):
-        a = bench_a(slug, inputs, args.trials_a, args.folds)
-        print(f"(a) {args.trials_a} random-forest trials, {args.folds}-fold CV on breast_cancer:")
-        print(f"    bare Optuna in memory: {a['bare_seconds']:.1f}s; workbench tuning: {a['workbench_seconds']:.1f}s; "
-              f"same trials on both sides: {bool(a['same_trials'])}")
-        print(f"    time inside the objective: bare {a['bare_objective']:.1f}s, "
-              f"workbench {a['workbench_objective']:.1f}s")
-        print(f"    workbench cost around the objective: {a['overhead_per_trial_ms']:.0f} ms per trial")
-        print(f"    ratio workbench / bare = {a['ratio']:.3f} wall clock; {a['ratio_same_fits']:.3f} with the fits "
-              "taking the same time on both sides (goal <= 1.10)")
-    if args.only in (None, "b"):
-        b = bench_b(slug, inputs, args.trials_b, home)
-        print(f"(b) trivial objective, {args.trials_b} trials, trials per second:")
-        print(f"    Optuna in memory, no tracking:                {b['optuna_inmemory_per_s']:8.1f}")
-        print(f"    Optuna in memory + MLflowCallback (SQLite):   {b['callback_inmemory_per_s']:8.1f}")
-        print(f"    Optuna on SQLite + MLflowCallback (SQLite):   {b['callback_sqlite_per_s']:8.1f}")
-        print(f"    workbench full tracking ({args.storage.split(':', 1)[0]:10} + MLflow):{b['workbench_per_s']:8.1f}"
-              f"  (trial path alone, before the last MLflow writes: {b['workbench_trial_path_per_s']:.1f})")
-        print(f"    speed-up vs callback: {b['speedup_vs_callback_inmemory']:.2f}x (Optuna in memory), "
-              f"{b['speedup_vs_callback_sqlite']:.2f}x (Optuna on SQLite) (goal >= 4x)")
+    samples = max(3, args.samples)
+    print(f"Tuning overhead benchmark; home {home}; Optuna storage: {args.storage}; {load_average()}")
+    # Warm-up (not timed): MLflow's store, the storage, imports; a few trials of each kind.
+    bench(slug, inputs, sleep_seconds=0.0, n_trials=3, samples=1)
+    results: dict[str, Any] = {"storage": args.storage, "trials": args.trials, "samples": samples}
+    for label, sleep_seconds in (("20ms", 0.02), ("trivial", 0.0)):
+        if args.only not in (None, label):
+            continue
+        seconds = bench(slug, inputs, sleep_seconds=sleep_seconds, n_trials=args.trials, samples=samples)
+        results[label] = report(f"{label} objective", seconds, args.trials, goal_ratio=label == "20ms")
+    results["load"] = load_average()
+    print(f"\n{results['load']}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
     return 0
 
 

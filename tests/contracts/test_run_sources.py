@@ -83,6 +83,17 @@ def _assert_sources_agree(settings: Settings, ids: list[str]) -> None:
         return sorted(({k: v for k, v in row.items() if k != "synced_at"} for row in built), key=str)
 
     assert rows(sql_runs) == rows(client_runs)
+    # The incremental sync's reads pick the same runs on both sides (started since a time, or named), with
+    # the same fingerprints as the full read; and both list the deleted run.
+    since = next(r for r in sql_runs if r["run_id"] == ids[2])["start_time"]
+    assert since is not None
+    for source, full in ((sql, sql_prints), (client, client_prints)):
+        recent = source.recent_fingerprints(experiment_id, since=since, run_ids=[ids[0]])
+        started_since = {r["run_id"] for r in sql_runs if (r["start_time"] or 0) >= since}
+        assert set(recent) == started_since | {ids[0]} and len(recent) < len(ids)
+        assert recent == {run_id: full[run_id] for run_id in recent}
+    assert sql.lifecycle(experiment_id) == (len(ids), {ids[3]})
+    assert client.lifecycle(experiment_id) == (None, {ids[3]})
 
 
 def test_sql_and_client_sources_return_the_same_runs(workbench_home: Path) -> None:

@@ -25,11 +25,11 @@ def _client_and_experiment(slug: str) -> tuple[Any, str]:
 
 
 def _log(client: Any, experiment_id: str, *, kind: str, job: str, accuracy: float, model: str,
-         status: str = "FINISHED") -> str:
+         status: str = "FINISHED", start_time: int | None = None) -> str:
     from workbench.tracking import log_run_batch
 
     run = client.create_run(experiment_id, tags={"workbench.kind": kind, "workbench.job_id": job,
-                                                 "workbench.project": "churn"})
+                                                 "workbench.project": "churn"}, start_time=start_time)
     log_run_batch(client, run.info.run_id, params={"model": model, "C": accuracy * 10},
                   metrics={"accuracy": accuracy})
     client.set_terminated(run.info.run_id, status=status)
@@ -181,3 +181,165 @@ def test_bulk_and_per_run_readers_agree(store: tuple[Any, str]) -> None:
     bulk = _sql_read_experiment(engine, experiment_id, wanted)
     assert {run["run_id"] for run in bulk} == wanted
     assert key(bulk) == key(_sql_read_runs(engine, sorted(wanted)))
+
+
+class _Statements:
+    """The SQL statements the run source sends to MLflow's real tracking DB (an engine event, not a mock)."""
+
+    def __init__(self) -> None:
+        from sqlalchemy import event
+
+        from workbench.settings import get_settings
+        from workbench.tracking._sql_store import mlflow_engine
+
+        self.engine = mlflow_engine(get_settings().mlflow_tracking_uri)
+        self.seen: list[tuple[str, int]] = []
+        event.listen(self.engine, "after_cursor_execute", self._record)
+
+    def _record(self, _conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
+        self.seen.append((statement, -1))
+
+    def close(self) -> None:
+        from sqlalchemy import event
+
+        event.remove(self.engine, "after_cursor_execute", self._record)
+
+    def full_scans(self) -> int:
+        """Fingerprint queries over the whole experiment (no start-time or run-id condition)."""
+        return sum(1 for statement, _ in self.seen if "sum(" in statement and "start_time >=" not in statement
+                   and "IN (" not in statement)
+
+
+def _sync(**kwargs: Any) -> Any:
+    with session_scope() as session:
+        return sync_runs(session, project=get_project(session, slug="churn"), **kwargs)
+
+
+def test_incremental_sync_reads_only_new_running_and_deleted_runs(store: tuple[Any, str]) -> None:
+    """After a full pass, a new run is found without a full read; a deleted run disappears; a run that was
+    running when first synced gets its final metrics and status."""
+    import time
+
+    from workbench.tracking import log_run_batch
+
+    client, experiment_id = store
+    now = int(time.time() * 1000)
+    # Older than the sync's start-time window (WATERMARK_MARGIN_MS before the newest run seen).
+    ids = [_log(client, experiment_id, kind="trial", job="j1", accuracy=a, model="linear",
+                start_time=now - 1_200_000 + i) for i, a in enumerate((0.1, 0.2, 0.3))]
+    running = client.create_run(experiment_id, tags={"workbench.kind": "trial", "workbench.job_id": "j1"},
+                                start_time=now - 600_000).info.run_id
+    log_run_batch(client, running, params={"model": "rf"}, metrics={"accuracy": 0.4})
+    first = _sync(incremental=True)
+    assert first.mode == "full" and first.added == 4  # a process's first sync is a full pass
+
+    statements = _Statements()
+    try:
+        new = _log(client, experiment_id, kind="trial", job="j2", accuracy=0.9, model="linear")
+        result = _sync(incremental=True)
+        assert result.mode == "incremental" and (result.added, result.updated, result.removed) == (1, 0, 0)
+        assert statements.full_scans() == 0
+        # Fingerprints read: the new run and the running one, not the other three.
+        assert result.scanned == 2, result.scanned
+        assert _projected_ids("tags.workbench.job_id = 'j2'") == {new}
+
+        # The running run logs its final metric and finishes.
+        client.log_metric(running, "accuracy", 0.77)
+        client.set_terminated(running)
+        result = _sync(incremental=True)
+        assert result.mode == "incremental" and result.updated == 1
+        with session_scope() as session:
+            row = get_run(session, project=get_project(session, slug="churn"), run_id=running)
+        assert row["metrics"]["accuracy"] == 0.77 and row["status"] == "FINISHED"
+
+        # Deleted (an old run, outside the start-time window), then restored.
+        client.delete_run(ids[0])
+        result = _sync(incremental=True)
+        assert result.mode == "incremental" and result.updated == 1
+        assert ids[0] not in _projected_ids()
+        client.restore_run(ids[0])
+        result = _sync(incremental=True)
+        assert result.mode == "incremental" and ids[0] in _projected_ids()
+        assert statements.full_scans() == 0
+    finally:
+        statements.close()
+    # The projection equals MLflow's view after all of it.
+    assert _projected_ids() == _mlflow_ids(client, experiment_id)
+
+
+def test_incremental_sync_falls_back_to_a_full_pass_when_the_count_disagrees(store: tuple[Any, str]) -> None:
+    """A run purged by ``mlflow gc`` is invisible to the start-time window: the run count sends the sync to a
+    full pass; an edit of a finished run waits for the periodic full pass (``reconcile_seconds``)."""
+    import time
+
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    from workbench.settings import get_settings
+
+    client, experiment_id = store
+    old = int(time.time() * 1000) - 1_200_000  # outside the start-time window
+    ids = [_log(client, experiment_id, kind="trial", job="j1", accuracy=a, model="linear", start_time=old + t)
+           for t, a in ((0, 0.1), (1, 0.2), (600_000, 0.3))]
+    assert _sync(incremental=True).mode == "full"
+    client.delete_run(ids[0])
+    SqlAlchemyStore(get_settings().mlflow_tracking_uri, str(get_settings().artifacts_dir))._hard_delete_run(ids[0])
+    result = _sync(incremental=True)
+    assert result.mode == "full" and result.removed == 1
+    assert _projected_ids() == set(ids[1:])
+
+    client.set_tag(ids[1], "workbench.kind", "best")
+    result = _sync(incremental=True)
+    assert result.mode == "incremental" and not result.changed  # not seen yet: an old finished run's edit
+    result = _sync(incremental=True, reconcile_seconds=0)
+    assert result.mode == "full" and result.updated == 1
+    assert _projected_ids("tags.workbench.kind = 'best'") == {ids[1]}
+
+
+def test_the_row_cache_frame_equals_a_fresh_read_after_new_updated_and_deleted_runs(store: tuple[Any, str]) -> None:
+    """The Experiments page's cached frame (appended to for new runs, rebuilt otherwise) is what a fresh
+    ``runs_frame`` reads, and a new run decodes one row."""
+    import pandas as pd
+
+    from workbench.experiments.runs import RunsFrameCache, runs_frame
+
+    client, experiment_id = store
+    ids = [_log(client, experiment_id, kind="trial", job="j1", accuracy=a, model="linear") for a in (0.1, 0.2, 0.3)]
+    cache = RunsFrameCache()
+
+    def check(filter_expr: str = "") -> None:
+        with session_scope() as session:
+            project = get_project(session, slug="churn")
+            sync_runs(session, project=project, incremental=True)
+            cached = cache.frame(session, project=project, filter_expr=filter_expr)
+            fresh = runs_frame(session, project=project, filter_expr=filter_expr)
+        pd.testing.assert_frame_equal(cached, fresh)
+
+    check()
+    check("metrics.accuracy > 0.15")
+    decoded = cache.decoded
+    ids.append(_log(client, experiment_id, kind="trial", job="j1", accuracy=0.4, model="linear"))
+    check()
+    check("metrics.accuracy > 0.15")
+    assert cache.decoded - decoded == 1  # the new run's row, once for both queries
+    client.log_metric(ids[0], "accuracy", 0.9)  # an update: rebuilt, not appended
+    check()
+    check("metrics.accuracy > 0.15")
+    client.delete_run(ids[1])
+    check()
+    with session_scope() as session:
+        frame = cache.frame(session, project=get_project(session, slug="churn"))
+    assert ids[1] not in set(frame["run_id"]) and frame.loc[frame["run_id"] == ids[0], "metrics.accuracy"].item() == 0.9
+
+
+def test_runs_frame_reads_the_json_columns_on_every_database(store: tuple[Any, str]) -> None:
+    """``runs_frame`` on PostgreSQL: psycopg hands the JSON columns back parsed (it raised TypeError there)."""
+    from workbench.experiments.runs import runs_frame
+
+    client, experiment_id = store
+    ids = [_log(client, experiment_id, kind="trial", job="j1", accuracy=a, model="linear") for a in (0.25, 0.75)]
+    with session_scope() as session:
+        project = get_project(session, slug="churn")
+        sync_runs(session, project=project)
+        frame = runs_frame(session, project=project)
+    assert list(frame["run_id"]) == ids
+    assert list(frame["metrics.accuracy"]) == [0.25, 0.75] and list(frame["params.model"]) == ["linear", "linear"]

@@ -26,3 +26,23 @@ def run_job_ok(slug: str, kind: str, params: dict[str, Any] | None = None) -> di
     job = run_job_now(slug, kind, params)
     assert job["status"] == "succeeded", job["error"]
     return job
+
+
+def cancel_and_wait(job_id: str, *, timeout: float = 120.0) -> Any:
+    """Cancel a running job (SIGTERM to its process group) and wait until it has ended; returns the job row."""
+    import time
+
+    from workbench.db import session_scope
+    from workbench.jobs import cancel, get_job
+
+    deadline = time.monotonic() + timeout
+    with session_scope() as session:
+        cancel(session, job_id=job_id)
+    while True:
+        with session_scope() as session:
+            job = get_job(session, job_id=job_id)
+            session.expunge(job)
+        if job.status not in ("queued", "running"):
+            return job
+        assert time.monotonic() < deadline, f"the job did not stop within {timeout:.0f} s: {job.message}"
+        time.sleep(0.2)

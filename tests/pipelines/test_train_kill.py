@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -12,6 +13,7 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.conftest import reset_workbench_caches
+from tests.helpers.jobs import cancel_and_wait
 from tests.pipelines.test_train import _project
 from workbench.db import session_scope
 from workbench.jobs import create_job, get_job, launch
@@ -34,6 +36,20 @@ def _children(client: MlflowClient, slug: str, parent_run_id: str) -> list[int]:
     return sorted(int(r.data.tags[TAG_TRIAL_NUMBER]) for r in runs)
 
 
+def _wait_for_trials(name: str, storage: object, ready: Callable[[list[str]], bool]) -> None:
+    """Poll the study's trial states until ``ready(states)`` (3 minutes at most)."""
+    deadline = time.monotonic() + 180
+    while True:
+        assert time.monotonic() < deadline, "the job did not get going"
+        try:
+            trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+        except KeyError:
+            trials = []
+        if ready([t.state.name for t in trials]):
+            return
+        time.sleep(0.1)
+
+
 @pytest.mark.parametrize("storage_kind", ["journal", "sqlite"])
 def test_kill_9_mid_study_then_resume(workbench_home: Path, monkeypatch: pytest.MonkeyPatch, storage_kind: str) -> None:
     # journal: the embedded default (the dead job's running trial is failed at resume);
@@ -52,17 +68,7 @@ def test_kill_9_mid_study_then_resume(workbench_home: Path, monkeypatch: pytest.
     storage = open_storage(settings.optuna_storage, heartbeat_seconds=HEARTBEAT)
 
     # Wait until the study has a few finished trials and another one running, then kill -9.
-    deadline = time.monotonic() + 180
-    while True:
-        assert time.monotonic() < deadline, "the job did not get going"
-        try:
-            trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
-        except KeyError:
-            trials = []
-        states = [t.state.name for t in trials]
-        if states.count("COMPLETE") >= 3 and "RUNNING" in states:
-            break
-        time.sleep(0.2)
+    _wait_for_trials(name, storage, lambda states: states.count("COMPLETE") >= 3 and "RUNNING" in states)
     with session_scope() as session:
         job = get_job(session, job_id=job_id)
         pid, parent_run_id = job.pid, job.mlflow_run_id
@@ -109,3 +115,24 @@ def test_kill_9_mid_study_then_resume(workbench_home: Path, monkeypatch: pytest.
     logged = _children(client, slug, parent_run_id) + _children(client, slug, result["parent_run_id"])
     assert sorted(n for n in logged if n in complete_after) == complete_after
     assert len(logged) == len(set(logged))
+
+
+def test_cancel_mid_study_keeps_a_run_for_every_finished_trial(workbench_home: Path) -> None:
+    """Cancel (SIGTERM) a train job while its trials are being logged in groups: the writer flushes on the way
+    out, so every trial Optuna holds as finished has its child run, without a resume."""
+    slug = _project(workbench_home, name="Cancelled study")
+    settings = get_settings()
+    job_id = launch(kind="train", project_slug=slug,
+                    params={"models": ["linear"], "n_trials": 400, "folds": 2, "seed": 3})
+    name = study_name(slug, job_id)
+    storage = open_storage(settings.optuna_storage)
+    _wait_for_trials(name, storage, lambda states: states.count("COMPLETE") >= 5)
+    job = cancel_and_wait(job_id)
+    status, parent_run_id = job.status, job.mlflow_run_id
+    assert status == "cancelled" and parent_run_id
+    finished = sorted(t.number for t in optuna.load_study(study_name=name, storage=storage).trials
+                      if t.state.name in ("COMPLETE", "PRUNED"))
+    assert 5 <= len(finished) < 400, len(finished)  # stopped mid-way
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    assert _children(client, slug, parent_run_id) == finished
+    assert client.get_run(parent_run_id).info.status == "KILLED"

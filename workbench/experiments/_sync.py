@@ -9,6 +9,18 @@ differs from the stored one (new, updated, deleted or restored) are re-read in f
 vanished (``mlflow gc``) are removed. The digest of all fingerprints is the sync cursor
 (:class:`~workbench.db.models.RunSyncState`): when it is unchanged nothing is written.
 
+**Incremental sync** (``incremental=True``, what the Experiments page asks for): re-reading every
+fingerprint costs time in proportion to the experiment, so between full passes a sync reads only
+what can have changed: the runs started since the newest one it has seen (less
+:data:`WATERMARK_MARGIN_MS`, for writers whose clocks or queues lag), the runs the projection
+holds as still running (``RUNNING``/``SCHEDULED``: their metrics and final status keep moving), and
+the runs whose lifecycle (deleted or restored) differs from the projection's, from the store's
+list of deleted ids. The store's run count checks the result: when it is not the projected count
+plus the new runs (a run purged by ``mlflow gc``, or one logged with a start time before the
+watermark), the sync falls back to a full pass. What no cheap read can see is an edit of a
+*finished* run (a tag set later, a metric re-logged): a full pass every ``reconcile_seconds``
+(:data:`RECONCILE_SECONDS`) in each process picks those up, and the first sync of a process is full.
+
 Which source: :func:`workbench.tracking.open_run_source` gives the SQL source on MLflow's own
 tables (tens of milliseconds for 10,000 runs) when the store is a database whose schema matches
 what it reads, else the ``MlflowClient`` source (exact, as slow as MLflow). Either reads only the
@@ -20,11 +32,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from workbench.db.handles import Handles
@@ -36,10 +49,18 @@ if TYPE_CHECKING:
 
 TAG_PARENT = "mlflow.parentRunId"
 _CHUNK = 500
+# An incremental sync re-reads the runs started this long before the newest one seen.
+WATERMARK_MARGIN_MS = 60_000
+# An incremental sync turns into a full pass when the process's last full pass is older than this.
+RECONCILE_SECONDS = 300.0
+OPEN_STATUSES = ("RUNNING", "SCHEDULED")
 # SQLite stores: the ``PRAGMA data_version`` seen at each project's last sync, and the digest then.
 # In the shared handle cache: a value is only meaningful for the watcher connection that read it,
 # and reset_handles() closes those connections.
-_seen: Handles[dict[tuple[str, str, int], tuple[int, str]]] = Handles("experiments.seen_versions")
+# (data version, digest, whether that sync was a full pass).
+_seen: Handles[dict[tuple[str, str, int], tuple[int, str, bool]]] = Handles("experiments.seen_versions")
+# When each (tracking URI, workbench DB, project) last had a full pass in this process (time.monotonic()).
+_last_full: Handles[dict[tuple[str, str, int], float]] = Handles("experiments.last_full_sync")
 
 
 @dataclass
@@ -53,6 +74,8 @@ class SyncResult:
     source: str = ""
     experiment_id: str | None = None
     changed_ids: list[str] = field(default_factory=list)
+    mode: str = ""  # "full", "incremental" or "unchanged" (the store was not written since the last sync)
+    scanned: int = 0  # run fingerprints read from the tracking store
 
     @property
     def changed(self) -> bool:
@@ -61,7 +84,8 @@ class SyncResult:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"added": self.added, "updated": self.updated, "removed": self.removed,
-                "unchanged": self.unchanged, "source": self.source, "experiment_id": self.experiment_id}
+                "unchanged": self.unchanged, "source": self.source, "experiment_id": self.experiment_id,
+                "mode": self.mode, "scanned": self.scanned}
 
 
 def _digest(parts: Iterable[Any]) -> str:
@@ -111,11 +135,20 @@ def _projection_row(project_id: int, experiment_id: str, run: RunRecord, fingerp
     }
 
 
-def sync_runs(session: Session, *, project: Project, settings: Settings | None = None) -> SyncResult:
+def sync_runs(
+    session: Session,
+    *,
+    project: Project,
+    settings: Settings | None = None,
+    incremental: bool = False,
+    reconcile_seconds: float = RECONCILE_SECONDS,
+) -> SyncResult:
     """Bring the project's run projection in line with MLflow (see the module docstring).
 
     Added, updated, deleted (lifecycle ``deleted``, kept and hidden by default) and restored runs
-    are re-read; runs gone from MLflow are removed. Returns what changed.
+    are re-read; runs gone from MLflow are removed. With ``incremental``, only new, running and
+    deleted/restored runs are looked at, unless this process's last full pass is older than
+    ``reconcile_seconds`` (then, and for the first sync, a full pass). Returns what changed.
     """
     from workbench.db.engine import sqlite_file
     from workbench.settings import get_settings
@@ -134,23 +167,100 @@ def sync_runs(session: Session, *, project: Project, settings: Settings | None =
     seen_versions = _seen.get("all", dict)
     seen_key = (uri, str(session.get_bind().engine.url), project.id)
     seen = seen_versions.get(seen_key)
-    if data_version is not None and seen is not None and seen[0] == data_version:
+    full_passes = _last_full.get("all", dict)
+    last_full = full_passes.get(seen_key)
+    reconcile_due = last_full is None or time.monotonic() - last_full >= reconcile_seconds
+    # An unchanged store needs no sync, if what was seen then was exact: a full pass, or an incremental
+    # one when an incremental sync is asked for and no full pass is due.
+    if data_version is not None and seen is not None and seen[0] == data_version \
+            and (seen[2] or (incremental and not reconcile_due)):
         state = session.get(RunSyncState, project.id)
         if state is not None and state.fingerprint == seen[1]:
             result.unchanged = state.n_runs
             result.experiment_id = state.experiment_id or None
+            result.mode = "unchanged"
             return result
     experiment_id = source.experiment_id(experiment_name(project.slug))
     if experiment_id is None:
         return _apply(session, project, result, None, {}, [])
-    fingerprints = source.fingerprints(experiment_id)
-    stored = _stored_fingerprints(session, project)
-    changed = [run_id for run_id, fp in fingerprints.items() if stored.get(run_id) != fp]
-    changed_runs = source.read_runs(experiment_id, changed) if changed else []
-    applied = _apply(session, project, result, experiment_id, fingerprints, changed_runs)
+    state = session.get(RunSyncState, project.id)
+    applied: SyncResult | None = None
+    if incremental and not reconcile_due and state is not None and state.experiment_id == experiment_id:
+        applied = _incremental(session, project, result, source, experiment_id, state)
+    if applied is None:
+        started = time.monotonic()
+        fingerprints = source.fingerprints(experiment_id)
+        result.scanned = len(fingerprints)
+        stored = _stored_fingerprints(session, project)
+        changed = [run_id for run_id, fp in fingerprints.items() if stored.get(run_id) != fp]
+        changed_runs = source.read_runs(experiment_id, changed) if changed else []
+        applied = _apply(session, project, result, experiment_id, fingerprints, changed_runs)
+        applied.mode = "full"
+        full_passes[seen_key] = started
     if data_version is not None:
-        seen_versions[seen_key] = (data_version, _digest(sorted(fingerprints.items())))
+        state = session.get(RunSyncState, project.id)
+        if state is not None:
+            seen_versions[seen_key] = (data_version, state.fingerprint, applied.mode == "full")
     return applied
+
+
+def _project_ids(session: Session, project: Project, *conditions: Any) -> set[str]:
+    return set(session.scalars(select(RunProjection.run_id).where(RunProjection.project_id == project.id,
+                                                                  *conditions)))
+
+
+def _incremental(
+    session: Session, project: Project, result: SyncResult, source: Any, experiment_id: str, state: RunSyncState,
+) -> SyncResult | None:
+    """The incremental pass (module docstring); None when the store's run count says a full pass is needed."""
+    open_ids = _project_ids(session, project, RunProjection.status.in_(OPEN_STATUSES))
+    projected_deleted = _project_ids(session, project, RunProjection.lifecycle_stage == "deleted")
+    count, deleted = source.lifecycle(experiment_id)
+    flipped = deleted ^ projected_deleted
+    since = None if state.max_start_time is None else state.max_start_time - WATERMARK_MARGIN_MS
+    fingerprints: dict[str, str] = source.recent_fingerprints(experiment_id, since=since,
+                                                              run_ids=open_ids | flipped)
+    result.scanned = len(fingerprints)
+    stored: dict[str, str] = {}
+    ids = sorted(fingerprints)
+    for start in range(0, len(ids), _CHUNK):
+        query = select(RunProjection.run_id, RunProjection.fingerprint).where(
+            RunProjection.project_id == project.id, RunProjection.run_id.in_(ids[start : start + _CHUNK]))
+        stored.update((row[0], row[1]) for row in session.execute(query))
+    new_ids = [run_id for run_id in fingerprints if run_id not in stored]
+    vanished = [run_id for run_id in open_ids | flipped if run_id not in fingerprints]
+    if vanished or (count is not None and count != state.n_runs + len(new_ids)):
+        return None  # purged runs, or a run that started before the watermark: only a full pass is exact
+    changed = sorted(run_id for run_id, fp in fingerprints.items() if stored.get(run_id) != fp)
+    result.experiment_id = experiment_id
+    result.mode = "incremental"
+    result.unchanged = state.n_runs + len(new_ids) - len(changed)
+    if not changed:
+        return result
+    runs = {run["run_id"]: run for run in source.read_runs(experiment_id, changed)}
+    rows = [_projection_row(project.id, experiment_id, runs[run_id], fingerprints[run_id])
+            for run_id in changed if run_id in runs]
+    _replace_rows(session, rows)
+    result.added = sum(1 for row in rows if row["run_id"] not in stored)
+    result.updated = len(rows) - result.added
+    result.changed_ids = [row["run_id"] for row in rows]
+    state.n_runs = count if count is not None else state.n_runs + len(new_ids)
+    # The cursor moves with every change: a digest of the previous cursor and what changed.
+    state.fingerprint = _digest([state.fingerprint, [(row["run_id"], row["fingerprint"]) for row in rows]])
+    state.max_start_time = max([state.max_start_time or 0, *(row["start_time"] or 0 for row in rows)])
+    state.source = result.source
+    state.synced_at = utcnow()
+    session.flush()
+    return result
+
+
+def _replace_rows(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Write projection rows, replacing any row of the same run id (one project's or, to be safe, another's)."""
+    ids = [row["run_id"] for row in rows]
+    for start in range(0, len(ids), _CHUNK):
+        session.execute(delete(RunProjection).where(RunProjection.run_id.in_(ids[start : start + _CHUNK])))
+    for start in range(0, len(rows), 2000):
+        session.execute(insert(RunProjection), rows[start : start + 2000])
 
 
 def _stored_fingerprints(session: Session, project: Project) -> dict[str, str]:
@@ -173,8 +283,9 @@ def _apply(
     digest = _digest(sorted(fingerprints.items()))
     stored = _stored_fingerprints(session, project)
     gone = [run_id for run_id in stored if run_id not in fingerprints]
-    if state is not None and state.fingerprint == digest and state.experiment_id == (experiment_id or "") \
-            and not changed_runs and not gone:
+    if state is not None and state.experiment_id == (experiment_id or "") and not changed_runs and not gone:
+        # Nothing to write: the cursor stays (an incremental sync's cursor is not this digest; moving it
+        # would make the page rebuild what has not changed).
         result.unchanged = len(fingerprints)
         return result
     for start in range(0, len(gone), _CHUNK):
@@ -186,14 +297,7 @@ def _apply(
         if run["run_id"] in fingerprints
     ]
     updated_ids = [row["run_id"] for row in rows if row["run_id"] in stored]
-    for start in range(0, len(updated_ids), _CHUNK):
-        session.execute(delete(RunProjection).where(RunProjection.run_id.in_(updated_ids[start : start + _CHUNK])))
-    # A run id moved from another project's experiment (runs cannot move in MLflow, but be safe).
-    new_ids = [row["run_id"] for row in rows if row["run_id"] not in stored]
-    for start in range(0, len(new_ids), _CHUNK):
-        session.execute(delete(RunProjection).where(RunProjection.run_id.in_(new_ids[start : start + _CHUNK])))
-    for start in range(0, len(rows), 2000):
-        session.execute(insert(RunProjection), rows[start : start + 2000])
+    _replace_rows(session, rows)
     result.updated = len(updated_ids)
     result.added = len(rows) - len(updated_ids)
     result.unchanged = len(fingerprints) - len(rows)
@@ -204,7 +308,9 @@ def _apply(
     state.experiment_id = experiment_id or ""
     state.n_runs = len(fingerprints)
     state.fingerprint = digest
-    state.max_start_time = max((row["start_time"] or 0 for row in rows), default=state.max_start_time)
+    session.flush()
+    state.max_start_time = session.scalar(select(func.max(RunProjection.start_time))
+                                          .where(RunProjection.project_id == project.id))
     state.source = result.source
     state.synced_at = utcnow()
     session.flush()

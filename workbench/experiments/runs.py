@@ -13,17 +13,18 @@ side-by-side comparison of runs live here too.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Text, func, select, type_coerce
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from workbench.access.roles import Principal, require
 from workbench.db.models import Project, RunProjection, RunSyncState, SavedView
 from workbench.errors import Conflict, InvalidInput, NotFound
+from workbench.experiments._conditions import base_conditions as _base_conditions
+from workbench.experiments._frame_cache import RunsFrameCache
 from workbench.experiments._sync import TAG_PARENT, SyncResult, sync_runs
 
 if TYPE_CHECKING:
@@ -33,8 +34,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ATTRIBUTE_COLUMNS", "COMPARE_MAX", "COMPARE_MIN", "DEFAULT_PAGE_SIZE", "FIGURE_ARTIFACTS", "MAX_PAGE_SIZE",
-    "TAG_PARENT", "Comparison", "SyncResult", "available_columns", "compare_runs", "get_run", "get_view", "job_ids",
-    "list_views", "projection_state", "query_runs", "run_figures", "runs_frame", "save_view", "sync_runs",
+    "TAG_PARENT", "Comparison", "RunsFrameCache", "SyncResult", "available_columns", "compare_runs", "get_run",
+    "get_view", "job_ids", "list_views", "projection_state", "query_runs", "run_figures", "runs_frame", "save_view",
+    "sync_runs",
 ]
 
 ATTRIBUTE_COLUMNS = ("run_id", "run_name", "kind", "job_id", "status", "start_time", "end_time")
@@ -88,29 +90,6 @@ def _order_clauses(order_by: Sequence[str] | str | None) -> list[Any]:
         clauses.append(nulls_last(expression.desc() if direction == "DESC" else expression.asc()))
     clauses.append(RunProjection.run_id.asc())  # a stable order across pages
     return clauses
-
-
-def _base_conditions(
-    session: Session,
-    project: Project,
-    filter_expr: str | None,
-    *,
-    kinds: Sequence[str] | None,
-    job_ids: Sequence[str] | None,
-    include_deleted: bool,
-) -> list[Any]:
-    from workbench.experiments.run_filter import parse, to_sql
-
-    dialect = session.get_bind().dialect.name
-    conditions: list[Any] = [RunProjection.project_id == project.id]
-    if not include_deleted:
-        conditions.append(RunProjection.lifecycle_stage == "active")
-    if kinds:
-        conditions.append(RunProjection.kind.in_(list(kinds)))
-    if job_ids:
-        conditions.append(RunProjection.job_id.in_(list(job_ids)))
-    conditions.append(to_sql(parse(filter_expr), dialect=dialect))
-    return conditions
 
 
 def _flatten(row: RunProjection, columns: Sequence[str] | None) -> dict[str, Any]:
@@ -175,41 +154,12 @@ def runs_frame(
     """Every matching run (no pagination) as a DataFrame for charts: attributes, ``trial_number``,
     then ``metrics.<k>`` (floats) and ``params.<k>`` (strings) columns, oldest run first.
 
-    ``metrics``/``params`` None means every key present. Only the named fields are extracted, in
-    SQL, so 10,000 runs cost no JSON decoding in Python.
+    ``metrics``/``params`` None means every key present (in the project's active runs). Each run's
+    JSON documents are decoded once; :class:`RunsFrameCache` keeps them between calls.
     """
-    import pandas as pd
-
-    if metrics is None or params is None:
-        present = available_columns(session, project=project)
-        metrics = present["metrics"] if metrics is None else metrics
-        params = present["params"] if params is None else params
-    conditions = _base_conditions(session, project, filter_expr, kinds=kinds, job_ids=job_ids,
-                                  include_deleted=False)
-    attributes = ["run_id", "run_name", "kind", "job_id", "status", "start_time", "end_time"]
-    # The JSON columns come back as text and are decoded here: SQLite's json_extract re-parses the
-    # document for every field, which costs more than one json.loads per column.
-    query = select(
-        *(getattr(RunProjection, name) for name in attributes),
-        RunProjection.tags["workbench.trial_number"].as_string(),
-        type_coerce(RunProjection.metrics, Text),
-        type_coerce(RunProjection.params, Text),
-    ).where(*conditions).order_by(RunProjection.start_time.asc(), RunProjection.run_id.asc())
-    rows = session.execute(query).all()
-    loads = json.loads
-    columns: dict[str, list[Any]] = {name: [row[i] for row in rows] for i, name in enumerate(attributes)}
-    columns["trial_number"] = [row[len(attributes)] for row in rows]
-    metric_maps = [loads(row[-2]) if row[-2] else {} for row in rows]
-    param_maps = [loads(row[-1]) if row[-1] else {} for row in rows]
-    for key in metrics:
-        columns[f"metrics.{key}"] = [m.get(key) for m in metric_maps]
-    for key in params:
-        columns[f"params.{key}"] = [m.get(key) for m in param_maps]
-    frame = pd.DataFrame(columns)
-    frame["trial_number"] = pd.to_numeric(frame["trial_number"], errors="coerce")
-    for key in metrics:
-        frame[f"metrics.{key}"] = pd.to_numeric(frame[f"metrics.{key}"], errors="coerce")
-    return frame
+    # A cache used once: the Experiments page keeps one per project instead, so a new run costs its row.
+    return RunsFrameCache().frame(session, project=project, filter_expr=filter_expr, kinds=kinds, job_ids=job_ids,
+                                  metrics=metrics, params=params)
 
 
 def available_columns(session: Session, *, project: Project) -> dict[str, list[str]]:

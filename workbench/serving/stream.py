@@ -269,10 +269,15 @@ async def consume(
     """Fetch and process micro-batches until ``stop`` is set (``id_field``, ``max_event_bytes``: see
     :func:`process_batch`); ``router`` gives each batch the running rollout, ``shadow`` scores its copies."""
     stats = stats or StreamStats()
+    prefetch: asyncio.Task[list[InMessage]] | None = None
     while not stop.is_set():
-        messages = await transport.fetch(batch_size, FETCH_TIMEOUT_SECONDS)
+        messages = await (prefetch if prefetch is not None else transport.fetch(batch_size, FETCH_TIMEOUT_SECONDS))
+        prefetch = None
         if not messages:
             continue
+        # Fetch the next micro-batch while this one is logged and published (the waits on the DB and
+        # the broker's acks overlap the fetch's round trip). Nothing is acked before it is processed.
+        prefetch = asyncio.ensure_future(transport.fetch(batch_size, FETCH_TIMEOUT_SECONDS))
         try:
             counts = await process_batch(messages, model=holder.model, transport=transport, write_log=write_log,
                                          deployment_id=deployment_id, stats=stats, id_field=id_field,
@@ -297,6 +302,12 @@ async def consume(
             continue
         if on_batch is not None:
             on_batch(counts)
+    if prefetch is not None:  # fetched but not processed: give them back now rather than after the ack wait
+        for message in await prefetch:
+            try:
+                await transport.nak(message, delay=0)
+            except Exception as exc:  # the broker redelivers them after the ack wait anyway
+                logger.warning("could not nak %s: %s", message.id, exc)
     return stats
 
 

@@ -61,17 +61,35 @@ class ClientRunSource:
             runs = self._search(experiment_id)
         return [runs[run_id] for run_id in run_ids if run_id in runs]
 
+    def recent_fingerprints(self, experiment_id: str, *, since: int | None, run_ids: Collection[str]) -> dict[str, str]:
+        """The fingerprints of the runs started at or after ``since`` and of ``run_ids``, by ``search_runs`` filters."""
+        runs: dict[str, RunRecord] = {}
+        if since is not None:
+            runs.update(self._search(experiment_id, f"attributes.start_time >= {int(since)}"))
+        ids = sorted(set(run_ids))
+        for start in range(0, len(ids), 100):
+            quoted = ", ".join(f"'{run_id}'" for run_id in ids[start : start + 100])
+            runs.update(self._search(experiment_id, f"attributes.run_id IN ({quoted})"))
+        return {run_id: record_fingerprint(run) for run_id, run in runs.items()}
+
+    def lifecycle(self, experiment_id: str) -> tuple[int | None, set[str]]:
+        """``(None, deleted run ids)``: MLflow's API cannot count an experiment's runs without reading them all."""
+        from mlflow.entities import ViewType
+
+        return None, set(self._search(experiment_id, "", view=ViewType.DELETED_ONLY))
+
     def data_version(self) -> int | None:
         """None: MLflow's API has no cheap "anything changed" signal."""
         return None
 
-    def _search(self, experiment_id: str) -> dict[str, RunRecord]:
+    def _search(self, experiment_id: str, filter_string: str = "", view: Any = None) -> dict[str, RunRecord]:
         from mlflow.entities import ViewType
 
         runs: dict[str, RunRecord] = {}
         token = None
         while True:
-            page = self.client.search_runs([experiment_id], run_view_type=ViewType.ALL, max_results=1000,
+            page = self.client.search_runs([experiment_id], filter_string=filter_string,
+                                           run_view_type=ViewType.ALL if view is None else view, max_results=1000,
                                            page_token=token)
             for run in page:
                 info = run.info

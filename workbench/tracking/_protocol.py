@@ -56,6 +56,14 @@ class RunSource(Protocol):
         """One digest per run (every run, deleted ones too) that changes whenever anything of the run does."""
         ...
 
+    def recent_fingerprints(self, experiment_id: str, *, since: int | None, run_ids: Collection[str]) -> dict[str, str]:
+        """The fingerprints of the runs started at or after ``since`` (ms) and of ``run_ids`` (incremental sync)."""
+        ...
+
+    def lifecycle(self, experiment_id: str) -> tuple[int | None, set[str]]:
+        """The experiment's run count (None when it cannot be had cheaply) and its deleted runs' ids."""
+        ...
+
     def read_runs(self, experiment_id: str, run_ids: Collection[str]) -> list[RunRecord]:
         """The named runs of the experiment, in full (ids not in it are skipped)."""
         ...

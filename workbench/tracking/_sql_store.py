@@ -138,27 +138,30 @@ def _text(dialect: str, expression: str) -> str:
     return f"CAST({expression} AS CHAR)" if dialect == "mysql" else f"CAST({expression} AS TEXT)"
 
 
-def _fingerprint_sql(dialect: str) -> str:
+def _fingerprint_sql(dialect: str, runs_where: str = "") -> str:
+    """Every run's fingerprint columns; ``runs_where`` narrows the runs (an extra condition on ``rr``/``r``)."""
     sep = "'\x1f'"
     tag_hash = _hash_sql(dialect, _concat(dialect, "t.key", sep, "coalesce(t.value, '')"))
     param_hash = _hash_sql(dialect, _concat(dialect, "p.key", sep, "coalesce(p.value, '')"))
     metric_text = _concat(dialect, "m.key", sep, _text(dialect, "m.value"), sep, _text(dialect, "m.timestamp"),
                           sep, _text(dialect, "m.step"), sep, _text(dialect, "m.is_nan"))
     metric_hash = _hash_sql(dialect, metric_text)
+    inner = f" AND ({runs_where.format(r='rr')})" if runs_where else ""
+    outer = f" AND ({runs_where.format(r='r')})" if runs_where else ""
     return f"""
 SELECT r.run_uuid, r.status, r.start_time, r.end_time, r.lifecycle_stage, r.name,
        tg.n AS tn, tg.h AS th, pg.n AS pn, pg.h AS ph, mg.n AS mn, mg.h AS mh
 FROM runs r
 LEFT JOIN (SELECT t.run_uuid, count(*) AS n, sum({tag_hash}) AS h
            FROM tags t JOIN runs rr ON rr.run_uuid = t.run_uuid
-           WHERE rr.experiment_id = :experiment_id GROUP BY t.run_uuid) tg ON tg.run_uuid = r.run_uuid
+           WHERE rr.experiment_id = :experiment_id{inner} GROUP BY t.run_uuid) tg ON tg.run_uuid = r.run_uuid
 LEFT JOIN (SELECT p.run_uuid, count(*) AS n, sum({param_hash}) AS h
            FROM params p JOIN runs rr ON rr.run_uuid = p.run_uuid
-           WHERE rr.experiment_id = :experiment_id GROUP BY p.run_uuid) pg ON pg.run_uuid = r.run_uuid
+           WHERE rr.experiment_id = :experiment_id{inner} GROUP BY p.run_uuid) pg ON pg.run_uuid = r.run_uuid
 LEFT JOIN (SELECT m.run_uuid, count(*) AS n, sum({metric_hash}) AS h
            FROM latest_metrics m JOIN runs rr ON rr.run_uuid = m.run_uuid
-           WHERE rr.experiment_id = :experiment_id GROUP BY m.run_uuid) mg ON mg.run_uuid = r.run_uuid
-WHERE r.experiment_id = :experiment_id
+           WHERE rr.experiment_id = :experiment_id{inner} GROUP BY m.run_uuid) mg ON mg.run_uuid = r.run_uuid
+WHERE r.experiment_id = :experiment_id{outer}
 """
 
 
@@ -275,6 +278,47 @@ class SqlRunSource:
                                       {"experiment_id": int(experiment_id)}).all()
         self._counts[experiment_id] = len(rows)
         return {str(row[0]): digest(row[1:]) for row in rows}
+
+    def recent_fingerprints(self, experiment_id: str, *, since: int | None, run_ids: Collection[str]) -> dict[str, str]:
+        """The fingerprints of the runs started at or after ``since`` (ms; None: none by time) and of ``run_ids``.
+
+        The incremental sync's read: the same fingerprint as :meth:`fingerprints`, for the few runs
+        that can have changed, so its cost follows the new runs, not the experiment's size.
+        """
+        from sqlalchemy import bindparam, text
+
+        ids = sorted(set(run_ids))
+        out: dict[str, str] = {}
+        dialect = self.engine.dialect.name
+        with self.engine.connect() as connection:
+            if since is not None:
+                query = text(_fingerprint_sql(dialect, "{r}.start_time >= :since"))
+                rows = connection.execute(query, {"experiment_id": int(experiment_id), "since": int(since)}).all()
+                out.update({str(row[0]): digest(row[1:]) for row in rows})
+            for start in range(0, len(ids), _CHUNK):
+                query = text(_fingerprint_sql(dialect, "{r}.run_uuid IN :ids")).bindparams(
+                    bindparam("ids", expanding=True))
+                rows = connection.execute(query, {"experiment_id": int(experiment_id),
+                                                  "ids": ids[start : start + _CHUNK]}).all()
+                out.update({str(row[0]): digest(row[1:]) for row in rows})
+        return out
+
+    def lifecycle(self, experiment_id: str) -> tuple[int, set[str]]:
+        """How many runs the experiment holds (deleted ones too) and the ids of the deleted ones.
+
+        One count and one narrow scan of ``runs``: what tells the incremental sync that runs were
+        deleted, restored or purged (``mlflow gc``), which no start-time filter can see.
+        """
+        from sqlalchemy import text
+
+        params = {"experiment_id": int(experiment_id)}
+        with self.engine.connect() as connection:
+            count = int(connection.execute(text("SELECT count(*) FROM runs WHERE experiment_id = :experiment_id"),
+                                           params).scalar_one())
+            deleted = {str(row[0]) for row in connection.execute(text(
+                "SELECT run_uuid FROM runs WHERE experiment_id = :experiment_id AND lifecycle_stage = 'deleted'"),
+                params)}
+        return count, deleted
 
     def read_runs(self, experiment_id: str, run_ids: Collection[str]) -> list[RunRecord]:
         """The named runs: by id lists when few, by scanning the experiment when most of it is wanted."""

@@ -243,13 +243,11 @@ def run_study(
     why it stopped: ``"budget"``, ``"timeout"`` or ``"cancelled"``.
     """
     import optuna
-    from optuna.study import MaxTrialsCallback
-    from optuna.trial import TrialState
 
     started = time.monotonic()
+    # No MaxTrialsCallback: each optimize() call below runs one trial, and the loop checks the
+    # study-wide budget itself (only near the end); the callback re-read every trial from the storage.
     callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = []
-    if n_trials is not None:
-        callbacks.append(MaxTrialsCallback(n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED)))
     if on_trial is not None:
         callbacks.append(on_trial)
     guarded = _guard(objective, n_trials)

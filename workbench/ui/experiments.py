@@ -37,26 +37,41 @@ def _project(session: Any, project: Project) -> Project:
 
 
 def sync(project: Project) -> tuple[str, int]:
-    """Bring the projection up to date with MLflow; returns its digest and run count."""
+    """Bring the projection up to date with MLflow (incrementally: new, running and deleted runs, with a full
+    pass every few minutes); returns its digest and run count."""
     from workbench.experiments.runs import projection_state, sync_runs
 
     with session_scope() as session:
         row = _project(session, project)
-        result = sync_runs(session, project=row)
+        result = sync_runs(session, project=row, incremental=True)
         digest, n_runs = projection_state(session, project=row)
     if result.changed:
         st.caption(f"Synced from MLflow: {result.added} new, {result.updated} updated, {result.removed} removed runs.")
     return digest, n_runs
 
 
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _rows(slug: str, db_url: str) -> Any:
+    """The project's decoded runs, shared by every session: a new run costs only its own row
+    (:class:`~workbench.experiments.runs.RunsFrameCache`). ``db_url`` keeps two homes apart."""
+    from workbench.experiments.runs import RunsFrameCache
+
+    return RunsFrameCache()
+
+
+def _row_cache(slug: str) -> Any:
+    from workbench.settings import get_settings
+
+    return _rows(slug, get_settings().db_url)
+
+
 @st.cache_data(show_spinner=False, max_entries=8)
 def _columns(slug: str, digest: str) -> dict[str, list[str]]:
-    from workbench.experiments.runs import available_columns
+    from workbench.projects import get_project
 
     with session_scope() as session:
-        from workbench.projects import get_project
-
-        return available_columns(session, project=get_project(session, slug=slug))
+        columns: dict[str, list[str]] = _row_cache(slug).columns(session, project=get_project(session, slug=slug))
+        return columns
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -184,14 +199,19 @@ def runs_table(project: Project, query: Query) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- charts
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
-def _frame(slug: str, digest: str, filter_expr: str, kinds: tuple[str, ...], jobs: tuple[str, ...]) -> pd.DataFrame:
-    from workbench.experiments.runs import runs_frame
+def _fresh_frame(slug: str, filter_expr: str, kinds: tuple[str, ...], jobs: tuple[str, ...]) -> pd.DataFrame:
     from workbench.projects import get_project
 
     with session_scope() as session:
-        return runs_frame(session, project=get_project(session, slug=slug), filter_expr=filter_expr,
-                          kinds=list(kinds), job_ids=list(jobs))
+        frame: pd.DataFrame = _row_cache(slug).frame(session, project=get_project(session, slug=slug),
+                                                     filter_expr=filter_expr, kinds=list(kinds), job_ids=list(jobs))
+        return frame
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _frame(slug: str, digest: str, filter_expr: str, kinds: tuple[str, ...], jobs: tuple[str, ...]) -> pd.DataFrame:
+    # Keyed by the projection's digest; a miss rebuilds from the row cache (decoding only changed runs).
+    return _fresh_frame(slug, filter_expr, kinds, jobs)
 
 
 def _load_study(slug: str, job_id: str) -> tuple[Any, str]:
@@ -210,11 +230,13 @@ def _load_study(slug: str, job_id: str) -> tuple[Any, str]:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _importance(slug: str, digest: str, job_id: str, metric: str, params: tuple[str, ...], direction: str,
+def _importance(slug: str, job_digest: str, job_id: str, metric: str, params: tuple[str, ...], direction: str,
                 family: str | None = None) -> Any:
+    """Parameter importance of one job; keyed by a digest of that job's runs, so a run of another job
+    (or of none) does not recompute it."""
     from workbench.experiments.charts import param_importance
 
-    frame = _frame(slug, digest, "", (), (job_id,))
+    frame = _fresh_frame(slug, "", (), (job_id,))
     study, name = _load_study(slug, job_id)
     if study is not None and not (metric == "metrics.value" or (metric.startswith("metrics.cv_")
                                                                and metric.endswith("_mean"))):
@@ -303,8 +325,11 @@ def charts(project: Project, query: Query) -> None:
                                key=key(PAGE, "importance_job"),
                                format_func=lambda j: f"{j} ({int(counts.get(j, 0))} runs)")
             job_params = tuple(p for p in fam_params if fam_frame.loc[fam_frame["job_id"] == job, p].notna().all())
+            with session_scope() as session:
+                job_digest = _row_cache(project.slug).digest(session, project=_project(session, project),
+                                                             job_ids=[job])
             _safe("importance", lambda: ec.importance_figure(
-                _importance(project.slug, query.digest, job, metric, job_params, direction, family)))
+                _importance(project.slug, job_digest, job, metric, job_params, direction, family)))
     elif chart == "Slices":
         _safe("slices", lambda: ec.slice_figure(fam_frame, metric, fam_params, bar=bar, family=family))
     elif chart == "Contour":
@@ -334,8 +359,8 @@ MAX_HISTORY_CHARTS = 8
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _run_detail(run_id: str, digest: str) -> tuple[Any, pd.DataFrame]:
-    """The run and its metric histories (cached until the projection's digest moves: a run changed)."""
+def _run_detail(run_id: str, fingerprint: str | None) -> tuple[Any, pd.DataFrame]:
+    """The run and its metric histories (cached until that run's fingerprint moves, not any run's)."""
     from workbench.experiments import run_detail as detail
 
     run = detail.run_detail(run_id)
@@ -356,7 +381,8 @@ def run_view(project: Project, rows: list[dict[str, Any]], digest: str) -> None:
         return
     run_id = st.selectbox("Run", list(labels), format_func=lambda r: labels.get(r, r), key=key(PAGE, "detail_run"))
     settings = get_settings()
-    run, history = _run_detail(run_id, digest)
+    fingerprint = _row_cache(project.slug).fingerprint(run_id)
+    run, history = _run_detail(run_id, fingerprint or digest)
     link = mlflow_ui_link(settings, run.experiment_id, run.run_id)
     st.markdown(f"**{run.run_name or run.run_id}** · `{run.run_id}` · {run.status}"
                 + (f" · [open in MLflow]({link})" if link else ""))
