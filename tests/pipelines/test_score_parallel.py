@@ -76,6 +76,7 @@ def test_two_workers_give_the_single_thread_output_in_order_on_messy_data(
         assert [s.first_index for s in segments] == firsts  # written in input order too
         logged = pd.concat([s.table.to_pandas() for s in segments], ignore_index=True)
         assert np.array_equal(_row_index(logged["request_id"]), np.arange(len(frame)))
+        assert logged["ts"].is_monotonic_increasing  # times never go back, whichever worker finished first
         assert logged["prediction"].astype(str).tolist() == out["prediction"].astype(str).tolist()
         outputs[workers] = out
     one, two = outputs[1], outputs[2]

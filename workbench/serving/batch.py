@@ -360,7 +360,7 @@ def score_file(
     added = {REQUEST_ID_COLUMN, PREDICTION_COLUMN, *proba_columns}
     passthrough = [name for name in schema.names if name not in added and name not in _index_columns(schema)]
 
-    def score_chunk(batch: Any, frame: Any, first_index: int) -> _Scored:
+    def score_chunk(batch: Any, frame: Any, first_index: int, ts: Any) -> _Scored:
         """Predict one chunk and build its output and log segment (runs on a predict worker)."""
         t0 = time.perf_counter()
         predictions, proba = model.predict_frame(frame)
@@ -388,7 +388,7 @@ def score_file(
         segment = None
         if log_segment is not None:
             table = segment_table(
-                request_ids=request_ids, ts=utcnow(), latency_ms=latency_ms, predictions=prediction_array,
+                request_ids=request_ids, ts=ts, latency_ms=latency_ms, predictions=prediction_array,
                 proba=proba_arrays if proba is not None else None,
                 features={name: batch.column(raw) for name, raw in features.items()},
             )
@@ -422,7 +422,9 @@ def score_file(
     try:
         next_index = 0  # the first row of the next chunk read: its request ids start there
         for batch, frame in _read_ahead(batches, reader, depth=workers):
-            pending.append(predictors.submit(score_chunk, batch, frame, next_index))
+            # The log time is taken here, in input order: workers finish in any order, and the log's
+            # times must not go backwards from one chunk to the next.
+            pending.append(predictors.submit(score_chunk, batch, frame, next_index, utcnow()))
             next_index += len(frame)
             if len(pending) >= workers:  # bounded: wait for the oldest before reading on
                 write(pending.popleft().result())
