@@ -7,6 +7,7 @@ worker and with two; the outputs, the probabilities and the prediction log must 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,3 +139,13 @@ def test_a_failing_chunk_fails_the_job_cleanly(champion: Champion, tmp_path: Pat
                    log_segment=logged.append)
     assert [s.first_index for s in logged] == [0, 311, 622]  # the chunks before the bad one, once each
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_the_batch_workers_setting_chooses_the_worker_count(tmp_path: Path) -> None:
+    from workbench.serving.batch import default_workers
+    from workbench.settings import load_settings
+
+    base = {"WORKBENCH_HOME": str(tmp_path), "WORKBENCH_CONFIG": str(tmp_path / "none.toml")}
+    assert default_workers(load_settings({**base, "WORKBENCH_BATCH_WORKERS": "1"})) == 1
+    assert default_workers(load_settings({**base, "WORKBENCH_BATCH_WORKERS": "3"})) == 3
+    assert default_workers(load_settings(base)) == min(2, len(os.sched_getaffinity(0)))

@@ -278,17 +278,19 @@ def _read_ahead(batches: Any, pool: Any, depth: int = 1) -> Any:
         future.cancel()
 
 
-def default_workers() -> int:
-    """Chunks predicted at once: one per core the process may use, at most two.
+def default_workers(settings: Any = None) -> int:
+    """Chunks predicted at once: the ``batch_workers`` setting, else one per usable core, at most two.
 
     Two because the machine this targets has two cores, and because scikit-learn's heavy parts
     (tree traversal, numpy arithmetic) release the GIL, so two chunks predict side by side, while
-    the reader and the writers are mostly idle waiting on I/O. ``WORKBENCH_BATCH_WORKERS``
-    overrides it (1 turns the parallel prediction off).
+    the reader and the writers are mostly idle waiting on I/O. ``WORKBENCH_BATCH_WORKERS=1`` turns
+    the parallel prediction off.
     """
-    configured = os.environ.get("WORKBENCH_BATCH_WORKERS", "").strip()
-    if configured:
-        return max(1, int(configured))
+    from workbench.settings import get_settings
+
+    configured = int((settings or get_settings()).batch_workers)
+    if configured > 0:
+        return configured
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -324,8 +326,8 @@ def score_file(
     output is then removed).
 
     A bounded pipeline: one thread reads chunks ahead, ``workers`` threads (default
-    :func:`default_workers`) predict chunks side by side, and the calling thread hands the
-    predicted chunks, in input order, to one output writer and one log writer. At most
+    :func:`default_workers`, from the ``batch_workers`` setting) predict chunks side by side, and
+    the calling thread hands the predicted chunks, in input order, to one output writer and one log writer. At most
     ``workers`` chunks are being predicted, ``workers`` read ahead and one written behind, so
     memory stays bounded whatever the row count. Each chunk's request ids come from its position
     in the file, so the output and the log are the same, row for row, whatever the thread count;
