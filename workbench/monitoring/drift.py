@@ -210,10 +210,31 @@ class DriftResult:
 # --------------------------------------------------------------------------- type inference
 
 
-def _object_first_last(values: np.ndarray, valid: np.ndarray) -> tuple[Any, Any] | None:
-    idx = np.flatnonzero(valid)
-    if idx.size == 0:
-        return None
+def _is_missing(value: Any) -> bool:
+    missing = pd.isna(value)
+    return bool(missing) if isinstance(missing, bool | np.bool_) else False  # a list or array is a value
+
+
+def _object_first_last(values: np.ndarray, *, probe: int = 64) -> tuple[Any, Any] | None:
+    """The first and the last non-missing value of an object array.
+
+    Looked for from both ends, a few values at a time: a full ``pd.isna`` pass over a million
+    objects cost as much as counting the column's values, and the ends are almost always near.
+    """
+    n = values.size
+    for i in range(min(probe, n)):
+        if not _is_missing(values[i]):
+            first = values[i]
+            break
+    else:
+        if n <= probe:
+            return None
+        idx = np.flatnonzero(~pd.isna(values))
+        return (values[idx[0]], values[idx[-1]]) if idx.size else None
+    for i in range(n - 1, max(n - 1 - probe, -1), -1):
+        if not _is_missing(values[i]):
+            return first, values[i]
+    idx = np.flatnonzero(~pd.isna(values))
     return values[idx[0]], values[idx[-1]]
 
 
@@ -228,7 +249,7 @@ def _dtype_family(series: pd.Series) -> str:
         return "string"
     if name == "object":
         values = series.to_numpy()
-        ends = _object_first_last(values, ~pd.isna(values))
+        ends = _object_first_last(values)
         if ends is None:
             return "unknown"
         if isinstance(ends[0], str) and isinstance(ends[1], str):

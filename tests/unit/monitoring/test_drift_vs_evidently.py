@@ -303,3 +303,19 @@ def test_block_by_block_passes_equal_the_whole_sample(ref: list[float], cur: lis
                         rel_tol=1e-9, abs_tol=1e-9)
     assert math.isclose(_wasserstein_sorted(r, c, block=block), _wasserstein_sorted(r, c), rel_tol=1e-12,
                         abs_tol=1e-12)
+
+
+@pytest.mark.parametrize("n", [5, 70, 500])
+def test_object_column_ends_are_found_past_missing_values(n: int) -> None:
+    """The type rule reads the first and last non-missing values, however many gaps surround them."""
+    from workbench.monitoring.drift import _object_first_last
+
+    for first_at, last_at in ((0, n - 1), (1, n - 3), (n - 2, n - 1), (0, 1), (min(65, n - 2), min(66, n - 1))):
+        values = np.array([None if i % 2 else np.nan for i in range(n)], dtype=object)
+        values[first_at] = "first"
+        values[last_at] = "last"
+        assert _object_first_last(values) == ("first", "last"), (first_at, last_at)
+    values = np.array([None] * n, dtype=object)
+    values[n // 2] = "only"
+    assert _object_first_last(values) == ("only", "only")
+    assert _object_first_last(np.array([None, np.nan] * n, dtype=object)) is None
