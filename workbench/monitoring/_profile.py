@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench.monitoring._columns import _dtype_family, _sorted_finite, infer_column_kind, value_counts
+
 # Distinct values above which a float column's counts are not stored (its categorical form, needed
 # only when a caller forces the kind, is then derived from the sorted values).
 MAX_STORED_FLOAT_VALUES = 10_000
@@ -130,8 +132,6 @@ def _json_keys(uniques: Any) -> list[Any] | None:
 
 
 def _column_profile(name: str, series: pd.Series) -> tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]:
-    from workbench.monitoring.drift import _dtype_family, _sorted_finite, infer_column_kind, value_counts
-
     numeric = bool(pd.api.types.is_numeric_dtype(series))
     sorted_values = None
     std = None
