@@ -61,6 +61,8 @@ class Settings:
     webhook_attempts: int = field(default=3, metadata={"env": "WORKBENCH_WEBHOOK_ATTEMPTS"})
     webhook_backoff_seconds: float = field(default=0.5, metadata={"env": "WORKBENCH_WEBHOOK_BACKOFF_SECONDS"})
     webhook_timeout_seconds: float = field(default=5.0, metadata={"env": "WORKBENCH_WEBHOOK_TIMEOUT"})
+    # Chunks a batch run predicts at once (0: one per usable core, at most two). See workbench.serving.batch.
+    batch_workers: int = field(default=0, metadata={"env": "WORKBENCH_BATCH_WORKERS"})
     # Minutes between scheduled monitoring checks while the app is up (0: off).
     monitor_every_minutes: float = field(default=0.0, metadata={"env": "WORKBENCH_MONITOR_EVERY_MINUTES"})
     # Seconds between two rollout checks (verdict, guardrails, automatic steps) by each serving process.

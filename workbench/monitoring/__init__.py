@@ -1,7 +1,9 @@
 """Monitoring: drift statistics, Evidently reports, checks and their history.
 
 - :mod:`workbench.monitoring.drift`: a fast numpy/scipy port of Evidently's default per-column
-  drift tests (same statistics, same decisions), used for checks and history.
+  drift tests (same statistics, same decisions), used for checks and history; ``_columns`` holds
+  Evidently's type rule and per-column values, ``_profile`` the reference's sorted columns and
+  counts, cached per model version.
 - :mod:`workbench.monitoring.reports`: every Evidently call of the project (snapshots, HTML).
 - :mod:`workbench.monitoring.checks`: checks as data (drift share, quality floor, latency).
 - :mod:`workbench.monitoring.service`: one check of a window, stored (report, metric history,

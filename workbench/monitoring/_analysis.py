@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import InvalidInput
+from workbench.monitoring._profile import ColumnProfile
 from workbench.monitoring.checks import CheckResult, Thresholds, overall_status, run_checks
 from workbench.monitoring.drift import ColumnDrift, DriftResult, SkippedColumn, column_drift, compute_drift
 
@@ -120,10 +122,13 @@ def analyse_window(
     task_type: str,
     thresholds: Thresholds,
     with_evidently: bool = True,
+    profile: Mapping[str, ColumnProfile] | None = None,
 ) -> WindowAnalysis:
     """Measure and judge one window of the prediction log (``log``, as from ``log_frame``).
 
     ``reference`` holds the features, the ``target`` column and (normally) ``prediction``.
+    ``profile``, the reference's drift profile (``workbench.monitoring._profile``), spares sorting
+    and counting the reference again; the statistics are the same with or without it.
     """
     from workbench.evaluation.metrics import compute_metrics
     from workbench.monitoring.checks import latency_p95
@@ -137,7 +142,9 @@ def analyse_window(
     log_columns = set(log.columns)
     missing = [c for c in features if c not in log_columns]
     present = [c for c in features if c in log_columns]
-    kinds = {c: infer_column_kind(reference[c]) for c in present}
+    if profile is not None and not all(c in profile for c in [*present, target]):
+        profile = None  # not this reference's profile: measure from the frame
+    kinds = {c: profile[c].kind if profile is not None else infer_column_kind(reference[c]) for c in present}
     pred_col = _free_name(PREDICTION, set(present))
     target_col = _free_name(TARGET, set(present) | {pred_col})
 
@@ -152,10 +159,13 @@ def analyse_window(
         reference[PREDICTION].to_numpy() if PREDICTION in reference.columns else reference[target].to_numpy()
     )
 
-    drift = compute_drift(ref, current, columns=present, kinds=kinds)
+    drift = compute_drift(profile if profile is not None else ref, current, columns=present, kinds=kinds)
     pred_kind = "numerical" if task_type == "regression" else "categorical"
+    ref_pred: pd.Series | ColumnProfile = ref[pred_col]
+    if profile is not None:
+        ref_pred = profile[PREDICTION] if PREDICTION in reference.columns else profile[target]
     prediction_drift = (
-        column_drift(PREDICTION, ref[pred_col], current[pred_col], kind=pred_kind) if len(current) else None
+        column_drift(PREDICTION, ref_pred, current[pred_col], kind=pred_kind) if len(current) else None
     )
 
     labelled = current[current[target_col].notna()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -55,5 +56,32 @@ def load_reference(
                 "retrain it with this workbench so the reference sample is logged."
             ) from exc
         frame = pd.read_parquet(local)
-    return frame, {"alias": alias, "model_version": str(version.version), "run_id": version.run_id}
+        digest = _file_sha256(local)
+    return frame, {"alias": alias, "model_version": str(version.version), "run_id": version.run_id,
+                   "reference_sha256": digest}
+
+
+def _file_sha256(path: str) -> str:
+    """The file's content hash: the key of its cached drift profile (``_profile.cached_profile``)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def reference_profile(
+    frame: pd.DataFrame, info: dict[str, Any] | None, *, project_slug: str, settings: Any
+) -> Any:
+    """The drift profile of a reference from :func:`load_reference` (cached per model version), or None.
+
+    None when ``info`` does not say which model version and file the frame came from (a reference
+    passed in by a caller), since the cache could not be keyed safely.
+    """
+    from workbench.monitoring._profile import cached_profile
+
+    if not info or not info.get("reference_sha256") or not info.get("model_version"):
+        return None
+    return cached_profile(frame, home=settings.home, project_slug=project_slug,
+                          model_version=str(info["model_version"]), reference_sha256=str(info["reference_sha256"]))
 

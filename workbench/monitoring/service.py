@@ -47,7 +47,7 @@ from workbench.monitoring._alerts import (
     send_webhook,
 )
 from workbench.monitoring._analysis import PREDICTION, STATUS_CODES, TARGET, WindowAnalysis, analyse_window
-from workbench.monitoring._reference import REFERENCE_ARTIFACT, load_reference
+from workbench.monitoring._reference import REFERENCE_ARTIFACT, load_reference, reference_profile
 from workbench.monitoring._window import DEFAULT_WINDOW, MAX_WINDOW_ROWS, WINDOW_FORMS, Window, parse_window
 from workbench.monitoring.checks import Thresholds
 
@@ -95,6 +95,8 @@ def run_monitoring(
     window = window if isinstance(window, Window) else parse_window(window)
     if reference is None:
         reference, reference_info = load_reference(project.slug, alias=deployment.alias, settings=settings)
+    # Sorted once per model version and cached under the home; None for a reference of unknown origin.
+    profile = reference_profile(reference, reference_info, project_slug=project.slug, settings=settings)
     thresholds = thresholds or project_thresholds(session, project=project)
     since, until, limit = window.bounds(now)
     log = log_frame(session, deployment_id=deployment.id, since=since, until=until, limit=limit, variant=variant)
@@ -105,6 +107,7 @@ def run_monitoring(
         task_type=project.task_type,
         thresholds=thresholds,
         with_evidently=with_evidently,
+        profile=profile,
     )
     window_info = {
         **window.as_dict(),

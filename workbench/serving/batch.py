@@ -254,22 +254,57 @@ def _index_columns(schema: Any) -> set[str]:
     return {c for c in metadata.get("index_columns", []) if isinstance(c, str)}
 
 
-def _read_ahead(batches: Any, pool: Any) -> Any:
-    """``(batch, frame)`` pairs, the next one read and converted on ``pool`` while the caller works.
+def _read_ahead(batches: Any, pool: Any, depth: int = 1) -> Any:
+    """``(batch, frame)`` pairs, up to ``depth`` of them read and converted on ``pool`` while the caller works.
 
     File reading and most of Arrow's conversion to pandas release the GIL, so this overlaps them
-    with the prediction of the previous chunk; one chunk is read ahead, so memory stays bounded.
+    with the prediction of earlier chunks; at most ``depth`` chunks are read ahead, so memory
+    stays bounded.
     """
+    import collections
+
     iterator = iter(batches)
 
+    # ``pool`` has one thread, so the fetches run one at a time, in the order they were submitted.
     def fetch() -> tuple[Any, Any] | None:
         batch = next(iterator, None)
         return None if batch is None else (batch, batch.to_pandas())
 
-    future = pool.submit(fetch)
-    while (item := future.result()) is not None:
-        future = pool.submit(fetch)
+    ahead = collections.deque(pool.submit(fetch) for _ in range(max(1, depth)))
+    while (item := ahead.popleft().result()) is not None:
+        ahead.append(pool.submit(fetch))
         yield item
+    for future in ahead:  # the end was reached: the fetches behind it found nothing either
+        future.cancel()
+
+
+def default_workers(settings: Any = None) -> int:
+    """Chunks predicted at once: the ``batch_workers`` setting, else one per usable core, at most two.
+
+    Two because the machine this targets has two cores, and because scikit-learn's heavy parts
+    (tree traversal, numpy arithmetic) release the GIL, so two chunks predict side by side, while
+    the reader and the writers are mostly idle waiting on I/O. ``WORKBENCH_BATCH_WORKERS=1`` turns
+    the parallel prediction off.
+    """
+    from workbench.settings import get_settings
+
+    configured = int((settings or get_settings()).batch_workers)
+    if configured > 0:
+        return configured
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(2, cores))
+
+
+@dataclass
+class _Scored:
+    """One chunk, predicted and ready to write: the output table or frame and its log segment."""
+
+    output: Any
+    segment: LogSegment | None
+    rows: int
 
 
 def score_file(
@@ -280,6 +315,7 @@ def score_file(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     log_segment: Callable[[LogSegment], None] | None = None,
     on_progress: Callable[[int, int, int], None] | None = None,
+    workers: int | None = None,
 ) -> ScoreResult:
     """Score ``input_path`` into ``output_path`` with ``model``.
 
@@ -289,15 +325,23 @@ def score_file(
     total_rows, chunks_done)`` is called after each chunk and may raise to stop (the partial
     output is then removed).
 
-    Chunk k+1 is read ahead and chunk k's output and log segment are written on worker threads
-    while chunk k is predicted (file reading, Parquet encoding and DB writes release the GIL); at
-    most one chunk is read ahead and one written behind, so memory stays bounded whatever the
-    row count.
+    A bounded pipeline: one thread reads chunks ahead, ``workers`` threads (default
+    :func:`default_workers`, from the ``batch_workers`` setting) predict chunks side by side, and
+    the calling thread hands the predicted chunks, in input order, to one output writer and one log writer. At most
+    ``workers`` chunks are being predicted, ``workers`` read ahead and one written behind, so
+    memory stays bounded whatever the row count. Each chunk's request ids come from its position
+    in the file, so the output and the log are the same, row for row, whatever the thread count;
+    a chunk that fails stops the job: nothing after it is written and the partial output is
+    removed.
     """
     import pyarrow as pa
 
     if not isinstance(chunk_rows, int) or chunk_rows < 1:
         raise InvalidInput(f"chunk_rows must be a positive integer; got {chunk_rows!r}.", field="chunk_rows")
+    if workers is None:
+        workers = default_workers()
+    if not isinstance(workers, int) or workers < 1:
+        raise InvalidInput(f"workers must be a positive integer; got {workers!r}.", field="workers")
     input_path, output_path = Path(input_path), Path(output_path)
     file_format(output_path, field="output_path")
     if input_path.resolve() == output_path.resolve():
@@ -317,69 +361,92 @@ def score_file(
     # Input columns named like an added one are replaced by it.
     added = {REQUEST_ID_COLUMN, PREDICTION_COLUMN, *proba_columns}
     passthrough = [name for name in schema.names if name not in added and name not in _index_columns(schema)]
+
+    def score_chunk(batch: Any, frame: Any, first_index: int, ts: Any) -> _Scored:
+        """Predict one chunk and build its output and log segment (runs on a predict worker)."""
+        t0 = time.perf_counter()
+        predictions, proba = model.predict_frame(frame)
+        n = len(frame)
+        latency_ms = (time.perf_counter() - t0) * 1000 / max(1, n)
+        request_ids = _request_ids(token, first_index, n)
+        prediction_array = pa.array(predictions, from_pandas=True)
+        proba_arrays = {}
+        if proba is not None:
+            proba_arrays = {label: pa.array(proba[:, j]) for j, label in enumerate(labels)}
+        output: Any
+        if writer.format == "parquet":
+            # Built from the Arrow batch as read (no pandas round trip): input values pass through as they are.
+            names = [REQUEST_ID_COLUMN, *passthrough, PREDICTION_COLUMN, *proba_columns]
+            arrays = [request_ids, *(batch.column(name) for name in passthrough), prediction_array,
+                      *proba_arrays.values()]
+            output = pa.Table.from_arrays(arrays, names=names)
+        else:
+            clashing = [c for c in frame.columns if c in added]
+            output = frame.drop(columns=clashing) if clashing else frame.copy(deep=False)
+            output.insert(0, REQUEST_ID_COLUMN, request_ids.to_numpy(zero_copy_only=False))
+            output[PREDICTION_COLUMN] = predictions
+            for column, values in zip(proba_columns, proba_arrays.values(), strict=True):
+                output[column] = values.to_numpy()
+        segment = None
+        if log_segment is not None:
+            table = segment_table(
+                request_ids=request_ids, ts=ts, latency_ms=latency_ms, predictions=prediction_array,
+                proba=proba_arrays if proba is not None else None,
+                features={name: batch.column(raw) for name, raw in features.items()},
+            )
+            segment = LogSegment(token=token, first_index=first_index, table=table, latency_ms=latency_ms)
+        return _Scored(output=output, segment=segment, rows=n)
+
     done = 0
     n_chunks = 0
+    from collections import deque
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    # One thread each reads ahead, writes the output and writes the log: chunk k is written while
-    # chunk k+1 is predicted, and after the last chunk its two writes run side by side.
     reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-read")
+    predictors = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch-predict")
     writers = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-{name}") for name in ("output", "log")]
+    pending: deque[Future[_Scored]] = deque()
     in_flight: list[Future[None]] = []
+
+    def write(scored: _Scored) -> None:
+        """Hand one predicted chunk to the writers, in input order; the previous chunk's writes first."""
+        nonlocal in_flight, done, n_chunks
+        for future in in_flight:
+            future.result()  # re-raises a failed write here, before more work is done
+        in_flight = [writers[0].submit(writer.write, scored.output)]
+        if log_segment is not None and scored.segment is not None:
+            in_flight.append(writers[1].submit(log_segment, scored.segment))
+        done += scored.rows
+        n_chunks += 1
+        if on_progress is not None:
+            on_progress(done, total, n_chunks)
+
     try:
-        for batch, frame in _read_ahead(batches, reader):
-            t0 = time.perf_counter()
-            predictions, proba = model.predict_frame(frame)
-            n = len(frame)
-            latency_ms = (time.perf_counter() - t0) * 1000 / max(1, n)
-            request_ids = _request_ids(token, done, n)
-            prediction_array = pa.array(predictions, from_pandas=True)
-            proba_arrays = {}
-            if proba is not None:
-                proba_arrays = {label: pa.array(proba[:, j]) for j, label in enumerate(labels)}
-            output: Any
-            if writer.format == "parquet":
-                # Built from the Arrow batch as read (no pandas round trip): input values pass through as they are.
-                names = [REQUEST_ID_COLUMN, *passthrough, PREDICTION_COLUMN, *proba_columns]
-                arrays = [request_ids, *(batch.column(name) for name in passthrough), prediction_array,
-                          *proba_arrays.values()]
-                output = pa.Table.from_arrays(arrays, names=names)
-            else:
-                clashing = [c for c in frame.columns if c in added]
-                output = frame.drop(columns=clashing) if clashing else frame.copy(deep=False)
-                output.insert(0, REQUEST_ID_COLUMN, request_ids.to_numpy(zero_copy_only=False))
-                output[PREDICTION_COLUMN] = predictions
-                for column, values in zip(proba_columns, proba_arrays.values(), strict=True):
-                    output[column] = values.to_numpy()
-            segment = None
-            if log_segment is not None:
-                table = segment_table(
-                    request_ids=request_ids, ts=utcnow(), latency_ms=latency_ms, predictions=prediction_array,
-                    proba=proba_arrays if proba is not None else None,
-                    features={name: batch.column(raw) for name, raw in features.items()},
-                )
-                segment = LogSegment(token=token, first_index=done, table=table, latency_ms=latency_ms)
-            for write in in_flight:
-                write.result()  # re-raises a failed write here, before more work is done
-            in_flight = [writers[0].submit(writer.write, output)]
-            if log_segment is not None and segment is not None:
-                in_flight.append(writers[1].submit(log_segment, segment))
-            done += n
-            n_chunks += 1
-            if on_progress is not None:
-                on_progress(done, total, n_chunks)
-        for write in in_flight:
-            write.result()
+        next_index = 0  # the first row of the next chunk read: its request ids start there
+        for batch, frame in _read_ahead(batches, reader, depth=workers):
+            # The log time is taken here, in input order: workers finish in any order, and the log's
+            # times must not go backwards from one chunk to the next.
+            pending.append(predictors.submit(score_chunk, batch, frame, next_index, utcnow()))
+            next_index += len(frame)
+            if len(pending) >= workers:  # bounded: wait for the oldest before reading on
+                write(pending.popleft().result())
+        while pending:
+            write(pending.popleft().result())
+        for future in in_flight:
+            future.result()
         writer.commit()
     except BaseException:
-        for write in in_flight:  # let the writes in flight finish before their file is removed
+        for chunk in pending:  # chunks behind a failure are not written
+            chunk.cancel()
+        work: list[Future[Any]] = [*pending, *in_flight]
+        for future in work:  # let the work in flight finish before its file is removed
             with contextlib.suppress(BaseException):
-                write.result()
+                future.result()
         writer.abort()
         raise
     finally:
-        for pool in (reader, *writers):
-            pool.shutdown(wait=True)
+        for pool in (reader, predictors, *writers):
+            pool.shutdown(wait=True, cancel_futures=True)
     return ScoreResult(
         output_path=str(output_path),
         rows=done,

@@ -353,6 +353,10 @@ def load_model(name: str, *, alias: str = "champion", version: str | None = None
     local = mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=settings.mlflow_tracking_uri)
     meta = Model.load(local)  # the MLmodel file: YAML, no code runs
     check_model_format(meta.flavors, name=name, version=str(version))
+    if (meta.flavors.get("sklearn") or {}).get("serialization_format") == "skops":
+        from workbench.serving._skops_import import import_skops_quickly
+
+        import_skops_quickly(settings.home / "cache")  # before MLflow imports it the slow way
     pipeline = mlflow.sklearn.load_model(local)
     classes = getattr(pipeline, "classes_", None) if hasattr(pipeline, "predict_proba") else None
     columns = signature_columns(meta.signature)

@@ -218,15 +218,104 @@ def test_empty_columns_and_bad_input() -> None:
     ref=st.lists(st.integers(-20, 20) | st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=60),
     cur=st.lists(st.integers(-20, 20) | st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=60),
 )
-def test_sort_merge_wasserstein_equals_scipy_on_any_sample(ref: list[float], cur: list[float]) -> None:
-    """The one-merge Wasserstein distance is scipy's, ties and unequal sizes included."""
+def test_sorted_sample_wasserstein_equals_scipy_on_any_sample(ref: list[float], cur: list[float]) -> None:
+    """The quantile-function Wasserstein distance is scipy's, ties and unequal sizes included."""
     from scipy import stats
 
-    from workbench.monitoring.drift import _merge_sorted, _wasserstein
+    from workbench.monitoring.drift import _distinct_union, _wasserstein_sorted
 
     r = np.sort(np.asarray(ref, dtype=np.float64))
     c = np.sort(np.asarray(cur, dtype=np.float64))
-    merged, cur_before = _merge_sorted(r, c)
-    assert np.array_equal(merged, np.sort(np.concatenate((r, c))))
     expected = stats.wasserstein_distance(r, c)
-    assert math.isclose(_wasserstein(merged, cur_before, r.size, c.size), expected, rel_tol=1e-9, abs_tol=1e-9)
+    assert math.isclose(_wasserstein_sorted(r, c), expected, rel_tol=1e-9, abs_tol=1e-9)
+    assert _distinct_union(r, c) == np.unique(np.concatenate((r, c))).size
+
+
+# --------------------------------------------------------------------------- the reference profile path
+
+
+def _messy_case() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """tests/helpers/messy_data.py's tips: gaps, strings, a low-cardinality int, a date; the current shifted."""
+    from tests.helpers.messy_data import TARGET, messy_tips
+
+    reference = messy_tips(3000, seed=0).drop(columns=[TARGET])
+    current = messy_tips(2500, seed=1).drop(columns=[TARGET])
+    current["party_age"] = current["party_age"] + 6.0  # one column drifts for real
+    current.loc[current.index[:40], "day"] = "Mon"  # a category the reference never saw
+    return reference, current
+
+
+@pytest.mark.parametrize("case", ["large", "small", "messy"])
+def test_reference_profile_gives_evidentlys_statistics(
+    case: str,
+    large_case: tuple[pd.DataFrame, pd.DataFrame],
+    small_case: tuple[pd.DataFrame, pd.DataFrame],
+    tmp_path: Any,
+) -> None:
+    """Drift against the saved and reloaded profile: Evidently's statistics, and the frame path's exactly."""
+    from workbench.monitoring._profile import build_profile, load_profile
+
+    reference, current = {"large": large_case, "small": small_case, "messy": _messy_case()}[case]
+    build_profile(reference).save(tmp_path / "profile")
+    profile = load_profile(tmp_path / "profile")
+    ours = compute_drift(profile, current)
+    _assert_same(ours, _evidently_drift(reference, current))
+    assert ours == compute_drift(reference, current)  # every field, statistics bit for bit
+    if case == "messy":
+        assert ours.column("party_age").drifted and ours.column("day").n_values == 5
+        assert {s.column for s in ours.skipped} == {"visit_date"}
+
+
+def test_reference_profile_matches_the_frame_for_forced_kinds_and_single_columns(tmp_path: Any) -> None:
+    from workbench.monitoring._profile import build_profile, load_profile
+
+    rng = np.random.default_rng(21)
+    ref = pd.DataFrame({"score": rng.normal(size=30_000), "code": rng.integers(0, 50, 30_000),
+                        "label": rng.choice([0, 1, 2], 30_000), "flag": rng.random(30_000) < 0.3})
+    cur = pd.DataFrame({"score": rng.normal(0.1, 1, 20_000), "code": rng.integers(0, 60, 20_000).astype(float),
+                        "label": rng.choice([0, 1, 2, 3], 20_000), "flag": rng.random(20_000) < 0.4})
+    cur.loc[:50, "code"] = np.nan
+    build_profile(ref).save(tmp_path / "p")
+    profile = load_profile(tmp_path / "p")
+    for kinds in ({}, {"code": "categorical", "score": "categorical", "flag": "numerical"}):
+        assert compute_drift(profile, cur, kinds=kinds) == compute_drift(ref, cur, kinds=kinds)
+    assert column_drift("label", profile["label"], cur["label"], kind="categorical") == column_drift(
+        "label", ref["label"], cur["label"], kind="categorical")
+    assert profile["code"].kind == infer_column_kind(ref["code"]) == "numerical"
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    ref=st.lists(st.integers(-5, 5) | st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=60),
+    cur=st.lists(st.integers(-5, 5) | st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=60),
+    block=st.integers(1, 7),
+)
+def test_block_by_block_passes_equal_the_whole_sample(ref: list[float], cur: list[float], block: int) -> None:
+    """Tiny blocks (many of them, ties across their edges) give the same distance and distinct count."""
+    from scipy import stats
+
+    from workbench.monitoring.drift import _distinct_union, _wasserstein_sorted
+
+    r = np.sort(np.asarray(ref, dtype=np.float64))
+    c = np.sort(np.asarray(cur, dtype=np.float64))
+    assert _distinct_union(r, c, block=block) == np.unique(np.concatenate((r, c))).size
+    assert math.isclose(_wasserstein_sorted(r, c, block=block), stats.wasserstein_distance(r, c),
+                        rel_tol=1e-9, abs_tol=1e-9)
+    assert math.isclose(_wasserstein_sorted(r, c, block=block), _wasserstein_sorted(r, c), rel_tol=1e-12,
+                        abs_tol=1e-12)
+
+
+@pytest.mark.parametrize("n", [5, 70, 500])
+def test_object_column_ends_are_found_past_missing_values(n: int) -> None:
+    """The type rule reads the first and last non-missing values, however many gaps surround them."""
+    from workbench.monitoring.drift import _object_first_last
+
+    for first_at, last_at in ((0, n - 1), (1, n - 3), (n - 2, n - 1), (0, 1), (min(65, n - 2), min(66, n - 1))):
+        values = np.array([None if i % 2 else np.nan for i in range(n)], dtype=object)
+        values[first_at] = "first"
+        values[last_at] = "last"
+        assert _object_first_last(values) == ("first", "last"), (first_at, last_at)
+    values = np.array([None] * n, dtype=object)
+    values[n // 2] = "only"
+    assert _object_first_last(values) == ("only", "only")
+    assert _object_first_last(np.array([None, np.nan] * n, dtype=object)) is None

@@ -451,3 +451,35 @@ def test_check_and_apply_policy_stores_the_check_then_applies_the_policy(
     with session_scope() as session:
         stored = session.get(MonitoringReport, refused.reports[0]["id"])
         assert stored is not None and stored.created_by == "ann" and stored.status == "fail"
+
+
+def test_the_reference_profile_is_cached_per_model_version_and_gives_the_same_report(
+    project_setup: dict[str, Any], workbench_home: Path
+) -> None:
+    """A reference that says which version and file it came from is sorted once, then read from the cache."""
+    from workbench.projects import get_project
+    from workbench.serving.deployments import get_deployment
+
+    reference = project_setup["reference"]
+    info = {"alias": "champion", "model_version": "3", "run_id": "r1", "reference_sha256": "ab" * 32}
+    summaries = []
+    with session_scope() as session:
+        project = get_project(session, slug=project_setup["slug"])
+        deployment = get_deployment(session, deployment_id=project_setup["drifted"])
+        for reference_info in (None, info, info, {**info, "reference_sha256": "cd" * 32}):
+            result = run_monitoring(session, project=project, deployment=deployment, window="300",
+                                    reference=reference, reference_info=reference_info,
+                                    thresholds=_thresholds(), with_evidently=False)
+            summaries.append(result["summary"])
+            if reference_info is info:
+                cached = sorted((workbench_home / "reference_profiles" / project.slug).glob("v*"))
+                assert [p.name for p in cached] == [f"v3-{'ab' * 16}"]
+                assert (cached[0] / "meta.json").is_file() and list(cached[0].glob("s*.npy"))
+                built = (cached[0] / "meta.json").stat().st_mtime_ns
+    # Read again, not rebuilt, by the third run; another reference file of the version gets its own profile.
+    assert (cached[0] / "meta.json").stat().st_mtime_ns == built
+    assert len(list((workbench_home / "reference_profiles" / project_setup["slug"]).glob("v*"))) == 2
+    for summary in summaries[1:]:
+        assert summary["drift"] == summaries[0]["drift"]
+        assert summary["prediction_drift"] == summaries[0]["prediction_drift"]
+    assert summaries[0]["drift"]["n_drifted"] >= 2
