@@ -135,8 +135,8 @@ def test_a_speculative_copy_of_a_task_logs_nothing_twice(trained: Trained, spark
     tasks = [task for s in stages for task in httpx.get(
         f"{sc.uiWebUrl}/api/v1/applications/{sc.applicationId}/stages/{s}/0/taskList", params={"length": 1000},
         timeout=30).json()]
-    speculative = [t for t in tasks if t["speculative"]]
-    assert [t["index"] for t in speculative] == [SLOW_PARTITION], tasks
+    # (On a busy machine Spark may also copy another task that started slowly: the log check below covers it too.)
+    assert SLOW_PARTITION in {t["index"] for t in tasks if t["speculative"]}, tasks
     assert {t["host"] for t in tasks if t["index"] == SLOW_PARTITION} == {"127.0.0.2", "127.0.0.3"}
 
     # Both attempts of that partition scored and logged the same batches; every row is logged once

@@ -389,6 +389,13 @@ def score_spark(
     try:
         from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
+        sc = spark.sparkContext
+        if spark.conf.get("spark.sql.files.minPartitionNum", None) is None:
+            # Spark packs the files into splits of about total / cores bytes, one after the other, so
+            # equal files often make 3 splits for 2 cores, and the last round runs on one core. Four
+            # splits per core keep that last round short (tasks are cheap: the model is loaded once
+            # per Python worker, and workers are reused).
+            spark.conf.set("spark.sql.files.minPartitionNum", str(4 * sc.defaultParallelism))
         if checked is None:
             # A URI: Hadoop lists it and Spark reads its schema (for CSV, inferring the types), then
             # the same check as for a local file, before the scoring job runs. Its row count is not
@@ -412,7 +419,6 @@ def score_spark(
             StructField(PREDICTION_COLUMN, _prediction_type(model), True),
             *(StructField(c, DoubleType(), True) for c in checked.proba_columns),
         ])
-        sc = spark.sparkContext
         rows_scored = sc.accumulator(0)
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_rows))
         scored = frame.select(*[frame[n] for n in checked.schema.names]).mapInPandas(
