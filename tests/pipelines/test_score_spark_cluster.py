@@ -72,7 +72,10 @@ def _session(cluster: Cluster, spark_session: Any) -> Iterator[Any]:
         "spark.cores.max": "2",
         "spark.driver.host": "127.0.0.1",
         "spark.driver.bindAddress": "127.0.0.1",
-        "spark.ui.port": "0",  # the UI's REST API shows which task attempts were speculative
+        # The UI's REST API shows which task attempts were speculative. (Builder options outlive a stopped
+        # session in pyspark, so another module's "spark.ui.enabled": "false" must be overridden.)
+        "spark.ui.enabled": "true",
+        "spark.ui.port": "0",
         # Speculation as soon as half the tasks are done and one runs 1.5x their median for 100 ms.
         "spark.speculation": "true",
         "spark.speculation.interval": "100ms",
