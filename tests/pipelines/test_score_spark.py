@@ -143,7 +143,7 @@ def test_file_uris_of_a_folder_and_a_glob_are_read_by_spark(trained: Trained, sp
         totals: list[int] = []
         result = score_spark(served_model(trained), uri, tmp_path / f"out-{name}", spark=spark, batch_rows=50,
                              db_url=get_settings().db_url, deployment_id=deployment_id, progress_interval=0.05,
-                             on_progress=lambda done, total, rows, total_rows: totals.append(total_rows))
+                             on_progress=lambda done, total, rows, total_rows, seen=totals: seen.append(total_rows))
         out = spark_output(tmp_path / f"out-{name}")
         assert result.rows == len(out) == len(trained.holdout), name
         assert_same_predictions(out, expected)
@@ -273,6 +273,28 @@ def test_cli_score_engine_spark_runs_a_logged_job(trained: Trained, spark: Any, 
         assert job.status == "succeeded"
         assert count_rows(session, deployment_id=result["deployment_id"]) >= len(trained.holdout)
     assert set(out["request_id"]) <= set(log_ids(result["deployment_id"]))
+
+
+def test_cli_hands_a_file_uri_glob_to_spark_unchanged(trained: Trained, spark: Any, tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from workbench.cli import main
+    from workbench.db.models import Job
+
+    (tmp_path / "in").mkdir()
+    trained.holdout.to_csv(tmp_path / "in" / "part-0.csv", index=False)
+    uri = f"file://{tmp_path / 'in'}/*.csv"
+    answer = CliRunner().invoke(main, ["score", trained.slug, uri, "-o", str(tmp_path / "out"), "--engine", "spark",
+                                       "--json"])
+    assert answer.exit_code == 0, answer.output
+    result = json.loads(answer.output)
+    assert result["rows"] == len(trained.holdout)
+    with session_scope() as session:
+        job = session.get(Job, result["job_id"])
+        assert job is not None and job.params["input_path"] == uri  # not resolved as a local path
+    assert_same_predictions(spark_output(tmp_path / "out"), pandas_scores(trained, tmp_path))
 
 
 def test_cli_master_without_spark_engine_is_refused(trained: Trained, tmp_path: Path) -> None:
