@@ -4,21 +4,27 @@ One HistGradientBoosting Pipeline (8 numeric + 2 categorical features, as ``benc
 is registered in a throw-away workbench home. The same rows are written once as a multi-file
 Parquet dataset (for Spark) and once as a single Parquet file (the pandas engine reads one file).
 Each engine then runs a real ``score`` job (read, check, predict, write, log every row as segments
-to SQLite) in a fresh subprocess, which reports:
+to SQLite) in a fresh subprocess, ``--samples`` times (3 by default) in alternated rounds (the first
+engine rotating: P 1 2, 1 2 P, 2 P 1, ...), which reports:
 
 - ``seconds`` and ``rows_per_second``: the job's own scoring time (``result["seconds"]``; for
-  Spark it includes starting the JVM, the Python workers and their model loads: a fixed cost of a
-  few seconds that larger inputs amortise); ``job_seconds`` adds the model load on the driver;
-- ``speed_up``: pandas seconds / this engine's seconds;
+  Spark it includes the Python workers' start and their model loads, but not the JVM's start,
+  which the child does first and reports as ``spark_start_seconds``: a fixed cost of a few seconds
+  per process, whatever the input); ``job_seconds`` adds the model load on the driver;
+- ``speed_up``: pandas seconds / this engine's seconds (medians);
+- ``cores_speed_up``: Spark ``local[1]`` seconds / ``local[2]`` seconds (medians; goal >= 1.7);
 - ``driver_peak_rss_mb``: the Python driver's peak RSS (``ru_maxrss``);
 - ``tree_peak_rss_mb``: the peak RSS of the driver and all its child processes (the JVM and the
   Python workers for Spark), sampled every 0.2 s with psutil.
 
+The Spark engine's input is split so that each core gets the same work: ``--files`` files (a multiple
+of 2) whose row groups are small enough for Spark to balance its splits over the cores.
+
 Needs the ``[spark]`` extra and Java 17+. On a shared 2-core machine, numbers swing; local[2]
 can only beat local[1] when two cores are free.
 
-    .venv/bin/python benchmarks/batch_spark.py                      # 400k rows in 8 files
-    .venv/bin/python benchmarks/batch_spark.py --rows 100000 --files 4 --json out.json
+    .venv/bin/python benchmarks/batch_spark.py --rows 5000000 --files 16     # the issue's measurement
+    .venv/bin/python benchmarks/batch_spark.py --rows 100000 --files 4 --samples 3 --json out.json
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,9 +47,14 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+from benchmarks._fair import load_average, ratio, rounds, spread, summary  # noqa: E402
 from benchmarks.batch import FEATURES, make_frame, register, setup_home  # noqa: E402
 
-CONFIGS = [("pandas", None), ("spark", "local[1]"), ("spark", "local[2]")]
+CONFIGS = {"pandas": ("pandas", None), "spark local[1]": ("spark", "local[1]"), "spark local[2]": ("spark", "local[2]")}
+GOAL_CORES_SPEEDUP = 1.7
+#: Rows per Parquet row group of the Spark input: Spark splits files at row groups, so several per file
+#: let it cut the input into as many equal splits as it has cores.
+ROW_GROUP_ROWS = 100_000
 
 
 class TreeRss(threading.Thread):
@@ -86,6 +98,14 @@ def child(engine: str, master: str, slug: str, base: Path) -> None:
         job_id = create_job(session, kind="score", project=get_project(session, slug=slug), params=params).id
     sampler = TreeRss()
     sampler.start()
+    spark_start = 0.0
+    if engine == "spark":
+        from workbench.serving.spark_batch import spark_session
+
+        # The JVM starts first, timed apart: the job then uses this session (one context per JVM).
+        t0 = time.perf_counter()
+        spark_session(master)
+        spark_start = time.perf_counter() - t0
     started = time.perf_counter()
     status = run_job(job_id)
     job_seconds = time.perf_counter() - started
@@ -98,6 +118,7 @@ def child(engine: str, master: str, slug: str, base: Path) -> None:
             raise SystemExit(f"score job {status}: {job.error}")
         result = dict(job.result or {})
     print(json.dumps({"rows": result["rows"], "seconds": result["seconds"], "job_seconds": round(job_seconds, 2),
+                      "spark_start_seconds": round(spark_start, 2), "partitions": result["chunks"],
                       "driver_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                       "tree_peak_rss_mb": round(sampler.peak, 1)}))
 
@@ -106,6 +127,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=400_000)
     parser.add_argument("--files", type=int, default=8, help="Parquet files of the Spark input")
+    parser.add_argument("--samples", type=int, default=3, help="alternated rounds (>= 3 for a median)")
     parser.add_argument("--json", dest="json_path", default=None)
     parser.add_argument("--child", nargs=4, metavar=("ENGINE", "MASTER", "SLUG", "BASE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -113,7 +135,6 @@ def main() -> int:
         child(args.child[0], args.child[1], args.child[2], Path(args.child[3]))
         return 0
     import importlib.util
-    import shutil
 
     if importlib.util.find_spec("pyspark") is None or shutil.which("java") is None:
         print("skipped: the Spark engine needs the [spark] extra and Java 17+", file=sys.stderr)
@@ -128,27 +149,47 @@ def main() -> int:
         per_file = -(-args.rows // args.files)
         for k in range(args.files):
             frame.iloc[k * per_file:(k + 1) * per_file].to_parquet(base / "input" / f"part-{k:03d}.parquet",
-                                                                   index=False)
-        results = []
-        for engine, master in CONFIGS:
-            out = subprocess.run([sys.executable, __file__, "--child", engine, master or "-", slug, str(base)],
-                                 capture_output=True, text=True, check=False, cwd=REPO)
-            if out.returncode != 0:
-                print(out.stderr[-3000:], file=sys.stderr)
-                return 1
-            data = json.loads(out.stdout.strip().splitlines()[-1])
-            results.append({"engine": engine if master is None else f"spark {master}", **data,
-                             "rows_per_second": round(data["rows"] / data["seconds"])})
-        pandas_seconds = results[0]["seconds"]
-        for result in results:
-            result["speed_up"] = round(pandas_seconds / result["seconds"], 2)
-        print(f"{'engine':<16}{'rows':>9}{'seconds':>9}{'rows/s':>10}{'speed-up':>10}{'driver MB':>11}{'tree MB':>9}")
-        for r in results:
-            print(f"{r['engine']:<16}{r['rows']:>9,}{r['seconds']:>9.2f}{r['rows_per_second']:>10,}"
-                  f"{r['speed_up']:>10.2f}{r['driver_peak_rss_mb']:>11.0f}{r['tree_peak_rss_mb']:>9.0f}")
+                                                                   index=False, row_group_size=ROW_GROUP_ROWS)
+        report: dict[str, Any] = {"rows": args.rows, "files": args.files, "load_before": load_average(),
+                                  "order": rounds(list(CONFIGS), max(1, args.samples))}
+        print(f"{report['load_before']}; {args.rows:,} rows, {args.files} files, {len(report['order'])} alternated "
+              "samples", flush=True)
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in CONFIGS}
+        for order in report["order"]:
+            for name in order:
+                engine, master = CONFIGS[name]
+                out = subprocess.run([sys.executable, __file__, "--child", engine, master or "-", slug, str(base)],
+                                     capture_output=True, text=True, check=False, cwd=REPO)
+                if out.returncode != 0:
+                    print(out.stderr[-3000:], file=sys.stderr)
+                    return 1
+                data = json.loads(out.stdout.strip().splitlines()[-1])
+                runs[name].append({**data, "rows_per_second": data["rows"] / data["seconds"]})
+                for leftover in base.glob("out-*"):  # the next sample writes afresh
+                    shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+        results = {}
+        for name, samples in runs.items():
+            results[name] = {key: summary([s[key] for s in samples], 2) for key in
+                             ("seconds", "rows_per_second", "spark_start_seconds", "driver_peak_rss_mb",
+                              "tree_peak_rss_mb")}
+            results[name]["partitions"] = samples[-1]["partitions"]
+        pandas_seconds = results["pandas"]["seconds"]["median"]
+        for result in results.values():
+            result["speed_up"] = ratio(pandas_seconds, result["seconds"]["median"])
+        report["results"] = results
+        report["cores_speed_up"] = ratio(results["spark local[1]"]["seconds"]["median"],
+                                         results["spark local[2]"]["seconds"]["median"])
+        report["load_after"] = load_average()
+        print(f"{'engine':<16}{'rows/s median (min-max)':>30}{'seconds':>9}{'vs pandas':>11}{'JVM start s':>13}"
+              f"{'parts':>7}{'driver MB':>11}{'tree MB':>9}")
+        for name, r in results.items():
+            print(f"{name:<16}{spread(r['rows_per_second'], '{:,.0f}'):>30}{r['seconds']['median']:>9.2f}"
+                  f"{r['speed_up']:>11.2f}{r['spark_start_seconds']['median']:>13.2f}{r['partitions']:>7}"
+                  f"{r['driver_peak_rss_mb']['median']:>11.0f}{r['tree_peak_rss_mb']['median']:>9.0f}")
+        print(f"Spark local[2] / local[1]: {report['cores_speed_up']}x (goal >= {GOAL_CORES_SPEEDUP}); "
+              f"{report['load_after']}", flush=True)
         if args.json_path:
-            Path(args.json_path).write_text(json.dumps({"rows": args.rows, "files": args.files, "results": results},
-                                                       indent=2))
+            Path(args.json_path).write_text(json.dumps(report, indent=2))
     return 0
 
 

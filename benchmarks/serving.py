@@ -24,9 +24,10 @@ and the workbench's rate as a fraction of the floor's.
     .venv/bin/python benchmarks/serving.py --family random_forest --requests 500 --connections 1
     .venv/bin/python benchmarks/serving.py --requests 1000 --workers 2
 
-With ``--workers N`` it then serves the same model with ``workbench serve --workers N`` and reports
-its requests per second at 8 connections against the single process's median (goal: at least
-1.6x for 2 workers), and whether the prediction log holds every prediction once after a SIGTERM.
+With ``--workers N`` it then serves the same model with ``workbench serve --workers N`` and with
+``workbench serve`` (one process) side by side, measures both at 8 connections in ``--samples``
+alternated rounds, and reports the ratio of their median requests per second (goal: at least 1.6x
+for 2 workers) and whether the N-worker prediction log holds every prediction once after a SIGTERM.
 """
 
 from __future__ import annotations
@@ -244,8 +245,7 @@ def main() -> int:
     try:
         if args.workers > 1 and "8_connection" in report:
             report["workers"] = measure_workers(
-                slug, record, env, auth, workers=args.workers, requests=args.requests,
-                single_rps=report["8_connection"]["workbench"]["rps"]["median"],
+                slug, record, env, auth, workers=args.workers, requests=args.requests, samples=samples,
                 mlflow_rps=report["8_connection"]["mlflow"]["rps"]["median"], log=log)
     finally:
         log.close()
@@ -254,20 +254,34 @@ def main() -> int:
     return 0
 
 
+def _serve(slug: str, env: dict[str, str], log: Any, *extra: str) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", slug, "--port", str(port), *extra],
+                              cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return server, port
+
+
 def measure_workers(slug: str, record: dict[str, Any], env: dict[str, str], auth: dict[str, str], *,
-                    workers: int, requests: int, single_rps: float, mlflow_rps: float | None = None,
+                    workers: int, requests: int, samples: int, mlflow_rps: float | None = None,
                     log: Any) -> dict[str, Any]:
-    """`workbench serve --workers N` at 8 connections: requests per second vs one process, and the log complete."""
+    """`workbench serve --workers N` against `workbench serve` (one process) at 8 connections, alternated.
+
+    Both servers run at once (an idle one costs nothing); each round measures both, the first one
+    rotating, so a change of machine load hits both sides. Then the N-worker server gets SIGTERM and
+    its prediction log must hold every request sent to it exactly once.
+    """
+    from _fair import rounds, spread, summary
     from sqlalchemy import func, select
 
     from workbench.db import session_scope
     from workbench.db.models import Deployment, PredictionLog
 
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", slug, "--port", str(port),
-                               "--workers", str(workers)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
+    single, single_port = _serve(slug, env, log)
+    server, port = _serve(slug, env, log, "--workers", str(workers))
+    urls = {"1 process": f"http://127.0.0.1:{single_port}", f"{workers} workers": f"http://127.0.0.1:{port}"}
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in urls}
     try:
+        wait_ready(f"http://127.0.0.1:{single_port}/health", single)
         wait_ready(f"http://127.0.0.1:{port}/health", server)
         deadline = time.monotonic() + 120  # /health answers once one worker is up: wait for all of them
         while f"workbench_workers {workers}\n" not in httpx.get(f"http://127.0.0.1:{port}/metrics", headers=auth,
@@ -275,17 +289,22 @@ def measure_workers(slug: str, record: dict[str, Any], env: dict[str, str], auth
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{workers} workers not up in 120 s")
             time.sleep(0.5)
-        result = measure(f"http://127.0.0.1:{port}/predict", record, requests=requests, connections=8, headers=auth)
+        order = rounds(list(urls), max(3, samples))
+        for names in order:
+            for name in names:
+                runs[name].append(measure(f"{urls[name]}/predict", record, requests=requests, connections=8,
+                                          headers=auth))
         time.sleep(1.0)  # a sibling worker's counters in /metrics are up to 0.5 s old
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", headers=auth, timeout=10).text
         predicted = sum(int(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
                         if line.startswith("workbench_predictions_total"))
     finally:
-        server.send_signal(signal.SIGTERM)  # the parent stops its workers, each flushing its log
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            stop(server)
+        for process in (server, single):
+            process.send_signal(signal.SIGTERM)  # the parent stops its workers, each flushing its log
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                stop(process)
     with session_scope() as session:
         deployment_id = session.scalars(select(Deployment.id).where(Deployment.port == port)
                                         .order_by(Deployment.id.desc())).first()
@@ -293,18 +312,24 @@ def measure_workers(slug: str, record: dict[str, Any], env: dict[str, str], auth
                                 .where(PredictionLog.deployment_id == deployment_id))
         distinct = session.scalar(select(func.count(func.distinct(PredictionLog.request_id)))
                                   .where(PredictionLog.deployment_id == deployment_id))
-    speedup = round(result["rps"] / single_rps, 2) if single_rps else None
-    versus_mlflow = round(result["rps"] / mlflow_rps, 2) if mlflow_rps else None
-    sent = result["requests"] + WARMUP * 8
-    complete = logged == distinct == sent and result["failures"] == 0
-    print(f"{workers} workers, 8 connections: {result['rps']} req/s p50 {result['p50_ms']} ms p99 {result['p99_ms']} ms"
-          f" | {speedup}x one process (goal >= {GOAL_WORKERS_SPEEDUP}) | {versus_mlflow}x mlflow's median"
-          f" (measured before, not alternated with it) | log {logged} rows, {distinct} distinct, "
-          f"{sent} sent, {predicted} predicted (/metrics): {'complete' if complete else 'INCOMPLETE'}", flush=True)
-    return {**result, "workers": workers, "speedup": speedup, "ratio_mlflow": versus_mlflow, "logged": logged,
-            "distinct": distinct,
-            "sent": sent, "predicted": predicted,
-            "log_complete": complete}
+    stats = {name: {"rps": summary([r["rps"] for r in results]),
+                    "p50_ms": summary([r["p50_ms"] for r in results], 2),
+                    "p99_ms": summary([r["p99_ms"] for r in results], 2),
+                    "failures": sum(r["failures"] for r in results)} for name, results in runs.items()}
+    one, many = (stats[name]["rps"]["median"] for name in urls)
+    speedup = round(many / one, 2) if one else None
+    versus_mlflow = round(many / mlflow_rps, 2) if mlflow_rps else None
+    sent = len(runs[f"{workers} workers"]) * (requests + WARMUP * 8)
+    complete = logged == distinct == sent and stats[f"{workers} workers"]["failures"] == 0
+    print(f"workbench serve, 8 connections, req/s median (min-max) of {len(order)} alternated samples:", flush=True)
+    for name in urls:
+        print(f"  {name:>10}: {spread(stats[name]['rps'])} req/s, p50 {stats[name]['p50_ms']['median']} ms, "
+              f"p99 {stats[name]['p99_ms']['median']} ms", flush=True)
+    print(f"  {workers} workers / 1 process: {speedup}x (goal >= {GOAL_WORKERS_SPEEDUP}) | {versus_mlflow}x mlflow's"
+          f" median (measured before, not alternated with it) | log {logged} rows, {distinct} distinct, {sent} sent,"
+          f" {predicted} predicted (/metrics): {'complete' if complete else 'INCOMPLETE'}", flush=True)
+    return {"workers": workers, "order": order, **stats, "speedup": speedup, "ratio_mlflow": versus_mlflow,
+            "logged": logged, "distinct": distinct, "sent": sent, "predicted": predicted, "log_complete": complete}
 
 
 if __name__ == "__main__":

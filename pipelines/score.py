@@ -69,7 +69,8 @@ def run(
         # Called from the engine's status-tracker thread; raises JobCancelled on a cancel, which
         # makes the engine cancel the Spark job group.
         fraction = min(0.99, tasks_done / tasks_total) if tasks_total else 0.0
-        ctx.progress(fraction, f"Spark: {tasks_done} of {tasks_total} tasks done, {rows:,} of {total:,} rows scored")
+        scored = f"{rows:,} of {total:,}" if total else f"{rows:,}"  # a URI's rows are not counted in advance
+        ctx.progress(fraction, f"Spark: {tasks_done} of {tasks_total} tasks done, {scored} rows scored")
 
     status = "failed"
     try:

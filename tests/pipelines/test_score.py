@@ -197,3 +197,15 @@ def test_cli_score_json(model: RegisteredModel, tmp_path: Path) -> None:
     assert data["rows"] == 20 and data["model_version"] == model.version
     bad = CliRunner().invoke(main, ["score", model.name, str(tmp_path / "in.csv"), "-o", str(tmp_path / "o.txt")])
     assert bad.exit_code == 2 and "output_path must end in .csv, .parquet" in bad.output
+
+
+def test_cli_a_filesystem_uri_needs_the_spark_engine(model: RegisteredModel, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from workbench.cli import main
+
+    result = CliRunner().invoke(main, ["score", model.name, "s3a://bucket/scores/in.parquet", "-o",
+                                       str(tmp_path / "out.parquet")])
+    assert result.exit_code == 2, result.output
+    assert "'s3a://bucket/scores/in.parquet' is a filesystem URI, which only the Spark engine reads" in result.output
+    assert "Traceback" not in result.output and not any(tmp_path.iterdir())

@@ -14,22 +14,24 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import select
 
-from tests.helpers.messy_data import (
-    DATE_COLUMN,
-    SPACED_COLUMN,
-    SPACED_COLUMN_NORMALISED,
-    train_messy_champion,
+from tests.helpers.messy_data import DATE_COLUMN, SPACED_COLUMN
+from tests.helpers.spark import (
+    Trained,
+    assert_same_predictions,
+    batch_deployment,
+    log_ids,
+    pandas_scores,
+    served_model,
+    spark_output,
+    trained_home,
 )
-from tests.helpers.registered_model import module_home, seed_mlflow_store
 from workbench.db import session_scope
 from workbench.errors import InvalidInput, JobCancelled
 
@@ -41,30 +43,10 @@ if shutil.which("java") is None:
 pytestmark = pytest.mark.slow
 
 
-@dataclass(frozen=True)
-class Trained:
-    slug: str
-    home: Path
-    holdout: pd.DataFrame  # raw names ("total bill "), the date as text, a "row" id column, no target
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
-    from workbench.data.splits import load_split_frames
-    from workbench.projects import get_project
-    from workbench.settings import get_settings
-
-    with module_home(tmp_path_factory, "spark") as home:
-        get_settings().ensure_home()
-        seed_mlflow_store(get_settings().mlflow_tracking_uri)
-        slug = train_messy_champion(home.parent, name=f"Tips spark {uuid.uuid4().hex[:6]}", n=1500, seed=5)
-        with session_scope() as session:
-            frames = load_split_frames(session, project=get_project(session, slug=slug))
-            holdout = frames.holdout.reset_index(drop=True)[list(frames.feature_columns)]
-        holdout = holdout.rename(columns={SPACED_COLUMN_NORMALISED: SPACED_COLUMN})
-        holdout[DATE_COLUMN] = holdout[DATE_COLUMN].dt.strftime("%Y-%m-%d")
-        holdout.insert(0, "row", np.arange(len(holdout), dtype="int64"))
-        yield Trained(slug=slug, home=home, holdout=holdout)
+    with trained_home(tmp_path_factory, "spark") as value:
+        yield value
 
 
 @pytest.fixture(scope="module")
@@ -87,62 +69,15 @@ def spark(trained: Trained) -> Iterator[Any]:
         session.stop()
 
 
-def _model(trained: Trained) -> Any:
-    from workbench.serving.model_loader import load_model
-
-    return load_model(trained.slug)
-
-
-def _pandas_scores(trained: Trained, tmp_path: Path) -> pd.DataFrame:
-    from workbench.serving.batch import score_file
-
-    trained.holdout.to_csv(tmp_path / "pandas-in.csv", index=False)
-    score_file(_model(trained), tmp_path / "pandas-in.csv", tmp_path / "pandas.parquet", chunk_rows=128)
-    return pd.read_parquet(tmp_path / "pandas.parquet").set_index("row").sort_index()
-
-
-def _spark_output(folder: Path) -> pd.DataFrame:
-    assert (folder / "_SUCCESS").is_file()
-    return pd.read_parquet(folder).set_index("row").sort_index()
-
-
-def _assert_same_predictions(spark_out: pd.DataFrame, pandas_out: pd.DataFrame) -> None:
-    assert list(spark_out.index) == list(pandas_out.index)
-    assert spark_out["prediction"].tolist() == pandas_out["prediction"].tolist()
-    proba = [c for c in pandas_out.columns if c.startswith("proba_")]
-    assert proba and [c for c in spark_out.columns if c.startswith("proba_")] == proba
-    # The same Pipeline on the same values; BLAS may round the last bit differently for another batch size.
-    np.testing.assert_allclose(spark_out[proba].to_numpy(), pandas_out[proba].to_numpy(), rtol=0, atol=1e-12)
-
-
-def _batch_deployment(slug: str) -> int:
-    from workbench.projects import get_project
-    from workbench.serving.deployments import batch_deployment
-
-    with session_scope() as session:
-        return batch_deployment(session, project=get_project(session, slug=slug), alias="champion", actor="test").id
-
-
-def _log_ids(deployment_id: int) -> list[str]:
-    from workbench.db.models import PredictionLogSegment
-    from workbench.prediction_log import read_segment
-
-    with session_scope() as session:
-        ids = session.scalars(select(PredictionLogSegment.id)
-                              .where(PredictionLogSegment.deployment_id == deployment_id)).all()
-        return [rid for i in ids for rid in read_segment(session, i, columns=["request_id"])
-                .column("request_id").to_pylist()]
-
-
 def test_same_predictions_as_pandas_on_messy_csv(trained: Trained, spark: Any, tmp_path: Path) -> None:
     from workbench.serving.spark_batch import score_spark
 
     trained.holdout.to_csv(tmp_path / "in.csv", index=False)
-    result = score_spark(_model(trained), tmp_path / "in.csv", tmp_path / "out", spark=spark, batch_rows=64)
-    out = _spark_output(tmp_path / "out")
+    result = score_spark(served_model(trained), tmp_path / "in.csv", tmp_path / "out", spark=spark, batch_rows=64)
+    out = spark_output(tmp_path / "out")
     assert result.rows == len(trained.holdout) == len(out)
     assert result.chunks > 1  # the file was split into several partitions
-    _assert_same_predictions(out, _pandas_scores(trained, tmp_path))
+    assert_same_predictions(out, pandas_scores(trained, tmp_path))
     # Input columns pass through unchanged, raw names included.
     assert out[SPACED_COLUMN].equals(trained.holdout.set_index("row")[SPACED_COLUMN].astype("float64"))
     assert out["request_id"].is_unique
@@ -159,16 +94,16 @@ def test_partitioned_parquet_folder_scores_and_logs_every_row(trained: Trained, 
                      format="parquet", partitioning=["day"], partitioning_flavor="hive",
                      max_rows_per_group=20, max_rows_per_file=40)
     assert len(list((tmp_path / "in").glob("day=*/*.parquet"))) >= 8
-    deployment_id = _batch_deployment(trained.slug)
+    deployment_id = batch_deployment(trained.slug)
     from workbench.settings import get_settings
 
-    result = score_spark(_model(trained), tmp_path / "in", tmp_path / "out", spark=spark, batch_rows=50,
+    result = score_spark(served_model(trained), tmp_path / "in", tmp_path / "out", spark=spark, batch_rows=50,
                          db_url=get_settings().db_url, deployment_id=deployment_id)
-    out = _spark_output(tmp_path / "out")
+    out = spark_output(tmp_path / "out")
     assert result.rows == len(trained.holdout)
-    _assert_same_predictions(out, _pandas_scores(trained, tmp_path))
+    assert_same_predictions(out, pandas_scores(trained, tmp_path))
     assert out["day"].tolist() == trained.holdout.set_index("row").sort_index()["day"].tolist()
-    logged = _log_ids(deployment_id)
+    logged = log_ids(deployment_id)
     assert sorted(logged) == sorted(out["request_id"])
 
 
@@ -179,16 +114,64 @@ def test_glob_input(trained: Trained, spark: Any, tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     trained.holdout.iloc[:half].to_csv(tmp_path / "in" / "a.csv", index=False)
     trained.holdout.iloc[half:].to_csv(tmp_path / "in" / "b.csv", index=False)
-    result = score_spark(_model(trained), str(tmp_path / "in" / "*.csv"), tmp_path / "out", spark=spark)
+    result = score_spark(served_model(trained), str(tmp_path / "in" / "*.csv"), tmp_path / "out", spark=spark)
     assert result.rows == len(trained.holdout)
-    _assert_same_predictions(_spark_output(tmp_path / "out"), _pandas_scores(trained, tmp_path))
+    assert_same_predictions(spark_output(tmp_path / "out"), pandas_scores(trained, tmp_path))
+
+
+def test_file_uris_of_a_folder_and_a_glob_are_read_by_spark(trained: Trained, spark: Any, tmp_path: Path) -> None:
+    """``file://`` URIs go to Spark unchanged (Hadoop lists them, Spark reads the schema), like s3a:// or hdfs://."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    from workbench.serving.spark_batch import score_spark
+    from workbench.settings import get_settings
+
+    expected = pandas_scores(trained, tmp_path)
+    ds.write_dataset(pa.Table.from_pandas(trained.holdout, preserve_index=False), tmp_path / "parquet",
+                     format="parquet", partitioning=["day"], partitioning_flavor="hive", max_rows_per_group=40,
+                     max_rows_per_file=40)
+    (tmp_path / "csv").mkdir()
+    third = len(trained.holdout) // 3
+    for k in range(3):
+        trained.holdout.iloc[k * third:(k + 1) * third if k < 2 else None].to_csv(tmp_path / "csv" / f"{k}.csv",
+                                                                                  index=False)
+    (tmp_path / "csv" / "notes.txt").write_text("not data, and not matched by the glob")
+    deployment_id = batch_deployment(trained.slug)
+    for name, uri in [("folder", f"file://{tmp_path / 'parquet'}"), ("glob", f"file://{tmp_path / 'csv'}/*.csv")]:
+        before = set(log_ids(deployment_id))
+        totals: list[int] = []
+        result = score_spark(served_model(trained), uri, tmp_path / f"out-{name}", spark=spark, batch_rows=50,
+                             db_url=get_settings().db_url, deployment_id=deployment_id, progress_interval=0.05,
+                             on_progress=lambda done, total, rows, total_rows, seen=totals: seen.append(total_rows))
+        out = spark_output(tmp_path / f"out-{name}")
+        assert result.rows == len(out) == len(trained.holdout), name
+        assert_same_predictions(out, expected)
+        assert totals and set(totals) == {0}  # Spark read it: the driver never opened the files to count rows
+        logged = [i for i in log_ids(deployment_id) if i not in before]
+        assert len(logged) == len(set(logged)) and sorted(logged) == sorted(out["request_id"]), name
+    # Input columns pass through, raw names included (Spark inferred the CSV's types itself).
+    assert out[SPACED_COLUMN].equals(trained.holdout.set_index("row")[SPACED_COLUMN].astype("float64"))
+
+
+def test_a_uri_spark_cannot_list_is_refused_with_the_fix(trained: Trained, spark: Any, tmp_path: Path) -> None:
+    """``s3a://`` reaches Hadoop unchanged: without the hadoop-aws connector Hadoop has no filesystem for it."""
+    from workbench.serving.spark_batch import score_spark
+
+    # Spark's Hadoop configuration names S3AFileSystem for s3a://; the hadoop-aws jar is not installed here.
+    for uri, words in [("s3a://workbench-test-bucket/x/*.parquet", "S3AFileSystem not found"),
+                       (f"file://{tmp_path}/missing/*.parquet", "names no file that exists")]:
+        with pytest.raises(InvalidInput) as error:
+            score_spark(served_model(trained), uri, tmp_path / "out", spark=spark)
+        assert error.value.field == "input_path" and words in str(error.value) and uri in str(error.value)
+    assert not any(tmp_path.iterdir())  # no output, no temporary folder
 
 
 def test_schema_error_same_message_no_task_no_output(trained: Trained, spark: Any, tmp_path: Path) -> None:
     from workbench.serving.batch import score_file
     from workbench.serving.spark_batch import score_spark
 
-    model = _model(trained)
+    model = served_model(trained)
     assert "party_age" in {c.name for c in model.columns}
     bad = trained.holdout.assign(party_age=trained.holdout["party_age"] > 40)  # booleans for a number
     bad.to_csv(tmp_path / "in.csv", index=False)
@@ -222,14 +205,14 @@ def test_log_exactly_once_when_first_attempts_fail(trained: Trained, spark: Any,
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the hook travels to the workers by value
     trained.holdout.to_csv(tmp_path / "in.csv", index=False)
-    deployment_id = _batch_deployment(trained.slug)
-    before = set(_log_ids(deployment_id))
+    deployment_id = batch_deployment(trained.slug)
+    before = set(log_ids(deployment_id))
     job_id = f"retry-{uuid.uuid4().hex[:8]}"
-    result = score_spark(_model(trained), tmp_path / "in.csv", tmp_path / "out", spark=spark, batch_rows=64,
+    result = score_spark(served_model(trained), tmp_path / "in.csv", tmp_path / "out", spark=spark, batch_rows=64,
                          db_url=get_settings().db_url, deployment_id=deployment_id, job_id=job_id,
                          after_batch=fail_first_attempt)
-    out = _spark_output(tmp_path / "out")
-    logged = [i for i in _log_ids(deployment_id) if i not in before]
+    out = spark_output(tmp_path / "out")
+    logged = [i for i in log_ids(deployment_id) if i not in before]
     assert len(logged) == len(set(logged)) == result.rows == len(trained.holdout)
     assert sorted(logged) == sorted(out["request_id"])
     tracker = spark.sparkContext.statusTracker()
@@ -257,7 +240,7 @@ def test_cancel_stops_the_spark_job_and_leaves_no_output(trained: Trained, spark
 
     t0 = time.monotonic()
     with pytest.raises(JobCancelled):
-        score_spark(_model(trained), tmp_path / "in.csv", tmp_path / "out", spark=spark, batch_rows=16,
+        score_spark(served_model(trained), tmp_path / "in.csv", tmp_path / "out", spark=spark, batch_rows=16,
                     on_progress=on_progress, progress_interval=0.2, after_batch=lambda: time.sleep(0.2))
     assert started.is_set() and seen[-1][3] == len(big)
     assert time.monotonic() - t0 < 60  # the job stopped; it did not run its ~150 slow batches to the end
@@ -282,14 +265,36 @@ def test_cli_score_engine_spark_runs_a_logged_job(trained: Trained, spark: Any, 
     result = json.loads(answer.output)
     assert result["engine"] == "spark" and result["rows"] == len(trained.holdout)
     assert result["output_path"] == str(tmp_path / "out")
-    out = _spark_output(tmp_path / "out")
-    _assert_same_predictions(out, _pandas_scores(trained, tmp_path))
+    out = spark_output(tmp_path / "out")
+    assert_same_predictions(out, pandas_scores(trained, tmp_path))
     with session_scope() as session:
         job = session.get(Job, result["job_id"])
         assert job is not None and job.params["engine"] == "spark" and job.params["master"] == "local[1]"
         assert job.status == "succeeded"
         assert count_rows(session, deployment_id=result["deployment_id"]) >= len(trained.holdout)
-    assert set(out["request_id"]) <= set(_log_ids(result["deployment_id"]))
+    assert set(out["request_id"]) <= set(log_ids(result["deployment_id"]))
+
+
+def test_cli_hands_a_file_uri_glob_to_spark_unchanged(trained: Trained, spark: Any, tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from workbench.cli import main
+    from workbench.db.models import Job
+
+    (tmp_path / "in").mkdir()
+    trained.holdout.to_csv(tmp_path / "in" / "part-0.csv", index=False)
+    uri = f"file://{tmp_path / 'in'}/*.csv"
+    answer = CliRunner().invoke(main, ["score", trained.slug, uri, "-o", str(tmp_path / "out"), "--engine", "spark",
+                                       "--json"])
+    assert answer.exit_code == 0, answer.output
+    result = json.loads(answer.output)
+    assert result["rows"] == len(trained.holdout)
+    with session_scope() as session:
+        job = session.get(Job, result["job_id"])
+        assert job is not None and job.params["input_path"] == uri  # not resolved as a local path
+    assert_same_predictions(spark_output(tmp_path / "out"), pandas_scores(trained, tmp_path))
 
 
 def test_cli_master_without_spark_engine_is_refused(trained: Trained, tmp_path: Path) -> None:
@@ -348,7 +353,7 @@ def test_bad_value_found_in_a_task_has_the_pandas_message(trained: Trained, spar
     from workbench.serving.batch import score_file
     from workbench.serving.spark_batch import score_spark
 
-    model = _model(trained)
+    model = served_model(trained)
     bad = trained.holdout.astype({"party_age": object})
     bad.loc[len(bad) - 3, "party_age"] = "forty"  # text in a numeric column, deep in the file
     bad.to_csv(tmp_path / "in.csv", index=False)
@@ -376,10 +381,10 @@ def test_pandas_parquet_with_nanosecond_timestamps(trained: Trained, spark: Any,
     frame.loc[5, DATE_COLUMN] = pd.NaT
     frame.to_parquet(tmp_path / "in.parquet", index=False)
     assert str(pq.read_schema(tmp_path / "in.parquet").field(DATE_COLUMN).type) == "timestamp[ns]"
-    score_spark(_model(trained), tmp_path / "in.parquet", tmp_path / "out", spark=spark, batch_rows=64)
+    score_spark(served_model(trained), tmp_path / "in.parquet", tmp_path / "out", spark=spark, batch_rows=64)
     from workbench.serving.batch import score_file
 
-    score_file(_model(trained), tmp_path / "in.parquet", tmp_path / "pandas.parquet", chunk_rows=128)
-    out = _spark_output(tmp_path / "out")
-    _assert_same_predictions(out, pd.read_parquet(tmp_path / "pandas.parquet").set_index("row").sort_index())
+    score_file(served_model(trained), tmp_path / "in.parquet", tmp_path / "pandas.parquet", chunk_rows=128)
+    out = spark_output(tmp_path / "out")
+    assert_same_predictions(out, pd.read_parquet(tmp_path / "pandas.parquet").set_index("row").sort_index())
     assert out[DATE_COLUMN].equals(frame.set_index("row")[DATE_COLUMN].astype(out[DATE_COLUMN].dtype))

@@ -8,12 +8,14 @@ every answered prediction is in the log exactly once and every worker moved to t
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -286,3 +288,120 @@ def test_a_worker_that_dies_is_replaced_and_the_service_keeps_answering(model: R
         for pid in [parent.pid, *started]:
             kill_and_reap(pid)
     assert _deployment_on(port).status == "stopped"  # type: ignore[union-attr]
+
+
+def _live_children(parent: int, seen: dict[int, float]) -> list[int]:
+    """The parent's live worker pids; every pid seen is recorded with its start time (psutil create_time)."""
+    now = []
+    with contextlib.suppress(psutil.NoSuchProcess):
+        for child in psutil.Process(parent).children():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if child.status() != psutil.STATUS_ZOMBIE:
+                    seen.setdefault(child.pid, child.create_time())
+                    now.append(child.pid)
+    return now
+
+
+def _port_is_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: only a listener blocks it
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_a_worker_crash_loop_backs_off_then_gives_up_and_fails_the_deployment(model: RegisteredModel,
+                                                                              tmp_path: Path) -> None:
+    """A worker that keeps dying right after it starts (here: its model's files vanished) is restarted after
+    0.5, 1, 2, 4, 8 s; the sixth death within 300 s stops the service, recorded failed, with no worker left."""
+    from mlflow import MlflowClient
+
+    from workbench.serving import web_workers
+
+    # Its own project, so moving its model's files away affects no other test.
+    crashing = create_project_with_model(name=f"Crash loop {os.getpid()}")
+    run = MlflowClient(tracking_uri=crashing.tracking_uri).get_run(crashing.run_id)
+    model_dir = Path(run.info.artifact_uri.removeprefix("file://")) / "model"
+    assert model_dir.is_dir(), model_dir
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        parent = subprocess.Popen([str(WORKBENCH), "serve", crashing.name, "--workers", "2", "--no-token", "--port",
+                                   str(port)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    seen: dict[int, float] = {}
+    try:
+        row = poll(lambda: _deployment_on(port), lambda r: (r is not None and r.status == "running")
+                   or parent.poll() is not None, timeout=120, every=0.3)
+        assert row is not None and row.status == "running", log.read_text()
+        first = _live_children(parent.pid, seen)
+        assert len(first) == 2
+        model_dir.rename(model_dir.with_name("model.moved"))  # the running workers keep theirs in memory
+        kill_and_reap(first[0])
+        answered = 0
+        deadline = time.monotonic() + 240
+        while parent.poll() is None and time.monotonic() < deadline:
+            _live_children(parent.pid, seen)  # record every worker started, and when
+            if answered < 3 and httpx.post(f"{url}/predict", json=RECORD, timeout=30).status_code == 200:
+                answered += 1  # the surviving worker answers all along
+            time.sleep(0.05)
+        assert parent.poll() not in (None, 0), log.read_text()  # it gave up, and says so in its exit code
+    finally:
+        for pid in [parent.pid, *seen]:
+            kill_and_reap(pid)
+        with contextlib.suppress(OSError):
+            model_dir.with_name("model.moved").rename(model_dir)
+    text = log.read_text()
+    assert answered == 3, text
+    # Five restarts, each logged with its delay, doubling; then the parent gave up, with the fix named.
+    delays = [float(d) for d in re.findall(r"starting another in ([\d.]+) s", text)]
+    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0], text
+    assert "giving up" in text and "web workers keep dying" in text and "Traceback" not in text.split("giving up")[1]
+    # The restarted workers really waited: start-to-start gaps grow with the back-off.
+    starts = sorted(t for pid, t in seen.items() if pid not in first)
+    assert len(starts) == web_workers.MAX_RESTARTS, (seen, text)
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert all(gap >= delay for gap, delay in zip(gaps, delays[1:], strict=False)), (gaps, delays)
+    assert all(not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE for pid in seen)
+    assert _port_is_free(port)
+    row = _deployment_on(port)
+    assert row is not None and row.status == "failed"
+
+
+def test_workers_exit_when_the_parent_is_killed_and_free_the_port(model: RegisteredModel, tmp_path: Path) -> None:
+    """SIGKILL gives the parent no chance to stop its workers: they notice, drain and flush their log, and exit."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        parent = subprocess.Popen([str(WORKBENCH), "serve", model.name, "--workers", "2", "--no-token", "--port",
+                                   str(port)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    workers: list[int] = []
+    try:
+        row = poll(lambda: _deployment_on(port), lambda r: (r is not None and r.status == "running")
+                   or parent.poll() is not None, timeout=120, every=0.3)
+        assert row is not None and row.status == "running", log.read_text()
+        workers = _live_children(parent.pid, {})
+        assert len(workers) == 2
+        answered = []
+        for _ in range(20):
+            response = httpx.post(f"{url}/predict", json=RECORD, timeout=30)
+            assert response.status_code == 200, response.text
+            answered.append(response.json()["request_id"])
+        kill_and_reap(parent.pid)  # SIGKILL: no handler runs in the parent
+        left = poll(lambda: [w for w in workers if psutil.pid_exists(w)
+                             and psutil.Process(w).status() != psutil.STATUS_ZOMBIE], lambda pids: not pids,
+                    timeout=60, every=0.2)
+        assert left == [], log.read_text()
+        assert _port_is_free(port)
+    finally:
+        for pid in [parent.pid, *workers]:
+            kill_and_reap(pid)
+    with session_scope() as session:  # each worker flushed its log as it stopped: nothing answered is lost
+        logged = list(session.scalars(select(PredictionLog.request_id)
+                                      .where(PredictionLog.request_id.in_(answered))))
+    assert sorted(logged) == sorted(answered)

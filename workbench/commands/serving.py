@@ -43,7 +43,7 @@ def _run_here(job_id: str, *, kind: str, as_json: bool) -> dict[str, Any]:
 
 @click.command("score")
 @click.argument("project_slug", metavar="PROJECT")
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.argument("input_path", metavar="INPUT")
 @click.option("-o", "--output", "output_path", required=True, type=click.Path(path_type=Path),
               help="Output file (.parquet or .csv); with --engine spark, a Parquet folder. Written only when "
               "every row scored.")
@@ -51,26 +51,29 @@ def _run_here(job_id: str, *, kind: str, as_json: bool) -> dict[str, Any]:
 @click.option("--chunk-rows", default=50_000, show_default=True, type=int,
               help="Rows per chunk (bounds memory); with --engine spark, rows per Arrow batch of a task.")
 @click.option("--engine", type=click.Choice(["pandas", "spark"]), default="pandas", show_default=True,
-              help="pandas: one file in this process. spark: a file, a folder of Parquet/CSV files or a glob, "
-              "on a Spark master (needs the [spark] extra and Java 17+).")
+              help="pandas: one file in this process. spark: a file, a folder of Parquet/CSV files, a glob or a "
+              "Hadoop filesystem URI (hdfs://, s3a://, file://...), on a Spark master (needs the [spark] extra "
+              "and Java 17+).")
 @click.option("--master", default=None, help="Spark master URL for --engine spark (default: local[*]).")
 @json_option
-def score(project_slug: str, input_path: Path, output_path: Path, alias: str, chunk_rows: int, engine: str,
+def score(project_slug: str, input_path: str, output_path: Path, alias: str, chunk_rows: int, engine: str,
           master: str | None, as_json: bool) -> None:
     """Score INPUT with PROJECT's registered model into OUTPUT.
 
-    INPUT is a CSV or Parquet file; with ``--engine spark`` also a folder of them or a glob, and
-    OUTPUT is then a Parquet folder. The run is recorded as a ``score`` job (visible on the
-    Deployments page) but runs in this process, so there is no process start-up to wait for and
-    Ctrl-C stops it.
+    INPUT is a CSV or Parquet file; with ``--engine spark`` also a folder of them, a glob or a
+    filesystem URI that Spark reads (passed on unchanged), and OUTPUT is then a Parquet folder.
+    The run is recorded as a ``score`` job (visible on the Deployments page) but runs in this
+    process, so there is no process start-up to wait for and Ctrl-C stops it.
     """
 
     from workbench.db import session_scope
     from workbench.jobs import create_job
     from workbench.projects import get_project
+    from workbench.serving.spark_input import is_uri
 
     params = {
-        "input_path": str(input_path.resolve()),
+        # A URI (s3a://...) is Spark's to resolve: as a local path it would lose its "//".
+        "input_path": input_path if engine == "spark" and is_uri(input_path) else str(Path(input_path).resolve()),
         "output_path": str(output_path.resolve()),
         "alias": alias,
         "chunk_rows": chunk_rows,
@@ -87,6 +90,9 @@ def score(project_slug: str, input_path: Path, output_path: Path, alias: str, ch
         if master is not None:
             raise InvalidInput("--master applies to --engine spark only; add --engine spark or drop --master.",
                                field="master")
+        if is_uri(input_path):
+            raise InvalidInput(f"INPUT {input_path!r} is a filesystem URI, which only the Spark engine reads; add "
+                               "--engine spark, or copy the file to a local path.", field="input_path")
         file_format(output_path, field="output_path")  # fail fast, before the job exists
     with session_scope() as session:
         project = get_project(session, slug=project_slug)

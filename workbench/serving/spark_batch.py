@@ -2,12 +2,14 @@
 
 The pandas engine (:mod:`workbench.serving.batch`) scores one file in one process; this engine
 scores a file, a folder of Parquet or CSV files (Hive-style ``key=value`` sub-folders become
-columns) or a glob on any Spark master, into a Parquet dataset folder. It keeps the pandas
-engine's contract:
+columns) or a glob on any Spark master, into a Parquet dataset folder. The input may also be any
+Hadoop filesystem URI Spark can read (``hdfs://``, ``s3a://``, ``file://``...), which is handed to
+Spark unchanged (:mod:`workbench.serving.spark_input`). It keeps the pandas engine's contract:
 
-- the input's schema is read on the driver with pyarrow and checked by the same
+- a local input's schema is read on the driver with pyarrow and checked by the same
   :func:`~workbench.serving.batch.check_schema`, so a bad file is refused with the same message
-  before any Spark task runs, and no output folder appears;
+  before any Spark task runs, and no output folder appears (a URI's schema is read by Spark, then
+  the same check runs before the scoring job);
 - Spark reads the files with that schema (no inference job), and each partition is scored in
   ``mapInPandas`` by :meth:`ServedModel.predict_frame`, i.e. the same conformance code;
 - the model is loaded once per Python worker process through the same safe loader
@@ -50,7 +52,9 @@ from workbench.serving.spark_input import (
     data_files,
     from_nanoseconds,
     input_rows,
+    list_uri,
     nanosecond_columns,
+    read_frame,
     resolve_input,
     spark_schema,
 )
@@ -352,69 +356,75 @@ def score_spark(
     progress_interval: float = 0.5,
     after_batch: Callable[[], None] | None = None,
 ) -> ScoreResult:
-    """Score ``input_path`` (file, folder or glob) into the Parquet folder ``output_path`` on Spark.
+    """Score ``input_path`` (file, folder, glob or filesystem URI) into the Parquet folder ``output_path`` on Spark.
 
     ``spark`` is a session to use (else one is started on ``master`` and stopped at the end).
     With ``db_url`` and ``deployment_id`` every scored batch goes to the prediction log from
     the executor that scored it. ``on_progress(tasks_done, tasks_total, rows_scored, total_rows)`` is called
-    every ``progress_interval`` seconds while the job runs; if it raises, the Spark job group is
+    every ``progress_interval`` seconds while the job runs (``total_rows`` is 0 for a URI: not counted in
+    advance); if it raises, the Spark job group is
     cancelled and the error re-raised here (that is how a cancelled job stops its Spark job).
     """
     if not isinstance(batch_rows, int) or batch_rows < 1:
         raise InvalidInput(f"chunk_rows must be a positive integer; got {batch_rows!r}.", field="chunk_rows")
     source = resolve_input(input_path)
     output = check_output(output_path, source)
-    dataset = arrow_dataset(source)
-    check_schema(dataset.schema, model.columns)  # the pandas engine's check and words, before any task
-    from workbench.serving.batch import _index_columns, input_names
+    checked: _Checked | None = None
+    if not source.uri:
+        # A local input is checked before Spark starts: a bad file runs no task and leaves no folder.
+        dataset = arrow_dataset(source)
+        checked = _check(model, dataset.schema, source.format, total_rows=input_rows(dataset, source))
     from workbench.settings import get_settings
 
-    total_rows = input_rows(dataset, source)
-    nanoseconds = nanosecond_columns(dataset.schema, source.format)
-    features = input_names(dataset.schema, model.columns)
-    proba_columns = [f"proba_{label}" for label in model.class_labels] if model.is_classifier else []
-    added = {REQUEST_ID_COLUMN, PREDICTION_COLUMN, *proba_columns}
-    passthrough = [n for n in dataset.schema.names if n not in added and n not in _index_columns(dataset.schema)]
-    plan = TaskPlan(
-        model=model_ref(model, tracking_uri=tracking_uri or get_settings().mlflow_tracking_uri),
-        token=run_token(job_id), passthrough=passthrough, features=features,
-        db_url=db_url, deployment_id=deployment_id, nanoseconds=nanoseconds, after_batch=after_batch,
-    )
+    model_handle = model_ref(model, tracking_uri=tracking_uri or get_settings().mlflow_tracking_uri)
     started = time.perf_counter()
     own_session = False
     if spark is None:
         check_available()
         spark, own_session = _session(master)
+    token = run_token(job_id)
     tmp = output.with_name(f".{output.name}.{uuid.uuid4().hex[:8]}.tmp")
-    group = f"workbench-score-{plan.token}"
+    group = f"workbench-score-{token}"
     watcher: _Watcher | None = None
     try:
         from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
-        read_schema = spark_schema(dataset.schema, nanoseconds)
-        by_name = {f.name: f for f in spark_schema(dataset.schema).fields}  # the output keeps timestamps
-        reader = spark.read.schema(read_schema)
-        if source.base is not None:
-            reader = reader.option("basePath", source.base)
-        if source.format == "csv":
-            # FAILFAST: a value that does not parse as its column's type fails the job (as pyarrow
-            # does in the pandas engine) instead of becoming a silent null.
-            frame = reader.options(header=True, mode="FAILFAST", escape='"').csv(source.files)
+        sc = spark.sparkContext
+        if spark.conf.get("spark.sql.files.minPartitionNum", None) is None:
+            # Spark packs the files into splits of about total / cores bytes, one after the other, so
+            # equal files often make 3 splits for 2 cores, and the last round runs on one core. Four
+            # splits per core keep that last round short (tasks are cheap: the model is loaded once
+            # per Python worker, and workers are reused).
+            spark.conf.set("spark.sql.files.minPartitionNum", str(4 * sc.defaultParallelism))
+        if checked is None:
+            # A URI: Hadoop lists it and Spark reads its schema (for CSV, inferring the types), then
+            # the same check as for a local file, before the scoring job runs. Its row count is not
+            # known in advance (0: progress shows rows scored only).
+            source = list_uri(spark, source)
+            frame = read_frame(spark, source)
+            from pyspark.sql.pandas.types import to_arrow_schema
+
+            checked = _check(model, to_arrow_schema(frame.schema), source.format, total_rows=0)
+            by_name = {f.name: f for f in frame.schema.fields}
         else:
-            frame = reader.parquet(*source.files)
+            frame = read_frame(spark, source, spark_schema(checked.schema, checked.nanoseconds))
+            by_name = {f.name: f for f in spark_schema(checked.schema).fields}  # the output keeps timestamps
+        plan = TaskPlan(
+            model=model_handle, token=token, passthrough=checked.passthrough, features=checked.features,
+            db_url=db_url, deployment_id=deployment_id, nanoseconds=checked.nanoseconds, after_batch=after_batch,
+        )
         out_schema = StructType([
             StructField(REQUEST_ID_COLUMN, StringType(), False),
-            *(StructField(n, by_name[n].dataType, True) for n in passthrough),
+            *(StructField(n, by_name[n].dataType, True) for n in plan.passthrough),
             StructField(PREDICTION_COLUMN, _prediction_type(model), True),
-            *(StructField(c, DoubleType(), True) for c in proba_columns),
+            *(StructField(c, DoubleType(), True) for c in checked.proba_columns),
         ])
-        sc = spark.sparkContext
         rows_scored = sc.accumulator(0)
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_rows))
-        scored = frame.select(*[frame[n] for n in dataset.schema.names]).mapInPandas(
+        scored = frame.select(*[frame[n] for n in checked.schema.names]).mapInPandas(
             lambda frames: score_partition(frames, plan, rows_scored), schema=out_schema)
         sc.setJobGroup(group, f"workbench score {model.name} v{model.version}", interruptOnCancel=True)
-        watcher = _Watcher(spark, group, rows_scored, on_progress, progress_interval, total_rows)
+        watcher = _Watcher(spark, group, rows_scored, on_progress, progress_interval, checked.total_rows)
         watcher.start()
         try:
             scored.write.mode("errorifexists").parquet(str(tmp))
@@ -442,6 +452,31 @@ def score_spark(
     return ScoreResult(output_path=str(output), rows=rows, chunks=len(data_files(output)),
                        seconds=time.perf_counter() - started, model_version=model.version,
                        deployment_id=deployment_id)
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """The input's Arrow schema, checked against the signature, and what the tasks derive from it."""
+
+    schema: Any
+    features: dict[str, str]
+    passthrough: list[str]
+    proba_columns: list[str]
+    nanoseconds: dict[str, str | None]
+    total_rows: int  # 0: not known in advance
+
+
+def _check(model: ServedModel, schema: Any, source_format: str, *, total_rows: int) -> _Checked:
+    """The pandas engine's schema check and words (:func:`check_schema`), and the plan's column lists."""
+    from workbench.serving.batch import _index_columns, input_names
+
+    check_schema(schema, model.columns)
+    proba_columns = [f"proba_{label}" for label in model.class_labels] if model.is_classifier else []
+    added = {REQUEST_ID_COLUMN, PREDICTION_COLUMN, *proba_columns}
+    passthrough = [n for n in schema.names if n not in added and n not in _index_columns(schema)]
+    return _Checked(schema=schema, features=input_names(schema, model.columns), passthrough=passthrough,
+                    proba_columns=proba_columns, nanoseconds=nanosecond_columns(schema, source_format),
+                    total_rows=total_rows)
 
 
 def _task_error(exc: Exception) -> Exception:

@@ -1,13 +1,18 @@
 """The input side of the Spark batch engine: which files INPUT names, their schema, how Spark reads them.
 
-The schema is read on the driver with pyarrow (no Spark task), exactly as the pandas engine reads a
-file (:func:`workbench.serving.batch.open_batches`), and handed to Spark so that both engines see the
-same types. pyspark is imported only inside the functions.
+A local path (file, folder or glob) is listed and its schema read on the driver with pyarrow (no
+Spark task), exactly as the pandas engine reads a file (:func:`workbench.serving.batch.open_batches`),
+and handed to Spark so that both engines see the same types. A Hadoop filesystem URI (``hdfs://``,
+``s3a://``, ``gs://``, ``abfss://``, ``file://``...) is not a local path: it goes to Spark unchanged,
+the driver lists it through Hadoop's FileSystem API (:func:`list_uri`) and Spark reads its schema
+(:func:`read_frame`), with the credentials and connectors configured in Spark. pyspark is imported
+only inside the functions.
 """
 
 from __future__ import annotations
 
 import glob
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,15 +21,23 @@ from workbench.errors import InvalidInput
 from workbench.serving.batch import FORMATS
 
 _GLOB_CHARS = set("*?[")
+#: ``scheme://``: a URI for Hadoop's FileSystem, never resolved as a local path (``C:\\`` has no ``//``).
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 @dataclass(frozen=True)
 class SparkInput:
     """The files one ``INPUT`` names, their format, and the folder Hive partitions are found under."""
 
-    files: list[str]
-    format: str  # "csv" or "parquet"
+    files: list[str]  # resolved local files, or the one URI exactly as given
+    format: str  # "csv" or "parquet"; "" for a URI folder until list_uri finds out
     base: str | None  # the folder given as INPUT (partition discovery), None for a file or a glob
+    uri: bool = False  # a Hadoop filesystem URI: Spark lists and reads it, pyarrow never opens it
+
+
+def is_uri(spec: str | Path) -> bool:
+    """Whether ``spec`` is a filesystem URI (``s3a://...``, ``hdfs://...``, ``file:///...``), not a local path."""
+    return bool(_URI.match(str(spec)))
 
 
 def data_files(folder: Path) -> list[Path]:
@@ -37,9 +50,22 @@ def data_files(folder: Path) -> list[Path]:
 
 
 def resolve_input(spec: str | Path) -> SparkInput:
-    """The CSV or Parquet files of a file, a folder or a glob; InvalidInput(field="input_path") otherwise."""
+    """The CSV or Parquet files of a file, a folder or a glob; InvalidInput(field="input_path") otherwise.
+
+    A URI is returned as given, without touching any filesystem (:func:`list_uri` checks it once
+    Spark runs); its format comes from its last part's suffix (``*.parquet``, ``x.csv``), else it
+    is taken as a folder.
+    """
     text = str(spec)
     base: str | None = None
+    if is_uri(text):
+        last = text.rstrip("/").rsplit("/", 1)[-1]
+        suffix = Path(last).suffix.lower()
+        if suffix and suffix not in FORMATS and not _GLOB_CHARS & set(last):
+            raise InvalidInput(f"input_path {text!r} is not a .csv, .parquet or .pq file; point INPUT at your data "
+                               "files, a folder of them or a glob.", field="input_path")
+        folder = not suffix and not _GLOB_CHARS & set(text)
+        return SparkInput(files=[text], format=FORMATS.get(suffix, ""), base=text if folder else None, uri=True)
     if _GLOB_CHARS & set(text):
         files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
         what = f"the glob {text!r}"
@@ -61,6 +87,69 @@ def resolve_input(spec: str | Path) -> SparkInput:
     if len(formats) > 1:
         raise InvalidInput(f"{what} mixes CSV and Parquet files; score each format separately.", field="input_path")
     return SparkInput(files=[str(p.resolve()) for p in files], format=str(formats.pop()), base=base)
+
+
+def list_uri(spark: Any, source: SparkInput) -> SparkInput:
+    """``source`` (a URI) checked through Hadoop's FileSystem on the driver: it names data files of one format.
+
+    A glob is expanded, a folder listed recursively (Spark's and Hadoop's ``_``/``.`` markers left
+    out), as Spark will when it reads them; InvalidInput(field="input_path") names what is wrong.
+    The URI handed to Spark stays the one given.
+    """
+    text = source.files[0]
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(text)
+    try:
+        filesystem = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+        statuses = list(filesystem.globStatus(path) or [])
+        names: list[str] = []
+        for status in statuses:
+            if not status.isDirectory():
+                names.append(str(status.getPath().toString()))
+                continue
+            root = str(status.getPath().toString()).rstrip("/")
+            found = filesystem.listFiles(status.getPath(), True)
+            while found.hasNext():
+                name = str(found.next().getPath().toString())
+                relative = name[len(root):].lstrip("/").split("/")
+                if not any(part.startswith(("_", ".")) for part in relative):
+                    names.append(name)
+    except Exception as exc:  # py4j wraps Hadoop's IOException (no such bucket, no connector for the scheme...)
+        java = getattr(exc, "java_exception", None)  # py4j's message is "An error occurred while calling..."
+        message = str(java.toString()) if java is not None else (str(exc).strip() or type(exc).__name__)
+        message = message.splitlines()[0]
+        raise InvalidInput(f"input_path {text!r} cannot be listed by Spark ({message[:300]}); check the URI, and "
+                           "that Spark has the connector and credentials for its scheme.", field="input_path") from exc
+    if not names:
+        raise InvalidInput(f"input_path {text!r} names no file that exists; check the URI.", field="input_path")
+    formats = {FORMATS.get(Path(name).suffix.lower()) for name in names}
+    if None in formats:
+        bad = next(n for n in names if FORMATS.get(Path(n).suffix.lower()) is None)
+        raise InvalidInput(f"input_path {text!r} holds a file that is not .csv, .parquet or .pq "
+                           f"({bad.rsplit('/', 1)[-1]!r}); point INPUT at your data files.", field="input_path")
+    if len(formats) > 1:
+        raise InvalidInput(f"input_path {text!r} mixes CSV and Parquet files; score each format separately.",
+                           field="input_path")
+    return SparkInput(files=source.files, format=str(formats.pop()), base=source.base, uri=True)
+
+
+def read_frame(spark: Any, source: SparkInput, schema: Any = None) -> Any:
+    """The Spark DataFrame of ``source``; read with ``schema``, or with the schema Spark infers (URIs).
+
+    CSV is read with FAILFAST: a value that does not parse as its column's type fails the job (as
+    pyarrow does in the pandas engine) instead of becoming a silent null.
+    """
+    reader = spark.read
+    if schema is not None:
+        reader = reader.schema(schema)
+    if source.base is not None:
+        reader = reader.option("basePath", source.base)
+    if source.format == "csv":
+        options = {"header": True, "mode": "FAILFAST", "escape": '"'}
+        if schema is None:
+            options["inferSchema"] = True  # a pass over the data, as pyarrow's inference reads the file
+        return reader.options(**options).csv(source.files)
+    return reader.parquet(*source.files)
 
 
 def arrow_dataset(source: SparkInput) -> Any:

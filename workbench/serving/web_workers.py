@@ -9,7 +9,10 @@ own :class:`~workbench.prediction_log.PredictionLogWriter` (request ids are uuid
 different workers never collide).
 
 The parent owns the deployment row: it records it running (with its own pid) once every
-worker answers, restarts a worker that dies, and on SIGINT/SIGTERM (or a cancelled job) sends
+worker answers, restarts a worker that dies (after a back-off that doubles while the same slot keeps
+crashing soon after its start, each restart logged; after ``MAX_RESTARTS`` restarts within
+``RESTART_WINDOW_SECONDS`` it gives up, stops the others and records the deployment failed, since a
+crash loop needs a person), and on SIGINT/SIGTERM (or a cancelled job) sends
 each worker one SIGTERM, so that uvicorn drains it and its lifespan flushes the log, waits for
 them, and records the deployment stopped. Workers run in their own session (a Ctrl-C in the
 terminal reaches only the parent, which stops them once: a second SIGINT would make uvicorn
@@ -25,6 +28,7 @@ renders every live worker's file. Each worker also writes its own ``deployment_m
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import logging
 import os
@@ -46,6 +50,14 @@ logger = logging.getLogger("workbench.serving.web_workers")
 
 START_TIMEOUT_SECONDS = 120.0
 STOP_TIMEOUT_SECONDS = 30.0
+#: The first restart of a slot waits this long; each further crash of the slot doubles it, up to the cap.
+RESTART_DELAY_SECONDS = 0.5
+RESTART_DELAY_CAP_SECONDS = 10.0
+#: A worker that ran this long before it died is not part of a crash loop: its slot's back-off starts over.
+STABLE_SECONDS = 60.0
+#: More restarts than this (over all workers) within the window: the parent gives up.
+MAX_RESTARTS = 5
+RESTART_WINDOW_SECONDS = 300.0
 
 
 def check_workers(workers: Any) -> int:
@@ -82,14 +94,21 @@ def _worker_env(settings: Settings) -> dict[str, str]:
 
 
 class WorkerPool:
-    """N worker processes sharing the listening socket ``sock``; started, restarted and stopped by pid."""
+    """N worker processes sharing the listening socket ``sock``; started, restarted and stopped by pid.
+
+    A slot whose worker died is empty (None) until its back-off delay has passed.
+    """
 
     def __init__(self, sock: socket.socket, args: list[str], workers: int, settings: Settings) -> None:
         self.sock = sock
         self.args = args
         self.workers = workers
         self.env = _worker_env(settings)
-        self.processes: list[subprocess.Popen[bytes]] = []
+        self.processes: list[subprocess.Popen[bytes] | None] = []
+        self.started_at: list[float] = []
+        self.crashes = [0] * workers  # consecutive early deaths of each slot: the back-off's exponent
+        self.due: dict[int, float] = {}  # empty slot -> when (monotonic) its new worker starts
+        self.restarts: collections.deque[float] = collections.deque()  # when each restart was decided
 
     def _start_one(self) -> subprocess.Popen[bytes]:
         command = [sys.executable, "-m", "workbench.serving.web_workers", "--fd", str(self.sock.fileno()),
@@ -98,29 +117,59 @@ class WorkerPool:
 
     def start(self) -> None:
         self.processes = [self._start_one() for _ in range(self.workers)]
+        self.started_at = [time.monotonic()] * self.workers
 
     def pids(self) -> list[int]:
-        return [process.pid for process in self.processes]
+        return [process.pid for process in self.processes if process is not None]
 
     def restart_dead(self) -> list[int]:
-        """Start a new worker in place of each one that exited; the exit codes seen."""
+        """Schedule a new worker for each one that exited, start those due; the exit codes seen.
+
+        Raises JobFailed when more than ``MAX_RESTARTS`` restarts fall within ``RESTART_WINDOW_SECONDS``.
+        """
+        now = time.monotonic()
         codes: list[int] = []
         for i, process in enumerate(self.processes):
-            code = process.poll()
-            if code is not None:
-                codes.append(code)
-                logger.warning("web worker %s exited with %s; starting another", process.pid, code)
+            code = process.poll() if process is not None else None
+            if process is None or code is None:
+                continue
+            codes.append(code)
+            self.processes[i] = None
+            ran = now - self.started_at[i]
+            self.crashes[i] = 1 if ran >= STABLE_SECONDS else self.crashes[i] + 1
+            while self.restarts and now - self.restarts[0] > RESTART_WINDOW_SECONDS:
+                self.restarts.popleft()
+            if len(self.restarts) >= MAX_RESTARTS:
+                logger.error("web worker %s exited with %s after %.1f s; %d restarts in the last %.0f s already: "
+                             "giving up", process.pid, code, ran, len(self.restarts), RESTART_WINDOW_SECONDS)
+                raise JobFailed(
+                    f"web workers keep dying: worker {process.pid} exited with {code}, after {len(self.restarts)} "
+                    f"restarts within {RESTART_WINDOW_SECONDS:.0f} s. The service is stopped; see the workers' "
+                    "messages above (the model or the database may have become unreachable) and start it again.")
+            self.restarts.append(now)
+            delay = min(RESTART_DELAY_CAP_SECONDS, RESTART_DELAY_SECONDS * 2 ** (self.crashes[i] - 1))
+            self.due[i] = now + delay
+            logger.warning("web worker %s exited with %s after %.1f s; starting another in %.1f s (restart %d of at "
+                           "most %d within %.0f s)", process.pid, code, ran, delay, len(self.restarts), MAX_RESTARTS,
+                           RESTART_WINDOW_SECONDS)
+        for i, when in list(self.due.items()):
+            if when <= now:
+                del self.due[i]
                 self.processes[i] = self._start_one()
+                self.started_at[i] = time.monotonic()
+                logger.warning("web worker %s started in slot %d", self.processes[i].pid, i)  # type: ignore[union-attr]
         return codes
 
     def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
         """One SIGTERM each (uvicorn drains, the lifespan flushes the log), then SIGKILL after ``timeout``."""
-        for process in self.processes:
+        self.due.clear()
+        running = [process for process in self.processes if process is not None]
+        for process in running:
             if process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        for process in self.processes:
+        for process in running:
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -194,11 +243,17 @@ def run_workers(
         if on_loaded is not None:
             on_loaded()
         status = "stopped"
+        ticked = 0.0
         while True:
-            pool.restart_dead()
-            if tick is not None:
+            try:
+                pool.restart_dead()
+            except JobFailed:  # a crash loop: the deployment is recorded failed, not stopped
+                status = "failed"
+                raise
+            if tick is not None and time.monotonic() - ticked >= 1.0:
+                ticked = time.monotonic()
                 tick(pool.pids())
-            time.sleep(1.0)
+            time.sleep(0.25)  # a dead worker is noticed (and a due restart made) within a quarter second
     except KeyboardInterrupt:
         status = "stopped"
     finally:
@@ -221,7 +276,7 @@ def _wait_until_up(pool: WorkerPool, folder: Path) -> None:
     """Wait until every worker has written its first snapshot (its app is up); fail if one exits first."""
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while True:
-        exited = [p for p in pool.processes if p.poll() is not None]
+        exited = [p for p in pool.processes if p is not None and p.poll() is not None]
         if exited:
             raise JobFailed(f"a web worker exited with {exited[0].returncode} while starting; see its messages "
                             "above (the model could not be loaded, or the database is unreachable).")
@@ -258,6 +313,8 @@ def worker_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--poll-seconds", type=float, required=True)
     parser.add_argument("--metrics-seconds", type=float, required=True)
     args = parser.parse_args(argv)
+    # Watch from the start: a parent killed while this worker loads the model leaves no worker holding the port.
+    threading.Thread(target=_watch_parent, args=(args.parent,), name="watch-parent", daemon=True).start()
     settings = get_settings()
     with session_scope(settings.db_url) as session:
         token_hash = (get_deployment(session, deployment_id=args.deployment).config or {}).get("token_hash")
@@ -265,7 +322,6 @@ def worker_main(argv: list[str] | None = None) -> None:
                      deployment_id=args.deployment, poll_seconds=args.poll_seconds,
                      metrics_seconds=args.metrics_seconds, host=args.host, port=args.port,
                      worker_dir=worker_dir(settings, args.deployment))
-    threading.Thread(target=_watch_parent, args=(args.parent,), name="watch-parent", daemon=True).start()
     sock = socket.socket(fileno=args.fd)
     build_server(app, host=args.host, port=args.port).run(sockets=[sock])
 

@@ -9,7 +9,7 @@ import pytest
 
 from workbench.errors import InvalidInput
 from workbench.serving.spark_batch import check_output, run_token
-from workbench.serving.spark_input import from_nanoseconds, resolve_input
+from workbench.serving.spark_input import from_nanoseconds, is_uri, resolve_input
 
 
 def _frame() -> pd.DataFrame:
@@ -81,3 +81,33 @@ def test_nanoseconds_come_back_to_the_microsecond_even_through_float64() -> None
     back = from_nanoseconds(nanos, None)
     assert back.iloc[:2].tolist() == stamps.tolist() and pd.isna(back.iloc[2])
     assert from_nanoseconds(stamps.astype("int64"), "UTC").dt.tz is not None
+
+
+@pytest.mark.parametrize(("uri", "fmt", "base"), [
+    ("s3a://bucket/x/*.parquet", "parquet", None),  # a glob in a bucket: no S3 is reached
+    ("hdfs://namenode:8020/data/scores/", "", "hdfs://namenode:8020/data/scores/"),  # a folder: listed by Spark
+    ("gs://bucket/day=2024-01-01/part-0.csv", "csv", None),
+    ("file:///no/such/folder/*.pq", "parquet", None),  # not looked up locally either
+])
+def test_a_filesystem_uri_goes_to_spark_unchanged(uri: str, fmt: str, base: str | None) -> None:
+    source = resolve_input(uri)
+    assert source.uri and source.files == [uri] and source.format == fmt and source.base == base
+    assert is_uri(uri) and not is_uri("/data/x.parquet") and not is_uri("relative/s3a:/x.csv")
+
+
+def test_a_uri_of_another_kind_of_file_is_refused_without_spark() -> None:
+    with pytest.raises(InvalidInput) as error:
+        resolve_input("s3a://bucket/notes.txt")
+    assert error.value.field == "input_path" and "not a .csv, .parquet or .pq file" in str(error.value)
+
+
+def test_the_browser_sandbox_does_not_let_a_uri_through(tmp_path: Path) -> None:
+    """Only the CLI (the operator) hands URIs to Spark; a path typed on a page stays under the data roots."""
+    from workbench.access.files import browser_input_path
+    from workbench.settings import Settings
+
+    (tmp_path / "data").mkdir()
+    settings = Settings(home=tmp_path / "home", data_roots=str(tmp_path / "data"))
+    for uri in ("s3a://bucket/x/*.parquet", f"file://{tmp_path / 'data'}"):
+        with pytest.raises(InvalidInput, match="is not a file under the data roots"):
+            browser_input_path(uri, settings=settings)
