@@ -70,7 +70,7 @@ def test_create_a_project_by_upload_and_see_its_profile(
     assert [(p["slug"], p["target"], p["task_type"]) for p in projects] == [(PROJECT_SLUG, "churned", "classification")]
     datasets = json.loads(streamlit_server.cli("data", "list", PROJECT_SLUG, "--json").stdout)
     assert len(datasets) == 1 and datasets[0]["n_rows"] == 240
-    # (The README's Home screenshot is the built demo's, from tests/e2e/test_demo.py.)
+    # (The README's Home screenshot is the built demo's, from tests/e2e/test_demo_in_browser.py.)
 
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Data").click()
     wait_for_app(page, heading="Data")
