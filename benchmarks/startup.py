@@ -159,7 +159,7 @@ def bare_targets(targets: list[Target]) -> list[Target]:
 
 
 def seed_home(workdir: Path) -> Path:
-    """A workbench home holding the demo project (seeded through the CLI, like ``make run``)."""
+    """A workbench home holding the built demo project (seeded through the CLI, like ``make run``)."""
     import subprocess
 
     from e2e_harness import venv_bin, workbench_env
@@ -167,7 +167,14 @@ def seed_home(workdir: Path) -> Path:
     home = workdir / "demo-home"
     script = venv_bin("workbench")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "workbench.cli"]
-    subprocess.run([*command, "demo", "seed"], cwd=REPO_ROOT, env=workbench_env(home), check=True, capture_output=True)
+    env = workbench_env(home)
+    done = subprocess.run([*command, "demo", "seed", "--json"], cwd=REPO_ROOT, env=env, check=True,
+                          capture_output=True, text=True)
+    # The seed starts the full demo as a background job: wait for it, so the pages are timed on the
+    # built demo and no demo job competes with the browser for the cores.
+    job_id = json.loads(done.stdout)["demo_job"]["job_id"]
+    subprocess.run([*command, "jobs", "show", job_id, "--wait"], cwd=REPO_ROOT, env=env, check=True,
+                   capture_output=True, timeout=900)
     return home
 
 
