@@ -41,7 +41,8 @@ REPLAY_BATCH = 50
 
 # (step id, what the Home page shows while it runs), in order; each id has its function in run()'s ``actions``.
 # SHADOW_ROLLOUT: the rollout issue adds one more step after "retrain" (a shadow rollout of the challenger,
-# left in progress): an entry here, its function in ``actions``, and its expected id in tests/pipelines/test_demo_seed.py.
+# left in progress): an entry here, its function in ``actions``, and its expected id in
+# tests/pipelines/test_demo_seed.py.
 STEPS: tuple[tuple[str, str], ...] = (
     ("canvases", "filling the three canvases with the worked example"),
     ("profile", "profiling the data"),

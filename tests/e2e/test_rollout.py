@@ -28,7 +28,7 @@ def seeded(streamlit_server: StreamlitServer, monkeypatch: pytest.MonkeyPatch) -
         if name.startswith(("WORKBENCH_", "MLFLOW_")):
             monkeypatch.setenv(name, value)
     reset_workbench_caches()
-    pid = None
+    pid = job_id = None
     try:
         champion = create_project_with_model(name="Rollout journey", with_dataset=True)
         settings = get_settings()
@@ -37,15 +37,16 @@ def seeded(streamlit_server: StreamlitServer, monkeypatch: pytest.MonkeyPatch) -
                                     frame=champion.frame)
         launched = launch_deployment(project_slug=champion.name, mode="web", require_token=False,
                                      config={"poll_seconds": 1.0}, actor="e2e")
-        row = deployment_row(launched.deployment_id)
-        pid = job_row(row.job_id).pid
+        job_id = deployment_row(launched.deployment_id).job_id
         row = poll(lambda: deployment_row(launched.deployment_id), lambda r: r.status in ("running", "failed"),
                    timeout=180, every=0.5)
+        # Read once the service runs: right after the launch the job row may not hold its pid yet.
+        pid = job_row(job_id).pid
         assert row.status == "running" and row.port, row.status
         yield {"slug": champion.name, "frame": champion.frame, "champion": champion.version,
                "challenger": challenger.version, "deployment_id": row.id, "url": f"http://{row.host}:{row.port}"}
     finally:
-        kill_and_reap(pid)
+        kill_and_reap(pid or (job_row(job_id).pid if job_id else None))
         reset_workbench_caches()
 
 

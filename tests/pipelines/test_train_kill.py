@@ -67,12 +67,20 @@ def test_kill_9_mid_study_then_resume(workbench_home: Path, monkeypatch: pytest.
     assert settings.optuna_storage.startswith(f"{storage_kind}:")
     storage = open_storage(settings.optuna_storage, heartbeat_seconds=HEARTBEAT)
 
-    # Wait until the study has a few finished trials and another one running, then kill -9.
+    # Wait until the study has a few finished trials, at least one of them logged in MLflow (the trial
+    # writer gathers finished trials for up to 0.5 s before it writes them), and another trial running;
+    # then kill -9.
     _wait_for_trials(name, storage, lambda states: states.count("COMPLETE") >= 3 and "RUNNING" in states)
     with session_scope() as session:
         job = get_job(session, job_id=job_id)
         pid, parent_run_id = job.pid, job.mlflow_run_id
     assert pid and parent_run_id
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    deadline = time.monotonic() + 60
+    while not _children(client, slug, parent_run_id):
+        assert time.monotonic() < deadline, "no trial was logged in MLflow within 60 s"
+        time.sleep(0.1)
+    _wait_for_trials(name, storage, lambda states: "RUNNING" in states)
     os.killpg(os.getpgid(pid), signal.SIGKILL)
     killed_at = time.monotonic()
 
@@ -91,7 +99,6 @@ def test_kill_9_mid_study_then_resume(workbench_home: Path, monkeypatch: pytest.
     study = optuna.load_study(study_name=name, storage=storage)
     complete_before = sorted(t.number for t in study.trials if t.state.name == "COMPLETE")
     assert len(complete_before) >= 3
-    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
     logged_before = _children(client, slug, parent_run_id)
     assert logged_before and set(logged_before) <= set(complete_before)
 
