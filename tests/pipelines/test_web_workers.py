@@ -89,6 +89,28 @@ def _deployment_on(port: int) -> Deployment | None:
         return session.scalars(select(Deployment).where(Deployment.port == port)).one_or_none()
 
 
+def _serve_two_workers(slug: str, tmp_path: Path, *args: str,
+                       env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int, Path, Deployment]:
+    """Start ``workbench serve SLUG --workers 2 ARGS`` on a free port, its output in ``tmp_path/serve.log``.
+
+    Returns once its deployment runs: the parent, the port, the log and the deployment row (the parent
+    is killed if it does not come up).
+    """
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        parent = subprocess.Popen([str(WORKBENCH), "serve", slug, "--workers", "2", "--port", str(port), *args],
+                                  env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        row = poll(lambda: _deployment_on(port), lambda r: (r is not None and r.status == "running")
+                   or parent.poll() is not None, timeout=120, every=0.3)
+        assert row is not None and row.status == "running", log.read_text()
+    except BaseException:
+        kill_and_reap(parent.pid)
+        raise
+    return parent, port, log, row
+
+
 def test_two_workers_log_every_prediction_once_and_all_move_to_the_promoted_version(
     model: RegisteredModel, tmp_path: Path
 ) -> None:
@@ -104,19 +126,11 @@ def _serve_two_workers_promote_and_stop(model: RegisteredModel, tmp_path: Path) 
     """Serve with 2 workers, send traffic, promote, SIGTERM; then check the log, the versions, the samples."""
     from workbench.settings import get_settings
 
-    port = free_port()
+    parent, port, log, row = _serve_two_workers(model.name, tmp_path, "--poll-seconds", "0.2",
+                                                env={**os.environ, TOKEN_ENV: TOKEN})
     url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "serve.log"
-    env = {**os.environ, TOKEN_ENV: TOKEN}
-    with log.open("wb") as out:
-        parent = subprocess.Popen([str(WORKBENCH), "serve", model.name, "--workers", "2", "--port", str(port),
-                                   "--poll-seconds", "0.2"], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
     workers: list[int] = []
     try:
-        row = poll(lambda: _deployment_on(port), lambda r: (r is not None and r.status == "running")
-                   or parent.poll() is not None, timeout=120, every=0.3)
-        assert row is not None and row.status == "running", log.read_text()
         assert row.pid == parent.pid and row.config["workers"] == 2
         assert row.config["predict_path"]["small_inputs"] in ("compiled", "pipeline")  # the page's table says it
         workers = [child.pid for child in psutil.Process(parent.pid).children()]
@@ -252,31 +266,14 @@ def test_a_managed_deployment_with_two_workers_starts_answers_and_stops_them_on_
 
 def test_a_worker_that_dies_is_replaced_and_the_service_keeps_answering(model: RegisteredModel,
                                                                          tmp_path: Path) -> None:
-    port = free_port()
+    parent, port, log, _ = _serve_two_workers(model.name, tmp_path, "--no-token")
     url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        parent = subprocess.Popen([str(WORKBENCH), "serve", model.name, "--workers", "2", "--no-token", "--port",
-                                   str(port)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    started: list[int] = []
+    seen: dict[int, float] = {}
     try:
-        row = poll(lambda: _deployment_on(port), lambda r: (r is not None and r.status == "running")
-                   or parent.poll() is not None, timeout=120, every=0.3)
-        assert row is not None and row.status == "running", log.read_text()
-        first = [child.pid for child in psutil.Process(parent.pid).children()]
-        started += first
+        first = _live_children(parent.pid, seen)
         kill_and_reap(first[0])  # not our child: reaped by the parent, which starts another
-
-        def children() -> list[int]:
-            now = []
-            for child in psutil.Process(parent.pid).children():
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    if child.status() != psutil.STATUS_ZOMBIE:
-                        now.append(child.pid)
-            started.extend(pid for pid in now if pid not in started)
-            return now
-
-        now = poll(children, lambda pids: len(pids) == 2 and first[0] not in pids, timeout=30)
+        now = poll(lambda: _live_children(parent.pid, seen), lambda pids: len(pids) == 2 and first[0] not in pids,
+                   timeout=30)
         assert len(now) == 2 and first[0] not in now and first[1] in now
         metrics = poll(lambda: httpx.get(f"{url}/metrics", timeout=30).text,
                        lambda text: set(_model_info(text)) == {str(pid) for pid in now}, timeout=120, every=0.5)
@@ -285,7 +282,7 @@ def test_a_worker_that_dies_is_replaced_and_the_service_keeps_answering(model: R
         parent.send_signal(signal.SIGTERM)
         assert parent.wait(timeout=60) == 0, log.read_text()
     finally:
-        for pid in [parent.pid, *started]:
+        for pid in [parent.pid, *seen]:
             kill_and_reap(pid)
     assert _deployment_on(port).status == "stopped"  # type: ignore[union-attr]
 
@@ -327,17 +324,10 @@ def test_a_worker_crash_loop_backs_off_then_gives_up_and_fails_the_deployment(mo
     run = MlflowClient(tracking_uri=crashing.tracking_uri).get_run(crashing.run_id)
     model_dir = Path(run.info.artifact_uri.removeprefix("file://")) / "model"
     assert model_dir.is_dir(), model_dir
-    port = free_port()
+    parent, port, log, _ = _serve_two_workers(crashing.name, tmp_path, "--no-token")
     url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        parent = subprocess.Popen([str(WORKBENCH), "serve", crashing.name, "--workers", "2", "--no-token", "--port",
-                                   str(port)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     seen: dict[int, float] = {}
     try:
-        row = poll(lambda: _deployment_on(port), lambda r: (r is not None and r.status == "running")
-                   or parent.poll() is not None, timeout=120, every=0.3)
-        assert row is not None and row.status == "running", log.read_text()
         first = _live_children(parent.pid, seen)
         assert len(first) == 2
         model_dir.rename(model_dir.with_name("model.moved"))  # the running workers keep theirs in memory
@@ -374,17 +364,10 @@ def test_a_worker_crash_loop_backs_off_then_gives_up_and_fails_the_deployment(mo
 
 def test_workers_exit_when_the_parent_is_killed_and_free_the_port(model: RegisteredModel, tmp_path: Path) -> None:
     """SIGKILL gives the parent no chance to stop its workers: they notice, drain and flush their log, and exit."""
-    port = free_port()
+    parent, port, log, _ = _serve_two_workers(model.name, tmp_path, "--no-token")
     url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        parent = subprocess.Popen([str(WORKBENCH), "serve", model.name, "--workers", "2", "--no-token", "--port",
-                                   str(port)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     workers: list[int] = []
     try:
-        row = poll(lambda: _deployment_on(port), lambda r: (r is not None and r.status == "running")
-                   or parent.poll() is not None, timeout=120, every=0.3)
-        assert row is not None and row.status == "running", log.read_text()
         workers = _live_children(parent.pid, {})
         assert len(workers) == 2
         answered = []
