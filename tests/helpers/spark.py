@@ -187,3 +187,15 @@ def standalone_cluster(folder: Path, *, hosts: tuple[str, ...] = ("127.0.0.2", "
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 kill_and_reap(process.pid)
+
+
+def skip_module_without_spark() -> None:
+    """Skip the calling test module, saying why, when pyspark or Java is missing (call it at module level)."""
+    import shutil
+
+    import pytest
+
+    pytest.importorskip("pyspark", reason="the Spark engine's extra is not installed: pip install -e '.[spark]'")
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs Java 17+ and `java` is not on PATH (make test installs default-jre-headless)",
+                    allow_module_level=True)

@@ -9,7 +9,6 @@ train pipeline, as the scoring contract does. Files are small and split into sev
 from __future__ import annotations
 
 import re
-import shutil
 import sys
 import threading
 import uuid
@@ -29,16 +28,14 @@ from tests.helpers.spark import (
     log_ids,
     pandas_scores,
     served_model,
+    skip_module_without_spark,
     spark_output,
     trained_home,
 )
 from workbench.db import session_scope
 from workbench.errors import InvalidInput, JobCancelled
 
-pytest.importorskip("pyspark", reason="the Spark engine's extra is not installed: pip install -e '.[spark]'")
-if shutil.which("java") is None:
-    pytest.skip("Spark needs Java 17+ and `java` is not on PATH (make test installs default-jre-headless)",
-                allow_module_level=True)
+skip_module_without_spark()
 
 pytestmark = pytest.mark.slow
 

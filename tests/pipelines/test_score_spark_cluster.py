@@ -10,7 +10,6 @@ and writing the prediction log to the workbench DB.
 from __future__ import annotations
 
 import functools
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -28,15 +27,13 @@ from tests.helpers.spark import (
     log_ids,
     pandas_scores,
     served_model,
+    skip_module_without_spark,
     spark_output,
     standalone_cluster,
     trained_home,
 )
 
-pytest.importorskip("pyspark", reason="the Spark engine's extra is not installed: pip install -e '.[spark]'")
-if shutil.which("java") is None:
-    pytest.skip("Spark needs Java 17+ and `java` is not on PATH (make test installs default-jre-headless)",
-                allow_module_level=True)
+skip_module_without_spark()
 
 pytestmark = pytest.mark.slow
 
