@@ -103,16 +103,6 @@ def window_picker() -> str:
     return f"{days[0].isoformat()}..{days[-1].isoformat()}"
 
 
-def window_size(deployment_id: int, window: str, variant: str | None = None) -> int:
-    """How many logged predictions (of ``variant``, None: served) the window holds (shown before a check starts)."""
-    from workbench.monitoring.service import parse_window
-    from workbench.prediction_log import count_rows
-
-    since, until, limit = parse_window(window).bounds()
-    with session_scope() as session:
-        return min(count_rows(session, deployment_id=deployment_id, since=since, until=until, variant=variant), limit)
-
-
 def run_check(project: Project, deployment_id: int, window: str, *, with_evidently: bool,
               variant: str | None = None) -> str:
     """The Run check button: a ``monitor`` job (``pipelines.monitor``), whatever the window's size.
