@@ -194,3 +194,22 @@ def test_the_shadow_options_are_checked_before_anything_starts(args: list[str], 
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+def test_one_bad_copy_in_a_batch_fails_alone(versions: RolloutVersions) -> None:
+    plan, deployment_id = _shadow_rollout(versions, versions.challenger)
+    active = ActiveRollout(plan, load_model(versions.slug, version=versions.challenger, fast_path=True))
+    records = messy_requests(12, seed=29)
+    records[4] = {**records[4], "size": "a few"}  # text where the challenger reads a number
+    with PredictionLogWriter() as writer:
+        scorer, counters = _scorer(writer, deployment_id, timeout_seconds=60)
+        for i, record in enumerate(records):
+            assert scorer.submit(active, [record], [f"mixed-{i}"])
+        scorer.stop(timeout=60)
+    rows = {row.request_id: row for row in _shadow_rows(plan.rollout_id)}
+    assert set(rows) == {f"mixed-{i}" for i in range(12)}
+    assert "size" in rows["mixed-4"].error and rows["mixed-4"].prediction is None
+    assert all(rows[f"mixed-{i}"].error is None and rows[f"mixed-{i}"].prediction is not None
+               for i in range(12) if i != 4)
+    totals = {t["variant"]: t for t in counters.totals()}
+    assert totals["challenger"]["requests"] == 12 and totals["challenger"]["errors"] == 1
