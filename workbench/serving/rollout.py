@@ -47,8 +47,10 @@ DEFAULT_SHADOW_TIMEOUT_SECONDS = 1.0
 SHADOW_BATCH_ROWS = 256  # copies scored together: one call costs far less per row than one per request
 # How long the worker gathers copies after the first before scoring them: at one connection the
 # queue holds one copy at a time, and scoring each alone cost about as much CPU as the champion's
-# whole request (profiled: the fixed cost of a call is ~8x that of a row in a 32-row call).
-SHADOW_GATHER_SECONDS = 0.05
+# whole request (profiled: a one-record call cost ~20x a record's share of a 32-record call; checking
+# the records against the signature and building the frame are paid per call). Copies are off the
+# response path, so their rows may well be written 100 ms later.
+SHADOW_GATHER_SECONDS = 0.1
 # Calls abandoned after their timeout that may still run; beyond this the worker waits for the
 # oldest (the queue then fills and copies are dropped, counted) rather than start threads unboundedly.
 MAX_ABANDONED_CALLS = 2
