@@ -8,8 +8,11 @@ config, same machine, same run), and measured with Playwright driving Debian chr
 - per page, ``switch``: in one warm session, a click on the page's sidebar link until the page's
   title heading is visible in the main area ("main content visible") and until the script run
   has finished with every widget drawn ("done");
-- per page, ``fresh``: a new browser context (a fresh tab) opens the page's URL with
-  ``?project=<demo slug>``, same two waits.
+- per page, ``tab``: a new tab in the same browser (a new page of the warm session's context, so it
+  shares the browser's HTTP cache, as a user's next tab does) opens the page's URL with
+  ``?project=<demo slug>``, same two waits;
+- per page, ``fresh``: a new browser context (a fresh profile with an empty cache, like a first
+  visit: it downloads Streamlit's JavaScript bundles again) opens the same URL, same two waits.
 
 The workbench runs on a home seeded with the demo project (``workbench demo seed``). The floor
 is a bare app with the same navigation (one ``st.Page`` per app page, same titles and URL
@@ -17,7 +20,8 @@ paths) whose pages only draw their title. Each repeat starts a new pair of serve
 alternating which goes first; medians, spread (max - min) and the ratio app / floor are printed
 per page, with the load average. The issue's targets are printed next to them: main content
 within 1 s of a click and within 2 s in a fresh tab, judged on "done" (the title alone shows
-early, before the page's content, so it would flatter a slow page).
+early, before the page's content, so it would flatter a slow page). The 2 s target is printed for
+both ``tab`` and ``fresh``.
 
 Run: ``make bench`` or ``.venv/bin/python benchmarks/startup.py --repeats 3 [--pages data,home] [--json]``.
 """
@@ -126,6 +130,15 @@ def measure(browser: Any, server: StreamlitServer, targets: list[Target]) -> dic
             times["home.switch"], times["home.switch_done"] = _timed_pair(
                 lambda: nav.get_by_role("link", name=home.label, exact=True).click(), page, home.heading
             )
+        for target in targets:
+            tab = context.new_page()
+            try:
+                url = f"{server.url}/{target.path}{query}"
+                times[f"{target.key}.tab"], times[f"{target.key}.tab_done"] = _timed_pair(
+                    lambda p=tab, u=url: p.goto(u, wait_until="commit"), tab, target.heading
+                )
+            finally:
+                tab.close()
     finally:
         context.close()
     for target in targets:
@@ -194,7 +207,7 @@ def summarise(samples: dict[str, dict[str, list[float]]], targets: list[Target])
         return {"median_s": round(statistics.median(values), 3), "spread_s": round(max(values) - min(values), 3)}
 
     rows: dict[str, Any] = {}
-    names = ["cold"] + [f"{t.key}.{step}" for t in targets for step in ("switch", "fresh")]
+    names = ["cold"] + [f"{t.key}.{step}" for t in targets for step in ("switch", "tab", "fresh")]
     for name in names:
         row: dict[str, Any] = {}
         for suffix, label in (("", "visible"), ("_done", "done")):
@@ -256,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = summarise(samples, targets)
     report = {"repeats": args.repeats, "load_average_before": load_before, "load_average_after": load_after,
-              "targets_s": {"switch": SWITCH_TARGET_S, "fresh": FRESH_TARGET_S}, "rows": rows}
+              "targets_s": {"switch": SWITCH_TARGET_S, "tab": FRESH_TARGET_S, "fresh": FRESH_TARGET_S}, "rows": rows}
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -265,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     print("load average (1/5/15 min): before " + " ".join(f"{v:.2f}" for v in load_before)
           + ", after " + " ".join(f"{v:.2f}" for v in load_after))
     print(f"'visible' = title heading shown; 'done' = script run finished. Targets: switch <= {SWITCH_TARGET_S:g} s, "
-          f"fresh tab <= {FRESH_TARGET_S:g} s ('done').")
+          f"new tab and fresh profile <= {FRESH_TARGET_S:g} s ('done').")
     header = (f"{'page / step':<24} {'app visible':>12} {'spread':>7} {'floor':>7} {'ratio':>6} "
               f"{'app done':>9} {'floor':>7} {'ratio':>6}  target")
     print(header)
@@ -273,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, row in rows.items():
         vis, done = row["visible"], row["done"]
         step = name.rsplit(".", 1)[-1]
-        limit = {"switch": SWITCH_TARGET_S, "fresh": FRESH_TARGET_S}.get(step)
+        limit = {"switch": SWITCH_TARGET_S, "tab": FRESH_TARGET_S, "fresh": FRESH_TARGET_S}.get(step)
         verdict = "" if limit is None else ("met" if done["app"]["median_s"] <= limit else "MISSED")
         print(f"{name:<24} {vis['app']['median_s']:>10.2f} s {vis['app']['spread_s']:>5.2f} s "
               f"{vis['bare']['median_s']:>5.2f} s {vis['ratio']:>6.2f} {done['app']['median_s']:>7.2f} s "
