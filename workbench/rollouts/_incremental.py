@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 
 from workbench.db.models import PredictionLog, Project, Rollout, RolloutTraffic, ShadowPrediction, utcnow
 from workbench.rollouts._assignment import CHALLENGER, CHAMPION
-from workbench.rollouts._rows import _numbers, challenger_clause, champion_clause, per_request_values
+from workbench.rollouts._rows import _numbers, challenger_clause, champion_clause, is_champion_row, per_request_values
 from workbench.rollouts._sequential import BETTER, NO_DIFFERENCE_YET, WORSE, ArmTotals, SequentialState, SequentialTest
 from workbench.rollouts._service import rollout_dict
 from workbench.rollouts._sketch import QuantileSketch
@@ -69,7 +69,8 @@ FIRST_OVERLAP_ROWS = 1000
 # Request ids per IN (...) query when shadow rows look up their champion rows.
 LOOKUP_CHUNK = 500
 _LOG_COLUMNS = (PredictionLog.id, PredictionLog.request_id, PredictionLog.ts, PredictionLog.prediction,
-                PredictionLog.latency_ms, PredictionLog.label, PredictionLog.labelled_at, PredictionLog.variant)
+                PredictionLog.latency_ms, PredictionLog.label, PredictionLog.labelled_at, PredictionLog.variant,
+                PredictionLog.deployment_id, PredictionLog.rollout_id)
 
 
 class _Relabelled(Exception):
@@ -212,9 +213,12 @@ def _update(session: Session, state: _State, row: Rollout, project: Project) -> 
         labelled.update((r.id, r) for r in _read(session, state, select(*_LOG_COLUMNS).where(
             PredictionLog.labelled_at > state.label_floor, or_(champion, challenger))) if r.label is not None)
     events += _label_events(state, list(labelled.values()), test_metric)
-    events += _read_shadow(session, state, row, champion, task_type, test_metric)
-    events += _shadow_labels(session, state, row, [r for r in labelled.values() if _arm(r) == CHAMPION],
-                             test_metric)
+    events += _read_shadow(session, state, row, task_type, test_metric)
+    # A new champion row's shadow copy took its label when it paired (above); only labels that came later for rows
+    # read by an earlier check are passed on to their copies here.
+    new = {r.id for r in rows}
+    events += _shadow_labels(session, state, row, [r for r in labelled.values()
+                                                   if _arm(r) == CHAMPION and r.id not in new], test_metric)
     state.log.advance([r.id for r in rows])
     state.label_floor = started - state.label_overlap
     _feed(state, sequential_test(frozen), events)
@@ -275,13 +279,14 @@ def _read_traffic(session: Session, state: _State, row: Rollout) -> None:
     state.traffic.advance([s.id for s in samples])
 
 
-def _read_shadow(session: Session, state: _State, row: Rollout, champion: Any, task_type: str,
-                 test_metric: str) -> list[_Event]:
+def _read_shadow(session: Session, state: _State, row: Rollout, task_type: str, test_metric: str) -> list[_Event]:
     """New shadow rows: the challenger's sums; each one without an error waits for its champion row to pair and
     to take its label (:attr:`_State.pending`)."""
+    floor = state.shadow.floor
     shadow = _read(session, state, select(ShadowPrediction.id, ShadowPrediction.request_id, ShadowPrediction.ts,
-                                    ShadowPrediction.prediction, ShadowPrediction.latency_ms, ShadowPrediction.error)
-                             .where(ShadowPrediction.rollout_id == row.id, ShadowPrediction.id > state.shadow.floor)
+                                          ShadowPrediction.prediction, ShadowPrediction.latency_ms,
+                                          ShadowPrediction.error)
+                   .where(ShadowPrediction.rollout_id == row.id, ShadowPrediction.id > floor)
                    .order_by(ShadowPrediction.id))
     shadow = [s for s, keep in zip(shadow, state.shadow.fresh(s.id for s in shadow), strict=True) if keep]
     variant = state.variants[CHALLENGER]
@@ -290,15 +295,21 @@ def _read_shadow(session: Session, state: _State, row: Rollout, champion: Any, t
     variant.failed += len(shadow) - len(ok)
     variant.add_answers([s.prediction for s in ok], [s.latency_ms for s in ok], task_type=task_type)
     state.shadow.advance([s.id for s in shadow])
+    # The new copies' champion rows in one join (by the unique request id); the copies still waiting from earlier
+    # checks (their champion row was not logged yet) by request id.
+    waiting = list(state.pending)
+    new = {s.request_id for s in ok}
     for s in ok:
         state.pending[s.request_id] = (s.id, s.ts, s.prediction)
-    if not state.pending:
-        return []
     found: list[Any] = []
-    waiting = list(state.pending)
+    if new:
+        found += [r for r in _read(session, state, select(*_LOG_COLUMNS).join(
+            ShadowPrediction, ShadowPrediction.request_id == PredictionLog.request_id).where(
+            ShadowPrediction.rollout_id == row.id, ShadowPrediction.id > floor))
+            if r.request_id in new and is_champion_row(r, row)]
     for start in range(0, len(waiting), LOOKUP_CHUNK):
-        found += _read(session, state, select(*_LOG_COLUMNS).where(
-            PredictionLog.request_id.in_(waiting[start:start + LOOKUP_CHUNK]), champion))
+        found += [r for r in _read(session, state, select(*_LOG_COLUMNS).where(
+            PredictionLog.request_id.in_(waiting[start:start + LOOKUP_CHUNK]))) if is_champion_row(r, row)]
     if not found:
         return []
     shadow_rows = [state.pending.pop(r.request_id) for r in found]

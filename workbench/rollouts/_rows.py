@@ -39,6 +39,15 @@ def champion_clause(row: Rollout, *, now: datetime | None = None) -> Any:
     return clause if end is None else and_(clause, PredictionLog.ts <= end)
 
 
+def is_champion_row(found: Any, row: Rollout) -> bool:
+    """:func:`champion_clause` tested in Python on a row read by request id (``deployment_id``, ``ts``,
+    ``variant``, ``rollout_id``): given a few hundred request ids, SQLite would otherwise pick the
+    clause's (deployment, ts) index over the unique request id and scan the rollout's whole log."""
+    start, end = _window(row, None)
+    return (found.deployment_id == row.deployment_id and found.ts >= start and (end is None or found.ts <= end)
+            and found.variant in (None, CHAMPION) and found.rollout_id in (None, row.id))
+
+
 def challenger_clause(row: Rollout) -> Any:
     """Which ``prediction_log`` rows the challenger answered (canary/ab) in this rollout (a WHERE clause)."""
     return and_(PredictionLog.rollout_id == row.id, PredictionLog.variant == CHALLENGER)
