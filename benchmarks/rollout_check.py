@@ -120,7 +120,8 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=50_000, help="requests logged before the timed checks")
     parser.add_argument("--increment", type=int, default=500, help="requests written between two checks")
     parser.add_argument("--samples", type=int, default=5)
-    parser.add_argument("--db-url", default=None, help="a PostgreSQL URL (default: SQLite in a temporary home)")
+    parser.add_argument("--db-url", default=None,
+                        help="an empty PostgreSQL database's URL, migrated here (default: SQLite in a temporary home)")
     args = parser.parse_args()
     from _fair import load_average, ratio
     from batch import setup_home
@@ -129,8 +130,13 @@ def main() -> int:
     if args.db_url:
         os.environ["WORKBENCH_DB_URL"] = args.db_url
         from tests.conftest import reset_workbench_caches
+        from workbench.db.engine import make_engine
+        from workbench.db.migrate import upgrade
 
         reset_workbench_caches()
+        engine = make_engine(args.db_url)
+        upgrade(engine)
+        engine.dispose()
     from workbench.settings import get_settings
 
     get_settings().ensure_home()
