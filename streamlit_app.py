@@ -15,6 +15,8 @@ st.set_page_config(page_title="MLOps Workbench", page_icon=":material/hub:", lay
 if gate():
     navigation = st.navigation(navigation_pages())
     monitor_schedule()  # the scheduled monitoring checks start once per server process (when set)
+    # The Train/Operate pages' heavy imports, once per process, in a low-priority thread that waits a few
+    # seconds first: started with the first run rather than after it, so a slow first page does not delay it.
+    warm_imports()
     sidebar()
     navigation.run()
-    warm_imports()  # after the page: the Train/Operate pages' heavy imports, once, in the background

@@ -4,8 +4,9 @@ and one run in detail."""
 import streamlit as st
 
 from workbench.ui import experiments as ui
-from workbench.ui.context import require_project
+from workbench.ui.context import key, require_project
 from workbench.ui.errors import shown_errors
+from workbench.ui.lazy import lazy_expander
 from workbench.ui.pages import page_link
 
 project = require_project()
@@ -24,6 +25,10 @@ with shown_errors():
     query = ui.filter_bar(project, digest, n_runs)
     rows = ui.runs_table(project, query)
     st.subheader("Charts")
-    ui.charts(project, query)
+    # Drawn once opened: plotly costs a fresh tab its 4.7 MB bundle (issue 15); the table above comes first.
+    with lazy_expander("History, parallel coordinates, importance, slices, contour, fit time",
+                       key=key(ui.PAGE, "charts")) as opened:
+        if opened:
+            ui.charts(project, query)
     ui.compare(project, rows)
     ui.run_view(project, rows, digest)

@@ -21,7 +21,9 @@ For each connection count of ``--connections``, ``--samples`` alternated rounds 
 rotating: C S K, S K C, K C S) send ``--requests`` one-record requests to each server. It prints
 the median req/s (min-max), p50 and p99, and the ratios against the goals of issue 13: shadow adds
 at most 10 % to the champion-only p99 and costs at most 15 % of its requests per second; the
-canary answers at the champion-only rate within 10 %.
+canary answers at the champion-only rate within 10 %. It also prints each server's CPU time per
+request (user + system, from /proc, median of the rounds): on a loaded machine req/s and p99
+mostly measure the other processes, while the CPU a server spends per request is its own cost.
 
     .venv/bin/python benchmarks/rollout.py --requests 300
     .venv/bin/python benchmarks/rollout.py --requests 2000 --json out.json
@@ -102,6 +104,12 @@ def wait_for_rollout(url: str, auth: dict[str, str], mode: str | None, timeout: 
     raise RuntimeError(f"{url} did not pick up its {mode} rollout in {timeout} s")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux ``/proc``): what it cost, whatever the machine's load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000, help="requests per sample, per server")
@@ -148,8 +156,18 @@ def main() -> int:
         wait_for_rollout(urls["shadow"], auth, "shadow")
         wait_for_rollout(urls["canary"], auth, "canary")
         for connections in (int(c) for c in args.connections.split(",") if c.strip()):
-            row = alternated(SERVERS, samples, lambda name, n=connections: measure(
-                f"{urls[name]}/predict", record, requests=args.requests, connections=n, headers=auth))
+            cpu_ms: dict[str, list[float]] = {name: [] for name in SERVERS}
+
+            def one(name: str, n: int = connections, cpu_ms: dict[str, list[float]] = cpu_ms) -> dict[str, float]:
+                # The server's CPU per request: unlike req/s and p99, hardly moved by other processes' load.
+                began = cpu_seconds(processes[name].pid)
+                result = measure(f"{urls[name]}/predict", record, requests=args.requests, connections=n,
+                                 headers=auth)
+                cpu_ms[name].append((cpu_seconds(processes[name].pid) - began) * 1000 / max(1, result["requests"]))
+                return result
+
+            row = alternated(SERVERS, samples, one)
+            row["cpu_ms_per_request"] = {name: round(sorted(v)[len(v) // 2], 3) for name, v in cpu_ms.items()}
             med = {name: {key: row[name][key]["median"] for key in ("rps", "p99_ms")} for name in SERVERS}
             row["shadow_p99_ratio"] = ratio(med["shadow"]["p99_ms"], med["champion"]["p99_ms"])
             row["shadow_rps_ratio"] = ratio(med["shadow"]["rps"], med["champion"]["rps"])
@@ -159,6 +177,10 @@ def main() -> int:
             print(f"  shadow p99 {row['shadow_p99_ratio']}x champion-only (goal <= {GOAL_SHADOW_P99}), "
                   f"req/s {row['shadow_rps_ratio']}x (goal >= {GOAL_SHADOW_RPS}); canary req/s "
                   f"{row['canary_rps_ratio']}x (goal >= {GOAL_CANARY_RPS})", flush=True)
+            cpu = row["cpu_ms_per_request"]
+            print(f"  server CPU per request (median ms): champion {cpu['champion']}, shadow {cpu['shadow']} "
+                  f"({ratio(cpu['shadow'], cpu['champion'])}x), canary {cpu['canary']} "
+                  f"({ratio(cpu['canary'], cpu['champion'])}x)", flush=True)
         time.sleep(1.5)  # the shadow writer flushes every 200 ms; /metrics snapshots are live
         shadow_metrics = httpx.get(f"{urls['shadow']}/metrics", headers=auth, timeout=10).text
         report["shadow_counters"] = [line for line in shadow_metrics.splitlines()

@@ -175,6 +175,15 @@ def seed_home(workdir: Path) -> Path:
     job_id = json.loads(done.stdout)["demo_job"]["job_id"]
     subprocess.run([*command, "jobs", "show", job_id, "--wait"], cwd=REPO_ROOT, env=env, check=True,
                    capture_output=True, timeout=900)
+    # The demo leaves its web service running (a serve job): stop it, so it neither outlives the benchmark
+    # nor competes for the cores; its deployment and rollout stay in the home, as after a stop on the page.
+    listed = subprocess.run([*command, "jobs", "list", "--json"], cwd=REPO_ROOT, env=env, check=True,
+                            capture_output=True, text=True)
+    for job in json.loads(listed.stdout):
+        if job["kind"] == "serve" and job["status"] in ("queued", "running"):
+            for action in (["cancel", job["id"]], ["show", job["id"], "--wait"]):
+                subprocess.run([*command, "jobs", *action], cwd=REPO_ROOT, env=env, check=True,
+                               capture_output=True, timeout=120)
     return home
 
 

@@ -6,12 +6,17 @@ retrain), created and run inside this process, so the pages show them as they sh
 service call (canvases, promotion, the web service). A step whose result is already there is skipped, so a
 demo job that failed or was cancelled can simply be started again.
 
-The web deployment is the real FastAPI app of :func:`workbench.serving.web.create_app`, served by uvicorn
-on a free port of 127.0.0.1 inside this job only for the replay (as ``pipelines/serve.py`` serves it): its
-lifespan records the deployment as running, its ``/predict`` and ``/feedback`` endpoints log the predictions
-and the labels over real HTTP, and on exit it flushes the log and records the deployment as stopped. So the
-Deployments page shows a stopped web deployment with its traffic, which is true: nothing keeps serving (or
-holds a port) after the demo.
+The champion's first web deployment is the real FastAPI app of :func:`workbench.serving.web.create_app`,
+served by uvicorn on a free port of 127.0.0.1 inside this job only for the replay (as ``pipelines/serve.py``
+serves it): its lifespan records the deployment as running, its ``/predict`` and ``/feedback`` endpoints log
+the predictions and the labels over real HTTP, and on exit it flushes the log and records the deployment as
+stopped, so its monitoring history has a fixed window.
+
+The last step then leaves a second web deployment RUNNING, started as the Deployments page starts one (a
+``serve`` job of its own, detached, on a free port of 127.0.0.1, no token), with a shadow rollout of the
+retrained challenger on it and some labelled traffic replayed through it, so the Rollout panel shows a live
+comparison. It keeps serving after the demo: stop it on the Deployments page (or ``workbench jobs cancel``
+its serve job).
 """
 
 from __future__ import annotations
@@ -38,11 +43,15 @@ RETRAIN_PARAMS: dict[str, Any] = {"n_trials": 3, "seed": 3}
 # Records per monitoring check: one half of the replayed traffic (see workbench.projects.demo.TRAFFIC_SPEC).
 MONITOR_WINDOW = "300"
 REPLAY_BATCH = 50
+# The shadow rollout's labelled requests: above the verdict's 100 labels per variant (so the comparison has
+# data) and below the guardrails' 200 requests (so a shadow copy slowed by a busy machine cannot stop the
+# rollout the demo leaves in progress). Sent in small batches, each waited for in the log before the next.
+SHADOW_REQUESTS = 120
+SHADOW_BATCH = 20
+# Fresh rows of the world after the drift (the retrained challenger learnt on it): another seed, drifted throughout.
+SHADOW_TRAFFIC_SPEC = "synthetic:churn?rows=400&seed=13&drift=2&drift_start=0"
 
 # (step id, what the Home page shows while it runs), in order; each id has its function in run()'s ``actions``.
-# SHADOW_ROLLOUT: the rollout issue adds one more step after "retrain" (a shadow rollout of the challenger,
-# left in progress): an entry here, its function in ``actions``, and its expected id in
-# tests/pipelines/test_demo_seed.py.
 STEPS: tuple[tuple[str, str], ...] = (
     ("canvases", "filling the three canvases with the worked example"),
     ("profile", "profiling the data"),
@@ -51,17 +60,23 @@ STEPS: tuple[tuple[str, str], ...] = (
     ("champion", "tuning the champion"),
     ("operate", "serving the champion and replaying labelled traffic, drift arriving part-way, with monitoring"),
     ("retrain", "retraining on the fresh data: a challenger for a person to decide on"),
+    ("shadow_rollout", "serving the champion with the challenger in shadow, replaying labelled traffic"),
 )
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
-    """Run every step of the demo not done yet; returns what each step did (or ``"skipped"``)."""
+def run(ctx: JobContext, shadow_requests: int = SHADOW_REQUESTS) -> dict[str, Any]:
+    """Run every step of the demo not done yet; returns what each step did (or ``"skipped"``).
+
+    ``shadow_requests``: the labelled requests the shadow rollout's replay reaches in all (a re-run sends
+    only what is missing).
+    """
     if not ctx.project_slug:
         raise InvalidInput("a demo job needs a project; launch it with project_slug set.", field="project")
     _refuse_concurrent(ctx)
     actions: dict[str, Callable[[JobContext], dict[str, Any] | None]] = {
         "canvases": _canvases, "profile": _profile, "baselines": _baselines, "earlier_version": _earlier_version,
         "champion": _champion, "operate": _operate, "retrain": _retrain,
+        "shadow_rollout": lambda c: _shadow_rollout(c, target=int(shadow_requests)),
     }
     started = time.perf_counter()
     results: dict[str, Any] = {}
@@ -256,20 +271,25 @@ def _served(ctx: JobContext) -> Iterator[tuple[Any, str]]:
         thread.join(timeout=60)
 
 
-def _replay(client: Any, app: Any, rows: Any, *, target: str, drop: list[str]) -> int:
-    """POST the rows to /predict in small batches, then each true label to /feedback; returns the rows sent."""
+def _replay(client: Any, app: Any, rows: Any, *, target: str, drop: list[str], batch: int = REPLAY_BATCH) -> int:
+    """POST the rows to /predict in batches, then each true label to /feedback; returns the rows sent.
+
+    ``app`` is the in-process app (its log is flushed before the labels), or None for a service of its own
+    process (its /feedback flushes the log itself when a label's row is not written yet).
+    """
     from workbench.prediction_log import json_safe
 
     features = rows.drop(columns=drop)
     records = [json_safe(r) for r in features.astype(object).where(features.notna(), None).to_dict("records")]
     labels = [str(label) for label in rows[target]]
     request_ids: list[str] = []
-    for start in range(0, len(records), REPLAY_BATCH):
-        response = client.post("/predict", json=records[start:start + REPLAY_BATCH])
+    for start in range(0, len(records), batch):
+        response = client.post("/predict", json=records[start:start + batch])
         if response.status_code != 200:
             raise JobFailed(f"the demo's web service answered {response.status_code}: {response.text[:300]}")
         request_ids.extend(p["request_id"] for p in response.json()["predictions"])
-    app.state.writer.flush()  # the log is written off the request path; labels need their rows
+    if app is not None:
+        app.state.writer.flush()  # the log is written off the request path; labels need their rows
     for request_id, label in zip(request_ids, labels, strict=True):
         response = client.post("/feedback", json={"request_id": request_id, "label": label})
         if response.status_code != 200:
@@ -292,6 +312,156 @@ def _retrain(ctx: JobContext) -> dict[str, Any] | None:
     result = _child(ctx, "retrain", RETRAIN_PARAMS)
     return {"job_id": result["job_id"], "challenger": result.get("challenger_version"),
             "decision": result.get("decision"), "promoted": result.get("promoted")}
+
+
+def _shadow_rollout(ctx: JobContext, *, target: int) -> dict[str, Any] | None:
+    """Leave a web deployment running with a shadow rollout of the challenger and labelled traffic through it.
+
+    Safe to run again after a crash at any point: the project's active web deployment is reused (never a
+    second one), so is the challenger's running rollout, and the replay sends only the labelled requests
+    still missing. A rollout of the challenger that a person ended, or whose service was stopped, is left
+    alone: the step is then done.
+    """
+    import httpx
+
+    from workbench.rollouts import list_rollouts, start_rollout
+
+    if not 1 <= target <= 1000:
+        raise InvalidInput(f"shadow_requests must be between 1 and 1000; got {target!r}.", field="shadow_requests")
+    challenger = _versions(ctx)[1].get("challenger")
+    if challenger is None:
+        raise JobFailed("the demo has no @challenger to roll out (the retrain step sets it); run `workbench demo "
+                        "seed` again.")
+    with session_scope(ctx.settings.db_url) as session:
+        ours = [r for r in list_rollouts(session, project=str(ctx.project_slug))
+                if r.challenger_version == str(challenger)]
+        rollout_id, deployment_id = (ours[0].id, ours[0].deployment_id) if ours else (None, None)
+        ended = bool(ours) and ours[0].status != "running"
+    if ended or (deployment_id is not None and _active_web(ctx) != deployment_id):
+        return None
+    if rollout_id is not None and _rollout_rows(ctx, rollout_id, labelled=True) >= target:
+        return None
+    deployment_id = deployment_id or _web_deployment(ctx)
+    url = _wait_running(ctx, deployment_id)
+    if rollout_id is None:
+        with session_scope(ctx.settings.db_url) as session:
+            rollout_id = start_rollout(session, project=str(ctx.project_slug), deployment_id=deployment_id,
+                                       mode="shadow", version=challenger, actor=ctx.actor or "workbench demo",
+                                       settings=ctx.settings).id
+        ctx.log(f"shadow rollout #{rollout_id} of v{challenger} started on web deployment #{deployment_id}")
+    with httpx.Client(base_url=url, timeout=60) as client:
+        _wait_for_plan(ctx, client, rollout_id)
+        sent = _replay_shadow(ctx, client, rollout_id, target=target)
+    return {"deployment_id": deployment_id, "url": url, "rollout_id": rollout_id,
+            "challenger": str(challenger), "sent": sent}
+
+
+def _active_web(ctx: JobContext) -> int | None:
+    """The id of the project's starting or running web deployment (after a dead job's is marked stopped)."""
+    from sqlalchemy import select
+
+    from workbench.db.models import Deployment
+    from workbench.serving.deployments import ACTIVE_STATUSES, refresh_statuses
+
+    with session_scope(ctx.settings.db_url) as session:
+        project = get_project(session, slug=str(ctx.project_slug))
+        refresh_statuses(session)
+        found = session.scalar(select(Deployment.id).where(
+            Deployment.project_id == project.id, Deployment.mode == "web",
+            Deployment.status.in_(ACTIVE_STATUSES)).order_by(Deployment.id.desc()).limit(1))
+    return None if found is None else int(found)
+
+
+def _web_deployment(ctx: JobContext) -> int:
+    """The project's active web deployment, else one started as the Deployments page starts one."""
+    from workbench.serving.deployments import launch_deployment
+
+    active = _active_web(ctx)
+    if active is not None:
+        ctx.log(f"web deployment #{active} already serves the champion: the rollout goes on it")
+        return active
+    # A serve job of its own (detached), so the service outlives this job and the page can stop it; on
+    # 127.0.0.1 only, at a free port, and without a token so that a person can try it from the page at once.
+    launched = launch_deployment(project_slug=str(ctx.project_slug), mode="web", config={"host": "127.0.0.1"},
+                                 require_token=False, actor=ctx.actor or "workbench demo", settings=ctx.settings)
+    ctx.log(f"web deployment #{launched.deployment_id} started (a serve job of its own)")
+    return launched.deployment_id
+
+
+def _wait_running(ctx: JobContext, deployment_id: int, timeout: float = 180.0) -> str:
+    """Wait until deployment ``deployment_id`` serves; its URL."""
+    from workbench.serving.deployments import deployment_dict, get_deployment, refresh_statuses
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with session_scope(ctx.settings.db_url) as session:
+            refresh_statuses(session)
+            row = deployment_dict(get_deployment(session, deployment_id=deployment_id))
+        if row["status"] == "running" and row.get("url"):
+            return str(row["url"])
+        if row["status"] not in ("starting", "running") or time.monotonic() > deadline:
+            raise JobFailed(f"web deployment #{deployment_id} is {row['status']}, not serving, after "
+                            f"{timeout:g} s; see its serve job's log ({row.get('job_id')}) on the Jobs page.")
+        ctx.check_cancelled()
+        time.sleep(0.5)
+
+
+def _wait_for_plan(ctx: JobContext, client: Any, rollout_id: int, timeout: float = 120.0) -> None:
+    """Wait until the service follows rollout ``rollout_id`` (it re-reads the plan every few seconds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = client.get("/health")
+        if response.status_code == 200 and ((response.json().get("rollout") or {}).get("rollout_id")) == rollout_id:
+            return
+        if time.monotonic() > deadline:
+            raise JobFailed(f"the web service did not take up rollout #{rollout_id} within {timeout:g} s "
+                            f"(its /health: {response.status_code} {response.text[:300]}).")
+        ctx.check_cancelled()
+        time.sleep(0.5)
+
+
+def _rollout_rows(ctx: JobContext, rollout_id: int, *, labelled: bool = False, shadow: bool = False) -> int:
+    """The rollout's champion rows in the log (only the labelled ones), or its shadow rows."""
+    from sqlalchemy import func, select
+
+    from workbench.db.models import PredictionLog, ShadowPrediction
+
+    if shadow:
+        query = select(func.count(ShadowPrediction.id)).where(ShadowPrediction.rollout_id == rollout_id)
+    else:
+        query = select(func.count(PredictionLog.id)).where(PredictionLog.rollout_id == rollout_id)
+        if labelled:
+            query = query.where(PredictionLog.labelled_at.is_not(None))
+    with session_scope(ctx.settings.db_url) as session:
+        return int(session.scalar(query) or 0)
+
+
+def _replay_shadow(ctx: JobContext, client: Any, rollout_id: int, *, target: int) -> int:
+    """Replay labelled traffic until the rollout has ``target`` labelled requests; returns the rows sent now.
+
+    Fresh rows each time (a resumed replay goes on where the log ends), in small batches; after each batch
+    the shadow copies are waited for, so the comparison reads every request of both variants.
+    """
+    from workbench.data.datasets import resolve_spec
+
+    with session_scope(ctx.settings.db_url) as session:
+        project = get_project(session, slug=str(ctx.project_slug))
+        label, drop = str(project.target), [c for c in (project.target, project.time_column) if c]
+    frame, _ = resolve_spec(SHADOW_TRAFFIC_SPEC)
+    sent = 0
+    while (labelled := _rollout_rows(ctx, rollout_id, labelled=True)) < target:
+        offset = _rollout_rows(ctx, rollout_id)
+        rows = frame.iloc[[i % len(frame) for i in range(offset, offset + min(SHADOW_BATCH, target - labelled))]]
+        sent += _replay(client, None, rows, target=label, drop=drop, batch=SHADOW_BATCH)
+        deadline = time.monotonic() + 60
+        while _rollout_rows(ctx, rollout_id, shadow=True) < _rollout_rows(ctx, rollout_id):
+            if time.monotonic() > deadline:
+                ctx.log("the challenger's shadow copies lag behind; the comparison will read them once written")
+                break
+            time.sleep(0.25)
+        ctx.progress((len(STEPS) - 1 + min(1.0, (labelled + len(rows)) / target)) / len(STEPS),
+                     f"shadow rollout #{rollout_id}: {labelled + len(rows)} of {target} labelled requests replayed")
+    return sent
 
 
 def main(argv: list[str] | None = None) -> int:

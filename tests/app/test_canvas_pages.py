@@ -32,6 +32,13 @@ def _page(kind: str, *, name: str = "ann") -> AppTest:
     return at.run()
 
 
+def _open_phase(at: AppTest, label: str) -> None:
+    """Open the CRISP-DM tab ``label`` (what a click on it does: its state changes and the page reruns)."""
+    at.session_state[f"crisp_dm.{SLUG}.phase"] = label
+    at.run()
+    assert not at.exception, at.exception
+
+
 def _w(kind: str, unit: str, part: str) -> str:
     return f"{kind}.{SLUG}.w.{unit}.{part}"
 
@@ -184,6 +191,9 @@ def test_crisp_dm_tracker_links_artefacts_and_saves(project: str) -> None:
     at = _page(kind)
     assert not at.exception
     assert len(at.tabs) == 6
+    # Only the open tab's tasks are drawn (issue 15): phase 2's widgets wait until its tab is opened.
+    assert not [m for m in at.multiselect if "verify_data_quality" in str(m.key)]
+    _open_phase(at, "2. Data Understanding")
     assert any("could be linked" in str(c.value) for c in at.caption)
     links = at.multiselect(key=_w(kind, "verify_data_quality", "links"))
     assert links.options and "Data profile" in links.options[0]
@@ -191,6 +201,9 @@ def test_crisp_dm_tracker_links_artefacts_and_saves(project: str) -> None:
     at.selectbox(key=_w(kind, "verify_data_quality", "status")).select("done")
     at.text_input(key=_w(kind, "verify_data_quality", "owner")).input("Ann")
     at.text_area(key=_w(kind, "verify_data_quality", "notes")).input("No missing targets.")
+    # Another tab before saving: the edits of the tab left behind are kept in the draft and saved.
+    _open_phase(at, "4. Modeling")
+    at.text_input(key=_w(kind, "build_model", "owner")).input("Bo")
     at.button(key=f"{kind}.{SLUG}.save").click().run()
     assert not at.exception
     revision, content = _saved(kind)
@@ -198,8 +211,12 @@ def test_crisp_dm_tracker_links_artefacts_and_saves(project: str) -> None:
     assert revision == 1
     assert task["status"] == "done" and task["owner"] == "Ann" and task["notes"] == "No missing targets."
     assert task["links"] == [{"kind": "profile", "ref": "job:prof1234abcd", "label": task["links"][0]["label"]}]
+    assert content["tasks"]["build_model"]["owner"] == "Bo"
     assert any("1 of 24 tasks done" in str(p.proto.text) for p in at.get("progress"))
+    _open_phase(at, "2. Data Understanding")  # back on the first tab edited: its widgets show the saved values
+    assert at.text_input(key=_w(kind, "verify_data_quality", "owner")).value == "Ann"
     reloaded = _page(kind, name="bo")
+    _open_phase(reloaded, "2. Data Understanding")
     assert reloaded.multiselect(key=_w(kind, "verify_data_quality", "links")).value == ["profile|job:prof1234abcd"]
 
 

@@ -18,9 +18,12 @@ from workbench.projects import create_project, get_project
 APP = str(REPO_ROOT / "streamlit_app.py")
 
 
-def _data_page(slug: str) -> AppTest:
+def _data_page(slug: str, *, charts: bool = True) -> AppTest:
+    """The Data page of ``slug``, with its charts' expander opened (as a click does) when ``charts``."""
     at = AppTest.from_file(APP, default_timeout=30)
     at.session_state["shell.project"] = slug
+    if charts:
+        at.session_state["data.charts"] = True
     at.run()
     at.switch_page("app_pages/data.py")
     at.run()
@@ -74,6 +77,17 @@ def test_profile_shows_types_missing_values_and_a_chart_per_column(workbench_hom
     types = at.dataframe[-1].value.set_index("column")
     assert types.loc["x1", "kind"] == "numeric" and types.loc["x1", "missing"] == 15
     assert types.loc["day", "kind"] == "datetime" and types.loc["colour", "kind"] == "categorical"
+
+
+def test_profile_charts_are_drawn_once_their_section_is_opened(workbench_home: Path) -> None:
+    # A fresh tab loading plotly pays ~1.5 s (issue 15): the first draw has the table, not the charts.
+    at = _data_page(_project(), charts=False)
+    assert _charts(at) == []
+    assert "Charts: missing values and distributions" in [e.label for e in at.expander]
+    assert "column" in at.dataframe[-1].value.columns  # the column types table is there at once
+    at.session_state["data.charts"] = True  # what opening the expander does
+    at.run()
+    assert "label" in _titles(at)
 
 
 def test_upload_a_new_version(workbench_home: Path) -> None:

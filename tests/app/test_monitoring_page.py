@@ -418,3 +418,34 @@ def test_a_challenger_that_lost_the_gate_needs_a_reason_and_a_confirmation(setup
     assert not at.exception, at.exception
     assert champion() == "2"
     assert _champion_history(slug) == [("promote", "1", "2", "dana", "v2 is better on the segment that matters")]
+
+
+def test_a_new_check_shows_its_own_data_quality_despite_the_cache(setup: dict[str, Any]) -> None:
+    """The data-quality table is cached per report (issue 15): the next check's window is read afresh.
+
+    Last in this module: the rows it logs (``plan`` missing) would change the other tests' windows.
+    """
+    from workbench.prediction_log import insert_rows, make_row
+
+    def plan_missing(at: AppTest) -> int:
+        table = next(df.value for df in at.dataframe if "distinct" in df.value.columns)
+        return int(table.set_index("column").loc["plan", "missing"])
+
+    at = _app(setup["slug"])
+    at.radio(key="monitoring.window_kind").set_value("Last N records").run()
+    at.number_input(key="monitoring.window_records").set_value(10).run()
+    at.checkbox(key="monitoring.with_evidently").set_value(False).run()
+    run_check_job(at)
+    assert plan_missing(at) == 0
+    now = utcnow()
+    with session_scope() as session:
+        insert_rows(session, [
+            make_row(deployment_id=setup["deployment_id"], request_id=f"no-plan-{i}",
+                     features={"age": 40 + i, "plan": None, "monthly_fee": 50.0}, prediction="no", latency_ms=4.0,
+                     ts=now + timedelta(seconds=i))
+            for i in range(4)
+        ])
+    at.run()
+    assert plan_missing(at) == 0  # still the last report: its window is what it read
+    run_check_job(at)
+    assert plan_missing(at) == 4  # the new report's window: the 4 new rows and 6 older ones

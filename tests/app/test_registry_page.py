@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.helpers.app_pages import open_page
+from tests.helpers.app_pages import open_page, record_downloads
 from tests.helpers.experiments_project import seed_experiments_project
 from tests.helpers.registered_model import module_home
 
@@ -80,7 +80,8 @@ def test_versions_promote_and_rollback_with_reasons(project: dict[str, Any]) -> 
     assert history["reason"].iloc[0] == "latency regression" and history["to_version"].iloc[0] == "1"
 
 
-def test_compare_with_champion_and_model_card(project: dict[str, Any]) -> None:
+def test_compare_with_champion_and_model_card(project: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    download = record_downloads(monkeypatch)
     at = _app(project["slug"])
     at.selectbox(key="registry.compare_version").set_value("2")
     at.button(key="registry.compare_go").click().run()
@@ -94,7 +95,10 @@ def test_compare_with_champion_and_model_card(project: dict[str, Any]) -> None:
                     "## Evaluation data", "## Training data", "## Quantitative analyses",
                     "## Ethical considerations", "## Caveats and recommendations"):
         assert section in card
-    assert at.get("download_button"), "the model card can be downloaded"
+    # The download hands out the same card, built when clicked (not on every run of the page).
+    file_name, content = download(next(b for b in at.get("download_button") if "model card" in b.proto.label))
+    assert file_name == f"{project['slug']}-v{at.selectbox(key='registry.card_version').value}-model-card.md"
+    assert content.startswith("# Model card") and "## Caveats and recommendations" in content
 
 
 def test_version_selects_say_what_they_are_for(project: dict[str, Any]) -> None:

@@ -17,8 +17,8 @@ from workbench.projects import get_project
 PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "tuning.py")
 
 
-def _app(slug: str) -> AppTest:
-    return open_page(PAGE, slug, timeout=60)
+def _app(slug: str, *, charts: bool = True) -> AppTest:
+    return open_page(PAGE, slug, timeout=60, charts=charts)
 
 
 def _launch(at: AppTest) -> AppTest:
@@ -42,7 +42,7 @@ def _charts(at: AppTest) -> list[dict]:
 
 def test_launch_follow_and_see_the_result(workbench_home: Path) -> None:
     slug = _project(workbench_home, name="Tuning page")
-    at = _app(slug)
+    at = _app(slug, charts=False)  # as a fresh visit: the charts open by themselves while the job runs
     assert not at.exception, at.exception
     assert any("No tuning job yet" in i.value for i in at.info)
 
@@ -73,6 +73,8 @@ def test_launch_follow_and_see_the_result(workbench_home: Path) -> None:
     assert not at.exception, at.exception
     trials_done = next(m for m in at.metric if m.label == "Trials done")
     assert trials_done.value == "3/3"
+    # The charts' expander was open while the job ran, and stays open for this session.
+    assert at.session_state["tuning.charts"] is True
     chart = _charts(at)[0]
     points = next(t for t in chart["data"] if t.get("name") == "trial")
     assert sorted(points["x"]) == [0, 1, 2]
@@ -143,7 +145,7 @@ def test_the_result_compares_holdout_with_holdout_and_states_the_uplift_rule(wor
     slug = _project(workbench_home, name="Tuning bar")
     run_job_ok(slug, "baseline")
     result = run_job_ok(slug, "train", PARAMS)["result"]
-    at = _app(slug)
+    at = _app(slug, charts=False)
     assert not at.exception, at.exception
 
     # The CV score carries no delta against the (holdout) bar: they are different measurements.
@@ -157,6 +159,8 @@ def test_the_result_compares_holdout_with_holdout_and_states_the_uplift_rule(wor
     assert f"Holdout balanced_accuracy **{holdout:.4f}**" in text and f"**{bar['value']:.4f}**" in text
     assert "same holdout" in text and f"relative uplift **{uplift:+.2%}**" in text
     assert "passes" in text and "Rule: a relative uplift (value − bar) / |bar| of at least 1.00%" in text
+    # A finished job's charts wait behind their expander (a fresh tab would otherwise load plotly, issue 15).
+    assert _charts(at) == []
 
 
 def test_trials_are_shown_as_an_edf_and_a_table(workbench_home: Path) -> None:

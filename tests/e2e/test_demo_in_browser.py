@@ -1,24 +1,67 @@
 """The first impression in a real browser: ``workbench demo seed`` on a fresh home, as ``make run`` does, then
-Home follows the demo job's progress until every journey step is done, Monitoring shows the drift alert and
-the Registry a challenger waiting for its decision. Saves the README's Home screenshot
-(``docs/screenshots/home.png``) from this demo."""
+Home follows the demo job's progress until every journey step is done, Monitoring shows the drift alert, the
+Registry a challenger waiting for its decision and Deployments its shadow rollout in progress, with the
+comparison drawn from the replayed labels. Saves the README's Home screenshot (``docs/screenshots/home.png``)
+from this demo. The demo leaves its web service running: the test stops its serve job by PID."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from e2e_harness import StreamlitServer, save_screenshot, wait_for_app, wait_for_idle
+
+from tests.helpers.processes import kill_and_reap, poll
 
 SLUG = "demo-churn"
 # The demo aims at 3 minutes on 2 idle cores; a shared, busy test machine is slower.
 DEMO_TIMEOUT_MS = 900_000
 
 
-def test_demo_seed_fills_every_stage(streamlit_server: StreamlitServer, page: Any) -> None:
+@pytest.fixture
+def demo_home(streamlit_server: StreamlitServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[StreamlitServer]:
+    """The server, with this process reading its stores; at teardown its running demo and serve jobs are stopped."""
+    from tests.conftest import reset_workbench_caches
+    from workbench.db import session_scope
+    from workbench.jobs import list_jobs
+
+    for name, value in streamlit_server.env.items():
+        if name.startswith(("WORKBENCH_", "MLFLOW_")):
+            monkeypatch.setenv(name, value)
+    reset_workbench_caches()
+    try:
+        yield streamlit_server
+    finally:
+        # The demo job first (a failed check may leave it running, to start a service later), then the
+        # services; only running jobs: a finished job's PID may be another process's by now.
+        for kind in ("demo", "serve"):
+            with session_scope() as session:
+                pids = [job.pid for job in list_jobs(session, kind=kind, limit=100)
+                        if job.status in ("queued", "running")]
+            for pid in pids:
+                kill_and_reap(pid)
+        reset_workbench_caches()
+
+
+def _estimate_trace(chart: Any) -> dict[str, list[Any]]:
+    """The x (labelled requests) and y (difference) of the comparison's estimate trace, as the browser holds them."""
+    return chart.evaluate(
+        """(element) => {
+            const plot = element.querySelector('.js-plotly-plot');
+            const trace = plot && (plot.data || []).find(t => t.name === 'challenger − champion');
+            return trace ? {x: Array.from(trace.x || []), y: Array.from(trace.y || [])} : {x: [], y: []};
+        }"""
+    )
+
+
+def test_demo_seed_fills_every_stage(demo_home: StreamlitServer, page: Any) -> None:
+    from pipelines.demo import SHADOW_REQUESTS
     from tests.helpers.mlflow_store import seed_mlflow_store
 
+    streamlit_server = demo_home
     seed_mlflow_store(streamlit_server.home)
     started = time.monotonic()
     seeded = json.loads(streamlit_server.cli("demo", "seed", "--json").stdout)
@@ -31,7 +74,7 @@ def test_demo_seed_fills_every_stage(streamlit_server: StreamlitServer, page: An
     # While the job runs, Home shows its progress (the job-progress fragment), with the step it is on.
     main.get_by_text("Building the demo").wait_for(state="visible")
     main.get_by_text(seeded["demo_job"]["job_id"]).first.wait_for(state="visible")  # "Job `id` (demo): running"
-    main.get_by_text(" of 7: ", exact=False).first.wait_for(state="visible")  # "step 3 of 7: computing the ..."
+    main.get_by_text(" of 8: ", exact=False).first.wait_for(state="visible")  # "step 3 of 8: computing the ..."
 
     # When the job ends the page re-runs on its own: every step of the journey is done.
     main.get_by_text("6 of 6 steps done").wait_for(state="visible", timeout=DEMO_TIMEOUT_MS)
@@ -57,3 +100,15 @@ def test_demo_seed_fills_every_stage(streamlit_server: StreamlitServer, page: An
     assert "v3" in challenger.inner_text()
     champion = main.get_by_test_id("stMetric").filter(has_text="champion")
     assert champion.inner_text().strip().endswith(("v1", "v2"))
+
+    # Deployments: the demo's web service runs, with the shadow rollout of v3 and its comparison filled in.
+    page.goto(f"{streamlit_server.url}/deployments?project={SLUG}")
+    wait_for_app(page, heading="Deployments")
+    running = main.get_by_text("Rollout #", exact=False).filter(has_text="is running").first
+    running.wait_for()
+    assert "shadow of v3 against champion" in running.inner_text()
+    chart = main.get_by_test_id("stPlotlyChart").filter(has_text="challenger − champion").first
+    chart.wait_for()
+    trace = poll(lambda: _estimate_trace(chart), lambda t: bool(t["x"]), timeout=60, every=1)
+    assert max(trace["x"]) == 2 * SHADOW_REQUESTS, trace["x"]  # every replayed label, once per variant
+    assert trace["x"] == sorted(trace["x"]) and any(y is not None for y in trace["y"]), trace

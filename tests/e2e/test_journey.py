@@ -74,6 +74,9 @@ def test_create_a_project_by_upload_and_see_its_profile(
 
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Data").click()
     wait_for_app(page, heading="Data")
+    assert main.get_by_test_id("stPlotlyChart").count() == 0, "the charts wait until their section is opened"
+    main.get_by_test_id("stExpander").filter(has_text="Charts: missing values and distributions").get_by_text(
+        "Charts: missing values and distributions").click()
     charts = main.get_by_test_id("stPlotlyChart")
     charts.first.wait_for(state="visible")
     assert charts.count() >= 1

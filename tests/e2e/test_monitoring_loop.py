@@ -52,6 +52,9 @@ def test_drift_alert_retrain_promote_and_quality_recovers(streamlit_server: Stre
     _run_check(page, 400)
     main.get_by_text("drift · fail").wait_for()
     main.get_by_text("quality · fail").wait_for()
+    # The report's charts are drawn once their section is opened (issue 15: no plotly on the first draw).
+    assert main.get_by_test_id("stPlotlyChart").count() == 0
+    main.get_by_text("Charts: drift per column, one column in detail, predictions").click()
     main.get_by_text("Drift score per column").first.wait_for()
     alerts = main.get_by_text("Alert #")
     assert alerts.count() >= 1  # the new alerts of this check

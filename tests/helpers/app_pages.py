@@ -19,11 +19,29 @@ TEST_AUTH = {
 }
 
 
-def open_page(page: str, slug: str, *, timeout: float, state: dict[str, Any] | None = None) -> AppTest:
-    """Run the page file ``page`` once with project ``slug`` selected (session and URL), plus ``state``."""
+#: The keys of the pages' sections drawn on demand (``workbench.ui.lazy.lazy_expander``): collapsed, and not
+#: drawn, on a page's first draw.
+LAZY_SECTIONS = (
+    "data.charts", "baselines.charts", "tuning.charts", "experiments.charts", "experiments.detail_charts",
+    "registry.charts", "registry.card_preview", "deployments.charts", "monitoring.report_charts",
+    "monitoring.history_charts",
+)
+
+
+def open_page(
+    page: str, slug: str, *, timeout: float, state: dict[str, Any] | None = None, charts: bool = True
+) -> AppTest:
+    """Run the page file ``page`` once with project ``slug`` selected (session and URL), plus ``state``.
+
+    With ``charts`` the page's on-demand sections (its charts) are open, as after the user's click on them;
+    without, the page is drawn as a fresh visit sees it (those sections collapsed and not drawn).
+    """
     at = AppTest.from_file(page, default_timeout=timeout)
     at.session_state["shell.project"] = slug
     at.query_params["project"] = slug
+    if charts:
+        for section in LAZY_SECTIONS:
+            at.session_state[section] = True
     for name, value in (state or {}).items():
         at.session_state[name] = value
     return at.run()

@@ -2,6 +2,8 @@
 
 One seeded home is shared by the checks of this module (the seed takes a few minutes): the seed runs
 through the real CLI, which starts the ``demo`` job as a detached process, and the fixture waits for it.
+The demo leaves a web deployment serving (its own ``serve`` job): the fixture stops every serve job of the
+home by its PID at teardown.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import REPO_ROOT, reset_workbench_caches
 from tests.helpers.mlflow_store import seed_mlflow_store
+from tests.helpers.processes import kill_and_reap, poll
 
 # The shared seed runs in the first test's set-up; it needs more than the suite's default 300 s on a busy machine.
 pytestmark = pytest.mark.timeout(900)
@@ -57,24 +60,37 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         monkeypatch.setenv("WORKBENCH_CONFIG", str(home.parent / "absent.toml"))
         reset_workbench_caches()
         seed_mlflow_store(home)
-        started = time.monotonic()
-        first = _seed(home)
-        returned_after = time.monotonic() - started
-        again = _seed(home)  # while the job runs
-        job_id = first["demo_job"]["job_id"]
-        job: dict[str, Any] = {}
-        while time.monotonic() - started < SEED_BUDGET_SECONDS:
-            job = next(j for j in _jobs("demo") if j["id"] == job_id)
-            if job["status"] not in ("queued", "running"):
-                break
-            time.sleep(2)
-        seconds = time.monotonic() - started
-        log = Path(job["log_path"]).read_text(errors="replace")[-4000:] if job.get("log_path") else ""
-        assert job["status"] == "succeeded", f"{job.get('status')}: {job.get('error')}\n{log}"
-        after = _seed(home)  # once it finished
-        yield {"home": home, "first": first, "again": again, "after": after, "job": job, "seconds": seconds,
-               "returned_after": returned_after}
+        try:
+            started = time.monotonic()
+            first = _seed(home)
+            returned_after = time.monotonic() - started
+            again = _seed(home)  # while the job runs
+            job_id = first["demo_job"]["job_id"]
+            job: dict[str, Any] = {}
+            while time.monotonic() - started < SEED_BUDGET_SECONDS:
+                job = next(j for j in _jobs("demo") if j["id"] == job_id)
+                if job["status"] not in ("queued", "running"):
+                    break
+                time.sleep(2)
+            seconds = time.monotonic() - started
+            log = Path(job["log_path"]).read_text(errors="replace")[-4000:] if job.get("log_path") else ""
+            assert job["status"] == "succeeded", f"{job.get('status')}: {job.get('error')}\n{log}"
+            after = _seed(home)  # once it finished
+            yield {"home": home, "first": first, "again": again, "after": after, "job": job, "seconds": seconds,
+                   "returned_after": returned_after}
+        finally:
+            stop_serve_jobs()
     reset_workbench_caches()
+
+
+def stop_serve_jobs() -> None:
+    """Stop by PID the demo and serve jobs still running in the current home (the demo leaves its web deployment
+    serving; a demo job a failed check left running would start one later). A finished job's PID may be
+    another process's by now: only running jobs are stopped."""
+    for kind in ("demo", "serve"):
+        for job in _jobs(kind):
+            if job["status"] in ("queued", "running"):
+                kill_and_reap(job["pid"])
 
 
 def _project() -> Any:
@@ -97,7 +113,8 @@ def test_seed_returns_at_once_and_is_idempotent_while_running_and_after(seeded: 
                                                                "state": "done"}
     assert len(_jobs("demo")) == 1
     steps = seeded["job"]["result"]["steps"]
-    assert list(steps) == ["canvases", "profile", "baselines", "earlier_version", "champion", "operate", "retrain"]
+    assert list(steps) == ["canvases", "profile", "baselines", "earlier_version", "champion", "operate", "retrain",
+                           "shadow_rollout"]
     assert all(outcome != "skipped" for outcome in steps.values())  # a fresh home: every step did its work
 
 
@@ -163,13 +180,16 @@ def test_registry_has_a_champion_an_earlier_version_and_a_challenger(seeded: dic
 
 
 def test_web_deployment_served_labelled_traffic_and_is_honestly_stopped(seeded: dict[str, Any]) -> None:
+    """The replay's own web deployment (#1) is stopped; the shadow rollout's (#2) is checked below."""
     from workbench.db import session_scope
     from workbench.db.models import Deployment, PredictionLog
 
     project = _project()
     with session_scope() as session:
-        deployments = session.scalars(select(Deployment).where(Deployment.project_id == project.id)).all()
-        assert [(d.mode, d.status, d.host) for d in deployments] == [("web", "stopped", "127.0.0.1")]
+        deployments = session.scalars(select(Deployment).where(Deployment.project_id == project.id)
+                                      .order_by(Deployment.id)).all()
+        assert [(d.mode, d.status, d.host) for d in deployments] == [("web", "stopped", "127.0.0.1"),
+                                                                     ("web", "running", "127.0.0.1")]
         assert deployments[0].port and deployments[0].stopped_at is not None
         rows = session.scalar(select(func.count()).select_from(PredictionLog)
                               .where(PredictionLog.deployment_id == deployments[0].id))
@@ -177,6 +197,88 @@ def test_web_deployment_served_labelled_traffic_and_is_honestly_stopped(seeded: 
                                   .where(PredictionLog.deployment_id == deployments[0].id,
                                          PredictionLog.labelled_at.is_not(None)))
     assert rows == labelled == 600
+
+
+def _rollout_rows(rollout_id: int) -> tuple[list[tuple[str, bool]], list[tuple[str, str | None]]]:
+    """The rollout's champion rows (request id, labelled?) and its shadow rows (request id, error)."""
+    from workbench.db import session_scope
+    from workbench.db.models import PredictionLog, ShadowPrediction
+
+    with session_scope() as session:
+        champion = [(r, at is not None) for r, at in session.execute(
+            select(PredictionLog.request_id, PredictionLog.labelled_at).where(PredictionLog.rollout_id == rollout_id))]
+        shadow = [(r, error) for r, error in session.execute(
+            select(ShadowPrediction.request_id, ShadowPrediction.error)
+            .where(ShadowPrediction.rollout_id == rollout_id))]
+    return champion, shadow
+
+
+def _serving() -> tuple[Any, list[Any]]:
+    """The demo project's active web deployments, and its rollouts (newest first)."""
+    from workbench.db import session_scope
+    from workbench.rollouts import list_rollouts, rollout_dict
+    from workbench.serving.deployments import deployment_dict, list_deployments
+
+    with session_scope() as session:
+        deployments = [deployment_dict(d) for d in list_deployments(session, project=_project_row(session))
+                       if d.status in ("starting", "running")]
+        rollouts = [rollout_dict(r) for r in list_rollouts(session, project=SLUG)]
+    return deployments, rollouts
+
+
+def test_a_web_deployment_keeps_serving_with_a_shadow_rollout_of_v3_in_progress(seeded: dict[str, Any]) -> None:
+    import httpx
+
+    from pipelines.demo import SHADOW_REQUESTS
+    from workbench.db import session_scope
+    from workbench.jobs import pid_alive
+    from workbench.registry import aliases
+    from workbench.rollouts import rollout_status
+
+    deployments, rollouts = _serving()
+    assert [(d["mode"], d["status"], d["host"]) for d in deployments] == [("web", "running", "127.0.0.1")]
+    deployment = deployments[0]
+    # An ordinary deployment: a serve job of its own, alive after the demo job ended (the page can stop it).
+    serve = next(j for j in _jobs("serve") if j["id"] == deployment["job_id"])
+    assert serve["status"] == "running" and pid_alive(serve["pid"])
+    assert deployment["config"]["auth"] is False
+    step = seeded["job"]["result"]["steps"]["shadow_rollout"]
+    assert (step["deployment_id"], step["url"]) == (deployment["id"], deployment["url"])
+    assert [(r["mode"], r["status"], r["challenger_version"], r["deployment_id"]) for r in rollouts] == [
+        ("shadow", "running", "3", deployment["id"])]
+    assert rollouts[0]["champion_version"] == aliases(project=_project())["champion"]
+    health = httpx.get(f"{deployment['url']}/health", timeout=30).json()
+    assert health["rollout"]["rollout_id"] == rollouts[0]["id"] and health["rollout"]["mode"] == "shadow"
+
+    # Shadow rows in the log, each linked by its request id to a labelled champion row.
+    champion, shadow = _rollout_rows(rollouts[0]["id"])
+    assert len(champion) == SHADOW_REQUESTS and all(labelled for _, labelled in champion)
+    assert sorted(r for r, _ in shadow) == sorted(r for r, _ in champion)
+    assert [error for _, error in shadow if error] == []
+
+    # The comparison the Rollout panel draws has the data: every labelled pair, on its path.
+    with session_scope() as session:
+        status = rollout_status(session, project=SLUG, deployment_id=deployment["id"]).to_dict()
+    assert status["variants"]["challenger"]["labelled"] == status["variants"]["champion"]["labelled"] == \
+        SHADOW_REQUESTS
+    assert status["paired"] == SHADOW_REQUESTS and status["agreement"] is not None
+    assert status["path"] and status["path"][-1]["labelled"] == 2 * SHADOW_REQUESTS  # a label counts once per variant
+    assert status["path"][-1]["estimate"] is not None
+    assert not status["guardrails"]["breached"]
+
+
+def test_each_child_job_has_its_own_log(seeded: dict[str, Any]) -> None:
+    import re
+
+    demo_log = Path(seeded["job"]["log_path"]).read_text(errors="replace")
+    children = [j for kind in ("profile", "baseline", "train", "monitor", "retrain") for j in _jobs(kind)]
+    assert len(children) == 7  # one profile, one baseline, two trains, two monitoring checks, one retrain
+    for child in children:
+        own = Path(child["log_path"]).read_text(errors="replace") if Path(child["log_path"]).is_file() else ""
+        progress = [line for line in own.splitlines() if "%] " in line]  # its own ctx.progress lines
+        assert progress, f"{child['kind']} job {child['id']} has an empty log tail"
+        assert re.search(r"step \d+ of \d+: ", own) is None  # none of the demo's own lines
+        assert progress[-1].split(" INFO ", 1)[-1] in demo_log  # and the demo's log keeps them (a tee)
 
 
 def test_monitoring_history_passes_before_the_drift_and_alerts_after_it(seeded: dict[str, Any]) -> None:
@@ -204,6 +306,53 @@ def test_running_the_demo_job_again_skips_every_step(seeded: dict[str, Any]) -> 
     again = run_job_ok(SLUG, "demo")
     assert set(again["result"]["steps"].values()) == {"skipped"}
     assert len(_jobs()) == before + 1  # only the demo job itself: no child job was started
+
+
+def _labelled(rollout_id: int) -> int:
+    return sum(labelled for _, labelled in _rollout_rows(rollout_id)[0])
+
+
+def test_a_rerun_after_a_crash_mid_replay_starts_no_second_deployment(seeded: dict[str, Any]) -> None:
+    """kill -9 the demo job in the middle of its shadow replay (asked for 60 more labelled requests), then run it
+    again: the same deployment and rollout take the rest of the traffic; nothing is started twice."""
+    from pipelines.demo import SHADOW_BATCH, SHADOW_REQUESTS
+    from tests.helpers.jobs import run_job_ok
+    from workbench.db import session_scope
+    from workbench.jobs import create_job, get_job, spawn
+
+    deployments, rollouts = _serving()
+    # 60 more: even with one batch left unlabelled by the kill, both variants stay under the guardrails' 200
+    # requests, so the rollout cannot be stopped by a latency check on this busy machine.
+    rollout_id, target = rollouts[0]["id"], SHADOW_REQUESTS + 60
+    with session_scope() as session:
+        job_id = create_job(session, kind="demo", project=_project_row(session), actor="test",
+                            params={"shadow_requests": target}).id
+    pid = spawn(job_id)
+    try:
+        seen = poll(lambda: _labelled(rollout_id), lambda n: n > SHADOW_REQUESTS, timeout=600, every=0.05)
+    finally:
+        kill_and_reap(pid)
+    at_kill = _labelled(rollout_id)
+    assert SHADOW_REQUESTS < seen <= at_kill < target, (seen, at_kill)  # killed in the middle of the replay
+
+    def status() -> str:
+        with session_scope() as session:
+            return get_job(session, job_id=job_id).status
+
+    assert poll(status, lambda s: s == "lost", timeout=60, every=0.5) == "lost"
+    again = run_job_ok(SLUG, "demo", {"shadow_requests": target})
+    steps = again["result"]["steps"]
+    assert [name for name, outcome in steps.items() if outcome != "skipped"] == ["shadow_rollout"]
+    assert (steps["shadow_rollout"]["deployment_id"], steps["shadow_rollout"]["rollout_id"]) == (
+        deployments[0]["id"], rollout_id)
+    now_deployments, now_rollouts = _serving()
+    assert now_deployments == deployments  # no second deployment: the same one, still running
+    assert [(r["id"], r["status"]) for r in now_rollouts] == [(rollout_id, "running")]
+    assert len(_jobs("serve")) == 1
+    champion, shadow = _rollout_rows(rollout_id)
+    assert _labelled(rollout_id) == target
+    assert len(champion) < target + SHADOW_BATCH  # at most one batch sent but left unlabelled by the kill
+    assert sorted(r for r, _ in shadow) == sorted(r for r, _ in champion)
 
 
 def test_minimal_seed_creates_the_data_only(workbench_home: Path) -> None:

@@ -150,3 +150,36 @@ def test_python_m_pipeline_runs_the_job_in_the_foreground_and_prints_it(workbenc
     )
     assert missing.returncode == 2
     assert missing.stderr.startswith("Error: No project with slug 'nope'")
+
+
+def test_a_job_run_inside_another_jobs_process_keeps_its_own_log(workbench_home: Path) -> None:
+    """The demo runs its profile, train, monitor... jobs in its own process: each one's log tail shows its lines
+    (they went only to the demo's log before), and the parent's log keeps them too."""
+    import io
+    import logging
+    import re
+
+    from tests.helpers.messy_data import TARGET, messy_tips
+
+    with session_scope() as session:
+        project = create_project_with_dataset(session, name="Messy child", dataset_spec_or_frame=messy_tips(400),
+                                              target=TARGET, task_type="classification")
+        job_id = create_job(session, kind="profile", project=project).id
+    parent = io.StringIO()  # the parent job's own log (its process's stdout, in a job process)
+    handler = logging.StreamHandler(parent)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)  # as a job process logs (workbench.jobs.runner.main)
+    try:
+        assert run_job(job_id) == "succeeded"
+        logging.getLogger("workbench.job").info("the parent goes on after its child ended")
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    with session_scope() as session:
+        own = log_tail(get_job(session, job_id=job_id), lines=500)
+    done = re.search(r"profiled (\d+)/\1 columns", own)
+    assert done is not None, own
+    assert done.group(0) in parent.getvalue()  # a tee: the parent's log has it as well
+    assert "the parent goes on" in parent.getvalue() and "the parent goes on" not in own

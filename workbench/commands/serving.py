@@ -123,8 +123,15 @@ def score(project_slug: str, input_path: str, output_path: Path, alias: str, chu
 @click.option("--workers", default=1, show_default=True, type=int,
               help="Worker processes behind the one port (each loads the model and hot-swaps it; all write the "
               "one prediction log). About one per CPU core.")
+# Defaults as in workbench.serving.rollout (not imported here: `workbench --help` stays fast).
+@click.option("--shadow-queue", default=256, show_default=True, type=int,
+              help="Shadow rollout: requests that may wait for the challenger (per process); more are dropped, "
+              "counted.")
+@click.option("--shadow-timeout", default=1.0, show_default=True, type=float,
+              help="Shadow rollout: seconds one challenger call may take; its copies are then logged as timed out.")
 def serve(project_slug: str, host: str, port: int, alias: str, token_file: Path | None, no_token: bool,
-          argv_token: str | None, poll_seconds: float, workers: int) -> None:
+          argv_token: str | None, poll_seconds: float, workers: int, shadow_queue: int,
+          shadow_timeout: float) -> None:
     """Serve PROJECT's registered model as a web service (FastAPI + uvicorn) in the foreground.
 
     Every call but /health needs 'Authorization: Bearer TOKEN'. The token comes from --token-file,
@@ -133,11 +140,13 @@ def serve(project_slug: str, host: str, port: int, alias: str, token_file: Path 
     deployment record). /metrics then shows every worker, labelled worker="PID".
     """
     from workbench.errors import InvalidInput
+    from workbench.serving.rollout import check_shadow_options
     from workbench.serving.tokens import TOKEN_ENV, hash_token, serve_token
     from workbench.serving.web import run_server
     from workbench.serving.web_workers import check_workers, run_workers
 
     workers = check_workers(workers)  # before a token is generated or shown
+    check_shadow_options(shadow_queue, shadow_timeout, queue_name="--shadow-queue", timeout_name="--shadow-timeout")
 
     if argv_token is not None:
         raise InvalidInput(
@@ -166,10 +175,11 @@ def serve(project_slug: str, host: str, port: int, alias: str, token_file: Path 
 
     if workers > 1:
         run_workers(project_slug, workers=workers, host=host, port=port, alias=alias, token_hash=token_hash,
-                    poll_seconds=poll_seconds, actor=actor(), on_loaded=show_token)
+                    poll_seconds=poll_seconds, actor=actor(), on_loaded=show_token, shadow_queue=shadow_queue,
+                    shadow_timeout_seconds=shadow_timeout)
         return
     run_server(project_slug, host=host, port=port, alias=alias, token_hash=token_hash, poll_seconds=poll_seconds,
-               actor=actor(), on_loaded=show_token)
+               actor=actor(), on_loaded=show_token, shadow_queue=shadow_queue, shadow_timeout_seconds=shadow_timeout)
 
 
 class _StreamGroup(click.Group):
@@ -198,14 +208,23 @@ def stream() -> None:
               help="Seconds before an unacked message is redelivered.")
 @click.option("--max-deliver", default=5, show_default=True, type=int,
               help="Deliveries before a failing message goes to the dead-letter subject.")
+# Defaults as in workbench.serving.stream (STREAM_SHADOW_*).
+@click.option("--shadow-queue", default=64, show_default=True, type=int,
+              help="Shadow rollout: micro-batches that may wait for the challenger; more are dropped, counted.")
+@click.option("--shadow-timeout", default=5.0, show_default=True, type=float,
+              help="Shadow rollout: seconds one challenger call may take; its copies are then logged as timed out.")
 def stream_run(project_slug: str, nats_url: str | None, alias: str, batch_size: int, ack_wait: float,
-               max_deliver: int) -> None:
+               max_deliver: int, shadow_queue: int, shadow_timeout: float) -> None:
     """Consume PROJECT's feature events from NATS JetStream and publish predictions (foreground)."""
+    from workbench.serving.rollout import check_shadow_options
     from workbench.serving.stream import run_consumer
 
+    # Checked before the consumer starts a nats-server or creates a deployment.
+    check_shadow_options(shadow_queue, shadow_timeout, queue_name="--shadow-queue", timeout_name="--shadow-timeout")
     click.echo(f"Consuming workbench.{project_slug}.features (Ctrl-C to stop)…", err=True)
     data = run_consumer(project_slug, nats_url=nats_url, alias=alias, batch_size=batch_size, actor=actor(),
-                        ack_wait_seconds=ack_wait, max_deliver=max_deliver)
+                        ack_wait_seconds=ack_wait, max_deliver=max_deliver, shadow_queue=shadow_queue,
+                        shadow_timeout_seconds=shadow_timeout)
     emit(data, as_json=False, text=f"Stopped after {data['events']:,} events ({data['dead_lettered']} dead-lettered).")
 
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import signal
 import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from workbench.db import session_scope
@@ -111,8 +114,6 @@ def run_job(job_id: str, *, settings: Settings | None = None) -> str:
         if job.status not in ("queued", "lost"):
             raise WorkbenchError(f"Job {job_id} is {job.status}; it cannot be started again.")
         project = session.get(Project, job.project_id) if job.project_id else None
-        import os
-
         job.status = "running"
         job.pid = os.getpid()
         job.started_at = utcnow()
@@ -120,7 +121,15 @@ def run_job(job_id: str, *, settings: Settings | None = None) -> str:
         job.message = "starting"
         kind, params, actor = job.kind, dict(job.params or {}), job.created_by
         slug = project.slug if project else None
+        log_path = job.log_path
 
+    with own_log(log_path):
+        return _run(job_id, kind=kind, params=params, actor=actor, slug=slug, settings=settings)
+
+
+def _run(job_id: str, *, kind: str, params: dict[str, Any], actor: str, slug: str | None,
+         settings: Settings) -> str:
+    """Run the marked-running job's pipeline to its end and record how it ended; its final status."""
     ctx = JobContext(job_id=job_id, project_slug=slug, actor=actor, settings=settings)
     previous_handler = None
     if threading.current_thread() is threading.main_thread():
@@ -147,6 +156,48 @@ def run_job(job_id: str, *, settings: Settings | None = None) -> str:
             signal.signal(signal.SIGTERM, previous_handler)
     _finish(job_id, settings, status="succeeded", progress=1.0, message="done", result=result or {})
     return "succeeded"
+
+
+@contextmanager
+def own_log(log_path: str | None) -> Iterator[None]:
+    """While the block runs, this process's log records also go to ``log_path`` (appended).
+
+    A spawned job's stdout *is* its log file, so nothing is added then. A job run inside another
+    job's process (the demo runs its profile, train, monitor... jobs so) or in the foreground would
+    otherwise log only into its parent's log (or the terminal), leaving its own "Log tail" empty:
+    its lines go to its own file as well (the parent's log keeps them too, a tee).
+    """
+    if not log_path or _is_stdout(log_path):
+        yield
+        return
+    try:
+        os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
+        handler = logging.FileHandler(log_path, encoding="utf-8")
+    except OSError as exc:  # a job must not fail because its log file cannot be opened
+        logger.warning("could not open the job log %s: %s", log_path, exc)
+        yield
+        return
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    level = logger.level
+    if not logger.isEnabledFor(logging.INFO):  # ctx.log writes at INFO; a foreground process may log warnings only
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+        logger.setLevel(level)
+
+
+def _is_stdout(path: str) -> bool:
+    """Whether this process's stdout is the file ``path`` (a job process started by ``spawn``)."""
+    try:
+        out, target = os.fstat(sys.stdout.fileno()), os.stat(path)
+    except (OSError, ValueError, AttributeError):  # no such file yet, or stdout is not a real file (pytest)
+        return False
+    return (out.st_dev, out.st_ino) == (target.st_dev, target.st_ino)
 
 
 def run_in_foreground(*, kind: str, project_slug: str, params: dict[str, Any], actor: str = "") -> int:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from workbench.access.roles import Principal, require
 from workbench.db.models import Project
 from workbench.errors import Conflict, NotFound
-from workbench.registry._versions import _client, get_version, list_versions, model_name
+from workbench.registry._versions import _client, _pick_version, get_version, list_versions, model_name
 
 if TYPE_CHECKING:
     from workbench.settings import Settings
@@ -148,8 +148,8 @@ def model_card(session: Session, *, project: Project, version: str | int | None 
                        f"(`workbench train {project.slug}`).")
     if version is None:
         current = next((v for v in versions if "champion" in v.aliases), versions[0])
-    else:
-        current = get_version(session, project=project, version=version, settings=settings)
+    else:  # looked up in the versions just listed (get_version would list them all again from MLflow)
+        current = _pick_version(project, versions, version)
     boxes = _Boxes({kind: latest_canvas_content(session, project=project, kind=kind)
                     for kind in ("ml_canvas", "mlops_stack")})
     config = project_config(session, project=project)

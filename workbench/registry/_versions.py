@@ -144,7 +144,11 @@ def list_versions(session: Session, *, project: Project, settings: Settings | No
 def get_version(session: Session, *, project: Project, version: str | int,
                 settings: Settings | None = None) -> VersionInfo:
     """One version, or NotFound listing the versions there are."""
-    versions = list_versions(session, project=project, settings=settings)
+    return _pick_version(project, list_versions(session, project=project, settings=settings), version)
+
+
+def _pick_version(project: Project, versions: list[VersionInfo], version: str | int) -> VersionInfo:
+    """Version ``version`` among ``versions``, or NotFound listing the versions there are."""
     for info in versions:
         if info.version == str(version).strip():
             return info

@@ -13,7 +13,9 @@ The web service and the stream consumer share these parts:
   variant its routing key is assigned to (sticky by a stable hash), in input order.
 - :class:`ShadowScorer` scores copies for the challenger off the response path: the request path
   only puts a reference on a bounded queue (a full queue drops the copy and counts it); a worker
-  thread scores queued copies in batches under a timeout and hands the rows to the log writer.
+  thread gathers queued copies for a short window, scores them as one batch under a timeout and
+  hands the rows to the log writer (one call for the batch: a prediction's fixed cost, checking
+  the records against the signature and building the frame, is paid once per batch, not per copy).
 
 Counts per variant (:class:`VariantCounters`): ``requests`` are the records a variant answered or
 tried to (shadow copies that raised or timed out included, dropped copies not), ``errors`` those
@@ -44,6 +46,12 @@ logger = logging.getLogger("workbench.serving.rollout")
 DEFAULT_SHADOW_QUEUE = 256  # requests (or stream batches) waiting for the challenger
 DEFAULT_SHADOW_TIMEOUT_SECONDS = 1.0
 SHADOW_BATCH_ROWS = 256  # copies scored together: one call costs far less per row than one per request
+# How long the worker gathers copies after the first before scoring them: at one connection the
+# queue holds one copy at a time, and scoring each alone cost about as much CPU as the champion's
+# whole request (profiled: a one-record call cost ~20x a record's share of a 32-record call; checking
+# the records against the signature and building the frame are paid per call). Copies are off the
+# response path, so their rows may well be written 100 ms later.
+SHADOW_GATHER_SECONDS = 0.1
 # Calls abandoned after their timeout that may still run; beyond this the worker waits for the
 # oldest (the queue then fills and copies are dropped, counted) rather than start threads unboundedly.
 MAX_ABANDONED_CALLS = 2
@@ -199,10 +207,13 @@ def _counted(run: Callable[[ServedModel, list[dict[str, Any]]], list[dict[str, A
     return results
 
 
-def _predict_each(model: ServedModel, records: list[dict[str, Any]]
+def _predict_each(model: ServedModel, records: list[dict[str, Any]], *, retry_seconds: float = float("inf")
                   ) -> tuple[list[dict[str, Any] | Exception], float]:
     """Predict a batch; if it fails, record by record, so one copy's failure is not every copy's.
 
+    The record-by-record retries stop after ``retry_seconds`` (a failing challenger costs one
+    call per record): the records not tried alone by then get the batch's error, so they are
+    logged with the error the challenger gave rather than as timeouts.
     Also returns the seconds the call took, measured where it runs: the challenger's latency is
     its own, not the time its copies waited for the scoring thread.
     """
@@ -212,8 +223,12 @@ def _predict_each(model: ServedModel, records: list[dict[str, Any]]
     except Exception as exc:
         if len(records) == 1:
             return [exc], time.perf_counter() - started
+        batch_error = exc
     out: list[dict[str, Any] | Exception] = []
     for record in records:
+        if time.perf_counter() - started > retry_seconds:
+            out.append(batch_error)
+            continue
         try:
             out.append(model.predict_records([record])[0])
         except Exception as exc:
@@ -225,26 +240,28 @@ class ShadowScorer:
     """Score copies of requests with the challenger off the response path, into ``shadow_predictions``.
 
     :meth:`submit` never blocks and never raises: the copy goes on a bounded queue, or is
-    dropped (and counted) when the queue is full. A worker thread scores what is queued, up to
-    ``SHADOW_BATCH_ROWS`` copies at once, in a helper thread it waits on for at most
-    ``timeout_seconds``; copies without an answer by then get a row with ``error`` "timeout"
-    (counted) and the worker moves on. ``write`` receives the rows
-    (:func:`~workbench.prediction_log.make_shadow_row`), normally the log writer's
-    ``extend_shadow``, which writes them in batches.
+    dropped (and counted) when the queue is full. A worker thread takes the first queued copy,
+    gathers what arrives in the next ``gather_seconds`` (up to ``SHADOW_BATCH_ROWS`` records),
+    and scores them as one call in a helper thread it waits on for at most ``timeout_seconds``;
+    copies without an answer by then get a row with ``error`` "timeout" (counted) and the worker
+    moves on. Copies that arrive while a batch is scored wait in the queue for the next one.
+    ``write`` receives each batch's rows (:func:`~workbench.prediction_log.make_shadow_row`),
+    normally the log writer's ``extend_shadow``, which writes them in its own batches (one
+    transaction per flush, shared with the prediction log). :meth:`stop` scores what is queued.
     """
 
     def __init__(self, *, write: Callable[[list[dict[str, Any]]], None], deployment_id: Callable[[], int],
                  counters: VariantCounters, queue_size: int = DEFAULT_SHADOW_QUEUE,
-                 timeout_seconds: float = DEFAULT_SHADOW_TIMEOUT_SECONDS) -> None:
-        if queue_size < 1:
-            raise InvalidInput(f"shadow_queue must be at least 1; got {queue_size!r}.", field="shadow_queue")
-        if timeout_seconds <= 0:
-            raise InvalidInput(f"shadow_timeout_seconds must be positive; got {timeout_seconds!r}.",
-                               field="shadow_timeout_seconds")
+                 timeout_seconds: float = DEFAULT_SHADOW_TIMEOUT_SECONDS,
+                 gather_seconds: float = SHADOW_GATHER_SECONDS) -> None:
+        check_shadow_options(queue_size, timeout_seconds)
+        if gather_seconds < 0:
+            raise InvalidInput(f"gather_seconds must be 0 or more; got {gather_seconds!r}.", field="gather_seconds")
         self.write = write
         self.deployment_id = deployment_id
         self.counters = counters
         self.timeout_seconds = timeout_seconds
+        self.gather_seconds = gather_seconds
         self._queue: queue.Queue[tuple[ActiveRollout, list[dict[str, Any]], list[str]] | None] = queue.Queue(
             maxsize=queue_size)
         self._executor: ThreadPoolExecutor | None = None
@@ -252,6 +269,7 @@ class ShadowScorer:
         self._thread = threading.Thread(target=self._run, name="shadow-scorer", daemon=True)
         self._stopped = threading.Event()
         self.scored = 0
+        self.batches = 0  # challenger calls (one per batch): with ``scored``, the mean batch size
 
     def start(self) -> None:
         """Start the worker thread."""
@@ -271,23 +289,32 @@ class ShadowScorer:
         """Copies (requests or stream batches) waiting in the queue."""
         return self._queue.qsize()
 
+    def _gather(self, first: tuple[ActiveRollout, list[dict[str, Any]], list[str]]
+                ) -> list[tuple[ActiveRollout, list[dict[str, Any]], list[str]]]:
+        """The first copy and those queued within ``gather_seconds`` after it (or until the batch is full)."""
+        batch = [first]
+        rows = len(first[1])
+        deadline = time.monotonic() + self.gather_seconds
+        while rows < SHADOW_BATCH_ROWS:
+            # Stopping: score what is queued now, without waiting for more.
+            remaining = 0.0 if self._stopped.is_set() else deadline - time.monotonic()
+            try:
+                more = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                self._queue.put(None)  # seen again at the top, after this batch
+                break
+            batch.append(more)
+            rows += len(more[1])
+        return batch
+
     def _run(self) -> None:
         while True:
             item = self._queue.get()
             if item is None:
                 return
-            batch = [item]
-            rows = len(item[1])
-            while rows < SHADOW_BATCH_ROWS:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._queue.put(None)  # seen again at the top, after this batch
-                    break
-                batch.append(more)
-                rows += len(more[1])
+            batch = self._gather(item)
             # One call per challenger: a share change gives a new plan but the same loaded model.
             groups: dict[int, list[tuple[ActiveRollout, list[dict[str, Any]], list[str]]]] = {}
             for entry in batch:
@@ -306,7 +333,8 @@ class ShadowScorer:
             self._abandoned.pop(0).exception()
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow-call")
-        return self._executor.submit(_predict_each, model, records)
+        # Retries alone stop at half the timeout, leaving the other half for the retry under way.
+        return self._executor.submit(_predict_each, model, records, retry_seconds=self.timeout_seconds / 2)
 
     def _score(self, entries: list[tuple[ActiveRollout, list[dict[str, Any]], list[str]]]) -> None:
         from workbench.prediction_log import make_shadow_row
@@ -352,18 +380,41 @@ class ShadowScorer:
         for rollout_id, (requests, errors, timeouts) in tallies.items():
             self.counters.add(rollout_id, CHALLENGER, requests=requests, errors=errors, timeouts=timeouts)
         self.scored += len(rows)
+        self.batches += 1
         self.write(rows)
 
     def stop(self, *, timeout: float = 5.0) -> None:
-        """Score what is queued (within ``timeout``), then stop the worker."""
+        """Score what is queued (within ``timeout``; the copies still queued after it are not scored), then stop."""
         if self._stopped.is_set():
             return
         self._stopped.set()
         if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join(timeout=timeout)
+            began = time.monotonic()
+            try:
+                # Behind the queued copies; a full queue has room once the worker takes its next batch.
+                self._queue.put(None, timeout=timeout)
+            except queue.Full:
+                logger.warning("shadow scorer: %d copies still queued at stop were not scored", self.waiting)
+            self._thread.join(timeout=max(0.0, timeout - (time.monotonic() - began)))
         if self._executor is not None:
             self._executor.shutdown(wait=False)
+
+
+def check_shadow_options(queue_size: Any, timeout_seconds: Any, *, queue_name: str = "shadow_queue",
+                         timeout_name: str = "shadow_timeout_seconds") -> None:
+    """Raise InvalidInput naming the option unless the queue size is an integer >= 1 and the timeout positive.
+
+    ``queue_name``/``timeout_name`` are the names the caller knows them by (the CLI's ``--shadow-queue``).
+    """
+    if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
+        raise InvalidInput(f"{queue_name} must be a whole number of at least 1 (requests or stream batches that may "
+                           f"wait for the challenger; more are dropped and counted); got {queue_size!r}.",
+                           field=queue_name.lstrip("-"))
+    if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, int | float) \
+            or not 0 < timeout_seconds < float("inf"):
+        raise InvalidInput(f"{timeout_name} must be a positive number of seconds (how long one challenger call may "
+                           f"take before its copies are logged as timed out), e.g. 1; got {timeout_seconds!r}.",
+                           field=timeout_name.lstrip("-"))
 
 
 def write_traffic(settings: Settings, counts: list[dict[str, Any]], *, pid: int | None = None) -> None:
@@ -530,5 +581,6 @@ class RolloutRouter:
                 "key_column": plan.key_column}
 
 
-__all__ = ["DEFAULT_SHADOW_QUEUE", "DEFAULT_SHADOW_TIMEOUT_SECONDS", "ActiveRollout", "Answers", "RolloutRouter",
-           "ShadowScorer", "VariantCounters", "answer", "write_traffic"]
+__all__ = ["DEFAULT_SHADOW_QUEUE", "DEFAULT_SHADOW_TIMEOUT_SECONDS", "SHADOW_GATHER_SECONDS", "ActiveRollout",
+           "Answers", "RolloutRouter", "ShadowScorer", "VariantCounters", "answer", "check_shadow_options",
+           "write_traffic"]

@@ -47,7 +47,14 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.errors import InvalidInput
 from workbench.serving.model_loader import ModelHolder, ServedModel
-from workbench.serving.rollout import ActiveRollout, RolloutRouter, ShadowScorer, VariantCounters, answer
+from workbench.serving.rollout import (
+    ActiveRollout,
+    RolloutRouter,
+    ShadowScorer,
+    VariantCounters,
+    answer,
+    check_shadow_options,
+)
 from workbench.serving.stream_keys import event_key, id_from_field
 from workbench.serving.transport import InMessage, Transport, subjects
 from workbench.settings import Settings, get_settings
@@ -62,6 +69,9 @@ FETCH_TIMEOUT_SECONDS = 1.0
 RETRY_DELAY_SECONDS = 1.0
 # An event is one flat record of features: a few KB at most. Bigger ones are refused unread.
 DEFAULT_MAX_EVENT_BYTES = 64 * 1024
+# A stream copy is a whole micro-batch (up to --batch-size events): fewer fit, and each gets longer.
+STREAM_SHADOW_QUEUE = 64
+STREAM_SHADOW_TIMEOUT_SECONDS = 5.0
 # Nesting deeper than this is refused before parsing (a flat record nests 1 level; values 2).
 MAX_EVENT_DEPTH = 32
 # A dead letter carries at most this much of the event (a dead letter must fit NATS' payload limit).
@@ -339,8 +349,8 @@ def run_consumer(
     on_batch: Callable[[dict[str, int]], None] | None = None,
     id_field: str | None = None,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-    shadow_queue: int = 64,
-    shadow_timeout_seconds: float = 5.0,
+    shadow_queue: int = STREAM_SHADOW_QUEUE,
+    shadow_timeout_seconds: float = STREAM_SHADOW_TIMEOUT_SECONDS,
     rollout_check_seconds: float | None = None,
 ) -> dict[str, Any]:
     """Run the consumer until ``stop`` is set (or SIGTERM/SIGINT in the foreground); returns its counts.
@@ -366,6 +376,7 @@ def run_consumer(
         raise InvalidInput(f"batch_size must be at least 1; got {batch_size!r}.", field="batch_size")
     if max_event_bytes < 1:
         raise InvalidInput(f"max_event_bytes must be at least 1; got {max_event_bytes!r}.", field="max_event_bytes")
+    check_shadow_options(shadow_queue, shadow_timeout_seconds)
     settings = settings or get_settings()
     url = nats_url or ensure_server(settings)
     foreground = stop is None and threading.current_thread() is threading.main_thread()

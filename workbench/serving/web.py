@@ -42,6 +42,7 @@ from workbench.serving.rollout import (
     ShadowScorer,
     VariantCounters,
     answer,
+    check_shadow_options,
 )
 from workbench.serving.sampler import MetricsSampler
 from workbench.serving.tokens import bearer_token, check_token_hash, verify_token
@@ -134,6 +135,7 @@ def create_app(
     )
 
     settings = settings or get_settings()
+    check_shadow_options(shadow_queue, shadow_timeout_seconds)  # before the model loads, not at the first rollout
     if token_hash is not None:
         token_hash = check_token_hash(token_hash)
     if worker_dir is not None and deployment_id is None:
@@ -542,8 +544,10 @@ def run_server(
     actor: str = "",
     settings: Settings | None = None,
     on_loaded: Callable[[], None] | None = None,
+    shadow_queue: int = DEFAULT_SHADOW_QUEUE,
+    shadow_timeout_seconds: float = DEFAULT_SHADOW_TIMEOUT_SECONDS,
 ) -> None:
-    """Serve in the foreground until interrupted (``workbench serve``); ``token_hash`` as in :func:`create_app`.
+    """Serve in the foreground until interrupted (``workbench serve``); other arguments as in :func:`create_app`.
 
     ``on_loaded`` runs once the model is loaded, just before the server starts (the CLI shows a
     generated token then, so a start that fails shows none).
@@ -551,7 +555,8 @@ def run_server(
     if not 0 < port < 65536:
         raise InvalidInput(f"port must be in 1-65535; got {port!r}.", field="port")
     app = create_app(project_slug, alias=alias, token_hash=token_hash, settings=settings, deployment_id=deployment_id,
-                     poll_seconds=poll_seconds, host=host, port=port, actor=actor)
+                     poll_seconds=poll_seconds, host=host, port=port, actor=actor, shadow_queue=shadow_queue,
+                     shadow_timeout_seconds=shadow_timeout_seconds)
     if on_loaded is not None:
         on_loaded()
     build_server(app, host=host, port=port).run()

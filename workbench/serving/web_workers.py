@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import InvalidInput, JobFailed
+from workbench.serving.rollout import DEFAULT_SHADOW_QUEUE, DEFAULT_SHADOW_TIMEOUT_SECONDS, check_shadow_options
 from workbench.serving.web_metrics import worker_dir
 from workbench.settings import Settings, get_settings
 
@@ -193,6 +194,8 @@ def run_workers(
     settings: Settings | None = None,
     on_loaded: Callable[[], None] | None = None,
     tick: Callable[[list[int]], None] | None = None,
+    shadow_queue: int = DEFAULT_SHADOW_QUEUE,
+    shadow_timeout_seconds: float = DEFAULT_SHADOW_TIMEOUT_SECONDS,
 ) -> None:
     """Serve with ``workers`` processes on ``host:port`` until interrupted (or ``tick`` raises).
 
@@ -206,6 +209,7 @@ def run_workers(
 
     settings = settings or get_settings()
     workers = check_workers(workers)
+    check_shadow_options(shadow_queue, shadow_timeout_seconds)  # here, not once per worker
     if token_hash is not None:
         from workbench.serving.tokens import check_token_hash
 
@@ -224,7 +228,8 @@ def run_workers(
             ).id
     folder = worker_dir(settings, deployment_id)
     args = ["--project", project_slug, "--alias", alias, "--deployment", str(deployment_id), "--host", host,
-            "--port", str(port), "--poll-seconds", str(poll_seconds), "--metrics-seconds", str(metrics_seconds)]
+            "--port", str(port), "--poll-seconds", str(poll_seconds), "--metrics-seconds", str(metrics_seconds),
+            "--shadow-queue", str(shadow_queue), "--shadow-timeout", repr(float(shadow_timeout_seconds))]
     pool = WorkerPool(sock, args, workers, settings)
     status = "failed"
     # SIGTERM stops the parent like Ctrl-C does (with the workers stopped and the log flushed), unless
@@ -312,6 +317,8 @@ def worker_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--poll-seconds", type=float, required=True)
     parser.add_argument("--metrics-seconds", type=float, required=True)
+    parser.add_argument("--shadow-queue", type=int, default=DEFAULT_SHADOW_QUEUE)
+    parser.add_argument("--shadow-timeout", type=float, default=DEFAULT_SHADOW_TIMEOUT_SECONDS)
     args = parser.parse_args(argv)
     # Watch from the start: a parent killed while this worker loads the model leaves no worker holding the port.
     threading.Thread(target=_watch_parent, args=(args.parent,), name="watch-parent", daemon=True).start()
@@ -321,7 +328,8 @@ def worker_main(argv: list[str] | None = None) -> None:
     app = create_app(args.project, alias=args.alias, token_hash=token_hash, settings=settings,
                      deployment_id=args.deployment, poll_seconds=args.poll_seconds,
                      metrics_seconds=args.metrics_seconds, host=args.host, port=args.port,
-                     worker_dir=worker_dir(settings, args.deployment))
+                     worker_dir=worker_dir(settings, args.deployment), shadow_queue=args.shadow_queue,
+                     shadow_timeout_seconds=args.shadow_timeout)
     sock = socket.socket(fileno=args.fd)
     build_server(app, host=args.host, port=args.port).run(sockets=[sock])
 

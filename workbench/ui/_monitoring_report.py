@@ -11,6 +11,7 @@ import streamlit as st
 from workbench.db import session_scope
 from workbench.db.models import Project
 from workbench.ui.context import key
+from workbench.ui.lazy import lazy_expander
 
 if TYPE_CHECKING:  # the entry point imports this module (the monitor schedule) on every page: no pandas then
     import pandas as pd
@@ -46,7 +47,7 @@ def checks_section(report: dict[str, Any]) -> None:
             st.error(f"Alert #{alert['id']} ({alert['check']}): {alert['message']}", icon=":material/notifications:")
 
 
-def _report_log(project: Project, report: dict[str, Any]) -> pd.DataFrame:
+def _report_log(report: dict[str, Any]) -> pd.DataFrame:
     """The rows of the prediction log the report read (its stored first and last time)."""
     from datetime import datetime
 
@@ -58,6 +59,17 @@ def _report_log(project: Project, report: dict[str, Any]) -> pd.DataFrame:
     with session_scope() as session:
         return log_frame(session, deployment_id=report["deployment_id"], since=since, until=until,
                          limit=max(1, int(window.get("n_rows") or 1)), variant=window.get("variant"))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _data_quality(report: dict[str, Any]) -> pd.DataFrame:
+    """The data-quality table of a report's window, cached per report (the whole stored report is the key):
+    reading and decoding the window's log takes most of a second. A report's window is fixed (its first and
+    last time and row count are stored), its rows' features never change (feedback only adds labels), and a
+    new check is a new report."""
+    from workbench.monitoring import views
+
+    return views.data_quality(_report_log(report), report["summary"].get("features") or [])
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -106,10 +118,6 @@ def report_section(project: Project, report: dict[str, Any]) -> None:
     from workbench.monitoring import views
 
     summary = report["summary"]
-    log = _report_log(project, report)
-    reference_info = summary.get("reference") or {}
-    reference = _reference(project.slug, reference_info.get("alias", "champion"),
-                           str(reference_info.get("model_version", "")))
     st.markdown("**Test suite**")
     suite_section(report)
     drift = summary.get("drift") or {}
@@ -120,10 +128,8 @@ def report_section(project: Project, report: dict[str, Any]) -> None:
     )
     table = views.drift_table(summary)
     if len(table):
-        st.plotly_chart(views.drift_figure(summary), key=key(PAGE, f"drift_fig_{report['id']}"))
         st.dataframe(table, hide_index=True, key=key(PAGE, f"drift_table_{report['id']}"),
                      column_config={"statistic": st.column_config.NumberColumn(format="%.4f")})
-        drift_detail(report, reference, log)
     for skipped in drift.get("skipped") or []:
         st.caption(f"Not tested: {skipped['column']} ({skipped['reason']})")
     if summary.get("missing_features"):
@@ -131,12 +137,22 @@ def report_section(project: Project, report: dict[str, Any]) -> None:
 
     st.markdown("**Prediction drift**")
     st.caption(views.prediction_drift_text(summary))
-    st.plotly_chart(views.prediction_figure(reference, log, task_type=project.task_type),
-                    key=key(PAGE, f"pred_fig_{report['id']}"))
+    # The charts load Streamlit's plotly bundle (1.5 s in a fresh tab, issue 15): drawn once opened.
+    with lazy_expander("Charts: drift per column, one column in detail, predictions",
+                       key=key(PAGE, "report_charts")) as opened:
+        if opened:  # the window's log and the reference sample are read only for the charts
+            log = _report_log(report)
+            reference_info = summary.get("reference") or {}
+            reference = _reference(project.slug, reference_info.get("alias", "champion"),
+                                   str(reference_info.get("model_version", "")))
+            if len(table):
+                st.plotly_chart(views.drift_figure(summary), key=key(PAGE, f"drift_fig_{report['id']}"))
+                drift_detail(report, reference, log)
+            st.plotly_chart(views.prediction_figure(reference, log, task_type=project.task_type),
+                            key=key(PAGE, f"pred_fig_{report['id']}"))
 
     st.markdown("**Data quality**")
-    st.dataframe(views.data_quality(log, summary.get("features") or []), hide_index=True,
-                 key=key(PAGE, f"dq_{report['id']}"))
+    st.dataframe(_data_quality(report), hide_index=True, key=key(PAGE, f"dq_{report['id']}"))
 
     st.markdown(f"**Model quality** ({summary['primary_metric']})")
     quality = views.quality_table(summary)

@@ -18,6 +18,7 @@ from workbench.ui import context
 from workbench.ui.context import display_name, key, principal
 from workbench.ui.data import latest as latest_dataset_or_none
 from workbench.ui.errors import shown_errors
+from workbench.ui.lazy import lazy_expander
 
 PAGE = "baselines"
 BEST_COLOUR = "#2e7d32"
@@ -255,7 +256,7 @@ def primary_metric_chart(result: dict[str, Any], bar: Any) -> Any:
 
 
 def results_section(project: Project) -> None:
-    """The newest baseline results: the bar to beat, the metrics table and the primary-metric chart."""
+    """The newest baseline results: the bar to beat, the metrics table and (on demand) the primary-metric chart."""
     from workbench.design.baselines import bar_to_beat, latest_baseline_result
     from workbench.settings import get_settings
     from workbench.tracking import mlflow_ui_link
@@ -284,13 +285,16 @@ def results_section(project: Project) -> None:
         current_dataset = latest_dataset_or_none(project)
         if current_dataset is not None and bar.dataset_id not in (None, current_dataset.id):
             st.warning("These baselines ran on an older data version; run them again for the current one.")
-    st.plotly_chart(primary_metric_chart(result, bar), key=key(PAGE, "chart"))
     st.dataframe(
         results_frame(result),
         hide_index=True,
         column_config={"best": st.column_config.CheckboxColumn("best")},
         key=key(PAGE, "table"),
     )
+    # Drawn on demand: plotly costs a fresh tab its 4.7 MB bundle (issue 15); the table above has the numbers.
+    with lazy_expander("Chart: the primary metric per baseline", key=key(PAGE, "charts")) as opened:
+        if opened:
+            st.plotly_chart(primary_metric_chart(result, bar), key=key(PAGE, "chart"))
     st.caption(
         f"Job `{job_id}` · {result['split']['strategy']} split, {result['split']['n_holdout']} holdout rows · "
         f"each baseline is an MLflow run tagged workbench.kind=baseline in experiment workbench/{project.slug}."

@@ -155,8 +155,14 @@ def tracker_grid(project: Project) -> None:
     for task in draft["tasks"].values():
         for link in task["links"]:
             options.setdefault(link_key(link), link)
-    tabs = st.tabs([f"{p.number}. {p.title}" for p in CRISP_DM.phases])
+    # Only the open tab's tasks are drawn (24 tasks × 4 widgets made the page slow to draw, issue 15). The
+    # draft keeps every task: a tab's widgets redraw from it when it is opened (``init_widget``), and
+    # ``prepare`` copies the widgets' values into it before a tab switch drops them.
+    tabs = st.tabs([f"{p.number}. {p.title}" for p in CRISP_DM.phases], key=state_key(kind, slug, "phase"),
+                   on_change="rerun")
     for tab, phase in zip(tabs, CRISP_DM.phases, strict=True):
+        if not tab.open:
+            continue
         with tab:
             done = sum(1 for t in phase.tasks if draft["tasks"][t.id]["status"] == "done")
             st.caption(f"{done} of {len(phase.tasks)} tasks done")

@@ -19,6 +19,7 @@ from workbench.db.models import Dataset, Project
 from workbench.ui import context
 from workbench.ui.context import current_role, display_name, key, principal
 from workbench.ui.errors import shown_errors
+from workbench.ui.lazy import lazy_expander
 
 PAGE = "data"
 # Profiles of up to this many cells are computed while the page renders (well under a second);
@@ -196,7 +197,7 @@ def _follow_job(job_id: str, dataset: Dataset) -> None:
 
 
 def render_profile(profile: dict[str, Any], *, target: str | None = None) -> None:
-    """Overview metrics, the column types table, missing values and a distribution per column."""
+    """Overview metrics, the column types table, and (once opened) the missing values and distribution charts."""
     from workbench.data.profiling import missing_table
 
     a, b, c, d = st.columns(4)
@@ -216,6 +217,14 @@ def render_profile(profile: dict[str, Any], *, target: str | None = None) -> Non
             )
         },
     )
+    # The charts load Streamlit's plotly bundle and take the browser a few hundred ms each: drawn on demand.
+    with lazy_expander("Charts: missing values and distributions", key=key(PAGE, "charts")) as opened:
+        if opened:
+            profile_charts(profile, table, target=target)
+
+
+def profile_charts(profile: dict[str, Any], table: pd.DataFrame, *, target: str | None) -> None:
+    """The missing-values bar chart and one distribution chart per picked column (the target first)."""
     st.markdown("**Missing values**")
     with_missing = table[table["missing"] > 0]
     if with_missing.empty:

@@ -11,6 +11,7 @@ from workbench.db import session_scope
 from workbench.db.models import Project
 from workbench.ui.context import display_name, key, principal
 from workbench.ui.errors import shown_errors
+from workbench.ui.lazy import lazy_expander
 
 PAGE = "deployments"
 MODE_LABELS = {"web": "Web service", "stream": "Stream consumer", "batch": "Batch scoring"}
@@ -400,12 +401,16 @@ def metrics_section(project: Project, rows: list[dict[str, Any]], *, latency_bud
     workers = f" ({head['processes']} workers)" if head.get("processes", 0) > 1 else ""
     cols[5].metric(f"CPU / RSS{workers}", f"{fmt(head['cpu_percent'], '%')} / {fmt(head['rss_mb'], ' MB')}",
                    help="The serving process's newest sample; with several worker processes, their sum.")
-    figs = devops.figures(latency, process, latency_budget_ms=latency_budget_ms)
-    left, right = st.columns(2)
-    left.plotly_chart(figs["latency"], key=key(PAGE, "fig_latency"))
-    right.plotly_chart(figs["throughput"], key=key(PAGE, "fig_throughput"))
-    left.plotly_chart(figs["resources"], key=key(PAGE, "fig_resources"))
-    right.plotly_chart(figs["errors"], key=key(PAGE, "fig_errors"))
+    # The charts load Streamlit's plotly bundle (1.5 s in a fresh tab, issue 15): drawn once opened.
+    with lazy_expander("Charts: latency, throughput, CPU and memory, errors", key=key(PAGE, "charts")) as opened:
+        if not opened:
+            return
+        figs = devops.figures(latency, process, latency_budget_ms=latency_budget_ms)
+        left, right = st.columns(2)
+        left.plotly_chart(figs["latency"], key=key(PAGE, "fig_latency"))
+        right.plotly_chart(figs["throughput"], key=key(PAGE, "fig_throughput"))
+        left.plotly_chart(figs["resources"], key=key(PAGE, "fig_resources"))
+        right.plotly_chart(figs["errors"], key=key(PAGE, "fig_errors"))
 
 
 def live_table(project: Project) -> list[dict[str, Any]]:

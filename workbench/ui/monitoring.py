@@ -19,6 +19,7 @@ from workbench.ui._monitoring_report import STATUS_ICONS as STATUS_ICONS
 from workbench.ui._monitoring_report import checks_section as checks_section
 from workbench.ui._monitoring_report import report_section as report_section
 from workbench.ui.context import display_name, key, principal
+from workbench.ui.lazy import lazy_expander
 from workbench.ui.pages import page_link
 
 WINDOW_KINDS = ("Last N records", "Last N hours", "Date range")
@@ -198,17 +199,22 @@ def history_section(project: Project, deployment_id: int, thresholds: dict[str, 
     if history.empty:
         st.caption("No history yet: each check adds one point.")
         return
-    columns = st.columns(2)
-    for index, (title, metric, field) in enumerate(charts):
-        with columns[index % 2]:
-            threshold = thresholds.get(field) if field else None
-            label = "floor" if field == "quality_floor" else ("budget" if field == "latency_budget_ms" else
-                                                              "threshold")
-            st.plotly_chart(
-                views.history_figure(history, metric=metric, title=title, threshold=threshold,
-                                     threshold_label=label),
-                key=key(PAGE, f"history_{metric}"),
-            )
+    st.caption(f"{history['report_id'].nunique()} check(s) so far.")
+    with lazy_expander("Charts: each metric over the checks, against its threshold",
+                       key=key(PAGE, "history_charts")) as opened:
+        if not opened:
+            return
+        columns = st.columns(2)
+        for index, (title, metric, field) in enumerate(charts):
+            with columns[index % 2]:
+                threshold = thresholds.get(field) if field else None
+                label = "floor" if field == "quality_floor" else ("budget" if field == "latency_budget_ms" else
+                                                                  "threshold")
+                st.plotly_chart(
+                    views.history_figure(history, metric=metric, title=title, threshold=threshold,
+                                         threshold_label=label),
+                    key=key(PAGE, f"history_{metric}"),
+                )
 
 
 # --------------------------------------------------------------------------- alerts

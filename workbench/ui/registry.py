@@ -13,6 +13,7 @@ from workbench.db import session_scope
 from workbench.db.models import Project
 from workbench.ui import context
 from workbench.ui.context import display_name, key, principal
+from workbench.ui.lazy import lazy_expander
 
 PAGE = "registry"
 
@@ -137,10 +138,13 @@ def history_section(project: Project) -> None:
     if not rows:
         st.caption("No promotion yet.")
         return
-    st.plotly_chart(timeline_figure(rows), key=key(PAGE, "timeline"), config={"displaylogo": False})
     # Rollout steps are rows too (alias "rollout", from the champion to the challenger version).
     st.dataframe(pd.DataFrame(rows)[["created_at", "action", "alias", "from_version", "to_version", "actor",
                                      "reason", "rollout_id"]], hide_index=True, key=key(PAGE, "history"))
+    # The timeline loads Streamlit's plotly bundle (1.5 s in a fresh tab, issue 15): drawn once opened.
+    with lazy_expander("Chart: the aliases' timeline", key=key(PAGE, "charts")) as opened:
+        if opened:
+            st.plotly_chart(timeline_figure(rows), key=key(PAGE, "timeline"), config={"displaylogo": False})
 
 
 def compare_section(project: Project, versions: list[Any], current: dict[str, str]) -> None:
@@ -173,21 +177,34 @@ def compare_section(project: Project, versions: list[Any], current: dict[str, st
                 st.plotly_chart(fig, key=key(PAGE, f"compare_{name}_{label}"))
 
 
+def _card(slug: str, version: str) -> str:
+    """The model card of ``version`` (Markdown); built on demand, by the download or the opened preview."""
+    from workbench.projects import get_project
+    from workbench.registry import model_card
+
+    with session_scope() as session:
+        return model_card(session, project=get_project(session, slug=slug), version=version)
+
+
 def model_card_section(project: Project, versions: list[Any]) -> None:
-    """Generate the model card of a version, download it, and log it on the version's run."""
-    from workbench.registry import log_model_card, model_card
+    """Generate the model card of a version, download it, and log it on the version's run.
+
+    The card reads the version's MLflow run and the canvases (a few hundred ms): it is built when the
+    download is clicked or the preview opened, not on every run of the page (issue 15).
+    """
+    from workbench.registry import log_model_card
 
     st.subheader("Model card")
     version = st.selectbox("Model card of version", [v.version for v in versions], key=key(PAGE, "card_version"),
                            format_func=lambda v: f"v{v}")
-    with session_scope() as session:
-        card = model_card(session, project=_project(session, project), version=version)
-    st.download_button("Download model card (Markdown)", card, file_name=f"{project.slug}-v{version}-model-card.md",
-                       mime="text/markdown", key=key(PAGE, "card_download"))
+    st.download_button("Download model card (Markdown)", partial(_card, project.slug, version),
+                       file_name=f"{project.slug}-v{version}-model-card.md", mime="text/markdown",
+                       key=key(PAGE, "card_download"), on_click="ignore", icon=":material/download:")
     if st.button("Log it on the version's MLflow run", key=key(PAGE, "card_log")):
         with session_scope() as session:
             _, run_id = log_model_card(session, project=_project(session, project), version=version,
                                        principal=principal())
         st.success(f"Logged as model_card.md on run {run_id}.")
-    with st.expander("Preview"):
-        st.markdown(card)
+    with lazy_expander("Preview", key=key(PAGE, "card_preview"), icon=None) as opened:
+        if opened:
+            st.markdown(_card(project.slug, version))

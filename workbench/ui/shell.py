@@ -187,8 +187,8 @@ WARM_DELAY_SECONDS = 3.0
 def warm_imports() -> None:
     """Once per server process, import what the heavier pages need, in a low-priority background thread.
 
-    Called by the entry point after each run. The first page is drawn without them (Home and the
-    Design pages never need them); the thread starts a few seconds later, so a later click on
+    Called by the entry point on each run, before the page. The first page is drawn without them (Home and
+    the Design pages never need them); the thread imports them a few seconds later, so a later click on
     Registry or Deployments does not pay seconds of imports. Not under AppTest: its runs share the
     test process, whose own checks of ``sys.modules`` and imports it would race.
     """

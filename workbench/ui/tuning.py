@@ -14,6 +14,7 @@ from workbench.db import session_scope
 from workbench.db.models import Project
 from workbench.ui.context import display_name, key, principal
 from workbench.ui.errors import shown_errors
+from workbench.ui.lazy import lazy_expander
 
 PAGE = "tuning"
 TRIAL_COLOUR = "#90a4ae"
@@ -168,6 +169,7 @@ def live_panel(project: Project, bar: Any, metric: str) -> Any:
     """The ``extra`` callback of the job-progress fragment: trials, best vs bar, time left, chart."""
     from workbench.settings import get_settings
     from workbench.training.train_jobs import live_status
+    from workbench.training.trial_views import edf_figure
 
     def render(job: dict[str, Any]) -> None:
         if job.get("kind") != "train":
@@ -185,8 +187,17 @@ def live_panel(project: Project, bar: Any, metric: str) -> Any:
         cols[2].metric("Bar to beat (holdout)", f"{bar.value:.4f}" if bar is not None else "none yet",
                        help="Best baseline on the holdout; run the baselines to set it." if bar is None else None)
         cols[3].metric("Time left", _time_text(status["seconds_left"]))
-        st.plotly_chart(history_chart(status["history"], bar, metric=metric, direction=status["direction"]),
-                        key=key(PAGE, f"history.{job['id']}"))
+        # Open while the job runs (the user is watching it); a finished job's charts are drawn on demand, so a
+        # fresh tab does not load Streamlit's plotly bundle for them (issue 15).
+        running = job.get("status") in ("queued", "running")
+        with lazy_expander("Charts: best score per trial, and each family's EDF", key=key(PAGE, "charts"),
+                           open_first=running) as opened:
+            if opened:
+                st.plotly_chart(history_chart(status["history"], bar, metric=metric, direction=status["direction"]),
+                                key=key(PAGE, f"history.{job['id']}"))
+                if status["trials"]:
+                    st.plotly_chart(edf_figure(status["trials"], metric=metric, direction=status["direction"]),
+                                    key=key(PAGE, f"edf.{job['id']}"))
         st.caption(f"Study `{status['study']}`: every worker's trials, read from the Optuna storage.")
         trials_view(status["trials"], metric=metric, direction=status["direction"], job_id=job["id"])
 
@@ -194,12 +205,11 @@ def live_panel(project: Project, bar: Any, metric: str) -> Any:
 
 
 def trials_view(trials: list[Any], *, metric: str, direction: str | None, job_id: str) -> None:
-    """The study's trials: the EDF of the objective per family, and the trial table."""
-    from workbench.training.trial_views import edf_figure, trial_table
+    """The study's trial table."""
+    from workbench.training.trial_views import trial_table
 
     if not trials:
         return
-    st.plotly_chart(edf_figure(trials, metric=metric, direction=direction), key=key(PAGE, f"edf.{job_id}"))
     st.dataframe(trial_table(trials), hide_index=True, width="stretch", key=key(PAGE, f"trials.{job_id}"),
                  column_config={"value": st.column_config.NumberColumn(format="%.4f"),
                                 "duration (s)": st.column_config.NumberColumn(format="%.2f")})
