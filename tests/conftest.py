@@ -101,7 +101,13 @@ def db_url(request: pytest.FixtureRequest, workbench_home: Path, monkeypatch: py
         yield url
         return
     url = request.getfixturevalue("postgres_url")
-    monkeypatch.setenv("WORKBENCH_DB_URL", url)
+    use_migrated_database(monkeypatch, url)
+    yield url
+
+
+def use_migrated_database(patch: pytest.MonkeyPatch, url: str) -> None:
+    """Point ``WORKBENCH_DB_URL`` at ``url`` (through ``patch``) and migrate that database."""
+    patch.setenv("WORKBENCH_DB_URL", url)
     reset_workbench_caches()
     from workbench.db.engine import make_engine
     from workbench.db.migrate import upgrade
@@ -109,4 +115,3 @@ def db_url(request: pytest.FixtureRequest, workbench_home: Path, monkeypatch: py
     engine = make_engine(url)
     upgrade(engine)
     engine.dispose()
-    yield url

@@ -4,7 +4,7 @@ The panel is driven as a person would: start a shadow rollout of @challenger, st
 required), start a canary at 20 %, raise its share, promote with a reason. Its charts and table
 must show exactly what :func:`workbench.rollouts.rollout_status` computes on the same rows, and
 each step must be a row of the registry history. Monitoring's variant choice must read only the
-chosen variant's predictions.
+chosen variant's predictions. Every test runs on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.helpers.app_pages import button, open_page, run_check_job
+from tests.helpers.module_database import DATABASES, module_database
 from tests.helpers.registered_model import create_project_with_model, log_reference, module_home, register_model
 from tests.helpers.rollout_traffic import write_shadow_traffic
 from workbench.db import session_scope
@@ -29,14 +30,15 @@ DEPLOYMENTS = str(ROOT / "app_pages" / "deployments.py")
 MONITORING = str(ROOT / "app_pages" / "monitoring.py")
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """A project with v1 @champion, v2 @challenger (a different estimator) and a running web deployment."""
+@pytest.fixture(scope="module", params=DATABASES)
+def setup(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A project with v1 @champion, v2 @challenger (a different estimator) and a running web deployment; the
+    workbench DB on SQLite, then on PostgreSQL (every test of the module runs on both)."""
     from workbench.projects import get_project
     from workbench.serving.deployments import create_deployment
     from workbench.settings import get_settings
 
-    with module_home(tmp_path_factory, "rollout_panel"):
+    with module_home(tmp_path_factory, f"rollout_panel_{request.param}"), module_database(request.param):
         champion = create_project_with_model(name="Rollout page", with_dataset=True)
         log_reference(champion)
         settings = get_settings()
@@ -110,7 +112,9 @@ def _check_charts_match_status(at: AppTest, status: Any) -> None:
 
     figures = _figures(at)
     interval = _one(figures, status.test_metric)["data"]
-    assert interval[2]["x"] == [p.labelled for p in status.path]
+    # Over wall-clock time: when each label came, not how many labels there were.
+    assert interval[2]["x"] == interval[1]["x"] == [p.time.isoformat() for p in status.path]
+    assert [c[1] for c in interval[2]["customdata"]] == [p.labelled for p in status.path]
     assert _close(interval[2]["y"], [_finite(p.estimate) for p in status.path])
     assert _close(interval[1]["y"], [_finite(p.ci_low) for p in status.path])
     assert _close(interval[0]["y"], [_finite(p.ci_high) for p in status.path])
@@ -153,8 +157,11 @@ def test_panel_starts_shadow_then_canary_changes_share_stops_and_promotes(setup:
     assert status.variants["champion"].labelled == traffic.labelled
     assert status.variants["challenger"].labelled > 0 and status.path
     _check_charts_match_status(at, status)
+    # The agreement as a series over time (the share so far after each pair), ending at the current value.
     agreement = _one(_figures(at), "Agreement with the champion")["data"][0]
-    assert _close(agreement["y"], [status.agreement, 1 - status.agreement])
+    assert agreement["x"] == [p.time.isoformat() for p in status.agreement_path] and len(agreement["x"]) > 1
+    assert _close(agreement["y"], [p.agreement for p in status.agreement_path])
+    assert _close(agreement["y"][-1:], [status.agreement])
 
     # Stopping needs a reason: the service's message is shown and nothing changes.
     button(at, "Stop rollout (champion only)").click().run()
@@ -168,11 +175,14 @@ def test_panel_starts_shadow_then_canary_changes_share_stops_and_promotes(setup:
     at = _deployments(slug, web)
     at.radio(key=_k(web, "mode")).set_value("canary")
     at.slider(key=_k(web, "start_share")).set_value(20)
-    at.text_input(key=_k(web, "key_column")).set_value("customer_id")
+    # The key column is picked from the champion's input columns, not typed (no misspelling possible).
+    picker = at.selectbox(key=_k(web, "key_column"))
+    assert list(picker.options) == ["(the request id)", "age", "plan", "monthly_fee"]
+    picker.set_value("plan")
     button(at, "Start rollout").click().run()
     canary = _rollouts(slug, web)[0]
     assert (canary["mode"], canary["status"], canary["share"], canary["key_column"]) == (
-        "canary", "running", 0.2, "customer_id")
+        "canary", "running", 0.2, "plan")
 
     at = _deployments(slug, web)
     share = at.slider(key=_k(web, f"share_{canary['id']}"))

@@ -106,12 +106,17 @@ def test_start_share_stop_promote_each_step_a_history_row(db_url: str, workbench
     with session_scope() as session:
         assert serving_plan(session, deployment_id=web) is None
 
-    canary = _start(web, "canary", share=0.1, key_column="customer_id")
-    assert canary["share"] == 0.1 and canary["key_column"] == "customer_id" and canary["id"] != shadow["id"]
+    # A key column the champion does not read would route every request by its id, silently: refused, the
+    # allowed columns named.
+    with pytest.raises(InvalidInput, match=r"key_column 'customer_id' is not an input column of champion v1; "
+                                           r"pick one of 'age', 'plan', 'monthly_fee'"):
+        _start(web, "canary", share=0.1, key_column="customer_id")
+    canary = _start(web, "canary", share=0.1, key_column="plan")
+    assert canary["share"] == 0.1 and canary["key_column"] == "plan" and canary["id"] != shadow["id"]
     with session_scope() as session:
         set_share(session, project="churn", deployment_id=web, share=0.2, actor="bob")
         plan = serving_plan(session, deployment_id=web)
-    assert plan is not None and plan.share == 0.2 and plan.key_column == "customer_id"
+    assert plan is not None and plan.share == 0.2 and plan.key_column == "plan"
     with session_scope() as session, pytest.raises(InvalidInput, match=r"share must be .*0\.5"):
         set_share(session, project="churn", deployment_id=web, share=0.6, actor="bob")
     with session_scope() as session, pytest.raises(Conflict, match="already answers 20%"):

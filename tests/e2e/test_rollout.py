@@ -82,12 +82,13 @@ def _send_labelled_traffic(url: str, frame: Any, *, rounds: int) -> int:
 
 
 def _chart_points(chart: Any) -> list[int]:
-    """The x values (labelled requests) of the estimate trace drawn in the plotly ``chart`` element."""
+    """The label counts of the estimate trace's points in the plotly ``chart`` element (on its hover data: the x
+    axis is the time each label came)."""
     return chart.evaluate(
         """(element) => {
             const plot = element.querySelector('.js-plotly-plot');
             const estimate = plot && (plot.data || []).find(t => t.name === 'challenger − champion');
-            return estimate ? Array.from(estimate.x || []) : [];
+            return estimate ? Array.from(estimate.customdata || []).map(c => c[1]) : [];
         }"""
     )
 

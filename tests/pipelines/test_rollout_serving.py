@@ -299,8 +299,8 @@ def test_a_guardrail_breach_stops_the_rollout_within_one_check_and_the_champion_
     records = messy_requests(120, seed=23)
     with session_scope() as session:
         rollout_id = start_rollout(session, project=versions.slug, deployment_id=service.deployment_id,
-                                   mode="canary", share=0.5, version=versions.failing, key_column=KEY_COLUMN,
-                                   actor="test", params={"min_requests": 30}).id
+                                   mode="canary", share=0.5, version=versions.failing, actor="test",
+                                   params={"min_requests": 30}).id
     service.wait_for_plan(rollout_id)
     router = service.app.state.router
     answers = [service.predict(record)[0] for record in records]

@@ -184,7 +184,7 @@ def test_the_consumer_checks_its_rollout_and_a_breach_sends_it_back_to_the_champ
         poll(lambda: _status(deployment_id), lambda status: status == "running", timeout=60)
         with session_scope() as session:
             rollout_id = start_rollout(session, project=versions.slug, deployment_id=deployment_id, mode="canary",
-                                       share=0.5, version=versions.failing, key_column=KEY_COLUMN, actor="test",
+                                       share=0.5, version=versions.failing, actor="test",
                                        params={"min_requests": 30}).id
         _probe_until(versions.slug, "before", records[0], named=True)  # the consumer's poll picked it up
         send_records(versions.slug, _events(records, "breach"), nats_url=NATS_URL)

@@ -24,6 +24,7 @@ import psutil
 import pytest
 from sqlalchemy import func, select
 
+from tests.helpers.module_database import module_database
 from tests.helpers.processes import kill_and_reap, poll
 from tests.helpers.registered_model import (
     RegisteredModel,
@@ -52,30 +53,8 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegisteredModel]
 @pytest.fixture(scope="module")
 def pg_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegisteredModel]:
     """The same, with the workbench DB (so the prediction log) on the PostgreSQL test server."""
-    from tests.conftest import (
-        _postgres_available,
-        drop_postgres_database,
-        make_postgres_database,
-        reset_workbench_caches,
-    )
-    from workbench.db.engine import make_engine
-    from workbench.db.migrate import upgrade
-
-    reason = _postgres_available()
-    if reason:
-        pytest.skip(reason)
-    with module_home(tmp_path_factory, "web_workers_pg"), pytest.MonkeyPatch.context() as patch:
-        url = make_postgres_database()
-        try:
-            patch.setenv("WORKBENCH_DB_URL", url)
-            reset_workbench_caches()
-            engine = make_engine(url)
-            upgrade(engine)
-            engine.dispose()
-            yield create_project_with_model(name="Workers churn")
-        finally:
-            reset_workbench_caches()
-            drop_postgres_database(url)
+    with module_home(tmp_path_factory, "web_workers_pg"), module_database("postgresql"):
+        yield create_project_with_model(name="Workers churn")
 
 
 def _model_info(metrics: str) -> dict[str, str]:

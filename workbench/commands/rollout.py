@@ -84,7 +84,8 @@ def status_text(status: Any) -> str:
               help="The challenger's share of answers: 0.01-0.5 for a canary, 0.01-0.99 for ab (default 0.1 / 0.5).")
 @click.option("--version", default=None, help="The version to roll out (default: the @challenger alias).")
 @click.option("--key-column", default=None,
-              help="The feature a canary sticks by (one entity, one variant); default: the request id.")
+              help="The input column a canary sticks by (one entity, one variant), one of the champion's input "
+                   "columns; default: the request id.")
 @json_option
 def rollout_start(project: str, deployment_id: int, mode: str, share: float | None, version: str | None,
                   key_column: str | None, as_json: bool) -> None:

@@ -28,10 +28,12 @@ ACTIONS = ("promote", "rollback")
 MAX_REASON = 2000
 
 
-def _check_reason(reason: str | None) -> str:
+def check_reason(reason: str | None, *, what: str = "the alias moves") -> str:
+    """The stripped reason of a registry step (a promotion, a rollback, a rollout step), or InvalidInput saying
+    it is required or too long; ``what`` names the step in the message."""
     text = (reason or "").strip()
     if not text:
-        raise InvalidInput("reason is required: say why the alias moves (it is kept in the promotion history).",
+        raise InvalidInput(f"reason is required: say why {what} (it is kept in the registry history).",
                            field="reason")
     if len(text) > MAX_REASON:
         raise InvalidInput(f"reason is {len(text)} characters; at most {MAX_REASON} are allowed.", field="reason")
@@ -63,7 +65,7 @@ def promote(
     """
     require(session, project=project, principal=principal, action="promote")
     check_choice("alias", alias, ALIASES)
-    text = _check_reason(reason)
+    text = check_reason(reason)
     info = get_version(session, project=project, version=version, settings=settings)
     held = aliases(project=project, settings=settings)
     current = held.get(alias)
@@ -103,7 +105,7 @@ def record_move(
     check_choice("alias", alias, ALIASES)
     check_choice("action", action, ACTIONS)
     row = Promotion(project_id=project.id, alias=alias, from_version=from_version, to_version=to_version,
-                    action=action, actor=actor or "", reason=_check_reason(reason))
+                    action=action, actor=actor or "", reason=check_reason(reason))
     session.add(row)
     session.flush()
     _announce(session, project, row, settings)
@@ -139,7 +141,7 @@ def rollback(
     """
     require(session, project=project, principal=principal, action="promote")
     check_choice("alias", alias, ALIASES)
-    text = _check_reason(reason)
+    text = check_reason(reason)
     target = rollback_target(session, project=project, alias=alias)
     if target is None or target.from_version is None:
         raise Conflict(f"{model_name(project)!r} has no previous {alias} to roll back to: the promotion history "

@@ -187,3 +187,21 @@ def version_threshold(*, project: Project, version: str, settings: Settings | No
 
     tags = dict(_client(settings).get_model_version(model_name(project), str(version)).tags or {})
     return decision_threshold(project.slug, tags, settings or get_settings())[0]
+
+
+def input_columns(*, project: Project, version: str, settings: Settings | None = None) -> list[str]:
+    """The input column names of ``version``'s signature, read from its MLmodel file alone (nothing unpickled)."""
+    import tempfile
+
+    import mlflow.artifacts
+    from mlflow.models import Model
+
+    from workbench.serving.signature import signature_columns
+    from workbench.settings import get_settings
+    from workbench.tracking import no_progress_bar
+
+    uri = _client(settings).get_model_version_download_uri(model_name(project), str(version))
+    with tempfile.TemporaryDirectory() as tmp, no_progress_bar():
+        local = mlflow.artifacts.download_artifacts(artifact_uri=f"{uri.rstrip('/')}/MLmodel", dst_path=tmp,
+                                                    tracking_uri=(settings or get_settings()).mlflow_tracking_uri)
+        return [column.name for column in signature_columns(Model.load(local).signature)]

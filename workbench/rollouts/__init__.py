@@ -50,6 +50,7 @@ from workbench.rollouts._guardrails import (
     check_guardrails,
     error_rate_log_ratio,
 )
+from workbench.rollouts._incremental import RolloutTracker
 from workbench.rollouts._plan import (
     BREACHED,
     PROMOTED,
@@ -92,6 +93,7 @@ from workbench.rollouts._service import (
 from workbench.rollouts._settings import ROLLOUT_PARAMS, validate_rollout
 from workbench.rollouts._status import (
     GUARDRAIL_CHECK,
+    AgreementPoint,
     PathPoint,
     RolloutCheck,
     RolloutStatus,
@@ -125,6 +127,7 @@ __all__ = [
     "VARIANTS",
     "WAITING",
     "WORSE",
+    "AgreementPoint",
     "ArmTotals",
     "GuardrailCheck",
     "GuardrailResult",
@@ -132,6 +135,7 @@ __all__ = [
     "RolloutCheck",
     "RolloutPlan",
     "RolloutStatus",
+    "RolloutTracker",
     "SequentialPath",
     "SequentialState",
     "SequentialTest",

@@ -47,12 +47,17 @@ SKIPPED = "skipped"
 
 @dataclass(frozen=True)
 class VariantTraffic:
-    """One variant's requests, failed requests and latencies (samples in ms, or their p99)."""
+    """One variant's requests, failed requests and latencies (samples in ms, or their p99).
+
+    ``latency_count`` says how many latencies a given ``p99_ms`` summarises (a sketch's count);
+    without it the p99 stands for every request.
+    """
 
     requests: int
     errors: int
     latency_ms: Sequence[float] | np.ndarray | None = None
     p99_ms: float | None = None
+    latency_count: int | None = None
 
     def p99(self) -> float | None:
         """The given p99, else the 99th percentile of the samples, else None."""
@@ -66,7 +71,9 @@ class VariantTraffic:
         """How many requests the p99 summarises."""
         if self.p99_ms is None and self.latency_ms is not None:
             return len(self.latency_ms)
-        return self.requests if self.p99_ms is not None else 0
+        if self.p99_ms is None:
+            return 0
+        return self.requests if self.latency_count is None else self.latency_count
 
 
 @dataclass(frozen=True)
@@ -116,7 +123,9 @@ def _checked(name: str, traffic: Any) -> VariantTraffic:
         if not (np.isfinite(latency).all() and (latency >= 0).all()):
             raise InvalidInput(f"{name}.latency_ms must hold finite, nonnegative milliseconds.",
                                field=f"{name}.latency_ms")
-    return VariantTraffic(requests, errors, latency, p99)
+    count = None if traffic.latency_count is None else check_param(
+        f"{name}.latency_count", traffic.latency_count, Integer(0))
+    return VariantTraffic(requests, errors, latency, p99, count)
 
 
 def error_rate_log_ratio(

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from workbench.db.models import PredictionLog, Rollout, RolloutTraffic, ShadowPrediction
@@ -27,20 +27,38 @@ def _window(row: Rollout, now: datetime | None) -> tuple[datetime, datetime | No
     return row.started_at, end
 
 
-def champion_rows(session: Session, row: Rollout, *, now: datetime | None = None) -> pd.DataFrame:
-    """The champion's answers during the rollout: request_id, ts, prediction, latency_ms, label, labelled_at."""
-    import pandas as pd
-
+def champion_clause(row: Rollout, *, now: datetime | None = None) -> Any:
+    """Which ``prediction_log`` rows are the champion's answers during the rollout (a WHERE clause)."""
     start, end = _window(row, now)
-    query = select(PredictionLog.request_id, PredictionLog.ts, PredictionLog.prediction, PredictionLog.latency_ms,
-                   PredictionLog.label, PredictionLog.labelled_at).where(
+    clause = and_(
         PredictionLog.deployment_id == row.deployment_id,
         PredictionLog.ts >= start,
         or_(PredictionLog.variant.is_(None), PredictionLog.variant == CHAMPION),
         or_(PredictionLog.rollout_id.is_(None), PredictionLog.rollout_id == row.id),
     )
-    if end is not None:
-        query = query.where(PredictionLog.ts <= end)
+    return clause if end is None else and_(clause, PredictionLog.ts <= end)
+
+
+def is_champion_row(found: Any, row: Rollout) -> bool:
+    """:func:`champion_clause` tested in Python on a row read by request id (``deployment_id``, ``ts``,
+    ``variant``, ``rollout_id``): given a few hundred request ids, SQLite would otherwise pick the
+    clause's (deployment, ts) index over the unique request id and scan the rollout's whole log."""
+    start, end = _window(row, None)
+    return (found.deployment_id == row.deployment_id and found.ts >= start and (end is None or found.ts <= end)
+            and found.variant in (None, CHAMPION) and found.rollout_id in (None, row.id))
+
+
+def challenger_clause(row: Rollout) -> Any:
+    """Which ``prediction_log`` rows the challenger answered (canary/ab) in this rollout (a WHERE clause)."""
+    return and_(PredictionLog.rollout_id == row.id, PredictionLog.variant == CHALLENGER)
+
+
+def champion_rows(session: Session, row: Rollout, *, now: datetime | None = None) -> pd.DataFrame:
+    """The champion's answers during the rollout: request_id, ts, prediction, latency_ms, label, labelled_at."""
+    import pandas as pd
+
+    query = select(PredictionLog.request_id, PredictionLog.ts, PredictionLog.prediction, PredictionLog.latency_ms,
+                   PredictionLog.label, PredictionLog.labelled_at).where(champion_clause(row, now=now))
     query = query.order_by(PredictionLog.ts, PredictionLog.id)
     return pd.DataFrame(session.execute(query).all(),
                         columns=["request_id", "ts", "prediction", "latency_ms", "label", "labelled_at"])
@@ -56,7 +74,7 @@ def challenger_rows(session: Session, row: Rollout, champion: pd.DataFrame | Non
     answered = pd.DataFrame(session.execute(
         select(PredictionLog.request_id, PredictionLog.ts, PredictionLog.prediction, PredictionLog.latency_ms,
                PredictionLog.label, PredictionLog.labelled_at)
-        .where(PredictionLog.rollout_id == row.id, PredictionLog.variant == CHALLENGER)
+        .where(challenger_clause(row))
     ).all(), columns=["request_id", "ts", "prediction", "latency_ms", "label", "labelled_at"])
     answered["shadow"] = False
     answered["error"] = None
@@ -106,8 +124,9 @@ def _number(value: Any) -> float | None:
 def _class_key(value: Any) -> Any:
     """What names a class: a bool stays a bool (``True == 1`` in Python, but not as labels are matched in
     ``/feedback``); a number or numeric text is its float (``1``, ``1.0`` and ``"1"`` are one class); other
-    text is itself (``"yes"`` and ``"Yes"`` are two); None is no class."""
-    if value is None:
+    text is itself (``"yes"`` and ``"Yes"`` are two); None and NaN are no class (NaN is how pandas marks a
+    shadow row's missing label when its champion row is not in the log: not a wrong answer)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     if isinstance(value, bool):
         return ("bool", value)

@@ -46,7 +46,6 @@ DEFAULT_ONLINE_SHARE = 0.1
 # mistaken for a move of @champion or @challenger by a rollback (which walks those aliases' rows).
 # The step's from/to versions are the rollout's champion and challenger.
 HISTORY_ALIAS = "rollout"
-MAX_REASON = 2000
 
 
 def _project(session: Session, project: Project | str) -> Project:
@@ -55,15 +54,6 @@ def _project(session: Session, project: Project | str) -> Project:
     from workbench.projects import get_project
 
     return get_project(session, slug=project)
-
-
-def _reason(reason: str | None) -> str:
-    text = (reason or "").strip()
-    if not text:
-        raise InvalidInput("reason is required: say why (it is kept in the registry history).", field="reason")
-    if len(text) > MAX_REASON:
-        raise InvalidInput(f"reason is {len(text)} characters; at most {MAX_REASON} are allowed.", field="reason")
-    return text
 
 
 def _deployment(session: Session, project: Project, deployment_id: int) -> Deployment:
@@ -239,9 +229,11 @@ def start_rollout(
     ``automatic`` (default: the canvas's retrain policy is ``automatic``). Refuses with
     :class:`~workbench.errors.Conflict` when a rollout already runs on the deployment, when the
     deployment is not a running web service or stream consumer, or when the version is the
-    champion. ``principal`` (None: the operator) must be an editor of the project.
+    champion; with :class:`~workbench.errors.InvalidInput` when ``key_column`` is not one of the
+    champion's input columns (the message lists them). ``principal`` (None: the operator) must be
+    an editor of the project.
     """
-    from workbench.registry import aliases, get_version, model_name
+    from workbench.registry import aliases, get_version, input_columns, model_name
 
     row_project = _project(session, project)
     require(session, project=row_project, principal=principal, action="deploy")
@@ -277,6 +269,9 @@ def start_rollout(
     challenger = get_version(session, project=row_project, version=version, settings=settings).version
     if challenger == champion:
         raise Conflict(f"Version {challenger} is the champion; a rollout compares another version with it.")
+    if key_column is not None:
+        check_key_column(key_column, input_columns(project=row_project, version=champion, settings=settings),
+                         champion=champion)
     now = utcnow()
     row = Rollout(
         project_id=row_project.id, deployment_id=deployment.id, mode=clean["mode"], share=clean["share"],
@@ -302,6 +297,15 @@ def start_rollout(
     record_step(session, project=row_project, rollout=row, action=clean["mode"], actor=actor, reason=what,
                 settings=settings)
     return row
+
+
+def check_key_column(key_column: str, allowed: list[str], *, champion: str) -> None:
+    """Refuse a key column that is not one of the champion's input columns: requests would not carry it, and
+    every one would be routed by its request id instead, silently."""
+    if key_column not in allowed:
+        raise InvalidInput(f"key_column {key_column!r} is not an input column of champion v{champion}; pick one of "
+                           f"{', '.join(repr(c) for c in allowed)}, or leave it empty to route by request id.",
+                           field="key_column")
 
 
 def _claim(session: Session, row: Rollout, values: dict[str, Any], **expected: Any) -> bool:
@@ -372,7 +376,9 @@ def stop_rollout(
     """Stop the deployment's running rollout: the champion answers alone again (at serving's next poll)."""
     row_project = _project(session, project)
     require(session, project=row_project, principal=principal, action="deploy")
-    text = _reason(reason)
+    from workbench.registry import check_reason
+
+    text = check_reason(reason, what="the rollout stops")
     row = _running(session, row_project, deployment_id)
     if not end_rollout(session, project=row_project, row=row, status=STOPPED, action="stop", reason=text,
                        actor=actor, settings=settings):
@@ -399,7 +405,9 @@ def promote_rollout(
     """
     row_project = _project(session, project)
     require(session, project=row_project, principal=principal, action="promote")
-    text = _reason(reason)
+    from workbench.registry import check_reason
+
+    text = check_reason(reason, what="the challenger is promoted")
     row = _running(session, row_project, deployment_id)
     verdict = row.verdict or "no verdict computed yet"
     if not end_promoted(session, project=row_project, row=row, reason=text, actor=actor, settings=settings,

@@ -31,7 +31,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from sqlalchemy import update
@@ -62,6 +62,7 @@ from workbench.rollouts._service import (
     record_step,
     rollout_dict,
 )
+from workbench.rollouts._sketch import QuantileSketch, sketch_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -123,6 +124,19 @@ class PathPoint:
 
 
 @dataclass(frozen=True)
+class AgreementPoint:
+    """One point of the shadow agreement over time: after ``paired`` pairs (the last scored at ``time``), the
+    share of same-class predictions (classification) or the mean absolute difference (regression)."""
+
+    time: datetime
+    paired: int
+    agreement: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"time": self.time.isoformat(timespec="seconds"), "paired": self.paired, "agreement": self.agreement}
+
+
+@dataclass(frozen=True)
 class RolloutStatus:
     """What a rollout's panel, ``workbench rollout status`` and the periodic check show and decide on.
 
@@ -131,7 +145,8 @@ class RolloutStatus:
     requests); ``agreement`` is, in shadow, the share of paired requests where both variants
     predicted the same class (classification) or their mean absolute difference (regression),
     None without pairs; ``path`` is the verdict after each label, thinned to at most
-    ``PATH_POINTS`` points, for the "metric with its interval over time" chart.
+    ``PATH_POINTS`` points, for the "metric with its interval over time" chart; ``agreement_path``
+    the agreement so far over time (shadow pairs), thinned likewise.
     """
 
     rollout: dict[str, Any]
@@ -144,6 +159,7 @@ class RolloutStatus:
     test_metric: str
     primary_metric: str
     proxy: bool
+    agreement_path: list[AgreementPoint] = field(default_factory=list)
     computed_at: datetime = field(default_factory=utcnow)
 
     def to_dict(self) -> dict[str, Any]:
@@ -158,6 +174,7 @@ class RolloutStatus:
             "primary_metric": self.primary_metric,
             "proxy": self.proxy,
             "path": [p.to_dict() for p in self.path],
+            "agreement_path": [p.to_dict() for p in self.agreement_path],
             "guardrails": {"breached": self.guardrails.breached, "reason": self.guardrails.reason,
                            "checks": [dict(c.__dict__) for c in self.guardrails.checks]},
             "computed_at": self.computed_at.isoformat(timespec="seconds"),
@@ -179,37 +196,54 @@ class RolloutCheck:
 # --------------------------------------------------------------------------- figures
 
 
+def class_counts(predictions: list[Any]) -> dict[str, int]:
+    """How many predictions name each class, by the class's display name (``1``, ``true``, ``yes``)."""
+    counts: dict[str, int] = {}
+    for key in class_keys(predictions):
+        if key is not None:
+            name = str(key[1]).lower() if key[0] == "bool" else key[1]
+            if key[0] == "number" and float(name).is_integer():
+                name = int(name)
+            counts[str(name)] = counts.get(str(name), 0) + 1
+    return counts
+
+
+def class_shares(counts: Mapping[str, int]) -> dict[str, float]:
+    """Each class's share of the predictions, classes sorted by name."""
+    total = sum(counts.values())
+    return {name: count / total for name, count in sorted(counts.items())} if total else {}
+
+
+def sketch_quantiles(sketch: QuantileSketch) -> dict[str, float]:
+    """The regression distribution (keys ``q05`` ... ``q95``) from the predictions' sketch."""
+    values = sketch.quantiles(QUANTILES)
+    return {f"q{round(q * 100):02d}": float(v) for q, v in zip(QUANTILES, values, strict=True) if v is not None}
+
+
 def _distribution(predictions: list[Any], task_type: str) -> dict[str, float]:
     if not predictions:
         return {}
     if task_type == "classification":
-        counts: dict[str, int] = {}
-        for key in class_keys(predictions):
-            if key is not None:
-                name = str(key[1]).lower() if key[0] == "bool" else key[1]
-                if key[0] == "number" and float(name).is_integer():
-                    name = int(name)
-                counts[str(name)] = counts.get(str(name), 0) + 1
-        total = sum(counts.values())
-        return {name: count / total for name, count in sorted(counts.items())}
-    numbers = _numbers(predictions)
-    numbers = numbers[np.isfinite(numbers)]
-    if not len(numbers):
-        return {}
-    return {f"q{round(q * 100):02d}": float(np.quantile(numbers, q)) for q in QUANTILES}
+        return class_shares(class_counts(predictions))
+    return sketch_quantiles(sketch_of(_numbers(predictions)))
 
 
-def _metric_interval(values: np.ndarray, kind: str) -> tuple[float | None, float | None, float | None]:
-    n = len(values)
+def metric_interval(n: int, total: float, total_sq: float,
+                    kind: str) -> tuple[float | None, float | None, float | None]:
+    """The mean of ``n`` per-request values from their sum and sum of squares, with a normal
+    ``METRIC_LEVEL`` interval (binomial for a proportion)."""
     if not n:
         return None, None, None
-    mean = float(values.mean())
+    mean = total / n
     if n < 2:
         return mean, None, None
     from statistics import NormalDist
 
     z = NormalDist().inv_cdf(0.5 + METRIC_LEVEL / 2)
-    spread = math.sqrt(mean * (1 - mean) / n) if kind == "proportion" else float(values.std(ddof=1)) / math.sqrt(n)
+    if kind == "proportion":
+        spread = math.sqrt(mean * (1 - mean) / n)
+    else:
+        spread = math.sqrt(max(total_sq - n * mean**2, 0.0) / (n - 1)) / math.sqrt(n)
     return mean, mean - z * spread, mean + z * spread
 
 
@@ -217,13 +251,14 @@ def _variant_stats(name: str, answered: pd.DataFrame, labelled: pd.DataFrame, tr
                    *, task_type: str, kind: str) -> VariantStats:
     ok = answered[answered["error"].isna()] if "error" in answered.columns else answered
     failed = len(answered) - len(ok)  # shadow rows that hold an error instead of a prediction
-    latency = ok["latency_ms"].to_numpy(dtype=float) if len(ok) else np.array([])
+    latency = sketch_of(ok["latency_ms"].to_numpy(dtype=float) if len(ok) else [])
     if traffic and traffic.get("samples"):
         requests, errors = int(traffic["requests"]), int(traffic["errors"])
     else:
         requests, errors = len(answered), failed
     errors = min(errors, requests)
-    metric, low, high = _metric_interval(labelled["value"].to_numpy(dtype=float), kind)
+    values = labelled["value"].to_numpy(dtype=float)
+    metric, low, high = metric_interval(len(values), float(values.sum()), float(np.square(values).sum()), kind)
     return VariantStats(
         variant=name,
         requests=requests,
@@ -232,8 +267,8 @@ def _variant_stats(name: str, answered: pd.DataFrame, labelled: pd.DataFrame, tr
         dropped=int((traffic or {}).get("dropped", 0)),
         timeouts=int((traffic or {}).get("timeouts", 0)),
         predictions=len(ok),
-        latency_p50_ms=float(np.percentile(latency, 50)) if len(latency) else None,
-        latency_p99_ms=float(np.percentile(latency, 99)) if len(latency) else None,
+        latency_p50_ms=latency.quantile(0.5),
+        latency_p99_ms=latency.quantile(0.99),
         distribution=_distribution(ok["prediction"].tolist(), task_type),
         labelled=len(labelled),
         metric=metric,
@@ -242,23 +277,53 @@ def _variant_stats(name: str, answered: pd.DataFrame, labelled: pd.DataFrame, tr
     )
 
 
-def _agreement(champion: pd.DataFrame, challenger: pd.DataFrame, task_type: str) -> tuple[float | None, int]:
-    if "shadow" not in challenger.columns or not len(challenger):
-        return None, 0
+def pair_values(champion_predictions: list[Any], challenger_predictions: list[Any], task_type: str) -> np.ndarray:
+    """Per shadow pair: 1.0 when both variants predicted one class, else 0.0 (classification); the absolute
+    difference of the predictions, NaN when either is no number (regression)."""
+    if task_type == "classification":
+        return np.array([float(x == y and x is not None) for x, y in zip(
+            class_keys(champion_predictions), class_keys(challenger_predictions), strict=True)], dtype=float)
+    gaps = np.abs(_numbers(champion_predictions) - _numbers(challenger_predictions))
+    return np.where(np.isfinite(gaps), gaps, np.nan)
+
+
+def agreement_of(paired: int, total: float, counted: int) -> float | None:
+    """The agreement from running sums: ``total`` over the ``counted`` pairs with a value (None without any)."""
+    return total / counted if paired and counted else None
+
+
+def _pairs(champion: pd.DataFrame, challenger: pd.DataFrame, task_type: str) -> tuple[np.ndarray, np.ndarray]:
+    """The shadow pairs' values (:func:`pair_values`) and times (the challenger's scoring), in time order."""
+    empty = np.array([], dtype=float), np.array([], dtype="datetime64[ns]")
+    if "shadow" not in challenger.columns or not len(challenger) or not len(champion):
+        return empty
     shadow = challenger[challenger["shadow"].astype(bool) & challenger["error"].isna()]
-    if not len(shadow) or not len(champion):
-        return None, 0
     pairs = shadow.merge(champion.drop_duplicates("request_id")[["request_id", "prediction"]], on="request_id",
                          suffixes=("_challenger", "_champion"))
     if not len(pairs):
-        return None, 0
-    a, b = pairs["prediction_champion"].tolist(), pairs["prediction_challenger"].tolist()
-    if task_type == "classification":
-        same = [x == y and x is not None for x, y in zip(class_keys(a), class_keys(b), strict=True)]
-        return float(np.mean(same)), len(pairs)
-    gaps = np.abs(_numbers(a) - _numbers(b))
-    gaps = gaps[np.isfinite(gaps)]
-    return (float(gaps.mean()) if len(gaps) else None), len(pairs)
+        return empty
+    import pandas as pd
+
+    values = pair_values(pairs["prediction_champion"].tolist(), pairs["prediction_challenger"].tolist(), task_type)
+    times = pd.to_datetime(pairs["ts"]).to_numpy(dtype="datetime64[ns]")
+    order = np.argsort(times, kind="stable")
+    return values[order], times[order]
+
+
+def _agreement(values: np.ndarray) -> tuple[float | None, int]:
+    counted = np.isfinite(values)
+    return agreement_of(len(values), float(values[counted].sum()), int(counted.sum())), len(values)
+
+
+def _agreement_path(values: np.ndarray, times: np.ndarray) -> list[AgreementPoint]:
+    """The agreement so far after each pair, thinned to at most ``PATH_POINTS`` points, for the chart over time."""
+    if not len(values):
+        return []
+    counted = np.isfinite(values)
+    totals, counts = np.cumsum(np.where(counted, values, 0.0)), np.cumsum(counted)
+    picks = np.unique(np.linspace(0, len(values) - 1, num=min(PATH_POINTS, len(values))).round().astype(int))
+    return [AgreementPoint(time=times[i].astype("datetime64[us]").astype(datetime), paired=int(i + 1),
+                           agreement=agreement_of(int(i + 1), float(totals[i]), int(counts[i]))) for i in picks]
 
 
 def sequential_test(frozen: Mapping[str, Any]) -> SequentialTest:
@@ -278,8 +343,11 @@ def _verdict_path(test: SequentialTest, champion: pd.DataFrame, challenger: pd.D
                          challenger["at"].to_numpy(dtype="datetime64[ns]")])
     asked = np.concatenate([champion["ts"].to_numpy(dtype="datetime64[ns]"),
                             challenger["ts"].to_numpy(dtype="datetime64[ns]")])
-    # By arrival of the label; ties (a shadow pair shares one label) champion first, then by request time.
-    order = np.lexsort((asked, events, at))
+    requests = np.concatenate([champion["request_id"].to_numpy(dtype=str),
+                               challenger["request_id"].to_numpy(dtype=str)])
+    # By arrival of the label; ties (a shadow pair shares one label) champion first, then by request time, then by
+    # request id (so that the order, hence the running p-value, never depends on the order rows were read in).
+    order = np.lexsort((requests, asked, events, at))
     events, values, at = events[order], values[order], at[order]
     arms = []
     for arm in (0, 1):
@@ -330,29 +398,35 @@ def compute_status(session: Session, *, project: Project, row: Rollout, now: dat
         name: _variant_stats(name, frame, labelled[name], traffic.get(name), task_type=task_type, kind=test.kind)
         for name, frame in ((CHAMPION, champion), (CHALLENGER, challenger))
     }
-    agreement, paired = _agreement(champion, challenger, task_type)
+    pair_data = _pairs(champion, challenger, task_type)
+    agreement, paired = _agreement(pair_data[0])
     verdict, path = _verdict_path(test, labelled[CHAMPION], labelled[CHALLENGER])
-    guardrails = check_guardrails(
-        VariantTraffic(variants[CHAMPION].requests, variants[CHAMPION].errors,
-                       latency_ms=_latencies(champion)),
-        VariantTraffic(variants[CHALLENGER].requests, variants[CHALLENGER].errors,
-                       latency_ms=_latencies(challenger)),
+    guardrails = status_guardrails(frozen, variants)
+    return RolloutStatus(
+        rollout=rollout_dict(row), variants=variants, agreement=agreement, paired=paired, verdict=verdict, path=path,
+        guardrails=guardrails, test_metric=test_name, primary_metric=str(frozen.get("primary_metric", "")),
+        proxy=bool(frozen.get("proxy", False)), agreement_path=_agreement_path(*pair_data),
+    )
+
+
+def status_guardrails(frozen: Mapping[str, Any], variants: Mapping[str, VariantStats]) -> GuardrailResult:
+    """The guardrails on the variants' figures, with the limits frozen at the rollout's start.
+
+    The p99s are the latency sketch's (:mod:`._sketch`), so the full recompute and the running sums of
+    :mod:`._incremental` hand the guardrails the very same numbers.
+    """
+    def traffic(stats: VariantStats) -> VariantTraffic:
+        return VariantTraffic(stats.requests, stats.errors, p99_ms=stats.latency_p99_ms,
+                              latency_count=stats.predictions)
+
+    return check_guardrails(
+        traffic(variants[CHAMPION]), traffic(variants[CHALLENGER]),
         latency_budget_ms=frozen.get("latency_budget_ms") or None,
         latency_factor=float(frozen["latency_factor"]),
         alpha=float(frozen["alpha"]),
         min_requests=int(frozen["min_requests"]),
         error_scale=float(frozen["error_scale"]),
     )
-    return RolloutStatus(
-        rollout=rollout_dict(row), variants=variants, agreement=agreement, paired=paired, verdict=verdict, path=path,
-        guardrails=guardrails, test_metric=test_name, primary_metric=str(frozen.get("primary_metric", "")),
-        proxy=bool(frozen.get("proxy", False)),
-    )
-
-
-def _latencies(frame: pd.DataFrame) -> np.ndarray:
-    ok = frame[frame["error"].isna()] if "error" in frame.columns and len(frame) else frame
-    return ok["latency_ms"].to_numpy(dtype=float) if len(ok) else np.array([], dtype=float)
 
 
 def rollout_status(
@@ -391,6 +465,13 @@ def _volume_ready(guardrails: GuardrailResult) -> bool:
     return all(check.status in (OK, SKIPPED) for check in guardrails.checks)
 
 
+class StatusSource(Protocol):
+    """What computes a running rollout's status other than from the whole log (a
+    :class:`~workbench.rollouts.RolloutTracker`'s running sums)."""
+
+    def status(self, session: Session, *, project: Project, row: Rollout) -> RolloutStatus: ...
+
+
 def check_rollout(
     session: Session,
     *,
@@ -398,6 +479,7 @@ def check_rollout(
     deployment_id: int,
     settings: Settings | None = None,
     actor: str = "rollout-check",
+    tracker: StatusSource | None = None,
 ) -> RolloutCheck:
     """Compute the status and act on it: stop on a guardrail breach; under the automatic policy, take the next step.
 
@@ -406,10 +488,17 @@ def check_rollout(
     all pass at the minimum volume becomes a canary at the canvas's online share, a canary whose
     verdict is "better" is promoted and one whose verdict is "worse" is stopped. Every change is
     a conditional UPDATE on the running row, so two processes checking at once act once.
+
+    ``tracker`` (a serving process's :class:`~workbench.rollouts.RolloutTracker`) computes a running
+    rollout's status from running sums, reading only the rows written since its previous check;
+    without it the whole log is read.
     """
     row_project = _project(session, project)
     row = latest_rollout(session, project=row_project, deployment_id=deployment_id)
-    status = compute_status(session, project=row_project, row=row)
+    if tracker is not None and row.status == RUNNING:
+        status = tracker.status(session, project=row_project, row=row)
+    else:
+        status = compute_status(session, project=row_project, row=row)
     if row.status != RUNNING:
         return RolloutCheck(status, "none", f"rollout {row.id} is {row.status}")
     if row.verdict != status.verdict.verdict:

@@ -85,15 +85,15 @@ def variant_rows(status: Any) -> list[dict[str, Any]]:
 
 
 def interval_figure(status: Any) -> go.Figure:
-    """The difference challenger − champion on the tested metric after each label, with its always-valid
-    interval as a band and zero as a line: the verdict changes when the band leaves zero.
+    """The difference challenger − champion on the tested metric over wall-clock time (when each label came),
+    with its always-valid interval as a band and zero as a line: the verdict changes when the band leaves zero.
 
-    The x axis counts labels, the looks the test is taken at (labels arrive unevenly, so a time
-    axis would squeeze the early, widest part); each point's time is on its hover."""
+    Each point is the test after one label (the path is thinned to a few hundred points); its label count and
+    verdict are on its hover."""
     import plotly.graph_objects as go
 
     points = list(status.path)
-    x = [p.labelled for p in points]
+    x = [p.time for p in points]
     estimate = [_finite(p.estimate) for p in points]
     low = [_finite(p.ci_low) for p in points]
     high = [_finite(p.ci_high) for p in points]
@@ -104,13 +104,13 @@ def interval_figure(status: Any) -> go.Figure:
                                 fillcolor="rgba(239,108,0,0.2)", name="always-valid interval"))
     figure.add_trace(go.Scatter(x=x, y=estimate, mode="lines+markers", name="challenger − champion",
                                 line={"color": VARIANT_COLOURS["challenger"]},
-                                customdata=[[p.verdict, _when(p.time)] for p in points],
-                                hovertemplate="%{x} labels (%{customdata[1]}): %{y:+.4g}<br>%{customdata[0]}"
+                                customdata=[[p.verdict, p.labelled] for p in points],
+                                hovertemplate="%{x} (%{customdata[1]} labels): %{y:+.4g}<br>%{customdata[0]}"
                                               "<extra></extra>"))
     figure.add_hline(y=0.0, line_dash="dot", line_color="#616161")
     alpha = status.verdict.alpha
     figure.update_layout(title=f"{metric_name(status)}: challenger − champion, {1 - alpha:.0%} always-valid interval",
-                         xaxis_title="labelled requests", yaxis_title="difference", height=340,
+                         xaxis_title="time the label came (UTC)", yaxis_title="difference", height=340,
                          margin={"t": 50, "b": 40})
     return figure
 
@@ -156,32 +156,31 @@ def distribution_figure(status: Any) -> go.Figure:
 
 
 def agreement_figure(status: Any) -> go.Figure:
-    """Shadow: how often the challenger predicted the champion's class (agree / disagree shares), or,
-    for regression, the mean absolute difference of their predictions."""
+    """Shadow: the agreement so far over time (each point after one more pair, by when the challenger scored it):
+    how often the challenger predicted the champion's class, or, for regression, the mean absolute difference of
+    their predictions."""
     import plotly.graph_objects as go
 
-    agreement = status.agreement
+    points = list(getattr(status, "agreement_path", []) or [])
     figure = go.Figure()
     classes = bool(status.variants) and not _regression(status)
-    if agreement is not None and classes:
-        figure.add_trace(go.Bar(x=["same class", "different class"], y=[agreement, 1.0 - agreement],
-                                marker_color=[VARIANT_COLOURS["champion"], VARIANT_COLOURS["challenger"]],
-                                hovertemplate="%{x}: %{y:.1%}<extra></extra>", name="agreement"))
-        title = f"Agreement with the champion · {status.paired} paired requests"
-        figure.update_yaxes(range=[0, 1], tickformat=".0%")
-    elif agreement is not None:
-        figure.add_trace(go.Bar(x=["mean |challenger − champion|"], y=[agreement], name="agreement",
-                                marker_color=VARIANT_COLOURS["challenger"]))
-        title = f"Difference from the champion · {status.paired} paired requests"
+    if points:
+        figure.add_trace(go.Scatter(
+            x=[p.time for p in points], y=[p.agreement for p in points], mode="lines+markers", name="agreement",
+            line={"color": VARIANT_COLOURS["challenger"]}, customdata=[[p.paired] for p in points],
+            hovertemplate=("%{x}: %{y:.1%} same class" if classes else "%{x}: %{y:.4g}")
+            + " after %{customdata[0]} pairs<extra></extra>"))
+        what = "Agreement with the champion" if classes else "Difference from the champion"
+        title = f"{what} over time · {status.paired} paired requests"
+        if classes:
+            figure.update_yaxes(range=[0, 1], tickformat=".0%", title="same class")
+        else:
+            figure.update_yaxes(title="mean |challenger − champion|")
+        figure.update_xaxes(title="time the challenger scored (UTC)")
     else:
         title = "Agreement with the champion: no paired requests (shadow mode pairs them)"
     figure.update_layout(title=title, height=300, showlegend=False, margin={"t": 50, "b": 40})
     return figure
-
-
-def _when(time: Any) -> str:
-    """A path point's time to the second (UTC), or ``—``."""
-    return time.isoformat(sep=" ", timespec="seconds") if hasattr(time, "isoformat") else str(time or "—")
 
 
 def _regression(status: Any) -> bool:

@@ -5,7 +5,8 @@ The web service and the stream consumer share these parts:
 - :class:`RolloutRouter` polls the deployment's running rollout (:func:`workbench.rollouts.serving_plan`),
   keeps the challenger version loaded while it runs (through the same safe loader and fast path
   as the champion) and drops it when it ends; it also writes this process's per-variant counts
-  to ``rollout_traffic`` and calls :func:`workbench.rollouts.check_rollout` on a timer, so a
+  to ``rollout_traffic`` and calls :func:`workbench.rollouts.check_rollout` on a timer (on running sums,
+  :class:`workbench.rollouts.RolloutTracker`, so a check reads only new rows), so a
   guardrail breach stops the rollout and this process answers with the champion alone at once.
 - :func:`answer` predicts a list of records under the current plan: in shadow mode (or without a
   rollout) the champion answers every record; in canary/ab mode each record is answered by the
@@ -460,6 +461,7 @@ class RolloutRouter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # one refresh at a time (the timer and a caller's explicit refresh)
         self._failed_load: tuple[int, str, float] | None = None  # (rollout, version, when) of the last failure
+        self.tracker: Any = None  # the checks' running sums (a RolloutTracker, made at the first check)
 
     def refresh(self) -> ActiveRollout | None:
         """Re-read the plan; load the challenger when a rollout starts (or changes version), drop it when it ends."""
@@ -511,14 +513,17 @@ class RolloutRouter:
     def check(self) -> None:
         """Write the counts, let :func:`workbench.rollouts.check_rollout` judge the rollout, re-read the plan."""
         from workbench.db import session_scope
-        from workbench.rollouts import check_rollout
+        from workbench.rollouts import RolloutTracker, check_rollout
 
         if self.active is None:
             return
         self.sample()  # the guardrails read rollout_traffic: give them this process's latest counts
+        if self.tracker is None:
+            self.tracker = RolloutTracker()
         with session_scope(self.settings.db_url) as session:
+            # Running sums: each check reads only the rows written since the previous one.
             done = check_rollout(session, project=self.project_slug, deployment_id=self.deployment_id,
-                                 settings=self.settings)
+                                 settings=self.settings, tracker=self.tracker)
         self.checks += 1
         if done.action != "none":
             logger.info("rollout check: %s (%s)", done.action, done.reason)

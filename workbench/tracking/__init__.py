@@ -29,6 +29,7 @@ from workbench.tracking._client import (
     log_run_batch,
     mlflow_fast_writes,
     mlflow_ui_link,
+    no_progress_bar,
     tracking_store_missing,
 )
 from workbench.tracking._client_store import ClientRunSink, ClientRunSource
@@ -78,6 +79,7 @@ __all__ = [
     "log_run_batch",
     "mlflow_fast_writes",
     "mlflow_ui_link",
+    "no_progress_bar",
     "open_run_source",
     "schema_problems",
     "tracking_store_missing",

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from workbench.db.handles import Handles
@@ -195,3 +197,20 @@ def mlflow_ui_link(settings: Settings | None, experiment_id: str | None, run_id:
         return None
     link = f"{base}/#/experiments/{experiment_id}"
     return f"{link}/runs/{run_id}" if run_id else link
+
+
+@contextmanager
+def no_progress_bar() -> Iterator[None]:
+    """Silence MLflow's download progress bar (cron output, ``--json`` and a CLI's one error line stay clean)."""
+    import os
+
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(name)
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before

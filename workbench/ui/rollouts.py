@@ -125,9 +125,11 @@ def start_form(project: Project, row: dict[str, Any], state: PanelState) -> None
                         key=_key(row["id"], "mode"))
         share = st.slider("Challenger's share of answers (%) · canary 1–50, A/B 1–99; ignored in shadow",
                           min_value=1, max_value=99, value=10, key=_key(row["id"], "start_share"))
-        key_column = st.text_input("Key column (sticky assignment; empty: the request id)",
-                                   key=_key(row["id"], "key_column"),
-                                   help="A feature such as a customer id: one key always sees one variant.")
+        key_column = st.selectbox("Key column (sticky assignment)", [None, *champion_columns(project, champion)],
+                                  format_func=lambda c: "(the request id)" if c is None else c,
+                                  key=_key(row["id"], "key_column"),
+                                  help="One of the champion's input columns, such as a customer id: one key always "
+                                       "sees one variant. Without one, each request is assigned by its id.")
         submitted = st.form_submit_button("Start rollout", icon=":material/call_split:",
                                           disabled=not state.may_deploy)
     if not state.may_deploy:
@@ -142,6 +144,27 @@ def start_form(project: Project, row: dict[str, Any], state: PanelState) -> None
                                         key_column=key_column or None, actor=display_name(), principal=principal())
                 rollout_id = started.id
             _done(f"Rollout #{rollout_id} started: {mode} of v{version}.")
+
+
+@st.cache_data(ttl=600, show_spinner=False)
+def _columns(slug: str, version: str) -> list[str]:
+    from workbench.projects import get_project
+    from workbench.registry import input_columns
+
+    with session_scope() as session:
+        project = get_project(session, slug=slug)
+        return input_columns(project=project, version=version)
+
+
+def champion_columns(project: Project, champion: str | None) -> list[str]:
+    """The champion's input columns, the key columns a rollout may stick by (read once per version)."""
+    if champion is None:
+        return []
+    try:
+        return _columns(project.slug, champion)
+    except Exception as exc:  # no readable signature: the request id is the only key offered, and why is said
+        st.caption(f"Key columns unavailable (the champion's signature could not be read: {exc}).")
+        return []
 
 
 def running_controls(project: Project, row: dict[str, Any], state: PanelState) -> None:

@@ -43,12 +43,15 @@ def test_rollout_commands_start_watch_resize_and_promote(workbench_home: Path) -
     setup = make_project(champion_metrics={"accuracy": 0.7})
     web = str(setup["web"])
 
+    misspelt = _run("rollout", "start", "churn", "--deployment", web, "--mode", "canary", "--share", "0.1",
+                    "--key-column", "plann")
+    assert misspelt.exit_code != 0 and "key_column 'plann' is not an input column of champion v1; pick one of " \
+        "'age', 'plan', 'monthly_fee'" in _error(misspelt)
     started = _run("rollout", "start", "churn", "--deployment", web, "--mode", "canary", "--share", "0.1",
-                   "--key-column", "customer_id", "--json")
+                   "--key-column", "plan", "--json")
     assert started.exit_code == 0, started.output
     data = json.loads(started.output)
-    assert (data["mode"], data["share"], data["key_column"], data["status"]) == ("canary", 0.1, "customer_id",
-                                                                                "running")
+    assert (data["mode"], data["share"], data["key_column"], data["status"]) == ("canary", 0.1, "plan", "running")
     assert data["challenger_version"] == setup["challenger"] and data["started_by"]
     assert "already runs rollout" in _error(_run("rollout", "start", "churn", "--deployment", web, "--mode", "shadow"))
     assert "no deployment 999" in _error(_run("rollout", "status", "churn", "--deployment", "999"))

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from workbench.rollouts import (
+    AgreementPoint,
     GuardrailCheck,
     GuardrailResult,
     PathPoint,
@@ -33,6 +34,8 @@ def _stats(variant: str, **overrides: Any) -> VariantStats:
 def _status(*, verdict: str = "better", lower: float = 0.01, upper: float = 0.2, agreement: float | None = 0.8,
             champion: VariantStats | None = None, challenger: VariantStats | None = None, proxy: bool = False,
             path: list[PathPoint] | None = None) -> RolloutStatus:
+    pairs = [] if agreement is None else [AgreementPoint(T0, 120, 0.7), AgreementPoint(T0 + timedelta(minutes=3),
+                                                                                       380, agreement)]
     decision = SequentialVerdict(verdict=verdict, p_value=0.004, difference=0.1, lower=lower, upper=upper,
                                  champion_mean=0.7, challenger_mean=0.8, champion_n=300, challenger_n=290, alpha=0.05,
                                  direction="maximize", looks=590)
@@ -49,18 +52,19 @@ def _status(*, verdict: str = "better", lower: float = 0.01, upper: float = 0.2,
             PathPoint(T0 + timedelta(minutes=2), 590, 0.1, 0.01, 0.2, "better"),
         ],
         guardrails=checks, test_metric="accuracy", primary_metric="roc_auc" if proxy else "accuracy", proxy=proxy,
+        agreement_path=pairs,
     )
 
 
-def test_interval_figure_draws_the_path_with_unbounded_looks_as_gaps() -> None:
+def test_interval_figure_draws_the_path_over_time_with_unbounded_looks_as_gaps() -> None:
     data = views.interval_figure(_status()).to_dict()["data"]
     upper, lower, estimate = data
-    assert list(estimate["x"]) == [100, 300, 590]
+    # Wall-clock time (when each label came) on the x axis, the label count on the hover.
+    assert list(estimate["x"]) == list(lower["x"]) == [T0, T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)]
     assert list(estimate["y"]) == [0.02, 0.08, 0.1]
     assert list(lower["y"]) == [None, -0.01, 0.01] and list(upper["y"]) == [None, 0.17, 0.2]
-    assert [list(c) for c in estimate["customdata"]] == [["no difference yet", "2026-12-05 12:00:00"],
-                                                         ["no difference yet", "2026-12-05 12:01:00"],
-                                                         ["better", "2026-12-05 12:02:00"]]
+    assert [list(c) for c in estimate["customdata"]] == [["no difference yet", 100], ["no difference yet", 300],
+                                                         ["better", 590]]
     assert lower["fill"] == "tonexty"  # the band between the bounds
 
 
@@ -79,7 +83,10 @@ def test_latency_distribution_and_agreement_show_the_status_champion_first() -> 
     assert list(distribution["challenger"]["y"]) == [0.5, 0.45, 0.05]
 
     agreement = views.agreement_figure(status).to_dict()
-    assert list(agreement["data"][0]["y"]) == [0.8, 1.0 - 0.8]
+    # A series over time (the agreement so far after each pair), not the current value alone.
+    assert list(agreement["data"][0]["x"]) == [T0, T0 + timedelta(minutes=3)]
+    assert list(agreement["data"][0]["y"]) == [0.7, 0.8]
+    assert [list(c) for c in agreement["data"][0]["customdata"]] == [[120], [380]]
     assert "380 paired requests" in agreement["layout"]["title"]["text"]
 
 
@@ -91,7 +98,7 @@ def test_regression_status_gets_quantiles_and_a_mean_difference() -> None:
     assert figure["layout"]["title"]["text"] == "Prediction quantiles by variant"
     assert list(figure["data"][1]["y"]) == [2.0, 3.0, 4.0, 5.0, 6.0]
     agreement = views.agreement_figure(status).to_dict()
-    assert list(agreement["data"][0]["y"]) == [0.42]
+    assert list(agreement["data"][0]["y"]) == [0.7, 0.42]
     assert agreement["layout"]["title"]["text"].startswith("Difference from the champion")
 
 
