@@ -31,6 +31,16 @@ from workbench.rollouts import (
 )
 
 
+def _add_data_with_customer_id() -> None:
+    """A new data version of ``churn`` with an entity id column (not a model input) and an odd-cased name."""
+    from workbench.data.datasets import add_dataset
+
+    frame = tiny_frame(seed=3)
+    frame.insert(0, "customer_id", [f"c{i:04d}" for i in range(len(frame))])
+    with session_scope() as session:
+        add_dataset(session, project=get_project(session, slug="churn"), frame=frame, source="test")
+
+
 def make_project(*, champion_metrics: dict[str, float] | None = None, task: str = "classification") -> dict[str, Any]:
     """A project with two real registered versions (v1 @champion, v2 @challenger) and three deployments.
 
@@ -106,17 +116,23 @@ def test_start_share_stop_promote_each_step_a_history_row(db_url: str, workbench
     with session_scope() as session:
         assert serving_plan(session, deployment_id=web) is None
 
-    # A key column the champion does not read would route every request by its id, silently: refused, the
-    # allowed columns named.
-    with pytest.raises(InvalidInput, match=r"key_column 'customer_id' is not an input column of champion v1; "
-                                           r"pick one of 'age', 'plan', 'monthly_fee'"):
+    # A key column neither the champion reads nor the data holds (a misspelling) would route every request by
+    # its id, silently: refused, the allowed columns named (the target is not one: requests do not carry it).
+    with pytest.raises(InvalidInput, match=r"key_column 'customer_id' is neither an input column of champion v1 "
+                                           r"nor a column of the project's data; pick one of 'age', 'plan', "
+                                           r"'monthly_fee', or leave it empty"):
         _start(web, "canary", share=0.1, key_column="customer_id")
-    canary = _start(web, "canary", share=0.1, key_column="plan")
-    assert canary["share"] == 0.1 and canary["key_column"] == "plan" and canary["id"] != shadow["id"]
+    # An entity id the model does not read, but the project's data holds, is a valid key: requests carry it.
+    _add_data_with_customer_id()
+    with pytest.raises(InvalidInput, match=r"'custmer_id' is neither .* pick one of 'age', 'plan', 'monthly_fee', "
+                                           r"'customer_id', or leave"):
+        _start(web, "canary", share=0.1, key_column="custmer_id")
+    canary = _start(web, "canary", share=0.1, key_column="customer_id")
+    assert canary["share"] == 0.1 and canary["key_column"] == "customer_id" and canary["id"] != shadow["id"]
     with session_scope() as session:
         set_share(session, project="churn", deployment_id=web, share=0.2, actor="bob")
         plan = serving_plan(session, deployment_id=web)
-    assert plan is not None and plan.share == 0.2 and plan.key_column == "plan"
+    assert plan is not None and plan.share == 0.2 and plan.key_column == "customer_id"
     with session_scope() as session, pytest.raises(InvalidInput, match=r"share must be .*0\.5"):
         set_share(session, project="churn", deployment_id=web, share=0.6, actor="bob")
     with session_scope() as session, pytest.raises(Conflict, match="already answers 20%"):

@@ -233,7 +233,7 @@ def start_rollout(
     champion's input columns (the message lists them). ``principal`` (None: the operator) must be
     an editor of the project.
     """
-    from workbench.registry import aliases, get_version, input_columns, model_name
+    from workbench.registry import aliases, get_version, model_name
 
     row_project = _project(session, project)
     require(session, project=row_project, principal=principal, action="deploy")
@@ -270,7 +270,7 @@ def start_rollout(
     if challenger == champion:
         raise Conflict(f"Version {challenger} is the champion; a rollout compares another version with it.")
     if key_column is not None:
-        check_key_column(key_column, input_columns(project=row_project, version=champion, settings=settings),
+        check_key_column(key_column, key_columns(session, project=row_project, champion=champion, settings=settings),
                          champion=champion)
     now = utcnow()
     row = Rollout(
@@ -299,13 +299,29 @@ def start_rollout(
     return row
 
 
+def key_columns(session: Session, *, project: Project, champion: str, settings: Settings | None = None) -> list[str]:
+    """The columns a rollout may stick by: the champion's input columns, then the other columns of the
+    project's data (an entity id such as ``customer_id`` is usually not a feature, but requests carry it:
+    the scoring contract ignores extra columns). The target is left out: requests do not carry it."""
+    from workbench.data.datasets import latest_dataset
+    from workbench.registry import input_columns
+
+    allowed = list(input_columns(project=project, version=champion, settings=settings))
+    try:
+        data_columns = [str(column["name"]) for column in latest_dataset(session, project=project).columns]
+    except NotFound:
+        data_columns = []
+    allowed += [c for c in data_columns if c not in allowed and c != project.target]
+    return allowed
+
+
 def check_key_column(key_column: str, allowed: list[str], *, champion: str) -> None:
-    """Refuse a key column that is not one of the champion's input columns: requests would not carry it, and
-    every one would be routed by its request id instead, silently."""
+    """Refuse a key column that neither the champion reads nor the project's data holds: requests would not
+    carry it (a misspelling, say), and every one would be routed by its request id instead, silently."""
     if key_column not in allowed:
-        raise InvalidInput(f"key_column {key_column!r} is not an input column of champion v{champion}; pick one of "
-                           f"{', '.join(repr(c) for c in allowed)}, or leave it empty to route by request id.",
-                           field="key_column")
+        raise InvalidInput(f"key_column {key_column!r} is neither an input column of champion v{champion} nor a "
+                           f"column of the project's data; pick one of {', '.join(repr(c) for c in allowed)}, or "
+                           "leave it empty to route by request id.", field="key_column")
 
 
 def _claim(session: Session, row: Rollout, values: dict[str, Any], **expected: Any) -> bool:

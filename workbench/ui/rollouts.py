@@ -128,8 +128,9 @@ def start_form(project: Project, row: dict[str, Any], state: PanelState) -> None
         key_column = st.selectbox("Key column (sticky assignment)", [None, *champion_columns(project, champion)],
                                   format_func=lambda c: "(the request id)" if c is None else c,
                                   key=_key(row["id"], "key_column"),
-                                  help="One of the champion's input columns, such as a customer id: one key always "
-                                       "sees one variant. Without one, each request is assigned by its id.")
+                                  help="A column requests carry, such as a customer id (the champion's inputs, then "
+                                       "the data's other columns): one key always sees one variant. Without one, "
+                                       "each request is assigned by its id.")
         submitted = st.form_submit_button("Start rollout", icon=":material/call_split:",
                                           disabled=not state.may_deploy)
     if not state.may_deploy:
@@ -149,15 +150,16 @@ def start_form(project: Project, row: dict[str, Any], state: PanelState) -> None
 @st.cache_data(ttl=600, show_spinner=False)
 def _columns(slug: str, version: str) -> list[str]:
     from workbench.projects import get_project
-    from workbench.registry import input_columns
+    from workbench.rollouts import key_columns
 
     with session_scope() as session:
         project = get_project(session, slug=slug)
-        return input_columns(project=project, version=version)
+        return key_columns(session, project=project, champion=version)
 
 
 def champion_columns(project: Project, champion: str | None) -> list[str]:
-    """The champion's input columns, the key columns a rollout may stick by (read once per version)."""
+    """The key columns a rollout may stick by: the champion's inputs, then the data's other columns (read
+    once per version)."""
     if champion is None:
         return []
     try:
