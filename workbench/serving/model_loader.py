@@ -2,8 +2,9 @@
 
 Every serving mode (batch, web, stream) goes through :class:`ServedModel`:
 
-- it resolves the alias to a version through an ``MlflowClient`` with explicit URIs and
-  remembers the version it serves;
+- it resolves the alias to a version (through MLflow's registry tables and the local files when
+  they allow it, :mod:`workbench.serving._local_model`, else an ``MlflowClient`` with explicit
+  URIs) and remembers the version it serves;
 - it predicts on the sklearn Pipeline itself, not through the pyfunc wrapper, whose
   per-call schema enforcement costs more than the model on small inputs;
 - it checks input against the signature once per batch, with vectorised dtype checks;
