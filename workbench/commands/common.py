@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from typing import Any
 
@@ -26,8 +27,14 @@ def emit(data: Any, *, as_json: bool, text: str | None = None) -> None:
         click.echo(json.dumps(data, indent=2, default=str))
 
 
-def wait_for_job(job_id: str, *, show_progress: bool, poll_seconds: float = 0.5) -> dict[str, Any]:
-    """Poll a job until it ends; draw a progress bar on a terminal. Returns the job as a dict."""
+def wait_for_job(job_id: str, *, show_progress: bool, poll_seconds: float = 0.5,
+                 worker: threading.Thread | None = None) -> dict[str, Any]:
+    """Poll a job until it ends; draw a progress bar on a terminal. Returns the job as a dict.
+
+    ``worker``: the thread running the job in this process. Between polls the wait is a join on it,
+    so the job's end is seen at once rather than up to ``poll_seconds`` later, and a thread that
+    ended without finishing the job (it could not start it) ends the wait too.
+    """
     from workbench.db import session_scope
     from workbench.jobs import FINAL_STATUSES, get_job, job_dict
 
@@ -55,7 +62,13 @@ def wait_for_job(job_id: str, *, show_progress: bool, poll_seconds: float = 0.5)
                     last_line = line
             if data["status"] in FINAL_STATUSES:
                 return data
-            time.sleep(poll_seconds)
+            if worker is None:
+                time.sleep(poll_seconds)
+            elif not worker.is_alive():
+                with session_scope() as session:  # it ended between the read and now: one last read
+                    return job_dict(get_job(session, job_id=job_id))
+            else:
+                worker.join(poll_seconds)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)

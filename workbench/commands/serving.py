@@ -34,7 +34,10 @@ def _run_here(job_id: str, *, kind: str, as_json: bool) -> dict[str, Any]:
 
     worker = threading.Thread(target=run_job, args=(job_id,), name=f"{kind}-{job_id}", daemon=True)
     worker.start()
-    data = wait_for_job(job_id, show_progress=not as_json, poll_seconds=0.2)
+    if as_json:  # no progress to draw: wait on the thread, not on the DB (each poll took the GIL from the job)
+        while worker.is_alive():
+            worker.join(0.5)  # in slices, so Ctrl-C still stops the command
+    data = wait_for_job(job_id, show_progress=not as_json, poll_seconds=0.2, worker=worker)
     worker.join()
     if data["status"] != "succeeded":
         raise JobFailed(f"{kind} job {job_id} {data['status']}: {data['error'] or data['message']}")

@@ -2,8 +2,9 @@
 
 Every serving mode (batch, web, stream) goes through :class:`ServedModel`:
 
-- it resolves the alias to a version through an ``MlflowClient`` with explicit URIs and
-  remembers the version it serves;
+- it resolves the alias to a version (through MLflow's registry tables and the local files when
+  they allow it, :mod:`workbench.serving._local_model`, else an ``MlflowClient`` with explicit
+  URIs) and remembers the version it serves;
 - it predicts on the sklearn Pipeline itself, not through the pyfunc wrapper, whose
   per-call schema enforcement costs more than the model on small inputs;
 - it checks input against the signature once per batch, with vectorised dtype checks;
@@ -27,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import InvalidInput, NotFound
+from workbench.serving._skops_import import import_skops_quickly
 from workbench.serving.fast_path import (
     FAST_PATH_MAX_ROWS,
     CompiledPipeline,
@@ -340,32 +342,29 @@ def load_model(name: str, *, alias: str = "champion", version: str | None = None
 
     ``fast_path`` compiles and checks the small-input path (:meth:`ServedModel.prepare_fast_path`);
     the web service and the stream consumer ask for it, batch scoring (big chunks) does not.
+    A version in a SQL registry with local skops files is read without importing MLflow
+    (:mod:`workbench.serving._local_model`); anything else goes through MLflow.
     """
-    import mlflow.artifacts
-    import mlflow.sklearn
-    from mlflow.models import Model
+    from workbench.serving._local_model import read_local_model
 
     settings = settings or get_settings()
-    client = _client(settings)
-    version = version or resolve_alias(name, alias, settings=settings)
-    model_version = client.get_model_version(name, version)
-    uri = client.get_model_version_download_uri(name, version)
-    local = mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=settings.mlflow_tracking_uri)
-    meta = Model.load(local)  # the MLmodel file: YAML, no code runs
-    check_model_format(meta.flavors, name=name, version=str(version))
-    if (meta.flavors.get("sklearn") or {}).get("serialization_format") == "skops":
-        from workbench.serving._skops_import import import_skops_quickly
+    local = read_local_model(settings, name, alias=alias, version=version)
+    if local is not None:
+        check_model_format(local.flavors, name=name, version=local.version)
+        import skops.io
 
-        import_skops_quickly(settings.home / "cache")  # before MLflow imports it the slow way
-    pipeline = mlflow.sklearn.load_model(local)
+        import_skops_quickly(settings.home / "cache")
+        pipeline = skops.io.load(local.model_file, trusted=local.trusted_types)
+        version, run_id, tags, columns = local.version, local.run_id, local.tags, local.columns
+    else:
+        version, run_id, tags, columns, pipeline = _load_through_mlflow(name, alias, version, settings)
     classes = getattr(pipeline, "classes_", None) if hasattr(pipeline, "predict_proba") else None
-    columns = signature_columns(meta.signature)
-    threshold, source = decision_threshold(name, model_version.tags or {}, settings)
+    threshold, source = decision_threshold(name, tags, settings)
     served = ServedModel(
         name=name,
         alias=alias,
         version=str(version),
-        run_id=model_version.run_id,
+        run_id=run_id,
         pipeline=pipeline,
         # Optional where the Pipeline imputes or ignores a column, even if the logged signature
         # (inferred from a few rows) says required: what the model accepts is the contract.
@@ -379,6 +378,27 @@ def load_model(name: str, *, alias: str = "champion", version: str | None = None
     else:
         served.fast_reason = "pipeline: fast path not requested"
     return served
+
+
+def _load_through_mlflow(name: str, alias: str, version: str | None, settings: Settings
+                         ) -> tuple[str, str | None, dict[str, str], list[InputColumn], Any]:
+    """(version, run id, version tags, signature columns, Pipeline) through MlflowClient and mlflow.sklearn."""
+    version = version or resolve_alias(name, alias, settings=settings)  # NotFound on a new home, before the imports
+    import mlflow.artifacts
+    import mlflow.sklearn
+    from mlflow.models import Model
+
+    client = _client(settings)
+    model_version = client.get_model_version(name, version)
+    uri = client.get_model_version_download_uri(name, version)
+    local = mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=settings.mlflow_tracking_uri)
+    meta = Model.load(local)  # the MLmodel file: YAML, no code runs
+    check_model_format(meta.flavors, name=name, version=str(version))
+    if (meta.flavors.get("sklearn") or {}).get("serialization_format") == "skops":
+        import_skops_quickly(settings.home / "cache")  # before MLflow imports it the slow way
+    pipeline = mlflow.sklearn.load_model(local)
+    tags = dict(model_version.tags or {})
+    return str(version), model_version.run_id, tags, signature_columns(meta.signature), pipeline
 
 
 TRUST_PICKLE_VARIABLE = "WORKBENCH_TRUST_PICKLE"

@@ -398,42 +398,50 @@ class SqlRunSink:
         return root
 
     def write(self, runs: Sequence[FinishedRun]) -> list[str]:
-        """Write every run or none (one transaction); returns their new ids in order."""
+        """Write every run or none (one transaction); returns their new ids in order.
+
+        Plain multi-row inserts on the ORM models' tables (runs first, for the foreign keys): the
+        ORM's unit of work cost about 3/4 of a tuning trial's tracking overhead for the same rows.
+        """
         import uuid
 
         from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric, SqlParam, SqlRun, SqlTag
         from mlflow.utils.uri import append_to_uri_path
+        from sqlalchemy import insert
 
-        rows: list[Any] = []
+        rows: dict[Any, list[dict[str, Any]]] = {model: [] for model in (SqlRun, SqlTag, SqlParam, SqlMetric,
+                                                                           SqlLatestMetric)}
         run_ids: list[str] = []
         for run in runs:
             run_id = uuid.uuid4().hex
             run_ids.append(run_id)
             tags = clean_tags(run.tags)
             tags.setdefault("mlflow.runName", run.run_name)
-            sql_run = SqlRun(
-                name=run.run_name,
-                artifact_uri=append_to_uri_path(self._artifact_root(run.experiment_id), run_id, "artifacts"),
-                run_uuid=run_id,
-                experiment_id=int(run.experiment_id),
-                source_type="UNKNOWN",
-                source_name="",
-                entry_point_name="",
-                user_id=tags.get("mlflow.user", "unknown"),
-                status=run.status,
-                start_time=run.start_ms,
-                end_time=run.end_ms,
-                deleted_time=None,
-                source_version="",
-                lifecycle_stage="active",
-            )
-            sql_run.tags = [SqlTag(key=k, value=v) for k, v in tags.items()]
-            sql_run.params = [SqlParam(key=k, value=v) for k, v in clean_params(run.params).items()]
-            rows.append(sql_run)
+            rows[SqlRun].append({
+                "name": run.run_name,
+                "artifact_uri": append_to_uri_path(self._artifact_root(run.experiment_id), run_id, "artifacts"),
+                "run_uuid": run_id,
+                "experiment_id": int(run.experiment_id),
+                "source_type": "UNKNOWN",
+                "source_name": "",
+                "entry_point_name": "",
+                "user_id": tags.get("mlflow.user", "unknown"),
+                "status": run.status,
+                "start_time": run.start_ms,
+                "end_time": run.end_ms,
+                "deleted_time": None,
+                "source_version": "",
+                "lifecycle_stage": "active",
+            })
+            rows[SqlTag] += [{"run_uuid": run_id, "key": k, "value": v} for k, v in tags.items()]
+            rows[SqlParam] += [{"run_uuid": run_id, "key": k, "value": v} for k, v in clean_params(run.params).items()]
             for key, value in clean_metrics(run.metrics).items():
-                for model in (SqlMetric, SqlLatestMetric):
-                    rows.append(model(run_uuid=run_id, key=key, value=value, timestamp=run.end_ms, step=0,
-                                      is_nan=False))
+                metric = {"run_uuid": run_id, "key": key, "value": value, "timestamp": run.end_ms, "step": 0,
+                          "is_nan": False}
+                rows[SqlMetric].append(metric)
+                rows[SqlLatestMetric].append(dict(metric))
         with self.store.ManagedSessionMaker(read_only=False) as session:  # one transaction: every run or none
-            session.add_all(rows)
+            for model, values in rows.items():
+                if values:
+                    session.execute(insert(model.__table__), values)
         return run_ids

@@ -8,7 +8,7 @@ A resumed job finds the trials a killed worker never logged (:func:`backfill_tri
 
 from __future__ import annotations
 
-import queue
+import collections
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -100,7 +100,11 @@ class TrialRunWriter(threading.Thread):
         self.metric = metric
         self.group_size = group_size
         self.flush_seconds = flush_seconds
-        self.queue: queue.Queue[TrialRecord | None] = queue.Queue()
+        # Finished trials waiting to be written; the trial's thread wakes this one only for the first
+        # trial of a group or a full group (a wake-up per trial took the GIL from the next trial).
+        self._pending: collections.deque[TrialRecord] = collections.deque()
+        self._wake = threading.Condition()
+        self._closing = False
         mlflow_fast_writes(client)
         self.runs = RunBulkWriter(client)
         self.logged = 0
@@ -108,7 +112,10 @@ class TrialRunWriter(threading.Thread):
 
     def submit(self, record: TrialRecord) -> None:
         """Queue a finished trial (never blocks on MLflow)."""
-        self.queue.put(record)
+        with self._wake:
+            self._pending.append(record)
+            if len(self._pending) == 1 or len(self._pending) >= self.group_size:
+                self._wake.notify()
 
     def callback(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         """An Optuna callback that queues every finished trial."""
@@ -119,21 +126,24 @@ class TrialRunWriter(threading.Thread):
     def run(self) -> None:
         import time
 
-        closing = False
-        while not closing:
-            group = [self.queue.get()]
-            # Gather for up to ``flush_seconds`` (or ``group_size`` trials): one transaction for many
-            # short trials instead of one each, which kept this thread busy beside the trials'.
-            deadline = time.monotonic() + self.flush_seconds
-            while len(group) < self.group_size and group[-1] is not None:
-                try:
-                    group.append(self.queue.get(timeout=max(0.0, deadline - time.monotonic())))
-                except queue.Empty:
-                    break
-            records = [record for record in group if record is not None]
-            closing = len(records) < len(group)
+        while True:
+            with self._wake:
+                while not self._pending and not self._closing:
+                    self._wake.wait()
+                # Gather for up to ``flush_seconds`` (or ``group_size`` trials): one transaction for many
+                # short trials instead of one each, which kept this thread busy beside the trials'.
+                deadline = time.monotonic() + self.flush_seconds
+                while not self._closing and len(self._pending) < self.group_size:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._wake.wait(left)
+                records = [self._pending.popleft() for _ in range(min(self.group_size, len(self._pending)))]
+                done = self._closing and not self._pending
             if records:
                 self._write(records)
+            if done:
+                return
 
     def finished_run(self, record: TrialRecord) -> FinishedRun:
         """The child run of one trial."""
@@ -185,7 +195,9 @@ class TrialRunWriter(threading.Thread):
     def close(self, timeout: float | None = None) -> None:
         """Flush every queued trial and stop the thread."""
         if self.is_alive():
-            self.queue.put(None)
+            with self._wake:
+                self._closing = True
+                self._wake.notify()
             self.join(timeout)
 
 
