@@ -148,8 +148,9 @@ async def process_batch(
     that raises is replaced by the champion and counted in ``counters``) or, in shadow mode,
     handing the acked batch's records to ``shadow``.
     """
+    from workbench.db.models import utcnow
     from workbench.prediction_log import json_safe, make_row
-    from workbench.serving.web_input import logged_features
+    from workbench.serving.web_input import logged_features_many
 
     stats = stats or StreamStats()
     started = time.perf_counter()
@@ -190,25 +191,29 @@ async def process_batch(
     per_row_ms = (time.perf_counter() - started) * 1000 / max(1, len(valid))
     if valid:
         rollout_id = active.plan.rollout_id if active is not None else None
+        now = utcnow()  # one timestamp per micro-batch: its events were predicted together
         rows = [
-            make_row(deployment_id=deployment_id, request_id=message.id,
-                     features=logged_features(record, model.columns),
+            make_row(deployment_id=deployment_id, request_id=message.id, features=features,
                      prediction=result["prediction"], proba=result["proba"], latency_ms=per_row_ms,
-                     variant=variant, rollout_id=rollout_id)
-            for (message, record), result, variant in zip(valid, results, variants, strict=True)
+                     variant=variant, rollout_id=rollout_id, ts=now)
+            for (message, _), features, result, variant in zip(
+                valid, logged_features_many([record for _, record in valid], model.columns), results, variants,
+                strict=True)
         ]
         # Blocking DB work off the event loop, committed before anything is published or acked.
         await asyncio.get_running_loop().run_in_executor(None, write_log, rows)
-        payloads = [
-            json.dumps({"request_id": message.id, "model_version": version, **json_safe(result),
-                        **({"variant": variant} if variant is not None else {})}).encode()
+        payloads: list[tuple[bytes, str | None]] = [
+            (json.dumps({"request_id": message.id, "model_version": version, **json_safe(result),
+                         **({"variant": variant} if variant is not None else {})}).encode(), message.id)
             for (message, _), result, version, variant in zip(valid, results, versions, variants, strict=True)
         ]
-        await asyncio.gather(*(
-            transport.publish(transport.predictions_subject, payload, msg_id=message.id)
-            for (message, _), payload in zip(valid, payloads, strict=True)
-        ))
-        await asyncio.gather(*(transport.ack(message) for message, _ in valid))
+        # Every prediction stored by the broker before any ack (one wait for all their acks).
+        await transport.publish_batch(transport.predictions_subject, payloads)
+        # An ack is one message to the server, no round trip: sent in order, no task each. Explicit
+        # acks, not AckAll on the last one: a redelivered (older) event fetched in the next
+        # micro-batch would be acked by it before being logged.
+        for message, _ in valid:
+            await transport.ack(message)
         if active is not None and active.plan.shadow and shadow is not None:
             shadow.submit(active, [record for _, record in valid], [message.id for message, _ in valid])
     with stats.lock:
@@ -309,6 +314,18 @@ async def consume(
             except Exception as exc:  # the broker redelivers them after the ack wait anyway
                 logger.warning("could not nak %s: %s", message.id, exc)
     return stats
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when installed (a dependency on Linux and macOS), else asyncio's.
+
+    The consumer's loop runs a task, a future and a callback per message; uvloop runs them in C.
+    """
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def _log_writer(db_url: str) -> Callable[[list[dict[str, Any]]], None]:
@@ -423,7 +440,8 @@ def run_consumer(
     router.start()
     sampler.start()
     try:
-        asyncio.run(main())
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(main())
         status = "stopped"
     finally:
         holder.stop()
