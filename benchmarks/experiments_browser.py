@@ -156,10 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     goals = [f"after a new run {result['new_run']['median']} s (goal <= {GOALS['new_run']})"]
     if warm_goal:
         goals.insert(0, f"warm {result['warm']['median']} s (goal <= {warm_goal})")
-    print(f"  {result['charts_drawn']} charts drawn; goals: " + "; ".join(goals))
-    print(f"  {result['load_after']}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
+    print(f"  {result['charts_drawn']} charts drawn; goals: " + "; ".join(goals) + f"\n  {result['load_after']}")
     return 0
 
 
