@@ -2,7 +2,8 @@
 
 On N rows x 20 columns (15 float, 5 string categorical; reference and current both N rows, a
 few columns drifted) it measures, in one run, each sample in a fresh subprocess, the sides
-alternating their order from round to round (``--samples`` rounds, median and min-max):
+alternating their order from round to round (``--samples`` rounds, median and min-max; Evidently
+in the first ``--evidently-samples`` rounds only, when given):
 
 - ``workbench``: what a monitoring check runs: read the reference's profile (its float columns
   sorted and its categories counted once per model version; built beforehand, see
@@ -22,7 +23,8 @@ high-water mark is reset through ``/proc/self/clear_refs`` first (or, where that
 a thread samples the RSS every 2 ms). The statistics of workbench and Evidently are compared.
 The profile's one-off build time (once per model version) is reported separately.
 
-    .venv/bin/python benchmarks/monitoring.py --rows 1000000            # the issue's size; Evidently takes minutes
+    .venv/bin/python benchmarks/monitoring.py --rows 1000000 --evidently-samples 1   # the issue's size: Evidently once
+    .venv/bin/python benchmarks/monitoring.py --rows 1000000            # Evidently in every round (minutes each)
     .venv/bin/python benchmarks/monitoring.py --rows 100000 --samples 3 --json out.json
 """
 
@@ -231,7 +233,10 @@ def compare(a: dict[str, float], b: dict[str, float]) -> float:
     return max(abs(a[k] - b[k]) for k in a) if a.keys() == b.keys() else float("nan")
 
 
-def bench(n_rows: int, work_dir: Path, *, methods: list[str], samples: int) -> dict[str, Any]:
+def bench(n_rows: int, work_dir: Path, *, methods: list[str], samples: int,
+          evidently_samples: int | None = None) -> dict[str, Any]:
+    """Every method on one size; Evidently takes part in the first ``evidently_samples`` rounds only
+    (None: all), so the others keep ``samples`` each while Evidently's minutes are paid once."""
     from _fair import ratio, rounds, summary
 
     from workbench.monitoring._profile import build_profile
@@ -248,13 +253,18 @@ def bench(n_rows: int, work_dir: Path, *, methods: list[str], samples: int) -> d
     del reference
     order = rounds(methods, samples)
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
+    limit = {m: samples for m in methods}
+    if "evidently" in methods and evidently_samples is not None:
+        limit["evidently"] = max(1, min(samples, evidently_samples))
     for round_order in order:
         for method in round_order:
-            runs[method].append(measure(method, data_dir))
+            if len(runs[method]) < limit[method]:
+                runs[method].append(measure(method, data_dir))
     seconds = {m: summary([r["seconds"] for r in runs[m]], 3) for m in methods}
     memory = {m: summary([r["peak_extra_mib"] for r in runs[m]], 1) for m in methods}
     result: dict[str, Any] = {
         "rows": n_rows, "columns": N_NUMERIC + N_CATEGORICAL, "samples": samples, "order": order,
+        "samples_per_method": {m: len(runs[m]) for m in methods},
         "profile_build_seconds": round(build_seconds, 3), "seconds": seconds, "peak_extra_mib": memory,
         "peak_method": runs[methods[0]][0]["peak_method"],
     }
@@ -277,9 +287,10 @@ def print_result(r: dict[str, Any], methods: list[str]) -> None:
 
     print(f"\n{r['rows']:,} rows x {r['columns']} columns (reference and current each), {r['samples']} alternated "
           f"samples, median (min-max); profile built once beforehand in {r['profile_build_seconds']:.2f} s")
-    print(f"  {'method':<11} {'time (s)':>24} {'peak extra (MiB)':>26}")
+    print(f"  {'method':<11} {'time (s)':>24} {'peak extra (MiB)':>26} {'samples':>8}")
     for name in methods:
-        print(f"  {name:<11} {spread(r['seconds'][name], '{:.3f}'):>24} {spread(r['peak_extra_mib'][name]):>26}")
+        print(f"  {name:<11} {spread(r['seconds'][name], '{:.3f}'):>24} {spread(r['peak_extra_mib'][name]):>26} "
+              f"{r['samples_per_method'][name]:>8}")
     for other, goal_time, goal_memory in (("floor", GOAL_FLOOR_RATIO, None), ("floor_both", None, None),
                                           ("evidently", GOAL_TIME_RATIO, GOAL_MEMORY_RATIO), ("direct", None, None)):
         if f"time_ratio_workbench_vs_{other}" not in r:
@@ -310,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--samples", type=int, default=3, help="alternated rounds (>= 3 for a median and a spread)")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(RUNNERS)}")
+    parser.add_argument("--evidently-samples", type=int, default=None,
+                        help="rounds Evidently takes part in (default: all; 1 at 1M rows, where one takes minutes)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this file")
     parser.add_argument("--child", nargs=2, metavar=("METHOD", "DATA_DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -329,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     print(report["load_before"], flush=True)
     with tempfile.TemporaryDirectory(prefix="wb-bench-") as tmp:
         for n_rows in args.rows:
-            result = bench(n_rows, Path(tmp), methods=methods, samples=max(1, args.samples))
+            result = bench(n_rows, Path(tmp), methods=methods, samples=max(1, args.samples),
+                           evidently_samples=args.evidently_samples)
             print_result(result, methods)
             report["results"].append(result)
     report["load_after"] = load_average()

@@ -295,6 +295,31 @@ def test_incremental_sync_falls_back_to_a_full_pass_when_the_count_disagrees(sto
     assert _projected_ids("tags.workbench.kind = 'best'") == {ids[1]}
 
 
+def test_a_due_full_pass_runs_in_the_background_when_deferred(store: tuple[Any, str]) -> None:
+    """The page's sync (``defer_reconcile``) does not wait for a due full pass over an existing projection:
+    it gets the incremental pass (the new run), and the full pass, run in a background thread, still
+    brings in the edit of an old finished run that only a full pass sees."""
+    import time
+
+    from workbench.experiments._sync import reconcile_threads
+
+    client, experiment_id = store
+    old = int(time.time() * 1000) - 1_200_000  # outside the start-time window
+    ids = [_log(client, experiment_id, kind="trial", job="j1", accuracy=a, model="linear", start_time=old + t)
+           for t, a in ((0, 0.1), (1, 0.2))]
+    assert _sync(incremental=True, defer_reconcile=True).mode == "full"  # no projection yet: the caller waits
+    client.set_tag(ids[0], "workbench.kind", "best")  # an old finished run's edit
+    new = _log(client, experiment_id, kind="trial", job="j2", accuracy=0.9, model="linear")
+    result = _sync(incremental=True, reconcile_seconds=0, defer_reconcile=True)
+    assert result.mode == "incremental" and result.added == 1
+    assert new in _projected_ids()
+    for thread in reconcile_threads():  # (a fast pass may be over already)
+        thread.join(timeout=60)
+    assert not reconcile_threads()
+    assert _projected_ids("tags.workbench.kind = 'best'") == {ids[0]}  # the background full pass saw it
+    assert _projected_ids() == _mlflow_ids(client, experiment_id)
+
+
 def test_the_row_cache_frame_equals_a_fresh_read_after_new_updated_and_deleted_runs(store: tuple[Any, str]) -> None:
     """The Experiments page's cached frame (appended to for new runs, rebuilt otherwise) is what a fresh
     ``runs_frame`` reads, and a new run decodes one row."""

@@ -92,9 +92,13 @@ class RunsFrameCache:
 
         Also forgets the rows of runs that are no longer active.
         """
+        return self._columns_of(session, project)[0]
+
+    def _columns_of(self, session: Session, project: Project) -> tuple[dict[str, list[str]], list[tuple[str, str]]]:
+        """:meth:`columns`, and the (run id, fingerprint) list of the active runs it was read from."""
         ids_fps = self._ids(session, project, [RunProjection.lifecycle_stage == "active"])
         if self._columns is not None and self._columns[0] == ids_fps:
-            return {entity: list(keys) for entity, keys in self._columns[1].items()}
+            return {entity: list(keys) for entity, keys in self._columns[1].items()}, ids_fps
         rows = self._refresh(session, ids_fps)
         with self._lock:
             active = {run_id for run_id, _ in ids_fps}
@@ -109,7 +113,7 @@ class RunsFrameCache:
             tags.update(row.tag_keys)
         found = {"metrics": sorted(metrics), "params": sorted(params), "tags": sorted(tags)}
         self._columns = (ids_fps, found)
-        return {entity: list(keys) for entity, keys in found.items()}
+        return {entity: list(keys) for entity, keys in found.items()}, ids_fps
 
     def fingerprint(self, run_id: str) -> str | None:
         """The fingerprint the cache holds for a run (None when it holds none): a cache key for that run alone."""
@@ -142,13 +146,17 @@ class RunsFrameCache:
         """What :func:`workbench.experiments.runs.runs_frame` returns, from the cached rows."""
         import pandas as pd
 
+        active_ids: list[tuple[str, str]] | None = None
         if metrics is None or params is None:
-            present = self.columns(session, project=project)
+            present, active_ids = self._columns_of(session, project)
             metrics = present["metrics"] if metrics is None else metrics
             params = present["params"] if params is None else params
-        conditions = base_conditions(session, project, filter_expr, kinds=kinds, job_ids=job_ids,
-                                      include_deleted=False)
-        ids_fps = self._ids(session, project, conditions)
+        if active_ids is not None and not filter_expr and not kinds and not job_ids:
+            ids_fps = active_ids  # no filter: the same runs in the same order (at 50,000 runs a read is 0.5 s)
+        else:
+            conditions = base_conditions(session, project, filter_expr, kinds=kinds, job_ids=job_ids,
+                                          include_deleted=False)
+            ids_fps = self._ids(session, project, conditions)
         query_key = (filter_expr or "", tuple(kinds or ()), tuple(job_ids or ()), tuple(metrics), tuple(params))
         with self._lock:
             previous = self._frames.get(query_key)

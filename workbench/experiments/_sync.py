@@ -20,6 +20,9 @@ plus the new runs (a run purged by ``mlflow gc``, or one logged with a start tim
 watermark), the sync falls back to a full pass. What no cheap read can see is an edit of a
 *finished* run (a tag set later, a metric re-logged): a full pass every ``reconcile_seconds``
 (:data:`RECONCILE_SECONDS`) in each process picks those up, and the first sync of a process is full.
+With ``defer_reconcile`` (the page), a due full pass over a projection that already exists runs in
+a background thread (one per project and process) while the caller gets the incremental pass:
+at 50,000 runs a full pass takes seconds, which a page view should not wait for every few minutes.
 
 Which source: :func:`workbench.tracking.open_run_source` gives the SQL source on MLflow's own
 tables (tens of milliseconds for 10,000 runs) when the store is a database whose schema matches
@@ -31,7 +34,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -61,6 +66,10 @@ OPEN_STATUSES = ("RUNNING", "SCHEDULED")
 _seen: Handles[dict[tuple[str, str, int], tuple[int, str, bool]]] = Handles("experiments.seen_versions")
 # When each (tracking URI, workbench DB, project) last had a full pass in this process (time.monotonic()).
 _last_full: Handles[dict[tuple[str, str, int], float]] = Handles("experiments.last_full_sync")
+# The deferred full passes running in this process, by the same key (see reconcile_threads).
+_reconciling: dict[tuple[str, str, int], threading.Thread] = {}
+_reconciling_lock = threading.Lock()
+_logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -142,13 +151,16 @@ def sync_runs(
     settings: Settings | None = None,
     incremental: bool = False,
     reconcile_seconds: float = RECONCILE_SECONDS,
+    defer_reconcile: bool = False,
 ) -> SyncResult:
     """Bring the project's run projection in line with MLflow (see the module docstring).
 
     Added, updated, deleted (lifecycle ``deleted``, kept and hidden by default) and restored runs
     are re-read; runs gone from MLflow are removed. With ``incremental``, only new, running and
     deleted/restored runs are looked at, unless this process's last full pass is older than
-    ``reconcile_seconds`` (then, and for the first sync, a full pass). Returns what changed.
+    ``reconcile_seconds`` (then, and for the first sync, a full pass). With ``defer_reconcile`` too,
+    that full pass runs in a background thread when the projection exists already
+    (:func:`reconcile_threads` lists them) and this call makes the incremental pass. Returns what changed.
     """
     from workbench.db.engine import sqlite_file
     from workbench.settings import get_settings
@@ -185,7 +197,12 @@ def sync_runs(
         return _apply(session, project, result, None, {}, [])
     state = session.get(RunSyncState, project.id)
     applied: SyncResult | None = None
-    if incremental and not reconcile_due and state is not None and state.experiment_id == experiment_id:
+    projected = state is not None and state.experiment_id == experiment_id
+    if incremental and reconcile_due and defer_reconcile and projected:
+        _reconcile_in_background(seen_key, project.id, settings)
+        reconcile_due = False
+    if incremental and not reconcile_due and projected:
+        assert state is not None
         applied = _incremental(session, project, result, source, experiment_id, state)
     if applied is None:
         started = time.monotonic()
@@ -202,6 +219,37 @@ def sync_runs(
         if state is not None:
             seen_versions[seen_key] = (data_version, state.fingerprint, applied.mode == "full")
     return applied
+
+
+def _reconcile_in_background(key: tuple[str, str, int], project_id: int, settings: Settings) -> None:
+    """Start the full pass of ``key``'s project in a daemon thread, unless one is running already."""
+    from workbench.db.engine import session_scope
+
+    def run() -> None:
+        try:
+            with session_scope(settings.db_url) as session:
+                project = session.get(Project, project_id)
+                if project is not None:
+                    sync_runs(session, project=project, settings=settings, incremental=False)
+        except Exception as exc:  # the next due pass retries; the page keeps its incremental view
+            _logger.warning("background full sync of project %s failed: %s", project_id, exc)
+        finally:
+            with _reconciling_lock:
+                _reconciling.pop(key, None)
+
+    with _reconciling_lock:
+        running = _reconciling.get(key)
+        if running is not None and running.is_alive():
+            return
+        thread = threading.Thread(target=run, name=f"runs-reconcile-{project_id}", daemon=True)
+        _reconciling[key] = thread
+    thread.start()
+
+
+def reconcile_threads() -> list[threading.Thread]:
+    """The deferred full passes running in this process (tests join them)."""
+    with _reconciling_lock:
+        return list(_reconciling.values())
 
 
 def _project_ids(session: Session, project: Project, *conditions: Any) -> set[str]:

@@ -33,7 +33,7 @@ _TREE_LEAF = -1  # sklearn.tree._tree.TREE_LEAF
 # The flat copy costs about 60 bytes a node on top of sklearn's own; bigger forests keep sklearn's walk.
 MAX_NODES = 4_000_000
 # Rows per call of the load-time comparison with sklearn at the split points (the fast path's limit).
-FAST_PATH_CHECK_ROWS = 64
+FAST_PATH_CHECK_ROWS = 256
 
 
 class NotCompilable(Exception):

@@ -43,8 +43,10 @@ __all__ = ["FAST_PATH_MAX_ROWS", "CompiledPipeline", "NotCompilable", "compile_p
            "outputs_identical", "probe_records"]
 
 # Only frames up to this many rows take the compiled path; bigger ones (batch chunks) keep
-# the Pipeline, whose vectorised transform wins once the per-call overhead is amortised.
-FAST_PATH_MAX_ROWS = 64
+# the Pipeline, whose vectorised transform wins once the per-call overhead is amortised
+# (HistGradientBoosting, 10 features: compiled 8.6 ms against 14.6 at 200 rows, even near
+# 500). A stream micro-batch (200 events by default) fits in one compiled call.
+FAST_PATH_MAX_ROWS = 256
 NUMERIC_KINDS = ("integer", "number", "boolean")
 # A value no fitted encoder has seen (probes the encoder's handling of unknown categories).
 _UNSEEN = "\x00workbench-unseen-category\x00"

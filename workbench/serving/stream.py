@@ -5,7 +5,8 @@ Per micro-batch:
 1. predict every valid event (one frame, one pass through the pipeline);
 2. write the prediction log in one transaction, idempotently (unique on the event's key);
 3. publish the predictions (with the key as de-duplication id);
-4. only then ack.
+4. only then ack (each micro-batch its own events; up to ``MAX_BATCHES_IN_FLIGHT`` are processed
+   at once, so one's waits on the DB and the broker overlap another's work).
 
 An event's key (:mod:`workbench.serving.stream_keys`) is its own id when it has one (a declared
 ``id_field`` of the event, or the producer's message id), else the broker's sequence number
@@ -33,6 +34,7 @@ The logic talks only to :class:`~workbench.serving.transport.Transport`.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import os
@@ -65,6 +67,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("workbench.serving.stream")
 
 DEFAULT_BATCH_SIZE = 100
+# Micro-batches processed at once by one consumer (each acks only its own events).
+MAX_BATCHES_IN_FLIGHT = 2
 FETCH_TIMEOUT_SECONDS = 1.0
 RETRY_DELAY_SECONDS = 1.0
 # An event is one flat record of features: a few KB at most. Bigger ones are refused unread.
@@ -146,6 +150,7 @@ async def process_batch(
     active: ActiveRollout | None = None,
     counters: VariantCounters | None = None,
     shadow: ShadowScorer | None = None,
+    log_executor: concurrent.futures.Executor | None = None,
 ) -> dict[str, int]:
     """Predict, log, publish, then ack one micro-batch; returns counts of what happened.
 
@@ -156,10 +161,12 @@ async def process_batch(
 
     ``active``: the running rollout, routing each event to its variant (canary/ab; a challenger
     that raises is replaced by the champion and counted in ``counters``) or, in shadow mode,
-    handing the acked batch's records to ``shadow``.
+    handing the acked batch's records to ``shadow``. ``log_executor`` runs the log write (None: the
+    loop's default executor).
     """
+    from workbench.db.models import utcnow
     from workbench.prediction_log import json_safe, make_row
-    from workbench.serving.web_input import logged_features
+    from workbench.serving.web_input import logged_features_many
 
     stats = stats or StreamStats()
     started = time.perf_counter()
@@ -200,25 +207,29 @@ async def process_batch(
     per_row_ms = (time.perf_counter() - started) * 1000 / max(1, len(valid))
     if valid:
         rollout_id = active.plan.rollout_id if active is not None else None
+        now = utcnow()  # one timestamp per micro-batch: its events were predicted together
         rows = [
-            make_row(deployment_id=deployment_id, request_id=message.id,
-                     features=logged_features(record, model.columns),
+            make_row(deployment_id=deployment_id, request_id=message.id, features=features,
                      prediction=result["prediction"], proba=result["proba"], latency_ms=per_row_ms,
-                     variant=variant, rollout_id=rollout_id)
-            for (message, record), result, variant in zip(valid, results, variants, strict=True)
+                     variant=variant, rollout_id=rollout_id, ts=now)
+            for (message, _), features, result, variant in zip(
+                valid, logged_features_many([record for _, record in valid], model.columns), results, variants,
+                strict=True)
         ]
         # Blocking DB work off the event loop, committed before anything is published or acked.
-        await asyncio.get_running_loop().run_in_executor(None, write_log, rows)
-        payloads = [
-            json.dumps({"request_id": message.id, "model_version": version, **json_safe(result),
-                        **({"variant": variant} if variant is not None else {})}).encode()
+        await asyncio.get_running_loop().run_in_executor(log_executor, write_log, rows)
+        payloads: list[tuple[bytes, str | None]] = [
+            (json.dumps({"request_id": message.id, "model_version": version, **json_safe(result),
+                         **({"variant": variant} if variant is not None else {})}).encode(), message.id)
             for (message, _), result, version, variant in zip(valid, results, versions, variants, strict=True)
         ]
-        await asyncio.gather(*(
-            transport.publish(transport.predictions_subject, payload, msg_id=message.id)
-            for (message, _), payload in zip(valid, payloads, strict=True)
-        ))
-        await asyncio.gather(*(transport.ack(message) for message, _ in valid))
+        # Every prediction stored by the broker before any ack (one wait for all their acks).
+        await transport.publish_batch(transport.predictions_subject, payloads)
+        # An ack is one message to the server, no round trip: sent in order, no task each. Explicit
+        # acks, not AckAll on the last one: a redelivered (older) event fetched in the next
+        # micro-batch would be acked by it before being logged.
+        for message, _ in valid:
+            await transport.ack(message)
         if active is not None and active.plan.shadow and shadow is not None:
             shadow.submit(active, [record for _, record in valid], [message.id for message, _ in valid])
     with stats.lock:
@@ -279,39 +290,48 @@ async def consume(
     """Fetch and process micro-batches until ``stop`` is set (``id_field``, ``max_event_bytes``: see
     :func:`process_batch`); ``router`` gives each batch the running rollout, ``shadow`` scores its copies."""
     stats = stats or StreamStats()
-    prefetch: asyncio.Task[list[InMessage]] | None = None
-    while not stop.is_set():
-        messages = await (prefetch if prefetch is not None else transport.fetch(batch_size, FETCH_TIMEOUT_SECONDS))
-        prefetch = None
-        if not messages:
-            continue
-        # Fetch the next micro-batch while this one is logged and published (the waits on the DB and
-        # the broker's acks overlap the fetch's round trip). Nothing is acked before it is processed.
-        prefetch = asyncio.ensure_future(transport.fetch(batch_size, FETCH_TIMEOUT_SECONDS))
+    # Log writes go through one thread, in order: two micro-batches in flight never write at once.
+    writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-log")
+    in_flight: set[asyncio.Future[None]] = set()
+
+    async def run(messages: list[InMessage]) -> None:
         try:
             counts = await process_batch(messages, model=holder.model, transport=transport, write_log=write_log,
                                          deployment_id=deployment_id, stats=stats, id_field=id_field,
                                          max_event_bytes=max_event_bytes,
                                          active=router.active if router is not None else None,
                                          counters=router.counters if router is not None else None,
-                                         shadow=shadow)
+                                         shadow=shadow, log_executor=writer)
         except Exception as exc:  # e.g. the DB is down: retry later, dead-letter after max_deliver
             logger.warning("micro-batch of %d failed: %s", len(messages), exc)
             with stats.lock:
                 stats.failed_batches += 1
-            for message in messages:
-                try:
-                    if message.deliveries >= transport.max_deliver:
-                        await _dead_letter(transport, message, f"failed {message.deliveries} times: {exc}", None)
-                        with stats.lock:
-                            stats.dead_lettered += 1
-                    else:
-                        await transport.nak(message, delay=RETRY_DELAY_SECONDS)
-                except Exception as inner:  # the broker itself is failing; redelivery will follow
-                    logger.warning("could not nak/dead-letter %s: %s", message.id, inner)
-            continue
+            await _retry_later(transport, messages, exc, stats)
+            return
         if on_batch is not None:
             on_batch(counts)
+
+    prefetch: asyncio.Task[list[InMessage]] | None = None
+    try:
+        while not stop.is_set():
+            messages = await (prefetch if prefetch is not None
+                              else transport.fetch(batch_size, FETCH_TIMEOUT_SECONDS))
+            prefetch = None
+            if not messages:
+                continue
+            # Fetch the next micro-batch while this one is predicted, logged and published, and let up to
+            # MAX_BATCHES_IN_FLIGHT be processed at once: one batch's waits (the DB, the broker's acks)
+            # overlap another's work. Each batch acks only its own events, once they are logged and published.
+            prefetch = asyncio.ensure_future(transport.fetch(batch_size, FETCH_TIMEOUT_SECONDS))
+            task = asyncio.ensure_future(run(messages))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+            if len(in_flight) >= MAX_BATCHES_IN_FLIGHT:
+                await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if in_flight:
+            await asyncio.gather(*in_flight, return_exceptions=True)
+        writer.shutdown(wait=True)
     if prefetch is not None:  # fetched but not processed: give them back now rather than after the ack wait
         for message in await prefetch:
             try:
@@ -319,6 +339,32 @@ async def consume(
             except Exception as exc:  # the broker redelivers them after the ack wait anyway
                 logger.warning("could not nak %s: %s", message.id, exc)
     return stats
+
+
+async def _retry_later(transport: Transport, messages: list[InMessage], exc: Exception, stats: StreamStats) -> None:
+    """A failed micro-batch: nak each event for a retry, or dead-letter it after ``max_deliver`` deliveries."""
+    for message in messages:
+        try:
+            if message.deliveries >= transport.max_deliver:
+                await _dead_letter(transport, message, f"failed {message.deliveries} times: {exc}", None)
+                with stats.lock:
+                    stats.dead_lettered += 1
+            else:
+                await transport.nak(message, delay=RETRY_DELAY_SECONDS)
+        except Exception as inner:  # the broker itself is failing; redelivery will follow
+            logger.warning("could not nak/dead-letter %s: %s", message.id, inner)
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when installed (a dependency on Linux and macOS), else asyncio's.
+
+    The consumer's loop runs a task, a future and a callback per message; uvloop runs them in C.
+    """
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def _log_writer(db_url: str) -> Callable[[list[dict[str, Any]]], None]:
@@ -434,7 +480,8 @@ def run_consumer(
     router.start()
     sampler.start()
     try:
-        asyncio.run(main())
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(main())
         status = "stopped"
     finally:
         holder.stop()

@@ -43,6 +43,9 @@ class Transport(Protocol):
     async def publish(self, subject: str, data: bytes, *, msg_id: str | None = None) -> None:
         """Publish durably; a repeated ``msg_id`` is dropped by the broker when it supports de-duplication."""
 
+    async def publish_batch(self, subject: str, items: list[tuple[bytes, str | None]]) -> None:
+        """Publish durably every ``(data, msg_id)``; returns once the broker stored them all, raises otherwise."""
+
     async def ack(self, message: InMessage) -> None:
         """The message is done: never deliver it again."""
 

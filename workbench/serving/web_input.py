@@ -184,10 +184,29 @@ def check_records(items: list[Any], max_records: int) -> None:
 
 def logged_features(item: dict[str, Any], columns: list[InputColumn]) -> dict[str, Any]:
     """The declared features of a record as logged: signature names, absent optional ones left out."""
+    return logged_features_many([item], columns)[0]
+
+
+def logged_features_many(items: list[dict[str, Any]], columns: list[InputColumn]) -> list[dict[str, Any]]:
+    """The declared features of each record as logged (signature names; a key is matched through
+    :func:`~workbench.data.normalize_column_name`, the last of equal normalised keys wins).
+
+    Names are matched once per distinct set of keys: a stream micro-batch's events almost always
+    share theirs, so normalising every key of every event again would be wasted work.
+    """
     from workbench.data import normalize_column_name
 
-    by_name = {normalize_column_name(k): v for k, v in item.items()}
-    return {c.name: by_name[normalize_column_name(c.name)] for c in columns if normalize_column_name(c.name) in by_name}
+    plans: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+    out: list[dict[str, Any]] = []
+    for item in items:
+        keys = tuple(item)
+        plan = plans.get(keys)
+        if plan is None:
+            source = {normalize_column_name(k): k for k in keys}
+            plan = plans[keys] = [(c.name, source[normalize_column_name(c.name)]) for c in columns
+                                  if normalize_column_name(c.name) in source]
+        out.append({name: item[key] for name, key in plan})
+    return out
 
 
 def problem(exc: InvalidInput) -> dict[str, Any]:
