@@ -40,6 +40,9 @@ import numpy as np
 _TREE_LEAF = -1  # sklearn.tree._tree.TREE_LEAF
 # The flat copy costs about 60 bytes a node on top of sklearn's own; bigger forests keep sklearn's walk.
 MAX_NODES = 4_000_000
+# One row is walked by testing every node at once (FlatTrees._walk_one) when the ensemble has at most
+# this many nodes per tree and level walked (small boosted trees); otherwise level by level (big forests).
+ONE_ROW_NODES_PER_STEP = 8
 # Rows per call of the load-time comparison with sklearn at the split points (the fast path's limit).
 FAST_PATH_CHECK_ROWS = 64
 
@@ -117,6 +120,12 @@ class FlatTrees:
         self.depth = depth
         self.n_trees = len(roots)
         self.n_features_in_ = n_features
+        # The same nodes one slot each, for one row: every node's test at once, then one take a level.
+        self.feature1 = np.ascontiguousarray(self.feature2[0::2])
+        self.threshold1 = np.ascontiguousarray(self.threshold2[0::2])
+        self.left1 = np.ascontiguousarray(self.children2[1::2] >> 1)
+        self.right1 = np.ascontiguousarray(self.children2[0::2] >> 1)
+        self.roots1 = self.roots2 >> 1
 
     def _walk(self, x: np.ndarray) -> np.ndarray:
         """Each row's leaf output in every tree, shape (rows, trees, width), for float64 rows ``x``.
@@ -126,13 +135,15 @@ class FlatTrees:
         """
         n_rows = x.shape[0]
         flat = np.ascontiguousarray(x, dtype=np.float64).ravel()
+        has_nan = bool(np.isnan(flat).any())
+        if n_rows == 1 and len(self.feature1) <= ONE_ROW_NODES_PER_STEP * self.n_trees * self.depth:
+            return self._walk_one(flat, has_nan)
         if n_rows == 1:
             node = self.roots2
             base = None
         else:
             node = np.broadcast_to(self.roots2, (n_rows, self.n_trees))
             base = (np.arange(n_rows, dtype=np.intp) * self.n_features_in_)[:, None]
-        has_nan = bool(np.isnan(flat).any())
         feature2, threshold2, children2 = self.feature2, self.threshold2, self.children2
         for level in range(self.depth):
             feature = feature2.take(node)
@@ -149,6 +160,21 @@ class FlatTrees:
             node = moved
         leaves = self.values.take(node >> 1, axis=0)
         return leaves if base is not None else leaves[None]
+
+    def _walk_one(self, flat: np.ndarray, has_nan: bool) -> np.ndarray:
+        """:meth:`_walk` for one row: the same tests, made for every node at once, then followed."""
+        value = flat.take(self.feature1)
+        go_left = value <= self.threshold1
+        if has_nan:
+            go_left = np.where(np.isnan(value), self.missing_left2[0::2], go_left)
+        step = np.where(go_left, self.left1, self.right1)  # every node's next node (a leaf: itself)
+        node = self.roots1
+        for level in range(self.depth):
+            moved = step.take(node)
+            if level % 4 == 3 and np.array_equal(moved, node):
+                break
+            node = moved
+        return self.values.take(node, axis=0)[None]
 
 
 class FlatGradientBoosting(FlatTrees):

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from workbench.serving._trees import FlatForest, FlatGradientBoosting, NotCompilable, forest_types
+from workbench.serving._trees import FlatForest, FlatGradientBoosting, FlatTrees, NotCompilable, forest_types
 from workbench.serving.signature import InputColumn
 
 __all__ = ["FAST_PATH_MAX_ROWS", "CompiledPipeline", "NotCompilable", "compile_pipeline", "outputs_agree",
@@ -84,6 +84,11 @@ class CompiledPipeline:
             out[:, start : start + group.width] = group.block([arrays[name] for name in group.columns], n_rows)
             start += group.width
         return out
+
+    @property
+    def calls_sklearn(self) -> bool:
+        """False when the flat trees score (no sklearn estimator, so no parameter validation to skip)."""
+        return not isinstance(self.estimator, FlatTrees)
 
     def predict_proba(self, arrays: Mapping[str, np.ndarray], n_rows: int) -> np.ndarray:
         return np.asarray(self.estimator.predict_proba(self.transform(arrays, n_rows)))

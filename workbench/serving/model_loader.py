@@ -157,10 +157,15 @@ class ServedModel:
         fast = self.fast
         if fast is None:
             raise RuntimeError("no compiled path for this model")
+        if not fast.calls_sklearn:  # entering sklearn's config context costs more than a one-row walk's level
+            return self._fast_outputs(fast, arrays, n_rows)
         with sklearn.config_context(skip_parameter_validation=True):
-            if self.classes is not None:
-                return self._from_proba(fast.predict_proba(arrays, n_rows))
-            return fast.predict(arrays, n_rows), None
+            return self._fast_outputs(fast, arrays, n_rows)
+
+    def _fast_outputs(self, fast: CompiledPipeline, arrays: dict[str, Any], n_rows: int) -> Prediction:
+        if self.classes is not None:
+            return self._from_proba(fast.predict_proba(arrays, n_rows))
+        return fast.predict(arrays, n_rows), None
 
     def _try_compiled(self, arrays: dict[str, Any], n_rows: int) -> Prediction | None:
         try:

@@ -208,6 +208,8 @@ def logged_features(item: dict[str, Any], columns: list[InputColumn]) -> dict[st
     """The declared features of a record as logged: signature names, absent optional ones left out."""
     from workbench.data import normalize_column_name
 
+    if all(type(k) is str and k == k.strip() for k in item) and all(c.name == c.name.strip() for c in columns):
+        return {c.name: item[c.name] for c in columns if c.name in item}  # names as ingest stores them already
     by_name = {normalize_column_name(k): v for k, v in item.items()}
     return {c.name: by_name[normalize_column_name(c.name)] for c in columns if normalize_column_name(c.name) in by_name}
 

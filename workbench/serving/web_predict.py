@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from workbench.errors import InvalidInput, WorkbenchError
+from workbench.serving.fast_path import FAST_PATH_MAX_ROWS
 from workbench.serving.rollout import VariantCounters, answer
 from workbench.serving.web_input import check_records, logged_features, parse_body, problem, read_body
 from workbench.serving.web_metrics import ServiceStats
@@ -72,6 +73,9 @@ class PredictEndpoint:
         self.max_records = max_records
         self.encode_other = encode_other
         self.writer: Any = None
+        from workbench.prediction_log import make_row  # imported with the app, not with this module
+
+        self.make_row = make_row
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         started = False
@@ -90,10 +94,6 @@ class PredictEndpoint:
             raise
 
     async def _handle(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        from starlette.concurrency import run_in_threadpool
-
-        from workbench.serving.fast_path import FAST_PATH_MAX_ROWS
-
         begun = time.perf_counter()
         authorization = None
         for name, value in scope["headers"]:
@@ -116,6 +116,8 @@ class PredictEndpoint:
             # A big list is conformed, predicted, logged and encoded off the event loop, so
             # /health and small requests keep answering meanwhile.
             if len(items) > FAST_PATH_MAX_ROWS:
+                from starlette.concurrency import run_in_threadpool
+
                 content = await run_in_threadpool(self.score, items, single, begun, shadow_copy)
             else:
                 content = self.score(items, single, begun, shadow_copy)
@@ -147,8 +149,6 @@ class PredictEndpoint:
         and ``shadow_copy`` receives the job that queues the copy for the challenger, which the
         caller runs once the response is sent.
         """
-        from workbench.prediction_log import make_row
-
         model = self.holder.model  # one read: a swap in between does not mix versions
         router = self.rollout["router"]
         active = router.active if router is not None else None  # one read, like the model
@@ -166,6 +166,7 @@ class PredictEndpoint:
         per_row_ms = latency * 1000 / len(items)
         dep_id = self.state["deployment_id"]
         rollout_id = active.plan.rollout_id if active is not None else None
+        make_row = self.make_row
         self.writer.extend([
             make_row(deployment_id=dep_id, request_id=rid, features=feat, prediction=res["prediction"],
                      proba=res["proba"], latency_ms=per_row_ms, variant=variant, rollout_id=rollout_id)
