@@ -154,8 +154,9 @@ class FlatTrees:
             if has_nan:
                 go_left = np.where(np.isnan(value), self.missing_left2.take(node), go_left)
             moved = children2.take(node + go_left)
-            # Leaves point at themselves: no row moved means every row is at a leaf in every tree.
-            if level % 4 == 3 and np.array_equal(moved, node):
+            # Leaves point at themselves: no row moved means every row is at a leaf in every tree
+            # (not checked for one row, whose few takes a level cost less than the check).
+            if base is not None and level % 4 == 3 and np.array_equal(moved, node):
                 break
             node = moved
         leaves = self.values.take(node >> 1, axis=0)
