@@ -73,7 +73,7 @@ def make_frame(n: int, seed: int = 0) -> pd.DataFrame:
 
 def make_pipeline(kind: str) -> Any:
     from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier, RandomForestClassifier
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder
 
@@ -82,6 +82,8 @@ def make_pipeline(kind: str) -> Any:
     )
     if kind == "hgb":
         model: Any = HistGradientBoostingClassifier(max_iter=100, random_state=0)
+    elif kind == "et":
+        model = ExtraTreesClassifier(n_estimators=50, max_depth=10, n_jobs=1, random_state=0)
     else:
         model = RandomForestClassifier(n_estimators=50, max_depth=10, n_jobs=1, random_state=0)
     return Pipeline([("pre", pre), ("model", model)])

@@ -182,7 +182,7 @@ def test_hist_gradient_boosting_trees_give_the_same_numbers_on_many_rows(home: P
     """The flat-tree walk against sklearn's own predict_proba, bit for bit, NaN and infinities included."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    from workbench.serving.fast_path import _HistGradientBoostingForest
+    from workbench.serving._trees import FlatGradientBoosting
 
     rng = np.random.default_rng(3)
     x = rng.normal(size=(3000, 5))
@@ -192,7 +192,7 @@ def test_hist_gradient_boosting_trees_give_the_same_numbers_on_many_rows(home: P
     test = rng.normal(size=(500, 5)) * 3
     test[rng.random(test.shape) < 0.2] = np.nan
     test[0, 0], test[1, 1] = np.inf, -np.inf
-    forest = _HistGradientBoostingForest(model)
+    forest = FlatGradientBoosting(model)
     for start in range(0, 500, FAST_PATH_MAX_ROWS):
         chunk = test[start : start + FAST_PATH_MAX_ROWS]
         assert np.array_equal(forest.predict_proba(chunk), model.predict_proba(chunk))

@@ -6,8 +6,8 @@ arithmetic: about 2-3 ms per call against well under 0.1 ms of actual work. For 
 handful of records a web request or a stream micro-batch carries, :func:`compile_pipeline`
 turns the fitted preprocessing into plain numpy and dict operations that produce the same
 design matrix, and hands that matrix to the Pipeline's own final estimator, or to its trees
-walked as flat arrays for HistGradientBoosting, random forests and extra trees
-(:mod:`workbench.serving._trees`; forests are checked bit for bit at load time).
+walked as flat arrays for HistGradientBoosting, random forests and extra trees (one packer and
+walk for all three, :mod:`workbench.serving._trees`; forests are checked bit for bit at load time).
 
 It compiles only what it knows exactly, the transformers
 :func:`workbench.data.preprocessing.build_preprocessor` builds and a few equivalent ones:
@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from workbench.serving._trees import FlatForest, NotCompilable, forest_types
+from workbench.serving._trees import FlatForest, FlatGradientBoosting, FlatTrees, NotCompilable, forest_types
 from workbench.serving.signature import InputColumn
 
 __all__ = ["FAST_PATH_MAX_ROWS", "CompiledPipeline", "NotCompilable", "compile_pipeline", "outputs_agree",
@@ -87,111 +87,16 @@ class CompiledPipeline:
             start += group.width
         return out
 
+    @property
+    def calls_sklearn(self) -> bool:
+        """False when the flat trees score (no sklearn estimator, so no parameter validation to skip)."""
+        return not isinstance(self.estimator, FlatTrees)
+
     def predict_proba(self, arrays: Mapping[str, np.ndarray], n_rows: int) -> np.ndarray:
         return np.asarray(self.estimator.predict_proba(self.transform(arrays, n_rows)))
 
     def predict(self, arrays: Mapping[str, np.ndarray], n_rows: int) -> np.ndarray:
         return np.asarray(self.estimator.predict(self.transform(arrays, n_rows)))
-
-
-# --- HistGradientBoosting: all trees walked at once ---------------------------------------------
-
-
-class _HistGradientBoostingForest:
-    """A fitted HistGradientBoosting model's trees as flat arrays, walked level by level with numpy.
-
-    sklearn predicts tree by tree (one Python call and one allocation per tree), which for a
-    single row costs far more than the comparisons themselves. Here every tree advances one
-    level per numpy step. The decisions are sklearn's (``x <= threshold`` goes left, NaN follows
-    ``missing_go_to_left``) and the leaf values are summed in sklearn's order, so the raw
-    predictions are the same numbers; the link (sigmoid, softmax, identity...) is the model's own.
-    Models with categorical splits are not compiled.
-    """
-
-    def __init__(self, estimator: Any) -> None:
-        try:
-            predictors = list(estimator._predictors)
-            baseline = np.asarray(estimator._baseline_prediction, dtype=np.float64).reshape(-1)
-            self.loss = estimator._loss
-            n_trees_per_iteration = int(estimator.n_trees_per_iteration_)
-        except AttributeError as exc:  # another scikit-learn layout
-            raise NotCompilable(f"HistGradientBoosting internals not as expected ({exc})") from exc
-        if getattr(estimator, "_preprocessor", None) is not None:
-            raise NotCompilable("HistGradientBoosting with categorical features")
-        if len(baseline) != n_trees_per_iteration:
-            raise NotCompilable("HistGradientBoosting baseline width differs from its trees per iteration")
-        self.classifier = hasattr(estimator, "classes_")
-        self.baseline = baseline
-        self.n_k = n_trees_per_iteration
-        self.n_iter = len(predictors)
-        features: list[np.ndarray] = []
-        thresholds: list[np.ndarray] = []
-        missing_left: list[np.ndarray] = []
-        children: list[np.ndarray] = []
-        values: list[np.ndarray] = []
-        roots: list[int] = []
-        depth = 0
-        offset = 0
-        # Trees ordered class by class, then iteration by iteration: columns k*n_iter .. (k+1)*n_iter.
-        for k in range(self.n_k):
-            for iteration in predictors:
-                nodes = iteration[k].nodes
-                if nodes["is_categorical"].any():
-                    raise NotCompilable("HistGradientBoosting with categorical splits")
-                count = len(nodes)
-                index = np.arange(count) + offset
-                leaf = nodes["is_leaf"].astype(bool)
-                # Leaves point at themselves, so walking a fixed number of levels is harmless.
-                left = np.where(leaf, index, nodes["left"].astype(np.intp) + offset)
-                right = np.where(leaf, index, nodes["right"].astype(np.intp) + offset)
-                children.append(np.stack([right, left], axis=1))
-                features.append(np.where(leaf, 0, nodes["feature_idx"]).astype(np.intp))
-                thresholds.append(nodes["num_threshold"].astype(np.float64))
-                missing_left.append(nodes["missing_go_to_left"].astype(bool))
-                values.append(nodes["value"].astype(np.float64))
-                roots.append(offset)
-                depth = max(depth, int(nodes["depth"].max()))
-                offset += count
-        if not roots:
-            raise NotCompilable("HistGradientBoosting without trees")
-        self.features = np.concatenate(features)
-        self.thresholds = np.concatenate(thresholds)
-        self.missing_left = np.concatenate(missing_left)
-        self.children = np.concatenate(children)
-        self.values = np.concatenate(values)
-        self.roots = np.asarray(roots, dtype=np.intp)
-        self.depth = depth
-        self.n_features_in_ = int(estimator.n_features_in_)
-
-    def raw_predict(self, x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x, dtype=np.float64)
-        n_rows = x.shape[0]
-        node = np.broadcast_to(self.roots, (n_rows, len(self.roots)))
-        rows = np.arange(n_rows)[:, None]
-        has_nan = bool(np.isnan(x).any())
-        for _ in range(self.depth):
-            value = x[rows, self.features[node]]
-            go_left = value <= self.thresholds[node]
-            if has_nan:
-                go_left = np.where(np.isnan(value), self.missing_left[node], go_left)
-            node = self.children[node, go_left.view(np.uint8)]
-        leaves = self.values[node]
-        raw = np.empty((n_rows, self.n_k), dtype=np.float64)
-        for k in range(self.n_k):
-            # cumsum adds left to right like sklearn's running sum (baseline, then tree by tree).
-            terms = np.empty((n_rows, self.n_iter + 1), dtype=np.float64)
-            terms[:, 0] = self.baseline[k]
-            terms[:, 1:] = leaves[:, k * self.n_iter : (k + 1) * self.n_iter]
-            raw[:, k] = np.cumsum(terms, axis=1)[:, -1]
-        return raw
-
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.loss.predict_proba(self.raw_predict(x)))
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        if self.classifier:
-            raise NotCompilable("predict of a classifier goes through predict_proba")
-        return np.asarray(self.loss.link.inverse(self.raw_predict(x).ravel()))
 
 
 def _compile_estimator(estimator: Any) -> tuple[Any, str]:
@@ -200,7 +105,7 @@ def _compile_estimator(estimator: Any) -> tuple[Any, str]:
 
     try:
         if type(estimator) in (HistGradientBoostingClassifier, HistGradientBoostingRegressor):
-            return _HistGradientBoostingForest(estimator), "flat HistGradientBoosting trees"
+            return FlatGradientBoosting(estimator), "flat HistGradientBoosting trees"
         if type(estimator) in forest_types():
             return FlatForest(estimator), f"flat {type(estimator).__name__} trees (checked bit for bit)"
     except NotCompilable as exc:

@@ -40,6 +40,7 @@ from workbench.serving.fast_path import (
 )
 from workbench.serving.signature import (
     THRESHOLD_TAG,
+    CleanRecords,
     InputColumn,
     apply_threshold,
     conform,
@@ -116,6 +117,8 @@ class ServedModel:
     loaded_at: float = field(default_factory=time.time)
     fast: CompiledPipeline | None = None
     fast_reason: str = "not prepared"
+    # The compiled path's column arrays for clean records, without conform's DataFrame.
+    clean: CleanRecords | None = None
     # The ML Canvas's decision threshold, applied to binary classifiers (None: arg-max).
     threshold: float | None = None
     threshold_source: str = "default"
@@ -156,10 +159,15 @@ class ServedModel:
         fast = self.fast
         if fast is None:
             raise RuntimeError("no compiled path for this model")
+        if not fast.calls_sklearn:  # entering sklearn's config context costs more than a one-row walk's level
+            return self._fast_outputs(fast, arrays, n_rows)
         with sklearn.config_context(skip_parameter_validation=True):
-            if self.classes is not None:
-                return self._from_proba(fast.predict_proba(arrays, n_rows))
-            return fast.predict(arrays, n_rows), None
+            return self._fast_outputs(fast, arrays, n_rows)
+
+    def _fast_outputs(self, fast: CompiledPipeline, arrays: dict[str, Any], n_rows: int) -> Prediction:
+        if self.classes is not None:
+            return self._from_proba(fast.predict_proba(arrays, n_rows))
+        return fast.predict(arrays, n_rows), None
 
     def _try_compiled(self, arrays: dict[str, Any], n_rows: int) -> Prediction | None:
         try:
@@ -187,8 +195,14 @@ class ServedModel:
         ``validated=True``: the records' types were checked already (the web request model).
         """
         result: Prediction | None = None
-        if validated and self.fast is not None and 0 < len(records) <= FAST_PATH_MAX_ROWS:
+        small = self.fast is not None and 0 < len(records) <= FAST_PATH_MAX_ROWS
+        if validated and small:
             result = self._try_compiled(column_arrays(records, self.fast_columns), len(records))
+        elif small and self.clean is not None:
+            # Clean records (the usual request) skip conform's DataFrame; anything else goes through it.
+            arrays = self.clean.arrays(records)
+            if arrays is not None:
+                result = self._try_compiled(arrays, len(records))
         if result is None and validated:
             result = self._predict_pipeline(frame_from_validated(records, self.columns))
         if result is None:
@@ -221,7 +235,7 @@ class ServedModel:
         missing values, a spread of numbers), one at a time and together, through both the
         web route (validated records) and the batch/stream route (a conformed frame).
         """
-        self.fast = None
+        self.fast = self.clean = None
         try:
             compiled = compile_pipeline(self.pipeline, self.columns)
         except NotCompilable as exc:
@@ -232,10 +246,11 @@ class ServedModel:
             return
         records = probe_records(self.columns, self.pipeline)
         self.fast = compiled
+        clean = CleanRecords(self.columns, compiled.used_columns)
         try:
             # Flat forests promise sklearn's numbers exactly: anything less and the Pipeline serves.
             exact = bool(getattr(compiled.estimator, "exact", False))
-            mismatch = self._first_mismatch(records, outputs_identical if exact else outputs_agree)
+            mismatch = self._first_mismatch(records, outputs_identical if exact else outputs_agree, clean)
         except Exception as exc:  # the check itself failed: do not trust the compiled path
             mismatch = f"the probe records ({type(exc).__name__}: {exc})"
         finally:
@@ -244,12 +259,12 @@ class ServedModel:
             self.fast_reason = f"pipeline: the compiled path disagreed with the Pipeline on {mismatch}"
             logger.warning("%s@%s v%s: %s", self.name, self.alias, self.version, self.fast_reason)
             return
-        self.fast = compiled
+        self.fast, self.clean = compiled, clean
         self.fast_reason = (f"compiled: preprocessing as numpy, then {compiled.estimator_note}; "
                             f"{len(records)} probe records agree with the Pipeline")
 
-    def _first_mismatch(self, records: list[dict[str, Any]], agree: Callable[[Prediction, Prediction], bool]
-                        ) -> str | None:
+    def _first_mismatch(self, records: list[dict[str, Any]], agree: Callable[[Prediction, Prediction], bool],
+                        clean: CleanRecords) -> str | None:
         """The first probe input on which the compiled path and the Pipeline differ, or None."""
         batches = [[record] for record in records]
         batches += [records[i : i + FAST_PATH_MAX_ROWS] for i in range(0, len(records), FAST_PATH_MAX_ROWS)]
@@ -263,6 +278,9 @@ class ServedModel:
                 conformed = None
             if conformed is not None:
                 routes.append((conformed, self._column_arrays(conformed)))
+                arrays = clean.arrays(batch)
+                if arrays is not None:  # the route of clean web and stream records
+                    routes.append((conformed, arrays))
             for frame, arrays in routes:
                 expected = _outcome(self._predict_pipeline, frame)
                 got = _outcome(self._predict_compiled, arrays, len(batch))

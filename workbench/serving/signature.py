@@ -320,6 +320,78 @@ def conform(data: pd.DataFrame | list[dict[str, Any]], columns: list[InputColumn
     return pd.DataFrame(out, index=frame.index)
 
 
+# --- the common case without a frame: a few clean records -----------------------------------------
+
+_INT64_LOW, _INT64_HIGH = -(2**63), 2**63
+
+
+class CleanRecords:
+    """The column arrays :func:`conform` would give a few *clean* records, built without a DataFrame.
+
+    "Clean" is the common case of a web request or a stream event: every key already stripped,
+    every required column present and not null, integers as JSON integers within int64, numbers
+    as finite JSON numbers, text as text, booleans as booleans, and no date-time value. Anything
+    else (a value :func:`conform` would coerce or refuse) returns None from :meth:`arrays`, and the
+    caller runs :func:`conform` itself, so an accepted input and every error stay :func:`conform`'s.
+    """
+
+    def __init__(self, columns: list[InputColumn], used: list[str]) -> None:
+        self.columns = [(c.name, c.kind, c.required, c.name in used) for c in columns]
+        # A column name that ingest's rule would change cannot match a stripped key exactly.
+        self.usable = all(normalize_column_name(c.name) == c.name for c in columns)
+
+    def arrays(self, records: list[Any]) -> dict[str, np.ndarray] | None:
+        """The used columns as :func:`conform` types them (None: not clean, call :func:`conform`)."""
+        if not self.usable:
+            return None
+        for record in records:
+            if type(record) is not dict:
+                return None
+            for key in record:
+                if type(key) is not str or key != key.strip():
+                    return None  # ingest's renaming (and its duplicate check) is conform's job
+        out: dict[str, np.ndarray] = {}
+        for name, kind, required, used in self.columns:
+            values = [record.get(name) for record in records]
+            missing = False
+            for value in values:
+                kind_of = type(value)
+                if value is None:
+                    if required:
+                        return None
+                    missing = True
+                elif kind == "string":
+                    if kind_of is not str:
+                        return None
+                elif kind == "integer" or kind == "number":
+                    if kind_of is int:
+                        if not _INT64_LOW <= value < _INT64_HIGH:
+                            return None
+                    elif kind_of is not float or kind == "integer" or not math.isfinite(value):
+                        return None
+                elif kind == "boolean":
+                    if kind_of is not bool:
+                        return None
+                else:  # a date-time, or a kind conform leaves as it is
+                    return None
+            if not used:
+                continue
+            if kind == "string" and missing and len(records) > 1 and 0 < sum(name in r for r in records) < len(records):
+                # A key some records lack: pandas fills NaN or None there by its own inference.
+                return None
+            if kind == "string" or (kind == "boolean" and missing):
+                array = np.empty(len(values), dtype=object)
+                array[:] = values
+            elif kind == "boolean":
+                array = np.array(values, dtype=bool)
+            elif kind == "integer" and not missing:
+                array = np.array(values, dtype=np.int64)
+            else:
+                array = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+            out[name] = array
+        return out
+
+
 # --- the decision threshold ---------------------------------------------------------------------
 
 

@@ -23,11 +23,10 @@ variant. Every worker polls the plan, counts per variant and checks the guardrai
 
 # No ``from __future__ import annotations``: FastAPI must resolve the endpoint annotations,
 # which name classes built inside create_app.
-import json
+import gc
 import logging
 import os
 import time
-import uuid
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -41,17 +40,12 @@ from workbench.serving.rollout import (
     RolloutRouter,
     ShadowScorer,
     VariantCounters,
-    answer,
     check_shadow_options,
 )
 from workbench.serving.sampler import MetricsSampler
 from workbench.serving.tokens import bearer_token, check_token_hash, verify_token
 from workbench.serving.web_input import BodyLimit, request_model
 from workbench.serving.web_input import body_schema as _body_schema
-from workbench.serving.web_input import check_records as _check_records
-from workbench.serving.web_input import logged_features as _logged_features
-from workbench.serving.web_input import parse_body as _parse_body
-from workbench.serving.web_input import problem as _problem
 from workbench.serving.web_metrics import (
     ServiceStats,
     SnapshotWriter,
@@ -60,6 +54,7 @@ from workbench.serving.web_metrics import (
     render,
     snapshot,
 )
+from workbench.serving.web_predict import PredictEndpoint, delegated, service_app
 from workbench.settings import Settings, get_settings
 
 logger = logging.getLogger("workbench.serving.web")
@@ -119,12 +114,12 @@ def create_app(
     from fastapi.exception_handlers import http_exception_handler
     from fastapi.exceptions import RequestValidationError
     from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-    from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+    from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
     from pydantic import BaseModel, Field
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from workbench.db import session_scope
-    from workbench.prediction_log import PredictionLogWriter, make_row, record_feedback
+    from workbench.prediction_log import PredictionLogWriter, record_feedback
     from workbench.projects import get_project
     from workbench.serving.deployments import (
         create_deployment,
@@ -185,7 +180,7 @@ def create_app(
         writer = PredictionLogWriter(settings.db_url, flush_rows=log_flush_rows, flush_ms=log_flush_ms)
         sampler = MetricsSampler(deployment_id=state["deployment_id"], take_counts=stats.take_sample,
                                  settings=settings, seconds=metrics_seconds)
-        app.state.writer = writer
+        app.state.writer = endpoint.writer = writer
         shadow = ShadowScorer(write=writer.extend_shadow, deployment_id=lambda: state["deployment_id"],
                               counters=counters, queue_size=shadow_queue, timeout_seconds=shadow_timeout_seconds)
         router = RolloutRouter(project_slug, settings=settings, deployment_id=state["deployment_id"],
@@ -220,7 +215,7 @@ def create_app(
                 except Exception as exc:  # shutting down anyway; say why the record may be stale
                     logger.warning("could not record the deployment as stopped: %s", exc)
 
-    app = FastAPI(
+    app = service_app(
         title=f"Workbench model service: {project_slug}@{alias}",
         description=(
             f"Serves the registered model `{project_slug}` at alias `{alias}`. The request schema comes "
@@ -323,6 +318,8 @@ def create_app(
         errors: list[InputError] = []
         error_count: int | None = None
 
+    # POST /predict is answered by PredictEndpoint before FastAPI's routing (ServiceApp.__call__);
+    # this route documents it, answers other methods with 405 and, reached at all, delegates.
     @app.post(
         "/predict", dependencies=[Depends(authorized)], response_model=Prediction | Predictions,
         responses={422: {"model": InputProblem, "description": "Input that breaks the model's scoring contract"}},
@@ -332,100 +329,24 @@ def create_app(
     )
     async def predict(request: Request) -> Any:
         """Predict one record (an object) or several (a list of objects)."""
-        from starlette.concurrency import run_in_threadpool
+        return delegated(endpoint)
 
-        from workbench.serving.fast_path import FAST_PATH_MAX_ROWS
+    predict_route = next(route for route in app.routes if getattr(route, "endpoint", None) is predict)
 
-        started = time.perf_counter()
-        try:
-            body = _parse_body(await request.body())
-        except InvalidInput as exc:
-            stats.observe("/predict", 422)
-            return JSONResponse(status_code=422, content=_problem(exc))
-        single = not isinstance(body, list)
-        items = [body] if single else list(body)
-        writer: PredictionLogWriter = request.app.state.writer
-        shadow_copy: list[Callable[[], Any]] = []
-        try:
-            _check_records(items, max_records)
-            # A big list is conformed, predicted, logged and encoded off the event loop, so
-            # /health and small requests keep answering meanwhile.
-            if len(items) > FAST_PATH_MAX_ROWS:
-                content = await run_in_threadpool(score, items, single, started, writer, shadow_copy)
-            else:
-                content = score(items, single, started, writer, shadow_copy)
-        except InvalidInput as exc:
-            stats.observe("/predict", 422)
-            return JSONResponse(status_code=422, content=_problem(exc))
-        if isinstance(content, bytes):
-            return Response(content=content, media_type="application/json", background=_after(shadow_copy))
-        for copy in shadow_copy:
-            copy()
-        return content  # a non-finite or exotic value: FastAPI serialises it
+    def encode_other(content: dict[str, Any]) -> bytes:
+        """An answer json.dumps refuses (a NaN probability), encoded by the response model as FastAPI does."""
+        from fastapi.exceptions import ResponseValidationError
 
-    def _after(jobs: list[Callable[[], Any]]) -> Any:
-        """A background task queueing the shadow copy once the response is sent (None without one)."""
-        from starlette.background import BackgroundTask
+        field = predict_route.response_field
+        value, errors = field.validate(content, {}, loc=("response",))
+        if errors:
+            raise ResponseValidationError(errors=errors, body=content)
+        return bytes(field.serialize_json(value, by_alias=True))
 
-        if not jobs:
-            return None
-
-        # async: Starlette runs it on the event loop after the last byte is sent, with no thread hop,
-        # so the challenger's worker wakes only after this response has left.
-        async def run() -> None:
-            for job in jobs:
-                job()
-
-        return BackgroundTask(run)
-
-    def score(items: list[dict[str, Any]], single: bool, started: float, writer: Any,
-              shadow_copy: list[Callable[[], Any]]) -> bytes | dict[str, Any]:
-        """Predict and log validated-shape records; the JSON answer (bytes), or a dict when not plain JSON.
-
-        During a canary or ab rollout each record is answered by its variant (input order kept;
-        the top-level ``model_version`` is the champion's); in shadow mode the champion answers
-        and ``shadow_copy`` receives the job that queues the copy for the challenger, which the
-        caller runs once the response is sent.
-        """
-        model = holder.model  # one read: a swap in between does not mix versions
-        router = rollout["router"]
-        active = router.active if router is not None else None  # one read, like the model
-        base = uuid.uuid4().hex
-        request_ids = [base] if single else [f"{base}-{i}" for i in range(len(items))]
-        if active is None:
-            results = model.predict_records(items)
-            variants: list[str | None] = [None] * len(items)
-            versions = [model.version] * len(items)
-        else:
-            answered = answer(model, active, items, request_ids, counters=counters)
-            results, variants, versions = answered.results, answered.variants, answered.versions
-        features = [_logged_features(item, model.columns) for item in items]
-        latency = time.perf_counter() - started
-        per_row_ms = latency * 1000 / len(items)
-        dep_id = state["deployment_id"]
-        rollout_id = active.plan.rollout_id if active is not None else None
-        writer.extend([
-            make_row(deployment_id=dep_id, request_id=rid, features=feat, prediction=res["prediction"],
-                     proba=res["proba"], latency_ms=per_row_ms, variant=variant, rollout_id=rollout_id)
-            for rid, feat, res, variant in zip(request_ids, features, results, variants, strict=True)
-        ])
-        if active is not None and active.plan.shadow:
-            shadow = rollout["shadow"]
-            shadow_copy.append(lambda: shadow.submit(active, items, request_ids))
-        stats.observe("/predict", 200, latency, predictions=len(items))
-        if active is None:
-            out = [{"request_id": rid, **res, "model_version": model.version}
-                   for rid, res in zip(request_ids, results, strict=True)]
-        else:
-            out = [{"request_id": rid, **res, "model_version": version, "variant": variant}
-                   for rid, res, version, variant in zip(request_ids, results, versions, variants, strict=True)]
-        content = out[0] if single else {"predictions": out, "model_version": model.version}
-        try:
-            # Encoded here rather than re-validated against the response model (which documents
-            # it): the values come from the model and are plain JSON types already.
-            return json.dumps(content, allow_nan=False, separators=(",", ":")).encode()
-        except (TypeError, ValueError):
-            return content
+    endpoint = PredictEndpoint(holder=holder, stats=stats, counters=counters, state=state, rollout=rollout,
+                               authorized=lambda header: _check_token(token_hash, header),
+                               max_body_bytes=max_body_bytes, max_records=max_records, encode_other=encode_other)
+    app.state.predict = app.predict_endpoint = endpoint
 
     @app.post(
         "/feedback", dependencies=[Depends(authorized)],
@@ -532,6 +453,17 @@ def build_server(app: Any, *, host: str, port: int) -> Any:
     return uvicorn.Server(config)
 
 
+def serve_forever(server: Any, **run: Any) -> None:
+    """Run a :func:`build_server` server in this (serving) process until it stops.
+
+    The loaded model, sklearn, pandas and MLflow are ~400k long-lived objects, and a full garbage
+    collection walks them all: 100+ ms, every few tens of seconds of traffic, on the request path.
+    Frozen first (this process only serves from here on), a collection walks only what requests leave.
+    """
+    gc.freeze()
+    server.run(**run)
+
+
 def run_server(
     project_slug: str,
     *,
@@ -559,4 +491,4 @@ def run_server(
                      shadow_timeout_seconds=shadow_timeout_seconds)
     if on_loaded is not None:
         on_loaded()
-    build_server(app, host=host, port=port).run()
+    serve_forever(build_server(app, host=host, port=port))

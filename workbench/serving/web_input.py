@@ -75,51 +75,73 @@ class BodyLimit:
         if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                try:
-                    too_big = int(value) > self.max_bytes
-                except ValueError:
-                    too_big = False
-                if too_big:
-                    await self._refuse(scope, send)
-                    return
-        # No (or a small) Content-Length: count what arrives, buffer it and replay it.
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body = message.get("body", b"")
-            size += len(body)
-            if size > self.max_bytes:
-                await self._refuse(scope, send)
-                return
-            chunks.append(body)
-            more = message.get("more_body", False)
+        body = await read_body(scope, receive, self.max_bytes, self.stats, send)
+        if body is None:
+            return
         replayed = False
 
         async def replay() -> dict[str, Any]:
             nonlocal replayed
             if not replayed:
                 replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+                return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: dict[str, Any], send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
-        self.stats.observe(scope.get("path", ""), 413)
-        body = json.dumps(
-            {"detail": f"Request body is larger than {self.max_bytes} bytes; send fewer records per call."}
-        ).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+
+async def read_body(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]], max_bytes: int,
+                    stats: ServiceStats, send: Callable[[dict[str, Any]], Awaitable[None]]) -> bytes | None:
+    """The whole request body, or None once a 413 is sent (over ``max_bytes``) or the client left.
+
+    A Content-Length over the limit is refused before anything is read; without one (or with a
+    small one) the arriving chunks are counted and the request refused as soon as they exceed it.
+    """
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                too_big = int(value) > max_bytes
+            except ValueError:
+                too_big = False
+            if too_big:
+                await refuse_too_big(scope, send, max_bytes, stats)
+                return None
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        return None
+    body = message.get("body", b"")
+    if len(body) > max_bytes:
+        await refuse_too_big(scope, send, max_bytes, stats)
+        return None
+    if not message.get("more_body", False):
+        return body  # the usual case: one message
+    chunks = [body]
+    size = len(body)
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        body = message.get("body", b"")
+        size += len(body)
+        if size > max_bytes:
+            await refuse_too_big(scope, send, max_bytes, stats)
+            return None
+        chunks.append(body)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
 
 
+async def refuse_too_big(scope: dict[str, Any], send: Callable[[dict[str, Any]], Awaitable[None]], max_bytes: int,
+                         stats: ServiceStats) -> None:
+    """The 413 answer to a body over ``max_bytes`` (counted under the request's path)."""
+    stats.observe(scope.get("path", ""), 413)
+    body = json.dumps(
+        {"detail": f"Request body is larger than {max_bytes} bytes; send fewer records per call."}
+    ).encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def body_schema(records_type: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -202,9 +224,13 @@ def logged_features_many(items: list[dict[str, Any]], columns: list[InputColumn]
         keys = tuple(item)
         plan = plans.get(keys)
         if plan is None:
-            source = {normalize_column_name(k): k for k in keys}
-            plan = plans[keys] = [(c.name, source[normalize_column_name(c.name)]) for c in columns
-                                  if normalize_column_name(c.name) in source]
+            if all(type(k) is str and k == k.strip() for k in keys) and all(c.name == c.name.strip() for c in columns):
+                plan = [(c.name, c.name) for c in columns if c.name in item]  # names as ingest stores them already
+            else:
+                source = {normalize_column_name(k): k for k in keys}
+                plan = [(c.name, source[normalize_column_name(c.name)]) for c in columns
+                        if normalize_column_name(c.name) in source]
+            plans[keys] = plan
         out.append({name: item[key] for name, key in plan})
     return out
 

@@ -305,7 +305,7 @@ def worker_main(argv: list[str] | None = None) -> None:
     """One worker: build the app from the deployment row and serve on the inherited socket."""
     from workbench.db import session_scope
     from workbench.serving.deployments import get_deployment
-    from workbench.serving.web import build_server, create_app
+    from workbench.serving.web import build_server, create_app, serve_forever
 
     parser = argparse.ArgumentParser(prog="workbench.serving.web_workers")
     parser.add_argument("--fd", type=int, required=True)
@@ -331,7 +331,7 @@ def worker_main(argv: list[str] | None = None) -> None:
                      worker_dir=worker_dir(settings, args.deployment), shadow_queue=args.shadow_queue,
                      shadow_timeout_seconds=args.shadow_timeout)
     sock = socket.socket(fileno=args.fd)
-    build_server(app, host=args.host, port=args.port).run(sockets=[sock])
+    serve_forever(build_server(app, host=args.host, port=args.port), sockets=[sock])
 
 
 if __name__ == "__main__":

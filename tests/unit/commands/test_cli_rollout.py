@@ -45,8 +45,8 @@ def test_rollout_commands_start_watch_resize_and_promote(workbench_home: Path) -
 
     misspelt = _run("rollout", "start", "churn", "--deployment", web, "--mode", "canary", "--share", "0.1",
                     "--key-column", "plann")
-    assert misspelt.exit_code != 0 and "key_column 'plann' is not an input column of champion v1; pick one of " \
-        "'age', 'plan', 'monthly_fee'" in _error(misspelt)
+    assert misspelt.exit_code != 0 and "key_column 'plann' is neither an input column of champion v1 nor a column " \
+        "of the project's data; pick one of 'age', 'plan', 'monthly_fee'" in _error(misspelt)
     started = _run("rollout", "start", "churn", "--deployment", web, "--mode", "canary", "--share", "0.1",
                    "--key-column", "plan", "--json")
     assert started.exit_code == 0, started.output
