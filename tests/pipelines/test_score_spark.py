@@ -385,3 +385,19 @@ def test_pandas_parquet_with_nanosecond_timestamps(trained: Trained, spark: Any,
     out = spark_output(tmp_path / "out")
     assert_same_predictions(out, pd.read_parquet(tmp_path / "pandas.parquet").set_index("row").sort_index())
     assert out[DATE_COLUMN].equals(frame.set_index("row")[DATE_COLUMN].astype(out[DATE_COLUMN].dtype))
+
+
+def test_python_workers_fork_from_the_preloading_daemon(spark: Any) -> None:
+    """Workers are forked from workbench.serving.spark_daemon, which imported the scoring stack once."""
+    from workbench.serving.spark_daemon import PRELOAD, preload
+
+    def parent_command(_: Any) -> str:  # nested: shipped by value, the test module need not be importable
+        import os
+
+        with open(f"/proc/{os.getppid()}/cmdline", "rb") as cmdline:
+            return cmdline.read().replace(b"\0", b" ").decode()
+
+    parents = set(spark.sparkContext.parallelize(range(4), 2).map(parent_command).collect())
+    assert parents and all("workbench.serving.spark_daemon" in p for p in parents), parents
+    assert preload() == []  # every module of PRELOAD imports in the workbench's environment
+    assert "workbench.serving.spark_batch" in PRELOAD

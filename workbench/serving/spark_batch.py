@@ -132,6 +132,52 @@ def partition_token(token: str, partition_id: int) -> str:
     return f"{token}p{partition_id}"
 
 
+class _TaskProfile:
+    """Seconds per phase of one task, written as a JSON line when ``WORKBENCH_SPARK_PROFILE`` names a folder.
+
+    A debug aid (off by default, costs a few clock reads per batch): it says where a task's time
+    goes (waiting for input rows, conformance, predict, the log segment, handing the output back)
+    and whether the Python worker was fresh (its age, the model load) or reused.
+    """
+
+    PHASES = ("input", "conform", "predict", "output", "log_table", "log_write", "handoff")
+
+    def __init__(self, folder: str, partition: int, attempt: int) -> None:
+        self.folder, self.partition, self.attempt = folder, partition, attempt
+        self.seconds = dict.fromkeys(self.PHASES, 0.0)
+        self.started = time.perf_counter()
+        self.model_load = 0.0
+        self.rows = self.batches = 0
+        self.mark = self.started
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[phase] += now - self.mark
+        self.mark = now
+
+    def write(self) -> None:
+        import json
+
+        record = {"pid": os.getpid(), "partition": self.partition, "attempt": self.attempt,
+                  "worker_age_s": round(time.time() - _process_started(), 3), "model_load_s": round(self.model_load, 3),
+                  "task_s": round(time.perf_counter() - self.started, 3), "rows": self.rows, "batches": self.batches,
+                  **{f"{k}_s": round(v, 3) for k, v in self.seconds.items()}}
+        path = Path(self.folder, f"task-{os.getpid()}-{self.partition}-{self.attempt}.json")
+        path.write_text(json.dumps(record) + "\n")
+
+
+def _process_started() -> float:
+    """When this process started (epoch seconds; a forked worker: its fork), from /proc; now where /proc is missing."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time()
+
+
+
 def score_partition(frames: Iterator[Any], plan: TaskPlan, rows_scored: Any = None) -> Iterator[Any]:
     """``mapInPandas`` body: score each pandas batch of one partition, log it, yield the output rows."""
     import numpy as np
@@ -140,22 +186,36 @@ def score_partition(frames: Iterator[Any], plan: TaskPlan, rows_scored: Any = No
     from pyspark import TaskContext
 
     from workbench.db.models import utcnow
-    from workbench.prediction_log import PROBA_PREFIX, LogSegment, insert_segment, segment_table
+    from workbench.prediction_log import PROBA_PREFIX, LogSegment, segment_table
+    from workbench.serving.signature import conform
 
     context = TaskContext.get()
-    token = partition_token(plan.token, context.partitionId() if context is not None else 0)
+    partition = context.partitionId() if context is not None else 0
+    token = partition_token(plan.token, partition)
+    folder = os.environ.get("WORKBENCH_SPARK_PROFILE")
+    profile = _TaskProfile(folder, partition, context.attemptNumber() if context is not None else 0) if folder else None
     model = executor_model(plan.model)
+    if profile is not None:
+        profile.model_load = time.perf_counter() - profile.started
+        profile.mark = time.perf_counter()
     labels = model.class_labels
     done = 0  # rows of this partition so far: the next segment's first_index
     for frame in frames:
         n = len(frame)
+        if profile is not None:
+            profile.lap("input")
         if n == 0:
             continue
         for name, tz in plan.nanoseconds.items():
             frame[name] = from_nanoseconds(frame[name], tz)
         t0 = time.perf_counter()
-        predictions, proba = model.predict_frame(frame)
+        x = conform(frame, model.columns)
+        if profile is not None:
+            profile.lap("conform")
+        predictions, proba = model.predict_frame(x, checked=True)
         latency_ms = (time.perf_counter() - t0) * 1000 / n
+        if profile is not None:
+            profile.lap("predict")
         request_ids = np.char.add(f"{token}-", np.arange(done, done + n).astype(str)).astype(object)
         output = pd.DataFrame({REQUEST_ID_COLUMN: request_ids})
         for name in plan.passthrough:
@@ -164,24 +224,46 @@ def score_partition(frames: Iterator[Any], plan: TaskPlan, rows_scored: Any = No
         if proba is not None:
             for j, label in enumerate(labels):
                 output[f"{PROBA_PREFIX}{label}"] = proba[:, j]
+        if profile is not None:
+            profile.lap("output")
         if plan.db_url is not None and plan.deployment_id is not None:
-            from workbench.db import get_engine
-
             table = segment_table(
                 request_ids=pa.array(request_ids, type=pa.string()), ts=utcnow(), latency_ms=latency_ms,
                 predictions=pa.array(predictions, from_pandas=True),
                 proba={label: proba[:, j] for j, label in enumerate(labels)} if proba is not None else None,
                 features={name: pa.array(frame[raw], from_pandas=True) for name, raw in plan.features.items()},
             )
-            segment = LogSegment(token=token, first_index=done, table=table, latency_ms=latency_ms)
-            with get_engine(plan.db_url).begin() as connection:
-                insert_segment(connection, deployment_id=plan.deployment_id, segment=segment)
+            if profile is not None:
+                profile.lap("log_table")
+            _log_segment(plan, LogSegment(token=token, first_index=done, table=table, latency_ms=latency_ms),
+                         profile)
         done += n
         if rows_scored is not None:
             rows_scored.add(n)
         if plan.after_batch is not None:
             plan.after_batch()
+        if profile is not None:
+            profile.rows += n
+            profile.batches += 1
+            profile.mark = time.perf_counter()
         yield output
+        if profile is not None:
+            profile.lap("handoff")
+    if profile is not None:
+        profile.lap("input")
+        profile.write()
+
+
+def _log_segment(plan: TaskPlan, segment: Any, profile: _TaskProfile | None) -> None:
+    """Write one scored batch to the prediction log (idempotent on its key: retries are no-ops)."""
+    from workbench.db import get_engine
+    from workbench.prediction_log import insert_segment
+
+    assert plan.db_url is not None and plan.deployment_id is not None
+    with get_engine(plan.db_url).begin() as connection:
+        insert_segment(connection, deployment_id=plan.deployment_id, segment=segment)
+    if profile is not None:
+        profile.lap("log_write")
 
 
 # --------------------------------------------------------------------------- driver side
@@ -211,7 +293,10 @@ def spark_session(master: str = DEFAULT_MASTER, *, app_name: str = "workbench-sc
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.master(master).appName(app_name)
     # UTC: timestamps pass through mapInPandas unshifted, whatever the machine's time zone.
-    settings = {"spark.sql.session.timeZone": "UTC"}
+    settings = {"spark.sql.session.timeZone": "UTC",
+                # Workers fork from a daemon that imported pandas, scikit-learn, MLflow and the workbench
+                # once, instead of each worker importing them (workbench.serving.spark_daemon).
+                "spark.python.daemon.module": "workbench.serving.spark_daemon"}
     if master.startswith("local"):
         # Nothing outside this machine talks to a local driver: keep it (and its UI) off the network.
         settings.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"})
