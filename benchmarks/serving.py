@@ -339,8 +339,9 @@ def measure_workers(slug: str, record: dict[str, Any], env: dict[str, str], auth
     print(f"  {workers} workers / 1 process: {speedup}x (goal >= {GOAL_WORKERS_SPEEDUP}) | {versus_mlflow}x mlflow's"
           f" median (measured before, not alternated with it) | log {logged} rows, {distinct} distinct, {sent} sent,"
           f" {predicted} predicted (/metrics): {'complete' if complete else 'INCOMPLETE'}", flush=True)
-    return {"workers": workers, "client": client, "order": order, **stats, "speedup": speedup, "ratio_mlflow": versus_mlflow,
-            "logged": logged, "distinct": distinct, "sent": sent, "predicted": predicted, "log_complete": complete}
+    return {"workers": workers, "client": client, "order": order, **stats, "speedup": speedup,
+            "ratio_mlflow": versus_mlflow, "logged": logged, "distinct": distinct, "sent": sent,
+            "predicted": predicted, "log_complete": complete}
 
 
 if __name__ == "__main__":

@@ -212,6 +212,9 @@ def test_log_exactly_once_when_first_attempts_fail(trained: Trained, spark: Any,
     logged = [i for i in log_ids(deployment_id) if i not in before]
     assert len(logged) == len(set(logged)) == result.rows == len(trained.holdout)
     assert sorted(logged) == sorted(out["request_id"])
+    # The failed attempts' files (each wrote a batch before failing) are not in the output.
+    assert out["request_id"].is_unique and not (tmp_path / "out" / "_attempts").exists()
+    assert_same_predictions(out, pandas_scores(trained, tmp_path))
     tracker = spark.sparkContext.statusTracker()
     jobs = tracker.getJobIdsForGroup(f"workbench-score-{run_token(job_id)}")
     stages = [tracker.getStageInfo(s) for j in jobs for s in tracker.getJobInfo(j).stageIds]

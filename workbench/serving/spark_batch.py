@@ -18,8 +18,10 @@ Spark unchanged (:mod:`workbench.serving.spark_input`). It keeps the pandas engi
   ``(<run token>p<partition id>, <row offset in the partition>)``: a retried or speculative
   task reads the same split in the same batches, so its inserts hit the unique key and are
   no-ops (:func:`workbench.prediction_log.insert_segment`);
-- the output is written to a hidden folder beside the target and renamed into place only when
-  the Spark job succeeded.
+- each task attempt writes its rows with pyarrow to its own file in a hidden folder beside the
+  target; the driver keeps the file of the attempt Spark counted for each partition, drops the
+  others and renames the folder into place only when the Spark job succeeded
+  (:mod:`workbench.serving.spark_output`: the JVM no longer converts and encodes the output rows).
 
 Executors need what the driver has: the workbench installed in the Python they run, the
 workbench DB URL reachable (SQLite on a shared disk locally, PostgreSQL on a cluster) and the
@@ -43,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import InvalidInput
+from workbench.serving import spark_output
 from workbench.serving.batch import PREDICTION_COLUMN, REQUEST_ID_COLUMN, ScoreResult, check_schema
 from workbench.serving.model_loader import ServedModel
 from workbench.serving.signature import InputColumn
@@ -58,6 +61,8 @@ from workbench.serving.spark_input import (
     resolve_input,
     spark_schema,
 )
+from workbench.serving.spark_output import PartWriter
+from workbench.serving.spark_profile import TaskProfile
 
 DEFAULT_MASTER = "local[*]"
 ENGINES = ("pandas", "spark")
@@ -123,7 +128,9 @@ class TaskPlan:
     db_url: str | None  # None: do not log
     deployment_id: int | None
     nanoseconds: dict[str, str | None]  # columns read as int64 nanoseconds -> their time zone
-    #: Called in the task after each batch is scored and logged (tests fail a first attempt here).
+    output_dir: str  # the job's hidden output folder: attempts write to its _attempts folder
+    output_schema: Any  # the output's Arrow schema (each attempt's file has exactly this one)
+    #: Called in the task after each batch is scored, logged and written (tests fail a first attempt here).
     after_batch: Callable[[], None] | None = None
 
 
@@ -132,54 +139,12 @@ def partition_token(token: str, partition_id: int) -> str:
     return f"{token}p{partition_id}"
 
 
-class _TaskProfile:
-    """Seconds per phase of one task, written as a JSON line when ``WORKBENCH_SPARK_PROFILE`` names a folder.
-
-    A debug aid (off by default, costs a few clock reads per batch): it says where a task's time
-    goes (waiting for input rows, conformance, predict, the log segment, handing the output back)
-    and whether the Python worker was fresh (its age, the model load) or reused.
-    """
-
-    PHASES = ("input", "conform", "predict", "output", "log_table", "log_write", "handoff")
-
-    def __init__(self, folder: str, partition: int, attempt: int) -> None:
-        self.folder, self.partition, self.attempt = folder, partition, attempt
-        self.seconds = dict.fromkeys(self.PHASES, 0.0)
-        self.started = time.perf_counter()
-        self.model_load = 0.0
-        self.rows = self.batches = 0
-        self.mark = self.started
-
-    def lap(self, phase: str) -> None:
-        now = time.perf_counter()
-        self.seconds[phase] += now - self.mark
-        self.mark = now
-
-    def write(self) -> None:
-        import json
-
-        record = {"pid": os.getpid(), "partition": self.partition, "attempt": self.attempt,
-                  "worker_age_s": round(time.time() - _process_started(), 3), "model_load_s": round(self.model_load, 3),
-                  "task_s": round(time.perf_counter() - self.started, 3), "rows": self.rows, "batches": self.batches,
-                  **{f"{k}_s": round(v, 3) for k, v in self.seconds.items()}}
-        path = Path(self.folder, f"task-{os.getpid()}-{self.partition}-{self.attempt}.json")
-        path.write_text(json.dumps(record) + "\n")
-
-
-def _process_started() -> float:
-    """When this process started (epoch seconds; a forked worker: its fork), from /proc; now where /proc is missing."""
-    try:
-        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
-        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime"))
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
-        return time.time()
-
-
-
 def score_partition(frames: Iterator[Any], plan: TaskPlan, rows_scored: Any = None) -> Iterator[Any]:
-    """``mapInPandas`` body: score each pandas batch of one partition, log it, yield the output rows."""
+    """``mapInPandas`` body: score each pandas batch of one partition, log it and write it to the attempt's file.
+
+    Yields one summary row (partition, file, rows) once the file is complete (none for an empty
+    partition): the driver commits the files of the attempts Spark counted (:mod:`spark_output`).
+    """
     import numpy as np
     import pandas as pd
     import pyarrow as pa
@@ -193,7 +158,9 @@ def score_partition(frames: Iterator[Any], plan: TaskPlan, rows_scored: Any = No
     partition = context.partitionId() if context is not None else 0
     token = partition_token(plan.token, partition)
     folder = os.environ.get("WORKBENCH_SPARK_PROFILE")
-    profile = _TaskProfile(folder, partition, context.attemptNumber() if context is not None else 0) if folder else None
+    profile = TaskProfile(folder, partition, context.attemptNumber() if context is not None else 0) if folder else None
+    writer = PartWriter(plan.output_dir, partition, context.taskAttemptId() if context is not None else 0,
+                        plan.output_schema)
     model = executor_model(plan.model)
     if profile is not None:
         profile.model_load = time.perf_counter() - profile.started
@@ -237,24 +204,25 @@ def score_partition(frames: Iterator[Any], plan: TaskPlan, rows_scored: Any = No
                 profile.lap("log_table")
             _log_segment(plan, LogSegment(token=token, first_index=done, table=table, latency_ms=latency_ms),
                          profile)
+        writer.write(output)
         done += n
+        if profile is not None:
+            profile.rows += n
+            profile.batches += 1
+            profile.lap("write")
         if rows_scored is not None:
             rows_scored.add(n)
         if plan.after_batch is not None:
             plan.after_batch()
-        if profile is not None:
-            profile.rows += n
-            profile.batches += 1
-            profile.mark = time.perf_counter()
-        yield output
-        if profile is not None:
-            profile.lap("handoff")
+    summary = writer.close()
     if profile is not None:
         profile.lap("input")
         profile.write()
+    if summary is not None:
+        yield summary
 
 
-def _log_segment(plan: TaskPlan, segment: Any, profile: _TaskProfile | None) -> None:
+def _log_segment(plan: TaskPlan, segment: Any, profile: TaskProfile | None) -> None:
     """Write one scored batch to the prediction log (idempotent on its key: retries are no-ops)."""
     from workbench.db import get_engine
     from workbench.prediction_log import insert_segment
@@ -494,25 +462,27 @@ def score_spark(
         else:
             frame = read_frame(spark, source, spark_schema(checked.schema, checked.nanoseconds))
             by_name = {f.name: f for f in spark_schema(checked.schema).fields}  # the output keeps timestamps
-        plan = TaskPlan(
-            model=model_handle, token=token, passthrough=checked.passthrough, features=checked.features,
-            db_url=db_url, deployment_id=deployment_id, nanoseconds=checked.nanoseconds, after_batch=after_batch,
-        )
         out_schema = StructType([
             StructField(REQUEST_ID_COLUMN, StringType(), False),
-            *(StructField(n, by_name[n].dataType, True) for n in plan.passthrough),
+            *(StructField(n, by_name[n].dataType, True) for n in checked.passthrough),
             StructField(PREDICTION_COLUMN, _prediction_type(model), True),
             *(StructField(c, DoubleType(), True) for c in checked.proba_columns),
         ])
+        spark_output.prepare(tmp)
+        plan = TaskPlan(
+            model=model_handle, token=token, passthrough=checked.passthrough, features=checked.features,
+            db_url=db_url, deployment_id=deployment_id, nanoseconds=checked.nanoseconds, after_batch=after_batch,
+            output_dir=str(tmp), output_schema=spark_output.arrow_schema(out_schema),
+        )
         rows_scored = sc.accumulator(0)
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_rows))
         scored = frame.select(*[frame[n] for n in checked.schema.names]).mapInPandas(
-            lambda frames: score_partition(frames, plan, rows_scored), schema=out_schema)
+            lambda frames: score_partition(frames, plan, rows_scored), schema=spark_output.SUMMARY_DDL)
         sc.setJobGroup(group, f"workbench score {model.name} v{model.version}", interruptOnCancel=True)
         watcher = _Watcher(spark, group, rows_scored, on_progress, progress_interval, checked.total_rows)
         watcher.start()
         try:
-            scored.write.mode("errorifexists").parquet(str(tmp))
+            summaries = [row.asDict() for row in scored.collect()]
         except Exception as exc:
             if watcher.error is not None:
                 raise watcher.error from exc
@@ -524,6 +494,7 @@ def score_spark(
                 sc.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
         if watcher.error is not None:  # a cancel that came as the last task finished
             raise watcher.error
+        spark_output.commit(tmp, summaries)
         if on_progress is not None:
             watcher.report()
         _replace(tmp, output)
