@@ -184,6 +184,12 @@ def main() -> int:
         for k in range(args.files):
             frame.iloc[k * per_file:(k + 1) * per_file].to_parquet(base / "input" / f"part-{k:03d}.parquet",
                                                                    index=False, row_group_size=ROW_GROUP_ROWS)
+        # A child's ru_maxrss starts at this process's RSS when it is forked (Linux keeps it across exec):
+        # the rows are dropped here, or every child's "driver peak" would be at least their size.
+        del frame
+        import gc
+
+        gc.collect()
         report: dict[str, Any] = {"rows": args.rows, "files": args.files, "load_before": load_average(),
                                   "order": rounds(list(CONFIGS), max(1, args.samples))}
         print(f"{report['load_before']}; {args.rows:,} rows, {args.files} files, {len(report['order'])} alternated "
