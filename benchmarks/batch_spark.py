@@ -58,12 +58,24 @@ ROW_GROUP_ROWS = 100_000
 
 
 class TreeRss(threading.Thread):
-    """Samples the RSS of this process and all its descendants; keeps the peak (MiB)."""
+    """Samples the RSS of this process and all its descendants; keeps the peak (MiB) and their CPU seconds.
+
+    CPU seconds are each process's last sampled user + system time, summed (a process that lives
+    less than 0.2 s is missed): over the job's wall time they say how many cores the run kept busy.
+    """
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
         self.peak = 0.0
+        self.cpu: dict[int, tuple[str, float]] = {}  # pid -> (driver, jvm or python workers; CPU seconds)
         self.stopped = threading.Event()
+
+    def by_kind(self) -> dict[str, float]:
+        """CPU seconds so far of the driver, the JVM and the Python workers (daemon included)."""
+        totals: dict[str, float] = {}
+        for kind, seconds in list(self.cpu.values()):
+            totals[kind] = totals.get(kind, 0.0) + seconds
+        return totals
 
     def run(self) -> None:
         import psutil
@@ -74,6 +86,9 @@ class TreeRss(threading.Thread):
             for process in [me, *me.children(recursive=True)]:
                 try:
                     total += process.memory_info().rss
+                    times = process.cpu_times()
+                    kind = "driver" if process.pid == me.pid else "jvm" if "java" in process.name() else "python"
+                    self.cpu[process.pid] = (kind, times.user + times.system)
                 except psutil.Error:  # a worker that just exited
                     continue
             self.peak = max(self.peak, total / 2**20)
@@ -98,6 +113,7 @@ def child(engine: str, master: str, slug: str, base: Path) -> None:
         job_id = create_job(session, kind="score", project=get_project(session, slug=slug), params=params).id
     sampler = TreeRss()
     sampler.start()
+    cpu_before: dict[str, float] = {}
     spark_start = 0.0
     if engine == "spark":
         from workbench.serving.spark_batch import spark_session
@@ -106,11 +122,15 @@ def child(engine: str, master: str, slug: str, base: Path) -> None:
         t0 = time.perf_counter()
         spark_session(master)
         spark_start = time.perf_counter() - t0
+        time.sleep(0.3)  # a sample of the JVM's start-up CPU, taken away below
+        cpu_before = sampler.by_kind()
     started = time.perf_counter()
     status = run_job(job_id)
     job_seconds = time.perf_counter() - started
     sampler.stopped.set()
     sampler.join()
+    cpu = {kind: round(seconds - cpu_before.get(kind, 0.0), 2) for kind, seconds in sampler.by_kind().items()}
+    cores_busy = sum(cpu.values()) / job_seconds
     with session_scope() as session:
         job = session.get(Job, job_id)
         assert job is not None
@@ -120,7 +140,21 @@ def child(engine: str, master: str, slug: str, base: Path) -> None:
     print(json.dumps({"rows": result["rows"], "seconds": result["seconds"], "job_seconds": round(job_seconds, 2),
                       "spark_start_seconds": round(spark_start, 2), "partitions": result["chunks"],
                       "driver_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                      "tree_peak_rss_mb": round(sampler.peak, 1)}))
+                      "tree_peak_rss_mb": round(sampler.peak, 1), "cores_busy": round(cores_busy, 2),
+                      "cpu_seconds": cpu}))
+
+
+def print_profile(root: Path) -> None:
+    """Per Spark run, the tasks' seconds per phase summed (``WORKBENCH_SPARK_PROFILE``), workers, model loads."""
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        tasks = [json.loads(f.read_text()) for f in folder.glob("task-*.json")]
+        if not tasks:
+            continue
+        phases = [k for k in tasks[0] if k.endswith("_s") and k not in ("worker_age_s",)]
+        sums = {k: round(sum(t[k] for t in tasks), 2) for k in phases}
+        loads = sum(1 for t in tasks if t["model_load_s"] > 0.05)
+        print(f"profile {folder.name}: {len(tasks)} tasks on {len({t['pid'] for t in tasks})} Python workers, "
+              f"{loads} model loads; seconds summed over tasks: {sums}")
 
 
 def main() -> int:
@@ -150,16 +184,27 @@ def main() -> int:
         for k in range(args.files):
             frame.iloc[k * per_file:(k + 1) * per_file].to_parquet(base / "input" / f"part-{k:03d}.parquet",
                                                                    index=False, row_group_size=ROW_GROUP_ROWS)
+        # A child's ru_maxrss starts at this process's RSS when it is forked (Linux keeps it across exec):
+        # the rows are dropped here, or every child's "driver peak" would be at least their size.
+        del frame
+        import gc
+
+        gc.collect()
         report: dict[str, Any] = {"rows": args.rows, "files": args.files, "load_before": load_average(),
                                   "order": rounds(list(CONFIGS), max(1, args.samples))}
         print(f"{report['load_before']}; {args.rows:,} rows, {args.files} files, {len(report['order'])} alternated "
               "samples", flush=True)
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in CONFIGS}
-        for order in report["order"]:
+        profile_root = os.environ.get("WORKBENCH_SPARK_PROFILE")
+        for k, order in enumerate(report["order"]):
             for name in order:
                 engine, master = CONFIGS[name]
+                env = dict(os.environ)
+                if profile_root and engine == "spark":
+                    env["WORKBENCH_SPARK_PROFILE"] = str(Path(profile_root, f"{master}-{k}"))
+                    Path(env["WORKBENCH_SPARK_PROFILE"]).mkdir(parents=True, exist_ok=True)
                 out = subprocess.run([sys.executable, __file__, "--child", engine, master or "-", slug, str(base)],
-                                     capture_output=True, text=True, check=False, cwd=REPO)
+                                     capture_output=True, text=True, check=False, cwd=REPO, env=env)
                 if out.returncode != 0:
                     print(out.stderr[-3000:], file=sys.stderr)
                     return 1
@@ -171,8 +216,11 @@ def main() -> int:
         for name, samples in runs.items():
             results[name] = {key: summary([s[key] for s in samples], 2) for key in
                              ("seconds", "rows_per_second", "spark_start_seconds", "driver_peak_rss_mb",
-                              "tree_peak_rss_mb")}
+                              "tree_peak_rss_mb", "cores_busy")}
             results[name]["partitions"] = samples[-1]["partitions"]
+            kinds = sorted({k for s in samples for k in s["cpu_seconds"]})
+            results[name]["cpu_seconds"] = {k: summary([s["cpu_seconds"].get(k, 0.0) for s in samples], 2)["median"]
+                                            for k in kinds}
         pandas_seconds = results["pandas"]["seconds"]["median"]
         for result in results.values():
             result["speed_up"] = ratio(pandas_seconds, result["seconds"]["median"])
@@ -181,13 +229,18 @@ def main() -> int:
                                          results["spark local[2]"]["seconds"]["median"])
         report["load_after"] = load_average()
         print(f"{'engine':<16}{'rows/s median (min-max)':>30}{'seconds':>9}{'vs pandas':>11}{'JVM start s':>13}"
-              f"{'parts':>7}{'driver MB':>11}{'tree MB':>9}")
+              f"{'parts':>7}{'driver MB':>11}{'tree MB':>9}{'cores busy':>12}")
         for name, r in results.items():
             print(f"{name:<16}{spread(r['rows_per_second'], '{:,.0f}'):>30}{r['seconds']['median']:>9.2f}"
                   f"{r['speed_up']:>11.2f}{r['spark_start_seconds']['median']:>13.2f}{r['partitions']:>7}"
-                  f"{r['driver_peak_rss_mb']['median']:>11.0f}{r['tree_peak_rss_mb']['median']:>9.0f}")
+                  f"{r['driver_peak_rss_mb']['median']:>11.0f}{r['tree_peak_rss_mb']['median']:>9.0f}"
+                  f"{r['cores_busy']['median']:>12.2f}")
+        for name, r in results.items():
+            print(f"CPU seconds during the job, {name}: {r['cpu_seconds']}")
         print(f"Spark local[2] / local[1]: {report['cores_speed_up']}x (goal >= {GOAL_CORES_SPEEDUP}); "
               f"{report['load_after']}", flush=True)
+        if profile_root:
+            print_profile(Path(profile_root))
         if args.json_path:
             Path(args.json_path).write_text(json.dumps(report, indent=2))
     return 0

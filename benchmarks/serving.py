@@ -117,12 +117,12 @@ def measure(url: str, payload: Any, *, requests: int, connections: int,
             latencies.extend(local)
 
     threads = [threading.Thread(target=worker) for _ in range(connections)]
-    started = time.perf_counter()
+    cpu0, started = time.process_time(), time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu0
     values = np.array(latencies) * 1000
     return {
         "requests": len(latencies),
@@ -130,6 +130,7 @@ def measure(url: str, payload: Any, *, requests: int, connections: int,
         "rps": round(len(latencies) / wall, 1),
         "p50_ms": round(float(np.percentile(values, 50)), 2),
         "p99_ms": round(float(np.percentile(values, 99)), 2),
+        "client_cpu_fraction": round(cpu / wall, 3),  # the client's cores: near 1 means it is the limit
     }
 
 
@@ -166,6 +167,9 @@ def main() -> int:
                         help="uvicorn workers of `mlflow models serve` (default: the number of cores)")
     parser.add_argument("--workers", type=int, default=1,
                         help="Also measure `workbench serve --workers N` at 8 connections (N > 1).")
+    parser.add_argument("--workers-client", choices=("raw", "httpx"), default="raw",
+                        help="The --workers comparison's load generator (both sides): one-thread raw HTTP/1.1 "
+                             "keep-alive (cheap) or the httpx threads of the other rows.")
     parser.add_argument("--floor-server", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.floor_server:
@@ -270,10 +274,11 @@ def run_model(kind: str, args: argparse.Namespace, base: Path) -> dict[str, Any]
     report["load_after"] = load_average()
     print(report["load_after"], flush=True)
     try:
-        if args.workers > 1 and "8_connection" in report:
+        if args.workers > 1:  # with --connections '' only this comparison runs
+            mlflow_rps = report["8_connection"]["mlflow"]["rps"]["median"] if "8_connection" in report else None
             report["workers"] = measure_workers(
                 slug, record, env, auth, workers=args.workers, requests=args.requests, samples=samples,
-                mlflow_rps=report["8_connection"]["mlflow"]["rps"]["median"], log=log)
+                mlflow_rps=mlflow_rps, log=log, client=args.workers_client)
     finally:
         log.close()
     return report
@@ -288,14 +293,16 @@ def _serve(slug: str, env: dict[str, str], log: Any, *extra: str) -> tuple[subpr
 
 def measure_workers(slug: str, record: dict[str, Any], env: dict[str, str], auth: dict[str, str], *,
                     workers: int, requests: int, samples: int, mlflow_rps: float | None = None,
-                    log: Any) -> dict[str, Any]:
+                    log: Any, client: str = "raw") -> dict[str, Any]:
     """`workbench serve --workers N` against `workbench serve` (one process) at 8 connections, alternated.
 
     Both servers run at once (an idle one costs nothing); each round measures both, the first one
     rotating, so a change of machine load hits both sides. Then the N-worker server gets SIGTERM and
-    its prediction log must hold every request sent to it exactly once.
+    its prediction log must hold every request sent to it exactly once. ``client="raw"`` drives the 8
+    connections from one thread (:mod:`_rawhttp`), so that the client does not take the core a worker needs.
     """
     from _fair import rounds, spread, summary
+    from _rawhttp import measure_raw
     from sqlalchemy import func, select
 
     from workbench.db import session_scope
@@ -315,10 +322,11 @@ def measure_workers(slug: str, record: dict[str, Any], env: dict[str, str], auth
                 raise RuntimeError(f"{workers} workers not up in 120 s")
             time.sleep(0.5)
         order = rounds(list(urls), max(3, samples))
+        load = measure_raw if client == "raw" else measure
         for names in order:
             for name in names:
-                runs[name].append(measure(f"{urls[name]}/predict", record, requests=requests, connections=8,
-                                          headers=auth))
+                runs[name].append(load(f"{urls[name]}/predict", record, requests=requests, connections=8,
+                                       headers=auth))
         time.sleep(1.0)  # a sibling worker's counters in /metrics are up to 0.5 s old
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", headers=auth, timeout=10).text
         predicted = sum(int(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
@@ -340,21 +348,25 @@ def measure_workers(slug: str, record: dict[str, Any], env: dict[str, str], auth
     stats = {name: {"rps": summary([r["rps"] for r in results]),
                     "p50_ms": summary([r["p50_ms"] for r in results], 2),
                     "p99_ms": summary([r["p99_ms"] for r in results], 2),
+                    "client_cpu_fraction": summary([r["client_cpu_fraction"] for r in results], 2),
                     "failures": sum(r["failures"] for r in results)} for name, results in runs.items()}
     one, many = (stats[name]["rps"]["median"] for name in urls)
     speedup = round(many / one, 2) if one else None
     versus_mlflow = round(many / mlflow_rps, 2) if mlflow_rps else None
     sent = len(runs[f"{workers} workers"]) * (requests + WARMUP * 8)
     complete = logged == distinct == sent and stats[f"{workers} workers"]["failures"] == 0
-    print(f"workbench serve, 8 connections, req/s median (min-max) of {len(order)} alternated samples:", flush=True)
+    print(f"workbench serve, 8 connections ({client} client), req/s median (min-max) of {len(order)} alternated "
+          "samples:", flush=True)
     for name in urls:
         print(f"  {name:>10}: {spread(stats[name]['rps'])} req/s, p50 {stats[name]['p50_ms']['median']} ms, "
-              f"p99 {stats[name]['p99_ms']['median']} ms", flush=True)
+              f"p99 {stats[name]['p99_ms']['median']} ms, client CPU {stats[name]['client_cpu_fraction']['median']} "
+              "cores", flush=True)
     print(f"  {workers} workers / 1 process: {speedup}x (goal >= {GOAL_WORKERS_SPEEDUP}) | {versus_mlflow}x mlflow's"
           f" median (measured before, not alternated with it) | log {logged} rows, {distinct} distinct, {sent} sent,"
           f" {predicted} predicted (/metrics): {'complete' if complete else 'INCOMPLETE'}", flush=True)
-    return {"workers": workers, "order": order, **stats, "speedup": speedup, "ratio_mlflow": versus_mlflow,
-            "logged": logged, "distinct": distinct, "sent": sent, "predicted": predicted, "log_complete": complete}
+    return {"workers": workers, "client": client, "order": order, **stats, "speedup": speedup,
+            "ratio_mlflow": versus_mlflow, "logged": logged, "distinct": distinct, "sent": sent,
+            "predicted": predicted, "log_complete": complete}
 
 
 if __name__ == "__main__":

@@ -212,6 +212,9 @@ def test_log_exactly_once_when_first_attempts_fail(trained: Trained, spark: Any,
     logged = [i for i in log_ids(deployment_id) if i not in before]
     assert len(logged) == len(set(logged)) == result.rows == len(trained.holdout)
     assert sorted(logged) == sorted(out["request_id"])
+    # The failed attempts' files (each wrote a batch before failing) are not in the output.
+    assert out["request_id"].is_unique and not (tmp_path / "out" / "_attempts").exists()
+    assert_same_predictions(out, pandas_scores(trained, tmp_path))
     tracker = spark.sparkContext.statusTracker()
     jobs = tracker.getJobIdsForGroup(f"workbench-score-{run_token(job_id)}")
     stages = [tracker.getStageInfo(s) for j in jobs for s in tracker.getJobInfo(j).stageIds]
@@ -385,3 +388,19 @@ def test_pandas_parquet_with_nanosecond_timestamps(trained: Trained, spark: Any,
     out = spark_output(tmp_path / "out")
     assert_same_predictions(out, pd.read_parquet(tmp_path / "pandas.parquet").set_index("row").sort_index())
     assert out[DATE_COLUMN].equals(frame.set_index("row")[DATE_COLUMN].astype(out[DATE_COLUMN].dtype))
+
+
+def test_python_workers_fork_from_the_preloading_daemon(spark: Any) -> None:
+    """Workers are forked from workbench.serving.spark_daemon, which imported the scoring stack once."""
+    from workbench.serving.spark_daemon import PRELOAD, preload
+
+    def parent_command(_: Any) -> str:  # nested: shipped by value, the test module need not be importable
+        import os
+
+        with open(f"/proc/{os.getppid()}/cmdline", "rb") as cmdline:
+            return cmdline.read().replace(b"\0", b" ").decode()
+
+    parents = set(spark.sparkContext.parallelize(range(4), 2).map(parent_command).collect())
+    assert parents and all("workbench.serving.spark_daemon" in p for p in parents), parents
+    assert preload() == []  # every module of PRELOAD imports in the workbench's environment
+    assert "workbench.serving.spark_batch" in PRELOAD

@@ -18,8 +18,10 @@ Spark unchanged (:mod:`workbench.serving.spark_input`). It keeps the pandas engi
   ``(<run token>p<partition id>, <row offset in the partition>)``: a retried or speculative
   task reads the same split in the same batches, so its inserts hit the unique key and are
   no-ops (:func:`workbench.prediction_log.insert_segment`);
-- the output is written to a hidden folder beside the target and renamed into place only when
-  the Spark job succeeded.
+- each task attempt writes its rows with pyarrow to its own file in a hidden folder beside the
+  target; the driver keeps the file of the attempt Spark counted for each partition, drops the
+  others and renames the folder into place only when the Spark job succeeded
+  (:mod:`workbench.serving.spark_output`: the JVM no longer converts and encodes the output rows).
 
 Executors need what the driver has: the workbench installed in the Python they run, the
 workbench DB URL reachable (SQLite on a shared disk locally, PostgreSQL on a cluster) and the
@@ -43,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import InvalidInput
+from workbench.serving import spark_output
 from workbench.serving.batch import PREDICTION_COLUMN, REQUEST_ID_COLUMN, ScoreResult, check_schema
 from workbench.serving.model_loader import ServedModel
 from workbench.serving.signature import InputColumn
@@ -58,6 +61,8 @@ from workbench.serving.spark_input import (
     resolve_input,
     spark_schema,
 )
+from workbench.serving.spark_output import PartWriter
+from workbench.serving.spark_profile import TaskProfile
 
 DEFAULT_MASTER = "local[*]"
 ENGINES = ("pandas", "spark")
@@ -123,7 +128,9 @@ class TaskPlan:
     db_url: str | None  # None: do not log
     deployment_id: int | None
     nanoseconds: dict[str, str | None]  # columns read as int64 nanoseconds -> their time zone
-    #: Called in the task after each batch is scored and logged (tests fail a first attempt here).
+    output_dir: str  # the job's hidden output folder: attempts write to its _attempts folder
+    output_schema: Any  # the output's Arrow schema (each attempt's file has exactly this one)
+    #: Called in the task after each batch is scored, logged and written (tests fail a first attempt here).
     after_batch: Callable[[], None] | None = None
 
 
@@ -133,29 +140,49 @@ def partition_token(token: str, partition_id: int) -> str:
 
 
 def score_partition(frames: Iterator[Any], plan: TaskPlan, rows_scored: Any = None) -> Iterator[Any]:
-    """``mapInPandas`` body: score each pandas batch of one partition, log it, yield the output rows."""
+    """``mapInPandas`` body: score each pandas batch of one partition, log it and write it to the attempt's file.
+
+    Yields one summary row (partition, file, rows) once the file is complete (none for an empty
+    partition): the driver commits the files of the attempts Spark counted (:mod:`spark_output`).
+    """
     import numpy as np
     import pandas as pd
     import pyarrow as pa
     from pyspark import TaskContext
 
     from workbench.db.models import utcnow
-    from workbench.prediction_log import PROBA_PREFIX, LogSegment, insert_segment, segment_table
+    from workbench.prediction_log import PROBA_PREFIX, LogSegment, segment_table
+    from workbench.serving.signature import conform
 
     context = TaskContext.get()
-    token = partition_token(plan.token, context.partitionId() if context is not None else 0)
+    partition = context.partitionId() if context is not None else 0
+    token = partition_token(plan.token, partition)
+    folder = os.environ.get("WORKBENCH_SPARK_PROFILE")
+    profile = TaskProfile(folder, partition, context.attemptNumber() if context is not None else 0) if folder else None
+    writer = PartWriter(plan.output_dir, partition, context.taskAttemptId() if context is not None else 0,
+                        plan.output_schema)
     model = executor_model(plan.model)
+    if profile is not None:
+        profile.model_load = time.perf_counter() - profile.started
+        profile.mark = time.perf_counter()
     labels = model.class_labels
     done = 0  # rows of this partition so far: the next segment's first_index
     for frame in frames:
         n = len(frame)
+        if profile is not None:
+            profile.lap("input")
         if n == 0:
             continue
         for name, tz in plan.nanoseconds.items():
             frame[name] = from_nanoseconds(frame[name], tz)
         t0 = time.perf_counter()
-        predictions, proba = model.predict_frame(frame)
+        x = conform(frame, model.columns)
+        if profile is not None:
+            profile.lap("conform")
+        predictions, proba = model.predict_frame(x, checked=True)
         latency_ms = (time.perf_counter() - t0) * 1000 / n
+        if profile is not None:
+            profile.lap("predict")
         request_ids = np.char.add(f"{token}-", np.arange(done, done + n).astype(str)).astype(object)
         output = pd.DataFrame({REQUEST_ID_COLUMN: request_ids})
         for name in plan.passthrough:
@@ -164,24 +191,47 @@ def score_partition(frames: Iterator[Any], plan: TaskPlan, rows_scored: Any = No
         if proba is not None:
             for j, label in enumerate(labels):
                 output[f"{PROBA_PREFIX}{label}"] = proba[:, j]
+        if profile is not None:
+            profile.lap("output")
         if plan.db_url is not None and plan.deployment_id is not None:
-            from workbench.db import get_engine
-
             table = segment_table(
                 request_ids=pa.array(request_ids, type=pa.string()), ts=utcnow(), latency_ms=latency_ms,
                 predictions=pa.array(predictions, from_pandas=True),
                 proba={label: proba[:, j] for j, label in enumerate(labels)} if proba is not None else None,
                 features={name: pa.array(frame[raw], from_pandas=True) for name, raw in plan.features.items()},
             )
-            segment = LogSegment(token=token, first_index=done, table=table, latency_ms=latency_ms)
-            with get_engine(plan.db_url).begin() as connection:
-                insert_segment(connection, deployment_id=plan.deployment_id, segment=segment)
+            if profile is not None:
+                profile.lap("log_table")
+            _log_segment(plan, LogSegment(token=token, first_index=done, table=table, latency_ms=latency_ms),
+                         profile)
+        writer.write(output)
         done += n
+        if profile is not None:
+            profile.rows += n
+            profile.batches += 1
+            profile.lap("write")
         if rows_scored is not None:
             rows_scored.add(n)
         if plan.after_batch is not None:
             plan.after_batch()
-        yield output
+    summary = writer.close()
+    if profile is not None:
+        profile.lap("input")
+        profile.write()
+    if summary is not None:
+        yield summary
+
+
+def _log_segment(plan: TaskPlan, segment: Any, profile: TaskProfile | None) -> None:
+    """Write one scored batch to the prediction log (idempotent on its key: retries are no-ops)."""
+    from workbench.db import get_engine
+    from workbench.prediction_log import insert_segment
+
+    assert plan.db_url is not None and plan.deployment_id is not None
+    with get_engine(plan.db_url).begin() as connection:
+        insert_segment(connection, deployment_id=plan.deployment_id, segment=segment)
+    if profile is not None:
+        profile.lap("log_write")
 
 
 # --------------------------------------------------------------------------- driver side
@@ -211,7 +261,10 @@ def spark_session(master: str = DEFAULT_MASTER, *, app_name: str = "workbench-sc
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.master(master).appName(app_name)
     # UTC: timestamps pass through mapInPandas unshifted, whatever the machine's time zone.
-    settings = {"spark.sql.session.timeZone": "UTC"}
+    settings = {"spark.sql.session.timeZone": "UTC",
+                # Workers fork from a daemon that imported pandas, scikit-learn, MLflow and the workbench
+                # once, instead of each worker importing them (workbench.serving.spark_daemon).
+                "spark.python.daemon.module": "workbench.serving.spark_daemon"}
     if master.startswith("local"):
         # Nothing outside this machine talks to a local driver: keep it (and its UI) off the network.
         settings.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"})
@@ -409,25 +462,27 @@ def score_spark(
         else:
             frame = read_frame(spark, source, spark_schema(checked.schema, checked.nanoseconds))
             by_name = {f.name: f for f in spark_schema(checked.schema).fields}  # the output keeps timestamps
-        plan = TaskPlan(
-            model=model_handle, token=token, passthrough=checked.passthrough, features=checked.features,
-            db_url=db_url, deployment_id=deployment_id, nanoseconds=checked.nanoseconds, after_batch=after_batch,
-        )
         out_schema = StructType([
             StructField(REQUEST_ID_COLUMN, StringType(), False),
-            *(StructField(n, by_name[n].dataType, True) for n in plan.passthrough),
+            *(StructField(n, by_name[n].dataType, True) for n in checked.passthrough),
             StructField(PREDICTION_COLUMN, _prediction_type(model), True),
             *(StructField(c, DoubleType(), True) for c in checked.proba_columns),
         ])
+        spark_output.prepare(tmp)
+        plan = TaskPlan(
+            model=model_handle, token=token, passthrough=checked.passthrough, features=checked.features,
+            db_url=db_url, deployment_id=deployment_id, nanoseconds=checked.nanoseconds, after_batch=after_batch,
+            output_dir=str(tmp), output_schema=spark_output.arrow_schema(out_schema),
+        )
         rows_scored = sc.accumulator(0)
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_rows))
         scored = frame.select(*[frame[n] for n in checked.schema.names]).mapInPandas(
-            lambda frames: score_partition(frames, plan, rows_scored), schema=out_schema)
+            lambda frames: score_partition(frames, plan, rows_scored), schema=spark_output.SUMMARY_DDL)
         sc.setJobGroup(group, f"workbench score {model.name} v{model.version}", interruptOnCancel=True)
         watcher = _Watcher(spark, group, rows_scored, on_progress, progress_interval, checked.total_rows)
         watcher.start()
         try:
-            scored.write.mode("errorifexists").parquet(str(tmp))
+            summaries = [row.asDict() for row in scored.collect()]
         except Exception as exc:
             if watcher.error is not None:
                 raise watcher.error from exc
@@ -439,6 +494,7 @@ def score_spark(
                 sc.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
         if watcher.error is not None:  # a cancel that came as the last task finished
             raise watcher.error
+        spark_output.commit(tmp, summaries)
         if on_progress is not None:
             watcher.report()
         _replace(tmp, output)
