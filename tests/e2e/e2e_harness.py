@@ -257,6 +257,20 @@ def wait_for_app(
         assert_no_exception(page)
 
 
+def rollout_estimate(chart: Any) -> dict[str, list[Any]]:
+    """The Rollout panel's comparison as the browser holds it: the estimate trace's ``x`` (the time each label
+    came), ``y`` (challenger − champion) and ``labels`` (the label count of each point, from its hover data)."""
+    return chart.evaluate(
+        """(element) => {
+            const plot = element.querySelector('.js-plotly-plot');
+            const trace = plot && (plot.data || []).find(t => t.name === 'challenger − champion');
+            if (!trace) return {x: [], y: [], labels: []};
+            return {x: Array.from(trace.x || []), y: Array.from(trace.y || []),
+                    labels: Array.from(trace.customdata || []).map(c => c[1])};
+        }"""
+    )
+
+
 def save_screenshot(page: Any, name: str, *, folder: Path = SCREENSHOTS_DIR) -> Path:
     """Save a PNG of the page as ``folder/name.png`` (the README shows the ones in docs/screenshots)."""
     folder.mkdir(parents=True, exist_ok=True)

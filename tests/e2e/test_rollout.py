@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e_harness import StreamlitServer, save_screenshot, wait_for_app, wait_for_idle
+from e2e_harness import StreamlitServer, rollout_estimate, save_screenshot, wait_for_app, wait_for_idle
 
 from tests.helpers.processes import deployment_row, job_row, kill_and_reap, poll
 
@@ -81,18 +81,6 @@ def _send_labelled_traffic(url: str, frame: Any, *, rounds: int) -> int:
     return sent
 
 
-def _chart_points(chart: Any) -> list[int]:
-    """The label counts of the estimate trace's points in the plotly ``chart`` element (on its hover data: the x
-    axis is the time each label came)."""
-    return chart.evaluate(
-        """(element) => {
-            const plot = element.querySelector('.js-plotly-plot');
-            const estimate = plot && (plot.data || []).find(t => t.name === 'challenger − champion');
-            return estimate ? Array.from(estimate.customdata || []).map(c => c[1]) : [];
-        }"""
-    )
-
-
 def test_start_shadow_replay_labelled_traffic_see_the_comparison_and_promote(
     streamlit_server: StreamlitServer, seeded: dict[str, Any], page: Any
 ) -> None:
@@ -130,7 +118,8 @@ def test_start_shadow_replay_labelled_traffic_see_the_comparison_and_promote(
     # The comparison refreshes by itself while the rollout runs: wait for the chart to hold the labels.
     chart = main.get_by_test_id("stPlotlyChart").filter(has_text="challenger − champion")
     chart.first.wait_for()
-    points = poll(lambda: _chart_points(chart.first), lambda xs: bool(xs) and max(xs) >= sent, timeout=60, every=1)
+    points = poll(lambda: rollout_estimate(chart.first)["labels"], lambda xs: bool(xs) and max(xs) >= sent,
+                  timeout=60, every=1)
     assert points and max(points) >= sent, points
     main.get_by_text("at alpha 0.05").first.wait_for()
     main.get_by_text("Agreement with the champion").first.wait_for(state="attached")
