@@ -152,6 +152,12 @@ def test_panel_starts_shadow_then_canary_changes_share_stops_and_promotes(setup:
     # Traffic as serving writes it: the challenger (right 85 %) beside the champion (right 60 %), labels on 90 %.
     traffic = write_shadow_traffic(web, started[0]["id"], n=260, prefix="shadow", champion_accuracy=0.6,
                                    challenger_accuracy=0.85, label_share=0.9, challenger_errors=4)
+    # A fresh visit answers with the verdict and the table; the four charts wait until their section is opened.
+    fresh = open_page(DEPLOYMENTS, slug, timeout=60, charts=False)
+    fresh.selectbox(key="deployments.rollout.target").set_value(
+        next(o for o in fresh.selectbox(key="deployments.rollout.target").options if o.startswith(f"#{web} "))).run()
+    assert not fresh.exception, fresh.exception
+    assert any("Verdict:" in m.value for m in fresh.markdown) and not fresh.get("plotly_chart")
     at = _deployments(slug, web)
     status = _status(slug, web)
     assert status.variants["champion"].labelled == traffic.labelled
@@ -292,6 +298,7 @@ def test_a_viewer_sees_the_live_comparison_but_every_control_is_disabled(setup: 
     at.secrets["auth"] = TEST_AUTH
     at.user = {"is_logged_in": True, "email": viewer, "sub": "vi"}
     at.session_state["shell.project"] = slug
+    at.session_state["deployments.rollout_charts"] = True  # the comparison charts opened, as after a click
     at.query_params["project"] = slug
     before = config.get_option("server.address")
     config.set_option("server.address", "127.0.0.1")  # sign-in is configured: a local server, as in production

@@ -257,6 +257,13 @@ def wait_for_app(
         assert_no_exception(page)
 
 
+def open_rollout_charts(page: Any) -> None:
+    """Open the Rollout panel's comparison charts (drawn on demand, like every page's charts)."""
+    section = page.get_by_test_id("stMain").get_by_text("Comparison charts:", exact=False).first
+    section.wait_for()
+    section.click()
+
+
 def rollout_estimate(chart: Any) -> dict[str, list[Any]]:
     """The Rollout panel's comparison as the browser holds it: the estimate trace's ``x`` (the time each label
     came), ``y`` (challenger − champion) and ``labels`` (the label count of each point, from its hover data)."""

@@ -12,7 +12,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e_harness import StreamlitServer, rollout_estimate, save_screenshot, wait_for_app, wait_for_idle
+from e2e_harness import (
+    StreamlitServer,
+    open_rollout_charts,
+    rollout_estimate,
+    save_screenshot,
+    wait_for_app,
+    wait_for_idle,
+)
 
 from tests.helpers.processes import kill_and_reap, poll
 
@@ -96,6 +103,7 @@ def test_demo_seed_fills_every_stage(demo_home: StreamlitServer, page: Any) -> N
     running = main.get_by_text("Rollout #", exact=False).filter(has_text="is running").first
     running.wait_for()
     assert "shadow of v3 against champion" in running.inner_text()
+    open_rollout_charts(page)
     chart = main.get_by_test_id("stPlotlyChart").filter(has_text="challenger − champion").first
     chart.wait_for()
     trace = poll(lambda: rollout_estimate(chart), lambda t: bool(t["labels"]), timeout=60, every=1)

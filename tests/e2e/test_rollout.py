@@ -9,7 +9,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e_harness import StreamlitServer, rollout_estimate, save_screenshot, wait_for_app, wait_for_idle
+from e2e_harness import (
+    StreamlitServer,
+    open_rollout_charts,
+    rollout_estimate,
+    save_screenshot,
+    wait_for_app,
+    wait_for_idle,
+)
 
 from tests.helpers.processes import deployment_row, job_row, kill_and_reap, poll
 
@@ -116,6 +123,7 @@ def test_start_shadow_replay_labelled_traffic_see_the_comparison_and_promote(
     assert shadowed >= sent
 
     # The comparison refreshes by itself while the rollout runs: wait for the chart to hold the labels.
+    open_rollout_charts(page)
     chart = main.get_by_test_id("stPlotlyChart").filter(has_text="challenger − champion")
     chart.first.wait_for()
     points = poll(lambda: rollout_estimate(chart.first)["labels"], lambda xs: bool(xs) and max(xs) >= sent,

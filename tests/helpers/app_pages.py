@@ -23,8 +23,8 @@ TEST_AUTH = {
 #: drawn, on a page's first draw.
 LAZY_SECTIONS = (
     "data.charts", "baselines.charts", "tuning.charts", "experiments.charts", "experiments.detail_charts",
-    "registry.charts", "registry.card_preview", "deployments.charts", "monitoring.report_charts",
-    "monitoring.history_charts",
+    "registry.charts", "registry.card_preview", "deployments.charts", "deployments.rollout_charts",
+    "monitoring.report_charts", "monitoring.history_charts",
 )
 
 

@@ -20,6 +20,7 @@ from workbench.db import session_scope
 from workbench.db.models import Project
 from workbench.ui.context import display_name, key, principal
 from workbench.ui.errors import shown_errors
+from workbench.ui.lazy import lazy_expander
 
 PAGE = "deployments"
 MODE_LABELS = {"shadow": "Shadow (challenger scores a copy, champion answers)",
@@ -271,12 +272,16 @@ def show_comparison(project: Project, deployment_id: int, *, latency_budget_ms: 
                      key=_key(deployment_id, "variants"),
                      column_config={"error rate": st.column_config.NumberColumn(format="percent"),
                                     "agreement": st.column_config.NumberColumn(format="%.3f")})
-        left, right = st.columns(2)
-        left.plotly_chart(views.interval_figure(status), key=_key(deployment_id, "fig_interval"))
-        right.plotly_chart(views.latency_figure(status, latency_budget_ms=latency_budget_ms),
-                           key=_key(deployment_id, "fig_latency"))
-        left.plotly_chart(views.distribution_figure(status), key=_key(deployment_id, "fig_distribution"))
-        right.plotly_chart(views.agreement_figure(status), key=_key(deployment_id, "fig_agreement"))
+        # On demand, like every page's charts (workbench.ui.lazy): the verdict and the table above answer first.
+        with lazy_expander("Comparison charts: the difference with its interval, latency, predictions, agreement",
+                           key=key(PAGE, "rollout_charts")) as opened:
+            if opened:
+                left, right = st.columns(2)
+                left.plotly_chart(views.interval_figure(status), key=_key(deployment_id, "fig_interval"))
+                right.plotly_chart(views.latency_figure(status, latency_budget_ms=latency_budget_ms),
+                                   key=_key(deployment_id, "fig_latency"))
+                left.plotly_chart(views.distribution_figure(status), key=_key(deployment_id, "fig_distribution"))
+                right.plotly_chart(views.agreement_figure(status), key=_key(deployment_id, "fig_agreement"))
         with st.expander("Guardrails"):
             st.dataframe(pd.DataFrame(views.guardrail_rows(status)), hide_index=True,
                          key=_key(deployment_id, "guardrails"))
