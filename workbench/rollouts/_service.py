@@ -229,9 +229,9 @@ def start_rollout(
     ``automatic`` (default: the canvas's retrain policy is ``automatic``). Refuses with
     :class:`~workbench.errors.Conflict` when a rollout already runs on the deployment, when the
     deployment is not a running web service or stream consumer, or when the version is the
-    champion; with :class:`~workbench.errors.InvalidInput` when ``key_column`` is not one of the
-    champion's input columns (the message lists them). ``principal`` (None: the operator) must be
-    an editor of the project.
+    champion; with :class:`~workbench.errors.InvalidInput` when ``key_column`` is not one of
+    :func:`key_columns` (the champion's inputs, then the data's other columns; the message lists
+    them). ``principal`` (None: the operator) must be an editor of the project.
     """
     from workbench.registry import aliases, get_version, model_name
 
