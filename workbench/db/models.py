@@ -207,7 +207,8 @@ class PredictionLog(Base):
     proba: Mapped[dict[str, float] | None] = mapped_column(JSON, nullable=True)
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     label: Mapped[Any] = mapped_column(JSON, nullable=True)
-    labelled_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # Indexed: a running rollout's check reads the labels set since its previous check by this column.
+    labelled_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
     # During a canary or A/B rollout, which variant answered ("champion" or "challenger") and the
     # rollout; both are NULL for a prediction served with no rollout running (the champion's).
     variant: Mapped[str | None] = mapped_column(String(10), nullable=True)

@@ -244,8 +244,8 @@ def _update(session: Session, state: _State, row: Rollout, project: Project) -> 
         variant.add_answers([r.prediction for r in mine], [r.latency_ms for r in mine], task_type=task_type)
     labelled = {r.id: r for r in rows if r.label is not None}
     if state.label_floor is not None:  # the first pass read every row with its label already
-        labelled.update((r.id, r) for r in _read(session, state, select(*_LOG_COLUMNS).where(
-            PredictionLog.labelled_at > state.label_floor, or_(champion, challenger))) if r.label is not None)
+        labelled.update((r.id, r) for r in _read(session, state, label_query(row, state.label_floor))
+                        if r.label is not None)
     events += _label_events(state, list(labelled.values()), test_metric)
     # The new shadow copies' champion rows are mostly among the rows just read (all of them at the first check):
     # paired from here, not read again.
@@ -259,6 +259,12 @@ def _update(session: Session, state: _State, row: Rollout, project: Project) -> 
     state.log.advance([r.id for r in rows])
     state.label_floor = started - state.label_overlap
     _feed(state, sequential_test(frozen), events)
+
+
+def label_query(row: Rollout, since: datetime) -> Any:
+    """The rollout's log rows labelled after ``since`` (by the index on ``labelled_at``)."""
+    return select(*_LOG_COLUMNS).where(PredictionLog.labelled_at > since,
+                                       or_(champion_clause(row), challenger_clause(row)))
 
 
 def _read(session: Session, state: _State, query: Any) -> list[Any]:
