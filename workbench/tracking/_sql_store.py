@@ -402,6 +402,10 @@ class SqlRunSink:
             root = self.artifact_roots[experiment_id] = experiment.artifact_location
         return root
 
+    def prepare(self, experiment_id: str) -> None:
+        """Look up ``experiment_id``'s artifact root ahead of the first write (raises as a write would)."""
+        self._artifact_uri(experiment_id, _RUN_ID_SLOT)
+
     def _artifact_uri(self, experiment_id: str, run_id: str) -> str:
         """``<artifact root>/<run id>/artifacts``, as MLflow's ``create_run`` makes it.
 

@@ -139,7 +139,7 @@ def test_a_tracked_study_writes_its_runs_in_a_few_statements_readable_by_mlflow(
     statements: list[str] = []
 
     def count(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        statements.append(statement.split()[0].upper())
+        statements.append(statement.strip())
 
     study = _tuning_study("statements/s")
     event.listen(engine, "before_cursor_execute", count)
@@ -150,9 +150,11 @@ def test_a_tracked_study_writes_its_runs_in_a_few_statements_readable_by_mlflow(
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert writer.errors == [] and writer.logged == 40
-    writes = [s for s in statements if s in ("INSERT", "UPDATE", "DELETE")]
+    writes = [s for s in statements if s.split()[0].upper() in ("INSERT", "UPDATE", "DELETE")]
     assert len(writes) <= 5 * 2, statements  # one INSERT per table (runs, tags, params, metrics, latest) a group
-    assert len(statements) <= 25, statements  # and a few PRAGMAs/SELECTs: nothing per trial
+    assert len(statements) <= 25, statements  # and a few PRAGMAs: nothing per trial
+    # The experiment's artifact root was read when the writer was made, before the trials.
+    assert not [s for s in statements if s.upper().startswith("SELECT")], statements
     runs = _logged(experiment_id)
     assert sorted(runs) == list(range(40))
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
@@ -161,3 +163,18 @@ def test_a_tracked_study_writes_its_runs_in_a_few_statements_readable_by_mlflow(
         assert run.data.metrics["value"] == trials[number].value  # type: ignore[attr-defined]
         assert run.data.tags[TAG_KIND] == "trial" and run.data.tags[TAG_STUDY] == "statements/s"  # type: ignore[attr-defined]
         assert run.info.status == "FINISHED"  # type: ignore[attr-defined]
+
+
+def test_a_writer_on_a_deleted_experiment_starts_and_reports_its_trials_as_errors(workbench_home: Path) -> None:
+    """Looking the experiment up ahead is best effort: the failure still comes from the write, per trial."""
+    settings = get_settings()
+    client = get_client(settings)
+    experiment_id = ensure_experiment(project_slug="gone", settings=settings)
+    parent = client.create_run(experiment_id, run_name="parent")
+    client.delete_experiment(experiment_id)
+    writer = TrialRunWriter(client, experiment_id=experiment_id, parent_run_id=parent.info.run_id, study="gone/s",
+                            project_slug="gone", job_id="job1", metric="roc_auc")
+    writer.start()
+    writer.submit(_record(1))
+    writer.close(timeout=60)
+    assert writer.logged == 0 and len(writer.errors) == 1 and "trial 1" in writer.errors[0]
