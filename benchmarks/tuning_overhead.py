@@ -93,11 +93,19 @@ class _Tracked:
     def run(self, objective: Any, n_trials: int, *, flush: bool = True) -> float:
         """Seconds to bring the study to ``n_trials`` finished trials (and flush their tracking)."""
         from workbench.training.study import StudyProgress, finished_trials, run_study
+        from workbench.training.train_jobs import LOAD_SHARE, REFIT_SHARE, progress_message
 
+        metric = self.config.metric
+
+        # As pipelines/train.py reports: the study's share of the job's progress (never 1.0: the refit
+        # follows), with a forced write just before the trials, so the first trial writes nothing.
         def report(done: int, best: float | None) -> None:
-            self.ctx.progress(done / n_trials, f"trial {done}/{n_trials}, best {best}")
+            fraction = LOAD_SHARE + (1 - LOAD_SHARE - REFIT_SHARE) * min(1.0, done / n_trials)
+            self.ctx.progress(fraction, progress_message(done, n_trials, best, metric))
 
-        progress = StudyProgress(report, direction=self.config.direction, done=finished_trials(self.study))
+        already = finished_trials(self.study)
+        self.ctx.progress(LOAD_SHARE, progress_message(already, n_trials, None, metric), force=True)
+        progress = StudyProgress(report, direction=self.config.direction, done=already)
 
         def on_trial(study: Any, trial: Any) -> None:
             self.writer.callback(study, trial)

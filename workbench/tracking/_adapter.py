@@ -107,6 +107,19 @@ class RunBulkWriter:
         """``"sql"`` while the bulk path is in use, else ``"client"``."""
         return "sql" if self.bulk else "client"
 
+    def prepare(self, experiment_id: str) -> None:
+        """Look up what writing to ``experiment_id`` needs (its artifact root) now, not at the first write.
+
+        Best effort: a lookup that fails here (an unreachable store, a deleted experiment) is left to
+        the first write, which raises as it would have. A tuning job calls this before its trials, so
+        the first group of child runs does not pay an MLflow read.
+        """
+        if self.bulk and self._sql_sink is not None:
+            try:
+                self._sql_sink.prepare(experiment_id)
+            except Exception as exc:
+                logger.debug("artifact root of experiment %s not looked up ahead (%s)", experiment_id, exc)
+
     def write(self, runs: Sequence[FinishedRun]) -> list[str]:
         """Write ``runs`` (all or none on the bulk path); returns their run ids in order."""
         if not runs:

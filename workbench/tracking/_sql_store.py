@@ -360,6 +360,10 @@ def sql_store(client: MlflowClient) -> Any:
     return store if isinstance(store, SqlAlchemyStore) else None
 
 
+# Stands for the run id in an experiment's artifact URI template (letters and digits: never escaped).
+_RUN_ID_SLOT = "0wbrunidslot0"
+
+
 class SqlRunSink:
     """:class:`~workbench.tracking.RunSink` adding runs through MLflow's own store session and ORM models.
 
@@ -373,6 +377,7 @@ class SqlRunSink:
         self.client = client
         self.store = store
         self.artifact_roots: dict[str, str] = {}
+        self._uri_templates: dict[str, str] = {}
 
     @classmethod
     def open(cls, client: MlflowClient) -> tuple[SqlRunSink | None, list[str]]:
@@ -397,6 +402,27 @@ class SqlRunSink:
             root = self.artifact_roots[experiment_id] = experiment.artifact_location
         return root
 
+    def prepare(self, experiment_id: str) -> None:
+        """Look up ``experiment_id``'s artifact root ahead of the first write (raises as a write would)."""
+        self._artifact_uri(experiment_id, _RUN_ID_SLOT)
+
+    def _artifact_uri(self, experiment_id: str, run_id: str) -> str:
+        """``<artifact root>/<run id>/artifacts``, as MLflow's ``create_run`` makes it.
+
+        MLflow's ``append_to_uri_path`` parses the root for every run (about a tenth of a group's
+        Python time); it is called once per experiment with a placeholder, which a hex run id
+        then replaces (no character of it is escaped or normalised).
+        """
+        template = self._uri_templates.get(experiment_id)
+        if template is None:
+            from mlflow.utils.uri import append_to_uri_path
+
+            template = append_to_uri_path(self._artifact_root(experiment_id), _RUN_ID_SLOT, "artifacts")
+            if template.count(_RUN_ID_SLOT) != 1:  # a root that happens to contain the placeholder
+                return append_to_uri_path(self._artifact_root(experiment_id), run_id, "artifacts")
+            self._uri_templates[experiment_id] = template
+        return template.replace(_RUN_ID_SLOT, run_id)
+
     def write(self, runs: Sequence[FinishedRun]) -> list[str]:
         """Write every run or none (one transaction); returns their new ids in order.
 
@@ -406,7 +432,6 @@ class SqlRunSink:
         import uuid
 
         from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric, SqlParam, SqlRun, SqlTag
-        from mlflow.utils.uri import append_to_uri_path
         from sqlalchemy import insert
 
         rows: dict[Any, list[dict[str, Any]]] = {model: [] for model in (SqlRun, SqlTag, SqlParam, SqlMetric,
@@ -419,7 +444,7 @@ class SqlRunSink:
             tags.setdefault("mlflow.runName", run.run_name)
             rows[SqlRun].append({
                 "name": run.run_name,
-                "artifact_uri": append_to_uri_path(self._artifact_root(run.experiment_id), run_id, "artifacts"),
+                "artifact_uri": self._artifact_uri(run.experiment_id, run_id),
                 "run_uuid": run_id,
                 "experiment_id": int(run.experiment_id),
                 "source_type": "UNKNOWN",

@@ -247,19 +247,20 @@ def run_study(
     started = time.monotonic()
     # No MaxTrialsCallback: each optimize() call below runs one trial, and the loop checks the
     # study-wide budget itself (only near the end); the callback re-read every trial from the storage.
-    callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = []
-    if on_trial is not None:
-        callbacks.append(on_trial)
     guarded = _guard(objective, n_trials)
     # Highest trial number seen here; while the next number stays below the budget the budget
     # cannot be spent yet, so the counts are read from the storage only near the end.
     last_number: int | None = None
 
-    def remember(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         nonlocal last_number
         last_number = max(trial.number, last_number if last_number is not None else -1)
+        if on_trial is not None:
+            on_trial(study, trial)
 
-    callbacks.insert(0, remember)
+    # One callback, not one per concern: Optuna deep-copies the finished trial for every callback
+    # (about 16 us a copy, a tenth of untracked Optuna's CPU time per trivial trial).
+    callbacks = [after_trial]
     while True:
         if cancel_event is not None and cancel_event.is_set():
             return "cancelled"

@@ -107,6 +107,8 @@ class TrialRunWriter(threading.Thread):
         self._closing = False
         mlflow_fast_writes(client)
         self.runs = RunBulkWriter(client)
+        # The experiment's artifact root, read here (before the trials) rather than by the first group's write.
+        self.runs.prepare(experiment_id)
         self.logged = 0
         self.errors: list[str] = []
 
