@@ -186,12 +186,11 @@ class NatsTransport:
             self.epoch = stream_epoch((await self._js.stream_info(self.stream)).created)
         messages = []
         for msg, own_id in zip(raw, own_ids, strict=True):
-            meta = msg.metadata
+            deliveries, sequence = _delivery(msg)
             messages.append(InMessage(
-                id=(event_key(self.key_scope, own_id) if own_id
-                    else sequence_key(self.key_scope, self.epoch, int(meta.sequence.stream))),
+                id=event_key(self.key_scope, own_id) if own_id else sequence_key(self.key_scope, self.epoch, sequence),
                 data=msg.data,
-                deliveries=int(meta.num_delivered),
+                deliveries=deliveries,
                 handle=msg,
             ))
         return messages
@@ -310,6 +309,20 @@ class NatsTransport:
                 await self._nc.flush(timeout=5)
             finally:
                 await self._nc.close()
+
+
+def _delivery(msg: Any) -> tuple[int, int]:
+    """A fetched message's (delivery count, stream sequence), read from its ack subject.
+
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ts>.<pending>``: two
+    ints, not nats-py's ``metadata`` (two dataclasses and a datetime per message). Any other form
+    (a domain or account in the subject) goes through ``metadata``.
+    """
+    tokens = (msg.reply or "").split(".")
+    if len(tokens) == 9 and tokens[0] == "$JS" and tokens[1] == "ACK":
+        return int(tokens[4]), int(tokens[5])
+    meta = msg.metadata
+    return int(meta.num_delivered), int(meta.sequence.stream)
 
 
 async def _log_nats_error(exc: Exception) -> None:
