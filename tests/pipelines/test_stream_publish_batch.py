@@ -65,3 +65,39 @@ def test_publish_batch_stores_each_id_once_and_raises_when_nothing_stores_it() -
         delete_stream(slug)
     assert result["counts"] == {f"workbench.{slug}.predictions": 7}  # 5 + 1 new id + 1 without an id
     assert result["refused"] is not None, "publish_batch returned although nothing stored the message"
+
+
+@pytest.mark.skipif(nats_reason() is not None, reason=str(nats_reason()))
+def test_publish_batches_in_flight_at_once_each_wait_for_their_own_acks_and_a_refusal_raises() -> None:
+    """Two micro-batches publish at once (the consumer keeps two in flight): each returns once all of
+    its messages are stored; a message the server refuses (the stream is full) fails its batch with
+    the server's reason rather than returning, so its inputs are not acked."""
+    import asyncio
+
+    from nats.js.api import DiscardPolicy, StreamConfig
+
+    slug = f"publish-pair-{uuid.uuid4().hex[:6]}"
+
+    async def publish(transport: Any) -> dict[str, Any]:
+        batches = [[(f'{{"b": {b}, "n": {i}}}'.encode(), f"b{b}-{i}") for i in range(150)] for b in range(2)]
+        await asyncio.gather(*(transport.publish_batch(transport.predictions_subject, batch) for batch in batches))
+        counts = await transport.subject_counts()
+        info = await transport._js.stream_info(transport.stream)
+        await transport._js.update_stream(StreamConfig(name=transport.stream, subjects=info.config.subjects,
+                                                       max_msgs=302, discard=DiscardPolicy.NEW))
+        refused: Exception | None = None
+        try:  # 2 fit, the third is refused by the server
+            await transport.publish_batch(transport.predictions_subject,
+                                          [(b"{}", f"full-{i}") for i in range(3)])
+        except Exception as exc:
+            refused = exc
+        return {"counts": counts, "refused": refused}
+
+    delete_stream(slug)
+    try:
+        result = with_transport(slug, publish)
+    finally:
+        delete_stream(slug)
+    assert result["counts"] == {f"workbench.{slug}.predictions": 300}
+    assert result["refused"] is not None, "publish_batch returned although the server refused a message"
+    assert "maximum messages" in str(result["refused"])
