@@ -12,6 +12,13 @@ machine barely move:
 ``--samples`` alternated rounds of ``--requests`` calls each; it prints the median microseconds of
 CPU per request with min-max, and the workbench's extra CPU over the floor's.
 
+Back to back, the calls find the caches and branch predictors warm ("hot"). A server at one
+connection is idle between requests (the client's turn), and then the same code costs several
+times more: with ``--idle-ms`` (1 by default; 0 skips it) a second set of rounds sleeps that long
+before each call ("after idle"), which is what ``workbench serve`` pays per request at one
+connection (its in-app CPU per request measured inside the real server agrees with this figure,
+not with the hot one: benchmarks/README.md, "Serving at one connection: where the time goes").
+
     .venv/bin/python benchmarks/serving_cpu.py --models hgb,rf,et --requests 2000
 """
 
@@ -68,7 +75,7 @@ async def call(app: Any, body: bytes, headers: list[tuple[bytes, bytes]]) -> int
     return status[0]
 
 
-async def measure_kind(kind: str, requests: int, samples: int) -> dict[str, Any]:
+async def measure_kind(kind: str, requests: int, samples: int, idle_ms: float = 0.0) -> dict[str, Any]:
     from _fair import rounds, spread, summary
     from batch import FEATURES, make_frame, register
 
@@ -83,6 +90,7 @@ async def measure_kind(kind: str, requests: int, samples: int) -> dict[str, Any]
     app = create_app(slug, token_hash=hash_token(TOKEN))
     apps = {"workbench": app, "floor": floor_app()}
     runs: dict[str, list[float]] = {name: [] for name in apps}
+    idle_runs: dict[str, list[float]] = {name: [] for name in apps}
     async with app.router.lifespan_context(app):
         for name, target in apps.items():  # warm-up
             for _ in range(100):
@@ -93,11 +101,34 @@ async def measure_kind(kind: str, requests: int, samples: int) -> dict[str, Any]
                 for _ in range(requests):
                     await call(apps[name], body, headers)
                 runs[name].append((time.thread_time() - started) / requests * 1e6)
-    stats = {name: summary(values) for name, values in runs.items()}
-    extra = round(stats["workbench"]["median"] - stats["floor"]["median"], 1)
-    print(f"{kind}: CPU per request, us, median (min-max) of {samples}: workbench {spread(stats['workbench'])}, "
-          f"floor {spread(stats['floor'])}; the workbench's extra: {extra} us", flush=True)
-    return {"model": kind, **stats, "extra_us": extra}
+        if idle_ms > 0:
+            for names in rounds(list(apps), samples):
+                for name in names:  # fewer calls: each one waits idle_ms first
+                    idle_runs[name].append(await _after_idle(apps[name], body, headers, max(200, requests // 4),
+                                                             idle_ms))
+    report: dict[str, Any] = {"model": kind}
+    for label, values in (("hot", runs), (f"after {idle_ms:g} ms idle", idle_runs)):
+        if not values["workbench"]:
+            continue
+        stats = {name: summary(v) for name, v in values.items()}
+        extra = round(stats["workbench"]["median"] - stats["floor"]["median"], 1)
+        print(f"{kind} ({label}): CPU per request, us, median (min-max) of {samples}: workbench "
+              f"{spread(stats['workbench'])}, floor {spread(stats['floor'])}; the workbench's extra: {extra} us",
+              flush=True)
+        report[label] = {**stats, "extra_us": extra}
+    return report
+
+
+async def _after_idle(app: Any, body: bytes, headers: list[tuple[bytes, bytes]], requests: int,
+                      idle_ms: float) -> float:
+    """CPU microseconds per call when the thread sleeps ``idle_ms`` before each one (the sleep not counted)."""
+    cpu = 0.0
+    for _ in range(requests):
+        time.sleep(idle_ms / 1000)
+        started = time.thread_time()
+        await call(app, body, headers)
+        cpu += time.thread_time() - started
+    return cpu / requests * 1e6
 
 
 def main() -> int:
@@ -105,6 +136,8 @@ def main() -> int:
     parser.add_argument("--models", default="hgb,rf", help="comma-separated: hgb, rf, et")
     parser.add_argument("--requests", type=int, default=2000, help="calls per sample, per app")
     parser.add_argument("--samples", type=int, default=3, help="alternated rounds (the first app rotating)")
+    parser.add_argument("--idle-ms", type=float, default=1.0,
+                        help="also measure with the thread idle this long before each call (0: hot only)")
     args = parser.parse_args()
     from _fair import load_average
     from batch import setup_home
@@ -112,7 +145,7 @@ def main() -> int:
     setup_home(Path(tempfile.mkdtemp(prefix="wb-bench-serving-cpu-")))
     print(load_average(), flush=True)
     for kind in (k.strip() for k in args.models.split(",") if k.strip()):
-        asyncio.run(measure_kind(kind, args.requests, max(1, args.samples)))
+        asyncio.run(measure_kind(kind, args.requests, max(1, args.samples), args.idle_ms))
     print(load_average(), flush=True)
     return 0
 

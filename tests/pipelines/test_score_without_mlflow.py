@@ -148,3 +148,40 @@ def test_a_container_in_a_text_column_is_still_refused(values: list[object]) -> 
     frame = pd.DataFrame({"sex": pd.Series(values, dtype=object)})
     with pytest.raises(InvalidInput, match="a single value"):
         conform(frame, [InputColumn(name="sex", kind="string", required=False)])
+
+
+def test_the_alias_version_from_the_registry_tables_is_mlflows(champion: tuple[str, Path]) -> None:
+    from mlflow import MlflowClient
+
+    from workbench.errors import NotFound
+    from workbench.serving._local_model import alias_version
+    from workbench.serving.model_loader import resolve_alias
+    from workbench.settings import get_settings
+
+    slug, _ = champion
+    settings = get_settings()
+    expected = MlflowClient(tracking_uri=settings.mlflow_tracking_uri).get_model_version_by_alias(slug, "champion")
+    assert alias_version(settings, slug, "champion") == str(expected.version) == resolve_alias(slug, "champion")
+    # Not answerable here: MLflow answers, with its own errors.
+    assert alias_version(settings, slug, "no-such-alias") is None
+    assert alias_version(settings, slug, "latest") is None
+    with pytest.raises(NotFound, match="no-such-alias"):
+        resolve_alias(slug, "no-such-alias")
+
+
+def test_the_web_services_alias_poll_does_not_import_mlflow(champion: tuple[str, Path]) -> None:
+    """The poller's first check imported MLflow in its thread, ~0.9 s of CPU holding the GIL while requests wait."""
+    slug, home = champion
+    code = (
+        "import json, sys\n"
+        "from workbench.serving.model_loader import ModelHolder\n"
+        f"holder = ModelHolder({slug!r}, poll_seconds=0)\n"
+        "swapped = holder.check_now()\n"
+        "print(json.dumps({'swapped': swapped, 'version': holder.model.version,\n"
+        "                  'mlflow': sorted(m for m in sys.modules if m == 'mlflow' or m.startswith('mlflow.'))}))\n"
+    )
+    env = {**os.environ, "WORKBENCH_HOME": str(home), "MLFLOW_DISABLE_TELEMETRY": "true"}  # the module's home
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.splitlines()[-1]) == {"swapped": False, "version": "1", "mlflow": []}

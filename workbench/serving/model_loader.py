@@ -346,6 +346,11 @@ def resolve_alias(name: str, alias: str, *, settings: Settings | None = None) ->
 
     if tracking_store_missing(settings):  # a new home has no model (and MLflow need not be imported to say so)
         raise missing
+    from workbench.serving._local_model import alias_version
+
+    local = alias_version(settings, name, alias)  # the usual SQL registry: no MLflow import, no client
+    if local is not None:
+        return local
     from mlflow.exceptions import MlflowException
 
     try:
