@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -47,6 +48,13 @@ class RunsFrameCache:
         # unchanged list returns it, a list that only grew at the end (new runs) appends their rows.
         self._frames: dict[tuple[Any, ...], tuple[list[tuple[str, str]], pd.DataFrame]] = {}
         self._columns: tuple[list[tuple[str, str]], dict[str, list[str]]] | None = None
+        # What the key lists were counted from: each active run's row as counted, and how many of those rows
+        # hold each metric, param and tag key. A changed list of runs updates the counts by the rows that
+        # differ, so a new run costs its own keys, not a pass over every run (0.15 s at 30,000 runs).
+        self._counted: dict[str, _Row] = {}
+        self._key_counts: dict[str, Counter[str]] = {"metrics": Counter(), "params": Counter(), "tags": Counter()}
+        self._counting = threading.Lock()
+        self.counted = 0  # rows whose keys were counted since creation: what a test reads
 
     def _refresh(self, session: Session, ids_fps: Sequence[tuple[str, str]]) -> list[_Row]:
         """The rows of ``ids_fps`` in order, decoding the ones not cached under that fingerprint."""
@@ -99,19 +107,34 @@ class RunsFrameCache:
         ids_fps = self._ids(session, project, [RunProjection.lifecycle_stage == "active"])
         if self._columns is not None and self._columns[0] == ids_fps:
             return {entity: list(keys) for entity, keys in self._columns[1].items()}, ids_fps
-        rows = self._refresh(session, ids_fps)
+        with self._counting:  # one count at a time: the counts are updated in place
+            return self._count_columns(session, ids_fps)
+
+    def _count_columns(self, session: Session, ids_fps: list[tuple[str, str]]
+                       ) -> tuple[dict[str, list[str]], list[tuple[str, str]]]:
         with self._lock:
-            active = {run_id for run_id, _ in ids_fps}
+            counted = dict(self._counted)
+        active = dict(ids_fps)
+        gone = [counted[run_id] for run_id in counted if active.get(run_id) != counted[run_id].fingerprint]
+        stale = [(run_id, fp) for run_id, fp in ids_fps if (row := counted.get(run_id)) is None
+                 or row.fingerprint != fp]
+        fresh = self._refresh(session, stale)
+        counts = self._key_counts
+        for sign, rows in ((-1, gone), (1, fresh)):
+            for row in rows:
+                for entity, keys in (("metrics", row.metrics), ("params", row.params), ("tags", row.tag_keys)):
+                    counts[entity].update(dict.fromkeys(keys, sign))
+        for entity in counts:
+            counts[entity] = +counts[entity]  # drop the keys no active run holds any more
+        for row in gone:
+            counted.pop(row.attributes[0], None)
+        counted.update((row.attributes[0], row) for row in fresh)
+        with self._lock:
             for run_id in [run_id for run_id in self._rows if run_id not in active]:
                 del self._rows[run_id]
-        metrics: set[str] = set()
-        params: set[str] = set()
-        tags: set[str] = set()
-        for row in rows:
-            metrics.update(row.metrics)
-            params.update(row.params)
-            tags.update(row.tag_keys)
-        found = {"metrics": sorted(metrics), "params": sorted(params), "tags": sorted(tags)}
+            self._counted = counted
+            self.counted += len(fresh)
+        found = {entity: sorted(keys) for entity, keys in counts.items()}
         self._columns = (ids_fps, found)
         return {entity: list(keys) for entity, keys in found.items()}, ids_fps
 
