@@ -363,3 +363,30 @@ def _apply(
     state.synced_at = utcnow()
     session.flush()
     return result
+
+
+def sync_all_projects(settings: Settings | None = None) -> dict[str, SyncResult]:
+    """Sync the run projection of every active (not archived) project, by slug: the server's warm-up.
+
+    A process's first sync of a project is a full pass (every run's fingerprint read); run here, in the
+    server's background warm-up, it leaves the first Experiments view of the process only the check for
+    changes (an unchanged store answers from ``PRAGMA data_version`` without reading MLflow). A project
+    whose sync fails is logged and skipped: the page syncs it again and shows the error there.
+    """
+    from workbench.db.engine import session_scope
+    from workbench.settings import get_settings
+
+    settings = settings or get_settings()
+    results: dict[str, SyncResult] = {}
+    with session_scope(settings.db_url) as session:
+        projects = [(p.id, p.slug) for p in session.scalars(select(Project).where(Project.archived.is_(False))
+                                                                .order_by(Project.name))]
+    for project_id, slug in projects:
+        try:
+            with session_scope(settings.db_url) as session:
+                project = session.get(Project, project_id)
+                if project is not None:
+                    results[slug] = sync_runs(session, project=project, settings=settings, incremental=True)
+        except Exception as exc:  # the page's own sync reports it
+            _logger.warning("warm-up sync of project %s failed: %s", slug, exc)
+    return results

@@ -217,6 +217,24 @@ def _start_warm_thread() -> bool:
                 importlib.import_module(name)
             except Exception:  # a missing optional library shows where it is used, not here
                 logging.getLogger(__name__).debug("warming %s failed", name, exc_info=True)
+        warm_projections()
 
     threading.Thread(target=warm, name="workbench-warm-imports", daemon=True).start()
     return True
+
+
+def warm_projections() -> None:
+    """Sync every active project's run projection (the warm-up thread calls it after the imports).
+
+    A server process's first sync of a project reads every run's fingerprint from MLflow: on the first
+    Experiments view it was most of that click (issue 15). Done here, in the background, the first view
+    finds the projection fresh and only checks the store for changes.
+    """
+    import logging
+
+    try:
+        from workbench.experiments.runs import sync_all_projects
+
+        sync_all_projects()
+    except Exception:  # the Experiments page syncs again and shows what failed
+        logging.getLogger(__name__).debug("warming the run projections failed", exc_info=True)
