@@ -85,11 +85,12 @@ def test_a_new_run_shows_after_an_incremental_sync_that_decodes_only_its_row(wor
 
 
 def test_the_warm_up_syncs_the_projects_so_the_first_view_reads_no_run_from_mlflow(workbench_home: Path) -> None:
-    """The server's warm-up thread syncs every active project's runs (``warm_projections``): the first
-    Experiments view of the process then sends MLflow's store no fingerprint or run read (issue 15: that first
-    full sync was most of the first click on the page)."""
+    """The server's warm-up thread syncs every active project's runs and opens the MLflow client
+    (``warm_projections``): the first Experiments view of the process then sends MLflow's store no fingerprint
+    or run read (issue 15: the client's creation and the first sync were the first click's cost)."""
     from sqlalchemy import event
 
+    from workbench.db import handles
     from workbench.settings import get_settings
     from workbench.tracking import ensure_experiment, get_client
     from workbench.tracking._sql_store import mlflow_engine
@@ -104,7 +105,9 @@ def test_the_warm_up_syncs_the_projects_so_the_first_view_reads_no_run_from_mlfl
     for number, score in enumerate(scores):
         _log_trial(client, experiment_id, number=number, depth=2 + number, score=score, start=start + number * 1000)
 
+    handles.reset_handles()  # a new server process: no MLflow client, no sync seen yet
     warm_projections()
+    assert ("tracking.client", (get_settings().mlflow_tracking_uri,) * 2) in handles._handles  # the client is open
     statements: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
