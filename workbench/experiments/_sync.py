@@ -381,12 +381,28 @@ def sync_all_projects(settings: Settings | None = None) -> dict[str, SyncResult]
     with session_scope(settings.db_url) as session:
         projects = [(p.id, p.slug) for p in session.scalars(select(Project).where(Project.archived.is_(False))
                                                                 .order_by(Project.name))]
+    current = threading.current_thread()
     for project_id, slug in projects:
+        key: tuple[str, str, int] | None = None
         try:
             with session_scope(settings.db_url) as session:
                 project = session.get(Project, project_id)
-                if project is not None:
-                    results[slug] = sync_runs(session, project=project, settings=settings, incremental=True)
+                if project is None:
+                    continue
+                key = (settings.mlflow_tracking_uri, str(session.get_bind().engine.url), project_id)
+                # Listed as this project's full pass, so a page view meanwhile does not start a second one.
+                with _reconciling_lock:
+                    running = _reconciling.get(key)
+                    if running is not None and running.is_alive():
+                        key = None
+                        continue
+                    _reconciling[key] = current
+                results[slug] = sync_runs(session, project=project, settings=settings, incremental=True)
         except Exception as exc:  # the page's own sync reports it
             _logger.warning("warm-up sync of project %s failed: %s", slug, exc)
+        finally:
+            if key is not None:
+                with _reconciling_lock:
+                    if _reconciling.get(key) is current:
+                        del _reconciling[key]
     return results
