@@ -253,8 +253,8 @@ def reconcile_threads() -> list[threading.Thread]:
 
 
 def _project_ids(session: Session, project: Project, *conditions: Any) -> set[str]:
-    return set(session.scalars(select(RunProjection.run_id).where(RunProjection.project_id == project.id,
-                                                                  *conditions)))
+    query = select(RunProjection.run_id).where(RunProjection.project_id == project.id, *conditions)
+    return set(session.connection().execute(query).scalars())  # Core: no ORM result handling
 
 
 def _incremental(
