@@ -13,6 +13,7 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from itertools import chain
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import Text, select, type_coerce
@@ -35,6 +36,18 @@ class _Row(NamedTuple):
     metrics: dict[str, Any]
     params: dict[str, Any]
     tag_keys: frozenset[str]
+
+
+def _metric_keys(row: _Row) -> Iterable[str]:
+    return row.metrics
+
+
+def _param_keys(row: _Row) -> Iterable[str]:
+    return row.params
+
+
+def _tag_keys(row: _Row) -> Iterable[str]:
+    return row.tag_keys
 
 
 class RunsFrameCache:
@@ -127,12 +140,12 @@ class RunsFrameCache:
                      or row.fingerprint != fp]
         fresh = self._refresh(session, stale)
         counts = self._key_counts
-        for sign, rows in ((-1, gone), (1, fresh)):
-            for row in rows:
-                for entity, keys in (("metrics", row.metrics), ("params", row.params), ("tags", row.tag_keys)):
-                    counts[entity].update(dict.fromkeys(keys, sign))
-        for entity in counts:
-            counts[entity] = +counts[entity]  # drop the keys no active run holds any more
+        for entity, keys_of in (("metrics", _metric_keys), ("params", _param_keys), ("tags", _tag_keys)):
+            # Counter over a chained iterable counts in C: a cold session counts 50,000 rows this way.
+            counts[entity].update(chain.from_iterable(map(keys_of, fresh)))
+            if gone:
+                counts[entity].subtract(chain.from_iterable(map(keys_of, gone)))
+                counts[entity] = +counts[entity]  # drop the keys no active run holds any more
         for row in gone:
             counted.pop(row.attributes[0], None)
         counted.update((row.attributes[0], row) for row in fresh)

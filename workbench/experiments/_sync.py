@@ -40,9 +40,9 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from workbench.db.handles import Handles
@@ -307,8 +307,10 @@ def _replace_rows(session: Session, rows: list[dict[str, Any]]) -> None:
     ids = [row["run_id"] for row in rows]
     for start in range(0, len(ids), _CHUNK):
         session.execute(delete(RunProjection).where(RunProjection.run_id.in_(ids[start : start + _CHUNK])))
+    # On the Core connection: the ORM's bulk insert path cost ~1.5 s of a 30,000-run first sync (profile).
+    connection = session.connection()
     for start in range(0, len(rows), 2000):
-        session.execute(insert(RunProjection), rows[start : start + 2000])
+        connection.execute(insert(cast(Table, RunProjection.__table__)), rows[start : start + 2000])
 
 
 def _stored_fingerprints(session: Session, project: Project) -> dict[str, str]:
