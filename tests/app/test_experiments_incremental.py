@@ -82,3 +82,44 @@ def test_a_new_run_shows_after_an_incremental_sync_that_decodes_only_its_row(wor
     fingerprint_reads = [s for s in statements if "sum(" in s]
     assert fingerprint_reads and all("start_time >=" in s or "IN (" in s for s in fingerprint_reads), \
         "the sync read every run's fingerprint instead of the recent ones"
+
+
+def test_the_warm_up_syncs_the_projects_so_the_first_view_reads_no_run_from_mlflow(workbench_home: Path) -> None:
+    """The server's warm-up thread syncs every active project's runs and opens the MLflow client
+    (``warm_projections``): the first Experiments view of the process then sends MLflow's store no fingerprint
+    or run read (issue 15: the client's creation and the first sync were the first click's cost)."""
+    from sqlalchemy import event
+
+    from workbench.db import handles
+    from workbench.settings import get_settings
+    from workbench.tracking import ensure_experiment, get_client
+    from workbench.tracking._sql_store import mlflow_engine
+    from workbench.ui.shell import warm_projections
+
+    seed_mlflow_store(workbench_home)
+    with session_scope() as session:
+        slug = create_project(session, name="Warm", task_type="classification", target="y", actor="test").slug
+    client, experiment_id = get_client(), ensure_experiment(project_slug=slug)
+    start = int(time.time() * 1000) - 3_600_000
+    scores = [0.61, 0.72, 0.68]
+    for number, score in enumerate(scores):
+        _log_trial(client, experiment_id, number=number, depth=2 + number, score=score, start=start + number * 1000)
+
+    handles.reset_handles()  # a new server process: no MLflow client, no sync seen yet
+    warm_projections()
+    assert ("tracking.client", (get_settings().mlflow_tracking_uri,) * 2) in handles._handles  # the client is open
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    engine = mlflow_engine(get_settings().mlflow_tracking_uri)
+    event.listen(engine, "after_cursor_execute", record)
+    try:
+        at = open_page(PAGE, slug, timeout=60)
+    finally:
+        event.remove(engine, "after_cursor_execute", record)
+    assert not at.exception, at.exception
+    assert _history(at)["data"][0]["y"] == scores
+    reads = [s for s in statements if "sum(" in s or "FROM tags" in s or "FROM latest_metrics" in s]
+    assert reads == [], "the first view read runs from MLflow after the warm-up had synced them"

@@ -344,6 +344,11 @@ class RunProjection(Base):
         Index("ix_run_projection_project_start", "project_id", "start_time"),
         Index("ix_run_projection_project_kind", "project_id", "kind"),
         Index("ix_run_projection_project_job", "project_id", "job_id"),
+        # The active runs in order, from the index alone (the row cache's id read); the running ones (the
+        # incremental sync). Migration 0007.
+        Index("ix_run_projection_project_active", "project_id", "lifecycle_stage", "start_time", "run_id",
+              "fingerprint"),
+        Index("ix_run_projection_project_status", "project_id", "status"),
     )
 
     run_id: Mapped[str] = mapped_column(String(32), primary_key=True)

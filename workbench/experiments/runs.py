@@ -25,7 +25,7 @@ from workbench.db.models import Project, RunProjection, RunSyncState, SavedView
 from workbench.errors import Conflict, InvalidInput, NotFound
 from workbench.experiments._conditions import base_conditions as _base_conditions
 from workbench.experiments._frame_cache import RunsFrameCache
-from workbench.experiments._sync import TAG_PARENT, SyncResult, sync_runs
+from workbench.experiments._sync import TAG_PARENT, SyncResult, sync_all_projects, sync_runs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,7 +36,7 @@ __all__ = [
     "ATTRIBUTE_COLUMNS", "COMPARE_MAX", "COMPARE_MIN", "DEFAULT_PAGE_SIZE", "FIGURE_ARTIFACTS", "MAX_PAGE_SIZE",
     "TAG_PARENT", "Comparison", "RunsFrameCache", "SyncResult", "available_columns", "compare_runs", "get_run",
     "get_view", "job_ids", "list_views", "projection_state", "query_runs", "run_figures", "runs_frame", "save_view",
-    "sync_runs",
+    "sync_all_projects", "sync_runs",
 ]
 
 ATTRIBUTE_COLUMNS = ("run_id", "run_name", "kind", "job_id", "status", "start_time", "end_time")

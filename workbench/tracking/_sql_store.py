@@ -287,14 +287,18 @@ class SqlRunSource:
         """
         from sqlalchemy import bindparam, text
 
-        ids = sorted(set(run_ids))
+        wanted = set(run_ids)
         out: dict[str, str] = {}
         dialect = self.engine.dialect.name
         with self.engine.connect() as connection:
             if since is not None:
-                query = text(_fingerprint_sql(dialect, "{r}.start_time >= :since"))
-                rows = connection.execute(query, {"experiment_id": int(experiment_id), "since": int(since)}).all()
-                out.update({str(row[0]): digest(row[1:]) for row in rows})
+                # The ids first, from ``runs`` alone: a time condition inside the fingerprint query makes
+                # SQLite scan every tag, param and metric of the store (0.4 s at 30,000 runs), where an id
+                # list looks up the few runs' rows by the run_uuid indexes.
+                wanted.update(str(row[0]) for row in connection.execute(text(
+                    "SELECT run_uuid FROM runs WHERE experiment_id = :experiment_id AND start_time >= :since"),
+                    {"experiment_id": int(experiment_id), "since": int(since)}))
+            ids = sorted(wanted)
             for start in range(0, len(ids), _CHUNK):
                 query = text(_fingerprint_sql(dialect, "{r}.run_uuid IN :ids")).bindparams(
                     bindparam("ids", expanding=True))
