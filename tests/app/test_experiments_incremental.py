@@ -11,6 +11,7 @@ from typing import Any
 
 from tests.helpers.app_pages import open_page
 from tests.helpers.mlflow_store import seed_mlflow_store
+from tests.helpers.sql_statements import recorded_statements
 from workbench.db.engine import session_scope
 from workbench.projects import create_project
 
@@ -39,8 +40,6 @@ def _history(at: Any) -> dict[str, Any]:
 
 
 def test_a_new_run_shows_after_an_incremental_sync_that_decodes_only_its_row(workbench_home: Path) -> None:
-    from sqlalchemy import event
-
     from workbench.settings import get_settings
     from workbench.tracking import ensure_experiment, get_client
     from workbench.tracking._sql_store import mlflow_engine
@@ -61,18 +60,10 @@ def test_a_new_run_shows_after_an_incremental_sync_that_decodes_only_its_row(wor
     cache = _row_cache(slug)
     decoded = cache.decoded
 
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    engine = mlflow_engine(get_settings().mlflow_tracking_uri)
-    event.listen(engine, "after_cursor_execute", record)
-    try:
+    with recorded_statements(mlflow_engine(get_settings().mlflow_tracking_uri)) as sent:
         new_id = _log_trial(client, experiment_id, number=6, depth=9, score=0.83, start=int(time.time() * 1000))
         at.run()
-    finally:
-        event.remove(engine, "after_cursor_execute", record)
+    statements = [statement for statement, _ in sent]
     assert not at.exception, at.exception
     history = _history(at)
     assert history["data"][0]["y"] == [*scores, 0.83]  # the new run is drawn, after the others
@@ -88,8 +79,6 @@ def test_the_warm_up_syncs_the_projects_so_the_first_view_reads_no_run_from_mlfl
     """The server's warm-up thread syncs every active project's runs and opens the MLflow client
     (``warm_projections``): the first Experiments view of the process then sends MLflow's store no fingerprint
     or run read (issue 15: the client's creation and the first sync were the first click's cost)."""
-    from sqlalchemy import event
-
     from workbench.db import handles
     from workbench.settings import get_settings
     from workbench.tracking import ensure_experiment, get_client
@@ -108,17 +97,9 @@ def test_the_warm_up_syncs_the_projects_so_the_first_view_reads_no_run_from_mlfl
     handles.reset_handles()  # a new server process: no MLflow client, no sync seen yet
     warm_projections()
     assert ("tracking.client", (get_settings().mlflow_tracking_uri,) * 2) in handles._handles  # the client is open
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    engine = mlflow_engine(get_settings().mlflow_tracking_uri)
-    event.listen(engine, "after_cursor_execute", record)
-    try:
+    with recorded_statements(mlflow_engine(get_settings().mlflow_tracking_uri)) as sent:
         at = open_page(PAGE, slug, timeout=60)
-    finally:
-        event.remove(engine, "after_cursor_execute", record)
+    statements = [statement for statement, _ in sent]
     assert not at.exception, at.exception
     assert _history(at)["data"][0]["y"] == scores
     reads = [s for s in statements if "sum(" in s or "FROM tags" in s or "FROM latest_metrics" in s]

@@ -4,37 +4,20 @@ by re-running each statement it sent (a SQLAlchemy event listener, not a timer),
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import event, func, select, text
+from sqlalchemy import func, select, text
 
 from tests.contracts.test_rollout_incremental import _check, _label, _requests, _same, _shadow_rollout
+from tests.helpers.sql_statements import recorded_statements
 from workbench.db.engine import get_engine, session_scope
 from workbench.db.models import PredictionLog, Rollout, utcnow
 from workbench.projects import get_project
 from workbench.rollouts import RolloutTracker
 from workbench.rollouts._incremental import label_query
-
-
-@contextmanager
-def _statements() -> Iterator[list[tuple[str, Any]]]:
-    """The (SQL, driver parameters) of every statement sent to the workbench DB inside the block."""
-    sent: list[tuple[str, Any]] = []
-
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        sent.append((statement, parameters))
-
-    engine = get_engine()
-    event.listen(engine, "after_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "after_cursor_execute", record)
 
 
 def _log_rows_returned(sent: list[tuple[str, Any]]) -> int:
@@ -61,7 +44,7 @@ def test_the_first_check_reads_the_log_once(db_url: str, workbench_home: Path) -
     _same(incremental, full)
     assert incremental.paired == 300 - 12 - 1  # every 25th copy failed; a-7's champion row is not logged
     # The tracker's statements alone (not the full recompute's).
-    with _statements() as sent, session_scope() as session:
+    with recorded_statements(get_engine()) as sent, session_scope() as session:
         row = session.get(Rollout, rollout_id)
         assert row is not None
         RolloutTracker().status(session, project=get_project(session, slug="churn"), row=row)
@@ -81,7 +64,7 @@ def test_the_label_query_uses_the_labelled_at_index(db_url: str, workbench_home:
     with session_scope() as session:
         row = session.get(Rollout, rollout_id)
         assert row is not None
-        with _statements() as sent:
+        with recorded_statements(get_engine()) as sent:
             assert len(session.execute(label_query(row, since)).all()) == 5
     statement, parameters = sent[-1]
     explain = "EXPLAIN QUERY PLAN " if db_url.startswith("sqlite") else "EXPLAIN "

@@ -159,15 +159,9 @@ def read_local_model(settings: Settings, name: str, *, alias: str, version: str 
     """``name`` at ``alias`` (or ``version``) from the registry tables and its local folder; None to ask MLflow."""
     import yaml
 
-    if alias.lower() == "latest" and version is None:  # MLflow's own rule (the highest version), not an alias row
-        return None
     if "MLFLOW_ALLOW_PICKLE_DESERIALIZATION" in os.environ:  # MLflow's loader decides what the setting allows
         return None
-    try:
-        found = _registry_row(settings, name, alias, version)
-    except Exception as exc:  # an unreadable store: MLflow reports it in its own words
-        logger.info("reading the registry tables failed (%s); asking MLflow", exc)
-        return None
+    found = _lookup(settings, name, alias, version)
     if found is None:
         return None
     row, tags = found
@@ -195,11 +189,16 @@ def alias_version(settings: Settings, name: str, alias: str) -> str | None:
     The web service's alias poller asks this every few seconds: through MLflow its first answer
     imported MLflow in the poller thread (~0.9 s of CPU holding the GIL, while requests waited).
     """
-    if alias.lower() == "latest":  # MLflow's own rule (the highest version), not an alias row
+    found = _lookup(settings, name, alias, None)
+    return None if found is None else str(found[0][0])
+
+
+def _lookup(settings: Settings, name: str, alias: str, version: str | None) -> tuple[Any, dict[str, str]] | None:
+    """:func:`_registry_row`, or None where MLflow must answer (the ``latest`` alias, an unreadable store)."""
+    if alias.lower() == "latest" and version is None:  # MLflow's own rule (the highest version), not an alias row
         return None
     try:
-        found = _registry_row(settings, name, alias, None)
+        return _registry_row(settings, name, alias, version)
     except Exception as exc:  # an unreadable store: MLflow reports it in its own words
         logger.info("reading the registry tables failed (%s); asking MLflow", exc)
         return None
-    return None if found is None else str(found[0][0])
