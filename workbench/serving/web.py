@@ -26,7 +26,6 @@ variant. Every worker polls the plan, counts per variant and checks the guardrai
 import gc
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -454,30 +453,15 @@ def build_server(app: Any, *, host: str, port: int) -> Any:
     return uvicorn.Server(config)
 
 
-# How long a thread may hold the GIL while another waits for it, in a serving process (CPython's
-# default is 5 ms). Requests are answered on the event-loop thread while other threads (the shadow
-# scorer's challenger batch, the log writer's flush) hold the GIL for a millisecond or more at a time;
-# a request arriving then waited for the holder to finish or its 5 ms to run out. Measured with
-# benchmarks/rollout.py: that wait was the shadow rollout's extra p99 at one connection.
-SERVE_SWITCH_INTERVAL_SECONDS = 0.0005
-
-
 def serve_forever(server: Any, **run: Any) -> None:
     """Run a :func:`build_server` server in this (serving) process until it stops.
 
     The loaded model, sklearn, pandas and MLflow are ~400k long-lived objects, and a full garbage
     collection walks them all: 100+ ms, every few tens of seconds of traffic, on the request path.
     Frozen first (this process only serves from here on), a collection walks only what requests leave.
-    While it serves, the GIL switch interval is :data:`SERVE_SWITCH_INTERVAL_SECONDS` (the previous
-    value is restored when the server stops, for a caller that goes on, such as a test).
     """
     gc.freeze()
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(SERVE_SWITCH_INTERVAL_SECONDS)
-    try:
-        server.run(**run)
-    finally:
-        sys.setswitchinterval(previous)
+    server.run(**run)
 
 
 def run_server(
