@@ -173,15 +173,19 @@ def monitor_schedule() -> None:
 # Imported by the Train and Operate pages (Registry, Deployments, Experiments, Monitoring), which are
 # slow to open the first time in a server process mostly because of these imports (MLflow alone takes
 # seconds on a 2-core machine).
+# The first group is what the Experiments page needs (its first view also needs the run projections synced
+# and the MLflow client open, :func:`warm_projections`), so those are ready first; the rest come after them.
 WARM_MODULES = (
     "mlflow",
     "mlflow.exceptions",
     "workbench.tracking",
+)
+WARM_MODULES_LATER = (
     "workbench.registry",
     "workbench.serving.model_loader",
     "workbench.monitoring.drift",
 )
-WARM_DELAY_SECONDS = 3.0
+WARM_DELAY_SECONDS = 1.5
 
 
 def warm_imports() -> None:
@@ -212,12 +216,16 @@ def _start_warm_thread() -> bool:
         with contextlib.suppress(AttributeError, OSError):  # below the request threads (Linux nice is per thread)
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         time.sleep(WARM_DELAY_SECONDS)
-        for name in WARM_MODULES:
-            try:
-                importlib.import_module(name)
-            except Exception:  # a missing optional library shows where it is used, not here
-                logging.getLogger(__name__).debug("warming %s failed", name, exc_info=True)
+        def load(names: tuple[str, ...]) -> None:
+            for name in names:
+                try:
+                    importlib.import_module(name)
+                except Exception:  # a missing optional library shows where it is used, not here
+                    logging.getLogger(__name__).debug("warming %s failed", name, exc_info=True)
+
+        load(WARM_MODULES)
         warm_projections()
+        load(WARM_MODULES_LATER)
 
     threading.Thread(target=warm, name="workbench-warm-imports", daemon=True).start()
     return True
