@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
 import json
 import logging
 import os
@@ -463,6 +464,10 @@ def run_consumer(
 
     async def main() -> None:
         await transport.connect()
+        # Everything alive now (the model, the modules, the clients) stays for the consumer's life: out
+        # of the collector's sight, its collections scan only what the micro-batches allocate (a few
+        # % of the consumer's CPU at 20,000 events). Objects are still freed when their count drops.
+        gc.freeze()
         with session_scope(settings.db_url) as session:
             mark_running(session, deployment_id=deployment_id, model_version=holder.model.version, pid=os.getpid(),
                          host=url, predict_path=holder.model.describe()["predict_path"])
