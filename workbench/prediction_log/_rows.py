@@ -29,6 +29,10 @@ SHADOW_ERROR_MAX = 200  # the shadow_predictions.error column
 PROBA_PREFIX = "proba_"
 
 
+# A row's key holding its (prediction, proba) already JSON-encoded (see make_row's ``encoded``).
+ENCODED = "_encoded"
+
+
 def json_safe(value: Any) -> Any:
     """``value`` with numpy scalars unwrapped and NaN/inf as None (PostgreSQL JSON rejects NaN)."""
     kind = type(value)
@@ -66,13 +70,16 @@ def make_row(
     ts: datetime | None = None,
     variant: str | None = None,
     rollout_id: int | None = None,
+    encoded: tuple[str, str | None] | None = None,
 ) -> dict[str, Any]:
     """One prediction-log row as a dict ready for :func:`insert_rows`.
 
     ``variant`` (``"champion"``/``"challenger"``) and ``rollout_id`` say which variant of a
-    running rollout answered; both None when the champion serves alone.
+    running rollout answered; both None when the champion serves alone. ``encoded``: the
+    prediction and proba already JSON-encoded (``json.dumps(json_safe(...))``, proba None for
+    none) by a caller that encodes them anyway: :func:`insert_rows` then does not encode them again.
     """
-    return {
+    row = {
         "deployment_id": deployment_id,
         "ts": ts or utcnow(),
         "request_id": request_id,
@@ -83,6 +90,9 @@ def make_row(
         "variant": variant,
         "rollout_id": rollout_id,
     }
+    if encoded is not None:
+        row[ENCODED] = encoded
+    return row
 
 
 def make_shadow_row(
@@ -175,14 +185,17 @@ def insert_rows(bind: Session | Connection, rows: Sequence[dict[str, Any]]) -> i
     params = []
     for row in rows:
         ts = row.get("ts") or utcnow()
-        proba = row.get("proba")
+        encoded = row.get(ENCODED)
+        if encoded is None:
+            proba = row.get("proba")
+            encoded = dumps(json_safe(row.get("prediction"))), None if proba is None else dumps(json_safe(proba))
         params.append((
             row["deployment_id"],
             ts.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else ts,
             row["request_id"],
             dumps(json_safe(row.get("features") or {})),
-            dumps(json_safe(row.get("prediction"))),
-            None if proba is None else dumps(json_safe(proba)),
+            encoded[0],
+            encoded[1],
             float(row.get("latency_ms") or 0.0),
             row.get("variant"),
             row.get("rollout_id"),

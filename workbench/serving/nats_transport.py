@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 import time
@@ -171,7 +172,9 @@ class NatsTransport:
         from nats.errors import TimeoutError as NatsTimeout
 
         try:
-            raw = await self._sub.fetch(batch_size, timeout=timeout)
+            raw = await self._fetch_ready(batch_size, timeout)
+            if not raw:  # nothing waiting: nats-py's lingering pull waits for the next events
+                raw = await self._sub.fetch(batch_size, timeout=timeout)
         except (NatsTimeout, TimeoutError):
             await self._rebind_if_gone()
             return []
@@ -193,6 +196,53 @@ class NatsTransport:
                 deliveries=deliveries,
                 handle=msg,
             ))
+        return messages
+
+    async def _fetch_ready(self, batch_size: int, timeout: float) -> list[Any]:
+        """Up to ``batch_size`` messages the server has ready now (none: the caller waits with nats-py's fetch).
+
+        nats-py's ``fetch`` awaits its subscription's ``next_msg`` once per message: a task, a timer
+        and a uuid each, a sixth of the consumer's CPU. This sends the same ``no_wait`` pull request
+        and takes what has arrived straight from the subscription's queue, awaiting (one timer) only
+        when the queue is empty. The server answers a ``no_wait`` pull with up to ``batch_size``
+        messages, then a "no messages" status when it had fewer: nothing is left in flight.
+        """
+        from nats.js.client import JetStreamContext
+        from nats.js.errors import APIError
+
+        sub = self._sub._sub  # nats-py's subscription to the pull consumer's inbox
+        queue: asyncio.Queue[Any] = sub._pending_queue
+        messages: list[Any] = []
+        # Messages of an earlier pull that timed out on our side come first (as in nats-py's fetch);
+        # a leftover status belonged to an earlier pull request: dropped.
+        while not queue.empty() and len(messages) < batch_size:
+            msg = _taken(sub, queue.get_nowait())
+            if JetStreamContext.is_status_msg(msg) is None:
+                messages.append(msg)
+        needed = batch_size - len(messages)
+        if needed == 0:
+            return messages
+        await self._nc.publish(self._sub._nms, json.dumps({"batch": needed, "no_wait": True}).encode(),
+                               self._sub._deliver)
+        deadline = time.monotonic() + timeout
+        while len(messages) < batch_size:
+            if queue.empty():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    msg = await asyncio.wait_for(queue.get(), left)
+                except TimeoutError:
+                    break
+            else:
+                msg = queue.get_nowait()
+            status = JetStreamContext.is_status_msg(_taken(sub, msg))
+            if status is None:
+                messages.append(msg)
+            elif JetStreamContext._is_temporary_error(status):
+                break  # 404 no messages, 408 expired, 409 conflict: this pull request is over
+            elif not JetStreamContext._is_heartbeat(status):
+                raise APIError.from_msg(msg)
         return messages
 
     async def publish(self, subject: str, data: bytes, *, msg_id: str | None = None) -> None:
@@ -323,6 +373,14 @@ def _delivery(msg: Any) -> tuple[int, int]:
         return int(tokens[4]), int(tokens[5])
     meta = msg.metadata
     return int(meta.num_delivered), int(meta.sequence.stream)
+
+
+def _taken(sub: Any, msg: Any) -> Any:
+    """``msg``, just taken off nats-py's subscription queue: keep its pending counts as ``next_msg`` does
+    (a pending size never brought down would, in time, mark the subscription a slow consumer)."""
+    sub._pending_size -= len(msg.data)
+    sub._pending_queue.task_done()
+    return msg
 
 
 async def _log_nats_error(exc: Exception) -> None:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
 import json
 import logging
 import os
@@ -48,6 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import InvalidInput
+from workbench.serving._stream_payload import encoded_answer, prediction_payload
 from workbench.serving.model_loader import ModelHolder, ServedModel
 from workbench.serving.rollout import (
     ActiveRollout,
@@ -165,7 +167,7 @@ async def process_batch(
     loop's default executor).
     """
     from workbench.db.models import utcnow
-    from workbench.prediction_log import json_safe, make_row
+    from workbench.prediction_log import make_row
     from workbench.serving.web_input import logged_features_many
 
     stats = stats or StreamStats()
@@ -208,21 +210,19 @@ async def process_batch(
     if valid:
         rollout_id = active.plan.rollout_id if active is not None else None
         now = utcnow()  # one timestamp per micro-batch: its events were predicted together
-        rows = [
-            make_row(deployment_id=deployment_id, request_id=message.id, features=features,
-                     prediction=result["prediction"], proba=result["proba"], latency_ms=per_row_ms,
-                     variant=variant, rollout_id=rollout_id, ts=now)
-            for (message, _), features, result, variant in zip(
-                valid, logged_features_many([record for _, record in valid], model.columns), results, variants,
-                strict=True)
-        ]
+        rows = []
+        payloads: list[tuple[bytes, str | None]] = []
+        for (message, _), features, result, version, variant in zip(
+                valid, logged_features_many([record for _, record in valid], model.columns), results, versions,
+                variants, strict=True):
+            # The prediction and proba are JSON-encoded once, for the log row and the published payload.
+            encoded = encoded_answer(result)
+            rows.append(make_row(deployment_id=deployment_id, request_id=message.id, features=features,
+                                 prediction=result["prediction"], proba=result["proba"], latency_ms=per_row_ms,
+                                 variant=variant, rollout_id=rollout_id, ts=now, encoded=encoded))
+            payloads.append((prediction_payload(message.id, version, result, variant, encoded), message.id))
         # Blocking DB work off the event loop, committed before anything is published or acked.
         await asyncio.get_running_loop().run_in_executor(log_executor, write_log, rows)
-        payloads: list[tuple[bytes, str | None]] = [
-            (json.dumps({"request_id": message.id, "model_version": version, **json_safe(result),
-                         **({"variant": variant} if variant is not None else {})}).encode(), message.id)
-            for (message, _), result, version, variant in zip(valid, results, versions, variants, strict=True)
-        ]
         # Every prediction stored by the broker before any ack (one wait for all their acks).
         await transport.publish_batch(transport.predictions_subject, payloads)
         # An ack is one message to the server, no round trip: sent in order, no task each. Explicit
@@ -464,6 +464,10 @@ def run_consumer(
 
     async def main() -> None:
         await transport.connect()
+        # Everything alive now (the model, the modules, the clients) stays for the consumer's life: out
+        # of the collector's sight, its collections scan only what the micro-batches allocate (a few
+        # % of the consumer's CPU at 20,000 events). Objects are still freed when their count drops.
+        gc.freeze()
         with session_scope(settings.db_url) as session:
             mark_running(session, deployment_id=deployment_id, model_version=holder.model.version, pid=os.getpid(),
                          host=url, predict_path=holder.model.describe()["predict_path"])

@@ -1,0 +1,69 @@
+"""``NatsTransport.fetch`` takes the messages the server has ready off nats-py's queue itself (one
+``no_wait`` pull, no ``next_msg`` per message): it must hand out every stored event exactly once, in
+order, in micro-batches of at most the batch size, keep nats-py's pending counts (else the
+subscription would in time be cut off as a slow consumer), and still wait for events that are
+published while it waits (nats-py's lingering pull, taken when nothing is ready)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from tests.helpers.nats import delete_stream, nats_reason, with_transport
+
+pytestmark = pytest.mark.skipif(nats_reason() is not None, reason=nats_reason() or "")
+
+
+@pytest.fixture
+def slug() -> Any:
+    name = f"fetch-{uuid.uuid4().hex[:8]}"
+    yield name
+    delete_stream(name)
+
+
+def test_fetch_hands_out_a_backlog_once_in_order_in_batches(slug: str) -> None:
+    async def action(transport: Any) -> tuple[list[int], list[bytes], int, int]:
+        await transport.publish_many(transport.features_subject,
+                                     [(f'{{"n": {i}}}'.encode(), f"id-{i}") for i in range(250)])
+        sizes: list[int] = []
+        seen: list[bytes] = []
+        while True:
+            batch = await transport.fetch(100, 0.5)
+            if not batch:
+                break
+            sizes.append(len(batch))
+            seen += [m.data for m in batch]
+            for message in batch:
+                await transport.ack(message)
+        sub = transport._sub._sub
+        return sizes, seen, sub.pending_bytes, sub.pending_msgs
+
+    sizes, seen, pending_bytes, pending_msgs = with_transport(slug, action, consumer=True)
+    assert sizes == [100, 100, 50]
+    assert seen == [f'{{"n": {i}}}'.encode() for i in range(250)]
+    assert (pending_bytes, pending_msgs) == (0, 0)
+
+
+def test_fetch_waits_for_events_published_while_it_waits(slug: str) -> None:
+    async def action(transport: Any) -> tuple[list[bytes], list[bytes], float]:
+        async def later() -> None:
+            await asyncio.sleep(0.3)
+            await transport.publish(transport.features_subject, b'{"late": 1}', msg_id="late")
+
+        publisher = asyncio.ensure_future(later())
+        started = time.monotonic()
+        first = await transport.fetch(10, 3.0)
+        waited = time.monotonic() - started
+        await publisher
+        for message in first:
+            await transport.ack(message)
+        return [m.data for m in first], [m.data for m in await transport.fetch(10, 0.3)], waited
+
+    first, second, waited = with_transport(slug, action, consumer=True)
+    assert first == [b'{"late": 1}']
+    assert second == []
+    assert waited < 3.0
