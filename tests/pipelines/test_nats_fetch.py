@@ -67,3 +67,32 @@ def test_fetch_waits_for_events_published_while_it_waits(slug: str) -> None:
     assert first == [b'{"late": 1}']
     assert second == []
     assert waited < 3.0
+
+
+def test_a_nats_py_without_the_private_parts_falls_back_to_its_own_fetch(slug: str, monkeypatch: Any) -> None:
+    """The ready-message fetch reads nats-py internals; where they are missing (another release), the
+    transport uses nats-py's public ``fetch`` and hands out the same events."""
+    from types import SimpleNamespace
+
+    from workbench.serving import nats_transport
+
+    async def supported_here(transport: Any) -> bool:
+        return nats_transport.ready_queue_supported(transport._sub)
+
+    assert with_transport(slug, supported_here, consumer=True) is True  # the installed nats-py: the fast path
+    # What a release that renamed them would look like to the check:
+    renamed = SimpleNamespace(_sub=SimpleNamespace(), _nms="x", _deliver="y")
+    assert nats_transport.ready_queue_supported(renamed) is False
+
+    async def action(transport: Any) -> list[bytes]:
+        await transport.publish_many(transport.features_subject,
+                                     [(f'{{"n": {i}}}'.encode(), f"id-{i}") for i in range(30)])
+        seen: list[bytes] = []
+        while batch := await transport.fetch(20, 0.5):
+            seen += [m.data for m in batch]
+            for message in batch:
+                await transport.ack(message)
+        return seen
+
+    monkeypatch.setattr(nats_transport, "ready_queue_supported", lambda pull: False)
+    assert with_transport(slug, action, consumer=True) == [f'{{"n": {i}}}'.encode() for i in range(30)]

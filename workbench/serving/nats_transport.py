@@ -210,6 +210,8 @@ class NatsTransport:
         from nats.js.client import JetStreamContext
         from nats.js.errors import APIError
 
+        if not ready_queue_supported(self._sub):  # another nats-py: its own fetch does it all
+            return []
         sub = self._sub._sub  # nats-py's subscription to the pull consumer's inbox
         queue: asyncio.Queue[Any] = sub._pending_queue
         messages: list[Any] = []
@@ -373,6 +375,20 @@ def _delivery(msg: Any) -> tuple[int, int]:
         return int(tokens[4]), int(tokens[5])
     meta = msg.metadata
     return int(meta.num_delivered), int(meta.sequence.stream)
+
+
+def ready_queue_supported(pull: Any) -> bool:
+    """Whether nats-py's pull subscription ``pull`` has the private parts the transport's ready-message fetch
+    relies on (checked on every fetch, a few attribute reads per micro-batch); False: nats-py's public
+    ``fetch`` is used instead, so a nats-py release that moves them costs speed, not correctness."""
+    from nats.js.client import JetStreamContext
+
+    sub = getattr(pull, "_sub", None)
+    return (isinstance(getattr(sub, "_pending_queue", None), asyncio.Queue)
+            and isinstance(getattr(sub, "_pending_size", None), int)
+            and isinstance(getattr(pull, "_nms", None), str) and isinstance(getattr(pull, "_deliver", None), str)
+            and all(callable(getattr(JetStreamContext, name, None))
+                    for name in ("is_status_msg", "_is_temporary_error", "_is_heartbeat")))
 
 
 def _taken(sub: Any, msg: Any) -> Any:
