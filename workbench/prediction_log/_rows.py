@@ -59,6 +59,11 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def encode_answer(prediction: Any, proba: Any) -> tuple[str, str | None]:
+    """A prediction and its proba as the log stores them: JSON of :func:`json_safe` values, proba None for none."""
+    return json.dumps(json_safe(prediction)), None if proba is None else json.dumps(json_safe(proba))
+
+
 def make_row(
     *,
     deployment_id: int,
@@ -76,8 +81,8 @@ def make_row(
 
     ``variant`` (``"champion"``/``"challenger"``) and ``rollout_id`` say which variant of a
     running rollout answered; both None when the champion serves alone. ``encoded``: the
-    prediction and proba already JSON-encoded (``json.dumps(json_safe(...))``, proba None for
-    none) by a caller that encodes them anyway: :func:`insert_rows` then does not encode them again.
+    prediction and proba already JSON-encoded (:func:`encode_answer`) by a caller that encodes
+    them anyway: :func:`insert_rows` then does not encode them again.
     """
     row = {
         "deployment_id": deployment_id,
@@ -187,8 +192,7 @@ def insert_rows(bind: Session | Connection, rows: Sequence[dict[str, Any]]) -> i
         ts = row.get("ts") or utcnow()
         encoded = row.get(ENCODED)
         if encoded is None:
-            proba = row.get("proba")
-            encoded = dumps(json_safe(row.get("prediction"))), None if proba is None else dumps(json_safe(proba))
+            encoded = encode_answer(row.get("prediction"), row.get("proba"))
         params.append((
             row["deployment_id"],
             ts.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else ts,

@@ -9,10 +9,9 @@ from typing import Any
 
 def encoded_answer(result: dict[str, Any]) -> tuple[str, str | None]:
     """An answer's prediction and proba as JSON (proba None when there is none), as the log stores them."""
-    from workbench.prediction_log import json_safe  # with its database models: not at the CLI's import
+    from workbench.prediction_log import encode_answer  # with its database models: not at the CLI's import
 
-    proba = result["proba"]
-    return json.dumps(json_safe(result["prediction"])), None if proba is None else json.dumps(json_safe(proba))
+    return encode_answer(result["prediction"], result["proba"])
 
 
 def prediction_payload(request_id: str, version: str, result: dict[str, Any], variant: str | None,
