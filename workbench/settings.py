@@ -215,6 +215,18 @@ def environment_variables() -> tuple[str, ...]:
     return (*(f.metadata["env"] for f in fields(Settings) if "env" in f.metadata), "WORKBENCH_CONFIG")
 
 
+def child_environment(settings: Settings) -> dict[str, str]:
+    """This process's environment with the stores pinned to ``settings``, for a child process.
+
+    ``settings`` may not come from the environment (a test's, a command's override): the child
+    must read and write the same home, workbench DB and MLflow store as its parent.
+    """
+    env = dict(os.environ)
+    env.update(WORKBENCH_HOME=str(settings.home), WORKBENCH_DB_URL=settings.db_url,
+               MLFLOW_TRACKING_URI=settings.mlflow_tracking_uri)
+    return env
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read once. Tests call ``get_settings.cache_clear()``."""

@@ -442,14 +442,18 @@ class RolloutRouter:
     every ``sample_seconds`` writes the counts to ``rollout_traffic``; every ``check_seconds``
     calls :func:`workbench.rollouts.check_rollout` (idempotent: several processes may) and
     re-reads the plan right after, so a breach is served champion-only at once.
+    ``prepare_shadow(active)``, when given, runs before a shadow rollout is served (the web
+    service's :class:`~workbench.serving.shadow_process.ShadowProcess` loads the challenger then).
     """
 
     def __init__(self, project_slug: str, *, settings: Settings, deployment_id: int, counters: VariantCounters,
-                 poll_seconds: float = 5.0, sample_seconds: float = 5.0, check_seconds: float | None = None) -> None:
+                 poll_seconds: float = 5.0, sample_seconds: float = 5.0, check_seconds: float | None = None,
+                 prepare_shadow: Callable[[ActiveRollout], Any] | None = None) -> None:
         self.project_slug = project_slug
         self.settings = settings
         self.deployment_id = deployment_id
         self.counters = counters
+        self.prepare_shadow = prepare_shadow
         self.poll_seconds = poll_seconds
         self.sample_seconds = sample_seconds
         self.check_seconds = float(settings.rollout_check_seconds if check_seconds is None else check_seconds)
@@ -480,7 +484,8 @@ class RolloutRouter:
             if current is not None and current.plan.rollout_id == plan.rollout_id \
                     and current.challenger.version == plan.challenger_version:
                 if current.plan != plan:
-                    self.active = ActiveRollout(plan, current.challenger)  # e.g. a share change: same model
+                    # e.g. a share change: same model
+                    self.active = self._prepared(ActiveRollout(plan, current.challenger))
                 return self.active
             failed = self._failed_load
             if failed is not None and failed[:2] == (plan.rollout_id, plan.challenger_version) \
@@ -496,10 +501,15 @@ class RolloutRouter:
                 raise
             self._failed_load = None
             self.loads += 1
-            self.active = ActiveRollout(plan, challenger)
+            self.active = self._prepared(ActiveRollout(plan, challenger))
             logger.info("rollout %s (%s, share %.0f%%): challenger version %s loaded", plan.rollout_id, plan.mode,
                         plan.share * 100, plan.challenger_version)
             return self.active
+
+    def _prepared(self, active: ActiveRollout) -> ActiveRollout:
+        if active.plan.shadow and self.prepare_shadow is not None:
+            self.prepare_shadow(active)
+        return active
 
     def sample(self) -> None:
         """Write this process's counts since the previous sample to ``rollout_traffic``."""

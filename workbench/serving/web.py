@@ -17,8 +17,9 @@ flushed. The alias is polled and the model swapped atomically when it moves.
 
 During a rollout (:mod:`workbench.serving.rollout`) the challenger version is loaded beside the
 champion: in shadow mode the champion answers and a copy of each request is scored by the
-challenger off the response path; in canary/ab mode each record is answered by its sticky
-variant. Every worker polls the plan, counts per variant and checks the guardrails.
+challenger off the response path, in a child process (:mod:`workbench.serving.shadow_process`);
+in canary/ab mode each record is answered by its sticky variant. Every worker polls the plan,
+counts per variant and checks the guardrails.
 """
 
 # No ``from __future__ import annotations``: FastAPI must resolve the endpoint annotations,
@@ -38,11 +39,11 @@ from workbench.serving.rollout import (
     DEFAULT_SHADOW_QUEUE,
     DEFAULT_SHADOW_TIMEOUT_SECONDS,
     RolloutRouter,
-    ShadowScorer,
     VariantCounters,
     check_shadow_options,
 )
 from workbench.serving.sampler import MetricsSampler
+from workbench.serving.shadow_process import ShadowProcess
 from workbench.serving.tokens import bearer_token, check_token_hash, verify_token
 from workbench.serving.web_input import BodyLimit, request_model
 from workbench.serving.web_input import body_schema as _body_schema
@@ -181,12 +182,12 @@ def create_app(
         sampler = MetricsSampler(deployment_id=state["deployment_id"], take_counts=stats.take_sample,
                                  settings=settings, seconds=metrics_seconds)
         app.state.writer = endpoint.writer = writer
-        shadow = ShadowScorer(write=writer.extend_shadow, deployment_id=lambda: state["deployment_id"],
-                              counters=counters, queue_size=shadow_queue, timeout_seconds=shadow_timeout_seconds)
+        # Shadow copies are scored in a child process: their work stays out of this one's GIL.
+        shadow = ShadowProcess(project_slug, settings=settings, counters=counters, queue_size=shadow_queue,
+                               timeout_seconds=shadow_timeout_seconds)
         router = RolloutRouter(project_slug, settings=settings, deployment_id=state["deployment_id"],
                                counters=counters, poll_seconds=poll_seconds, sample_seconds=metrics_seconds,
-                               check_seconds=rollout_check_seconds)
-        shadow.start()
+                               check_seconds=rollout_check_seconds, prepare_shadow=shadow.prepare)
         router.start()
         rollout.update(router=router, shadow=shadow)
         app.state.router, app.state.shadow = router, shadow
@@ -202,8 +203,8 @@ def create_app(
             yield
         finally:
             holder.stop()
+            shadow.stop()  # scores what was sent; its last counts reach the router's last sample
             router.stop()
-            shadow.stop()  # scores what is queued, before the writer's last flush
             writer.close()
             sampler.stop()
             if snapshots is not None:

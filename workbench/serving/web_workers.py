@@ -45,7 +45,7 @@ from typing import Any
 from workbench.errors import InvalidInput, JobFailed
 from workbench.serving.rollout import DEFAULT_SHADOW_QUEUE, DEFAULT_SHADOW_TIMEOUT_SECONDS, check_shadow_options
 from workbench.serving.web_metrics import worker_dir
-from workbench.settings import Settings, get_settings
+from workbench.settings import Settings, child_environment, get_settings
 
 logger = logging.getLogger("workbench.serving.web_workers")
 
@@ -86,14 +86,6 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker_env(settings: Settings) -> dict[str, str]:
-    """This environment with the stores pinned to ``settings`` (which may not come from the environment)."""
-    env = dict(os.environ)
-    env.update(WORKBENCH_HOME=str(settings.home), WORKBENCH_DB_URL=settings.db_url,
-               MLFLOW_TRACKING_URI=settings.mlflow_tracking_uri)
-    return env
-
-
 class WorkerPool:
     """N worker processes sharing the listening socket ``sock``; started, restarted and stopped by pid.
 
@@ -104,7 +96,7 @@ class WorkerPool:
         self.sock = sock
         self.args = args
         self.workers = workers
-        self.env = _worker_env(settings)
+        self.env = child_environment(settings)
         self.processes: list[subprocess.Popen[bytes] | None] = []
         self.started_at: list[float] = []
         self.crashes = [0] * workers  # consecutive early deaths of each slot: the back-off's exponent
