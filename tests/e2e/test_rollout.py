@@ -5,6 +5,7 @@ start and the promotion, and the registry's champion moved."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -110,13 +111,15 @@ def test_start_shadow_replay_labelled_traffic_see_the_comparison_and_promote(
     assert (rollout["mode"], rollout["status"], rollout["challenger_version"]) == (
         "shadow", "running", seeded["challenger"])
 
-    # The service follows the plan at its next poll (every second here): one request at a time until the
-    # challenger scores copies, then the labelled traffic. Fewer than the guardrails' 200 requests per
-    # variant, so a shadow thread slowed by this shared machine cannot stop the rollout mid-test.
+    # The service follows the plan at its next poll (every second here), once its shadow process has
+    # started and loaded the challenger (a few seconds): one request every 0.3 s until the challenger
+    # scores copies, then the labelled traffic. Fewer than the guardrails' 200 requests per variant,
+    # so a shadow process slowed by this shared machine cannot stop the rollout mid-test.
     first = _send_labelled_traffic(seeded["url"], seeded["frame"].head(1), rounds=1)
     while _shadow_rows(rollout["id"]) == 0:
+        assert first < 75, "the web service never scored a shadow copy (in ~25 s)"
+        time.sleep(0.3)
         first += _send_labelled_traffic(seeded["url"], seeded["frame"].head(1), rounds=1)
-        assert first < 60, "the web service never scored a shadow copy"
     sent = _send_labelled_traffic(seeded["url"], seeded["frame"], rounds=1)
     assert sent == len(seeded["frame"]) == 120
     shadowed = poll(lambda: _shadow_rows(rollout["id"]), lambda n: n >= sent, timeout=60, every=0.5)

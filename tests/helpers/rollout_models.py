@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from tests.helpers.messy_data import SPACED_COLUMN, TARGET, messy_tips
+
+if TYPE_CHECKING:
+    from workbench.rollouts import RolloutPlan
 
 #: The messy columns the rollout models read (the date column left out: not needed to route).
 FEATURES = (SPACED_COLUMN, "sex", "smoker", "day", "time", "size", "party_age")
@@ -126,3 +129,25 @@ def register_rollout_versions(name: str, *, slow_seconds: float = 1.5) -> Rollou
         slow=register(messy_pipeline(c=0.005, sleep=slow_seconds), None, arm),
         failing=register(messy_pipeline(c=0.005, fail=True), None, arm),
     )
+
+
+def shadow_rollout_row(versions: RolloutVersions, challenger: str) -> tuple[RolloutPlan, int]:
+    """A running shadow rollout on a new web deployment, as the service API records one."""
+    from sqlalchemy import select
+
+    from workbench.db import session_scope
+    from workbench.db.models import Project, Rollout
+    from workbench.rollouts import RolloutPlan
+    from workbench.serving.deployments import create_deployment
+
+    with session_scope() as session:
+        project = session.scalars(select(Project).where(Project.slug == versions.slug)).one()
+        deployment_id = create_deployment(session, project=project, mode="web", status="running").id
+        row = Rollout(project_id=project.id, deployment_id=deployment_id, mode="shadow", share=0.0,
+                      champion_version=versions.champion, challenger_version=challenger, status="running",
+                      settings={}, started_by="test")
+        session.add(row)
+        session.flush()
+        plan = RolloutPlan(rollout_id=int(row.id), deployment_id=deployment_id, mode="shadow", share=0.0,
+                           champion_version=versions.champion, challenger_version=challenger, key_column=None)
+        return plan, deployment_id

@@ -8,6 +8,7 @@ takes effect without a restart. Requests are messy (missing values, string categ
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import threading
 import time
@@ -134,8 +135,21 @@ def _traffic(rollout_id: int) -> dict[str, dict[str, int]]:
             for variant, r, e, d, t in rows}
 
 
+@pytest.fixture()
+def default_service(versions: RolloutVersions) -> Iterator[Service]:
+    """A service with the shipped shadow queue and timeout (256 copies, 1 s)."""
+    svc = Service(versions.slug)
+    try:
+        yield svc
+    finally:
+        svc.close()
+
+
 def test_shadow_logs_both_predictions_per_request_and_answers_with_the_champion(
-        service: Service, versions: RolloutVersions) -> None:
+        default_service: Service, versions: RolloutVersions) -> None:
+    # The shipped options: the copies are scored in a child process at a lower priority, which on a
+    # busy machine lags the requests by more than the 4 copies the small-queue service lets wait.
+    service = default_service
     records = messy_requests(60, seed=11)
     rollout_id = start_rollout_row(versions.slug, service.deployment_id, mode="shadow",
                                    champion=versions.champion, challenger=versions.challenger)
@@ -422,4 +436,23 @@ def test_a_challenger_that_cannot_be_loaded_leaves_the_champion_serving_and_is_n
     assert router.load_failures == before + 1 and router.active is None
     answer, _ = service.predict(messy_requests(1, seed=43)[0])
     assert answer["model_version"] == versions.champion and "variant" not in answer
+    end_rollout_row(rollout_id)
+
+
+def test_stopping_the_service_scores_the_copies_it_sent_and_ends_its_shadow_process(
+        versions: RolloutVersions) -> None:
+    svc = Service(versions.slug)
+    try:
+        rollout_id = start_rollout_row(versions.slug, svc.deployment_id, mode="shadow",
+                                       champion=versions.champion, challenger=versions.challenger)
+        svc.wait_for_plan(rollout_id)
+        pid = svc.app.state.shadow.pid
+        assert pid is not None and pid != os.getpid()  # a child process scores the copies
+        for record in messy_requests(30, seed=47):
+            svc.predict(record)
+    finally:
+        svc.close()  # at once: copies may still be held, in the pipe or in the child's queue
+    assert len(_rows(ShadowPrediction, rollout_id)) == 30  # no polling: the stop waited for them
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the child is gone (and reaped: not even a zombie)
     end_rollout_row(rollout_id)

@@ -21,12 +21,15 @@ from sqlalchemy import event, select
 
 from tests.helpers.processes import poll
 from tests.helpers.registered_model import module_home
-from tests.helpers.rollout_models import RolloutVersions, messy_requests, register_rollout_versions
+from tests.helpers.rollout_models import (
+    RolloutVersions,
+    messy_requests,
+    register_rollout_versions,
+    shadow_rollout_row,
+)
 from workbench.db import get_engine, session_scope
-from workbench.db.models import Project, Rollout, ShadowPrediction
+from workbench.db.models import ShadowPrediction
 from workbench.prediction_log import PredictionLogWriter
-from workbench.rollouts import RolloutPlan
-from workbench.serving.deployments import create_deployment
 from workbench.serving.model_loader import ServedModel, load_model
 from workbench.serving.rollout import ActiveRollout, ShadowScorer, VariantCounters
 
@@ -57,21 +60,6 @@ class Counted:
             self.running.clear()
 
 
-def _shadow_rollout(versions: RolloutVersions, challenger: str) -> tuple[RolloutPlan, int]:
-    """A running shadow rollout on a new web deployment, as the service API records one."""
-    with session_scope() as session:
-        project = session.scalars(select(Project).where(Project.slug == versions.slug)).one()
-        deployment_id = create_deployment(session, project=project, mode="web", status="running").id
-        row = Rollout(project_id=project.id, deployment_id=deployment_id, mode="shadow", share=0.0,
-                      champion_version=versions.champion, challenger_version=challenger, status="running",
-                      settings={}, started_by="test")
-        session.add(row)
-        session.flush()
-        plan = RolloutPlan(rollout_id=int(row.id), deployment_id=deployment_id, mode="shadow", share=0.0,
-                           champion_version=versions.champion, challenger_version=challenger, key_column=None)
-        return plan, deployment_id
-
-
 def _scorer(writer: PredictionLogWriter, deployment_id: int, **options: Any) -> tuple[ShadowScorer, VariantCounters]:
     counters = VariantCounters()
     scorer = ShadowScorer(write=writer.extend_shadow, deployment_id=lambda: deployment_id, counters=counters,
@@ -89,7 +77,7 @@ def _shadow_rows(rollout_id: int) -> list[ShadowPrediction]:
 
 def test_copies_arriving_one_at_a_time_are_scored_in_few_calls_and_written_in_few_transactions(
         versions: RolloutVersions) -> None:
-    plan, deployment_id = _shadow_rollout(versions, versions.challenger)
+    plan, deployment_id = shadow_rollout_row(versions, versions.challenger)
     challenger = Counted(load_model(versions.slug, version=versions.challenger, fast_path=True))
     active = ActiveRollout(plan, challenger)  # type: ignore[arg-type]
     records = messy_requests(120, seed=21)
@@ -130,7 +118,7 @@ def test_copies_arriving_one_at_a_time_are_scored_in_few_calls_and_written_in_fe
 
 def test_copies_arriving_while_a_batch_is_scored_are_kept_for_the_next_batch_and_submit_never_blocks(
         versions: RolloutVersions) -> None:
-    plan, deployment_id = _shadow_rollout(versions, versions.slow)  # the slow version sleeps 1.5 s per call
+    plan, deployment_id = shadow_rollout_row(versions, versions.slow)  # the slow version sleeps 1.5 s per call
     slow = Counted(load_model(versions.slug, version=versions.slow, fast_path=True))
     active = ActiveRollout(plan, slow)  # type: ignore[arg-type]
     records = messy_requests(12, seed=23)
@@ -152,7 +140,7 @@ def test_copies_arriving_while_a_batch_is_scored_are_kept_for_the_next_batch_and
 
 
 def test_stop_scores_what_is_queued_without_waiting_for_the_gather_window(versions: RolloutVersions) -> None:
-    plan, deployment_id = _shadow_rollout(versions, versions.challenger)
+    plan, deployment_id = shadow_rollout_row(versions, versions.challenger)
     active = ActiveRollout(plan, load_model(versions.slug, version=versions.challenger, fast_path=True))
     records = messy_requests(7, seed=25)
     with PredictionLogWriter() as writer:
@@ -167,7 +155,7 @@ def test_stop_scores_what_is_queued_without_waiting_for_the_gather_window(versio
 
 
 def test_a_failing_challenger_logs_each_copy_as_an_error_once(versions: RolloutVersions) -> None:
-    plan, deployment_id = _shadow_rollout(versions, versions.failing)
+    plan, deployment_id = shadow_rollout_row(versions, versions.failing)
     active = ActiveRollout(plan, load_model(versions.slug, version=versions.failing, fast_path=True))
     with PredictionLogWriter() as writer:
         scorer, counters = _scorer(writer, deployment_id)
@@ -197,7 +185,7 @@ def test_the_shadow_options_are_checked_before_anything_starts(args: list[str], 
 
 
 def test_one_bad_copy_in_a_batch_fails_alone(versions: RolloutVersions) -> None:
-    plan, deployment_id = _shadow_rollout(versions, versions.challenger)
+    plan, deployment_id = shadow_rollout_row(versions, versions.challenger)
     active = ActiveRollout(plan, load_model(versions.slug, version=versions.challenger, fast_path=True))
     records = messy_requests(12, seed=29)
     records[4] = {**records[4], "size": "a few"}  # text where the challenger reads a number

@@ -1,0 +1,162 @@
+"""The web service's shadow copies are scored in a child process: real versions, real SQLite, real processes.
+
+:class:`~workbench.serving.shadow_process.ShadowProcess` is driven directly (from a thread with
+no event loop, so each copy is written to the pipe at once) against a real child: copies with
+messy records and hostile-but-valid JSON (newlines, U+2028, quotes and braces inside strings,
+nested values in a field the model does not read) are framed intact and scored as the
+challenger scores them in this process; a child that is stopped (SIGSTOP) fills the pipe and
+then copies are dropped within the bound, never blocking ``submit``; a child that dies is
+restarted and what it never scored is counted as dropped; every record sent is accounted for.
+Stopping the web service scores what was sent and ends its child.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from tests.helpers.processes import poll
+from tests.helpers.registered_model import module_home
+from tests.helpers.rollout_models import (
+    RolloutVersions,
+    messy_requests,
+    register_rollout_versions,
+    shadow_rollout_row,
+)
+from workbench.db import session_scope
+from workbench.db.models import ShadowPrediction
+from workbench.rollouts import CHALLENGER
+from workbench.serving.model_loader import load_model
+from workbench.serving.rollout import ActiveRollout, VariantCounters
+from workbench.serving.shadow_process import ShadowProcess
+from workbench.settings import get_settings
+
+HOSTILE = {"note": 'line one\nline two \u2028 "}\n{"p": {}} \\', "extra": {"nested": [[1, {"deep": None}], []]}}
+
+
+@pytest.fixture(scope="module")
+def versions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RolloutVersions]:
+    with module_home(tmp_path_factory, "shadowproc"):
+        yield register_rollout_versions("Shadow process")
+
+
+def _active(versions: RolloutVersions) -> ActiveRollout:
+    plan, _ = shadow_rollout_row(versions, versions.challenger)
+    return ActiveRollout(plan, load_model(versions.slug, version=versions.challenger))
+
+
+def _rows(rollout_id: int) -> list[ShadowPrediction]:
+    with session_scope() as session:
+        rows = list(session.scalars(select(ShadowPrediction).where(ShadowPrediction.rollout_id == rollout_id)))
+        session.expunge_all()
+        return rows
+
+
+def _challenger_counts(counters: VariantCounters, rollout_id: int) -> dict[str, int]:
+    for row in counters.totals():
+        if row["rollout_id"] == rollout_id and row["variant"] == CHALLENGER:
+            return row
+    return {"requests": 0, "errors": 0, "dropped": 0, "timeouts": 0}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _start(versions: RolloutVersions, **options: Any) -> tuple[ShadowProcess, VariantCounters, ActiveRollout]:
+    counters = VariantCounters()
+    shadow = ShadowProcess(versions.slug, settings=get_settings(), counters=counters, **options)
+    active = _active(versions)
+    assert shadow.prepare(active)  # the child has loaded the challenger
+    return shadow, counters, active
+
+
+def test_copies_are_scored_in_a_child_process_as_the_challenger_scores_them_here(versions: RolloutVersions) -> None:
+    shadow, counters, active = _start(versions)
+    try:
+        pid = shadow.pid
+        assert pid is not None and pid != os.getpid() and _alive(pid)
+        records = [{**record, **HOSTILE} for record in messy_requests(40, seed=21)]
+        ids = [f"r{i}" for i in range(40)]
+        for i in range(0, 30):
+            assert shadow.submit(active, [records[i]], [ids[i]])
+        assert shadow.submit(active, records[30:], ids[30:])  # one copy of ten records
+        # No scoring thread in this process: the challenger's work is the child's.
+        assert not [t.name for t in threading.enumerate() if t.name.startswith(("shadow-scorer", "shadow-call"))]
+        rows = poll(lambda: _rows(active.plan.rollout_id), lambda rows: len(rows) == 40, timeout=30)
+    finally:
+        shadow.stop()
+    expected = active.challenger.predict_records(records)
+    by_id = {row.request_id: row for row in rows}
+    assert set(by_id) == set(ids)
+    for rid, answer in zip(ids, expected, strict=True):
+        assert by_id[rid].error is None and by_id[rid].prediction == answer["prediction"]
+    assert _challenger_counts(counters, active.plan.rollout_id) == {
+        "rollout_id": active.plan.rollout_id, "variant": CHALLENGER, "requests": 40, "errors": 0, "dropped": 0,
+        "timeouts": 0}
+    assert shadow.scored == 40 and 1 <= shadow.batches <= 31
+    assert not _alive(pid)  # stop() ended the child
+
+
+def test_a_stopped_child_fills_the_pipe_then_copies_are_dropped_within_the_bound(versions: RolloutVersions) -> None:
+    shadow, counters, active = _start(versions, queue_size=8)
+    pid = shadow.pid
+    assert pid is not None
+    big = {**messy_requests(1, seed=3)[0], "note": "x" * 8_000}  # ~8 KB a copy: the 1 MiB pipe fills fast
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        accepted = [shadow.submit(active, [big], [f"b{i}"]) for i in range(400)]  # never blocks: no deadlock
+        dropped_here = _challenger_counts(counters, active.plan.rollout_id)["dropped"]
+        assert accepted.count(False) == dropped_here > 0
+        # At most what the pipe holds plus queue_size copies waited; the rest were dropped at once.
+        assert accepted.count(True) <= (1 << 20) // 8_000 + 8 + 2
+        assert shadow.waiting <= 8
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        shadow.stop(timeout=20)
+    counts = _challenger_counts(counters, active.plan.rollout_id)
+    rows = _rows(active.plan.rollout_id)
+    # Every record is accounted for: scored (a row each) or dropped (here, or by the child's full queue).
+    assert counts["requests"] + counts["dropped"] == 400
+    assert len(rows) == counts["requests"] > 0
+    assert all(row.error is None for row in rows)
+
+
+def test_a_child_that_dies_is_restarted_and_what_it_never_scored_counts_as_dropped(versions: RolloutVersions) -> None:
+    shadow, counters, active = _start(versions, restart_seconds=0.2)
+    first = shadow.pid
+    assert first is not None
+    try:
+        os.kill(first, signal.SIGSTOP)  # it reads nothing more: the next copies are lost with it
+        records = messy_requests(20, seed=8)
+        for i, record in enumerate(records):
+            assert shadow.submit(active, [record], [f"lost{i}"])
+        os.kill(first, signal.SIGKILL)
+        counted = poll(lambda: _challenger_counts(counters, active.plan.rollout_id),
+                       lambda c: c["dropped"] == 20, timeout=20)
+        assert counted["dropped"] == 20 and counted["requests"] == 0
+        assert poll(lambda: shadow.pid, lambda pid: pid not in (None, first), timeout=30) not in (None, first)
+        assert shadow.restarts == 1
+        # The restarted child loads the rollout's challenger again and scores new copies.
+        tries = iter(range(1000))
+
+        def resend() -> list[ShadowPrediction]:
+            shadow.submit(active, [records[0]], [f"again{next(tries)}"])
+            return _rows(active.plan.rollout_id)
+
+        second = poll(resend, lambda rows: len(rows) >= 1, timeout=30, every=1.0)
+        assert second and all(row.request_id.startswith("again") for row in second)
+    finally:
+        shadow.stop()
+    counts = _challenger_counts(counters, active.plan.rollout_id)
+    assert counts["dropped"] == 20 and counts["requests"] == len(_rows(active.plan.rollout_id))
