@@ -160,3 +160,24 @@ def test_a_child_that_dies_is_restarted_and_what_it_never_scored_counts_as_dropp
         shadow.stop()
     counts = _challenger_counts(counters, active.plan.rollout_id)
     assert counts["dropped"] == 20 and counts["requests"] == len(_rows(active.plan.rollout_id))
+
+
+def test_a_challenger_the_child_cannot_load_is_reported_and_its_copies_counted_as_dropped(
+        versions: RolloutVersions) -> None:
+    import dataclasses
+
+    counters = VariantCounters()
+    shadow = ShadowProcess(versions.slug, settings=get_settings(), counters=counters, load_wait_seconds=60)
+    good = _active(versions)
+    # The plan names a version the registry does not hold: the child says so at once, no 60 s wait.
+    missing = ActiveRollout(dataclasses.replace(good.plan, challenger_version="999"), good.challenger)
+    try:
+        assert shadow.prepare(missing) is False
+        for i, record in enumerate(messy_requests(10, seed=31)):
+            assert shadow.submit(missing, [record], [f"m{i}"])
+        counted = poll(lambda: _challenger_counts(counters, good.plan.rollout_id), lambda c: c["dropped"] == 10,
+                       timeout=20)
+        assert counted["dropped"] == 10 and counted["requests"] == 0
+    finally:
+        shadow.stop()
+    assert _rows(good.plan.rollout_id) == []

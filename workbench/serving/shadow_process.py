@@ -47,6 +47,7 @@ from workbench.rollouts import CHALLENGER, RolloutPlan
 from workbench.serving.rollout import (
     DEFAULT_SHADOW_QUEUE,
     DEFAULT_SHADOW_TIMEOUT_SECONDS,
+    LOAD_RETRY_SECONDS,
     ActiveRollout,
     ShadowScorer,
     VariantCounters,
@@ -114,7 +115,8 @@ class ShadowProcess:
         self._sent: dict[int, int] = {}
         self._accounted: dict[int, int] = {}
         self._plans: OrderedDict[tuple[int, str], RolloutPlan] = OrderedDict()
-        self._loaded: dict[tuple[int, str], threading.Event] = {}
+        self._loaded: dict[tuple[int, str], threading.Event] = {}  # set once the child answered a load
+        self._load_failed: set[tuple[int, str]] = set()
         self._last: tuple[RolloutPlan | None, bytes] = (None, b"")  # the last plan's encoded line prefix
         self._stopped = threading.Event()
         self._supervisor: threading.Thread | None = None
@@ -130,7 +132,7 @@ class ShadowProcess:
         False when it did not say so in time or could not load it (logged; copies then wait or
         are dropped, counted). Called by the rollout router before it serves a shadow rollout.
         """
-        key = (active.plan.rollout_id, active.challenger.version)
+        key = (active.plan.rollout_id, active.plan.challenger_version)  # as the child names it
         with self._lock:
             if self._stopped.is_set():
                 return False
@@ -146,10 +148,11 @@ class ShadowProcess:
             if self._supervisor is None:
                 self._supervisor = threading.Thread(target=self._supervise, name="shadow-process", daemon=True)
                 self._supervisor.start()
-        if event.wait(self.load_wait_seconds) and key in self._plans:
+        if event.wait(self.load_wait_seconds) and key in self._plans and key not in self._load_failed:
             return True
-        logger.warning("the shadow process has not loaded challenger v%s within %g s; copies wait or are dropped",
-                       key[1], self.load_wait_seconds)
+        if key not in self._load_failed:
+            logger.warning("the shadow process has not loaded challenger v%s within %g s; copies wait or are "
+                           "dropped", key[1], self.load_wait_seconds)
         return False
 
     def submit(self, active: ActiveRollout, records: list[dict[str, Any]], request_ids: list[str]) -> bool:
@@ -271,6 +274,9 @@ class ShadowProcess:
                 rollout_id, version, *message = report.get("loaded") or report["load_error"]
                 if message:
                     logger.warning("the shadow process could not load challenger v%s: %s", version, message[0])
+                    self._load_failed.add((rollout_id, version))
+                else:
+                    self._load_failed.discard((rollout_id, version))
                 event = self._loaded.get((rollout_id, version))
                 if event is not None:
                     event.set()
@@ -405,12 +411,23 @@ def _child(argv: list[str] | None = None) -> int:
     reporter.start()
     loaded: OrderedDict[tuple[int, str], ActiveRollout] = OrderedDict()
 
+    failed: dict[tuple[int, str], tuple[float, Exception]] = {}  # loads that failed, tried again after a pause
+
     def active_for(plan: RolloutPlan) -> ActiveRollout:
         key = (plan.rollout_id, plan.challenger_version)
         active = loaded.get(key)
         if active is None:
-            model = load_model(args.project, alias=CHALLENGER, version=plan.challenger_version, settings=settings,
-                               fast_path=True)
+            if key in failed and time.monotonic() - failed[key][0] < LOAD_RETRY_SECONDS:
+                raise failed[key][1]  # not a download per copy, nor a warning per copy
+            try:
+                model = load_model(args.project, alias=CHALLENGER, version=plan.challenger_version,
+                                   settings=settings, fast_path=True)
+            except Exception as exc:
+                failed[key] = (time.monotonic(), exc)
+                log.warning("challenger v%s could not be loaded (copies dropped, counted; tried again in %g s): %s",
+                            plan.challenger_version, LOAD_RETRY_SECONDS, exc)
+                raise
+            failed.pop(key, None)
             active = loaded[key] = ActiveRollout(plan, model)
             while len(loaded) > KEPT_PLANS:
                 loaded.popitem(last=False)
@@ -434,8 +451,7 @@ def _child(argv: list[str] | None = None) -> int:
             continue
         try:
             active = active_for(plan)
-        except Exception as exc:
-            log.warning("challenger v%s could not be loaded: %s", plan.challenger_version, exc)
+        except Exception:
             counters.add(plan.rollout_id, CHALLENGER, dropped=len(records))
             continue
         deployment[0] = plan.deployment_id
