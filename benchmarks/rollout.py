@@ -22,8 +22,9 @@ rotating: C S K, S K C, K C S) send ``--requests`` one-record requests to each s
 the median req/s (min-max), p50 and p99, and the ratios against the goals of issue 13: shadow adds
 at most 10 % to the champion-only p99 and costs at most 15 % of its requests per second; the
 canary answers at the champion-only rate within 10 %. It also prints each server's CPU time per
-request (user + system, from /proc, median of the rounds): on a loaded machine req/s and p99
-mostly measure the other processes, while the CPU a server spends per request is its own cost.
+request (user + system of the server and its child processes, the shadow process included, from
+/proc, median of the rounds): on a loaded machine req/s and p99 mostly measure the other
+processes, while the CPU a server spends per request is its own cost.
 
     .venv/bin/python benchmarks/rollout.py --requests 300
     .venv/bin/python benchmarks/rollout.py --requests 2000 --json out.json
@@ -105,9 +106,25 @@ def wait_for_rollout(url: str, auth: dict[str, str], mode: str | None, timeout: 
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used (Linux ``/proc``): what it cost, whatever the machine's load."""
+    """User + system CPU seconds a process and its live children have used (Linux ``/proc``).
+
+    What it cost, whatever the machine's load. The children count too: a web service scores its
+    shadow copies in a child process (``workbench.serving.shadow_process``), and that is its cost.
+    """
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children.update(int(c) for c in (task / "children").read_text().split())
+        except OSError:
+            continue
+    for child in children:
+        try:
+            own += cpu_seconds(child)
+        except OSError:
+            continue  # it ended meanwhile
+    return own
 
 
 def main() -> int:
