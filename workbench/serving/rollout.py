@@ -38,6 +38,7 @@ from typing import Any
 
 from workbench.errors import InvalidInput
 from workbench.rollouts import CHALLENGER, CHAMPION, RolloutPlan, assign_variant, routing_key
+from workbench.serving._shadow_call import CallStart, predict_each, wait_for_call
 from workbench.serving.model_loader import ServedModel, load_model
 from workbench.settings import Settings
 
@@ -206,35 +207,6 @@ def _counted(run: Callable[[ServedModel, list[dict[str, Any]]], list[dict[str, A
     return results
 
 
-def _predict_each(model: ServedModel, records: list[dict[str, Any]], *, retry_seconds: float = float("inf")
-                  ) -> tuple[list[dict[str, Any] | Exception], float]:
-    """Predict a batch; if it fails, record by record, so one copy's failure is not every copy's.
-
-    The record-by-record retries stop after ``retry_seconds`` (a failing challenger costs one
-    call per record): the records not tried alone by then get the batch's error, so they are
-    logged with the error the challenger gave rather than as timeouts.
-    Also returns the seconds the call took, measured where it runs: the challenger's latency is
-    its own, not the time its copies waited for the scoring thread.
-    """
-    started = time.perf_counter()
-    try:
-        return list(model.predict_records(records)), time.perf_counter() - started
-    except Exception as exc:
-        if len(records) == 1:
-            return [exc], time.perf_counter() - started
-        batch_error = exc
-    out: list[dict[str, Any] | Exception] = []
-    for record in records:
-        if time.perf_counter() - started > retry_seconds:
-            out.append(batch_error)
-            continue
-        try:
-            out.append(model.predict_records([record])[0])
-        except Exception as exc:
-            out.append(exc)
-    return out, time.perf_counter() - started
-
-
 class ShadowScorer:
     """Score copies of requests with the challenger off the response path, into ``shadow_predictions``.
 
@@ -274,10 +246,15 @@ class ShadowScorer:
         """Start the worker thread."""
         self._thread.start()
 
-    def submit(self, active: ActiveRollout, records: list[dict[str, Any]], request_ids: list[str]) -> bool:
-        """Queue a copy for the challenger (the caller must not change ``records`` afterwards); False when dropped."""
+    def submit(self, active: ActiveRollout, records: list[dict[str, Any]], request_ids: list[str], *,
+               wait: bool = False) -> bool:
+        """Queue a copy for the challenger (the caller must not change ``records`` afterwards); False when dropped.
+
+        ``wait``: block until the queue has room instead of dropping the copy (the shadow process's
+        reader: its copies then wait in the pipe, whose own bound drops them, counted).
+        """
         try:
-            self._queue.put_nowait((active, records, request_ids))
+            self._queue.put((active, records, request_ids), block=wait)
             return True
         except queue.Full:
             self.counters.add(active.plan.rollout_id, CHALLENGER, dropped=len(records))
@@ -324,7 +301,7 @@ class ShadowScorer:
                 except Exception as exc:  # never let one batch kill the worker
                     logger.warning("shadow scoring failed: %s", exc)
 
-    def _call(self, model: ServedModel, records: list[dict[str, Any]]) -> Future[Any]:
+    def _call(self, model: ServedModel, records: list[dict[str, Any]], start: CallStart) -> Future[Any]:
         self._abandoned = [f for f in self._abandoned if not f.done()]
         if len(self._abandoned) >= MAX_ABANDONED_CALLS:
             # Too many stuck calls: wait for the oldest, so threads stay bounded (the queue absorbs
@@ -333,7 +310,8 @@ class ShadowScorer:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow-call")
         # Retries alone stop at half the timeout, leaving the other half for the retry under way.
-        return self._executor.submit(_predict_each, model, records, retry_seconds=self.timeout_seconds / 2)
+        return self._executor.submit(predict_each, model, records, retry_seconds=self.timeout_seconds / 2,
+                                     start=start)
 
     def _score(self, entries: list[tuple[ActiveRollout, list[dict[str, Any]], list[str]]]) -> None:
         from workbench.prediction_log import make_shadow_row
@@ -343,14 +321,15 @@ class ShadowScorer:
         ids = [rid for _, _, rids in entries for rid in rids]
         rollout_ids = [entry[0].plan.rollout_id for entry in entries for _ in entry[2]]
         started = time.perf_counter()
-        future = self._call(active.challenger, records)
+        start = CallStart()
+        future = self._call(active.challenger, records, start)
         outcomes: list[dict[str, Any] | Exception]
         timed_out = False
         try:
-            outcomes, seconds = future.result(timeout=self.timeout_seconds)
+            outcomes, seconds = wait_for_call(future, start, self.timeout_seconds)
         except FutureTimeout:
             timed_out = True
-            seconds = time.perf_counter() - started
+            seconds = max(0.0, time.perf_counter() - started - start.starved())  # its own time, as above
             outcomes = [TimeoutError(f"timeout: no answer within {self.timeout_seconds:g} s")] * len(records)
             # The call keeps its thread until it returns; the next call gets a fresh one.
             self._abandoned.append(future)

@@ -12,12 +12,13 @@ encodes the copy as one JSON line and writes it to a pipe without blocking.
   thread reads the child's reports (its per-variant counts, what waits in its queue) into the
   service's :class:`~workbench.serving.rollout.VariantCounters`, and restarts a child that died
   (the copies it was sent and never scored are counted as dropped).
-- The child (``python -m workbench.serving.shadow_process``, at a lower CPU priority) reads the
+- The child (``python -m workbench.serving.shadow_process``, at the lowest CPU priority) reads the
   copies as they come and runs the same :class:`~workbench.serving.rollout.ShadowScorer` as the
-  stream consumer: at most ``queue_size`` copies wait in its queue (more are dropped, counted),
-  batching, the timeout, record-by-record retries. It writes ``shadow_predictions`` through its own log writer.
-  While the child cannot keep up even with reading, at most ``queue_size`` copies wait on this
-  side beyond what the pipe holds; more are dropped and counted here.
+  stream consumer: at most ``queue_size`` copies wait in its queue (its reader then waits, and
+  copies wait in the pipe), batching, the timeout, record-by-record retries. It writes
+  ``shadow_predictions`` through its own log writer. While the child cannot keep up, at most
+  ``queue_size`` copies wait on this side beyond what the pipe holds; more are dropped and
+  counted here.
 
 Both directions are JSON lines: ``{"load": plan}`` and ``{"p": plan, "c": [request_ids,
 records]}`` to the child; ``{"loaded"|"load_error": ...}`` and, at most every
@@ -69,7 +70,7 @@ KEPT_PLANS = 4  # rollouts whose challenger a restarted child loads again (and a
 HOLD_SECONDS = 0.05
 HOLD_COPIES = 64
 REPORT_SECONDS = 0.1  # the child's counts reach the service's /metrics and traffic rows this often
-SHADOW_NICE = 10  # the child's CPU priority (see _lower_priority)
+CHILD_AUTOGROUP_NICE = 19  # the nice of the child's own autogroup (see _lower_priority): the least weight
 CHECK_AFTER_COPY_SECONDS = 60.0  # the child checks the rollout until this long after its last copy
 _F_SETPIPE_SZ = 1031
 
@@ -218,7 +219,11 @@ class ShadowProcess:
             [sys.executable, "-m", "workbench.serving.shadow_process", "--project", self.project_slug,
              "--queue-size", str(self.queue_size), "--timeout", repr(float(self.timeout_seconds)),
              "--check-seconds", repr(float(self.check_seconds))],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True,
+            # Its own session: where the kernel groups CPU time by session (autogroup), the child's
+            # time is then not charged to this process's group (see _lower_priority). It still
+            # ends with its stdin: when this process stops or dies.
+            start_new_session=True)
         assert process.stdin is not None
         fd = process.stdin.fileno()
         with contextlib.suppress(OSError):  # else the default 64 KiB pipe: the queue bound is the same
@@ -377,16 +382,61 @@ class _Reporter:
         self.report()
 
 
-def _lower_priority() -> None:
-    """Give the challenger's work a lower CPU priority than the serving process (nice 10).
+def _autogroup_applies() -> bool:
+    """Whether the kernel schedules this process by its session's autogroup (Linux ``CONFIG_SCHED_AUTOGROUP``).
 
-    The champion's answers come first when the two compete for a core, yet the child keeps a share
-    on a busy machine. Not SCHED_IDLE or nice 19: there the child starved whenever anything else
-    kept the cores busy (a training job on the same server, the tests' own client), so most copies
-    were dropped and the rollout had little to compare.
+    It does when autogrouping is on and the process is in the root CPU cgroup (cgroup v1 ``cpu``
+    controller, or a v2 cgroup without the ``cpu`` controller); in any other CPU cgroup the
+    cgroup is the group instead.
     """
-    with contextlib.suppress(OSError):
-        os.nice(SHADOW_NICE)
+    try:
+        with open("/proc/sys/kernel/sched_autogroup_enabled") as fh:
+            if fh.read().strip() != "1":
+                return False
+        with open("/proc/self/cgroup") as fh:
+            lines = [line.rstrip("\n").split(":", 2) for line in fh if line.count(":") >= 2]
+    except OSError:
+        return False
+    for _, controllers, path in lines:
+        if "cpu" in controllers.split(","):  # cgroup v1
+            return path == "/"
+    for hierarchy, _, path in lines:
+        if hierarchy == "0":  # cgroup v2 alone
+            if path == "/":
+                return True
+            try:
+                with open(f"/sys/fs/cgroup{path}/cgroup.controllers") as fh:
+                    return "cpu" not in fh.read().split()
+            except OSError:
+                return False
+    return True
+
+
+def _lower_priority() -> None:
+    """Run on the CPU time the serving process and its clients leave over, as far as this kernel allows.
+
+    Where the kernel groups CPU time by session (autogroup, on by default in many distributions and
+    on this project's machines), the child has a session of its own (``ShadowProcess._spawn``) and
+    lowers that group to nice 19. In the serving process's group, even at SCHED_IDLE or nice 10, its
+    CPU was charged to that group, and a process of another group that woke up (a client of the
+    service) was weighed against the server's whole group: it could wait 1-3 ms while the child
+    ran, and the shadow p99 at one connection was 1.3-2x champion-only (benchmarks/README.md).
+    Elsewhere the child takes SCHED_IDLE, else nice 19: it yields to the serving process at least.
+    Starved on a busy machine, its copies wait in the pipe (then are dropped, counted), and its
+    calls' latency and timeout leave out the waits for a CPU (:mod:`workbench.serving._shadow_call`).
+    """
+    if _autogroup_applies():
+        try:
+            with open("/proc/self/autogroup", "w") as fh:
+                fh.write(str(CHILD_AUTOGROUP_NICE))
+            return
+        except OSError:
+            pass
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        with contextlib.suppress(OSError):
+            os.nice(19)
 
 
 def _check_rollouts(project: str, settings: Settings, every: float, deployment: list[int], last_copy: list[float],
@@ -491,7 +541,10 @@ def _child(argv: list[str] | None = None) -> int:
             continue
         deployment[0] = plan.deployment_id
         last_copy[0] = time.monotonic()
-        scorer.submit(active, records, request_ids)  # a full queue drops the copy and counts it
+        # A full queue makes the reader wait, not drop: the copies wait in the pipe meanwhile, and the
+        # serving side drops (counted) once the pipe and its own queue_size are full. A starved
+        # child (lowest priority on a busy machine) then loses no copy of an ordinary burst.
+        scorer.submit(active, records, request_ids, wait=True)
     stop_checks.set()
     scorer.stop(timeout=args.timeout + 4.0)
     writer.close()
