@@ -47,13 +47,14 @@ logger = logging.getLogger("workbench.serving.rollout")
 DEFAULT_SHADOW_QUEUE = 256  # requests (or stream batches) waiting for the challenger
 DEFAULT_SHADOW_TIMEOUT_SECONDS = 1.0
 SHADOW_BATCH_ROWS = 256  # copies scored together: one call costs far less per row than one per request
-# How long the worker gathers copies after the first before scoring them: scoring each alone cost about
-# as much CPU as the champion's whole request (a one-record call cost ~20x a record's share of a
-# 32-record call: checking the records and building the frame are paid per call). Copies are off the
+# How long the worker gathers copies after the first before scoring them: at one connection the
+# queue holds one copy at a time, and scoring each alone cost about as much CPU as the champion's
+# whole request (profiled: a one-record call cost ~20x a record's share of a 32-record call; checking
+# the records against the signature and building the frame are paid per call). Copies are off the
 # response path, so their rows may well be written 100 ms later.
 SHADOW_GATHER_SECONDS = 0.1
-# Calls abandoned after their timeout that may still run; beyond this the worker waits for the oldest
-# (the queue then fills and copies are dropped, counted) rather than start threads unboundedly.
+# Calls abandoned after their timeout that may still run; beyond this the worker waits for the
+# oldest (the queue then fills and copies are dropped, counted) rather than start threads unboundedly.
 MAX_ABANDONED_CALLS = 2
 COUNT_FIELDS = ("requests", "errors", "dropped", "timeouts")
 # A challenger that failed to load is tried again after this long, not at every poll (loading
@@ -420,21 +421,18 @@ class RolloutRouter:
     every ``sample_seconds`` writes the counts to ``rollout_traffic``; every ``check_seconds``
     calls :func:`workbench.rollouts.check_rollout` (idempotent: several processes may) and
     re-reads the plan right after, so a breach is served champion-only at once.
-    ``prepare_shadow(active)`` runs before a shadow rollout is served (the web service's
-    :class:`~workbench.serving.shadow_process.ShadowProcess` loads the challenger then); with
-    ``shadow_checked_elsewhere`` that process checks a shadow rollout (this one writes its counts).
+    ``prepare_shadow(active)``, when given, runs before a shadow rollout is served (the web
+    service's :class:`~workbench.serving.shadow_process.ShadowProcess` loads the challenger then).
     """
 
     def __init__(self, project_slug: str, *, settings: Settings, deployment_id: int, counters: VariantCounters,
                  poll_seconds: float = 5.0, sample_seconds: float = 5.0, check_seconds: float | None = None,
-                 prepare_shadow: Callable[[ActiveRollout], Any] | None = None,
-                 shadow_checked_elsewhere: bool = False) -> None:
+                 prepare_shadow: Callable[[ActiveRollout], Any] | None = None) -> None:
         self.project_slug = project_slug
         self.settings = settings
         self.deployment_id = deployment_id
         self.counters = counters
         self.prepare_shadow = prepare_shadow
-        self.shadow_checked_elsewhere = shadow_checked_elsewhere
         self.poll_seconds = poll_seconds
         self.sample_seconds = sample_seconds
         self.check_seconds = float(settings.rollout_check_seconds if check_seconds is None else check_seconds)
@@ -464,7 +462,8 @@ class RolloutRouter:
                 return None
             if current is not None and current.plan.rollout_id == plan.rollout_id \
                     and current.challenger.version == plan.challenger_version:
-                if current.plan != plan:  # e.g. a share change: same model
+                if current.plan != plan:
+                    # e.g. a share change: same model
                     self.active = self._prepared(ActiveRollout(plan, current.challenger))
                 return self.active
             failed = self._failed_load
@@ -508,9 +507,6 @@ class RolloutRouter:
         if self.active is None:
             return
         self.sample()  # the guardrails read rollout_traffic: give them this process's latest counts
-        if self.shadow_checked_elsewhere and self.active.plan.shadow:
-            self.refresh()
-            return
         if self.tracker is None:
             self.tracker = RolloutTracker()
         with session_scope(self.settings.db_url) as session:

@@ -71,7 +71,6 @@ HOLD_SECONDS = 0.05
 HOLD_COPIES = 64
 REPORT_SECONDS = 0.1  # the child's counts reach the service's /metrics and traffic rows this often
 CHILD_AUTOGROUP_NICE = 19  # the nice of the child's own autogroup (see _lower_priority): the least weight
-CHECK_AFTER_COPY_SECONDS = 60.0  # the child checks the rollout until this long after its last copy
 _F_SETPIPE_SZ = 1031
 
 
@@ -89,7 +88,7 @@ class ShadowProcess:
     def __init__(self, project_slug: str, *, settings: Settings, counters: VariantCounters,
                  queue_size: int = DEFAULT_SHADOW_QUEUE,
                  timeout_seconds: float = DEFAULT_SHADOW_TIMEOUT_SECONDS, restart_seconds: float = RESTART_SECONDS,
-                 load_wait_seconds: float = LOAD_WAIT_SECONDS, check_seconds: float = 0.0) -> None:
+                 load_wait_seconds: float = LOAD_WAIT_SECONDS) -> None:
         check_shadow_options(queue_size, timeout_seconds)
         self.project_slug = project_slug
         self.settings = settings
@@ -98,7 +97,6 @@ class ShadowProcess:
         self.timeout_seconds = timeout_seconds
         self.restart_seconds = restart_seconds
         self.load_wait_seconds = load_wait_seconds
-        self.check_seconds = check_seconds
         self.scored = 0
         self.batches = 0
         self.restarts = 0
@@ -217,8 +215,7 @@ class ShadowProcess:
         env["PYTHONPATH"] = os.pathsep.join(p for p in [*sys.path, env.get("PYTHONPATH", "")] if p)
         process = subprocess.Popen(
             [sys.executable, "-m", "workbench.serving.shadow_process", "--project", self.project_slug,
-             "--queue-size", str(self.queue_size), "--timeout", repr(float(self.timeout_seconds)),
-             "--check-seconds", repr(float(self.check_seconds))],
+             "--queue-size", str(self.queue_size), "--timeout", repr(float(self.timeout_seconds))],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True,
             # Its own session: where the kernel groups CPU time by session (autogroup), the child's
             # time is then not charged to this process's group (see _lower_priority). It still
@@ -439,32 +436,6 @@ def _lower_priority() -> None:
             os.nice(19)
 
 
-def _check_rollouts(project: str, settings: Settings, every: float, deployment: list[int], last_copy: list[float],
-                    stop: threading.Event) -> None:
-    """Every ``every`` seconds while copies arrive, check the deployment's rollout (guardrails, the next step).
-
-    During a shadow rollout the serving process leaves its checks to this process: a check reads
-    every log and shadow row written since the previous one (10,000s at a busy service), and in the
-    serving process that burst held its GIL while requests waited. Idempotent, as in every worker.
-    """
-    from workbench.db import session_scope
-    from workbench.rollouts import RolloutTracker, check_rollout
-
-    tracker = RolloutTracker()
-    log = logging.getLogger(__name__)
-    while not stop.wait(every):
-        if not deployment[0] or time.monotonic() - last_copy[0] > max(every, CHECK_AFTER_COPY_SECONDS):
-            continue  # no shadow traffic for a while: the rollout ended or moved on, the serving process checks it
-        try:
-            with session_scope(settings.db_url) as session:
-                done = check_rollout(session, project=project, deployment_id=deployment[0], settings=settings,
-                                     tracker=tracker)
-            if done.action != "none":
-                log.warning("rollout check: %s (%s)", done.action, done.reason)
-        except Exception as exc:  # the DB briefly unreachable: the next check tries again
-            log.warning("rollout check failed: %s", exc)
-
-
 def _child(argv: list[str] | None = None) -> int:
     """The child: read copies from stdin until it closes, score them, write the rows, report on stdout."""
     from workbench.prediction_log import PredictionLogWriter
@@ -475,7 +446,6 @@ def _child(argv: list[str] | None = None) -> int:
     parser.add_argument("--project", required=True)
     parser.add_argument("--queue-size", type=int, default=DEFAULT_SHADOW_QUEUE)
     parser.add_argument("--timeout", type=float, default=DEFAULT_SHADOW_TIMEOUT_SECONDS)
-    parser.add_argument("--check-seconds", type=float, default=0.0)
     args = parser.parse_args(argv)
     _lower_priority()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -489,11 +459,6 @@ def _child(argv: list[str] | None = None) -> int:
     reporter = _Reporter(scorer, counters, sys.stdout.buffer)
     scorer.start()
     reporter.start()
-    last_copy = [0.0]  # when the last copy arrived (monotonic): the rollout is checked while copies come
-    stop_checks = threading.Event()
-    if args.check_seconds > 0:
-        threading.Thread(target=_check_rollouts, name="shadow-rollout-check", daemon=True,
-                         args=(args.project, settings, args.check_seconds, deployment, last_copy, stop_checks)).start()
     loaded: OrderedDict[tuple[int, str], ActiveRollout] = OrderedDict()
 
     failed: dict[tuple[int, str], tuple[float, Exception]] = {}  # loads that failed, tried again after a pause
@@ -540,12 +505,10 @@ def _child(argv: list[str] | None = None) -> int:
             counters.add(plan.rollout_id, CHALLENGER, dropped=len(records))
             continue
         deployment[0] = plan.deployment_id
-        last_copy[0] = time.monotonic()
         # A full queue makes the reader wait, not drop: the copies wait in the pipe meanwhile, and the
         # serving side drops (counted) once the pipe and its own queue_size are full. A starved
         # child (lowest priority on a busy machine) then loses no copy of an ordinary burst.
         scorer.submit(active, records, request_ids, wait=True)
-    stop_checks.set()
     scorer.stop(timeout=args.timeout + 4.0)
     writer.close()
     reporter.stop()

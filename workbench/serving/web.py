@@ -183,14 +183,11 @@ def create_app(
                                  settings=settings, seconds=metrics_seconds)
         app.state.writer = endpoint.writer = writer
         # Shadow copies are scored in a child process: their work stays out of this one's GIL.
-        # It also checks a shadow rollout's guardrails: a check's burst of reads stays out of this GIL too.
-        check_seconds = settings.rollout_check_seconds if rollout_check_seconds is None else rollout_check_seconds
         shadow = ShadowProcess(project_slug, settings=settings, counters=counters, queue_size=shadow_queue,
-                               timeout_seconds=shadow_timeout_seconds, check_seconds=check_seconds)
+                               timeout_seconds=shadow_timeout_seconds)
         router = RolloutRouter(project_slug, settings=settings, deployment_id=state["deployment_id"],
                                counters=counters, poll_seconds=poll_seconds, sample_seconds=metrics_seconds,
-                               check_seconds=check_seconds, prepare_shadow=shadow.prepare,
-                               shadow_checked_elsewhere=check_seconds > 0)
+                               check_seconds=rollout_check_seconds, prepare_shadow=shadow.prepare)
         router.start()
         rollout.update(router=router, shadow=shadow)
         app.state.router, app.state.shadow = router, shadow
