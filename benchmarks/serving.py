@@ -96,7 +96,11 @@ def stop(process: subprocess.Popen) -> None:
 
 
 def measure(url: str, payload: Any, *, requests: int, connections: int,
-            headers: dict[str, str] | None = None) -> dict[str, float]:
+            headers: dict[str, str] | None = None, latencies_into: list[float] | None = None) -> dict[str, float]:
+    """One sample: ``requests`` POSTs over ``connections`` threads; req/s, p50, p99 (ms) and failures.
+
+    ``latencies_into``, when given, receives every request's latency (ms), for a p99 pooled over samples.
+    """
     latencies: list[float] = []
     failures = [0]
     lock = threading.Lock()
@@ -124,6 +128,8 @@ def measure(url: str, payload: Any, *, requests: int, connections: int,
         thread.join()
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu0
     values = np.array(latencies) * 1000
+    if latencies_into is not None:
+        latencies_into.extend(values.tolist())
     return {
         "requests": len(latencies),
         "failures": failures[0],
