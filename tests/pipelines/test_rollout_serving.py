@@ -179,8 +179,11 @@ def test_shadow_logs_both_predictions_per_request_and_answers_with_the_champion(
     # Missing values reached the log as missing (the messy records have some).
     assert any(value is None for row in logged for value in row.features.values())
 
-    metrics = service.http.get("/metrics").text
-    assert f'workbench_rollout_requests_total{{rollout="{rollout_id}",variant="challenger"}} 60' in metrics
+    challenger_line = f'workbench_rollout_requests_total{{rollout="{rollout_id}",variant="challenger"}} 60'
+    # The shadow process's counts arrive by report (every 0.1 s), independently of its rows.
+    metrics = poll(lambda: service.http.get("/metrics").text, lambda text: challenger_line in text, timeout=10,
+                   every=0.1)
+    assert challenger_line in metrics
     assert f'workbench_rollout_requests_total{{rollout="{rollout_id}",variant="champion"}} 60' in metrics
     assert f'workbench_rollout_info{{rollout="{rollout_id}",mode="shadow"' in metrics
     traffic = poll(lambda: _traffic(rollout_id), lambda t: t.get("challenger", {}).get("requests") == 60, timeout=10)
