@@ -57,14 +57,11 @@ def predict_each(model: ServedModel, records: list[dict[str, Any]], *, retry_sec
     thread or for a core.
     """
     began = time.perf_counter()
-    waited = cpu_wait_seconds()
-    if start is not None:
-        start.native_id, start.cpu_wait = threading.get_native_id(), waited
+    start = start or CallStart()
+    start.native_id, start.cpu_wait = threading.get_native_id(), cpu_wait_seconds()
 
     def own_seconds() -> float:
-        now = cpu_wait_seconds()
-        starved = 0.0 if now is None or waited is None else max(0.0, now - waited)
-        return max(0.0, time.perf_counter() - began - starved)
+        return max(0.0, time.perf_counter() - began - start.starved())
 
     try:
         return list(model.predict_records(records)), own_seconds()

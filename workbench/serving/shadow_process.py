@@ -144,6 +144,7 @@ class ShadowProcess:
                 while len(self._plans) > KEPT_PLANS:
                     old, _ = self._plans.popitem(last=False)
                     self._loaded.pop(old, None)
+                    self._load_failed.discard(old)
                 if self._fd is not None:
                     self._send_locked(b'{"load":' + _plan_json(active.plan) + b"}\n")
             if self._supervisor is None:
