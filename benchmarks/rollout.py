@@ -107,21 +107,23 @@ def wait_for_rollout(url: str, auth: dict[str, str], mode: str | None, timeout: 
     raise RuntimeError(f"{url} did not pick up its {mode} rollout in {timeout} s")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process and its live children have used (Linux ``/proc``).
+def cpu_seconds(pid: int, *, children: bool = True) -> float:
+    """User + system CPU seconds a process and (``children``) its live children have used (Linux ``/proc``).
 
     What it cost, whatever the machine's load. The children count too: a web service scores its
     shadow copies in a child process (``workbench.serving.shadow_process``), and that is its cost.
     """
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    children = set()
+    if not children:
+        return own
+    kids = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            children.update(int(c) for c in (task / "children").read_text().split())
+            kids.update(int(c) for c in (task / "children").read_text().split())
         except OSError:
             continue
-    for child in children:
+    for child in kids:
         try:
             own += cpu_seconds(child)
         except OSError:
@@ -176,19 +178,25 @@ def main() -> int:
         wait_for_rollout(urls["canary"], auth, "canary")
         for connections in (int(c) for c in args.connections.split(",") if c.strip()):
             cpu_ms: dict[str, list[float]] = {name: [] for name in SERVERS}
+            child_ms: list[float] = []  # the shadow server's child (the shadow process) alone
             pooled: dict[str, list[float]] = {name: [] for name in SERVERS}
 
             def one(name: str, n: int = connections, cpu_ms: dict[str, list[float]] = cpu_ms,
-                    pooled: dict[str, list[float]] = pooled) -> dict[str, float]:
+                    pooled: dict[str, list[float]] = pooled, child_ms: list[float] = child_ms) -> dict[str, float]:
                 # The server's CPU per request: unlike req/s and p99, hardly moved by other processes' load.
-                began = cpu_seconds(processes[name].pid)
+                pid = processes[name].pid
+                began, began_own = cpu_seconds(pid), cpu_seconds(pid, children=False)
                 result = measure(f"{urls[name]}/predict", record, requests=args.requests, connections=n,
                                  headers=auth, latencies_into=pooled[name])
-                cpu_ms[name].append((cpu_seconds(processes[name].pid) - began) * 1000 / max(1, result["requests"]))
+                per_request = 1000 / max(1, result["requests"])
+                cpu_ms[name].append((cpu_seconds(pid) - began) * per_request)
+                if name == "shadow":
+                    child_ms.append(cpu_ms[name][-1] - (cpu_seconds(pid, children=False) - began_own) * per_request)
                 return result
 
             row = alternated(SERVERS, samples, one)
             row["cpu_ms_per_request"] = {name: round(sorted(v)[len(v) // 2], 3) for name, v in cpu_ms.items()}
+            row["shadow_process_cpu_ms_per_request"] = round(sorted(child_ms)[len(child_ms) // 2], 3)
             med = {name: {key: row[name][key]["median"] for key in ("rps", "p99_ms")} for name in SERVERS}
             row["shadow_p99_ratio"] = ratio(med["shadow"]["p99_ms"], med["champion"]["p99_ms"])
             # The p99 of every request of every round: 1 % of samples x requests is a steadier tail
@@ -208,7 +216,8 @@ def main() -> int:
             cpu = row["cpu_ms_per_request"]
             print(f"  server CPU per request (median ms): champion {cpu['champion']}, shadow {cpu['shadow']} "
                   f"({ratio(cpu['shadow'], cpu['champion'])}x), canary {cpu['canary']} "
-                  f"({ratio(cpu['canary'], cpu['champion'])}x)", flush=True)
+                  f"({ratio(cpu['canary'], cpu['champion'])}x); of the shadow's, its shadow process "
+                  f"{row['shadow_process_cpu_ms_per_request']}", flush=True)
         time.sleep(1.5)  # the shadow writer flushes every 200 ms; /metrics snapshots are live
         shadow_metrics = httpx.get(f"{urls['shadow']}/metrics", headers=auth, timeout=10).text
         report["shadow_counters"] = [line for line in shadow_metrics.splitlines()

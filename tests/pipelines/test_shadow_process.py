@@ -12,6 +12,7 @@ Stopping the web service scores what was sent and ends its child.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import threading
@@ -106,6 +107,35 @@ def test_copies_are_scored_in_a_child_process_as_the_challenger_scores_them_here
         "timeouts": 0}
     assert shadow.scored == 40 and 1 <= shadow.batches <= 31
     assert not _alive(pid)  # stop() ended the child
+
+
+def test_copies_held_on_the_event_loop_go_as_one_line_per_plan_and_are_scored_under_their_rollout(
+        versions: RolloutVersions) -> None:
+    shadow, counters, first = _start(versions)
+    second = _active(versions)  # another rollout (its own deployment) of the same challenger
+    assert shadow.prepare(second)
+    records = [{**record, **HOSTILE} for record in messy_requests(24, seed=5)]
+    plans = [first if i % 3 else second for i in range(24)]  # the plan changes within the held copies
+
+    async def serve() -> tuple[int, int]:
+        for i, (record, active) in enumerate(zip(records, plans, strict=True)):
+            assert shadow.submit(active, [record], [f"g{i}"])
+        held = shadow.waiting  # nothing written yet: the copies wait for the hold time
+        await asyncio.sleep(0.3)
+        return held, len(_rows(first.plan.rollout_id)) + len(_rows(second.plan.rollout_id))
+
+    try:
+        held, _ = asyncio.run(serve())
+        assert held == 24
+        by_rollout = poll(lambda: (_rows(first.plan.rollout_id), _rows(second.plan.rollout_id)),
+                          lambda found: len(found[0]) + len(found[1]) == 24, timeout=30)
+    finally:
+        shadow.stop()
+    expected = first.challenger.predict_records(records)
+    for active, rows in zip((first, second), by_rollout, strict=True):
+        mine = {f"g{i}": answer for i, answer in enumerate(expected) if plans[i] is active}
+        assert {row.request_id: row.prediction for row in rows} == {rid: a["prediction"] for rid, a in mine.items()}
+        assert _challenger_counts(counters, active.plan.rollout_id)["requests"] == len(mine)
 
 
 def test_a_stopped_child_fills_the_pipe_then_copies_are_dropped_within_the_bound(versions: RolloutVersions) -> None:

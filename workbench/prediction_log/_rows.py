@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from workbench.db.models import PredictionLog, ShadowPrediction, utcnow
+from workbench.db.models import PredictionLog, utcnow
 from workbench.errors import InvalidInput
 
 LOG_COLUMNS = ("deployment_id", "ts", "request_id", "features", "prediction", "proba", "latency_ms")
@@ -132,18 +132,30 @@ def insert_shadow_rows(bind: Session | Connection, rows: Sequence[dict[str, Any]
     """Insert shadow rows, skipping any already logged for the same (rollout, request id); returns rows attempted.
 
     A re-delivered stream event or a retried write is scored in shadow once. The caller's
-    session or connection decides the transaction.
+    session or connection decides the transaction. Like :func:`insert_rows`, one DBAPI
+    ``executemany`` with the JSON encoded here (the shadow process writes a row per request).
     """
     if not rows:
         return 0
     connection = bind.connection() if isinstance(bind, Session) else bind
-    statement = _insert_statement(connection.dialect.name, ShadowPrediction).on_conflict_do_nothing(
-        index_elements=["rollout_id", "request_id"])
-    connection.execute(statement, [
-        {**row, "prediction": json_safe(row.get("prediction")), "proba": json_safe(row.get("proba"))}
+    dialect = connection.dialect.name
+    sql = _SHADOW_SQL.get(dialect)
+    if sql is None:
+        _insert_statement(dialect)  # raises the explanatory error
+    params = [
+        (row["rollout_id"], row["deployment_id"], row["request_id"], _db_ts(row.get("ts"), dialect),
+         *encode_answer(row.get("prediction"), row.get("proba")), float(row.get("latency_ms") or 0.0),
+         row.get("error"))
         for row in rows
-    ])
-    return len(rows)
+    ]
+    connection.exec_driver_sql(sql, params)  # type: ignore[arg-type]
+    return len(params)
+
+
+def _db_ts(ts: datetime | None, dialect: str) -> Any:
+    """A row's time as the driver takes it: SQLAlchemy's SQLite text format, else the datetime."""
+    ts = ts or utcnow()
+    return ts.strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" else ts
 
 
 def _insert_statement(dialect: str, model: Any = PredictionLog) -> Any:
@@ -185,17 +197,15 @@ def insert_rows(bind: Session | Connection, rows: Sequence[dict[str, Any]]) -> i
     sql = _ENCODED_SQL.get(dialect)
     if sql is None:
         _insert_statement(dialect)  # raises the explanatory error
-    sqlite = dialect == "sqlite"
     dumps = json.dumps
     params = []
     for row in rows:
-        ts = row.get("ts") or utcnow()
         encoded = row.get(ENCODED)
         if encoded is None:
             encoded = encode_answer(row.get("prediction"), row.get("proba"))
         params.append((
             row["deployment_id"],
-            ts.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else ts,
+            _db_ts(row.get("ts"), dialect),
             row["request_id"],
             dumps(json_safe(row.get("features") or {})),
             encoded[0],
@@ -218,5 +228,16 @@ _ENCODED_SQL = {
         "INSERT INTO prediction_log (deployment_id, ts, request_id, features, prediction, proba, latency_ms, "
         "variant, rollout_id) VALUES (%s, %s, %s, %s::json, %s::json, %s::json, %s, %s, %s) "
         "ON CONFLICT (request_id) DO NOTHING"
+    ),
+}
+
+_SHADOW_SQL = {
+    "sqlite": (
+        "INSERT INTO shadow_predictions (rollout_id, deployment_id, request_id, ts, prediction, proba, latency_ms, "
+        "error) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (rollout_id, request_id) DO NOTHING"
+    ),
+    "postgresql": (
+        "INSERT INTO shadow_predictions (rollout_id, deployment_id, request_id, ts, prediction, proba, latency_ms, "
+        "error) VALUES (%s, %s, %s, %s, %s::json, %s::json, %s, %s) ON CONFLICT (rollout_id, request_id) DO NOTHING"
     ),
 }

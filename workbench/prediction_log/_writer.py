@@ -19,8 +19,13 @@ from workbench.prediction_log._rows import insert_rows, insert_shadow_rows
 
 logger = logging.getLogger("workbench.prediction_log")
 
-# Marks a buffered row as a shadow_predictions row (one buffer keeps the order and the retry logic).
-SHADOW_ROW = "__shadow__"
+class _ShadowRow:
+    """A buffered ``shadow_predictions`` row (one buffer keeps the order and the retry logic)."""
+
+    __slots__ = ("row",)
+
+    def __init__(self, row: dict[str, Any]) -> None:
+        self.row = row
 
 
 class PredictionLogWriter:
@@ -52,7 +57,7 @@ class PredictionLogWriter:
         self.written = 0
         self.dropped = 0
         self.failures = 0
-        self._buffer: list[dict[str, Any]] = []
+        self._buffer: list[dict[str, Any] | _ShadowRow] = []
         self._oldest: float | None = None
         self._cond = threading.Condition()
         self._flush_lock = threading.Lock()
@@ -66,9 +71,9 @@ class PredictionLogWriter:
 
     def extend_shadow(self, rows: Sequence[dict[str, Any]]) -> None:
         """Queue ``shadow_predictions`` rows (:func:`~workbench.prediction_log.make_shadow_row`)."""
-        self.extend([{**row, SHADOW_ROW: True} for row in rows])
+        self.extend([_ShadowRow(row) for row in rows])
 
-    def extend(self, rows: Sequence[dict[str, Any]]) -> None:
+    def extend(self, rows: Sequence[dict[str, Any] | _ShadowRow]) -> None:
         """Queue rows (cheap: no DB work on the caller's thread)."""
         if not rows:
             return
@@ -91,21 +96,19 @@ class PredictionLogWriter:
         with self._cond:
             return len(self._buffer)
 
-    def _take(self) -> list[dict[str, Any]]:
+    def _take(self) -> list[dict[str, Any] | _ShadowRow]:
         with self._cond:
             rows, self._buffer, self._oldest = self._buffer, [], None
             return rows
 
-    def _write(self, rows: list[dict[str, Any]]) -> None:
+    def _write(self, rows: list[dict[str, Any] | _ShadowRow]) -> None:
         from workbench.db import get_engine
 
-        shadow = [row for row in rows if SHADOW_ROW in row]
+        log = [row for row in rows if not isinstance(row, _ShadowRow)]
+        shadow = [row.row for row in rows if isinstance(row, _ShadowRow)]
         with get_engine(self.db_url).begin() as connection:
-            if shadow:
-                insert_rows(connection, [row for row in rows if SHADOW_ROW not in row])
-                insert_shadow_rows(connection, [{k: v for k, v in row.items() if k != SHADOW_ROW} for row in shadow])
-            else:
-                insert_rows(connection, rows)
+            insert_rows(connection, log)
+            insert_shadow_rows(connection, shadow)
 
     def flush(self) -> int:
         """Write every waiting row now, after any write already in flight; returns how many this call wrote."""

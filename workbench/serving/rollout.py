@@ -315,6 +315,7 @@ class ShadowScorer:
                                      start=start)
 
     def _score(self, entries: list[tuple[ActiveRollout, list[dict[str, Any]], list[str]]]) -> None:
+        from workbench.db.models import utcnow
         from workbench.prediction_log import make_shadow_row
 
         active = entries[0][0]
@@ -339,6 +340,7 @@ class ShadowScorer:
             self._executor = None
         per_row_ms = seconds * 1000 / max(1, len(records))
         dep_id = self.deployment_id()
+        now = utcnow()  # one time for the batch's rows: they were scored in one call
         rows = []
         tallies: dict[int, list[int]] = {}
         for rollout_id, rid, outcome in zip(rollout_ids, ids, outcomes, strict=True):
@@ -351,11 +353,11 @@ class ShadowScorer:
                     tally[1] += 1
                 error = str(outcome) if timed_out else f"{type(outcome).__name__}: {outcome}"
                 rows.append(make_shadow_row(rollout_id=rollout_id, deployment_id=dep_id, request_id=rid,
-                                            latency_ms=per_row_ms, error=error))
+                                            latency_ms=per_row_ms, error=error, ts=now))
             else:
                 rows.append(make_shadow_row(rollout_id=rollout_id, deployment_id=dep_id, request_id=rid,
                                             prediction=outcome["prediction"], proba=outcome["proba"],
-                                            latency_ms=per_row_ms))
+                                            latency_ms=per_row_ms, ts=now))
         for rollout_id, (requests, errors, timeouts) in tallies.items():
             self.counters.add(rollout_id, CHALLENGER, requests=requests, errors=errors, timeouts=timeouts)
         self.scored += len(rows)

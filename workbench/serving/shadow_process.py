@@ -21,7 +21,7 @@ encodes the copy as one JSON line and writes it to a pipe without blocking.
   counted here.
 
 Both directions are JSON lines: ``{"load": plan}`` and ``{"p": plan, "c": [request_ids,
-records]}`` to the child; ``{"loaded"|"load_error": ...}`` and, at most every
+records]}`` (the copies held together, of one plan) to the child; ``{"loaded"|"load_error": ...}`` and, at most every
 ``REPORT_SECONDS``, ``{"counts": ..., "waiting": ...}`` back. The records are the request's
 parsed JSON: they round-trip exactly.
 """
@@ -104,8 +104,11 @@ class ShadowProcess:
         self._process: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
         self._fd: int | None = None  # the child's stdin, non-blocking
-        self._pending = bytearray()  # encoded copies the pipe had no room for yet
-        self._pending_copies = 0  # copies (partly) in _pending
+        self._pending = bytearray()  # encoded lines the pipe had no room for yet
+        self._pending_copies = 0  # copies held or (partly) in _pending
+        # The held copies, one plan's: each copy's records encoded at submit, after its response;
+        # joined into one line when they are written (one line for the child to read, not one per request).
+        self._held: tuple[RolloutPlan | None, list[str], list[bytes]] = (None, [], [])
         # At most half the queue is held: the child's queue takes a held group whole while it gathers.
         self._hold_copies = max(1, min(HOLD_COPIES, queue_size // 2))
         self._blocked = False  # the pipe was full at the last write
@@ -124,7 +127,7 @@ class ShadowProcess:
 
     @property
     def waiting(self) -> int:
-        """Copies waiting for the challenger: those not yet in the pipe and those in the child's queue."""
+        """Copies waiting for the challenger: those not yet in the pipe, and the child's queued groups of copies."""
         return self._pending_copies + self._child_waiting
 
     def prepare(self, active: ActiveRollout) -> bool:
@@ -160,16 +163,18 @@ class ShadowProcess:
     def submit(self, active: ActiveRollout, records: list[dict[str, Any]], request_ids: list[str]) -> bool:
         """Send a copy to the child without blocking; False (the copy counted as dropped) when it cannot wait."""
         plan = active.plan
+        if not records:
+            return True
         with self._lock:
             if self._fd is None or (self._blocked and self._pending_copies >= self.queue_size):
                 self.counters.add(plan.rollout_id, CHALLENGER, dropped=len(records))
                 return False
-            last_plan, prefix = self._last
-            if last_plan is not plan:
-                prefix = b'{"p":' + _plan_json(plan) + b',"c":'
-                self._last = (plan, prefix)
+            if self._held[0] is not plan:
+                self._join_held_locked()
+                self._held = (plan, [], [])
             # Parsed from JSON, so plain JSON values: the child decodes the same records.
-            self._pending += prefix + json.dumps([request_ids, records], separators=(",", ":")).encode() + b"}\n"
+            self._held[1].extend(request_ids)
+            self._held[2].append(json.dumps(records, separators=(",", ":")).encode()[1:-1])
             self._pending_copies += 1
             self._sent[plan.rollout_id] = self._sent.get(plan.rollout_id, 0) + len(records)
             if self._blocked or self._pending_copies >= self._hold_copies:
@@ -193,8 +198,22 @@ class ShadowProcess:
         self._pending += line
         self._write_locked()
 
+    def _join_held_locked(self) -> None:
+        """Move the held copies into the pending bytes as one line: ``{"p": plan, "c": [ids, records]}``."""
+        plan, request_ids, records = self._held
+        if plan is None or not records:
+            return
+        last_plan, prefix = self._last
+        if last_plan is not plan:
+            prefix = b'{"p":' + _plan_json(plan) + b',"c":['
+            self._last = (plan, prefix)
+        self._pending += (prefix + json.dumps(request_ids, separators=(",", ":")).encode() + b",["
+                          + b",".join(records) + b"]]}\n")
+        self._held = (None, [], [])
+
     def _write_locked(self) -> None:
         """Write what the pipe takes now; the rest waits for the next write or the child's next report."""
+        self._join_held_locked()
         while self._pending and self._fd is not None:
             try:
                 written = os.write(self._fd, self._pending)
@@ -252,6 +271,7 @@ class ShadowProcess:
                 self._sent, self._accounted = {}, {}
                 self._child_waiting = self._pending_copies = 0
                 self._pending.clear()
+                self._held = (None, [], [])
                 self._fd = None
                 self._process = None
                 self.pid = None
@@ -308,6 +328,7 @@ class ShadowProcess:
             event.set()  # a router waiting in prepare() goes on
         deadline = time.monotonic() + timeout
         with self._lock:
+            self._join_held_locked()
             fd, self._fd = self._fd, None
             process = self._process
             pending = bytes(self._pending)
