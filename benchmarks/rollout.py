@@ -74,6 +74,28 @@ def register_versions() -> tuple[str, str]:
     return slug, challenger.version
 
 
+def bench_setup(prefix: str, **server_env: str) -> tuple[Path, str, str, dict[str, Any], dict[str, str],
+                                                           dict[str, str]]:
+    """A throw-away home with the champion and the challenger registered, for ``workbench serve`` processes.
+
+    Returns its folder, the project's slug, the challenger's version, one request record, the
+    bearer-token headers and the servers' environment (with ``server_env`` added).
+    """
+    from batch import FEATURES, make_frame, setup_home
+
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    setup_home(base)
+    slug, challenger = register_versions()
+    from workbench.settings import get_settings
+
+    settings = get_settings()
+    record = {k: (v.item() if hasattr(v, "item") else v) for k, v in make_frame(1, seed=9)[FEATURES].iloc[0].items()}
+    token = secrets.token_urlsafe(32)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri, "OMP_NUM_THREADS": "1",
+           "WORKBENCH_HOME": str(settings.home), "WORKBENCH_SERVE_TOKEN": token, **server_env}
+    return base, slug, challenger, record, {"Authorization": f"Bearer {token}"}, env
+
+
 def start_rollouts(slug: str, deployments: dict[str, int], *, share: float) -> dict[str, int]:
     """Start the shadow and the canary rollout on their deployments (automatic steps off); their ids."""
     from workbench.db import session_scope
@@ -140,20 +162,9 @@ def main() -> int:
     parser.add_argument("--json", dest="json_path", default=None)
     args = parser.parse_args()
     from _fair import alternated, load_average, print_sides, ratio
-    from batch import FEATURES, make_frame, setup_home
     from serving import free_port, measure, stop, wait_ready
 
-    base = Path(tempfile.mkdtemp(prefix="wb-bench-rollout-"))
-    setup_home(base)
-    slug, challenger = register_versions()
-    from workbench.settings import get_settings
-
-    settings = get_settings()
-    record = {k: (v.item() if hasattr(v, "item") else v) for k, v in make_frame(1, seed=9)[FEATURES].iloc[0].items()}
-    token = secrets.token_urlsafe(32)
-    auth = {"Authorization": f"Bearer {token}"}
-    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri, "OMP_NUM_THREADS": "1",
-           "WORKBENCH_HOME": str(settings.home), "WORKBENCH_SERVE_TOKEN": token}
+    base, slug, challenger, record, auth, env = bench_setup("wb-bench-rollout-")
     log = (base / "servers.log").open("ab")
     ports = {name: free_port() for name in SERVERS}
     processes = {

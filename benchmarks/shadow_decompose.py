@@ -28,11 +28,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -90,24 +88,14 @@ def main() -> int:
     parser.add_argument("--check-seconds", type=float, default=10.0, help="the servers' rollout check interval")
     args = parser.parse_args()
     from _fair import load_average, ratio, rounds
-    from batch import FEATURES, make_frame, setup_home
-    from rollout import register_versions, wait_for_rollout
+    from rollout import bench_setup, wait_for_rollout
     from serving import free_port, measure, stop, wait_ready
 
-    base = Path(tempfile.mkdtemp(prefix="wb-bench-decompose-"))
-    setup_home(base)
-    slug, _ = register_versions()
+    base, slug, _, record, auth, env = bench_setup("wb-bench-decompose-",
+                                                   WORKBENCH_ROLLOUT_CHECK_SECONDS=repr(args.check_seconds))
     from workbench.db import session_scope
     from workbench.rollouts import start_rollout
-    from workbench.settings import get_settings
 
-    settings = get_settings()
-    record = {k: (v.item() if hasattr(v, "item") else v) for k, v in make_frame(1, seed=9)[FEATURES].iloc[0].items()}
-    token = secrets.token_urlsafe(32)
-    auth = {"Authorization": f"Bearer {token}"}
-    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri, "OMP_NUM_THREADS": "1",
-           "WORKBENCH_HOME": str(settings.home), "WORKBENCH_SERVE_TOKEN": token,
-           "WORKBENCH_ROLLOUT_CHECK_SECONDS": repr(args.check_seconds)}
     log = (base / "servers.log").open("ab")
     ports = {name: free_port() for name in ("champion", "shadow")}
     processes = {name: subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", slug, "--port", str(port),
