@@ -4,7 +4,7 @@ In one process, the shadow scorer's batches (building the frame, the challenger'
 rows) and their writes held the GIL a few milliseconds ten times a second: a request arriving
 then waited, and at one connection the shadow rollout's p99 was 1.2-2.5x the champion's alone
 (``benchmarks/rollout.py``). With the copy's whole path in a child, the request path only
-encodes the copy as one JSON line and writes it to a pipe without blocking.
+encodes the copy's records; the copies held meanwhile go to a pipe as one line, without blocking.
 
 - :class:`ShadowProcess` (the serving process): :meth:`~ShadowProcess.submit` never blocks and
   never raises. :meth:`~ShadowProcess.prepare` (the rollout router's thread) starts the child
@@ -74,6 +74,15 @@ CHILD_AUTOGROUP_NICE = 19  # the nice of the child's own autogroup (see _lower_p
 _F_SETPIPE_SZ = 1031
 
 
+def hold_copies(queue_size: int) -> int:
+    """Copies held together (one line to the child) for a ``queue_size``: at most half of it.
+
+    The child's queue holds ``queue_size // hold_copies(queue_size)`` lines, so at most
+    ``queue_size`` copies wait there, and it can take a held group whole while it gathers.
+    """
+    return max(1, min(HOLD_COPIES, queue_size // 2))
+
+
 def _plan_json(plan: RolloutPlan) -> bytes:
     return json.dumps(dataclasses.asdict(plan), separators=(",", ":")).encode()
 
@@ -109,8 +118,7 @@ class ShadowProcess:
         # The held copies, one plan's: each copy's records encoded at submit, after its response;
         # joined into one line when they are written (one line for the child to read, not one per request).
         self._held: tuple[RolloutPlan | None, list[str], list[bytes]] = (None, [], [])
-        # At most half the queue is held: the child's queue takes a held group whole while it gathers.
-        self._hold_copies = max(1, min(HOLD_COPIES, queue_size // 2))
+        self._hold_copies = hold_copies(queue_size)
         self._blocked = False  # the pipe was full at the last write
         self._flush_due = False  # a flush of the held copies is scheduled on the event loop
         self._child_waiting = 0  # copies in the child's queue, as last reported
@@ -477,7 +485,8 @@ def _child(argv: list[str] | None = None) -> int:
     counters = VariantCounters()
     deployment = [0]
     scorer = ShadowScorer(write=writer.extend_shadow, deployment_id=lambda: deployment[0], counters=counters,
-                          queue_size=args.queue_size, timeout_seconds=args.timeout)
+                          queue_size=max(1, args.queue_size // hold_copies(args.queue_size)),
+                          timeout_seconds=args.timeout)
     reporter = _Reporter(scorer, counters, sys.stdout.buffer)
     scorer.start()
     reporter.start()
