@@ -19,6 +19,7 @@ from workbench.prediction_log._rows import insert_rows, insert_shadow_rows
 
 logger = logging.getLogger("workbench.prediction_log")
 
+
 class _ShadowRow:
     """A buffered ``shadow_predictions`` row (one buffer keeps the order and the retry logic)."""
 

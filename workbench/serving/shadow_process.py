@@ -21,8 +21,8 @@ encodes the copy's records; the copies held meanwhile go to a pipe as one line, 
   counted here.
 
 Both directions are JSON lines: ``{"load": plan}`` and ``{"p": plan, "c": [request_ids,
-records]}`` (the copies held together, of one plan) to the child; ``{"loaded"|"load_error": ...}`` and, at most every
-``REPORT_SECONDS``, ``{"counts": ..., "waiting": ...}`` back. The records are the request's
+records]}`` (the copies held together, of one plan) to the child; ``{"loaded"|"load_error": ...}``
+and, at most every ``REPORT_SECONDS``, ``{"counts": ..., "waiting": ...}`` back. The records are the request's
 parsed JSON: they round-trip exactly.
 """
 
@@ -121,7 +121,7 @@ class ShadowProcess:
         self._hold_copies = hold_copies(queue_size)
         self._blocked = False  # the pipe was full at the last write
         self._flush_due = False  # a flush of the held copies is scheduled on the event loop
-        self._child_waiting = 0  # copies in the child's queue, as last reported
+        self._child_waiting = 0  # groups of copies (lines) in the child's queue, as last reported
         # Per rollout, the records sent, and those the child reported scored or dropped: the
         # difference is lost if the child dies.
         self._sent: dict[int, int] = {}
