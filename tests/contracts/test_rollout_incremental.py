@@ -48,7 +48,7 @@ def _same(incremental: Any, full: Any) -> None:
         (c.name, c.status, c.reason) for c in full.guardrails.checks]
     for variant in ("champion", "challenger"):
         mine, theirs = incremental.variants[variant], full.variants[variant]
-        for name in ("requests", "errors", "dropped", "timeouts", "predictions", "labelled"):
+        for name in ("requests", "errors", "dropped", "timeouts", "predictions", "labelled", "latency_samples"):
             assert getattr(mine, name) == getattr(theirs, name), (variant, name)
         for name in ("error_rate", "latency_p50_ms", "latency_p99_ms", "metric", "ci_low", "ci_high"):
             assert _close(getattr(mine, name), getattr(theirs, name)), (variant, name)
@@ -68,7 +68,8 @@ def _requests(deployment: int, rollout_id: int, prefix: str, n: int, rng: np.ran
               shadow: bool, champion_right: float = 0.6, challenger_right: float = 0.9,
               skip_champion: frozenset[int] = frozenset()) -> dict[str, str]:
     """``n`` requests: champion rows (or canary rows of both variants) and, in shadow, the challenger's copies
-    (every 25th failed). Returns request id -> true class, for labelling later."""
+    (every 25th failed; a latency on every 4th, as if scored alone, none on the others, scored in batches).
+    Returns request id -> true class, for labelling later."""
     truth, rows, copies = {}, [], []
     for i in range(n):
         rid, label = f"{prefix}-{i}", str(rng.choice(["yes", "no"]))
@@ -86,7 +87,8 @@ def _requests(deployment: int, rollout_id: int, prefix: str, n: int, rng: np.ran
             copies.append(ShadowPrediction(
                 rollout_id=rollout_id, deployment_id=deployment, request_id=rid, ts=utcnow(),
                 prediction=None if failed else (label if rng.random() < challenger_right else FLIP[label]),
-                error="ValueError: no" if failed else None, latency_ms=float(rng.gamma(2.0, 2.0))))
+                error="ValueError: no" if failed else None,
+                latency_ms=float(rng.gamma(2.0, 2.0)) if i % 4 == 0 else None))
     with session_scope() as session:
         insert_rows(session, rows)
         session.add_all(copies)

@@ -103,23 +103,29 @@ class RolloutVersions:
     failing: str
 
 
+def register_version(slug: str, pipeline: Any, alias: str | None = None, after_fit: Any = None) -> str:
+    """Fit ``pipeline`` on the messy training frame and register it as a version of ``slug``; the version."""
+    from tests.helpers.registered_model import register_model
+    from workbench.settings import get_settings
+
+    settings = get_settings()
+    return register_model(slug, tracking_uri=settings.mlflow_tracking_uri, artifacts_dir=settings.artifacts_dir,
+                          frame=messy_frame(), features=FEATURES, target=TARGET, pipeline=pipeline, alias=alias,
+                          after_fit=after_fit).version
+
+
 def register_rollout_versions(name: str, *, slow_seconds: float = 1.5) -> RolloutVersions:
     """Create project ``name`` in the current home and register its four versions (aliases champion, challenger)."""
-    from tests.helpers.registered_model import register_model
     from workbench.db import session_scope
     from workbench.projects import create_project
     from workbench.settings import get_settings
 
-    settings = get_settings()
-    settings.ensure_home()
+    get_settings().ensure_home()
     with session_scope() as session:
         slug = create_project(session, name=name, task_type="classification", target=TARGET, actor="test").slug
-    frame = messy_frame()
 
     def register(pipeline: Any, alias: str | None, after_fit: Any = None) -> str:
-        return register_model(slug, tracking_uri=settings.mlflow_tracking_uri, artifacts_dir=settings.artifacts_dir,
-                              frame=frame, features=FEATURES, target=TARGET, pipeline=pipeline, alias=alias,
-                              after_fit=after_fit).version
+        return register_version(slug, pipeline, alias, after_fit)
 
     return RolloutVersions(
         slug=slug,

@@ -21,7 +21,15 @@ from sqlalchemy import func, select, update
 
 from tests.helpers.processes import poll
 from tests.helpers.registered_model import module_home
-from tests.helpers.rollout_models import KEY_COLUMN, RolloutVersions, messy_requests, register_rollout_versions
+from tests.helpers.rollout_models import (
+    KEY_COLUMN,
+    RolloutVersions,
+    arm,
+    messy_pipeline,
+    messy_requests,
+    register_rollout_versions,
+    register_version,
+)
 from workbench.db import session_scope
 from workbench.db.models import PredictionLog, Project, Rollout, RolloutTraffic, ShadowPrediction, utcnow
 from workbench.rollouts import assign_variant
@@ -172,7 +180,10 @@ def test_shadow_logs_both_predictions_per_request_and_answers_with_the_champion(
     assert {r.variant for r in logged} == {"champion"}
     for row in shadow:  # the challenger's own answer to the same request, linked by its id
         assert row.error is None and row.prediction == challenger_says[by_id[row.request_id]]
-        assert row.deployment_id == service.deployment_id and row.latency_ms > 0
+        assert row.deployment_id == service.deployment_id
+    # A latency on the copies scored alone (the first batch's first copy at least, as a probe), none on the rest.
+    timed = [row.latency_ms for row in shadow if row.latency_ms is not None]
+    assert 1 <= len(timed) < 60 and min(timed) > 0, timed
     for row in logged:
         assert row.prediction == answers[by_id[row.request_id]]["prediction"]
         assert KEY_COLUMN not in row.features  # only the model's features are logged
@@ -463,3 +474,34 @@ def test_stopping_the_service_scores_the_copies_it_sent_and_ends_its_shadow_proc
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # the child is gone (and reaped: not even a zombie)
     end_rollout_row(rollout_id)
+
+
+def test_a_shadow_challenger_slow_per_request_breaches_the_latency_guardrail_though_its_batches_are_fast(
+        default_service: Service, versions: RolloutVersions) -> None:
+    """The challenger costs 50 ms per call, whatever the call holds: 50 ms per request, far above 1.5 x the
+    champion's p99. Its copies are scored in batches of dozens (held 50 ms, then gathered), whose per-row share
+    was a few ms: before a row's latency came from its copy scored alone, the guardrail saw a fast challenger."""
+    from workbench.rollouts import start_rollout
+
+    service = default_service
+    sluggish = register_version(versions.slug, messy_pipeline(c=0.005, sleep=0.05), after_fit=arm)
+    with session_scope() as session:
+        rollout_id = start_rollout(session, project=versions.slug, deployment_id=service.deployment_id,
+                                   mode="shadow", version=sluggish, actor="test", params={"min_requests": 10}).id
+    service.wait_for_plan(rollout_id)
+    records = messy_requests(300, seed=53)
+    for record in records:  # one connection, a request every few ms: ~2 s, 10+ probes at most 10 a second
+        service.predict(record)
+        time.sleep(0.003)
+    rows = poll(lambda: _rows(ShadowPrediction, rollout_id), lambda got: len(got) >= 300, timeout=60)
+    timed = [row.latency_ms for row in rows if row.latency_ms is not None]
+    assert 10 <= len(timed) < len(rows) / 2, (len(timed), len(rows))  # probes; the others were batched
+    assert min(timed) >= 50, sorted(timed)[:5]
+
+    service.app.state.router.check()
+
+    assert service.app.state.router.active is None
+    with session_scope() as session:
+        row = session.get(Rollout, rollout_id)
+        assert row.status == "breached", row.end_reason
+        assert "× the champion's" in row.end_reason and "error rate" not in row.end_reason, row.end_reason

@@ -131,7 +131,8 @@ def test_copies_arriving_while_a_batch_is_scored_are_kept_for_the_next_batch_and
         assert kept == [True] * 10 + [False]
         assert scorer.waiting == 10
         scorer.stop(timeout=60)
-    assert slow.calls == [1, 10]  # the copies queued meanwhile made the next batch, whole
+    # The copies queued meanwhile made the next batch, its first copy scored alone first as a latency probe.
+    assert slow.calls == [1, 1, 9]
     rows = _shadow_rows(plan.rollout_id)
     assert sorted(row.request_id for row in rows) == sorted(["first", *[f"later-{i}" for i in range(10)]])
     assert all(row.error is None and row.prediction is not None for row in rows)
@@ -152,6 +153,66 @@ def test_stop_scores_what_is_queued_without_waiting_for_the_gather_window(versio
         scorer.stop(timeout=60)
         assert not scorer._thread.is_alive()
     assert sorted(row.request_id for row in _shadow_rows(plan.rollout_id)) == sorted(f"queued-{i}" for i in range(7))
+
+
+class PerCall(Counted):
+    """A loaded model whose every call costs ``seconds`` more, however many records it holds (a fixed cost)."""
+
+    def __init__(self, model: ServedModel, seconds: float) -> None:
+        super().__init__(model)
+        self.seconds = seconds
+
+    def predict_records(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        time.sleep(self.seconds)
+        return super().predict_records(records)
+
+
+def test_a_row_logs_the_latency_of_its_copy_scored_alone_and_copies_scored_together_log_none(
+        versions: RolloutVersions) -> None:
+    """A request's latency, as the champion's row holds: a challenger that costs 30 ms per call costs 30 ms per
+    request, not 30 ms over the copies of its batch (each row's share, which the latency guardrail took for a
+    request's latency before)."""
+    plan, deployment_id = shadow_rollout_row(versions, versions.challenger)
+    model = PerCall(load_model(versions.slug, version=versions.challenger, fast_path=True), 0.03)
+    active = ActiveRollout(plan, model)  # type: ignore[arg-type]
+    records = messy_requests(64, seed=31)
+    copies = [records[:4], *([r] for r in records[4:])]  # a first request of four records, then one each
+    with PredictionLogWriter() as writer:
+        scorer, _ = _scorer(writer, deployment_id, probe_seconds=0.0)  # probe every batch of several copies
+        for i, copy in enumerate(copies):
+            assert scorer.submit(active, copy, [f"req-{i}-{j}" for j in range(len(copy))])
+            time.sleep(0.002)
+        scorer.stop(timeout=60)
+    rows = {row.request_id: row for row in _shadow_rows(plan.rollout_id)}
+    assert len(rows) == 64 and all(row.error is None for row in rows.values())
+    timed = [row for row in rows.values() if row.latency_ms is not None]
+    assert 1 < len(model.calls) < len(copies), model.calls  # batched
+    # The four-record request alone, first (its call waited for nothing): 30 ms over its four records each.
+    first = [rows[f"req-0-{j}"].latency_ms for j in range(4)]
+    assert model.calls[0] == 4 and len(set(first)) == 1 and first[0] >= 30 / 4, (model.calls, first)
+    # Every other copy with a latency was one record scored alone: at least the call's 30 ms.
+    singles = [row.latency_ms for row in timed if not row.request_id.startswith("req-0-")]
+    assert len(singles) == sum(1 for size in model.calls[1:] if size == 1) >= 1, (model.calls, singles)
+    assert min(singles) >= 30, singles
+    assert len(rows) - len(timed) == sum(size for size in model.calls[1:] if size > 1) > 0
+
+
+def test_held_copies_sent_as_one_are_probed_by_their_first_request(versions: RolloutVersions) -> None:
+    """The shadow process's child gets the copies held together as one, with each request's record count:
+    the probe is the first request's records alone (two here), not the whole held group."""
+    plan, deployment_id = shadow_rollout_row(versions, versions.challenger)
+    model = PerCall(load_model(versions.slug, version=versions.challenger, fast_path=True), 0.02)
+    records = messy_requests(6, seed=33)
+    ids = ["a-0", "a-1", "b", "c-0", "c-1", "c-2"]
+    with PredictionLogWriter() as writer:
+        scorer, _ = _scorer(writer, deployment_id, probe_seconds=0.0)
+        assert scorer.submit(ActiveRollout(plan, model), records, ids, sizes=[2, 1, 3])  # type: ignore[arg-type]
+        scorer.stop(timeout=60)
+    assert model.calls == [2, 4]
+    rows = {row.request_id: row for row in _shadow_rows(plan.rollout_id)}
+    assert rows["a-0"].latency_ms == rows["a-1"].latency_ms >= 20 / 2  # the call's time per record, as the champion
+    assert [rows[i].latency_ms for i in ("b", "c-0", "c-1", "c-2")] == [None] * 4
+    assert all(row.prediction is not None for row in rows.values())
 
 
 def test_a_failing_challenger_logs_each_copy_as_an_error_once(versions: RolloutVersions) -> None:

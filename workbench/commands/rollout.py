@@ -55,13 +55,14 @@ def status_text(status: Any) -> str:
     data = status.to_dict()
     lines = [_row_line(data["rollout"])]
     metric = status.test_metric
-    head = ["variant", "requests", "errors", "error rate", "dropped", "timeouts", "p50 ms", "p99 ms", "labelled",
-            metric, "95% interval"]
+    head = ["variant", "requests", "errors", "error rate", "dropped", "timeouts", "p50 ms", "p99 ms", "latencies",
+            "labelled", metric, "95% interval"]
     rows = [head]
     for name, v in status.variants.items():
         interval = "-" if v.ci_low is None else f"[{v.ci_low:.4g}, {v.ci_high:.4g}]"
         rows.append([name, str(v.requests), str(v.errors), _pct(v.error_rate), str(v.dropped), str(v.timeouts),
-                     _num(v.latency_p50_ms), _num(v.latency_p99_ms), str(v.labelled), _num(v.metric), interval])
+                     _num(v.latency_p50_ms), _num(v.latency_p99_ms), str(v.latency_samples), str(v.labelled),
+                     _num(v.metric), interval])
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     if status.paired:

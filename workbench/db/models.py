@@ -485,7 +485,9 @@ class ShadowPrediction(Base):
     ts: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     prediction: Mapped[Any] = mapped_column(JSON, nullable=True)
     proba: Mapped[dict[str, float] | None] = mapped_column(JSON, nullable=True)
-    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    # The copy's own call time per row when it was scored alone; NULL when scored with other requests'
+    # copies (its share of that call is not a request's latency). Migration 0008.
+    latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     error: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 

@@ -10,7 +10,9 @@ before; ``"champion"`` the rows the champion answered (``variant`` NULL or ``cha
 segments included); ``"challenger"`` the rows the challenger answered in a canary or A/B
 rollout plus its shadow predictions, each read with the features and label of the champion's
 row of the same request (and the shadow prediction's own time, prediction, probabilities and
-latency). Shadow rows that hold an error instead of a prediction are left out.
+latency). Shadow rows that hold an error instead of a prediction are left out, and
+:func:`latency_frame` leaves out those without a latency of their own (scored in one call with
+other requests' copies).
 """
 
 from __future__ import annotations
@@ -173,7 +175,8 @@ def latency_frame(session: Session, *, deployment_id: int, since: datetime, limi
     if variant == "challenger":
         rows = [*rows, *session.execute(_shadow_scope(
             select(ShadowPrediction.ts, ShadowPrediction.latency_ms), project_id=None, deployment_id=deployment_id,
-            since=since, until=None).order_by(ShadowPrediction.ts.desc()).limit(limit)).all()]
+            since=since, until=None).where(ShadowPrediction.latency_ms.is_not(None))
+            .order_by(ShadowPrediction.ts.desc()).limit(limit)).all()]
         frame = pd.DataFrame(rows, columns=["ts", "latency_ms"])
         frame["ts"] = pd.to_datetime(frame["ts"])
         return frame.sort_values("ts", kind="stable").tail(max(0, limit)).reset_index(drop=True)

@@ -107,14 +107,15 @@ def make_shadow_row(
     request_id: str,
     prediction: Any = None,
     proba: dict[str, float] | None = None,
-    latency_ms: float = 0.0,
+    latency_ms: float | None = None,
     error: str | None = None,
     ts: datetime | None = None,
 ) -> dict[str, Any]:
     """One ``shadow_predictions`` row (the challenger's answer to a request the champion answered).
 
-    ``error`` (cut to 200 characters) says why there is no prediction: the challenger raised or
-    timed out.
+    ``latency_ms`` is the copy's own call time per row when it was scored alone (what the champion's
+    row holds for its request), None when it shared a call with other requests' copies. ``error``
+    (cut to 200 characters) says why there is no prediction: the challenger raised or timed out.
     """
     return {
         "rollout_id": rollout_id,
@@ -123,7 +124,7 @@ def make_shadow_row(
         "ts": ts or utcnow(),
         "prediction": prediction,
         "proba": proba,
-        "latency_ms": float(latency_ms),
+        "latency_ms": None if latency_ms is None else float(latency_ms),
         "error": None if error is None else error[:SHADOW_ERROR_MAX],
     }
 
@@ -144,12 +145,16 @@ def insert_shadow_rows(bind: Session | Connection, rows: Sequence[dict[str, Any]
         _insert_statement(dialect)  # raises the explanatory error
     params = [
         (row["rollout_id"], row["deployment_id"], row["request_id"], _db_ts(row.get("ts"), dialect),
-         *encode_answer(row.get("prediction"), row.get("proba")), float(row.get("latency_ms") or 0.0),
+         *encode_answer(row.get("prediction"), row.get("proba")), _latency(row.get("latency_ms")),
          row.get("error"))
         for row in rows
     ]
     connection.exec_driver_sql(sql, params)  # type: ignore[arg-type]
     return len(params)
+
+
+def _latency(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _db_ts(ts: datetime | None, dialect: str) -> Any:

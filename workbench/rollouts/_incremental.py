@@ -475,6 +475,7 @@ def _status(state: _State, row: Rollout, project: Project) -> RolloutStatus:
             variant=name, requests=requests, errors=errors, error_rate=errors / requests if requests else None,
             dropped=sums.traffic["dropped"], timeouts=sums.traffic["timeouts"], predictions=sums.rows - sums.failed,
             latency_p50_ms=sums.latency.quantile(0.5), latency_p99_ms=sums.latency.quantile(0.99),
+            latency_samples=sums.latency.count,
             distribution=class_shares(sums.classes) if task_type == "classification"
             else sketch_quantiles(sums.predicted),
             labelled=int(totals.n), metric=metric, ci_low=low, ci_high=high,

@@ -22,7 +22,8 @@ verdict stays valid, and is conservative).
 
 Guardrails come from ``rollout_traffic`` (requests and errors each serving process counted per
 variant; without any sample yet, the log's rows and the shadow rows with an error) and from the
-latencies of the log rows (``prediction_log.latency_ms``; ``shadow_predictions.latency_ms``).
+latencies of the log rows (``prediction_log.latency_ms``; ``shadow_predictions.latency_ms``, which
+only copies scored alone carry: a request's latency, like the champion's).
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ class VariantStats:
     ``RolloutStatus.test_metric``) over the labelled requests, with a normal ``METRIC_LEVEL``
     interval for that variant alone; ``distribution`` is class → share of predictions
     (classification) or quantile → value (regression, keys ``q05`` ... ``q95``).
+    ``latency_samples`` is how many latencies the p50/p99 summarise: every answer of the
+    champion, the challenger's copies that were scored alone in shadow mode.
     """
 
     variant: str
@@ -96,6 +99,7 @@ class VariantStats:
     predictions: int
     latency_p50_ms: float | None
     latency_p99_ms: float | None
+    latency_samples: int
     distribution: dict[str, float]
     labelled: int
     metric: float | None
@@ -269,6 +273,7 @@ def _variant_stats(name: str, answered: pd.DataFrame, labelled: pd.DataFrame, tr
         predictions=len(ok),
         latency_p50_ms=latency.quantile(0.5),
         latency_p99_ms=latency.quantile(0.99),
+        latency_samples=latency.count,
         distribution=_distribution(ok["prediction"].tolist(), task_type),
         labelled=len(labelled),
         metric=metric,
@@ -417,7 +422,7 @@ def status_guardrails(frozen: Mapping[str, Any], variants: Mapping[str, VariantS
     """
     def traffic(stats: VariantStats) -> VariantTraffic:
         return VariantTraffic(stats.requests, stats.errors, p99_ms=stats.latency_p99_ms,
-                              latency_count=stats.predictions)
+                              latency_count=stats.latency_samples)
 
     return check_guardrails(
         traffic(variants[CHAMPION]), traffic(variants[CHALLENGER]),

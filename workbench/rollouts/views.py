@@ -72,6 +72,7 @@ def variant_rows(status: Any) -> list[dict[str, Any]]:
             "predictions": stats.predictions,
             "latency p50 (ms)": stats.latency_p50_ms,
             "latency p99 (ms)": stats.latency_p99_ms,
+            "latencies": stats.latency_samples,  # shadow: the copies scored alone (the others share a call)
             "error rate": stats.error_rate,
             "dropped": stats.dropped,
             "timeouts": stats.timeouts,

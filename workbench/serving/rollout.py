@@ -16,6 +16,8 @@ The web service and the stream consumer share these parts:
   thread gathers queued copies for a short window, scores them as one batch under a timeout and
   hands the rows to the log writer (one call for the batch: a prediction's fixed cost, checking
   the records against the signature and building the frame, is paid once per batch, not per copy).
+  A row's latency is a copy's own call, as the champion's row holds its request's: now and then
+  one copy is scored alone for it (:data:`PROBE_SECONDS`); rows scored with others have none.
 
 Counts per variant (:class:`VariantCounters`): ``requests`` are the records a variant answered or
 tried to (shadow copies that raised or timed out included, dropped copies not), ``errors`` those
@@ -39,6 +41,7 @@ from typing import Any
 from workbench.errors import InvalidInput
 from workbench.rollouts import CHALLENGER, CHAMPION, RolloutPlan, assign_variant, routing_key
 from workbench.serving._shadow_call import CallStart, predict_each, wait_for_call
+from workbench.serving._variant_counters import COUNT_FIELDS, VariantCounters
 from workbench.serving.model_loader import ServedModel, load_model
 from workbench.settings import Settings
 
@@ -53,10 +56,12 @@ SHADOW_BATCH_ROWS = 256  # copies scored together: one call costs far less per r
 # the records against the signature and building the frame are paid per call). Copies are off the
 # response path, so their rows may well be written 100 ms later.
 SHADOW_GATHER_SECONDS = 0.1
+# At most this often a batch's first copy is scored alone, as a latency probe: a row's share of a 100-copy
+# call is not a request's latency, which the p99_vs_champion guardrail compares with the champion's.
+PROBE_SECONDS = 0.1  # ten one-copy calls a second at most; 200 latencies (the default volume) in 20 s
 # Calls abandoned after their timeout that may still run; beyond this the worker waits for the
 # oldest (the queue then fills and copies are dropped, counted) rather than start threads unboundedly.
 MAX_ABANDONED_CALLS = 2
-COUNT_FIELDS = ("requests", "errors", "dropped", "timeouts")
 # A challenger that failed to load is tried again after this long, not at every poll (loading
 # downloads and unpacks the model: a bad version must not cost the champion's process that often).
 LOAD_RETRY_SECONDS = 60.0
@@ -70,50 +75,8 @@ class ActiveRollout:
     challenger: ServedModel
 
 
-class VariantCounters:
-    """Per (rollout, variant) counts: cumulative for ``/metrics``, deltas for ``rollout_traffic`` (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._totals: dict[tuple[int, str], list[int]] = {}
-        self._taken: dict[tuple[int, str], list[int]] = {}
-
-    def add(self, rollout_id: int, variant: str, *, requests: int = 0, errors: int = 0, dropped: int = 0,
-            timeouts: int = 0) -> None:
-        """Add counts for one variant of one rollout."""
-        with self._lock:
-            counts = self._totals.setdefault((rollout_id, variant), [0, 0, 0, 0])
-            counts[0] += requests
-            counts[1] += errors
-            counts[2] += dropped
-            counts[3] += timeouts
-
-    def totals(self) -> list[dict[str, Any]]:
-        """Cumulative counts since the process started, one dict per (rollout, variant)."""
-        with self._lock:
-            return [{"rollout_id": rid, "variant": variant, **dict(zip(COUNT_FIELDS, counts, strict=True))}
-                    for (rid, variant), counts in sorted(self._totals.items())]
-
-    def take(self) -> list[dict[str, Any]]:
-        """Counts since the previous call, for (rollout, variant) pairs that changed."""
-        with self._lock:
-            out = []
-            for key, counts in sorted(self._totals.items()):
-                before = self._taken.get(key, [0, 0, 0, 0])
-                delta = [now - then for now, then in zip(counts, before, strict=True)]
-                if any(delta):
-                    out.append({"rollout_id": key[0], "variant": key[1], **dict(zip(COUNT_FIELDS, delta, strict=True))})
-                    self._taken[key] = list(counts)
-            return out
-
-    def give_back(self, taken: list[dict[str, Any]]) -> None:
-        """Undo a :meth:`take` whose rows could not be written, so the next sample carries them."""
-        with self._lock:
-            for row in taken:
-                key = (row["rollout_id"], row["variant"])
-                before = self._taken.get(key)
-                if before is not None:
-                    self._taken[key] = [b - row[f] for b, f in zip(before, COUNT_FIELDS, strict=True)]
+# A shadow copy: its rollout, records, request ids and records per request (None: one request).
+_Copy = tuple[ActiveRollout, list[dict[str, Any]], list[str], list[int] | None]
 
 
 @dataclass
@@ -217,6 +180,8 @@ class ShadowScorer:
     and scores them as one call in a helper thread it waits on for at most ``timeout_seconds``;
     copies without an answer by then get a row with ``error`` "timeout" (counted) and the worker
     moves on. Copies that arrive while a batch is scored wait in the queue for the next one.
+    A copy scored alone (a batch of one, or at most every ``probe_seconds`` the first copy of a
+    batch, as a probe) logs its call's time per row as its latency; the others log none.
     ``write`` receives each batch's rows (:func:`~workbench.prediction_log.make_shadow_row`),
     normally the log writer's ``extend_shadow``, which writes them in its own batches (one
     transaction per flush, shared with the prediction log). :meth:`stop` scores what is queued.
@@ -225,16 +190,19 @@ class ShadowScorer:
     def __init__(self, *, write: Callable[[list[dict[str, Any]]], None], deployment_id: Callable[[], int],
                  counters: VariantCounters, queue_size: int = DEFAULT_SHADOW_QUEUE,
                  timeout_seconds: float = DEFAULT_SHADOW_TIMEOUT_SECONDS,
-                 gather_seconds: float = SHADOW_GATHER_SECONDS) -> None:
+                 gather_seconds: float = SHADOW_GATHER_SECONDS, probe_seconds: float = PROBE_SECONDS) -> None:
         check_shadow_options(queue_size, timeout_seconds)
-        if gather_seconds < 0:
-            raise InvalidInput(f"gather_seconds must be 0 or more; got {gather_seconds!r}.", field="gather_seconds")
+        for name, value in (("gather_seconds", gather_seconds), ("probe_seconds", probe_seconds)):
+            if not value >= 0:
+                raise InvalidInput(f"{name} must be 0 or more seconds; got {value!r}.", field=name)
         self.write = write
         self.deployment_id = deployment_id
         self.counters = counters
         self.timeout_seconds = timeout_seconds
         self.gather_seconds = gather_seconds
-        self._queue: queue.Queue[tuple[ActiveRollout, list[dict[str, Any]], list[str]] | None] = queue.Queue(
+        self.probe_seconds = probe_seconds
+        self._next_probe = 0.0
+        self._queue: queue.Queue[_Copy | None] = queue.Queue(
             maxsize=queue_size)
         self._executor: ThreadPoolExecutor | None = None
         self._abandoned: list[Future[Any]] = []
@@ -248,14 +216,16 @@ class ShadowScorer:
         self._thread.start()
 
     def submit(self, active: ActiveRollout, records: list[dict[str, Any]], request_ids: list[str], *,
-               wait: bool = False) -> bool:
+               wait: bool = False, sizes: list[int] | None = None) -> bool:
         """Queue a copy for the challenger (the caller must not change ``records`` afterwards); False when dropped.
 
         ``wait``: block until the queue has room instead of dropping the copy (the shadow process's
-        reader: its copies then wait in the pipe, whose own bound drops them, counted).
+        reader: its copies then wait in the pipe, whose own bound drops them, counted). ``sizes``:
+        the records of each request when the copy holds several (the shadow process's held copies);
+        None: one request (or one stream batch), what the champion timed as one.
         """
         try:
-            self._queue.put((active, records, request_ids), block=wait)
+            self._queue.put((active, records, request_ids, sizes), block=wait)
             return True
         except queue.Full:
             self.counters.add(active.plan.rollout_id, CHALLENGER, dropped=len(records))
@@ -266,8 +236,7 @@ class ShadowScorer:
         """Copies (requests or stream batches) waiting in the queue."""
         return self._queue.qsize()
 
-    def _gather(self, first: tuple[ActiveRollout, list[dict[str, Any]], list[str]]
-                ) -> list[tuple[ActiveRollout, list[dict[str, Any]], list[str]]]:
+    def _gather(self, first: _Copy) -> list[_Copy]:
         """The first copy and those queued within ``gather_seconds`` after it (or until the batch is full)."""
         batch = [first]
         rows = len(first[1])
@@ -293,14 +262,28 @@ class ShadowScorer:
                 return
             batch = self._gather(item)
             # One call per challenger: a share change gives a new plan but the same loaded model.
-            groups: dict[int, list[tuple[ActiveRollout, list[dict[str, Any]], list[str]]]] = {}
+            groups: dict[int, list[_Copy]] = {}
             for entry in batch:
                 groups.setdefault(id(entry[0].challenger), []).append(entry)
             for entries in groups.values():
-                try:
-                    self._score(entries)
-                except Exception as exc:  # never let one batch kill the worker
-                    logger.warning("shadow scoring failed: %s", exc)
+                for part, timed in self._calls(entries):
+                    try:
+                        self._score(part, timed=timed)
+                    except Exception as exc:  # never let one batch kill the worker
+                        logger.warning("shadow scoring failed: %s", exc)
+
+    def _calls(self, entries: list[_Copy]) -> list[tuple[list[_Copy], bool]]:
+        """One challenger's copies as calls, each with whether its time is a request's latency (scored alone)."""
+        active, records, ids, sizes = entries[0]
+        if len(entries) == 1 and (sizes is None or len(sizes) == 1):
+            return [(entries, True)]
+        now = time.monotonic()
+        if now < self._next_probe:
+            return [(entries, False)]
+        self._next_probe = now + self.probe_seconds
+        first = len(records) if sizes is None else sizes[0]  # the first request's records
+        rest = [(active, records[first:], ids[first:], sizes[1:] if sizes else None)] if first < len(records) else []
+        return [([(active, records[:first], ids[:first], None)], True), ([*rest, *entries[1:]], False)]
 
     def _call(self, model: ServedModel, records: list[dict[str, Any]], start: CallStart) -> Future[Any]:
         self._abandoned = [f for f in self._abandoned if not f.done()]
@@ -314,13 +297,13 @@ class ShadowScorer:
         return self._executor.submit(predict_each, model, records, retry_seconds=self.timeout_seconds / 2,
                                      start=start)
 
-    def _score(self, entries: list[tuple[ActiveRollout, list[dict[str, Any]], list[str]]]) -> None:
+    def _score(self, entries: list[_Copy], *, timed: bool) -> None:
         from workbench.db.models import utcnow
         from workbench.prediction_log import make_shadow_row
 
         active = entries[0][0]
-        records = [record for _, recs, _ in entries for record in recs]
-        ids = [rid for _, _, rids in entries for rid in rids]
+        records = [record for _, recs, _, _ in entries for record in recs]
+        ids = [rid for _, _, rids, _ in entries for rid in rids]
         rollout_ids = [entry[0].plan.rollout_id for entry in entries for _ in entry[2]]
         started = time.perf_counter()
         start = CallStart()
@@ -338,7 +321,8 @@ class ShadowScorer:
             assert self._executor is not None
             self._executor.shutdown(wait=False)
             self._executor = None
-        per_row_ms = seconds * 1000 / max(1, len(records))
+        # Like the champion's row: its request's time per record, from a call of that copy alone.
+        per_row_ms = seconds * 1000 / max(1, len(records)) if timed else None
         dep_id = self.deployment_id()
         now = utcnow()  # one time for the batch's rows: they were scored in one call
         rows = []

@@ -21,7 +21,8 @@ encodes the copy's records; the copies held meanwhile go to a pipe as one line, 
   counted here.
 
 Both directions are JSON lines: ``{"load": plan}`` and ``{"p": plan, "c": [request_ids,
-records]}`` (the copies held together, of one plan) to the child; ``{"loaded"|"load_error": ...}``
+records, sizes]}`` (the copies held together, of one plan, with each one's number of records: the
+scorer times a request alone now and then) to the child; ``{"loaded"|"load_error": ...}``
 and, at most every ``REPORT_SECONDS``, ``{"counts": ..., "waiting": ...}`` back. The records are the request's
 parsed JSON: they round-trip exactly.
 """
@@ -117,7 +118,7 @@ class ShadowProcess:
         self._pending_copies = 0  # copies held or (partly) in _pending
         # The held copies, one plan's: each copy's records encoded at submit, after its response;
         # joined into one line when they are written (one line for the child to read, not one per request).
-        self._held: tuple[RolloutPlan | None, list[str], list[bytes]] = (None, [], [])
+        self._held: tuple[RolloutPlan | None, list[str], list[bytes], list[int]] = (None, [], [], [])
         self._hold_copies = hold_copies(queue_size)
         self._blocked = False  # the pipe was full at the last write
         self._flush_due = False  # a flush of the held copies is scheduled on the event loop
@@ -179,10 +180,11 @@ class ShadowProcess:
                 return False
             if self._held[0] is not plan:
                 self._join_held_locked()
-                self._held = (plan, [], [])
+                self._held = (plan, [], [], [])
             # Parsed from JSON, so plain JSON values: the child decodes the same records.
             self._held[1].extend(request_ids)
             self._held[2].append(json.dumps(records, separators=(",", ":")).encode()[1:-1])
+            self._held[3].append(len(records))
             self._pending_copies += 1
             self._sent[plan.rollout_id] = self._sent.get(plan.rollout_id, 0) + len(records)
             if self._blocked or self._pending_copies >= self._hold_copies:
@@ -207,8 +209,8 @@ class ShadowProcess:
         self._write_locked()
 
     def _join_held_locked(self) -> None:
-        """Move the held copies into the pending bytes as one line: ``{"p": plan, "c": [ids, records]}``."""
-        plan, request_ids, records = self._held
+        """Move the held copies into the pending bytes as one line: ``{"p": plan, "c": [ids, records, sizes]}``."""
+        plan, request_ids, records, sizes = self._held
         if plan is None or not records:
             return
         last_plan, prefix = self._last
@@ -216,8 +218,8 @@ class ShadowProcess:
             prefix = b'{"p":' + _plan_json(plan) + b',"c":['
             self._last = (plan, prefix)
         self._pending += (prefix + json.dumps(request_ids, separators=(",", ":")).encode() + b",["
-                          + b",".join(records) + b"]]}\n")
-        self._held = (None, [], [])
+                          + b",".join(records) + b"]," + json.dumps(sizes, separators=(",", ":")).encode() + b"]}\n")
+        self._held = (None, [], [], [])
 
     def _write_locked(self) -> None:
         """Write what the pipe takes now; the rest waits for the next write or the child's next report."""
@@ -279,7 +281,7 @@ class ShadowProcess:
                 self._sent, self._accounted = {}, {}
                 self._child_waiting = self._pending_copies = 0
                 self._pending.clear()
-                self._held = (None, [], [])
+                self._held = (None, [], [], [])
                 self._fd = None
                 self._process = None
                 self.pid = None
@@ -518,7 +520,7 @@ def _child(argv: list[str] | None = None) -> int:
         try:
             message = json.loads(line)
             plan = RolloutPlan(**(message["load"] if "load" in message else message["p"]))
-            request_ids, records = ([], []) if "load" in message else message["c"]
+            request_ids, records, sizes = ([], [], []) if "load" in message else message["c"]
         except (ValueError, TypeError, KeyError) as exc:
             log.warning("skipped an unreadable message (%s): %r", exc, line[:200])
             continue
@@ -539,7 +541,7 @@ def _child(argv: list[str] | None = None) -> int:
         # A full queue makes the reader wait, not drop: the copies wait in the pipe meanwhile, and the
         # serving side drops (counted) once the pipe and its own queue_size are full. A starved
         # child (lowest priority on a busy machine) then loses no copy of an ordinary burst.
-        scorer.submit(active, records, request_ids, wait=True)
+        scorer.submit(active, records, request_ids, wait=True, sizes=sizes)
     scorer.stop(timeout=args.timeout + 4.0)
     writer.close()
     reporter.stop()

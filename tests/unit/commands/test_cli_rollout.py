@@ -71,6 +71,10 @@ def test_rollout_commands_start_watch_resize_and_promote(workbench_home: Path) -
     champion = direct["variants"]["champion"]
     assert f"{champion['metric']:.4g}" in next(line for line in text.splitlines() if line.startswith("champion "))
     assert challenger_line.split()[1] == "10"  # requests: its log rows (no traffic sample yet)
+    head = next(line for line in text.splitlines() if line.startswith("variant")).split()
+    # How many latencies its p99 stands on, beside it (in shadow mode, the copies scored alone).
+    assert head[9:12] == ["p99", "ms", "latencies"]
+    assert challenger_line.split()[8] == str(direct["variants"]["challenger"]["latency_samples"])
     assert "verdict on accuracy (a per-request proxy for balanced_accuracy" in text
     assert "guardrails: error_rate: waiting for volume" in text
 

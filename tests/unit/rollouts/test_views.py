@@ -25,7 +25,8 @@ T0 = datetime(2026, 12, 5, 12, 0, 0)
 def _stats(variant: str, **overrides: Any) -> VariantStats:
     values: dict[str, Any] = {
         "variant": variant, "requests": 400, "errors": 4, "error_rate": 0.01, "dropped": 0, "timeouts": 0,
-        "predictions": 396, "latency_p50_ms": 3.0, "latency_p99_ms": 9.5, "distribution": {"no": 0.6, "yes": 0.4},
+        "predictions": 396, "latency_p50_ms": 3.0, "latency_p99_ms": 9.5, "latency_samples": 396,
+        "distribution": {"no": 0.6, "yes": 0.4},
         "labelled": 300, "metric": 0.7, "ci_low": 0.65, "ci_high": 0.75,
     }
     return VariantStats(**{**values, **overrides})
