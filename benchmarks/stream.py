@@ -21,6 +21,11 @@ events) and each side's time as a multiple of the floor.
 
     .venv/bin/python benchmarks/stream.py --events 20000                # NATS at 127.0.0.1:4222
     .venv/bin/python benchmarks/stream.py --events 3000 --samples 3 --embedded
+
+``--shadow``: a second version (another training sample) is registered and a shadow rollout of it runs on
+the consumer's deployment for the whole benchmark: each acked micro-batch is copied to the challenger
+(in a child process since stop 23; in a thread of the consumer before). The shadow rows written are
+counted after the last sample, with the copies dropped.
 """
 
 from __future__ import annotations
@@ -120,6 +125,36 @@ def _wait_for(count: Any, target: int, timeout: float = 600.0) -> float:
     return time.perf_counter()
 
 
+def _shadow_deployment(slug: str) -> tuple[int, int]:
+    """A running stream deployment with a shadow rollout of the challenger: (deployment id, rollout id)."""
+    from workbench.db import session_scope
+    from workbench.projects import get_project
+    from workbench.rollouts import start_rollout
+    from workbench.serving.deployments import create_deployment
+
+    with session_scope() as session:
+        project = get_project(session, slug=slug)
+        deployment_id = create_deployment(session, project=project, mode="stream", status="running",
+                                          actor="benchmark").id
+        rollout_id = start_rollout(session, project=slug, deployment_id=deployment_id, mode="shadow",
+                                   actor="benchmark", params={"automatic": False, "latency_factor": 100.0}).id
+    return deployment_id, rollout_id
+
+
+def _shadow_counts(rollout_id: int) -> dict[str, int]:
+    """The shadow rows written and the copies dropped (read once the consumer, and its shadow scorer, stopped)."""
+    from sqlalchemy import func, select
+
+    from workbench.db import session_scope
+    from workbench.db.models import RolloutTraffic, ShadowPrediction
+
+    with session_scope() as session:
+        rows = session.scalar(select(func.count(ShadowPrediction.id)).where(ShadowPrediction.rollout_id == rollout_id))
+        dropped = session.scalar(select(func.coalesce(func.sum(RolloutTraffic.dropped), 0))
+                                 .where(RolloutTraffic.rollout_id == rollout_id))
+    return {"rows": int(rows or 0), "dropped": int(dropped or 0)}
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--publish":
         return publisher_main(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
@@ -130,6 +165,7 @@ def main() -> int:
     parser.add_argument("--nats", default="nats://127.0.0.1:4222")
     parser.add_argument("--embedded", action="store_true", help="start the workbench's own nats-server")
     parser.add_argument("--json", dest="json_path", default=None)
+    parser.add_argument("--shadow", action="store_true", help="run a shadow rollout on the consumer's deployment")
     args = parser.parse_args()
     from _fair import load_average, ratio, rounds, spread, summary
     from batch import make_frame, register, setup_home
@@ -145,7 +181,14 @@ def main() -> int:
 
     print(f"Stream benchmark; {load_average()}", flush=True)
     url = ensure_server(get_settings()) if args.embedded else args.nats
-    slug = register("hgb", make_frame(20_000, seed=1))
+    deployment_id = None
+    if args.shadow:
+        from rollout import register_versions
+
+        slug, _ = register_versions()
+        deployment_id, rollout_id = _shadow_deployment(slug)
+    else:
+        slug = register("hgb", make_frame(20_000, seed=1))
     stop = threading.Event()
     result: dict[str, Any] = {}
     bare = BareConsumer(url, f"{slug}-bare", args.batch_size)
@@ -164,7 +207,7 @@ def main() -> int:
 
         consumer = threading.Thread(target=lambda: result.update(run_consumer(
             slug, nats_url=url, batch_size=args.batch_size, stop=stop, poll_seconds=0, metrics_seconds=1,
-            on_batch=on_batch)))
+            on_batch=on_batch, deployment_id=deployment_id, rollout_check_seconds=0)))
         consumer.start()
         bare.start()
         bare.ready.wait(30)
@@ -215,6 +258,7 @@ def main() -> int:
         asyncio.run(cleanup())
         if args.embedded:
             stop_server(get_settings())
+    shadow_counts = _shadow_counts(rollout_id) if args.shadow else None
     rates = {side: summary([args.events / s for s in values], 0) for side, values in seconds.items()}
     med = {side: summary(values, 3)["median"] for side, values in seconds.items()}
     report = {
@@ -225,6 +269,7 @@ def main() -> int:
         "workbench_time_over_floor": ratio(med["workbench"], med["floor"]),
         "bare_time_over_floor": ratio(med["bare"], med["floor"]),
         "consumer": result,
+        "shadow": shadow_counts,
         "load": load_average(),
     }
     print(f"\n{args.events:,} events, batch {args.batch_size}, {samples} samples per side "
@@ -234,6 +279,9 @@ def main() -> int:
         print(f"  {label:52s} {spread(rates[side], '{:,.0f}')}")
     print(f"  ratio workbench / bare = {report['ratio_workbench_over_bare']} (goal >= 0.7 at 20,000 events); "
           f"time / floor: workbench {report['workbench_time_over_floor']}, bare {report['bare_time_over_floor']}")
+    if shadow_counts is not None:
+        print(f"  shadow rollout: {shadow_counts['rows']:,} challenger rows of {done['workbench']:,} events, "
+              f"{shadow_counts['dropped']:,} copies dropped")
     print(f"  {load_average()}")
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(report, indent=2))

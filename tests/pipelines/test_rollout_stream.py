@@ -6,9 +6,11 @@ Skipped, saying why, when no NATS server answers (tests/helpers/nats.py).
 from __future__ import annotations
 
 import json
+import os
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -98,10 +100,14 @@ def test_stream_shadow_logs_both_predictions_once_even_when_events_come_again(ve
     try:
         send_records(versions.slug, events, nats_url=NATS_URL)
         poll(lambda: _rows(ShadowPrediction, rollout_id), lambda rows: len(rows) == 50, timeout=60)
+        # Scored in a child process of the consumer's (its work out of the consumer's GIL), as on the web.
+        children = _shadow_children()
+        assert len(children) == 1, children
         send_records(versions.slug, events, nats_url=NATS_URL)  # the producer sends them all again
         poll(lambda: _pending(versions.slug), lambda n: n == 0, timeout=60)  # all acked: logged (or not) and done
     finally:
         consumer.close()
+    assert _shadow_children() == []  # stopped with the consumer (and reaped)
     assert consumer.result["events"] == 100 and consumer.result["dead_lettered"] == 0
     logged = _logged(deployment_id)
     shadow = _rows(ShadowPrediction, rollout_id)
@@ -117,6 +123,22 @@ def test_stream_shadow_logs_both_predictions_once_even_when_events_come_again(ve
     assert all(published[k]["variant"] == "champion" and published[k]["model_version"] == versions.champion
                for k in order)
     end_rollout_row(rollout_id)
+
+
+def _shadow_children() -> list[int]:
+    """The pids of this process's children that run the shadow process."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if ppid == os.getpid() and b"workbench.serving.shadow_process" in command:
+            found.append(int(entry.name))
+    return found
 
 
 def _pending(slug: str) -> int:

@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from workbench.errors import InvalidInput
 from workbench.rollouts import CHALLENGER, CHAMPION, RolloutPlan, assign_variant, routing_key
@@ -77,6 +77,13 @@ class ActiveRollout:
 
 # A shadow copy: its rollout, records, request ids and records per request (None: one request).
 _Copy = tuple[ActiveRollout, list[dict[str, Any]], list[str], list[int] | None]
+
+
+class ShadowSink(Protocol):
+    """Where the serving path hands a copy for the challenger (a :class:`ShadowScorer` or a shadow process)."""
+
+    def submit(self, active: ActiveRollout, records: list[dict[str, Any]], request_ids: list[str]) -> bool:
+        """Take the copy without blocking or raising; False when it was dropped (and counted)."""
 
 
 @dataclass
@@ -557,5 +564,5 @@ class RolloutRouter:
 
 
 __all__ = ["DEFAULT_SHADOW_QUEUE", "DEFAULT_SHADOW_TIMEOUT_SECONDS", "SHADOW_GATHER_SECONDS", "ActiveRollout",
-           "Answers", "RolloutRouter", "ShadowScorer", "VariantCounters", "answer", "check_shadow_options",
-           "write_traffic"]
+           "Answers", "RolloutRouter", "ShadowScorer", "ShadowSink", "VariantCounters", "answer",
+           "check_shadow_options", "write_traffic"]

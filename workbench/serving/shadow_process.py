@@ -1,4 +1,5 @@
-"""Shadow scoring in a child process: the web service's challenger copies leave its GIL.
+"""Shadow scoring in a child process: the challenger copies of the web service and of the stream consumer
+leave their GIL.
 
 In one process, the shadow scorer's batches (building the frame, the challenger's call, the
 rows) and their writes held the GIL a few milliseconds ten times a second: a request arriving
@@ -13,10 +14,10 @@ encodes the copy's records; the copies held meanwhile go to a pipe as one line, 
   service's :class:`~workbench.serving.rollout.VariantCounters`, and restarts a child that died
   (the copies it was sent and never scored are counted as dropped).
 - The child (``python -m workbench.serving.shadow_process``, at the lowest CPU priority) reads the
-  copies as they come and runs the same :class:`~workbench.serving.rollout.ShadowScorer` as the
-  stream consumer: at most ``queue_size`` copies wait in its queue (its reader then waits, and
-  copies wait in the pipe), batching, the timeout, record-by-record retries. It writes
-  ``shadow_predictions`` through its own log writer. While the child cannot keep up, at most
+  copies as they come and runs a :class:`~workbench.serving.rollout.ShadowScorer`: at most
+  ``queue_size`` copies wait in its queue (its reader then waits, and copies wait in the pipe),
+  batching, the timeout, record-by-record retries. It writes ``shadow_predictions`` through its
+  own log writer. While the child cannot keep up, at most
   ``queue_size`` copies wait on this side beyond what the pipe holds; more are dropped and
   counted here.
 

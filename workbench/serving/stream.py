@@ -26,7 +26,9 @@ During a rollout (:mod:`workbench.serving.rollout`) each event is answered by it
 variant in canary/ab mode (its key column, else its event key, so a redelivered event keeps its
 variant); the log row and the published prediction name the variant. In shadow mode the
 champion answers and, once the batch is acked, a copy goes to the challenger off the consumer's
-path; its rows are unique on (rollout, event key), so a redelivered event is scored once.
+path, in a child process as on the web service (:mod:`workbench.serving.shadow_process`: its work
+stays out of the consumer's GIL); its rows are unique on (rollout, event key), so a redelivered
+event is scored once.
 
 The logic talks only to :class:`~workbench.serving.transport.Transport`.
 """
@@ -54,7 +56,7 @@ from workbench.serving.model_loader import ModelHolder, ServedModel
 from workbench.serving.rollout import (
     ActiveRollout,
     RolloutRouter,
-    ShadowScorer,
+    ShadowSink,
     VariantCounters,
     answer,
     check_shadow_options,
@@ -151,7 +153,7 @@ async def process_batch(
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     active: ActiveRollout | None = None,
     counters: VariantCounters | None = None,
-    shadow: ShadowScorer | None = None,
+    shadow: ShadowSink | None = None,
     log_executor: concurrent.futures.Executor | None = None,
 ) -> dict[str, int]:
     """Predict, log, publish, then ack one micro-batch; returns counts of what happened.
@@ -285,7 +287,7 @@ async def consume(
     id_field: str | None = None,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     router: RolloutRouter | None = None,
-    shadow: ShadowScorer | None = None,
+    shadow: ShadowSink | None = None,
 ) -> StreamStats:
     """Fetch and process micro-batches until ``stop`` is set (``id_field``, ``max_event_bytes``: see
     :func:`process_batch`); ``router`` gives each batch the running rollout, ``shadow`` scores its copies."""
@@ -411,12 +413,12 @@ def run_consumer(
     (default ``Settings.rollout_check_seconds``; 0 checks never, for tests).
     """
     from workbench.db import session_scope
-    from workbench.prediction_log import PredictionLogWriter
     from workbench.projects import get_project
     from workbench.serving.deployments import create_deployment, mark_running, mark_stopped, set_model_version
     from workbench.serving.nats_server import ensure_server
     from workbench.serving.nats_transport import NatsTransport
     from workbench.serving.sampler import MetricsSampler
+    from workbench.serving.shadow_process import ShadowProcess
 
     if batch_size < 1:
         raise InvalidInput(f"batch_size must be at least 1; got {batch_size!r}.", field="batch_size")
@@ -453,14 +455,14 @@ def run_consumer(
                              seconds=metrics_seconds)
     transport = NatsTransport(url, project_slug, max_deliver=max_deliver, ack_wait_seconds=ack_wait_seconds)
     counters = VariantCounters()
-    # The champion's rows are written before the ack (exactly once); the challenger's shadow rows
-    # go through a batched writer off the consumer's path (unique per rollout and event key).
-    shadow_writer = PredictionLogWriter(settings.db_url)
-    shadow = ShadowScorer(write=shadow_writer.extend_shadow, deployment_id=lambda: deployment_id, counters=counters,
-                          queue_size=shadow_queue, timeout_seconds=shadow_timeout_seconds)
+    # The champion's rows are written before the ack (exactly once); the challenger's copies are scored
+    # in a child process, which writes its rows through its own batched writer (unique per rollout and
+    # event key): its batches, its frames and its writes stay out of this process's GIL.
+    shadow = ShadowProcess(project_slug, settings=settings, counters=counters, queue_size=shadow_queue,
+                           timeout_seconds=shadow_timeout_seconds)
     router = RolloutRouter(project_slug, settings=settings, deployment_id=deployment_id, counters=counters,
                            poll_seconds=poll_seconds, sample_seconds=metrics_seconds,
-                           check_seconds=rollout_check_seconds)
+                           check_seconds=rollout_check_seconds, prepare_shadow=shadow.prepare)
 
     async def main() -> None:
         await transport.connect()
@@ -480,7 +482,6 @@ def run_consumer(
 
     status = "failed"
     holder.start_polling()
-    shadow.start()
     router.start()
     sampler.start()
     try:
@@ -489,9 +490,8 @@ def run_consumer(
         status = "stopped"
     finally:
         holder.stop()
+        shadow.stop()  # scores what was sent; its last counts reach the router's last sample
         router.stop()
-        shadow.stop()
-        shadow_writer.close()
         sampler.stop()
         with session_scope(settings.db_url) as session:
             mark_stopped(session, deployment_id=deployment_id, status=status)
