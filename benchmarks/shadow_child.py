@@ -87,10 +87,15 @@ def main() -> int:
         while shadow.scored < args.copies and time.monotonic() - started < 120:
             time.sleep(0.05)
         child = cpu_seconds(pid) - child_before
+        # RSS counts the shared libraries' pages that other processes map too; Private_* is what this child adds.
+        memory = {key: int(value.split()[0]) // 1024 for key, value in (
+            line.split(":", 1) for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:])}
         feeding -= asyncio.run(feed(False))  # less the loop's own cost
         print(f"shadow process CPU per copy: {child * 1e6 / args.copies:.1f} us ({shadow.scored} scored in "
               f"{shadow.batches} batches); feeding side (encode + pipe writes): "
               f"{feeding * 1e6 / args.copies:.1f} us per copy", flush=True)
+        print(f"shadow process memory: RSS {memory['Rss']} MiB, of which private "
+              f"{memory['Private_Clean'] + memory['Private_Dirty']} MiB (PSS {memory['Pss']} MiB)", flush=True)
     finally:
         shadow.stop()
     print(load_average(), flush=True)

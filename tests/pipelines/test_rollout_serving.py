@@ -505,3 +505,35 @@ def test_a_shadow_challenger_slow_per_request_breaches_the_latency_guardrail_tho
         row = session.get(Rollout, rollout_id)
         assert row.status == "breached", row.end_reason
         assert "× the champion's" in row.end_reason and "error rate" not in row.end_reason, row.end_reason
+
+
+def test_the_shadow_process_ends_with_its_rollout_and_the_next_shadow_rollout_starts_another(
+        versions: RolloutVersions) -> None:
+    """Its ~250 MiB are given back once no shadow rollout runs (before, the child stayed until the service
+    stopped); the copies sent before the end are all scored; a later shadow rollout gets a new child."""
+    svc = Service(versions.slug)
+    try:
+        first = start_rollout_row(versions.slug, svc.deployment_id, mode="shadow", champion=versions.champion,
+                                  challenger=versions.challenger)
+        svc.wait_for_plan(first)
+        pid = svc.app.state.shadow.pid
+        assert pid is not None
+        for record in messy_requests(20, seed=57):
+            svc.predict(record)
+        end_rollout_row(first)
+        svc.wait_for_plan(None)
+        poll(lambda: svc.app.state.shadow.pid, lambda now: now is None, timeout=30, every=0.05)
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # ended and reaped
+        assert len(_rows(ShadowPrediction, first)) == 20  # no polling: the release waited for them
+
+        second = start_rollout_row(versions.slug, svc.deployment_id, mode="shadow", champion=versions.champion,
+                                   challenger=versions.challenger)
+        svc.wait_for_plan(second)
+        assert svc.app.state.shadow.pid not in (None, pid)
+        for record in messy_requests(10, seed=59):
+            svc.predict(record)
+        poll(lambda: _rows(ShadowPrediction, second), lambda rows: len(rows) == 10, timeout=30)
+        end_rollout_row(second)
+    finally:
+        svc.close()

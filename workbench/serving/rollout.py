@@ -414,18 +414,21 @@ class RolloutRouter:
     every ``sample_seconds`` writes the counts to ``rollout_traffic``; every ``check_seconds``
     calls :func:`workbench.rollouts.check_rollout` (idempotent: several processes may) and
     re-reads the plan right after, so a breach is served champion-only at once.
-    ``prepare_shadow(active)``, when given, runs before a shadow rollout is served (the web
-    service's :class:`~workbench.serving.shadow_process.ShadowProcess` loads the challenger then).
+    ``prepare_shadow(active)``, when given, runs before a shadow rollout is served (the
+    :class:`~workbench.serving.shadow_process.ShadowProcess` loads the challenger then), and
+    ``release_shadow()`` once none is served any more (it ends its child).
     """
 
     def __init__(self, project_slug: str, *, settings: Settings, deployment_id: int, counters: VariantCounters,
                  poll_seconds: float = 5.0, sample_seconds: float = 5.0, check_seconds: float | None = None,
-                 prepare_shadow: Callable[[ActiveRollout], Any] | None = None) -> None:
+                 prepare_shadow: Callable[[ActiveRollout], Any] | None = None,
+                 release_shadow: Callable[[], Any] | None = None) -> None:
         self.project_slug = project_slug
         self.settings = settings
         self.deployment_id = deployment_id
         self.counters = counters
         self.prepare_shadow = prepare_shadow
+        self.release_shadow = release_shadow
         self.poll_seconds = poll_seconds
         self.sample_seconds = sample_seconds
         self.check_seconds = float(settings.rollout_check_seconds if check_seconds is None else check_seconds)
@@ -441,42 +444,51 @@ class RolloutRouter:
 
     def refresh(self) -> ActiveRollout | None:
         """Re-read the plan; load the challenger when a rollout starts (or changes version), drop it when it ends."""
+        with self._lock:
+            before = self.active
+            try:
+                return self._refresh()
+            finally:
+                if before is not None and before.plan.shadow and self.release_shadow is not None \
+                        and (self.active is None or not self.active.plan.shadow):
+                    self.release_shadow()
+
+    def _refresh(self) -> ActiveRollout | None:
         from workbench.db import session_scope
         from workbench.rollouts import serving_plan
 
-        with self._lock:
-            with session_scope(self.settings.db_url) as session:
-                plan = serving_plan(session, deployment_id=self.deployment_id)
-            current = self.active
-            if plan is None:
-                if current is not None:
-                    logger.info("rollout %s ended: serving the champion alone", current.plan.rollout_id)
-                self.active = None
-                return None
-            if current is not None and current.plan.rollout_id == plan.rollout_id \
-                    and current.challenger.version == plan.challenger_version:
-                if current.plan != plan:
-                    # e.g. a share change: same model
-                    self.active = self._prepared(ActiveRollout(plan, current.challenger))
-                return self.active
-            failed = self._failed_load
-            if failed is not None and failed[:2] == (plan.rollout_id, plan.challenger_version) \
-                    and time.monotonic() - failed[2] < LOAD_RETRY_SECONDS:
-                return self.active  # the champion keeps serving alone until the next try
-            try:
-                challenger = load_model(self.project_slug, alias=CHALLENGER, version=plan.challenger_version,
-                                        settings=self.settings, fast_path=True)
-            except Exception:
-                self._failed_load = (plan.rollout_id, plan.challenger_version, time.monotonic())
-                self.load_failures += 1
-                self.active = None  # never route to a previous rollout's challenger
-                raise
-            self._failed_load = None
-            self.loads += 1
-            self.active = self._prepared(ActiveRollout(plan, challenger))
-            logger.info("rollout %s (%s, share %.0f%%): challenger version %s loaded", plan.rollout_id, plan.mode,
-                        plan.share * 100, plan.challenger_version)
+        with session_scope(self.settings.db_url) as session:
+            plan = serving_plan(session, deployment_id=self.deployment_id)
+        current = self.active
+        if plan is None:
+            if current is not None:
+                logger.info("rollout %s ended: serving the champion alone", current.plan.rollout_id)
+            self.active = None
+            return None
+        if current is not None and current.plan.rollout_id == plan.rollout_id \
+                and current.challenger.version == plan.challenger_version:
+            if current.plan != plan:
+                # e.g. a share change: same model
+                self.active = self._prepared(ActiveRollout(plan, current.challenger))
             return self.active
+        failed = self._failed_load
+        if failed is not None and failed[:2] == (plan.rollout_id, plan.challenger_version) \
+                and time.monotonic() - failed[2] < LOAD_RETRY_SECONDS:
+            return self.active  # the champion keeps serving alone until the next try
+        try:
+            challenger = load_model(self.project_slug, alias=CHALLENGER, version=plan.challenger_version,
+                                    settings=self.settings, fast_path=True)
+        except Exception:
+            self._failed_load = (plan.rollout_id, plan.challenger_version, time.monotonic())
+            self.load_failures += 1
+            self.active = None  # never route to a previous rollout's challenger
+            raise
+        self._failed_load = None
+        self.loads += 1
+        self.active = self._prepared(ActiveRollout(plan, challenger))
+        logger.info("rollout %s (%s, share %.0f%%): challenger version %s loaded", plan.rollout_id, plan.mode,
+                    plan.share * 100, plan.challenger_version)
+        return self.active
 
     def _prepared(self, active: ActiveRollout) -> ActiveRollout:
         if active.plan.shadow and self.prepare_shadow is not None:

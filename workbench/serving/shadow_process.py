@@ -161,7 +161,8 @@ class ShadowProcess:
                 if self._fd is not None:
                     self._send_locked(b'{"load":' + _plan_json(active.plan) + b"}\n")
             if self._supervisor is None:
-                self._supervisor = threading.Thread(target=self._supervise, name="shadow-process", daemon=True)
+                self._supervisor = threading.Thread(target=self._supervise, args=(self._stopped,),
+                                                    name="shadow-process", daemon=True)
                 self._supervisor.start()
         if event.wait(self.load_wait_seconds) and key in self._plans and key not in self._load_failed:
             return True
@@ -266,13 +267,14 @@ class ShadowProcess:
             self._write_locked()
         return process
 
-    def _supervise(self) -> None:
-        while not self._stopped.is_set():
+    def _supervise(self, stopped: threading.Event) -> None:
+        # ``stopped`` is this supervisor's own: release() gives the next child a new one.
+        while not stopped.is_set():
             try:
                 process = self._spawn()
             except Exception as exc:
                 logger.warning("could not start the shadow process (retrying in %g s): %s", self.restart_seconds, exc)
-                self._stopped.wait(self.restart_seconds)
+                stopped.wait(self.restart_seconds)
                 continue
             assert process.stdout is not None
             self._read_reports(process.stdout)
@@ -292,13 +294,13 @@ class ShadowProcess:
             for rollout_id, records in lost.items():
                 if records > 0:
                     self.counters.add(rollout_id, CHALLENGER, dropped=records)
-            if self._stopped.is_set():
+            if stopped.is_set():
                 return
             self.restarts += 1
             logger.warning("the shadow process exited with code %s; %d records sent to it were lost (counted as "
                            "dropped); starting another in %g s", code, sum(max(0, n) for n in lost.values()),
                            self.restart_seconds)
-            self._stopped.wait(self.restart_seconds)
+            stopped.wait(self.restart_seconds)
 
     def _read_reports(self, stream: IO[bytes]) -> None:
         for line in stream:
@@ -364,6 +366,24 @@ class ShadowProcess:
                 logger.warning("the shadow process %d did not stop in time: killing it", pid)
                 os.kill(pid, 9)
                 supervisor.join(timeout=5.0)
+
+
+    def release(self, *, timeout: float = 5.0) -> None:
+        """End the child once no shadow rollout runs, its memory given back; the next :meth:`prepare` starts one.
+
+        As :meth:`stop`: the child scores what it was sent (within ``timeout``) and its last counts are read.
+        """
+        self.stop(timeout=timeout)
+        supervisor = self._supervisor
+        if supervisor is not None and supervisor.is_alive():
+            logger.warning("the shadow process's supervisor did not end: this service starts no other child")
+            return
+        with self._lock:
+            self._stopped = threading.Event()
+            self._supervisor = None
+            self._plans.clear()
+            self._loaded.clear()
+            self._load_failed.clear()
 
 
 def _close(stream: IO[bytes] | None) -> None:

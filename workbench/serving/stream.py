@@ -462,7 +462,8 @@ def run_consumer(
                            timeout_seconds=shadow_timeout_seconds)
     router = RolloutRouter(project_slug, settings=settings, deployment_id=deployment_id, counters=counters,
                            poll_seconds=poll_seconds, sample_seconds=metrics_seconds,
-                           check_seconds=rollout_check_seconds, prepare_shadow=shadow.prepare)
+                           check_seconds=rollout_check_seconds, prepare_shadow=shadow.prepare,
+                           release_shadow=shadow.release)
 
     async def main() -> None:
         await transport.connect()

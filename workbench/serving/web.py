@@ -187,7 +187,8 @@ def create_app(
                                timeout_seconds=shadow_timeout_seconds)
         router = RolloutRouter(project_slug, settings=settings, deployment_id=state["deployment_id"],
                                counters=counters, poll_seconds=poll_seconds, sample_seconds=metrics_seconds,
-                               check_seconds=rollout_check_seconds, prepare_shadow=shadow.prepare)
+                               check_seconds=rollout_check_seconds, prepare_shadow=shadow.prepare,
+                               release_shadow=shadow.release)
         router.start()
         rollout.update(router=router, shadow=shadow)
         app.state.router, app.state.shadow = router, shadow
