@@ -211,3 +211,45 @@ def test_a_challenger_the_child_cannot_load_is_reported_and_its_copies_counted_a
     finally:
         shadow.stop()
     assert _rows(good.plan.rollout_id) == []
+
+
+def test_the_child_skips_lines_it_cannot_read_and_scores_the_others(versions: RolloutVersions) -> None:
+    """The pipe is the serving process's own, but one bad line (malformed, nested too deep, ids and records
+    or sizes that do not pair up) must cost that line alone, never the child or the copies around it."""
+    import dataclasses
+    import json
+    import subprocess
+    import sys
+
+    from workbench.settings import child_environment
+
+    plan, _ = shadow_rollout_row(versions, versions.challenger)
+    line = dataclasses.asdict(plan)
+    records = messy_requests(5, seed=61)
+    records[0] = {**records[0], **HOSTILE}
+    env = child_environment(get_settings())
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    messages = [json.dumps(m).encode() for m in (
+        {"load": line},
+        {"p": line, "c": [["x"], [], [1]]},  # an id without its record
+        {"p": line, "c": [["y"], [5], [1]]},  # a record that is no object
+        {"p": line, "c": [["z0", "z1"], records[:2], [3]]},  # sizes that do not add up
+        {"p": line, "c": [["w"], records[:1]]},  # no sizes (an older serving process)
+        {"p": {"rollout_id": "nope"}, "c": [["v"], records[:1], [1]]},  # not a plan
+        {"p": line, "c": [["a-0", "a-1", "b", "c"], records[1:], [2, 1, 1]]},  # the good one
+    )] + [b"not json", b"[1, 2, 3]", b'"load"', b"[" * 200_000, b'{"p": ' + b"{" * 100_000]
+    child = subprocess.Popen([sys.executable, "-m", "workbench.serving.shadow_process", "--project", versions.slug],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        _, errors = child.communicate(b"\n".join(messages) + b"\n", timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 0, errors.decode()[-2000:]
+    rows = {row.request_id: row for row in _rows(plan.rollout_id)}
+    assert set(rows) == {"a-0", "a-1", "b", "c"}, sorted(rows)
+    challenger = load_model(versions.slug, version=versions.challenger)
+    direct = [r["prediction"] for r in challenger.predict_records(records[1:])]
+    assert [rows[i].prediction for i in ("a-0", "a-1", "b", "c")] == direct
+    assert errors.decode().count("skipped an unreadable message") == 10

@@ -432,6 +432,20 @@ class _Reporter:
         self.report()
 
 
+def _copies(content: Any) -> tuple[list[str], list[dict[str, Any]], list[int]]:
+    """A line's ``[request_ids, records, sizes]``, checked: ValueError unless the ids and the records pair up
+    and the sizes (positive whole numbers) add up to the records. The serving process writes them so; a line
+    that is not is skipped whole, rather than scored under the wrong request ids or timed as the wrong request.
+    """
+    request_ids, records, sizes = content
+    if not (isinstance(request_ids, list) and isinstance(records, list) and len(request_ids) == len(records)
+            and all(isinstance(rid, str) for rid in request_ids) and all(isinstance(r, dict) for r in records)):
+        raise ValueError("the copies' request ids and records do not pair up")
+    if not (isinstance(sizes, list) and all(type(n) is int and n > 0 for n in sizes) and sum(sizes) == len(records)):
+        raise ValueError("the copies' sizes do not add up to their records")
+    return request_ids, records, sizes
+
+
 def _autogroup_applies() -> bool:
     """Whether the kernel schedules this process by its session's autogroup (Linux ``CONFIG_SCHED_AUTOGROUP``).
 
@@ -541,8 +555,8 @@ def _child(argv: list[str] | None = None) -> int:
         try:
             message = json.loads(line)
             plan = RolloutPlan(**(message["load"] if "load" in message else message["p"]))
-            request_ids, records, sizes = ([], [], []) if "load" in message else message["c"]
-        except (ValueError, TypeError, KeyError) as exc:
+            request_ids, records, sizes = ([], [], []) if "load" in message else _copies(message["c"])
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:  # RecursionError: JSON nested too deep
             log.warning("skipped an unreadable message (%s): %r", exc, line[:200])
             continue
         if "load" in message:
