@@ -7,6 +7,11 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8501
 PYTEST_ARGS ?=
+# TEST_JOBS=2 runs the suite as two pytest processes at once: the pipeline and unit tests, and the rest.
+# Most tests wait on services, browsers and subprocesses, so even on two cores the suite takes about half
+# the wall time. Each process's summary is printed; make fails if either fails.
+TEST_JOBS ?= 1
+TEST_GROUP := tests/pipelines tests/unit
 CHROMIUM ?= /usr/bin/chromium
 
 # Telemetry off for every tool the targets start.
@@ -66,7 +71,16 @@ java:
 	$(call apt_install,java,command -v java >/dev/null 2>&1,default-jre-headless,the Spark engine's tests)
 
 test: install-dev chromium java
+ifeq ($(TEST_JOBS),2)
+	@$(BIN)/python -m pytest $(PYTEST_ARGS) -o cache_dir=.pytest-cache-group $(TEST_GROUP) > .pytest-group.log 2>&1 & \
+	group=$$!; \
+	$(BIN)/python -m pytest $(PYTEST_ARGS) $(addprefix --ignore=,$(TEST_GROUP)); rest=$$?; \
+	wait $$group; first=$$?; echo "== $(TEST_GROUP)"; cat .pytest-group.log; rm -f .pytest-group.log; \
+	echo "== pytest exit codes: $(TEST_GROUP) $$first, the rest $$rest"; \
+	[ $$first -eq 0 ] && [ $$rest -eq 0 ]
+else
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+endif
 
 bench: install-dev chromium java
 	@set -e; for script in benchmarks/[!_]*.py; do \

@@ -209,8 +209,7 @@ class ShadowScorer:
         self.gather_seconds = gather_seconds
         self.probe_seconds = probe_seconds
         self._next_probe = 0.0
-        self._queue: queue.Queue[_Copy | None] = queue.Queue(
-            maxsize=queue_size)
+        self._queue: queue.Queue[_Copy | None] = queue.Queue(maxsize=queue_size)
         self._executor: ThreadPoolExecutor | None = None
         self._abandoned: list[Future[Any]] = []
         self._thread = threading.Thread(target=self._run, name="shadow-scorer", daemon=True)
