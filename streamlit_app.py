@@ -7,7 +7,7 @@ Pages are grouped by stage, as listed in ``workbench.ui.pages``. With ``[auth]``
 import streamlit as st
 
 from workbench.ui.pages import navigation_pages
-from workbench.ui.shell import gate, monitor_schedule, sidebar, warm_imports
+from workbench.ui.shell import gate, monitor_schedule, sidebar, wait_for_warm_imports, warm_imports
 
 st.set_page_config(page_title="MLOps Workbench", page_icon=":material/hub:", layout="wide")
 
@@ -19,4 +19,5 @@ if gate():
     # seconds first: started with the first run rather than after it, so a slow first page does not delay it.
     warm_imports()
     sidebar()
+    wait_for_warm_imports()  # a page never imports MLflow beside the warm-up thread (see the shell)
     navigation.run()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import streamlit as st
 
 from workbench.access.sign_in import Access, AccessKind
@@ -186,6 +188,17 @@ WARM_MODULES_LATER = (
     "workbench.monitoring.drift",
 )
 WARM_DELAY_SECONDS = 1.5
+# Held while the warm-up thread imports. MLflow's modules import one another in a cycle, and a page run that
+# imported them while the thread did could get a half-built module: "Couldn't build proto file into descriptor
+# pool: Depends on file 'databricks.proto'" on the Experiments page (seen in the browser tests under load).
+# Each run waits for the thread's imports (:func:`wait_for_warm_imports`) rather than importing beside them.
+_WARMING = threading.Lock()
+
+
+def wait_for_warm_imports() -> None:
+    """Return once the warm-up thread is not importing (at once, except in its few seconds of imports)."""
+    with _WARMING:
+        pass
 
 
 def warm_imports() -> None:
@@ -209,7 +222,6 @@ def _start_warm_thread() -> bool:
     import importlib
     import logging
     import os
-    import threading
     import time
 
     def warm() -> None:
@@ -223,9 +235,10 @@ def _start_warm_thread() -> bool:
                 except Exception:  # a missing optional library shows where it is used, not here
                     logging.getLogger(__name__).debug("warming %s failed", name, exc_info=True)
 
-        load(WARM_MODULES)
-        warm_projections()
-        load(WARM_MODULES_LATER)
+        with _WARMING:
+            load(WARM_MODULES)
+            warm_projections()
+            load(WARM_MODULES_LATER)
 
     threading.Thread(target=warm, name="workbench-warm-imports", daemon=True).start()
     return True
