@@ -141,14 +141,18 @@ def _new_storage(url: str, heartbeat_seconds: float) -> Any:
     with warnings.catch_warnings():
         # heartbeat_interval is flagged experimental by Optuna; it is what makes dead workers' trials retry.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        def rdb() -> optuna.storages.RDBStorage:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=interval,
+                                              grace_period=interval * 2,
+                                              heartbeat_stale_trial_callback=_retry_callback())
+
         try:
-            storage = optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=interval,
-                grace_period=interval * 2,
-                heartbeat_stale_trial_callback=_retry_callback(),
-            )
+            try:
+                storage = rdb()
+            except sa_exc.IntegrityError:
+                # Another process created Optuna's schema in the same moment (a job and the page, or a job's
+                # workers, on a fresh store) and its version row won: the schema is there now, open it again.
+                storage = rdb()
         except (sa_exc.OperationalError, sa_exc.InterfaceError, OSError) as exc:
             # Optuna connects in its constructor (to create its tables): one line naming the store, not
             # the driver's traceback.
