@@ -124,7 +124,7 @@ def make_shadow_row(
         "ts": ts or utcnow(),
         "prediction": prediction,
         "proba": proba,
-        "latency_ms": None if latency_ms is None else float(latency_ms),
+        "latency_ms": _latency(latency_ms),
         "error": None if error is None else error[:SHADOW_ERROR_MAX],
     }
 
