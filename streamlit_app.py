@@ -7,7 +7,7 @@ Pages are grouped by stage, as listed in ``workbench.ui.pages``. With ``[auth]``
 import streamlit as st
 
 from workbench.ui.pages import navigation_pages
-from workbench.ui.shell import gate, monitor_schedule, sidebar, wait_for_warm_imports, warm_imports
+from workbench.ui.shell import first_imports_guard, gate, monitor_schedule, sidebar, warm_imports
 
 st.set_page_config(page_title="MLOps Workbench", page_icon=":material/hub:", layout="wide")
 
@@ -18,6 +18,6 @@ if gate():
     # The Train/Operate pages' heavy imports, once per process, in a low-priority thread that waits a few
     # seconds first: started with the first run rather than after it, so a slow first page does not delay it.
     warm_imports()
-    sidebar()
-    wait_for_warm_imports()  # a page never imports MLflow beside the warm-up thread (see the shell)
-    navigation.run()
+    with first_imports_guard():  # a page never imports MLflow beside the warm-up thread or another page
+        sidebar()
+        navigation.run()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 
 import streamlit as st
 
@@ -188,17 +190,29 @@ WARM_MODULES_LATER = (
     "workbench.monitoring.drift",
 )
 WARM_DELAY_SECONDS = 1.5
-# Held while the warm-up thread imports. MLflow's modules import one another in a cycle, and a page run that
-# imported them while the thread did could get a half-built module: "Couldn't build proto file into descriptor
-# pool: Depends on file 'databricks.proto'" on the Experiments page (seen in the browser tests under load).
-# Each run waits for the thread's imports (:func:`wait_for_warm_imports`) rather than importing beside them.
-_WARMING = threading.Lock()
+# MLflow's modules import one another in a cycle, and two threads importing them at once can get a half-built
+# module: "Couldn't build proto file into descriptor pool: Depends on file 'databricks.proto'" on the Experiments
+# page (seen in the browser tests under load). So until the warm-up thread has imported them (_WARM_DONE), it
+# and the page runs take turns with this lock: a run holds it from its start to its end, the thread for its
+# imports. Waiting only at a run's start was not enough: a first page still importing when the thread began
+# raced it, and two sessions' first runs raced each other. Once the warm-up is done every module a page needs
+# is in ``sys.modules`` and runs go side by side again, as Streamlit runs them.
+_IMPORTING = threading.Lock()
+_WARM_DONE = threading.Event()
 
 
-def wait_for_warm_imports() -> None:
-    """Return once the warm-up thread is not importing (at once, except in its few seconds of imports)."""
-    with _WARMING:
-        pass
+@contextlib.contextmanager
+def first_imports_guard() -> Iterator[None]:
+    """Run the page alone while this server process's warm-up imports are not done (then at once, unguarded).
+
+    The entry point wraps each run's sidebar and page in it. Under AppTest the warm-up never runs, so runs
+    always take turns there (AppTest runs one at a time anyway).
+    """
+    if _WARM_DONE.is_set():
+        yield
+        return
+    with _IMPORTING:
+        yield
 
 
 def warm_imports() -> None:
@@ -218,7 +232,6 @@ def warm_imports() -> None:
 
 @st.cache_resource(show_spinner=False)
 def _start_warm_thread() -> bool:
-    import contextlib
     import importlib
     import logging
     import os
@@ -235,10 +248,13 @@ def _start_warm_thread() -> bool:
                 except Exception:  # a missing optional library shows where it is used, not here
                     logging.getLogger(__name__).debug("warming %s failed", name, exc_info=True)
 
-        with _WARMING:
-            load(WARM_MODULES)
-            warm_projections()
-            load(WARM_MODULES_LATER)
+        try:
+            with _IMPORTING:
+                load(WARM_MODULES)
+                warm_projections()
+                load(WARM_MODULES_LATER)
+        finally:  # whatever failed, a page imports it itself, and pages need not take turns any more
+            _WARM_DONE.set()
 
     threading.Thread(target=warm, name="workbench-warm-imports", daemon=True).start()
     return True
