@@ -442,3 +442,42 @@ def test_the_row_cache_columns_follow_new_updated_and_deleted_runs_counting_only
     assert "loss" not in check()["metrics"]
     client.delete_run(ids[0])
     assert "note" not in check()["tags"]
+
+
+def test_two_passes_writing_the_same_run_at_once_both_succeed(store: tuple[Any, str]) -> None:
+    """A page's incremental pass and a background full pass can write the same run at once (seen in the suite
+    on PostgreSQL: "duplicate key value violates unique constraint pk_run_projection"). Each replaces the row;
+    the later one wins, and neither fails."""
+    import threading
+    import time
+
+    from sqlalchemy import select
+
+    from workbench.db.models import RunProjection
+    from workbench.experiments._sync import _replace_rows
+
+    client, experiment_id = store
+    run_id = _log(client, experiment_id, kind="trial", job="j1", accuracy=0.5, model="linear")
+    _sync()
+    table = RunProjection.__table__
+    with session_scope() as session:
+        row = dict(session.execute(select(table).where(table.c.run_id == run_id)).mappings().one())
+    failures: list[BaseException] = []
+
+    def second_pass() -> None:
+        try:
+            with session_scope() as other:
+                _replace_rows(other, [{**row, "fingerprint": "second"}])
+        except BaseException as exc:  # any failure: reported by the assertion below
+            failures.append(exc)
+
+    with session_scope() as first:
+        _replace_rows(first, [{**row, "fingerprint": "first"}])
+        writer = threading.Thread(target=second_pass)
+        writer.start()
+        time.sleep(0.5)  # the second pass now waits for the first's row (PostgreSQL) or write lock (SQLite)
+    writer.join(timeout=60)
+    assert not writer.is_alive() and failures == [], failures
+    with session_scope() as session:
+        stored = session.execute(select(table.c.fingerprint).where(table.c.run_id == run_id)).scalars().all()
+    assert stored == ["second"]

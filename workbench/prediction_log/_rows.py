@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
+from workbench.db.dialect import conflict_insert
 from workbench.db.models import PredictionLog, utcnow
 from workbench.errors import InvalidInput
 
@@ -165,19 +166,7 @@ def _db_ts(ts: datetime | None, dialect: str) -> Any:
 
 def _insert_statement(dialect: str, model: Any = PredictionLog) -> Any:
     """The dialect's ``INSERT`` of ``model`` (it has ``ON CONFLICT``); InvalidInput for other databases."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(model)
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(model)
-    raise InvalidInput(
-        f"The prediction log supports SQLite and PostgreSQL; got a {dialect!r} database. "
-        "Point WORKBENCH_DB_URL at one of them.",
-        field="db_url",
-    )
+    return conflict_insert(dialect, model, what="The prediction log")
 
 
 def insert_rows(bind: Session | Connection, rows: Sequence[dict[str, Any]]) -> int:
