@@ -478,29 +478,34 @@ def test_stopping_the_service_scores_the_copies_it_sent_and_ends_its_shadow_proc
 
 def test_a_shadow_challenger_slow_per_request_breaches_the_latency_guardrail_though_its_batches_are_fast(
         default_service: Service, versions: RolloutVersions) -> None:
-    """The challenger costs 50 ms per call, whatever the call holds: 50 ms per request, far above 1.5 x the
-    champion's p99. Its copies are scored in batches of dozens (held 50 ms, then gathered), whose per-row share
-    was a few ms: before a row's latency came from its copy scored alone, the guardrail saw a fast challenger."""
-    from workbench.rollouts import start_rollout
+    """The challenger costs 150 ms per call, whatever the call holds: 150 ms per request, far above 1.5 x the
+    champion's p99 (even on a loaded machine: at 50 ms per call, the champion's tail in a busy suite run once
+    reached a third of it). Its copies are scored in batches of dozens (gathered while a call runs), whose
+    per-row share was a few ms: before a row's latency came from its copy scored alone, the guardrail saw a
+    fast challenger."""
+    from workbench.rollouts import rollout_status, start_rollout
 
     service = default_service
-    sluggish = register_version(versions.slug, messy_pipeline(c=0.005, sleep=0.05), after_fit=arm)
+    sluggish = register_version(versions.slug, messy_pipeline(c=0.005, sleep=0.15), after_fit=arm)
     with session_scope() as session:
         rollout_id = start_rollout(session, project=versions.slug, deployment_id=service.deployment_id,
-                                   mode="shadow", version=sluggish, actor="test", params={"min_requests": 10}).id
+                                   mode="shadow", version=sluggish, actor="test", params={"min_requests": 5}).id
     service.wait_for_plan(rollout_id)
     records = messy_requests(300, seed=53)
-    for record in records:  # one connection, a request every few ms: ~2 s, 10+ probes at most 10 a second
+    for record in records:  # one connection, a request every ~10 ms: ~3 s; a probe and a batch take 0.3 s
         service.predict(record)
-        time.sleep(0.003)
+        time.sleep(0.008)
     rows = poll(lambda: _rows(ShadowPrediction, rollout_id), lambda got: len(got) >= 300, timeout=60)
     timed = [row.latency_ms for row in rows if row.latency_ms is not None]
-    assert 10 <= len(timed) < len(rows) / 2, (len(timed), len(rows))  # probes; the others were batched
-    assert min(timed) >= 50, sorted(timed)[:5]
+    assert 5 <= len(timed) < len(rows) / 2, (len(timed), len(rows))  # probes; the others were batched
+    assert min(timed) >= 150, sorted(timed)[:5]
 
     service.app.state.router.check()
 
-    assert service.app.state.router.active is None
+    if service.app.state.router.active is not None:
+        with session_scope() as session:
+            status = rollout_status(session, project=versions.slug, deployment_id=service.deployment_id)
+        pytest.fail(f"no breach after one check: {status.guardrails.reason}")
     with session_scope() as session:
         row = session.get(Rollout, rollout_id)
         assert row.status == "breached", row.end_reason
