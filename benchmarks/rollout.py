@@ -96,14 +96,16 @@ def bench_setup(prefix: str, **server_env: str) -> tuple[Path, str, str, dict[st
     return base, slug, challenger, record, {"Authorization": f"Bearer {token}"}, env
 
 
-def start_rollouts(slug: str, deployments: dict[str, int], *, share: float) -> dict[str, int]:
-    """Start the shadow and the canary rollout on their deployments (automatic steps off); their ids."""
+def start_rollouts(slug: str, deployments: dict[str, int], *, share: float,
+                   shadow_share: float | None = None) -> dict[str, int]:
+    """Start the shadow (copying ``shadow_share`` of the requests, all when None) and the canary rollout on
+    their deployments (automatic steps off); their ids."""
     from workbench.db import session_scope
     from workbench.rollouts import start_rollout
 
     ids: dict[str, int] = {}
     with session_scope() as session:
-        for name, mode, mode_share in (("shadow", "shadow", None), ("canary", "canary", share)):
+        for name, mode, mode_share in (("shadow", "shadow", shadow_share), ("canary", "canary", share)):
             ids[name] = start_rollout(session, project=slug, deployment_id=deployments[name], mode=mode,
                                       share=mode_share, actor="benchmark",
                                       params={"automatic": False, "latency_factor": 100.0}).id
@@ -159,6 +161,8 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=3, help="alternated rounds per connection count (>= 3)")
     parser.add_argument("--connections", default="1,8", help="comma-separated connection counts")
     parser.add_argument("--share", type=float, default=0.2, help="the canary's share")
+    parser.add_argument("--shadow-share", type=float, default=None,
+                        help="the share of requests the shadow rollout copies (default: every request)")
     parser.add_argument("--json", dest="json_path", default=None)
     args = parser.parse_args()
     from _fair import alternated, load_average, print_sides, ratio
@@ -176,6 +180,7 @@ def main() -> int:
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     samples = max(1, args.samples)
     report: dict[str, Any] = {"requests": args.requests, "samples": samples, "share": args.share,
+                              "shadow_share": args.shadow_share,
                               "challenger_version": challenger, "command": " ".join(sys.argv),
                               "load_before": load_average()}
     print(f"{report['load_before']}; {samples} alternated samples of {args.requests} requests per server", flush=True)
@@ -184,7 +189,7 @@ def main() -> int:
             wait_ready(f"{urls[name]}/health", processes[name])
         deployments = {name: int(httpx.get(f"{urls[name]}/health", headers=auth).json()["deployment_id"])
                        for name in SERVERS}
-        ids = start_rollouts(slug, deployments, share=args.share)
+        ids = start_rollouts(slug, deployments, share=args.share, shadow_share=args.shadow_share)
         wait_for_rollout(urls["shadow"], auth, "shadow")
         wait_for_rollout(urls["canary"], auth, "canary")
         for connections in (int(c) for c in args.connections.split(",") if c.strip()):

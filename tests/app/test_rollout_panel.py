@@ -143,11 +143,20 @@ def test_panel_starts_shadow_then_canary_changes_share_stops_and_promotes(setup:
     # The start form offers @challenger by default.
     assert at.selectbox(key=_k(web, "version")).value == setup["challenger"]
     at.radio(key=_k(web, "mode")).set_value("shadow")
+    assert at.slider(key=_k(web, "start_copied")).value == 100  # a shadow copies every request unless told
+    at.slider(key=_k(web, "start_copied")).set_value(40)
     button(at, "Start rollout").click().run()
     assert not at.exception, at.exception
     started = _rollouts(slug, web)
-    assert [(r["mode"], r["status"], r["challenger_version"]) for r in started] == [
-        ("shadow", "running", setup["challenger"])]
+    assert [(r["mode"], r["status"], r["challenger_version"], r["share"]) for r in started] == [
+        ("shadow", "running", setup["challenger"], 0.4)]
+    at = _deployments(slug, web)
+    assert any("shadow copying 40% of the requests of" in m.value for m in at.markdown)
+    copied = at.slider(key=_k(web, f"share_{started[0]['id']}"))
+    assert (copied.label, copied.value) == ("Share of requests copied to the challenger (%)", 40)
+    copied.set_value(100)
+    button(at, "Apply share").click().run()
+    assert not at.exception and _rollouts(slug, web)[0]["share"] == 1.0
 
     # Traffic as serving writes it: the challenger (right 85 %) beside the champion (right 60 %), labels on 90 %.
     traffic = write_shadow_traffic(web, started[0]["id"], n=260, prefix="shadow", champion_accuracy=0.6,
@@ -209,9 +218,10 @@ def test_panel_starts_shadow_then_canary_changes_share_stops_and_promotes(setup:
     at = _deployments(slug, web)
     history = next(m.value for m in at.markdown if m.value.startswith("**Rollout history**")).splitlines()[2:]
     steps = [line.split("**")[1] for line in history]
-    assert steps == ["started in shadow", "stopped", "started as a canary", "share changed", "promoted"]
-    assert history[3].endswith(": share 20% → 30%")
-    assert "online verdict and guardrails hold" in history[4]
+    assert steps == ["started in shadow", "share changed", "stopped", "started as a canary", "share changed",
+                     "promoted"]
+    assert history[1].endswith(": share 40% → 100%") and history[4].endswith(": share 20% → 30%")
+    assert "online verdict and guardrails hold" in history[5]
     # After a promotion the panel offers the way back.
     assert any(b.label == f"Roll back to v{setup['champion']}" for b in at.button)
 

@@ -91,7 +91,7 @@ def test_start_share_stop_promote_each_step_a_history_row(db_url: str, workbench
     web = setup["web"]
 
     shadow = _start(web, "shadow")
-    assert shadow["mode"] == "shadow" and shadow["share"] == 0.0 and shadow["status"] == RUNNING
+    assert shadow["mode"] == "shadow" and shadow["share"] == 1.0 and shadow["status"] == RUNNING
     assert (shadow["champion"], shadow["challenger"]) == (setup["champion"], setup["challenger"])
     frozen = shadow["settings"]
     # Frozen from the canvas (its defaults here) and the champion's registered holdout accuracy.
@@ -105,8 +105,6 @@ def test_start_share_stop_promote_each_step_a_history_row(db_url: str, workbench
 
     with pytest.raises(Conflict, match="already runs rollout"):
         _start(web, "canary", share=0.1)
-    with session_scope() as session, pytest.raises(Conflict, match="shadow rollout"):
-        set_share(session, project="churn", deployment_id=web, share=0.2, actor="alice")
     with session_scope() as session, pytest.raises(InvalidInput, match="reason is required"):
         stop_rollout(session, project="churn", deployment_id=web, reason="  ", actor="alice")
     with session_scope() as session:
@@ -158,6 +156,38 @@ def test_start_share_stop_promote_each_step_a_history_row(db_url: str, workbench
         assert [p.action for p in history(session, project=project, alias="champion")] == ["promote"]
         back = rollback(session, project=project, reason="undo the rollout's promotion", actor="carol")
         assert (back.from_version, back.to_version) == (setup["challenger"], setup["champion"])
+
+
+def test_a_shadow_rollout_copies_a_share_that_moves_like_a_canary_s(db_url: str, workbench_home: Path) -> None:
+    web = make_project()["web"]
+    shadow = _start(web, "shadow", share=0.25)
+    with session_scope() as session:
+        plan = serving_plan(session, deployment_id=web)
+    assert shadow["share"] == 0.25 and plan is not None and plan.copied_share == 0.25 and plan.shadow
+    for bad, shown in ((0, "0"), (1.5, "1.5"), ("lots", "'lots'")):
+        with session_scope() as session, pytest.raises(InvalidInput, match=rf"share must be a number in \[0.01, 1.0\]; "
+                                                                           rf"got {shown}\. \(shadow mode\)") as info:
+            set_share(session, project="churn", deployment_id=web, share=bad, actor="alice")
+        assert info.value.field == "share"
+    with session_scope() as session:
+        set_share(session, project="churn", deployment_id=web, share=0.5, actor="alice")
+    with session_scope() as session, pytest.raises(Conflict, match="already copies 50%"):
+        set_share(session, project="churn", deployment_id=web, share=0.5, actor="alice")
+    # A shadow rollout written before shadow rollouts had a share stored 0.0: it copies every request.
+    with session_scope() as session:
+        session.get(Rollout, shadow["id"]).share = 0.0
+    with session_scope() as session:
+        plan = serving_plan(session, deployment_id=web)
+        assert plan is not None and plan.copied_share == 1.0
+        with pytest.raises(Conflict, match="already copies 100%"):
+            set_share(session, project="churn", deployment_id=web, share=1.0, actor="alice")
+    with session_scope() as session:
+        set_share(session, project="churn", deployment_id=web, share=0.1, actor="alice")
+    steps = _steps(web)
+    assert [s[0] for s in steps] == ["shadow", "share", "share"]
+    assert "shadow rollout of v2 against champion v1 on deployment" in steps[0][2]
+    assert steps[0][2].endswith("copying 25% of the requests")
+    assert [s[2] for s in steps[1:]] == ["share 25% → 50%", "share 100% → 10%"]
 
 
 def test_start_refuses_what_cannot_be_rolled_out(db_url: str, workbench_home: Path) -> None:

@@ -242,3 +242,28 @@ def _rollout_status(rollout_id: int) -> str:
 
     with session_scope() as session:
         return str(session.get(Rollout, rollout_id).status)
+
+
+def test_stream_shadow_copies_only_its_share_of_keys(versions: RolloutVersions) -> None:
+    from workbench.serving.stream import send_records
+
+    deployment_id = _deployment(versions.slug)
+    rollout_id = start_rollout_row(versions.slug, deployment_id, mode="shadow", share=0.4, champion=versions.champion,
+                                   challenger=versions.challenger, key_column=KEY_COLUMN)
+    records = messy_requests(80, seed=37, customers=40)  # each customer twice
+    picked = {r[KEY_COLUMN] for r in records
+              if assign_variant(r[KEY_COLUMN], share=0.4, salt=f"rollout-{rollout_id}") == "challenger"}
+    assert 0 < len(picked) < 40
+    consumer = Consumer(versions.slug, deployment_id)
+    try:
+        send_records(versions.slug, _events(records, "share"), nats_url=NATS_URL)
+        poll(lambda: _logged(deployment_id), lambda rows: len(rows) == 80, timeout=60)
+        poll(lambda: _pending(versions.slug), lambda n: n == 0, timeout=60)
+        keys = {r.request_id: records[int(r.request_id.rsplit("-", 1)[1])][KEY_COLUMN] for r in _logged(deployment_id)}
+        expected = {request_id for request_id, customer in keys.items() if customer in picked}
+        shadow = poll(lambda: _rows(ShadowPrediction, rollout_id), lambda rows: len(rows) >= len(expected), timeout=60)
+    finally:
+        consumer.close()
+    assert {r.request_id for r in _rows(ShadowPrediction, rollout_id)} == expected  # both events of each, no other
+    assert len(shadow) == len(expected)
+    end_rollout_row(rollout_id)

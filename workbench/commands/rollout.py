@@ -32,7 +32,9 @@ def _num(value: float | None, digits: int = 4) -> str:
 
 
 def _row_line(data: dict[str, Any]) -> str:
-    share = "" if data["mode"] == "shadow" else f" {data['share']:.0%}"
+    from workbench.rollouts import share_text
+
+    share = share_text(data["mode"], data["share"]) if data["mode"] == "shadow" else f" {data['share']:.0%}"
     return (f"rollout {data['id']} on deployment {data['deployment_id']}: {data['mode']}{share} of "
             f"v{data['challenger_version']} against champion v{data['champion_version']}, {data['status']}"
             + (f" ({data['end_reason']})" if data["end_reason"] else ""))
@@ -80,9 +82,10 @@ def status_text(status: Any) -> str:
 @click.argument("project")
 @deployment_option
 @click.option("--mode", required=True, type=click.Choice(["shadow", "canary", "ab"]),
-              help="shadow: the challenger scores a copy of every request; canary/ab: it answers a share.")
+              help="shadow: the challenger scores a copy of the requests; canary/ab: it answers a share.")
 @click.option("--share", type=float, default=None,
-              help="The challenger's share of answers: 0.01-0.5 for a canary, 0.01-0.99 for ab (default 0.1 / 0.5).")
+              help="The challenger's share of answers: 0.01-0.5 for a canary, 0.01-0.99 for ab (default 0.1 / 0.5); "
+                   "in shadow, the share of requests copied to it: 0.01-1 (default 1, every request).")
 @click.option("--version", default=None, help="The version to roll out (default: the @challenger alias).")
 @click.option("--key-column", default=None,
               help="The input column a canary sticks by (one entity, one variant), one of the champion's input "
@@ -128,10 +131,11 @@ def rollout_status_command(project: str, deployment_id: int | None, as_json: boo
 @rollout.command("set-share")
 @click.argument("project")
 @deployment_option
-@click.option("--share", required=True, type=float, help="The challenger's new share of answers (e.g. 0.2).")
+@click.option("--share", required=True, type=float,
+              help="The challenger's new share of answers (e.g. 0.2); in shadow, of requests copied to it.")
 @json_option
 def rollout_set_share(project: str, deployment_id: int, share: float, as_json: bool) -> None:
-    """Change the share of a running canary or A/B rollout (no restart: serving reads it at its next poll)."""
+    """Change the share of a running rollout (no restart: serving reads it at its next poll)."""
     _step("set_share", project=project, deployment_id=deployment_id, as_json=as_json, share=share)
 
 

@@ -59,6 +59,7 @@ from workbench.rollouts._plan import (
     STOPPED,
     RolloutPlan,
     active_rollout,
+    copied_share,
     serving_plan,
 )
 from workbench.rollouts._sequential import (
@@ -86,6 +87,7 @@ from workbench.rollouts._service import (
     rollout_dict,
     rollout_history,
     set_share,
+    share_text,
     start_online_step,
     start_rollout,
     stop_rollout,
@@ -149,6 +151,7 @@ __all__ = [
     "assignment_point",
     "check_guardrails",
     "check_rollout",
+    "copied_share",
     "error_rate_log_ratio",
     "key_columns",
     "list_rollouts",
@@ -161,6 +164,7 @@ __all__ = [
     "routing_key",
     "serving_plan",
     "set_share",
+    "share_text",
     "start_online_step",
     "start_rollout",
     "stop_rollout",

@@ -37,8 +37,11 @@ SHARE = Real(0.0, 1.0)
 MODES = ("shadow", "canary", "ab")
 # What each mode lets the challenger answer. Shadow scores the challenger on a copy of the
 # traffic and answers with the champion; a canary is a small, growing slice; an A/B test splits.
-MODE_SHARES = {"canary": Real(0.01, 0.50), "ab": Real(0.01, 0.99)}
+# In shadow mode the share is that of the requests copied to the challenger (like a mirror's percentage in
+# Istio or Envoy), every one by default: a lower share costs the serving machine less, for fewer pairs.
+MODE_SHARES = {"shadow": Real(0.01, 1.0), "canary": Real(0.01, 0.50), "ab": Real(0.01, 0.99)}
 AB_DEFAULT_SHARE = 0.5
+SHADOW_DEFAULT_SHARE = 1.0
 SALT = Text(max_length=200, min_length=1)
 KEY_MAX = 1000  # characters; the prediction log keeps request ids far shorter
 _SCALE = float(2**64)
@@ -95,8 +98,8 @@ def assign_variant(key: Any, *, share: float, salt: str) -> str:
 
     ``key`` is the value of the project's declared key column, else the request id (see
     :func:`routing_key`); ``salt`` names the rollout. ``share`` is in ``[0, 1]``: ``0`` keeps
-    everything on the champion (shadow mode answers with the champion), a canary uses 0.01 to
-    0.50 and an A/B test usually 0.5 (see :func:`traffic_share`).
+    everything on the champion, a canary uses 0.01 to 0.50 and an A/B test usually 0.5 (see
+    :func:`traffic_share`; a shadow rollout copies the requests this gives the challenger).
     """
     share = check_param("share", share, SHARE)
     return CHALLENGER if assignment_point(key, salt=salt) < share else CHAMPION
@@ -128,21 +131,17 @@ def routing_key(key_value: Any, request_id: str) -> Any:
 
 
 def traffic_share(mode: str, share: float | None = None) -> float:
-    """The challenger's share of answers for a rollout ``mode``, checked against the mode's bounds.
+    """The share of a rollout ``mode``, checked against the mode's bounds.
 
-    ``shadow`` answers with the champion only (0.0; the challenger is scored on a copy, and a
-    share given with it is refused rather than ignored); ``canary`` needs a share in
+    In ``shadow`` mode the champion answers every request and ``share`` is the share of requests
+    (by routing key, as a canary's) copied to the challenger: in [0.01, 1.0], every one (1.0) when
+    None. In ``canary`` and ``ab`` it is the challenger's share of answers: a canary needs one in
     [0.01, 0.50]; ``ab`` takes one in [0.01, 0.99] and defaults to 0.5.
     """
     mode = check_param("mode", mode, Options(MODES))
-    if mode == "shadow":
-        if share not in (None, 0, 0.0):
-            raise InvalidInput(
-                f"share must be empty or 0 in shadow mode (the champion answers every request); got {share!r}.",
-                field="share",
-            )
-        return 0.0
     if share is None:
+        if mode == "shadow":
+            return SHADOW_DEFAULT_SHARE
         if mode == "ab":
             return AB_DEFAULT_SHARE
         raise InvalidInput(f"share is required in {mode} mode: give {MODE_SHARES[mode].describe()}.", field="share")

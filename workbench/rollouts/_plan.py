@@ -26,9 +26,10 @@ STATUSES = (RUNNING, STOPPED, BREACHED, PROMOTED)
 class RolloutPlan:
     """A running rollout as the serving side routes by it.
 
-    ``share`` is the challenger's share of answers (0.0 in shadow mode, where the challenger
-    scores a copy of every request); ``salt`` makes the sticky assignment specific to this
-    rollout (:func:`workbench.rollouts.assign_variant`), so a new rollout reshuffles keys.
+    ``share`` is the challenger's share of answers in canary and A/B mode; in shadow mode, where
+    the champion answers every request, the share of requests copied to the challenger (see
+    :attr:`copied_share`). ``salt`` makes the sticky assignment specific to this rollout
+    (:func:`workbench.rollouts.assign_variant`), so a new rollout reshuffles keys.
     """
 
     rollout_id: int
@@ -48,6 +49,18 @@ class RolloutPlan:
     def shadow(self) -> bool:
         """True when the challenger scores copies off the response path and never answers."""
         return self.mode == "shadow"
+
+    @property
+    def copied_share(self) -> float:
+        """In shadow mode, the share of requests copied to the challenger (:func:`copied_share`); 0.0 in
+        other modes."""
+        return copied_share(self.share) if self.shadow else 0.0
+
+
+def copied_share(stored: float) -> float:
+    """A shadow rollout's share of requests copied, from its stored share: 1.0 for a row written before
+    shadow rollouts had a share (they stored 0.0, and copied every request)."""
+    return stored if 0.0 < stored < 1.0 else 1.0
 
 
 def active_rollout(session: Session, *, deployment_id: int) -> Rollout | None:

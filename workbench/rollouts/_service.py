@@ -29,7 +29,7 @@ from workbench.db.models import Deployment, Project, Promotion, Rollout, utcnow
 from workbench.errors import Conflict, InvalidInput, NotFound
 from workbench.events import emit_on_commit
 from workbench.rollouts._assignment import traffic_share
-from workbench.rollouts._plan import BREACHED, PROMOTED, RUNNING, STOPPED, active_rollout
+from workbench.rollouts._plan import BREACHED, PROMOTED, RUNNING, STOPPED, active_rollout, copied_share
 from workbench.rollouts._settings import validate_rollout
 
 if TYPE_CHECKING:
@@ -79,6 +79,15 @@ def _running(session: Session, project: Project, deployment_id: int) -> Rollout:
 def percent(share: float) -> str:
     """A share as the history writes it: ``10%``, ``2.5%``."""
     return f"{share * 100:.4g}%"
+
+
+def share_text(mode: str, share: float) -> str:
+    """How a rollout's share reads after its mode: `` at 10%`` (canary, A/B), `` copying 20% of the requests``
+    (a shadow rollout copying a share), nothing for a shadow rollout copying every request."""
+    if mode != "shadow":
+        return f" at {percent(share)}"
+    copied = copied_share(share)
+    return "" if copied >= 1.0 else f" copying {percent(copied)} of the requests"
 
 
 def rollout_dict(row: Rollout) -> dict[str, Any]:
@@ -290,10 +299,9 @@ def start_rollout(
         raise Conflict(f"Deployment {deployment_id} already runs a rollout (started a moment ago by someone else); "
                        "stop or promote it first.") from None
     what = f"{clean['mode']} rollout of v{challenger} against champion v{champion} on deployment {deployment.id}"
-    if clean["mode"] != "shadow":
-        what += f" at {percent(clean['share'])}"
-        if key_column:
-            what += f" keyed by {key_column}"
+    what += share_text(clean["mode"], clean["share"])
+    if key_column and (clean["mode"] != "shadow" or clean["share"] < 1.0):
+        what += f" keyed by {key_column}"
     record_step(session, project=row_project, rollout=row, action=clean["mode"], actor=actor, reason=what,
                 settings=settings)
     return row
@@ -345,22 +353,22 @@ def set_share(
     principal: Principal | None = None,
     settings: Settings | None = None,
 ) -> Rollout:
-    """Change the challenger's share of a running canary or A/B rollout (serving picks it up at its next poll).
+    """Change the share of a running rollout (serving picks it up at its next poll): the challenger's share of
+    answers in a canary or A/B rollout, the share of requests copied to it in a shadow rollout.
 
     Raising a share only moves more keys to the challenger (assignment is monotone), so no key
-    flips back. A shadow rollout has no share: the challenger answers no one.
+    flips back.
     """
     row_project = _project(session, project)
     require(session, project=row_project, principal=principal, action="deploy")
     row = _running(session, row_project, deployment_id)
-    if row.mode == "shadow":
-        raise Conflict(f"Rollout {row.id} is a shadow rollout: the challenger answers no request, so it has no share. "
-                       "Stop it and start a canary to let the challenger answer a share.")
     new = traffic_share(row.mode, share)
-    old = float(row.share)
+    stored = float(row.share)
+    old = copied_share(stored) if row.mode == "shadow" else stored
     if new == old:
-        raise Conflict(f"Rollout {row.id} already answers {percent(old)} with the challenger; pick another share.")
-    if not _claim(session, row, {"share": new}, share=old):
+        what = "copies" if row.mode == "shadow" else "answers"
+        raise Conflict(f"Rollout {row.id} already {what} {percent(old)} with the challenger; pick another share.")
+    if not _claim(session, row, {"share": new}, share=stored):
         raise Conflict(f"Rollout {row.id} changed while the share was being set (now {row.status}, "
                        f"{percent(row.share)}); look at it again.")
     record_step(session, project=row_project, rollout=row, action="share", actor=actor,

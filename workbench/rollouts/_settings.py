@@ -31,7 +31,8 @@ ERROR_SCALE = Real(0.0, 1.0, closed="neither")
 ROLLOUT_PARAMS: dict[str, Param] = {
     "mode": Param(Options(MODES), default="canary",
                   hint="shadow scores the challenger on a copy; canary and ab let it answer a share."),
-    "share": Param(SHARE, nullable=True, hint="The challenger's share of answers: 0.01 to 0.50 for a canary."),
+    "share": Param(SHARE, nullable=True, hint="A canary's or A/B test's share of answers (0.01 to 0.50 for a canary); "
+                  "in shadow, the share of requests copied (0.01 to 1, all by default)."),
     "alpha": Param(ALPHA, default=DEFAULT_ALPHA, hint="The chance of a false verdict over the whole rollout."),
     "min_volume": Param(MIN_VOLUME, default=DEFAULT_MIN_VOLUME,
                         hint="Labels each variant needs before the verdict is computed."),

@@ -95,13 +95,28 @@ class Answers:
     versions: list[str]
 
 
-def _variant_of(plan: RolloutPlan, record: dict[str, Any], request_id: str) -> str:
+def _variant_of(plan: RolloutPlan, record: dict[str, Any], request_id: str, share: float | None = None) -> str:
+    share = plan.share if share is None else share
     key_value = record.get(plan.key_column) if plan.key_column else None
     try:
-        return assign_variant(routing_key(key_value, request_id), share=plan.share, salt=plan.salt)
+        return assign_variant(routing_key(key_value, request_id), share=share, salt=plan.salt)
     except InvalidInput:
         # A key value that is no identifier (a list, a boolean): the request id keeps it sticky per request.
-        return assign_variant(request_id, share=plan.share, salt=plan.salt)
+        return assign_variant(request_id, share=share, salt=plan.salt)
+
+
+def shadow_copies(plan: RolloutPlan, records: list[dict[str, Any]],
+                  request_ids: Sequence[str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The records (and their request ids) a shadow rollout copies to the challenger: all of them, or
+    its :attr:`~workbench.rollouts.RolloutPlan.copied_share` of routing keys, picked as a canary at that
+    share would pick its keys (so the keys a later canary at a share no larger gives the challenger
+    were all copied)."""
+    share = plan.copied_share
+    if share >= 1.0:
+        return records, list(request_ids)
+    picked = [i for i, (record, rid) in enumerate(zip(records, request_ids, strict=True))
+              if _variant_of(plan, record, rid, share) == CHALLENGER]
+    return [records[i] for i in picked], [request_ids[i] for i in picked]
 
 
 def answer(champion: ServedModel, active: ActiveRollout | None, records: list[dict[str, Any]],

@@ -26,7 +26,9 @@ PAGE = "deployments"
 MODE_LABELS = {"shadow": "Shadow (challenger scores a copy, champion answers)",
                "canary": "Canary (challenger answers a share, 1–50 %)",
                "ab": "A/B (challenger answers a share, 1–99 %)"}
-MAX_SHARE = {"canary": 50, "ab": 99}
+MAX_SHARE = {"shadow": 100, "canary": 50, "ab": 99}
+SHARE_LABELS = {"shadow": "Share of requests copied to the challenger (%)", "canary": "Challenger's share (%)",
+                "ab": "Challenger's share (%)"}
 # How often the live comparison refreshes while a rollout runs.
 REFRESH_SECONDS = 5
 
@@ -124,8 +126,11 @@ def start_form(project: Project, row: dict[str, Any], state: PanelState) -> None
                                key=_key(row["id"], "version"))
         mode = st.radio("Mode", list(MODE_LABELS), format_func=MODE_LABELS.__getitem__, horizontal=True,
                         key=_key(row["id"], "mode"))
-        share = st.slider("Challenger's share of answers (%) · canary 1–50, A/B 1–99; ignored in shadow",
+        share = st.slider("Challenger's share of answers (%) · canary 1–50, A/B 1–99",
                           min_value=1, max_value=99, value=10, key=_key(row["id"], "start_share"))
+        copied = st.slider("Shadow: share of requests copied to the challenger (%)", min_value=1, max_value=100,
+                           value=100, key=_key(row["id"], "start_copied"),
+                           help="Fewer copies cost the serving machine less CPU, for fewer pairs to compare.")
         key_column = st.selectbox("Key column (sticky assignment)", [None, *champion_columns(project, champion)],
                                   format_func=lambda c: "(the request id)" if c is None else c,
                                   key=_key(row["id"], "key_column"),
@@ -142,7 +147,7 @@ def start_form(project: Project, row: dict[str, Any], state: PanelState) -> None
         with shown_errors():
             with session_scope() as session:
                 started = start_rollout(session, project=project.slug, deployment_id=row["id"], mode=mode,
-                                        share=None if mode == "shadow" else share / 100, version=version,
+                                        share=(copied if mode == "shadow" else share) / 100, version=version,
                                         key_column=key_column or None, actor=display_name(), principal=principal())
                 rollout_id = started.id
             _done(f"Rollout #{rollout_id} started: {mode} of v{version}.")
@@ -172,11 +177,11 @@ def champion_columns(project: Project, champion: str | None) -> list[str]:
 
 def running_controls(project: Project, row: dict[str, Any], state: PanelState) -> None:
     """The running rollout: what it is, its share slider, and stop / promote with a reason."""
-    from workbench.rollouts import promote_rollout, set_share, stop_rollout
+    from workbench.rollouts import copied_share, promote_rollout, set_share, share_text, stop_rollout
 
     latest = state.latest
     assert latest is not None
-    share = "" if latest["mode"] == "shadow" else f" at **{latest['share']:.0%}**"
+    share = share_text(latest["mode"], latest["share"])
     keyed = f", keyed by `{latest['key_column']}`" if latest["key_column"] else ""
     st.markdown(f":material/call_split: Rollout #{latest['id']} is **running**: {latest['mode']}{share} of "
                 f"**v{latest['challenger_version']}** against champion v{latest['champion_version']}{keyed}, "
@@ -184,14 +189,16 @@ def running_controls(project: Project, row: dict[str, Any], state: PanelState) -
     deployment_id = row["id"]
     if latest["mode"] in MAX_SHARE:
         left, right = st.columns([3, 1])
-        new = left.slider("Challenger's share (%)", min_value=1, max_value=MAX_SHARE[latest["mode"]],
-                          value=round(latest["share"] * 100), key=_key(deployment_id, f"share_{latest['id']}"))
+        current = copied_share(latest["share"]) if latest["mode"] == "shadow" else latest["share"]
+        new = left.slider(SHARE_LABELS[latest["mode"]], min_value=1, max_value=MAX_SHARE[latest["mode"]],
+                          value=round(current * 100), key=_key(deployment_id, f"share_{latest['id']}"))
         if right.button("Apply share", key=_key(deployment_id, "apply_share"), disabled=not state.may_deploy):
             with shown_errors():
                 with session_scope() as session:
                     set_share(session, project=project.slug, deployment_id=deployment_id, share=new / 100,
                               actor=display_name(), principal=principal())
-                _done(f"The challenger now answers {new}% of the keys.")
+                _done(f"The challenger now {'scores a copy of' if latest['mode'] == 'shadow' else 'answers'} "
+                      f"{new}% of the keys.")
     reason = st.text_input("Reason (kept in the registry history; required to stop or promote)",
                            key=_key(deployment_id, "reason"))
     stop, promote = st.columns(2)

@@ -92,3 +92,15 @@ def test_rollout_commands_start_watch_resize_and_promote(workbench_home: Path) -
     assert steps[1]["reason"] == "share 10% → 30%" and steps[2]["alias"] == "champion"
     listed = _run("rollout", "history", "churn").output.splitlines()
     assert len(listed) == 3 and "share 10% → 30%" in listed[1]
+
+
+def test_a_shadow_rollout_started_and_resized_from_the_cli_says_what_it_copies(workbench_home: Path) -> None:
+    web = str(make_project()["web"])
+    assert "share must be a number in [0.01, 1.0]; got 0.0. (shadow mode)" in _error(
+        _run("rollout", "start", "churn", "--deployment", web, "--mode", "shadow", "--share", "0"))
+    started = _run("rollout", "start", "churn", "--deployment", web, "--mode", "shadow", "--share", "0.2")
+    assert started.exit_code == 0 and "shadow copying 20% of the requests of v2 against champion v1" in started.output
+    resized = _run("rollout", "set-share", "churn", "--deployment", web, "--share", "1", "--json")
+    assert resized.exit_code == 0 and json.loads(resized.output)["share"] == 1.0
+    shown = _run("rollout", "status", "churn").output
+    assert "shadow of v2 against champion v1, running" in shown  # every request copied: nothing to add

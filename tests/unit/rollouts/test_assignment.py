@@ -113,7 +113,8 @@ def test_share_zero_and_one_send_everything_to_one_variant() -> None:
 
 
 def test_traffic_share_of_each_mode() -> None:
-    assert traffic_share("shadow") == 0.0
+    assert traffic_share("shadow") == 1.0  # the share of requests copied: every one unless said
+    assert traffic_share("shadow", 0.2) == 0.2
     assert traffic_share("ab") == 0.5
     assert traffic_share("canary", 0.1) == 0.1
     assert traffic_share("canary", "0.25") == 0.25
@@ -134,7 +135,10 @@ def test_traffic_share_of_each_mode() -> None:
         (lambda: traffic_share("canary", 0.6), "share",
          r"share must be a number in \[0.01, 0.5\]; got 0.6. \(canary mode\)"),
         (lambda: traffic_share("canary"), "share", r"share is required in canary mode"),
-        (lambda: traffic_share("shadow", 0.2), "share", r"share must be empty or 0 in shadow mode .*; got 0.2"),
+        (lambda: traffic_share("shadow", 0), "share",
+         r"share must be a number in \[0.01, 1.0\]; got 0. \(shadow mode\)"),
+        (lambda: traffic_share("shadow", 1.5), "share", r"share must be a number in \[0.01, 1.0\]; got 1.5"),
+        (lambda: traffic_share("shadow", float("nan")), "share", r"share must be a number in \[0.01, 1.0\]; got nan"),
     ],
 )
 def test_bad_parameters_name_the_field_the_allowed_values_and_the_value(call, field: str, message: str) -> None:
@@ -148,7 +152,7 @@ def test_rollout_settings_are_declared_once_with_defaults_and_the_mode_bounds() 
     assert clean == {"mode": "canary", "share": 0.1, "alpha": 0.05, "min_volume": 100, "min_requests": 200,
                      "latency_factor": 1.5, "error_scale": 0.02}
     assert validate_rollout({"mode": "ab"})["share"] == 0.5
-    assert validate_rollout({"mode": "shadow"})["share"] == 0.0
+    assert validate_rollout({"mode": "shadow"})["share"] == 1.0
     assert set(ROLLOUT_PARAMS) == set(clean)
     with pytest.raises(InvalidInput, match=r"share must be a number in \[0.01, 0.5\]; got 0.7\. \(canary mode\)"):
         validate_rollout({"share": 0.7})
