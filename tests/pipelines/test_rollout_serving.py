@@ -196,7 +196,8 @@ def test_shadow_logs_both_predictions_per_request_and_answers_with_the_champion(
                    every=0.1)
     assert challenger_line in metrics
     assert f'workbench_rollout_requests_total{{rollout="{rollout_id}",variant="champion"}} 60' in metrics
-    assert f'workbench_rollout_info{{rollout="{rollout_id}",mode="shadow"' in metrics
+    info = rollout_info(metrics, rollout_id)
+    assert 'mode="shadow"' in info and 'share="1"' in info  # stored 0.0 (as before shadow shares): every request
     traffic = poll(lambda: _traffic(rollout_id), lambda t: t.get("challenger", {}).get("requests") == 60, timeout=10)
     assert traffic["champion"]["requests"] == 60 and traffic["challenger"]["errors"] == 0
 
@@ -204,6 +205,12 @@ def test_shadow_logs_both_predictions_per_request_and_answers_with_the_champion(
     service.wait_for_plan(None)
     after, _ = service.predict(records[0])
     assert "variant" not in after and service.app.state.router.active is None  # the challenger is unloaded
+
+
+def rollout_info(metrics: str, rollout_id: int) -> str:
+    """The ``workbench_rollout_info`` line of ``rollout_id`` in a ``/metrics`` text."""
+    return next(line for line in metrics.splitlines()
+                if line.startswith(f'workbench_rollout_info{{rollout="{rollout_id}"'))
 
 
 def _latencies(service: Service, records: list[dict[str, Any]]) -> list[float]:

@@ -17,6 +17,7 @@ from tests.pipelines.test_rollout_serving import (
     _direct,
     _rows,
     end_rollout_row,
+    rollout_info,
     set_share_row,
     start_rollout_row,
 )
@@ -63,6 +64,8 @@ def test_a_shadow_rollout_copies_its_share_of_keys_and_the_share_moves_without_r
     assert all(row.error is None for row in shadow)
     logged = poll(lambda: _rows(PredictionLog, rollout_id), lambda rows: len(rows) == len(records), timeout=30)
     assert {row.request_id for row in logged} == set(ids)  # the champion still answers and logs every request
+    info = rollout_info(service.http.get("/metrics").text, rollout_id)
+    assert 'mode="shadow"' in info and 'share="0.3"' in info
 
     set_share_row(rollout_id, 0.6)  # no restart: the next poll copies by the new share
     service.wait_for_plan(rollout_id, share=0.6)

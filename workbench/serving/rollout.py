@@ -584,7 +584,9 @@ class RolloutRouter:
         if active is None:
             return None
         plan = active.plan
-        return {"rollout_id": plan.rollout_id, "mode": plan.mode, "share": plan.share,
+        # In shadow mode, the share of requests copied (a row stored before shadow shares says 0.0: every one).
+        share = plan.copied_share if plan.shadow else plan.share
+        return {"rollout_id": plan.rollout_id, "mode": plan.mode, "share": share,
                 "champion_version": plan.champion_version, "challenger_version": active.challenger.version,
                 "key_column": plan.key_column}
 

@@ -198,7 +198,8 @@ def _rollout_lines(snapshots: list[dict[str, Any]], worker_of: Callable[[dict[st
     with_rollout = [data for data in snapshots if data.get("rollout")]
     if not with_rollout:
         return []
-    lines = ["# HELP workbench_rollout_info The rollout running on this deployment (share: the challenger's).",
+    lines = ["# HELP workbench_rollout_info The rollout running on this deployment (share: the challenger's share "
+             "of answers; in shadow mode, of requests copied).",
              "# TYPE workbench_rollout_info gauge"]
     for data in with_rollout:
         active = data["rollout"].get("active")
