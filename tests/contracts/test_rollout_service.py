@@ -163,7 +163,7 @@ def test_a_shadow_rollout_copies_a_share_that_moves_like_a_canary_s(db_url: str,
     shadow = _start(web, "shadow", share=0.25)
     with session_scope() as session:
         plan = serving_plan(session, deployment_id=web)
-    assert shadow["share"] == 0.25 and plan is not None and plan.copied_share == 0.25 and plan.shadow
+    assert shadow["share"] == 0.25 and plan is not None and plan.served_share == 0.25 and plan.shadow
     for bad, shown in ((0, "0"), (1.5, "1.5"), ("lots", "'lots'")):
         with session_scope() as session, pytest.raises(InvalidInput, match=rf"share must be a number in \[0.01, 1.0\]; "
                                                                            rf"got {shown}\. \(shadow mode\)") as info:
@@ -178,7 +178,7 @@ def test_a_shadow_rollout_copies_a_share_that_moves_like_a_canary_s(db_url: str,
         session.get(Rollout, shadow["id"]).share = 0.0
     with session_scope() as session:
         plan = serving_plan(session, deployment_id=web)
-        assert plan is not None and plan.copied_share == 1.0
+        assert plan is not None and plan.served_share == 1.0
         with pytest.raises(Conflict, match="already copies 100%"):
             set_share(session, project="churn", deployment_id=web, share=1.0, actor="alice")
     with session_scope() as session:

@@ -59,7 +59,7 @@ from workbench.rollouts._plan import (
     STOPPED,
     RolloutPlan,
     active_rollout,
-    copied_share,
+    served_share,
     serving_plan,
 )
 from workbench.rollouts._sequential import (
@@ -151,7 +151,6 @@ __all__ = [
     "assignment_point",
     "check_guardrails",
     "check_rollout",
-    "copied_share",
     "error_rate_log_ratio",
     "key_columns",
     "list_rollouts",
@@ -162,6 +161,7 @@ __all__ = [
     "rollout_history",
     "rollout_status",
     "routing_key",
+    "served_share",
     "serving_plan",
     "set_share",
     "share_text",

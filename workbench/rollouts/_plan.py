@@ -28,7 +28,7 @@ class RolloutPlan:
 
     ``share`` is the challenger's share of answers in canary and A/B mode; in shadow mode, where
     the champion answers every request, the share of requests copied to the challenger (see
-    :attr:`copied_share`). ``salt`` makes the sticky assignment specific to this rollout
+    :attr:`served_share`). ``salt`` makes the sticky assignment specific to this rollout
     (:func:`workbench.rollouts.assign_variant`), so a new rollout reshuffles keys.
     """
 
@@ -51,15 +51,17 @@ class RolloutPlan:
         return self.mode == "shadow"
 
     @property
-    def copied_share(self) -> float:
-        """In shadow mode, the share of requests copied to the challenger (:func:`copied_share`); 0.0 in
-        other modes."""
-        return copied_share(self.share) if self.shadow else 0.0
+    def served_share(self) -> float:
+        """The share as serving applies it (:func:`served_share`)."""
+        return served_share(self.mode, self.share)
 
 
-def copied_share(stored: float) -> float:
-    """A shadow rollout's share of requests copied, from its stored share: 1.0 for a row written before
-    shadow rollouts had a share (they stored 0.0, and copied every request)."""
+def served_share(mode: str, stored: float) -> float:
+    """A rollout's share as serving applies it, from its stored share: a canary's or A/B test's share of
+    answers as stored; a shadow rollout's share of requests copied, 1.0 for a row written before shadow
+    rollouts had a share (they stored 0.0, and copied every request)."""
+    if mode != "shadow":
+        return stored
     return stored if 0.0 < stored < 1.0 else 1.0
 
 

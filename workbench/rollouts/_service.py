@@ -29,7 +29,7 @@ from workbench.db.models import Deployment, Project, Promotion, Rollout, utcnow
 from workbench.errors import Conflict, InvalidInput, NotFound
 from workbench.events import emit_on_commit
 from workbench.rollouts._assignment import traffic_share
-from workbench.rollouts._plan import BREACHED, PROMOTED, RUNNING, STOPPED, active_rollout, copied_share
+from workbench.rollouts._plan import BREACHED, PROMOTED, RUNNING, STOPPED, active_rollout, served_share
 from workbench.rollouts._settings import validate_rollout
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ def share_text(mode: str, share: float) -> str:
     (a shadow rollout copying a share), nothing for a shadow rollout copying every request."""
     if mode != "shadow":
         return f" at {percent(share)}"
-    copied = copied_share(share)
+    copied = served_share(mode, share)
     return "" if copied >= 1.0 else f" copying {percent(copied)} of the requests"
 
 
@@ -364,7 +364,7 @@ def set_share(
     row = _running(session, row_project, deployment_id)
     new = traffic_share(row.mode, share)
     stored = float(row.share)
-    old = copied_share(stored) if row.mode == "shadow" else stored
+    old = served_share(row.mode, stored)
     if new == old:
         what = "copies" if row.mode == "shadow" else "answers"
         raise Conflict(f"Rollout {row.id} already {what} {percent(old)} with the challenger; pick another share.")

@@ -108,10 +108,10 @@ def _variant_of(plan: RolloutPlan, record: dict[str, Any], request_id: str, shar
 def shadow_copies(plan: RolloutPlan, records: list[dict[str, Any]],
                   request_ids: Sequence[str]) -> tuple[list[dict[str, Any]], list[str]]:
     """The records (and their request ids) a shadow rollout copies to the challenger: all of them, or
-    its :attr:`~workbench.rollouts.RolloutPlan.copied_share` of routing keys, picked as a canary at that
+    its :attr:`~workbench.rollouts.RolloutPlan.served_share` of routing keys, picked as a canary at that
     share would pick its keys (so the keys a later canary at a share no larger gives the challenger
     were all copied)."""
-    share = plan.copied_share
+    share = plan.served_share
     if share >= 1.0:
         return records, list(request_ids)
     picked = [i for i, (record, rid) in enumerate(zip(records, request_ids, strict=True))
@@ -585,8 +585,7 @@ class RolloutRouter:
             return None
         plan = active.plan
         # In shadow mode, the share of requests copied (a row stored before shadow shares says 0.0: every one).
-        share = plan.copied_share if plan.shadow else plan.share
-        return {"rollout_id": plan.rollout_id, "mode": plan.mode, "share": share,
+        return {"rollout_id": plan.rollout_id, "mode": plan.mode, "share": plan.served_share,
                 "champion_version": plan.champion_version, "challenger_version": active.challenger.version,
                 "key_column": plan.key_column}
 

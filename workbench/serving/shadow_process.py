@@ -367,7 +367,6 @@ class ShadowProcess:
                 os.kill(pid, 9)
                 supervisor.join(timeout=5.0)
 
-
     def release(self, *, timeout: float = 5.0) -> None:
         """End the child once no shadow rollout runs, its memory given back; the next :meth:`prepare` starts one.
 

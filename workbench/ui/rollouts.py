@@ -177,7 +177,7 @@ def champion_columns(project: Project, champion: str | None) -> list[str]:
 
 def running_controls(project: Project, row: dict[str, Any], state: PanelState) -> None:
     """The running rollout: what it is, its share slider, and stop / promote with a reason."""
-    from workbench.rollouts import copied_share, promote_rollout, set_share, share_text, stop_rollout
+    from workbench.rollouts import promote_rollout, served_share, set_share, share_text, stop_rollout
 
     latest = state.latest
     assert latest is not None
@@ -189,9 +189,9 @@ def running_controls(project: Project, row: dict[str, Any], state: PanelState) -
     deployment_id = row["id"]
     if latest["mode"] in MAX_SHARE:
         left, right = st.columns([3, 1])
-        current = copied_share(latest["share"]) if latest["mode"] == "shadow" else latest["share"]
         new = left.slider(SHARE_LABELS[latest["mode"]], min_value=1, max_value=MAX_SHARE[latest["mode"]],
-                          value=round(current * 100), key=_key(deployment_id, f"share_{latest['id']}"))
+                          value=round(served_share(latest["mode"], latest["share"]) * 100),
+                          key=_key(deployment_id, f"share_{latest['id']}"))
         if right.button("Apply share", key=_key(deployment_id, "apply_share"), disabled=not state.may_deploy):
             with shown_errors():
                 with session_scope() as session:
