@@ -6,8 +6,9 @@
   dead worker's running trial is failed (and re-queued) when its job is resumed
   (:func:`workbench.training.study.fail_orphaned_trials`).
 - ``sqlite:///…``, ``postgresql://…``, ``mysql://…``: Optuna's RDB storage, with heartbeats
-  so that a dead worker's trial is failed and retried by another worker. PostgreSQL is the
-  storage for workers on several machines.
+  so that a dead worker's trial is failed and retried by another worker (one that died before
+  its trial's first heartbeat: when its job is resumed). PostgreSQL is the storage for workers
+  on several machines.
 
 Storages are cached per URL in the process: the Tuning page reads the same study on every
 rerun, and a cached journal storage only reads the lines appended since its last read.

@@ -145,21 +145,54 @@ def best_trial_or_none(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
 
 
 def fail_orphaned_trials(study: optuna.Study) -> int:
-    """Fail RUNNING trials on a storage without heartbeats (their worker is known to be dead).
+    """Fail the RUNNING trials of a dead job's workers and queue each again; how many.
 
-    Called when resuming a lost or cancelled job: on an RDB storage the heartbeat does this,
-    and the failed trial is retried.
+    Called when resuming a lost or cancelled job. On a storage without heartbeats (the journal) every
+    RUNNING trial is such a trial. On an RDB storage Optuna's heartbeat fails a trial whose heartbeat went
+    stale, but not one whose worker died before its first heartbeat (Optuna skips a trial without one), which
+    stayed RUNNING forever and held the resumed job's budget: such a trial, started longer ago than the
+    grace period, is failed here too (:func:`_never_beat`).
     """
     from optuna.storages._heartbeat import is_heartbeat_enabled
     from optuna.trial import TrialState
 
-    if is_heartbeat_enabled(study._storage):
-        return 0
     orphans = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if is_heartbeat_enabled(study._storage):
+        orphans = _never_beat(study._storage, orphans)
     for trial in orphans:
         study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
         study.enqueue_trial(trial.params, user_attrs={"workbench.retry_of": trial.number})
     return len(orphans)
+
+
+def _never_beat(storage: Any, trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    """The ``trials`` with no heartbeat, started longer ago than the storage's grace period.
+
+    Optuna has no public way to ask whether a trial ever beat: this reads its RDB storage's
+    ``trial_heartbeats`` table (Optuna 5.1). Where that is not there to read, no trial is failed (as
+    before): the caller then relies on Optuna's stale-heartbeat check alone.
+    """
+    import datetime
+    import logging
+
+    import sqlalchemy
+
+    rdb = getattr(storage, "_backend", storage)  # Optuna wraps an RDB storage in a cache
+    interval = getattr(rdb, "heartbeat_interval", None)
+    grace = getattr(rdb, "grace_period", None) or 2 * (interval or 0)
+    # FrozenTrial.datetime_start is the worker's local time, without a zone.
+    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=grace)
+    old = [t for t in trials if t.datetime_start is not None and t.datetime_start < cutoff]
+    if not old:
+        return []
+    try:
+        with rdb.engine.connect() as connection:
+            beat = set(connection.execute(sqlalchemy.text("SELECT trial_id FROM trial_heartbeats")).scalars())
+    except (AttributeError, sqlalchemy.exc.SQLAlchemyError) as exc:
+        logging.getLogger(__name__).warning("could not read Optuna's trial heartbeats (%s): a trial whose worker "
+                                            "died before its first heartbeat stays RUNNING", exc)
+        return []
+    return [t for t in old if t._trial_id not in beat]
 
 
 class StudyProgress:
