@@ -19,8 +19,8 @@ from workbench.jobs.runner import run_job
 from workbench.projects import get_project
 
 
-def _wait(job_id: str, *, until: Any, timeout: float = 60.0) -> dict[str, Any]:
-    data = poll(lambda: job_dict(job_row(job_id)), until, timeout=timeout)
+def _wait(job_id: str, *, until: Any, timeout: float = 60.0, every: float = 0.2) -> dict[str, Any]:
+    data = poll(lambda: job_dict(job_row(job_id)), until, timeout=timeout, every=every)
     assert until(data), f"job {job_id} stuck: {data}"
     return data
 
@@ -87,17 +87,19 @@ def _wide_frame(rows: int, numeric: int, categorical: int) -> pd.DataFrame:
 
 
 def test_cancel_ends_the_job_cancelled(workbench_home: Path) -> None:
-    # Wide data: many columns means many progress reports, each a cancellation point.
+    # Wide data: many columns means many progress reports, each a cancellation point, and a
+    # profile long enough (~1.5 s here; 150 columns took 0.3 s and once ended before the cancel
+    # landed) that the cancel, sent as soon as the data is loaded, lands while it runs.
     with session_scope() as session:
         create_project_with_dataset(
             session,
             name="Wide",
-            dataset_spec_or_frame=_wide_frame(30_000, 100, 50),
+            dataset_spec_or_frame=_wide_frame(30_000, 400, 200),
             target="y",
             task_type="classification",
         )
     job_id = launch(kind="profile", project_slug="wide", actor="tester")
-    _wait(job_id, until=lambda d: _finished(d) or (d["status"] == "running" and d["progress"] >= 0.1))
+    _wait(job_id, until=lambda d: _finished(d) or (d["status"] == "running" and d["progress"] >= 0.1), every=0.02)
     with session_scope() as session:
         cancel(session, job_id=job_id)
     done = _wait(job_id, until=_finished)

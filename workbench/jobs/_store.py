@@ -19,7 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from workbench.access.roles import Principal, require
@@ -47,6 +47,8 @@ ACTIVE_STATUSES = ("queued", "running")
 FINAL_STATUSES = ("succeeded", "failed", "cancelled", "lost")
 # A queued job whose process never reported within this many heartbeats is considered lost.
 QUEUED_GRACE_HEARTBEATS = 15
+# Reads and conditional writes one cancel makes before giving up on a job whose row keeps changing.
+CANCEL_ATTEMPTS = 3
 
 
 def store_environment(settings: Settings) -> dict[str, str]:
@@ -179,21 +181,33 @@ def mark_lost_jobs(session: Session, *, settings: Settings | None = None) -> lis
     stale_before = now - timedelta(seconds=settings.lost_after_seconds)
     queued_before = now - timedelta(seconds=settings.heartbeat_seconds * QUEUED_GRACE_HEARTBEATS)
     lost: list[str] = []
-    active = session.scalars(select(Job).where(Job.status.in_(ACTIVE_STATUSES)))
+    active = session.scalars(select(Job).where(Job.status.in_(ACTIVE_STATUSES))).all()
     for job in active:
         if job.status == "running":
             stale = job.heartbeat_at is None or job.heartbeat_at < stale_before
         else:
             stale = job.created_at < queued_before and not pid_alive(job.pid)
-        if stale:
-            job.status = "lost"
-            job.finished_at = now
-            job.message = (
-                f"lost: no heartbeat for over {settings.lost_after_seconds:g}s "
-                "(the process died or its machine went away)"
-            )
+        message = (f"lost: no heartbeat for over {settings.lost_after_seconds:g}s "
+                   "(the process died or its machine went away)")
+        if stale and _write_if_still(session, job, status="lost", finished_at=now, message=message):
             lost.append(job.id)
     return lost
+
+
+def _write_if_still(session: Session, job: Job, **values: Any) -> bool:
+    """Write ``values`` to ``job``'s row only if its status is still the one read; then reload it.
+
+    The job's own process writes its row too (it ends it ``succeeded``, say) and may do so between
+    this process's read and its write: an unconditional write would overwrite that ending (a
+    finished profile shown as cancelled). False when the row moved on; ``job`` then holds what it
+    moved to.
+    """
+    written = session.execute(
+        update(Job).where(Job.id == job.id, Job.status == job.status).values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(job)
+    return bool(getattr(written, "rowcount", 0))
 
 
 def get_job(session: Session, *, job_id: str) -> Job:
@@ -234,17 +248,19 @@ def cancel(session: Session, *, job_id: str, principal: Principal | None = None)
     project = session.get(Project, job.project_id) if job.project_id is not None else None
     if project is not None:
         require(session, project=project, principal=principal, action="launch_job")
-    if job.status not in ACTIVE_STATUSES:
-        raise Conflict(f"Job {job_id} is already {job.status}; only queued or running jobs can be cancelled.")
-    if job.pid and pid_alive(job.pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(os.getpgid(job.pid), signal.SIGTERM)
-        job.message = "cancelling…"
-    else:
-        job.status = "cancelled"
-        job.finished_at = utcnow()
-        job.message = "cancelled before it started"
-    return job
+    for _ in range(CANCEL_ATTEMPTS):  # the job's process may move its row on meanwhile: decide again
+        if job.status not in ACTIVE_STATUSES:
+            raise Conflict(f"Job {job_id} is already {job.status}; only queued or running jobs can be cancelled.")
+        if job.pid and pid_alive(job.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(os.getpgid(job.pid), signal.SIGTERM)
+            values: dict[str, Any] = {"message": "cancelling…"}
+        else:
+            values = {"status": "cancelled", "finished_at": utcnow(), "message": "cancelled before it started"}
+        if _write_if_still(session, job, **values):
+            return job
+    raise Conflict(f"Job {job_id} changed {CANCEL_ATTEMPTS} times while being cancelled ({job.status} now); "
+                   "cancel it again.")
 
 
 def log_tail(job: Job, *, lines: int = 40) -> str:
