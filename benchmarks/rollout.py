@@ -8,7 +8,10 @@ workbench home, and three ``workbench serve`` processes (one process each, as it
 - ``champion``: no rollout (the baseline);
 - ``shadow``: a shadow rollout of the challenger (it scores a copy of every request off the
   response path, its rows written to ``shadow_predictions``);
-- ``canary``: a canary at ``--share`` (20 % by default) routed by the request id.
+- ``canary``: a canary at ``--share`` (20 % by default) routed by the request id;
+- with ``--without-cpu-group``, also ``shadow_nice``: the same shadow rollout, its shadow process
+  kept out of an idle CPU cgroup (``WORKBENCH_SHADOW_CPU_GROUP=false``: its session's autogroup at
+  nice 19 here), so the idle group's effect is measured in the same run.
 
 Both rollouts are started through the service API (``workbench.rollouts.start_rollout``) with the
 automatic policy off, so neither changes mode during the run, and a loose latency guardrail
@@ -98,14 +101,17 @@ def bench_setup(prefix: str, **server_env: str) -> tuple[Path, str, str, dict[st
 
 def start_rollouts(slug: str, deployments: dict[str, int], *, share: float,
                    shadow_share: float | None = None) -> dict[str, int]:
-    """Start the shadow (copying ``shadow_share`` of the requests, all when None) and the canary rollout on
+    """Start the shadow rollouts (copying ``shadow_share`` of the requests, all when None) and the canary on
     their deployments (automatic steps off); their ids."""
     from workbench.db import session_scope
     from workbench.rollouts import start_rollout
 
     ids: dict[str, int] = {}
     with session_scope() as session:
-        for name, mode, mode_share in (("shadow", "shadow", shadow_share), ("canary", "canary", share)):
+        for name in deployments:
+            if name == "champion":
+                continue
+            mode, mode_share = ("canary", share) if name == "canary" else ("shadow", shadow_share)
             ids[name] = start_rollout(session, project=slug, deployment_id=deployments[name], mode=mode,
                                       share=mode_share, actor="benchmark",
                                       params={"automatic": False, "latency_factor": 100.0}).id
@@ -163,17 +169,21 @@ def main() -> int:
     parser.add_argument("--share", type=float, default=0.2, help="the canary's share")
     parser.add_argument("--shadow-share", type=float, default=None,
                         help="the share of requests the shadow rollout copies (default: every request)")
+    parser.add_argument("--without-cpu-group", action="store_true",
+                        help="also a shadow server whose shadow process makes no idle CPU cgroup")
     parser.add_argument("--json", dest="json_path", default=None)
     args = parser.parse_args()
+    servers = (*SERVERS, "shadow_nice") if args.without_cpu_group else SERVERS
     from _fair import alternated, load_average, print_sides, ratio
     from serving import free_port, measure, stop, wait_ready
 
     base, slug, challenger, record, auth, env = bench_setup("wb-bench-rollout-")
     log = (base / "servers.log").open("ab")
-    ports = {name: free_port() for name in SERVERS}
+    ports = {name: free_port() for name in servers}
     processes = {
         name: subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", slug, "--port", str(port),
-                                "--poll-seconds", "1"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                "--poll-seconds", "1"], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                               env={**env, "WORKBENCH_SHADOW_CPU_GROUP": str(name != "shadow_nice").lower()},
                                start_new_session=True)
         for name, port in ports.items()
     }
@@ -185,17 +195,17 @@ def main() -> int:
                               "load_before": load_average()}
     print(f"{report['load_before']}; {samples} alternated samples of {args.requests} requests per server", flush=True)
     try:
-        for name in SERVERS:
+        for name in servers:
             wait_ready(f"{urls[name]}/health", processes[name])
         deployments = {name: int(httpx.get(f"{urls[name]}/health", headers=auth).json()["deployment_id"])
-                       for name in SERVERS}
+                       for name in servers}
         ids = start_rollouts(slug, deployments, share=args.share, shadow_share=args.shadow_share)
-        wait_for_rollout(urls["shadow"], auth, "shadow")
-        wait_for_rollout(urls["canary"], auth, "canary")
+        for name in ids:
+            wait_for_rollout(urls[name], auth, "canary" if name == "canary" else "shadow")
         for connections in (int(c) for c in args.connections.split(",") if c.strip()):
-            cpu_ms: dict[str, list[float]] = {name: [] for name in SERVERS}
+            cpu_ms: dict[str, list[float]] = {name: [] for name in servers}
             child_ms: list[float] = []  # the shadow server's child (the shadow process) alone
-            pooled: dict[str, list[float]] = {name: [] for name in SERVERS}
+            pooled: dict[str, list[float]] = {name: [] for name in servers}
 
             def one(name: str, n: int = connections, cpu_ms: dict[str, list[float]] = cpu_ms,
                     pooled: dict[str, list[float]] = pooled, child_ms: list[float] = child_ms) -> dict[str, float]:
@@ -210,18 +220,18 @@ def main() -> int:
                     child_ms.append(cpu_ms[name][-1] - (cpu_seconds(pid, children=False) - began_own) * per_request)
                 return result
 
-            row = alternated(SERVERS, samples, one)
+            row = alternated(servers, samples, one)
             row["cpu_ms_per_request"] = {name: round(sorted(v)[len(v) // 2], 3) for name, v in cpu_ms.items()}
             row["shadow_process_cpu_ms_per_request"] = round(sorted(child_ms)[len(child_ms) // 2], 3)
-            med = {name: {key: row[name][key]["median"] for key in ("rps", "p99_ms")} for name in SERVERS}
+            med = {name: {key: row[name][key]["median"] for key in ("rps", "p99_ms")} for name in servers}
             row["shadow_p99_ratio"] = ratio(med["shadow"]["p99_ms"], med["champion"]["p99_ms"])
             # The p99 of every request of every round: 1 % of samples x requests is a steadier tail
             # than each round's 1 % (the median of per-round p99s moves with a few slow moments).
-            row["pooled_p99_ms"] = {name: round(float(np.percentile(pooled[name], 99)), 2) for name in SERVERS}
+            row["pooled_p99_ms"] = {name: round(float(np.percentile(pooled[name], 99)), 2) for name in servers}
             row["shadow_rps_ratio"] = ratio(med["shadow"]["rps"], med["champion"]["rps"])
             row["canary_rps_ratio"] = ratio(med["canary"]["rps"], med["champion"]["rps"])
             report[f"{connections}_connection"] = row
-            print_sides(row, SERVERS, connections=connections, samples=samples)
+            print_sides(row, servers, connections=connections, samples=samples)
             print(f"  shadow p99 {row['shadow_p99_ratio']}x champion-only (goal <= {GOAL_SHADOW_P99}), "
                   f"req/s {row['shadow_rps_ratio']}x (goal >= {GOAL_SHADOW_RPS}); canary req/s "
                   f"{row['canary_rps_ratio']}x (goal >= {GOAL_CANARY_RPS})", flush=True)
@@ -229,6 +239,10 @@ def main() -> int:
             print(f"  p99 pooled over the rounds (ms): champion {p99['champion']}, shadow {p99['shadow']} "
                   f"({ratio(p99['shadow'], p99['champion'])}x), canary {p99['canary']} "
                   f"({ratio(p99['canary'], p99['champion'])}x)", flush=True)
+            if "shadow_nice" in servers:
+                row["shadow_nice_p99_ratio"] = ratio(med["shadow_nice"]["p99_ms"], med["champion"]["p99_ms"])
+                print(f"  without the idle CPU group: shadow p99 {row['shadow_nice_p99_ratio']}x champion-only, "
+                      f"pooled {ratio(p99['shadow_nice'], p99['champion'])}x", flush=True)
             cpu = row["cpu_ms_per_request"]
             print(f"  server CPU per request (median ms): champion {cpu['champion']}, shadow {cpu['shadow']} "
                   f"({ratio(cpu['shadow'], cpu['champion'])}x), canary {cpu['canary']} "

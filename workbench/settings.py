@@ -67,6 +67,9 @@ class Settings:
     monitor_every_minutes: float = field(default=0.0, metadata={"env": "WORKBENCH_MONITOR_EVERY_MINUTES"})
     # Seconds between two rollout checks (verdict, guardrails, automatic steps) by each serving process.
     rollout_check_seconds: float = field(default=10.0, metadata={"env": "WORKBENCH_ROLLOUT_CHECK_SECONDS"})
+    # A shadow process joins an idle CPU cgroup made below the serving process's, where the kernel
+    # and the permissions allow one (workbench.serving._cpu_priority); false: never touch cgroups.
+    shadow_cpu_group: bool = field(default=True, metadata={"env": "WORKBENCH_SHADOW_CPU_GROUP"})
     # Retraining: the smaller tuning budget and the pause between two retrains of a project.
     retrain_trials: int = field(default=5, metadata={"env": "WORKBENCH_RETRAIN_TRIALS"})
     retrain_cooldown_minutes: float = field(default=60.0, metadata={"env": "WORKBENCH_RETRAIN_COOLDOWN_MINUTES"})

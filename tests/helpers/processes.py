@@ -52,3 +52,35 @@ def kill_and_reap(pid: int | None) -> None:
         os.waitpid(pid, 0)
     except (ProcessLookupError, ChildProcessError):
         pass
+
+
+def can_make_idle_cpu_groups() -> bool:
+    """Whether this machine lets the tests' processes make an idle CPU cgroup (root on cgroup v1, say)."""
+    from workbench.serving._cpu_priority import make_idle_group, remove_group
+
+    group = make_idle_group(0)
+    remove_group(group)
+    return group is not None
+
+
+def assert_at_the_lowest_cpu_priority(pid: int, group: object) -> None:
+    """The shadow process ``pid`` is alone in its idle CPU ``group`` where one can be made, else at nice 19 / idle.
+
+    Its session's autogroup at nice 19 where the kernel groups by session, else SCHED_IDLE.
+    """
+    from pathlib import Path
+
+    from workbench.serving._cpu_priority import _autogroup_applies, cpu_cgroup_dir
+
+    if group is not None:
+        assert isinstance(group, Path)
+        assert cpu_cgroup_dir(proc=f"/proc/{pid}") == group, f"shadow process {pid} is not in its group {group}"
+        assert (group / "cpu.idle").read_text().strip() == "1"
+        assert (group / "cgroup.procs").read_text().split() == [str(pid)]
+        return
+    assert cpu_cgroup_dir(proc=f"/proc/{pid}") == cpu_cgroup_dir(), "the shadow process left this process's group"
+    if _autogroup_applies():  # to this process, so to its child in the same CPU cgroup
+        autogroup = Path(f"/proc/{pid}/autogroup").read_text()
+        assert os.getsid(pid) == pid and autogroup.rstrip().endswith("nice 19"), autogroup
+    else:
+        assert os.sched_getscheduler(pid) == os.SCHED_IDLE

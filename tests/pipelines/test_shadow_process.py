@@ -17,12 +17,13 @@ import os
 import signal
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from tests.helpers.processes import poll
+from tests.helpers.processes import assert_at_the_lowest_cpu_priority, can_make_idle_cpu_groups, poll
 from tests.helpers.registered_model import module_home
 from tests.helpers.rollout_models import (
     RolloutVersions,
@@ -76,7 +77,8 @@ def _alive(pid: int) -> bool:
 
 def _start(versions: RolloutVersions, **options: Any) -> tuple[ShadowProcess, VariantCounters, ActiveRollout]:
     counters = VariantCounters()
-    shadow = ShadowProcess(versions.slug, settings=get_settings(), counters=counters, **options)
+    options.setdefault("settings", get_settings())
+    shadow = ShadowProcess(versions.slug, counters=counters, **options)
     active = _active(versions)
     assert shadow.prepare(active)  # the child has loaded the challenger
     return shadow, counters, active
@@ -87,6 +89,9 @@ def test_copies_are_scored_in_a_child_process_as_the_challenger_scores_them_here
     try:
         pid = shadow.pid
         assert pid is not None and pid != os.getpid() and _alive(pid)
+        group = shadow.cpu_group
+        assert (group is not None) == can_make_idle_cpu_groups()
+        assert_at_the_lowest_cpu_priority(pid, group)
         records = [{**record, **HOSTILE} for record in messy_requests(40, seed=21)]
         ids = [f"r{i}" for i in range(40)]
         for i in range(0, 30):
@@ -107,6 +112,19 @@ def test_copies_are_scored_in_a_child_process_as_the_challenger_scores_them_here
         "timeouts": 0}
     assert shadow.scored == 40 and 1 <= shadow.batches <= 31
     assert not _alive(pid)  # stop() ended the child
+    assert group is None or not group.exists()  # and removed its CPU group
+
+
+def test_without_cpu_groups_the_child_takes_the_lowest_priority_in_this_process_group(
+        versions: RolloutVersions) -> None:
+    shadow, _, active = _start(versions, settings=replace(get_settings(), shadow_cpu_group=False))
+    try:
+        assert shadow.cpu_group is None and shadow.pid is not None
+        assert_at_the_lowest_cpu_priority(shadow.pid, None)
+        assert shadow.submit(active, messy_requests(3, seed=4), ["a", "b", "c"])
+        assert len(poll(lambda: _rows(active.plan.rollout_id), lambda rows: len(rows) == 3, timeout=30)) == 3
+    finally:
+        shadow.stop()
 
 
 def test_copies_held_on_the_event_loop_go_as_one_line_per_plan_and_are_scored_under_their_rollout(
@@ -164,7 +182,7 @@ def test_a_stopped_child_fills_the_pipe_then_copies_are_dropped_within_the_bound
 
 def test_a_child_that_dies_is_restarted_and_what_it_never_scored_counts_as_dropped(versions: RolloutVersions) -> None:
     shadow, counters, active = _start(versions, restart_seconds=0.2)
-    first = shadow.pid
+    first, first_group = shadow.pid, shadow.cpu_group
     assert first is not None
     try:
         os.kill(first, signal.SIGSTOP)  # it reads nothing more: the next copies are lost with it
@@ -177,6 +195,10 @@ def test_a_child_that_dies_is_restarted_and_what_it_never_scored_counts_as_dropp
         assert counted["dropped"] == 20 and counted["requests"] == 0
         assert poll(lambda: shadow.pid, lambda pid: pid not in (None, first), timeout=30) not in (None, first)
         assert shadow.restarts == 1
+        # The dead child's CPU group is removed; the new child has one of its own.
+        assert first_group is None or not first_group.exists()
+        assert shadow.pid is not None and (first_group is None or shadow.cpu_group != first_group)
+        assert_at_the_lowest_cpu_priority(shadow.pid, shadow.cpu_group)
         # The restarted child loads the rollout's challenger again and scores new copies.
         tries = iter(range(1000))
 

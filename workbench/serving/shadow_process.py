@@ -13,7 +13,8 @@ encodes the copy's records; the copies held meanwhile go to a pipe as one line, 
   thread reads the child's reports (its per-variant counts, what waits in its queue) into the
   service's :class:`~workbench.serving.rollout.VariantCounters`, and restarts a child that died
   (the copies it was sent and never scored are counted as dropped).
-- The child (``python -m workbench.serving.shadow_process``, at the lowest CPU priority) reads the
+- The child (``python -m workbench.serving.shadow_process``, at the lowest CPU priority the kernel
+  allows: an idle CPU cgroup where one can be made, see :mod:`~workbench.serving._cpu_priority`) reads the
   copies as they come and runs a :class:`~workbench.serving.rollout.ShadowScorer`: at most
   ``queue_size`` copies wait in its queue (its reader then waits, and copies wait in the pipe),
   batching, the timeout, record-by-record retries. It writes ``shadow_predictions`` through its
@@ -44,9 +45,11 @@ import sys
 import threading
 import time
 from collections import OrderedDict
+from pathlib import Path
 from typing import IO, Any
 
 from workbench.rollouts import CHALLENGER, RolloutPlan
+from workbench.serving._cpu_priority import lower_priority, make_idle_group, move_into, remove_group
 from workbench.serving.rollout import (
     DEFAULT_SHADOW_QUEUE,
     DEFAULT_SHADOW_TIMEOUT_SECONDS,
@@ -72,7 +75,6 @@ KEPT_PLANS = 4  # rollouts whose challenger a restarted child loads again (and a
 HOLD_SECONDS = 0.05
 HOLD_COPIES = 64
 REPORT_SECONDS = 0.1  # the child's counts reach the service's /metrics and traffic rows this often
-CHILD_AUTOGROUP_NICE = 19  # the nice of the child's own autogroup (see _lower_priority): the least weight
 _F_SETPIPE_SZ = 1031
 
 
@@ -134,6 +136,8 @@ class ShadowProcess:
         self._last: tuple[RolloutPlan | None, bytes] = (None, b"")  # the last plan's encoded line prefix
         self._stopped = threading.Event()
         self._supervisor: threading.Thread | None = None
+        self._spawned = 0  # children started, for their CPU groups' names
+        self.cpu_group: Path | None = None  # the running child's idle CPU cgroup, if one could be made
 
     @property
     def waiting(self) -> int:
@@ -245,14 +249,26 @@ class ShadowProcess:
         env = child_environment(self.settings)
         # The parent's import path: a model's trusted types are imported by name in the child too.
         env["PYTHONPATH"] = os.pathsep.join(p for p in [*sys.path, env.get("PYTHONPATH", "")] if p)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "workbench.serving.shadow_process", "--project", self.project_slug,
-             "--queue-size", str(self.queue_size), "--timeout", repr(float(self.timeout_seconds))],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True,
-            # Its own session: where the kernel groups CPU time by session (autogroup), the child's
-            # time is then not charged to this process's group (see _lower_priority). It still
-            # ends with its stdin: when this process stops or dies.
-            start_new_session=True)
+        self._spawned += 1
+        group = make_idle_group(self._spawned) if self.settings.shadow_cpu_group else None
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "workbench.serving.shadow_process", "--project", self.project_slug,
+                 "--queue-size", str(self.queue_size), "--timeout", repr(float(self.timeout_seconds)),
+                 *(["--cpu-group", str(group)] if group is not None else [])],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True,
+                # Its own session: where the kernel groups CPU time by session (autogroup), the child's
+                # time is then not charged to this process's group (see _cpu_priority). It still
+                # ends with its stdin: when this process stops or dies.
+                start_new_session=True)
+        except BaseException:
+            remove_group(group)
+            raise
+        if group is not None:  # now, not once the child has imported its libraries (it would, at full priority)
+            move_into(group, process.pid)
+        self.cpu_group = group
+        logger.info("started shadow process %d (%s)", process.pid,
+                    f"in the idle CPU group {group}" if group else "at the lowest CPU priority it may take")
         assert process.stdin is not None
         fd = process.stdin.fileno()
         with contextlib.suppress(OSError):  # else the default 64 KiB pipe: the queue bound is the same
@@ -279,6 +295,7 @@ class ShadowProcess:
             assert process.stdout is not None
             self._read_reports(process.stdout)
             code = process.wait()
+            remove_group(self.cpu_group)
             with self._lock:
                 lost = {rid: sent - self._accounted.get(rid, 0) for rid, sent in self._sent.items()}
                 self._sent, self._accounted = {}, {}
@@ -445,63 +462,6 @@ def _copies(content: Any) -> tuple[list[str], list[dict[str, Any]], list[int]]:
     return request_ids, records, sizes
 
 
-def _autogroup_applies() -> bool:
-    """Whether the kernel schedules this process by its session's autogroup (Linux ``CONFIG_SCHED_AUTOGROUP``).
-
-    It does when autogrouping is on and the process is in the root CPU cgroup (cgroup v1 ``cpu``
-    controller, or a v2 cgroup without the ``cpu`` controller); in any other CPU cgroup the
-    cgroup is the group instead.
-    """
-    try:
-        with open("/proc/sys/kernel/sched_autogroup_enabled") as fh:
-            if fh.read().strip() != "1":
-                return False
-        with open("/proc/self/cgroup") as fh:
-            lines = [line.rstrip("\n").split(":", 2) for line in fh if line.count(":") >= 2]
-    except OSError:
-        return False
-    for _, controllers, path in lines:
-        if "cpu" in controllers.split(","):  # cgroup v1
-            return path == "/"
-    for hierarchy, _, path in lines:
-        if hierarchy == "0":  # cgroup v2 alone
-            if path == "/":
-                return True
-            try:
-                with open(f"/sys/fs/cgroup{path}/cgroup.controllers") as fh:
-                    return "cpu" not in fh.read().split()
-            except OSError:
-                return False
-    return True
-
-
-def _lower_priority() -> None:
-    """Run on the CPU time the serving process and its clients leave over, as far as this kernel allows.
-
-    Where the kernel groups CPU time by session (autogroup, on by default in many distributions and
-    on this project's machines), the child has a session of its own (``ShadowProcess._spawn``) and
-    lowers that group to nice 19. In the serving process's group, even at SCHED_IDLE or nice 10, its
-    CPU was charged to that group, and a process of another group that woke up (a client of the
-    service) was weighed against the server's whole group: it could wait 1-3 ms while the child
-    ran, and the shadow p99 at one connection was 1.3-2x champion-only (benchmarks/README.md).
-    Elsewhere the child takes SCHED_IDLE, else nice 19: it yields to the serving process at least.
-    Starved on a busy machine, its copies wait in the pipe (then are dropped, counted), and its
-    calls' latency and timeout leave out the waits for a CPU (:mod:`workbench.serving._shadow_call`).
-    """
-    if _autogroup_applies():
-        try:
-            with open("/proc/self/autogroup", "w") as fh:
-                fh.write(str(CHILD_AUTOGROUP_NICE))
-            return
-        except OSError:
-            pass
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):
-        with contextlib.suppress(OSError):
-            os.nice(19)
-
-
 def _child(argv: list[str] | None = None) -> int:
     """The child: read copies from stdin until it closes, score them, write the rows, report on stdout."""
     from workbench.prediction_log import PredictionLogWriter
@@ -512,9 +472,10 @@ def _child(argv: list[str] | None = None) -> int:
     parser.add_argument("--project", required=True)
     parser.add_argument("--queue-size", type=int, default=DEFAULT_SHADOW_QUEUE)
     parser.add_argument("--timeout", type=float, default=DEFAULT_SHADOW_TIMEOUT_SECONDS)
+    parser.add_argument("--cpu-group", type=Path, default=None, help="an idle CPU cgroup to join")
     args = parser.parse_args(argv)
-    _lower_priority()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    lower_priority(args.cpu_group)
     log = logging.getLogger(__name__)
     settings = get_settings()
     writer = PredictionLogWriter(settings.db_url)
