@@ -169,12 +169,21 @@ class Settings:
         return {f.name: str(getattr(self, f.name)) for f in fields(self)}
 
 
-def _coerce(name: str, raw: Any, default: Any) -> Any:
+_YES = frozenset({"1", "true", "yes", "on"})
+_NO = frozenset({"0", "false", "no", "off"})
+
+
+def _coerce(name: str, raw: Any, default: Any, *, env: str) -> Any:
+    if isinstance(default, bool):
+        word = str(raw).strip().lower()
+        if word not in _YES | _NO:  # a typo must not silently read as "no"
+            raise InvalidInput(
+                f"Setting {name} ({env}) must be true or false (also 1/0, yes/no, on/off); got {raw!r}. "
+                f"Fix {env} or {name} in workbench.toml.", field=name)
+        return word in _YES
     try:
         if isinstance(default, Path):
             return Path(str(raw))
-        if isinstance(default, bool):
-            return str(raw).lower() in {"1", "true", "yes", "on"}
         if isinstance(default, int):
             return int(raw)
         if isinstance(default, float):
@@ -209,7 +218,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     for name, f in known.items():
         raw = env.get(f.metadata["env"]) or from_file.get(name)
         if raw not in (None, ""):
-            values[name] = _coerce(name, raw, f.default)
+            values[name] = _coerce(name, raw, f.default, env=f.metadata["env"])
     return Settings(**values)
 
 

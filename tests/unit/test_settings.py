@@ -140,3 +140,30 @@ def test_the_rollout_check_interval_is_read_and_must_be_positive(tmp_path: Path)
     with pytest.raises(InvalidInput, match="WORKBENCH_ROLLOUT_CHECK_SECONDS") as refused:
         load_settings({**base, "WORKBENCH_ROLLOUT_CHECK_SECONDS": "0"})
     assert refused.value.field == "rollout_check_seconds"
+
+
+@pytest.mark.parametrize("raw", ["maybe", "ture", "2", "enabled"])
+def test_a_yes_or_no_setting_refuses_other_words_naming_the_variable_and_the_words(tmp_path: Path, raw: str) -> None:
+    # A typo used to read as "no": WORKBENCH_SHADOW_CPU_GROUP=ture turned the idle CPU group off, silently.
+    environ = {"WORKBENCH_HOME": str(tmp_path), "WORKBENCH_CONFIG": str(tmp_path / "none.toml"),
+               "WORKBENCH_SHADOW_CPU_GROUP": raw}
+    with pytest.raises(InvalidInput, match="WORKBENCH_SHADOW_CPU_GROUP") as refused:
+        load_settings(environ)
+    assert refused.value.field == "shadow_cpu_group" and repr(raw) in str(refused.value)
+    assert "true" in str(refused.value) and "false" in str(refused.value)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("1", True), ("TRUE", True), ("yes", True), ("On", True),
+                                               ("0", False), ("false", False), ("No", False), ("off", False)])
+def test_a_yes_or_no_setting_reads_the_usual_words(tmp_path: Path, raw: str, expected: bool) -> None:
+    environ = {"WORKBENCH_HOME": str(tmp_path), "WORKBENCH_CONFIG": str(tmp_path / "none.toml"),
+               "WORKBENCH_ALLOW_ANONYMOUS": raw, "WORKBENCH_SHADOW_CPU_GROUP": raw}
+    settings = load_settings(environ)
+    assert settings.allow_anonymous is expected and settings.shadow_cpu_group is expected
+
+
+def test_a_yes_or_no_setting_in_toml_takes_a_boolean(tmp_path: Path) -> None:
+    config = tmp_path / "workbench.toml"
+    config.write_text("shadow_cpu_group = false\nallow_anonymous = true\n")
+    settings = load_settings({"WORKBENCH_HOME": str(tmp_path), "WORKBENCH_CONFIG": str(config)})
+    assert settings.shadow_cpu_group is False and settings.allow_anonymous is True
