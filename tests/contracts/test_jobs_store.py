@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -142,6 +145,24 @@ def test_cancel_never_overwrites_a_job_that_finished_meanwhile(db_url: str) -> N
     with session_scope() as session:
         data = job_dict(get_job(session, job_id=job_id))
     assert (data["status"], data["progress"], data["result"]) == ("succeeded", 1.0, {"n_rows": 3})
+
+
+def test_a_job_that_ends_as_soon_as_it_is_signalled_is_cancelled_without_a_conflict(db_url: str) -> None:
+    # The job's process received SIGTERM and recorded "cancelled" before cancel wrote "cancelling…".
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        with session_scope() as session:
+            job = create_job(session, kind="profile", project=None)
+            job.status, job.pid, job.heartbeat_at = "running", process.pid, utcnow()
+            job_id = job.id
+        with _finished_just_before_the_next_update(job_id, status="cancelled"), session_scope() as session:
+            assert cancel(session, job_id=job_id).status == "cancelled"
+        assert process.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        process.kill()
+        process.wait()
+    with session_scope() as session:
+        assert job_dict(get_job(session, job_id=job_id))["status"] == "cancelled"
 
 
 def test_lost_job_detection_never_overwrites_a_job_that_finished_meanwhile(db_url: str) -> None:

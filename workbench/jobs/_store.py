@@ -254,10 +254,11 @@ def cancel(session: Session, *, job_id: str, principal: Principal | None = None)
         if job.pid and pid_alive(job.pid):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(os.getpgid(job.pid), signal.SIGTERM)
-            values: dict[str, Any] = {"message": "cancelling…"}
-        else:
-            values = {"status": "cancelled", "finished_at": utcnow(), "message": "cancelled before it started"}
-        if _write_if_still(session, job, **values):
+            # The job records how it ended itself, maybe already (then its row is left as it wrote it).
+            _write_if_still(session, job, message="cancelling…")
+            return job
+        if _write_if_still(session, job, status="cancelled", finished_at=utcnow(),
+                           message="cancelled before it started"):
             return job
     raise Conflict(f"Job {job_id} changed {CANCEL_ATTEMPTS} times while being cancelled ({job.status} now); "
                    "cancel it again.")
