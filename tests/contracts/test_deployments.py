@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
+from tests.helpers.races import written_just_before_the_next_update
 from workbench.db import session_scope
 from workbench.db.models import Deployment, Job, PredictionLog, utcnow
 from workbench.errors import Conflict, InvalidInput, NotFound
@@ -21,6 +24,7 @@ from workbench.serving.deployments import (
     mark_running,
     mark_stopped,
     record_metric_sample,
+    refresh_statuses,
     start_deployment,
 )
 
@@ -76,6 +80,30 @@ def test_deployment_of_a_failed_job_is_marked_failed(db_url: str) -> None:
         session.flush()
         rows = list_deployments(session, project=project)
         assert rows[0].status == "failed"
+
+
+def test_a_service_that_recorded_its_own_stop_is_not_marked_failed_when_its_process_is_gone(db_url: str) -> None:
+    # The race: the status check read the service as running, the service recorded "stopped" and
+    # exited, and the check (finding no process) wrote "failed" over it and announced the stop again.
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with session_scope(db_url) as session:
+        project = _project(session)
+        deployment = create_deployment(session, project=project, mode="web", status="running")
+        deployment.pid = gone.pid
+        deployment_id = deployment.id
+    with (written_just_before_the_next_update(Deployment, deployment_id, status="stopped", stopped_at=utcnow()),
+          session_scope(db_url) as session):
+        assert refresh_statuses(session) == []
+    with session_scope(db_url) as session:
+        assert get_deployment(session, deployment_id=deployment_id).status == "stopped"
+    # Without a stop of its own, the same service is marked failed.
+    with session_scope(db_url) as session:
+        row = get_deployment(session, deployment_id=deployment_id)
+        row.status, row.stopped_at = "running", None
+    with session_scope(db_url) as session:
+        assert refresh_statuses(session) == [deployment_id]
+        assert get_deployment(session, deployment_id=deployment_id).status == "failed"
 
 
 def test_prediction_log_insert_is_idempotent(db_url: str) -> None:

@@ -5,14 +5,12 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event
 
-from workbench.db import get_engine, session_scope
+from tests.helpers.races import written_just_before_the_next_update
+from workbench.db import session_scope
 from workbench.db.models import Job, utcnow
 from workbench.errors import Conflict, InvalidInput, NotFound
 from workbench.jobs import cancel, create_job, get_job, job_dict, list_jobs, log_tail, mark_lost_jobs
@@ -110,36 +108,13 @@ def test_log_tail_returns_last_lines(db_url: str, tmp_path) -> None:  # type: ig
 
 
 
-@contextmanager
-def _finished_just_before_the_next_update(job_id: str, **fields: object) -> Iterator[None]:
-    """The job's own process ends it (``fields``) between a checker's read and its UPDATE of the row."""
-    engine = get_engine()
-    done: list[bool] = []
-
-    def finish(_conn: object, _cursor: object, statement: str, *_: object) -> None:
-        if not done and statement.lstrip().upper().startswith("UPDATE JOBS"):
-            done.append(True)
-            with session_scope() as other:
-                row = other.get(Job, job_id)
-                assert row is not None
-                for name, value in fields.items():
-                    setattr(row, name, value)
-
-    event.listen(engine, "before_cursor_execute", finish)
-    try:
-        yield
-    finally:
-        event.remove(engine, "before_cursor_execute", finish)
-    assert done, "the checker never updated the row"
-
-
 def test_cancel_never_overwrites_a_job_that_finished_meanwhile(db_url: str) -> None:
     # The race seen in a suite run: cancel read the job as running, its process then stored its
     # result and exited, and cancel (finding no process) wrote "cancelled" over "succeeded".
     with session_scope() as session:
         job_id = create_job(session, kind="profile", project=None).id
     ended = {"status": "succeeded", "progress": 1.0, "result": {"n_rows": 3}}
-    with (_finished_just_before_the_next_update(job_id, **ended), session_scope() as session,
+    with (written_just_before_the_next_update(Job, job_id, **ended), session_scope() as session,
           pytest.raises(Conflict, match="already succeeded")):
         cancel(session, job_id=job_id)
     with session_scope() as session:
@@ -155,7 +130,7 @@ def test_a_job_that_ends_as_soon_as_it_is_signalled_is_cancelled_without_a_confl
             job = create_job(session, kind="profile", project=None)
             job.status, job.pid, job.heartbeat_at = "running", process.pid, utcnow()
             job_id = job.id
-        with _finished_just_before_the_next_update(job_id, status="cancelled"), session_scope() as session:
+        with written_just_before_the_next_update(Job, job_id, status="cancelled"), session_scope() as session:
             assert cancel(session, job_id=job_id).status == "cancelled"
         assert process.wait(timeout=30) == -signal.SIGTERM
     finally:
@@ -170,7 +145,7 @@ def test_lost_job_detection_never_overwrites_a_job_that_finished_meanwhile(db_ur
         job = create_job(session, kind="profile", project=None)
         job.status, job.heartbeat_at = "running", utcnow() - timedelta(days=1)
         job_id = job.id
-    with _finished_just_before_the_next_update(job_id, status="succeeded"), session_scope() as session:
+    with written_just_before_the_next_update(Job, job_id, status="succeeded"), session_scope() as session:
         assert mark_lost_jobs(session) == []
     with session_scope() as session:
         assert job_dict(get_job(session, job_id=job_id))["status"] == "succeeded"

@@ -19,11 +19,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workbench.access.roles import Principal, require
 from workbench.db.models import Job, Project, utcnow
+from workbench.db.rows import write_if_status_unchanged
 from workbench.errors import Conflict, InvalidInput, NotFound
 from workbench.settings import Settings, get_settings
 
@@ -189,25 +190,10 @@ def mark_lost_jobs(session: Session, *, settings: Settings | None = None) -> lis
             stale = job.created_at < queued_before and not pid_alive(job.pid)
         message = (f"lost: no heartbeat for over {settings.lost_after_seconds:g}s "
                    "(the process died or its machine went away)")
-        if stale and _write_if_still(session, job, status="lost", finished_at=now, message=message):
+        if stale and write_if_status_unchanged(session, job, status="lost", finished_at=now, message=message):
             lost.append(job.id)
     return lost
 
-
-def _write_if_still(session: Session, job: Job, **values: Any) -> bool:
-    """Write ``values`` to ``job``'s row only if its status is still the one read; then reload it.
-
-    The job's own process writes its row too (it ends it ``succeeded``, say) and may do so between
-    this process's read and its write: an unconditional write would overwrite that ending (a
-    finished profile shown as cancelled). False when the row moved on; ``job`` then holds what it
-    moved to.
-    """
-    written = session.execute(
-        update(Job).where(Job.id == job.id, Job.status == job.status).values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    session.refresh(job)
-    return bool(getattr(written, "rowcount", 0))
 
 
 def get_job(session: Session, *, job_id: str) -> Job:
@@ -255,9 +241,9 @@ def cancel(session: Session, *, job_id: str, principal: Principal | None = None)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(os.getpgid(job.pid), signal.SIGTERM)
             # The job records how it ended itself, maybe already (then its row is left as it wrote it).
-            _write_if_still(session, job, message="cancelling…")
+            write_if_status_unchanged(session, job, message="cancelling…")
             return job
-        if _write_if_still(session, job, status="cancelled", finished_at=utcnow(),
+        if write_if_status_unchanged(session, job, status="cancelled", finished_at=utcnow(),
                            message="cancelled before it started"):
             return job
     raise Conflict(f"Job {job_id} changed {CANCEL_ATTEMPTS} times while being cancelled ({job.status} now); "

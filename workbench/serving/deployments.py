@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from workbench.access.roles import Principal, require
 from workbench.db.models import Deployment, DeploymentMetric, Job, Project, utcnow
+from workbench.db.rows import write_if_status_unchanged
 from workbench.errors import Conflict, InvalidInput, NotFound, check_choice
 from workbench.validation import Integer, Param, Real, Text, validate_params
 
@@ -227,10 +228,10 @@ def refresh_statuses(session: Session) -> list[int]:
         .join(Job, Job.id == Deployment.job_id)
         .where(Deployment.status.in_(ACTIVE_STATUSES))
     )
-    for deployment, job_status in rows:
-        if job_status in FINAL_STATUSES:
-            deployment.status = "failed" if job_status in ("failed", "lost") else "stopped"
-            deployment.stopped_at = deployment.stopped_at or utcnow()
+    for deployment, job_status in rows.all():
+        if job_status in FINAL_STATUSES and write_if_status_unchanged(
+                session, deployment, status="failed" if job_status in ("failed", "lost") else "stopped",
+                stopped_at=deployment.stopped_at or utcnow()):
             changed.append(deployment.id)
     # Foreground deployments (`workbench serve`, `workbench stream`) have no job: their process is the
     # only sign of life. The launcher is local, so a PID that no longer exists means the process died.
@@ -241,10 +242,10 @@ def refresh_statuses(session: Session) -> list[int]:
             Deployment.status.in_(ACTIVE_STATUSES), Deployment.job_id.is_(None), Deployment.pid.is_not(None)
         )
     )
-    for deployment in orphans:
-        if not pid_alive(deployment.pid):
-            deployment.status = "failed"
-            deployment.stopped_at = utcnow()
+    for deployment in orphans.all():
+        # Its process may have recorded its own stop just before it ended: that is left as written.
+        if not pid_alive(deployment.pid) and write_if_status_unchanged(session, deployment, status="failed",
+                                                                       stopped_at=utcnow()):
             changed.append(deployment.id)
     for deployment_id in changed:
         _announce(session, get_deployment(session, deployment_id=deployment_id), "deployment.stopped")
