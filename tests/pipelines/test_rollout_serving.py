@@ -19,7 +19,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from tests.helpers.processes import poll
+from tests.helpers.processes import can_make_idle_cpu_groups, poll
 from tests.helpers.registered_model import module_home
 from tests.helpers.rollout_models import (
     KEY_COLUMN,
@@ -198,6 +198,8 @@ def test_shadow_logs_both_predictions_per_request_and_answers_with_the_champion(
     assert f'workbench_rollout_requests_total{{rollout="{rollout_id}",variant="champion"}} 60' in metrics
     info = rollout_info(metrics, rollout_id)
     assert 'mode="shadow"' in info and 'share="1"' in info  # stored 0.0 (as before shadow shares): every request
+    # Where the shadow process runs: in an idle CPU cgroup wherever this machine lets one be made.
+    assert f"workbench_rollout_shadow_idle_cpu_group {int(can_make_idle_cpu_groups())}" in metrics.splitlines()
     traffic = poll(lambda: _traffic(rollout_id), lambda t: t.get("challenger", {}).get("requests") == 60, timeout=10)
     assert traffic["champion"]["requests"] == 60 and traffic["challenger"]["errors"] == 0
 

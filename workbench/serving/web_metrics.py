@@ -81,7 +81,8 @@ def snapshot(stats: ServiceStats, model: ServedModel, writer: Any, rollout: dict
     """This process's counters, model and log-writer state as plain JSON-ready data.
 
     ``rollout`` is the running rollout and the per-variant counts (``{"active": ..., "counts": [...],
-    "shadow_waiting": n}``, see :mod:`workbench.serving.rollout`), None when there never was one.
+    "shadow_waiting": n, "shadow_idle_cpu_group": bool or None}``, see :mod:`workbench.serving.rollout`),
+    None when there never was one.
 
     A worker of ``workbench serve --workers N`` writes it to a file its siblings read, so any
     worker's ``/metrics`` can show all of them (:mod:`workbench.serving.web_workers`).
@@ -218,6 +219,13 @@ def _rollout_lines(snapshots: list[dict[str, Any]], worker_of: Callable[[dict[st
               "# TYPE workbench_rollout_shadow_queue gauge"]
     lines += [f"workbench_rollout_shadow_queue{_labels(worker_of(data))} {data['rollout'].get('shadow_waiting', 0)}"
               for data in with_rollout]
+    placed = [data for data in with_rollout if data["rollout"].get("shadow_idle_cpu_group") is not None]
+    if placed:
+        lines += ["# HELP workbench_rollout_shadow_idle_cpu_group 1 when the shadow process runs in an idle CPU "
+                  "cgroup (it yields the CPU at once), 0 when only at the lowest priority (see shadow_cpu_group).",
+                  "# TYPE workbench_rollout_shadow_idle_cpu_group gauge"]
+        lines += [f"workbench_rollout_shadow_idle_cpu_group{_labels(worker_of(data))} "
+                  f"{int(data['rollout']['shadow_idle_cpu_group'])}" for data in placed]
     return lines
 
 

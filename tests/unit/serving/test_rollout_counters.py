@@ -43,3 +43,18 @@ def test_metrics_show_the_rollout_and_its_counts_by_variant() -> None:
     assert 'workbench_rollout_requests_total{rollout="3",variant="challenger"} 1' in text
     assert "workbench_rollout_shadow_queue 0" in text
     assert "workbench_rollout" not in render([{**snapshot, "rollout": None}])  # no rollout, no family
+    assert "workbench_rollout_shadow_idle_cpu_group" not in text  # no shadow process: no gauge
+
+
+def test_metrics_say_per_worker_whether_its_shadow_process_has_an_idle_cpu_group() -> None:
+    base = {"requests": [], "latency_buckets": [0] * 12, "latency_sum": 0.0, "latency_count": 0, "errors": 0,
+            "predictions": 0, "model": {"name": "tips", "alias": "champion", "version": "1"}, "cpu_seconds": 0.1,
+            "rss_bytes": 1}
+    active = {"rollout_id": 5, "mode": "shadow", "share": 1.0, "challenger_version": "2"}
+    workers = [{**base, "pid": pid, "rollout": {"active": active, "counts": [], "shadow_waiting": 0,
+                                                "shadow_idle_cpu_group": placed}}
+               for pid, placed in ((21, True), (22, False), (23, None))]
+    lines = render(workers, per_worker=True).splitlines()
+    gauges = [line for line in lines if line.startswith("workbench_rollout_shadow_idle_cpu_group")]
+    assert gauges == ['workbench_rollout_shadow_idle_cpu_group{worker="21"} 1',
+                      'workbench_rollout_shadow_idle_cpu_group{worker="22"} 0'], gauges
