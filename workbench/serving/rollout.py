@@ -80,7 +80,8 @@ _Copy = tuple[ActiveRollout, list[dict[str, Any]], list[str], list[int] | None]
 
 
 class ShadowSink(Protocol):
-    """Where the serving path hands a copy for the challenger (a :class:`ShadowScorer` or a shadow process)."""
+    """Where the serving path hands a copy for the challenger: the shadow process, which sends on only the
+    records the rollout's share picks (:func:`shadow_copies`); a :class:`ShadowScorer` scores all it is given."""
 
     def submit(self, active: ActiveRollout, records: list[dict[str, Any]], request_ids: list[str]) -> bool:
         """Take the copy without blocking or raising; False when it was dropped (and counted)."""

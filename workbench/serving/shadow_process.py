@@ -58,6 +58,7 @@ from workbench.serving.rollout import (
     ShadowScorer,
     VariantCounters,
     check_shadow_options,
+    shadow_copies,
 )
 from workbench.settings import Settings, child_environment
 
@@ -176,8 +177,13 @@ class ShadowProcess:
         return False
 
     def submit(self, active: ActiveRollout, records: list[dict[str, Any]], request_ids: list[str]) -> bool:
-        """Send a copy to the child without blocking; False (the copy counted as dropped) when it cannot wait."""
+        """Send a copy to the child without blocking; False (the copy counted as dropped) when it cannot wait.
+
+        Only the records the rollout's share picks are copied (:func:`~workbench.serving.rollout.shadow_copies`):
+        picked here, after the response, not on the request path.
+        """
         plan = active.plan
+        records, request_ids = shadow_copies(plan, records, request_ids)
         if not records:
             return True
         with self._lock:

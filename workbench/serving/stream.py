@@ -60,7 +60,6 @@ from workbench.serving.rollout import (
     VariantCounters,
     answer,
     check_shadow_options,
-    shadow_copies,
 )
 from workbench.serving.stream_keys import event_key, id_from_field
 from workbench.serving.transport import InMessage, Transport, subjects
@@ -234,10 +233,7 @@ async def process_batch(
         for message, _ in valid:
             await transport.ack(message)
         if active is not None and active.plan.shadow and shadow is not None:
-            copied, copied_ids = shadow_copies(active.plan, [record for _, record in valid],
-                                               [message.id for message, _ in valid])
-            if copied:
-                shadow.submit(active, copied, copied_ids)
+            shadow.submit(active, [record for _, record in valid], [message.id for message, _ in valid])
     with stats.lock:
         stats.events += len(messages)
         stats.predicted += len(valid)

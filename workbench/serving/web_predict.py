@@ -28,7 +28,7 @@ from typing import Any
 
 from workbench.errors import InvalidInput, WorkbenchError
 from workbench.serving.fast_path import FAST_PATH_MAX_ROWS
-from workbench.serving.rollout import VariantCounters, answer, shadow_copies
+from workbench.serving.rollout import VariantCounters, answer
 from workbench.serving.web_input import check_records, logged_features, parse_body, problem, read_body
 from workbench.serving.web_metrics import ServiceStats
 
@@ -174,9 +174,7 @@ class PredictEndpoint:
         ])
         if active is not None and active.plan.shadow:
             shadow = self.rollout["shadow"]
-            copied, copied_ids = shadow_copies(active.plan, items, request_ids)
-            if copied:
-                shadow_copy.append(lambda: shadow.submit(active, copied, copied_ids))
+            shadow_copy.append(lambda: shadow.submit(active, items, request_ids))
         self.stats.observe("/predict", 200, latency, predictions=len(items))
         if active is None:
             out = [{"request_id": rid, **res, "model_version": model.version}
