@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
+from tests.helpers.processes import ended_pid
 from tests.helpers.races import written_just_before_the_next_update
 from workbench.db import session_scope
 from workbench.db.models import Deployment, Job, PredictionLog, utcnow
@@ -85,12 +84,10 @@ def test_deployment_of_a_failed_job_is_marked_failed(db_url: str) -> None:
 def test_a_service_that_recorded_its_own_stop_is_not_marked_failed_when_its_process_is_gone(db_url: str) -> None:
     # The race: the status check read the service as running, the service recorded "stopped" and
     # exited, and the check (finding no process) wrote "failed" over it and announced the stop again.
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
     with session_scope(db_url) as session:
         project = _project(session)
         deployment = create_deployment(session, project=project, mode="web", status="running")
-        deployment.pid = gone.pid
+        deployment.pid = ended_pid()
         deployment_id = deployment.id
     with (written_just_before_the_next_update(Deployment, deployment_id, status="stopped", stopped_at=utcnow()),
           session_scope(db_url) as session):

@@ -54,6 +54,16 @@ def kill_and_reap(pid: int | None) -> None:
         pass
 
 
+def ended_pid() -> int:
+    """The PID of a process that has ended (and been reaped): what a checker finds of a dead server."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
 def can_make_idle_cpu_groups() -> bool:
     """Whether this machine lets the tests' processes make an idle CPU cgroup (root on cgroup v1, say)."""
     from workbench.serving._cpu_priority import make_idle_group, remove_group

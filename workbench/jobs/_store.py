@@ -181,6 +181,8 @@ def mark_lost_jobs(session: Session, *, settings: Settings | None = None) -> lis
     now = utcnow()
     stale_before = now - timedelta(seconds=settings.lost_after_seconds)
     queued_before = now - timedelta(seconds=settings.heartbeat_seconds * QUEUED_GRACE_HEARTBEATS)
+    message = (f"lost: no heartbeat for over {settings.lost_after_seconds:g}s "
+               "(the process died or its machine went away)")
     lost: list[str] = []
     active = session.scalars(select(Job).where(Job.status.in_(ACTIVE_STATUSES))).all()
     for job in active:
@@ -188,12 +190,9 @@ def mark_lost_jobs(session: Session, *, settings: Settings | None = None) -> lis
             stale = job.heartbeat_at is None or job.heartbeat_at < stale_before
         else:
             stale = job.created_at < queued_before and not pid_alive(job.pid)
-        message = (f"lost: no heartbeat for over {settings.lost_after_seconds:g}s "
-                   "(the process died or its machine went away)")
         if stale and write_if_status_unchanged(session, job, status="lost", finished_at=now, message=message):
             lost.append(job.id)
     return lost
-
 
 
 def get_job(session: Session, *, job_id: str) -> Job:
@@ -244,7 +243,7 @@ def cancel(session: Session, *, job_id: str, principal: Principal | None = None)
             write_if_status_unchanged(session, job, message="cancelling…")
             return job
         if write_if_status_unchanged(session, job, status="cancelled", finished_at=utcnow(),
-                           message="cancelled before it started"):
+                                     message="cancelled before it started"):
             return job
     raise Conflict(f"Job {job_id} changed {CANCEL_ATTEMPTS} times while being cancelled ({job.status} now); "
                    "cancel it again.")

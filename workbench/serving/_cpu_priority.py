@@ -45,6 +45,17 @@ def _write_existing(path: Path, text: str) -> None:
         os.close(fd)
 
 
+def _cpu_cgroup_paths(proc: str) -> tuple[str | None, str | None]:
+    """The process's cgroup path in the cgroup v1 ``cpu`` hierarchy and in cgroup v2 (None where it has none).
+
+    From ``<proc>/cgroup``; OSError when it cannot be read.
+    """
+    memberships = [line.split(":", 2) for line in _lines(f"{proc}/cgroup") if line.count(":") >= 2]
+    v1 = next((path for _, controllers, path in memberships if "cpu" in controllers.split(",")), None)
+    v2 = next((path for hierarchy, _, path in memberships if hierarchy == "0"), None)
+    return v1, v2
+
+
 def cpu_cgroup_dir(*, proc: str = "/proc/self") -> Path | None:
     """The folder of the process's CPU cgroup: in the cgroup v1 ``cpu`` hierarchy, else in cgroup v2's.
 
@@ -53,12 +64,10 @@ def cpu_cgroup_dir(*, proc: str = "/proc/self") -> Path | None:
     None when neither is mounted or readable.
     """
     try:
-        memberships = [line.split(":", 2) for line in _lines(f"{proc}/cgroup") if line.count(":") >= 2]
+        v1, v2 = _cpu_cgroup_paths(proc)
         mounts = [line.split() for line in _lines(f"{proc}/mountinfo")]
     except OSError:
         return None
-    v1 = next((path for _, controllers, path in memberships if "cpu" in controllers.split(",")), None)
-    v2 = next((path for hierarchy, _, path in memberships if hierarchy == "0"), None)
     for fields in mounts:
         if "-" not in fields or len(fields) < 5:
             continue
@@ -149,21 +158,14 @@ def _autogroup_applies() -> bool:
     try:
         if _lines("/proc/sys/kernel/sched_autogroup_enabled") != ["1"]:
             return False
-        lines = [line.split(":", 2) for line in _lines("/proc/self/cgroup") if line.count(":") >= 2]
+        v1, v2 = _cpu_cgroup_paths("/proc/self")
+        if v1 is not None:  # cgroup v1
+            return v1 == "/"
+        if v2 is None or v2 == "/":  # no CPU cgroup at all, or cgroup v2's root
+            return True
+        return "cpu" not in " ".join(_lines(f"/sys/fs/cgroup{v2}/cgroup.controllers")).split()
     except OSError:
         return False
-    for _, controllers, path in lines:
-        if "cpu" in controllers.split(","):  # cgroup v1
-            return path == "/"
-    for hierarchy, _, path in lines:
-        if hierarchy == "0":  # cgroup v2 alone
-            if path == "/":
-                return True
-            try:
-                return "cpu" not in " ".join(_lines(f"/sys/fs/cgroup{path}/cgroup.controllers")).split()
-            except OSError:
-                return False
-    return True
 
 
 def lower_priority(group: Path | None = None) -> None:

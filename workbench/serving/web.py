@@ -241,10 +241,10 @@ def create_app(
         described = router.describe() if router is not None else None
         if described is None and not totals:
             return None
-        running = shadow is not None and shadow.pid is not None
         return {"active": described, "counts": totals, "shadow_waiting": shadow.waiting if shadow else 0,
                 # Whether the shadow process runs in an idle CPU cgroup (None: no shadow process now).
-                "shadow_idle_cpu_group": (shadow.cpu_group is not None) if running and shadow else None}
+                "shadow_idle_cpu_group": (shadow.cpu_group is not None
+                                          if shadow is not None and shadow.pid is not None else None)}
     app.state.deployment = state
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes, stats=stats)
 

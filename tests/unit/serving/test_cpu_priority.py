@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.processes import can_make_idle_cpu_groups
+from tests.helpers.processes import can_make_idle_cpu_groups, ended_pid
 from workbench.serving._cpu_priority import GROUP_PREFIX, cpu_cgroup_dir, make_idle_group, remove_group
 
 V1_MOUNTS = """\
@@ -66,15 +66,14 @@ def test_a_folder_that_is_not_a_cgroup_gets_no_group_and_keeps_nothing(tmp_path:
 
 
 def test_groups_of_dead_serving_processes_are_swept_and_live_ones_kept(tmp_path: Path) -> None:
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    for name in (f"{GROUP_PREFIX}{dead.pid}-1", f"{GROUP_PREFIX}{os.getpid()}-7", f"{GROUP_PREFIX}x-1", "other"):
+    dead = ended_pid()
+    for name in (f"{GROUP_PREFIX}{dead}-1", f"{GROUP_PREFIX}{os.getpid()}-7", f"{GROUP_PREFIX}x-1", "other"):
         (tmp_path / name).mkdir()
-    (tmp_path / f"{GROUP_PREFIX}{dead.pid}-2").mkdir()
-    (tmp_path / f"{GROUP_PREFIX}{dead.pid}-2" / "busy").write_text("")  # not empty: a task still in it
+    (tmp_path / f"{GROUP_PREFIX}{dead}-2").mkdir()
+    (tmp_path / f"{GROUP_PREFIX}{dead}-2" / "busy").write_text("")  # not empty: a task still in it
     make_idle_group(1, base=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [f"{GROUP_PREFIX}{os.getpid()}-7", f"{GROUP_PREFIX}{dead.pid}-2", "other"])
+        [f"{GROUP_PREFIX}{os.getpid()}-7", f"{GROUP_PREFIX}{dead}-2", "other"])
 
 
 @pytest.mark.skipif(not can_make_idle_cpu_groups(), reason="this machine lets no process make an idle CPU cgroup")
